@@ -1,0 +1,34 @@
+# The two commands a newcomer needs:
+#   make run   -- install everything into .venv and run the whole pipeline (dvc repro)
+#   make test  -- install everything into .venv and run the test suite
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install repro bench clean-venv
+
+run: install
+	$(BIN)/dvc repro
+
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+# Reinstall when the lock file or the project metadata changes.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --no-deps -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+repro: install
+	$(BIN)/dvc repro
+
+bench: install
+	$(BIN)/python -m bench.run_all
+
+clean-venv:
+	rm -rf $(VENV)
