@@ -115,7 +115,6 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "background_volume": _num(0, 1),
         "background_frequency": _num(0, 1),
         "copies": _int(0, 100),
-        "spec_augment": _BOOL,
         "seed": _int(0),
     },
     "train": {
@@ -128,6 +127,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "eval_step_interval": _int(1),
         "save_step_interval": _int(1),
         "check_nans": _BOOL,
+        "spec_augment": _BOOL,
         "seed": _int(0),
     },
     "stream": {
@@ -137,13 +137,15 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "unknown_percentage": _num(0, 100),
         "background_volume": _num(0, 1),
         "background_segment_ms": _int(10),
+        "seed": _int(0),
+    },
+    "stream_eval": {
         "clip_stride_ms": _int(1),
         "average_window_ms": _int(1),
         "detection_threshold": _num(0, 1),
         "suppression_ms": _int(0),
         "time_tolerance_ms": _int(0),
         "minimum_count": _int(1),
-        "seed": _int(0),
     },
 }
 
@@ -153,8 +155,12 @@ def _check_value(key: str, value: Any, spec: Spec) -> None:
     # YAML booleans are ints in Python; never accept one where a number is meant.
     wrong_type = not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
     if wrong_type:
+        hint = ""
+        if isinstance(value, bool) and str in kinds:
+            hint = " (YAML reads bare yes/no/on/off/true/false as booleans: quote the word)"
         raise ParamError(
-            f"params: {key} = {value!r} has type {type(value).__name__}; expected {spec.describe()}"
+            f"params: {key} = {value!r} has type {type(value).__name__}; "
+            f"expected {spec.describe()}{hint}"
         )
     if isinstance(value, float) and not math.isfinite(value):
         raise ParamError(f"params: {key} = {value!r} is not a finite number")

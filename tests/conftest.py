@@ -1,0 +1,91 @@
+"""Shared test fixtures: tiny generated data sets in the Speech Commands training layout.
+
+Each word is a distinct, learnable sound (a word-specific pair of tones with a per-speaker pitch
+offset and a random onset), so small models can reach high accuracy on it in a few seconds.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.audio import write_wav
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_MINI = REPO_ROOT.parent / "shared" / "data" / "speech_commands_mini"
+SHARED_PRETRAINED = REPO_ROOT.parent / "shared" / "pretrained"
+
+
+def speaker_id(index: int) -> str:
+    """An 8-hex-digit speaker id like the real data set's."""
+    return hashlib.sha1(f"speaker{index}".encode()).hexdigest()[:8]
+
+
+def word_clip(word: str, speaker: int, take: int, sample_rate: int = 16000, seconds: float = 1.0):
+    """A 1 s clip whose spectrum identifies ``word``; speaker and take vary pitch and timing."""
+    rng = np.random.default_rng(int(hashlib.md5(f"{word}/{speaker}/{take}".encode()).hexdigest()[:8], 16))
+    digest = int(hashlib.md5(word.encode()).hexdigest(), 16)
+    f1 = 300 + (digest % 23) * 120
+    f2 = 700 + ((digest // 23) % 19) * 160
+    shift = 1.0 + 0.04 * ((speaker % 5) - 2)
+    n = int(sample_rate * seconds)
+    length = int(0.45 * sample_rate)
+    start = rng.integers(0, n - length)
+    t = np.arange(length) / sample_rate
+    envelope = np.hanning(length)
+    tone = 0.3 * np.sin(2 * np.pi * f1 * shift * t) + 0.2 * np.sin(2 * np.pi * f2 * shift * t)
+    clip = rng.normal(0, 0.003, n)
+    clip[start : start + length] += envelope * tone
+    return clip.astype(np.float32)
+
+
+def make_dataset(
+    root: Path,
+    words=("yes", "no", "up", "down", "cat", "dog"),
+    speakers: int = 8,
+    takes: int = 1,
+    sample_rate: int = 16000,
+    noise_seconds: float = 3.0,
+) -> Path:
+    """Write ``<word>/<speaker>_nohash_<k>.wav`` clips and a ``_background_noise_`` folder."""
+    root = Path(root)
+    for word in words:
+        for s in range(speakers):
+            for k in range(takes):
+                path = root / word / f"{speaker_id(s)}_nohash_{k}.wav"
+                write_wav(path, word_clip(word, s, k, sample_rate), sample_rate)
+    rng = np.random.default_rng(0)
+    noise_dir = root / "_background_noise_"
+    write_wav(noise_dir / "white_noise.wav", rng.normal(0, 0.2, int(noise_seconds * sample_rate)).clip(-1, 1), sample_rate)
+    brown = np.cumsum(rng.normal(0, 0.02, int(noise_seconds * sample_rate)))
+    write_wav(noise_dir / "brown_noise.wav", (brown / (np.abs(brown).max() + 1e-9) * 0.5), sample_rate)
+    return root
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    """Six words (four wanted, two unknown), eight speakers, one take each."""
+    return make_dataset(tmp_path / "dataset")
+
+
+@pytest.fixture
+def shared_mini() -> Path:
+    """The shared real clips; tests that use it skip when it is absent."""
+    if not SHARED_MINI.is_dir():
+        pytest.skip(f"real clips not present at {SHARED_MINI}")
+    return SHARED_MINI
+
+
+@pytest.fixture
+def shared_pretrained() -> Path:
+    if not (SHARED_PRETRAINED / "conv_actions_frozen.pb").is_file():
+        pytest.skip(f"pretrained graph not present at {SHARED_PRETRAINED}")
+    return SHARED_PRETRAINED
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
