@@ -1,0 +1,132 @@
+"""Parameter validation: every stage refuses bad params with a message naming the key."""
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import SCHEMA, ParamError, load_params, validate
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def params():
+    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
+
+def test_repository_params_are_valid_and_cover_the_schema(params):
+    validate(params)
+    assert set(params) == set(SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "section, key, value, fragment",
+    [
+        ("train", "batch_size", "100", "train.batch_size"),
+        ("train", "batch_size", 0, "out of range"),
+        ("train", "optimizer", "sgd", "one of 'gradient_descent'"),
+        ("train", "learning_rate", [0.001, "fast"], "train.learning_rate[1]"),
+        ("train", "check_nans", 1, "train.check_nans"),
+        ("features", "preprocess", "fft", "features.preprocess"),
+        ("features", "sample_rate", 8.5, "features.sample_rate"),
+        ("split", "validation_percentage", -1, "out of range"),
+        ("split", "wanted_words", [], "must not be empty"),
+        ("data", "source", "ftp", "data.source"),
+        ("stream_eval", "detection_threshold", 1.5, "stream_eval.detection_threshold"),
+    ],
+)
+def test_bad_values_name_the_key(params, section, key, value, fragment):
+    bad = copy.deepcopy(params)
+    bad[section][key] = value
+    with pytest.raises(ParamError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
+        validate(bad)
+
+
+def test_unknown_key_lists_the_allowed_ones(params):
+    bad = copy.deepcopy(params)
+    bad["train"]["batchsize"] = 10
+    with pytest.raises(ParamError) as info:
+        validate(bad)
+    assert "unknown key train.batchsize" in str(info.value)
+    assert "batch_size" in str(info.value)
+
+
+def test_unknown_nested_key_and_unknown_section(params):
+    bad = copy.deepcopy(params)
+    bad["data"]["embedded"]["voices"] = 3
+    with pytest.raises(ParamError, match="data.embedded.voices"):
+        validate(bad)
+    bad = copy.deepcopy(params)
+    bad["trian"] = {}
+    with pytest.raises(ParamError, match="unknown section 'trian'"):
+        validate(bad)
+
+
+def test_missing_key_is_named(params):
+    bad = copy.deepcopy(params)
+    del bad["features"]["window_size_ms"]
+    with pytest.raises(ParamError, match="missing key features.window_size_ms"):
+        validate(bad)
+
+
+def test_yaml_booleans_in_word_list_get_a_hint(tmp_path, params):
+    text = (REPO_ROOT / "params.yaml").read_text().replace(
+        'wanted_words: ["yes", "no",', "wanted_words: [yes, no,"
+    )
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamError, match="quote the word"):
+        load_params(path)
+
+
+def test_cross_field_rules(params):
+    bad = copy.deepcopy(params)
+    bad["train"]["learning_rate"] = [0.01]
+    with pytest.raises(ParamError, match="same length"):
+        validate(bad)
+    bad = copy.deepcopy(params)
+    bad["split"]["validation_percentage"] = 60
+    bad["split"]["testing_percentage"] = 50
+    with pytest.raises(ParamError, match="<= 100"):
+        validate(bad)
+    bad = copy.deepcopy(params)
+    bad["split"]["wanted_words"] = ["yes", "yes"]
+    with pytest.raises(ParamError, match="duplicates"):
+        validate(bad)
+
+
+def test_only_requested_sections_are_checked(params):
+    bad = copy.deepcopy(params)
+    bad["train"]["batch_size"] = -5
+    validate(bad, sections=["features"])  # a stage that does not read train is unaffected
+    with pytest.raises(ParamError):
+        validate(bad, sections=["train"])
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ParamError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+    broken = tmp_path / "params.yaml"
+    broken.write_text("train: [unclosed\n")
+    with pytest.raises(ParamError, match="not valid YAML"):
+        load_params(broken)
+
+
+def test_stage_entry_point_prints_one_line_and_exits_1(tmp_path):
+    """A stage started with bad params stops before any work with a readable message."""
+    text = (REPO_ROOT / "params.yaml").read_text().replace("batch_size: 100", "batch_size: -1")
+    (tmp_path / "params.yaml").write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-c", "from pipeline.cli import run_main\n"
+         "from pipeline.config import load_params\n"
+         "run_main(lambda argv: load_params())"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )
+    assert result.returncode == 1
+    assert "train.batch_size = -1 is out of range" in result.stderr
+    assert "Traceback" not in result.stderr

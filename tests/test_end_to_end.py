@@ -1,0 +1,126 @@
+"""The whole DAG with tiny parameters in a temporary copy of the repository.
+
+This is what a newcomer's `make run` does, shrunk: `dvc repro` runs all eight stages, a second
+`dvc repro` does nothing, and `dvc exp run -S train.learning_rate=...` reruns train and what
+follows it but not download, split or featurize.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STAGES = [
+    "download", "split", "featurize", "train", "evaluate", "freeze", "synthesize_stream",
+    "stream_eval",
+]
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_params(params: dict) -> dict:
+    """The repository's params, shrunk so the whole DAG runs in a minute or two."""
+    params["data"]["embedded"].update(speakers=10, takes=1, noise_seconds=4)
+    params["augment"]["copies"] = 1
+    params["train"].update(
+        how_many_training_steps=[30, 10], eval_step_interval=20, save_step_interval=20,
+        batch_size=32,
+    )
+    params["stream"]["duration_s"] = 30
+    return params
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(
+        GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.invalid",
+        GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.invalid",
+        DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    return env
+
+
+def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
+    assert result.returncode == 0, (
+        f"{' '.join(cmd)} failed ({result.returncode})\n--- stdout\n{result.stdout[-4000:]}"
+        f"\n--- stderr\n{result.stderr[-4000:]}"
+    )
+    return result
+
+
+def ran_stages(output: str) -> set[str]:
+    return {stage for stage in STAGES if f"Running stage '{stage}'" in output}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A git + DVC copy of the working tree with tiny params, reproduced once."""
+    work = tmp_path_factory.mktemp("e2e") / "repo"
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO_ROOT,
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    for name in files:
+        source = REPO_ROOT / name
+        if source.is_file():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, work / name)
+    params_path = work / "params.yaml"
+    params = tiny_params(yaml.safe_load(params_path.read_text()))
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    for stale in ("metrics", "dvc.lock"):
+        if (work / stale).exists():
+            shutil.rmtree(work / stale) if (work / stale).is_dir() else (work / stale).unlink()
+    run(["git", "init", "-q", "-b", "main"], work)
+    run(["git", "add", "-A"], work)
+    run(["git", "commit", "-q", "-m", "tiny copy"], work)
+    result = run(["dvc", "repro"], work)
+    assert ran_stages(result.stdout) == set(STAGES), result.stdout[-3000:]
+    run(["git", "add", "-A"], work)
+    run(["git", "commit", "-q", "-m", "reproduced"], work)
+    return work
+
+
+def test_every_stage_leaves_its_outputs(workdir):
+    for path in [
+        "data/raw/dataset/_background_noise_", "data/split/train.csv", "data/split/test.csv",
+        "data/features/train.npz", "models/keras/model.keras", "models/export/labels.txt",
+        "models/export/model_float.tflite", "models/export/model_int8.tflite",
+        "models/export/saved_model", "data/stream/stream.wav", "data/stream/stream_labels.txt",
+        "metrics/confusion.csv", "metrics/confusion.png", "metrics/train_curve.csv",
+        "metrics/stream_threshold_sweep.csv",
+    ]:
+        assert (workdir / path).exists(), path
+    evaluate = json.loads((workdir / "metrics/evaluate.json").read_text())
+    assert 0.0 <= evaluate["accuracy"] <= 1.0
+    stream = json.loads((workdir / "metrics/stream.json").read_text())
+    assert {"matched", "correct", "wrong", "false_positives"} <= set(stream)
+    labels = (workdir / "models/export/labels.txt").read_text().split()
+    assert labels[:2] == ["_silence_", "_unknown_"] and len(labels) == 12
+
+
+def test_second_repro_is_a_no_op(workdir):
+    result = run(["dvc", "repro"], workdir)
+    assert ran_stages(result.stdout) == set()
+    status = run(["dvc", "status"], workdir)
+    assert "changed" not in status.stdout, status.stdout
+
+
+def test_experiment_on_learning_rate_reruns_only_train_onwards(workdir):
+    result = run(["dvc", "exp", "run", "-S", "train.learning_rate=[0.002,0.0002]"], workdir)
+    assert ran_stages(result.stdout) == {
+        "train", "evaluate", "freeze", "stream_eval"
+    }, result.stdout[-3000:]
+    params_diff = run(["dvc", "params", "diff", "--json"], workdir)
+    assert "train.learning_rate" in params_diff.stdout
+    metrics_diff = run(["dvc", "metrics", "diff", "--json"], workdir)
+    assert "metrics/train.json" in metrics_diff.stdout
