@@ -115,17 +115,6 @@ def test_second_repro_is_a_no_op(workdir):
     assert "changed" not in status.stdout, status.stdout
 
 
-def test_zz_experiment_on_learning_rate_reruns_only_train_onwards(workdir):
-    result = run(["dvc", "exp", "run", "-S", "train.learning_rate=[0.002,0.0002]"], workdir)
-    assert ran_stages(result.stdout) == {
-        "train", "evaluate", "freeze", "stream_eval"
-    }, result.stdout[-3000:]
-    params_diff = run(["dvc", "params", "diff", "--json"], workdir)
-    assert "train.learning_rate" in params_diff.stdout
-    metrics_diff = run(["dvc", "metrics", "diff", "--json"], workdir)
-    assert "metrics/train.json" in metrics_diff.stdout
-
-
 def test_push_and_pull_through_a_local_remote(workdir, tmp_path):
     """A second clone gets every artifact from a directory remote without recomputing."""
     remote = tmp_path / "dvc-remote"
@@ -139,3 +128,14 @@ def test_push_and_pull_through_a_local_remote(workdir, tmp_path):
     assert (clone / "data/features/train.npz").is_file()
     result = run(["dvc", "repro"], clone)
     assert ran_stages(result.stdout) == set(), result.stdout[-2000:]
+
+
+def test_experiment_on_learning_rate_reruns_only_train_onwards(workdir):
+    result = run(["dvc", "exp", "run", "-S", "train.learning_rate=[0.002,0.0002]"], workdir)
+    assert ran_stages(result.stdout) == {
+        "train", "evaluate", "freeze", "stream_eval"
+    }, result.stdout[-3000:]
+    params_diff = run(["dvc", "params", "diff", "--json"], workdir)
+    assert "train.learning_rate" in params_diff.stdout
+    metrics_diff = run(["dvc", "metrics", "diff", "--json"], workdir)
+    assert "metrics/train.json" in metrics_diff.stdout
