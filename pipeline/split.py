@@ -1,0 +1,312 @@
+"""Stage `split`: assign every clip to training / validation / testing and write the manifests.
+
+Faithful to the original ``input_data.py``: ``which_set`` hashes the speaker part of the file name,
+so a speaker's clips always land together and adding files never moves existing ones; each split
+gets ``ceil(wanted * silence% / 100)`` silence rows and the first ``ceil(wanted * unknown% / 100)``
+of its shuffled unknown-word clips, then is shuffled, all from ``random.Random(split.seed)`` in the
+original's order (seed 59185 reproduces the original's lists for the same file list).
+
+With ``data.test_set: official`` the test split is the official test set (data/raw/official_test,
+labelled by folder, used as-is) and the clips that the hash puts in ``testing`` are dropped rather
+than moved to training, so no test-set speaker leaks into training. Training and validation are
+identical in both modes.
+
+Usage: ``python -m pipeline.split [--params params.yaml] [--raw data/raw] [--out data/split]
+[--metrics metrics/split.json]``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import logging
+import math
+import os
+import random
+import re
+from dataclasses import astuple, dataclass
+from pathlib import Path
+
+from pipeline.cli import StageError, run_main
+from pipeline.config import load_params
+from pipeline.fsutil import atomic_dir, atomic_write_json, atomic_write_text
+from pipeline.labels import (
+    BACKGROUND_NOISE_DIR,
+    SILENCE_LABEL,
+    UNKNOWN_INDEX,
+    UNKNOWN_LABEL,
+    prepare_words_list,
+    write_labels,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # ~134M, as in the original
+ORIGINAL_SEED = 59185
+SPLITS = ("training", "validation", "testing")
+# The original's loop order for adding silence/unknowns and shuffling: it fixes the random draws.
+ORIGINAL_ORDER = ("validation", "testing", "training")
+SPLIT_FILES = {"training": "train.csv", "validation": "validation.csv", "testing": "test.csv"}
+COLUMNS = ("path", "word", "label", "label_index", "speaker", "split")
+SKIPPED_COLUMNS = ("path", "problem")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One manifest line (see docs/DESIGN.md); ``path`` is empty for generated silence."""
+
+    path: str
+    word: str
+    label: str
+    label_index: int
+    speaker: str
+    split: str
+
+
+def hash_name(filename) -> str:
+    """The part of the base name that identifies the speaker (everything before ``_nohash_``)."""
+    return re.sub(r"_nohash_.*$", "", os.path.basename(str(filename)))
+
+
+def speaker_of(filename) -> str:
+    """Speaker column: ``hash_name`` without a ``.wav`` suffix (files lacking ``_nohash_``)."""
+    name = hash_name(filename)
+    return name[:-4] if name.lower().endswith(".wav") else name
+
+
+def which_set(filename, validation_percentage, testing_percentage, salt: str = "") -> str:
+    """'training', 'validation' or 'testing' for a file, from a stable hash of its speaker.
+
+    With ``salt == ""`` this is the original rule bit for bit; another salt hashes
+    ``salt + speaker``, giving a different but equally stable, speaker-disjoint assignment.
+    """
+    hashed = hashlib.sha1((salt + hash_name(filename)).encode("utf-8")).hexdigest()
+    percentage_hash = (int(hashed, 16) % (MAX_NUM_WAVS_PER_CLASS + 1)) * (
+        100.0 / MAX_NUM_WAVS_PER_CLASS
+    )
+    if percentage_hash < validation_percentage:
+        return "validation"
+    if percentage_hash < testing_percentage + validation_percentage:
+        return "testing"
+    return "training"
+
+
+def _word_wavs(root: Path) -> dict[str, list[Path]]:
+    """``root/<folder>/*.wav`` grouped by lower-cased folder name, in sorted path order."""
+    groups: dict[str, list[Path]] = {}
+    for path in sorted(root.glob("*/*.wav"), key=lambda p: (p.parent.name, p.name)):
+        word = path.parent.name.lower()
+        if word != BACKGROUND_NOISE_DIR:
+            groups.setdefault(word, []).append(path)
+    return groups
+
+
+def index_dataset(root, wanted_words, validation_percentage, testing_percentage, salt: str = ""):
+    """Hash every clip of ``root`` into a split: ``(wanted, unknown)``, each split -> rows.
+
+    Raises StageError naming the folder if it holds no clips or lacks a wanted word.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise StageError(f"{root}: data set folder not found (run the download stage first)")
+    groups = _word_wavs(root)
+    if not groups:
+        raise StageError(f"{root}: no .wav files found in {root}/*/*.wav")
+    missing = [w for w in wanted_words if w not in groups]
+    if missing:
+        raise StageError(
+            f"{root}: no clips of wanted word(s) {', '.join(missing)} (expected "
+            f"{root}/{missing[0]}/*.wav); found words: {', '.join(sorted(groups))}"
+        )
+    label_index = {word: i + 2 for i, word in enumerate(wanted_words)}
+    label_index[UNKNOWN_LABEL] = UNKNOWN_INDEX
+    wanted = {s: [] for s in SPLITS}
+    unknown = {s: [] for s in SPLITS}
+    for word, paths in groups.items():
+        label = word if word in wanted_words else UNKNOWN_LABEL
+        for path in paths:
+            split = which_set(path.name, validation_percentage, testing_percentage, salt)
+            row = Row(path.as_posix(), word, label, label_index[label], speaker_of(path), split)
+            (unknown if label == UNKNOWN_LABEL else wanted)[split].append(row)
+    return wanted, unknown
+
+
+def read_official_test(root, wanted_words) -> list[Row]:
+    """The official test set, labelled by folder (other words -> _unknown_), in sorted order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise StageError(
+            f"{root}: official test set not found; run the download stage with "
+            "data.test_set: official, or use data.test_set: hash"
+        )
+    groups = _word_wavs(root)
+    if not groups:
+        raise StageError(f"{root}: no .wav files found in {root}/*/*.wav")
+    missing = [w for w in wanted_words if w not in groups]
+    if missing:
+        raise StageError(
+            f"{root}: the official test set has no clips of wanted word(s) {', '.join(missing)} "
+            f"(folders: {', '.join(sorted(groups))}); use data.test_set: hash for these words"
+        )
+    labels = prepare_words_list(wanted_words)
+    label_index = {label: i for i, label in enumerate(labels)}
+    rows = []
+    for word, paths in groups.items():
+        label = word if word in label_index else UNKNOWN_LABEL
+        for path in paths:
+            speaker = "" if label == SILENCE_LABEL else speaker_of(path)
+            rows.append(Row(path.as_posix(), word, label, label_index[label], speaker, "testing"))
+    return rows
+
+
+def build_split(
+    dataset_root,
+    wanted_words,
+    validation_percentage,
+    testing_percentage,
+    silence_percentage,
+    unknown_percentage,
+    seed: int = ORIGINAL_SEED,
+    salt: str = "",
+    official_test_root=None,
+) -> tuple[dict[str, list[Row]], dict]:
+    """The three manifests (split -> rows in their final seeded order) and summary facts.
+
+    Follows the original ``prepare_data_index`` step for step, so with the original seed and the
+    same (sorted) file list it draws the same random numbers.
+    """
+    wanted, unknown = index_dataset(
+        dataset_root, wanted_words, validation_percentage, testing_percentage, salt
+    )
+    if not wanted["training"]:
+        raise StageError(
+            f"{dataset_root}: no clips of the wanted words hash to training; add speakers or "
+            "lower split.validation_percentage / split.testing_percentage"
+        )
+    rng = random.Random(seed)
+    splits = {s: list(wanted[s]) for s in SPLITS}
+    for s in ORIGINAL_ORDER:
+        set_size = len(wanted[s])
+        silence_size = int(math.ceil(set_size * silence_percentage / 100))
+        splits[s] += [Row("", SILENCE_LABEL, SILENCE_LABEL, 0, "", s)] * silence_size
+        pool = list(unknown[s])
+        rng.shuffle(pool)
+        unknown_size = int(math.ceil(set_size * unknown_percentage / 100))
+        splits[s] += pool[:unknown_size]
+    for s in ORIGINAL_ORDER:
+        rng.shuffle(splits[s])
+
+    facts = {
+        "unknown_pool": {s: len(unknown[s]) for s in SPLITS},
+        "test_set": "hash" if official_test_root is None else "official",
+    }
+    if official_test_root is not None:
+        facts["dropped_hashed_testing"] = len(wanted["testing"]) + len(unknown["testing"])
+        official = read_official_test(official_test_root, wanted_words)
+        random.Random(seed).shuffle(official)
+        splits["testing"] = official
+    for s in SPLITS:
+        if not splits[s]:
+            log.warning("the %s split is empty", s)
+    return splits, facts
+
+
+def manifest_text(rows) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(astuple(row) for row in rows)
+    return buffer.getvalue()
+
+
+def read_manifest(path) -> list[Row]:
+    """Rows of a manifest written by this stage (for later stages and tests)."""
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise StageError(f"{path}: expected columns {','.join(COLUMNS)}")
+        return [
+            Row(r["path"], r["word"], r["label"], int(r["label_index"]), r["speaker"], r["split"])
+            for r in reader
+        ]
+
+
+def read_skipped(path) -> list[tuple[str, str]]:
+    """(path, problem) rows of the download stage's skip report; none if it is absent."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not set(SKIPPED_COLUMNS) <= set(reader.fieldnames or ()):
+            raise StageError(f"{path}: expected columns {','.join(SKIPPED_COLUMNS)}")
+        return [(r["path"], r["problem"]) for r in reader]
+
+
+def split_metrics(splits, labels, facts, skipped) -> dict:
+    """Clips per label per split and totals, for metrics/split.json."""
+    per_split = {}
+    for s in SPLITS:
+        counts = {label: 0 for label in labels}
+        for row in splits[s]:
+            counts[row.label] += 1
+        per_split[s] = {"total": len(splits[s]), "labels": counts}
+    return {
+        "splits": per_split,
+        "total": sum(len(splits[s]) for s in SPLITS),
+        "skipped_files": len(skipped),
+        **facts,
+    }
+
+
+def write_split(out_dir, metrics_path, splits, labels, facts, skipped=()) -> dict:
+    """Write the manifests, labels.txt and skipped.csv atomically, then the metrics."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([SKIPPED_COLUMNS, *skipped])
+    with atomic_dir(out_dir) as tmp:
+        for s in SPLITS:
+            atomic_write_text(tmp / SPLIT_FILES[s], manifest_text(splits[s]))
+        write_labels(tmp / "labels.txt", labels)
+        atomic_write_text(tmp / "skipped.csv", buffer.getvalue())
+    metrics = split_metrics(splits, labels, facts, skipped)
+    atomic_write_json(metrics_path, metrics)
+    return metrics
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--raw", default="data/raw", help="the download stage's output folder")
+    parser.add_argument("--out", default="data/split")
+    parser.add_argument("--metrics", default="metrics/split.json")
+    args = parser.parse_args(argv)
+    params = load_params(args.params, sections=["data", "split", "features"])
+    p = params["split"]
+    raw = Path(args.raw)
+    official = raw / "official_test" if params["data"]["test_set"] == "official" else None
+    splits, facts = build_split(
+        raw / "dataset",
+        p["wanted_words"],
+        p["validation_percentage"],
+        p["testing_percentage"],
+        p["silence_percentage"],
+        p["unknown_percentage"],
+        seed=p["seed"],
+        salt=p["hash_salt"],
+        official_test_root=official,
+    )
+    labels = prepare_words_list(p["wanted_words"])
+    skipped = read_skipped(raw / "skipped.csv")
+    metrics = write_split(args.out, args.metrics, splits, labels, facts, skipped)
+    log.info(
+        "split: %s clips (training %d, validation %d, testing %d); test set: %s",
+        metrics["total"],
+        *(metrics["splits"][s]["total"] for s in SPLITS),
+        facts["test_set"],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,322 @@
+"""The split stage: the original which_set rule, silence/unknown arithmetic, errors, determinism."""
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import math
+import random
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from pipeline.cli import StageError
+from pipeline.labels import SILENCE_LABEL, UNKNOWN_LABEL
+from pipeline.split import (
+    COLUMNS,
+    SPLITS,
+    build_split,
+    index_dataset,
+    main,
+    read_manifest,
+    which_set,
+)
+from pipeline.audio import write_wav
+from tests.conftest import REPO_ROOT, make_dataset, speaker_id, word_clip
+
+WANTED = ["yes", "no", "up", "down"]
+
+
+def reference_which_set(filename, validation, testing, salt=""):
+    """Independent restatement of input_data.which_set (2**27 buckets of the sha1 integer)."""
+    base = str(filename).replace("\\", "/").rsplit("/", 1)[-1]
+    speaker = base.split("_nohash_", 1)[0]
+    number = int.from_bytes(hashlib.sha1((salt + speaker).encode()).digest(), "big")
+    percent = (number % 2**27) * (100.0 / (2**27 - 1))
+    if percent < validation:
+        return "validation"
+    return "testing" if percent < validation + testing else "training"
+
+
+def names(count, seed=0):
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        speaker = "%08x" % rng.getrandbits(32)
+        form = i % 4
+        if form == 0:
+            out.append(f"{speaker}_nohash_{rng.randrange(5)}.wav")
+        elif form == 1:
+            out.append(f"data/raw/dataset/yes/{speaker}_nohash_0.wav")
+        elif form == 2:
+            out.append(f"{speaker}_nohash_1_nohash_2.wav")
+        else:
+            out.append(f"noise_{speaker}.wav")  # no _nohash_: the whole name is hashed
+    return out
+
+
+@pytest.mark.parametrize("validation,testing", [(10, 10), (0, 0), (25, 5), (33.3, 40), (0, 100)])
+def test_which_set_matches_reference(validation, testing):
+    for name in names(3000):
+        assert which_set(name, validation, testing) == reference_which_set(name, validation, testing)
+        assert which_set(name, validation, testing, "x") == reference_which_set(
+            name, validation, testing, "x"
+        )
+
+
+def test_which_set_known_values():
+    # Fixed points of the original rule, so a change to the shared reference is caught too.
+    got = [which_set(f"{speaker_id(i)}_nohash_0.wav", 10, 10) for i in range(40)]
+    assert collections.Counter(got) == collections.Counter(
+        reference_which_set(f"{speaker_id(i)}_nohash_0.wav", 10, 10) for i in range(40)
+    )
+    assert set(got) == set(SPLITS)
+
+
+def test_which_set_properties():
+    all_names = names(20000, seed=1)
+    counts = collections.Counter(which_set(n, 10, 10) for n in all_names)
+    assert abs(counts["validation"] / 20000 - 0.10) < 0.01
+    assert abs(counts["testing"] / 20000 - 0.10) < 0.01
+    speaker = "0a2b400e"
+    # One speaker's takes and words land together; the folder does not matter.
+    sets = {which_set(f"{w}/{speaker}_nohash_{k}.wav", 10, 10) for w in WANTED for k in range(5)}
+    assert len(sets) == 1
+    # A salt gives another assignment (many names move) that still keeps speakers together.
+    moved = sum(which_set(n, 10, 10) != which_set(n, 10, 10, "x") for n in all_names)
+    assert moved > 2000
+    sets = {which_set(f"{w}/{speaker}_nohash_{k}.wav", 10, 10, "x") for w in WANTED for k in range(5)}
+    assert len(sets) == 1
+
+
+def test_adding_files_never_moves_existing_ones(tmp_path):
+    root = make_dataset(tmp_path / "d", words=("yes", "no", "cat"), speakers=20)
+    before = index_dataset(root, ["yes", "no"], 10, 10)
+    make_dataset(tmp_path / "more", words=("yes", "no", "cat", "bird"), speakers=40, takes=2)
+    for path in (tmp_path / "more").glob("*/*.wav"):
+        target = root / path.parent.name / path.name
+        if not target.exists():
+            target.parent.mkdir(exist_ok=True)
+            shutil.copy(path, target)
+    after = index_dataset(root, ["yes", "no"], 10, 10)
+
+    def assignment(index):
+        wanted, unknown = index
+        return {r.path: r.split for group in (wanted, unknown) for s in SPLITS for r in group[s]}
+
+    old, new = assignment(before), assignment(after)
+    assert len(new) > len(old)
+    assert all(new[path] == split for path, split in old.items())
+
+
+@pytest.fixture
+def medium_dataset(tmp_path):
+    return make_dataset(
+        tmp_path / "dataset", words=("yes", "no", "up", "down", "cat", "dog", "bird"), speakers=30
+    )
+
+
+@pytest.mark.parametrize("silence,unknown", [(10, 10), (25, 30), (0, 0), (150, 400)])
+def test_silence_and_unknown_arithmetic(medium_dataset, silence, unknown):
+    splits, facts = build_split(medium_dataset, WANTED, 20, 20, silence, unknown)
+    files = sorted(medium_dataset.glob("*/*.wav"))
+    files = [f for f in files if f.parent.name != "_background_noise_"]
+    for s in SPLITS:
+        rows = splits[s]
+        in_split = [f for f in files if reference_which_set(f.name, 20, 20) == s]
+        wanted = [f for f in in_split if f.parent.name in WANTED]
+        pool = {f.as_posix() for f in in_split if f.parent.name not in WANTED}
+        labels = collections.Counter(r.label for r in rows)
+        assert sum(labels[w] for w in WANTED) == len(wanted)
+        assert labels[SILENCE_LABEL] == math.ceil(len(wanted) * silence / 100)
+        assert labels[UNKNOWN_LABEL] == min(len(pool), math.ceil(len(wanted) * unknown / 100))
+        assert facts["unknown_pool"][s] == len(pool)
+        unknown_paths = [r.path for r in rows if r.label == UNKNOWN_LABEL]
+        assert len(set(unknown_paths)) == len(unknown_paths) and set(unknown_paths) <= pool
+        for r in rows:
+            assert r.split == s
+            if r.label == SILENCE_LABEL:
+                assert (r.path, r.word, r.label_index, r.speaker) == ("", SILENCE_LABEL, 0, "")
+            else:
+                assert r.label_index == (1 if r.label == UNKNOWN_LABEL else 2 + WANTED.index(r.label))
+                assert r.speaker == r.path.rsplit("/", 1)[1].split("_nohash_")[0]
+    speakers = [{r.speaker for r in splits[s] if r.speaker} for s in SPLITS]
+    assert not (speakers[0] & speakers[1] or speakers[0] & speakers[2] or speakers[1] & speakers[2])
+
+
+def original_prepare_data_index(root, wanted, validation, testing, silence, unknown, seed):
+    """The original algorithm restated (over the sorted file list) to check the draw order."""
+    rand = random.Random(seed)
+    data = {"validation": [], "testing": [], "training": []}
+    unknowns = {"validation": [], "testing": [], "training": []}
+    for path in sorted(root.glob("*/*.wav"), key=lambda p: (p.parent.name, p.name)):
+        word = path.parent.name.lower()
+        if word == "_background_noise_":
+            continue
+        s = reference_which_set(path.name, validation, testing)
+        (data if word in wanted else unknowns)[s].append((word if word in wanted else "_unknown_", path.as_posix()))
+    for s in ["validation", "testing", "training"]:
+        size = len(data[s])
+        data[s].extend([("_silence_", "")] * int(math.ceil(size * silence / 100)))
+        rand.shuffle(unknowns[s])
+        data[s].extend(unknowns[s][: int(math.ceil(size * unknown / 100))])
+    for s in ["validation", "testing", "training"]:
+        rand.shuffle(data[s])
+    return data
+
+
+def test_order_follows_the_original_draws(medium_dataset):
+    splits, _ = build_split(medium_dataset, WANTED, 20, 20, 25, 30, seed=59185)
+    expected = original_prepare_data_index(medium_dataset, WANTED, 20, 20, 25, 30, 59185)
+    for s in SPLITS:
+        assert [(r.label, r.path) for r in splits[s]] == expected[s]
+
+
+def test_seed_changes_order_not_content(medium_dataset):
+    a, _ = build_split(medium_dataset, WANTED, 20, 20, 10, 10, seed=1)
+    b, _ = build_split(medium_dataset, WANTED, 20, 20, 10, 10, seed=2)
+    assert [r.path for r in a["training"]] != [r.path for r in b["training"]]
+    wanted_a = sorted(r.path for r in a["training"] if r.label in WANTED)
+    assert wanted_a == sorted(r.path for r in b["training"] if r.label in WANTED)
+
+
+def test_errors_name_the_folder(tmp_path, tiny_dataset):
+    empty = tmp_path / "empty"
+    (empty / "yes").mkdir(parents=True)
+    with pytest.raises(StageError, match=f"{empty}: no .wav files"):
+        build_split(empty, WANTED, 10, 10, 10, 10)
+    with pytest.raises(StageError, match="data set folder not found"):
+        build_split(tmp_path / "absent", WANTED, 10, 10, 10, 10)
+    with pytest.raises(StageError, match=r"wanted word\(s\) left.*left/\*\.wav"):
+        build_split(tiny_dataset, WANTED + ["left"], 10, 10, 10, 10)
+    (tiny_dataset / "right").mkdir()  # present but empty
+    with pytest.raises(StageError, match=r"wanted word\(s\) right"):
+        build_split(tiny_dataset, WANTED + ["right"], 10, 10, 10, 10)
+    with pytest.raises(StageError, match="hash to training"):
+        build_split(tiny_dataset, WANTED, 50, 50, 10, 10)
+
+
+def make_official(root, wanted=WANTED, speakers=range(100, 106)):
+    """An official-test-like folder: command folders, _unknown_/ and _silence_/."""
+    for word in wanted:
+        for s in speakers:
+            write_wav(root / word / f"{speaker_id(s)}_nohash_0.wav", word_clip(word, s, 0), 16000)
+    for s in speakers[:3]:
+        write_wav(root / "_unknown_" / f"cat_{speaker_id(s)}_nohash_0.wav", word_clip("cat", s, 0), 16000)
+    for i in range(2):
+        write_wav(root / "_silence_" / f"noise_{i}.wav", np.zeros(16000, np.float32), 16000)
+    return root
+
+
+def test_official_test_set(tmp_path, medium_dataset):
+    official = make_official(tmp_path / "official_test")
+    hashed, _ = build_split(medium_dataset, WANTED, 20, 20, 10, 10)
+    splits, facts = build_split(medium_dataset, WANTED, 20, 20, 10, 10, official_test_root=official)
+    assert splits["training"] == hashed["training"]
+    assert splits["validation"] == hashed["validation"]
+    test = splits["testing"]
+    expected = sorted(p.as_posix() for p in official.glob("*/*.wav"))
+    assert sorted(r.path for r in test) == expected
+    for r in test:
+        folder = r.path.split("/")[-2]
+        assert r.label == {"_unknown_": UNKNOWN_LABEL, "_silence_": SILENCE_LABEL}.get(folder, folder)
+        assert r.split == "testing"
+    dataset_paths = {r.path for s in SPLITS for r in splits[s]} & {
+        p.as_posix() for p in medium_dataset.glob("*/*.wav")
+    }
+    assert not any(which_set(p, 20, 20) == "testing" for p in dataset_paths)
+    assert facts["test_set"] == "official"
+    assert facts["dropped_hashed_testing"] == sum(
+        which_set(p, 20, 20) == "testing"
+        for p in medium_dataset.glob("*/*.wav")
+        if p.parent.name != "_background_noise_"
+    )
+    with pytest.raises(StageError, match="official test set has no clips of wanted word"):
+        build_split(medium_dataset, WANTED + ["cat"], 20, 20, 10, 10, official_test_root=official)
+    with pytest.raises(StageError, match="official test set not found"):
+        build_split(medium_dataset, WANTED, 20, 20, 10, 10, official_test_root=tmp_path / "none")
+
+
+def write_params(path, **split):
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["split"].update(split)
+    params["split"]["wanted_words"] = split.get("wanted_words", WANTED)
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def run_stage(tmp_path, raw, tag, **split):
+    params = write_params(tmp_path / f"params_{tag}.yaml", **split)
+    out, metrics = tmp_path / f"split_{tag}", tmp_path / f"split_{tag}.json"
+    argv = ["--params", str(params), "--raw", str(raw), "--out", str(out), "--metrics", str(metrics)]
+    assert main(argv) == 0
+    return out, metrics
+
+
+def test_stage_outputs_are_complete_and_byte_identical(tmp_path):
+    raw = tmp_path / "raw"
+    make_dataset(raw / "dataset", words=("yes", "no", "up", "down", "cat"), speakers=20)
+    (raw / "skipped.csv").write_text("path,problem\nyes/bad_nohash_0.wav,2 channels; expected mono\n")
+    out_a, metrics_a = run_stage(tmp_path, raw, "a", validation_percentage=20, testing_percentage=20)
+    out_b, metrics_b = run_stage(tmp_path, raw, "b", validation_percentage=20, testing_percentage=20)
+    names = ["train.csv", "validation.csv", "test.csv", "labels.txt", "skipped.csv"]
+    assert sorted(p.name for p in out_a.iterdir()) == sorted(names)
+    for name in names:
+        assert (out_a / name).read_bytes() == (out_b / name).read_bytes()
+    assert metrics_a.read_bytes() == metrics_b.read_bytes()
+    labels = (out_a / "labels.txt").read_text().split()
+    assert labels == [SILENCE_LABEL, UNKNOWN_LABEL, *WANTED]
+    metrics = json.loads(metrics_a.read_text())
+    total = 0
+    for s, name in zip(SPLITS, ["train.csv", "validation.csv", "test.csv"]):
+        header = (out_a / name).read_text().splitlines()[0]
+        assert header == ",".join(COLUMNS)
+        rows = read_manifest(out_a / name)
+        assert {r.split for r in rows} <= {s}
+        assert metrics["splits"][s]["total"] == len(rows)
+        assert metrics["splits"][s]["labels"] == {
+            label: sum(r.label == label for r in rows) for label in labels
+        }
+        total += len(rows)
+    assert metrics["total"] == total and metrics["skipped_files"] == 1
+    assert "2 channels" in (out_a / "skipped.csv").read_text()
+    # Another seed gives other files (same rows, other order).
+    out_c, _ = run_stage(tmp_path, raw, "c", validation_percentage=20, testing_percentage=20, seed=7)
+    assert (out_c / "train.csv").read_bytes() != (out_a / "train.csv").read_bytes()
+
+
+def test_stage_failure_writes_nothing(tmp_path):
+    raw = tmp_path / "raw"
+    make_dataset(raw / "dataset", words=("yes", "no"), speakers=5)
+    params = write_params(tmp_path / "params.yaml")
+    out, metrics = tmp_path / "split", tmp_path / "split.json"
+    argv = ["--params", str(params), "--raw", str(raw), "--out", str(out), "--metrics", str(metrics)]
+    with pytest.raises(StageError, match="wanted word"):
+        main(argv)
+    assert not out.exists() and not metrics.exists()
+    # No skip report from download: an empty one (header only) is written.
+    make_dataset(raw / "dataset", words=("up", "down"), speakers=5)
+    assert main(argv) == 0
+    assert (out / "skipped.csv").read_text() == "path,problem\n"
+
+
+def test_real_clips(shared_mini, tmp_path):
+    files = [p for p in shared_mini.glob("*/*.wav") if p.parent.name != "_background_noise_"]
+    assert len(files) == 2804
+    # Its README: the original rule puts 2,545 in testing; salt "x" gives 2,095 / 458 / 251.
+    original = collections.Counter(which_set(p, 10, 10) for p in files)
+    assert original == {"testing": 2545, "training": 219, "validation": 40}
+    salted = collections.Counter(which_set(p, 10, 10, "x") for p in files)
+    assert salted == {"training": 2095, "validation": 458, "testing": 251}
+
+    wanted = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+    splits, facts = build_split(shared_mini, wanted, 10, 10, 10, 10, salt="x")
+    for s in SPLITS:
+        n_wanted = sum(r.label in wanted for r in splits[s])
+        counts = collections.Counter(r.label for r in splits[s])
+        assert counts[SILENCE_LABEL] == math.ceil(n_wanted / 10)
+        assert counts[UNKNOWN_LABEL] == min(math.ceil(n_wanted / 10), facts["unknown_pool"][s])
+    assert sum(len(splits[s]) for s in SPLITS) == 2096 + 468 + 255
+    assert sum(facts["unknown_pool"].values()) == sum(p.parent.name not in wanted for p in files)
