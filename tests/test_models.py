@@ -1,0 +1,127 @@
+"""The model zoo: original shapes and parameter counts, the SVDF layer, serialisation."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from pipeline.models import (  # noqa: E402
+    ARCHITECTURES,
+    ORIGINAL_PARAMETER_COUNTS,
+    SVDF,
+    build_model,
+    count_parameters,
+    with_softmax,
+)
+
+
+def dense(n_in, n_out):
+    return n_in * n_out + n_out
+
+
+def conv(kh, kw, c_in, c_out):
+    return kh * kw * c_in * c_out + c_out
+
+
+def same(size, stride):
+    return math.ceil(size / stride)
+
+
+def original_counts(frames: int, bins: int, labels: int) -> dict[str, int]:
+    """Parameter counts worked out from the variable shapes in the original models.py."""
+    pooled = same(frames, 2) * same(bins, 2)  # conv: SAME conv, 2x2 max-pool SAME, SAME conv
+    tiny = same(frames, 2) * same(bins, 2)
+    units, rank = 1280, 2
+    return {
+        "single_fc": dense(frames * bins, labels),
+        "conv": conv(20, 8, 1, 64) + conv(10, 4, 64, 64) + dense(pooled * 64, labels),
+        "low_latency_conv": conv(frames, 8, 1, 186) + dense((bins - 8 + 1) * 186, 128)
+        + dense(128, 128) + dense(128, labels),
+        "low_latency_svdf": bins * units * rank + units * rank * frames + units
+        + dense(units, 256) + dense(256, 256) + dense(256, labels),
+        "tiny_conv": conv(10, 8, 1, 8) + dense(tiny * 8, labels),
+        "tiny_embedding_conv": conv(10, 8, 1, 8) + conv(10, 8, 8, 8)
+        + dense(same(same(frames, 2), 8) * same(same(bins, 2), 8) * 8, labels),
+    }
+
+
+def test_table_matches_the_original_shapes():
+    assert ORIGINAL_PARAMETER_COUNTS == original_counts(98, 40, 12)
+    # The published round figures.
+    assert round(ORIGINAL_PARAMETER_COUNTS["conv"], -3) == 927_000
+    assert round(ORIGINAL_PARAMETER_COUNTS["low_latency_conv"], -4) == 950_000
+    assert round(ORIGINAL_PARAMETER_COUNTS["low_latency_svdf"], -4) == 750_000
+
+
+@pytest.mark.parametrize("architecture", sorted(ORIGINAL_PARAMETER_COUNTS))
+@pytest.mark.parametrize("shape,labels", [((98, 40), 12), ((49, 40), 4)])
+def test_parameter_counts_equal_the_original(architecture, shape, labels):
+    model = build_model(architecture, shape, labels)
+    assert count_parameters(model) == original_counts(*shape, labels)[architecture]
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_every_architecture_outputs_logits_per_label(architecture):
+    shape = (3, 96) if architecture == "embedding_head" else (98, 40)
+    model = build_model(architecture, shape, 12, dropout=0.5)
+    x = np.random.default_rng(0).normal(size=(3, *shape)).astype(np.float32)
+    out = np.asarray(model(x, training=False))
+    assert out.shape == (3, 12)
+    assert np.isfinite(out).all()
+    # Inference is deterministic (dropout off) ...
+    np.testing.assert_array_equal(out, np.asarray(model(x, training=False)))
+    # ... and training mode applies dropout (where the topology has any).
+    if any(isinstance(layer, keras.layers.Dropout) for layer in model.layers):
+        assert not np.allclose(out, np.asarray(model(x, training=True)))
+
+
+def test_modern_models_are_small():
+    assert count_parameters(build_model("ds_cnn", (98, 40), 12)) < 100_000
+    assert count_parameters(build_model("embedding_head", (3, 96), 12)) < 100_000
+
+
+def test_svdf_matches_the_original_formulation():
+    """Reference: per-frame feature filters (the original's strided conv1d), then time filters
+    (its batched matmul), filters grouped as [units, rank] and summed over rank, plus bias."""
+    rng = np.random.default_rng(1)
+    frames, bins, units, rank, batch = 7, 5, 6, 3, 4
+    layer = SVDF(units, rank)
+    x = rng.normal(size=(batch, frames, bins)).astype(np.float32)
+    layer.build(x.shape)
+    wf = rng.normal(size=(bins, units * rank)).astype(np.float32)
+    wt = rng.normal(size=(units * rank, frames)).astype(np.float32)
+    bias = rng.normal(size=units).astype(np.float32)
+    layer.weights_frequency.assign(wf)
+    layer.weights_time.assign(wt)
+    layer.bias.assign(bias)
+    expected = np.zeros((batch, units), np.float32)
+    for b in range(batch):
+        for u in range(units):
+            for r in range(rank):
+                f = u * rank + r
+                activations = x[b] @ wf[:, f]  # one value per frame
+                expected[b, u] += activations @ wt[f]
+            expected[b, u] += bias[u]
+    np.testing.assert_allclose(np.asarray(layer(x)), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_saved_model_with_custom_layer_round_trips(tmp_path):
+    model = with_softmax(build_model("low_latency_svdf", (20, 10), 4))
+    x = np.random.default_rng(2).normal(size=(2, 20, 10)).astype(np.float32)
+    scores = np.asarray(model(x))
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(np.asarray(loaded(x)), scores, rtol=1e-6)
+
+
+def test_bad_arguments_are_rejected():
+    with pytest.raises(ValueError, match="unknown model architecture 'lstm'"):
+        build_model("lstm", (98, 40), 12)
+    with pytest.raises(ValueError, match="feature_shape"):
+        build_model("conv", (98,), 12)
+    with pytest.raises(ValueError, match="num_labels"):
+        build_model("conv", (98, 40), 1)
