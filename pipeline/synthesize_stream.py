@@ -1,0 +1,207 @@
+"""Stage synthesize_stream: a long recording of test-split words over background noise.
+
+As the original generate_streaming_test_wav: the recording is cut into slots of
+``word_interval_ms``; each slot gets one word at a random offset in its first ``word_gap_ms``,
+``unknown_percentage`` of them unknown words, the rest a uniformly chosen wanted word; a random
+clip of that label from the TEST split is mixed in at full volume with 500-sample ramps.
+Background noise is laid under the whole recording in overlapping segments of
+``background_segment_ms`` (overlap a third of a segment, as the original's 1500 ms segments every
+1000 ms, with ramps of half the overlap) at a uniform random volume in [0, background_volume).
+Only test clips are used so that a model is never scored on words it trained on. Seeded.
+
+Writes ``data/stream/stream.wav`` and ``data/stream/stream_labels.txt`` (``label, time_ms``).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.audio import read_wav, write_wav
+from pipeline.cli import StageError, run_main
+from pipeline.config import ParamError, load_params
+from pipeline.fsutil import atomic_dir, atomic_write_text
+from pipeline.labels import BACKGROUND_NOISE_DIR, SILENCE_LABEL, UNKNOWN_LABEL, read_labels
+
+log = logging.getLogger(__name__)
+
+TEST_MANIFEST = Path("data/split/test.csv")
+LABELS_FILE = Path("data/split/labels.txt")
+BACKGROUND_DIR = Path("data/raw/dataset") / BACKGROUND_NOISE_DIR
+OUT_DIR = Path("data/stream")
+WAV_NAME = "stream.wav"
+LABELS_NAME = "stream_labels.txt"
+# The original ramps each word in and out over 500 samples (at 16 kHz).
+WORD_RAMP_SECONDS = 500 / 16000
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    sample_rate: int = 16000
+    duration_s: float = 600
+    word_interval_ms: int = 3000
+    word_gap_ms: int = 2000
+    unknown_percentage: float = 30
+    background_volume: float = 0.1
+    background_segment_ms: int = 1500
+    seed: int = 8
+
+    def check(self) -> None:
+        if self.word_gap_ms > self.word_interval_ms:
+            raise ParamError(
+                f"params: stream.word_gap_ms ({self.word_gap_ms}) must not exceed "
+                f"stream.word_interval_ms ({self.word_interval_ms}): words would leave their slot"
+            )
+
+
+def mix_in(track, offset, sample, duration, volume, ramp_in, ramp_out) -> None:
+    """Add ``sample[:duration]`` to ``track`` at ``offset`` with linear ramps (in place).
+
+    The envelope is the original mix_in_audio_sample's: i / ramp_in at the start and
+    (duration - i) / ramp_out at the end of the ``duration``-sample segment.
+    """
+    end = min(offset + duration, len(track), offset + len(sample))
+    count = end - offset
+    if count <= 0:
+        return
+    i = np.arange(count, dtype=np.float64)
+    envelope = np.ones(count)
+    if ramp_in > 0:
+        envelope = np.where(i < ramp_in, i / ramp_in, envelope)
+    if ramp_out > 0:
+        envelope = np.where(i > duration - ramp_out, (duration - i) / ramp_out, envelope)
+    track[offset:end] += sample[:count] * envelope * volume
+
+
+def synthesize(word_clips: dict[str, list], unknown_clips: list, backgrounds: list,
+               settings: StreamSettings, progress: bool = True):
+    """Build the recording; return ``(audio float32, [(label, time_ms), ...])``.
+
+    ``word_clips`` maps each wanted word (in label order) to its clips, ``unknown_clips`` lists
+    the unknown-word clips and ``backgrounds`` the noise recordings; clips are float arrays or
+    paths (read once, when first chosen).
+    """
+    settings.check()
+    rate = settings.sample_rate
+    words = [word for word, clips in word_clips.items() if clips]
+    if not words:
+        raise StageError("no wanted-word clips to place in the stream (the test split has none)")
+    if settings.unknown_percentage > 0 and not unknown_clips:
+        raise StageError(
+            f"stream.unknown_percentage is {settings.unknown_percentage} but the test split has "
+            f"no {UNKNOWN_LABEL} rows"
+        )
+    if settings.background_volume > 0 and not backgrounds:
+        raise StageError("stream.background_volume > 0 but there are no background noise files")
+    cache: dict = {}
+
+    def load(clip):
+        if isinstance(clip, np.ndarray):
+            return clip
+        key = str(clip)
+        if key not in cache:
+            cache[key] = read_wav(clip, sample_rate=rate)
+        return cache[key]
+
+    rng = np.random.default_rng(settings.seed)
+    total = int(round(settings.duration_s * rate))
+    audio = np.zeros(total, dtype=np.float64)
+
+    segment = max(1, int(settings.background_segment_ms * rate / 1000))
+    crossover = segment // 3
+    stride = segment - crossover
+    ramp = crossover // 2
+    if settings.background_volume > 0:
+        for i in tqdm(range(math.ceil(total / stride)), desc="background", disable=not progress):
+            noise = load(backgrounds[int(rng.integers(len(backgrounds)))])
+            if len(noise) <= segment:  # a short noise file is looped to cover a segment
+                noise = np.resize(noise, segment + 1)
+            start = int(rng.integers(0, len(noise) - segment))
+            volume = rng.uniform(0, settings.background_volume)
+            mix_in(audio, i * stride, noise[start:], segment, volume, ramp, ramp)
+
+    interval = int(settings.word_interval_ms * rate / 1000)
+    gap = int(settings.word_gap_ms * rate / 1000)
+    word_ramp = int(round(WORD_RAMP_SECONDS * rate))
+    labels = []
+    for i in tqdm(range(total // interval), desc="words", disable=not progress):
+        offset = i * interval + (int(rng.integers(gap)) if gap > 0 else 0)
+        if rng.uniform(0, 100) < settings.unknown_percentage:
+            label, pool = UNKNOWN_LABEL, unknown_clips
+        else:
+            label = words[int(rng.integers(len(words)))]
+            pool = word_clips[label]
+        clip = load(pool[int(rng.integers(len(pool)))])
+        mix_in(audio, offset, clip, len(clip), 1.0, word_ramp, word_ramp)
+        labels.append((label, offset * 1000 / rate))
+    return audio.astype(np.float32), labels
+
+
+def format_labels(labels) -> str:
+    """The original's ground-truth format: ``label, time_ms`` with six decimals."""
+    return "".join(f"{label}, {time_ms:f}\n" for label, time_ms in labels)
+
+
+def read_test_manifest(manifest: Path, labels_path: Path, root: Path = Path(".")):
+    """Wanted-word clips (in label order) and unknown clips from the test split's manifest."""
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest}: test manifest not found (run the split stage first)")
+    wanted = [label for label in read_labels(labels_path) if label not in (SILENCE_LABEL, UNKNOWN_LABEL)]
+    word_clips: dict[str, list] = {word: [] for word in wanted}
+    unknown: list = []
+    with manifest.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"path", "label"} - set(reader.fieldnames or [])
+        if missing:
+            raise StageError(f"{manifest}: missing column(s) {', '.join(sorted(missing))}")
+        for row in reader:
+            if not row["path"] or row["label"] == SILENCE_LABEL:
+                continue
+            path = root / row["path"]
+            if row["label"] == UNKNOWN_LABEL:
+                unknown.append(path)
+            elif row["label"] in word_clips:
+                word_clips[row["label"]].append(path)
+            else:
+                raise StageError(f"{manifest}: label {row['label']!r} is not in {labels_path}")
+    empty = [word for word, clips in word_clips.items() if not clips]
+    if empty:
+        log.warning("test split has no clips of %s; the stream leaves them out", ", ".join(empty))
+    return word_clips, unknown
+
+
+def background_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.wav")) if folder.is_dir() else []
+
+
+def write_stream(out_dir: Path, audio: np.ndarray, labels, sample_rate: int) -> None:
+    """Write the WAV and its labels into ``out_dir`` atomically (both or neither)."""
+    with atomic_dir(out_dir) as tmp:
+        write_wav(tmp / WAV_NAME, audio, sample_rate)
+        atomic_write_text(tmp / LABELS_NAME, format_labels(labels))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    params = load_params(args.params, sections=["stream", "features"])
+    settings = StreamSettings(sample_rate=params["features"]["sample_rate"], **params["stream"])
+    settings.check()
+    word_clips, unknown = read_test_manifest(TEST_MANIFEST, LABELS_FILE)
+    audio, labels = synthesize(word_clips, unknown, background_files(BACKGROUND_DIR), settings)
+    write_stream(OUT_DIR, audio, labels, settings.sample_rate)
+    unknown_count = sum(1 for label, _ in labels if label == UNKNOWN_LABEL)
+    log.info("wrote %s/%s: %.0f s, %d words (%d unknown)", OUT_DIR, WAV_NAME,
+             len(audio) / settings.sample_rate, len(labels), unknown_count)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
