@@ -5,11 +5,15 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Stage commands in dvc.yaml run `python`: make it the project's interpreter.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
 
 .PHONY: run test install repro bench clean-venv
 
 run: install
-	$(BIN)/dvc repro
+	dvc repro
+	dvc metrics show
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
@@ -25,7 +29,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 repro: install
-	$(BIN)/dvc repro
+	dvc repro
 
 bench: install
 	$(BIN)/python -m bench.run_all
