@@ -89,32 +89,42 @@ def read_wav_header(path) -> WavInfo:
     :func:`check_pcm16_mono`.
     """
     try:
-        with open(path, "rb") as handle:
-            file_size = os.fstat(handle.fileno()).st_size
-            head = handle.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                raise WavError(path, "not a WAV file (no RIFF/WAVE header)")
-            pos = 12
-            fmt = None
-            while pos + 8 <= file_size:
-                handle.seek(pos)
-                chunk_id, size = struct.unpack("<4sI", handle.read(8))
-                if chunk_id == b"fmt ":
-                    fmt = _parse_fmt(handle.read(size), path)
-                elif chunk_id == b"data":
-                    if fmt is None:
-                        raise WavError(path, "data chunk before fmt chunk")
-                    available = file_size - (pos + 8)
-                    if available < size:
-                        raise WavError(
-                            path, f"truncated: header promises {size} data bytes, file has {available}"
-                        )
-                    format_tag, channels, rate, bits = fmt
-                    frame_bytes = max(1, channels * bits // 8)
-                    return WavInfo(rate, channels, bits, format_tag, size // frame_bytes)
-                pos += 8 + size + (size & 1)
+        fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
         raise WavError(path, f"cannot read: {exc.strerror}") from None
+    try:
+        file_size = os.fstat(fd).st_size
+        head = os.pread(fd, 4096, 0)  # the chunk headers of a usual WAV, in one read
+
+        def read_at(offset: int, length: int) -> bytes:
+            if offset + length <= len(head):
+                return head[offset : offset + length]
+            return os.pread(fd, length, offset)
+
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise WavError(path, "not a WAV file (no RIFF/WAVE header)")
+        pos = 12
+        fmt = None
+        while pos + 8 <= file_size:
+            chunk_id, size = struct.unpack("<4sI", read_at(pos, 8))
+            if chunk_id == b"fmt ":
+                fmt = _parse_fmt(read_at(pos + 8, min(size, 64)), path)
+            elif chunk_id == b"data":
+                if fmt is None:
+                    raise WavError(path, "data chunk before fmt chunk")
+                available = file_size - (pos + 8)
+                if available < size:
+                    raise WavError(
+                        path, f"truncated: header promises {size} data bytes, file has {available}"
+                    )
+                format_tag, channels, rate, bits = fmt
+                frame_bytes = max(1, channels * bits // 8)
+                return WavInfo(rate, channels, bits, format_tag, size // frame_bytes)
+            pos += 8 + size + (size & 1)
+    except OSError as exc:
+        raise WavError(path, f"cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
     if fmt is None:
         raise WavError(path, "truncated or corrupt: no fmt chunk")
     raise WavError(path, "truncated or corrupt: no data chunk")

@@ -281,7 +281,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="data/split")
     parser.add_argument("--metrics", default="metrics/split.json")
     args = parser.parse_args(argv)
-    params = load_params(args.params, sections=["data", "split", "features"])
+    params = load_params(args.params, sections=["data", "split"])
     p = params["split"]
     raw = Path(args.raw)
     official = raw / "official_test" if params["data"]["test_set"] == "official" else None

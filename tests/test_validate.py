@@ -133,6 +133,17 @@ def test_header_reader_agrees_with_full_parse(tiny_dataset):
     data = data[:fmt_end] + b"LIST" + struct.pack("<I", 3) + b"abc\0" + data[fmt_end:]
     data = data[:4] + struct.pack("<I", len(data) - 8) + data[8:]
     odd.write_bytes(data)
+    # A long junk chunk first puts the fmt and data headers beyond the first read.
+    far = encode_wav(tone(0.3), RATE)
+    far = far[:12] + b"junk" + struct.pack("<I", 5001) + bytes(5002) + far[12:]
+    (tiny_dataset / "no" / "far_nohash_0.wav").write_bytes(far)
+    (tiny_dataset / "no" / "farcut_nohash_0.wav").write_bytes(far[:-100])
+    with pytest.raises(WavError, match="farcut_nohash_0.wav: truncated: header promises 9600"):
+        read_wav_header(tiny_dataset / "no" / "farcut_nohash_0.wav")
+    with pytest.raises(WavError, match="farcut_nohash_0.wav: truncated: header promises 9600"):
+        read_wav_info(tiny_dataset / "no" / "farcut_nohash_0.wav")
+    (tiny_dataset / "no" / "farcut_nohash_0.wav").unlink()
+    assert read_wav_header(tiny_dataset / "no" / "far_nohash_0.wav").num_frames == 4800
     for path in sorted(tiny_dataset.rglob("*.wav")):
         assert read_wav_header(path) == read_wav_info(path)
 
