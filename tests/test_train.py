@@ -1,0 +1,197 @@
+"""The train stage on small synthetic feature sets: schedule, outputs, NaN check, resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from pipeline.cli import StageError
+from pipeline.train import learning_rate_at, train
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LABELS = ("_silence_", "_unknown_", "yes", "no")
+
+
+def make_features(root: Path, n_train=240, n_eval=60, frames=20, bins=12, seed=0, noise=1.0) -> Path:
+    """Write a features folder (docs/DESIGN.md layout) whose classes are noisy prototypes."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    prototypes = rng.normal(size=(len(LABELS), frames, bins)).astype(np.float32)
+    for name, n in (("train", n_train), ("validation", n_eval), ("test", n_eval)):
+        y = (np.arange(n) % len(LABELS)).astype(np.int32)
+        x = prototypes[y] + rng.normal(0, noise, size=(n, frames, bins)).astype(np.float32)
+        np.savez(root / f"{name}.npz", x=x.astype(np.float32), y=y)
+    (root / "labels.txt").write_text("".join(f"{label}\n" for label in LABELS))
+    (root / "meta.json").write_text(json.dumps({"preprocess": "mfcc", "feature_shape": [frames, bins]}))
+    return root
+
+
+def settings(**overrides) -> dict:
+    base = dict(
+        model_architecture="tiny_conv",
+        how_many_training_steps=[30, 10],
+        learning_rate=[0.01, 0.001],
+        batch_size=16,
+        optimizer="adam",
+        dropout=0.5,
+        eval_step_interval=15,
+        save_step_interval=10,
+        check_nans=True,
+        spec_augment=False,
+        seed=37,
+    )
+    base.update(overrides)
+    return base
+
+
+def paths(work: Path) -> dict:
+    return dict(
+        features_dir=work / "data/features",
+        model_dir=work / "models/keras",
+        checkpoint_dir=work / "models/checkpoints",
+        logs_dir=work / "models/logs",
+        metrics_path=work / "metrics/train.json",
+        curve_path=work / "metrics/train_curve.csv",
+    )
+
+
+def run_train(work: Path, **overrides) -> dict:
+    return train(**paths(work), progress=False, **settings(**overrides))
+
+
+def model_weights(model_dir: Path) -> list[np.ndarray]:
+    import keras
+
+    import pipeline.models  # noqa: F401
+
+    return [np.asarray(w) for w in keras.saving.load_model(model_dir / "model.keras").get_weights()]
+
+
+def test_learning_rate_schedule_is_piecewise_constant_by_stage():
+    steps, rates = [3, 2, 1], [0.1, 0.01, 0.001]
+    assert [learning_rate_at(s, steps, rates) for s in range(1, 7)] == [0.1, 0.1, 0.1, 0.01, 0.01, 0.001]
+
+
+def test_train_writes_model_metrics_and_curve(tmp_path):
+    make_features(tmp_path / "data/features")
+    metrics = run_train(tmp_path)
+    assert metrics["validation_accuracy"] >= 0.9
+    assert metrics["steps"] == 40 and metrics["resumed_from_step"] == 0
+    assert metrics["examples_per_second"] > 0
+    assert json.loads((tmp_path / "metrics/train.json").read_text()) == metrics
+
+    curve = (tmp_path / "metrics/train_curve.csv").read_text().splitlines()
+    assert curve[0] == "step,learning_rate,loss,train_accuracy,validation_accuracy"
+    assert [int(line.split(",")[0]) for line in curve[1:]] == [15, 30, 40]  # every 15 and the last
+    assert [float(line.split(",")[1]) for line in curve[1:]] == [0.01, 0.01, 0.001]
+
+    model_dir = tmp_path / "models/keras"
+    assert (model_dir / "labels.txt").read_text().split() == list(LABELS)
+    meta = json.loads((model_dir / "meta.json").read_text())
+    assert meta["architecture"] == "tiny_conv" and meta["feature_shape"] == [20, 12]
+    assert meta["features"]["preprocess"] == "mfcc" and meta["parameters"] == metrics["parameters"]
+    import keras
+
+    import pipeline.models  # noqa: F401
+
+    model = keras.saving.load_model(model_dir / "model.keras")
+    with np.load(tmp_path / "data/features/test.npz") as data:
+        scores = np.asarray(model(data["x"][:8]))
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)  # softmax scores, not logits
+    ckpts = sorted(p.name for p in (tmp_path / "models/checkpoints").iterdir())
+    assert ckpts == ["ckpt-00000020.npz", "ckpt-00000030.npz", "ckpt-00000040.npz"]  # last three
+    assert any((tmp_path / "models/logs/train").iterdir())  # TensorBoard events
+    assert (tmp_path / "models/logs/dvclive/metrics.json").is_file()
+
+
+def test_same_config_resumes_and_changed_config_starts_afresh(tmp_path):
+    make_features(tmp_path / "data/features")
+    first = run_train(tmp_path)
+    weights = model_weights(tmp_path / "models/keras")
+    again = run_train(tmp_path)  # finished run: resumes at the last step, same model
+    assert again["resumed_from_step"] == 40
+    assert again["validation_accuracy"] == first["validation_accuracy"]
+    for a, b in zip(weights, model_weights(tmp_path / "models/keras")):
+        np.testing.assert_array_equal(a, b)
+    changed = run_train(tmp_path, learning_rate=[0.02, 0.001])
+    assert changed["resumed_from_step"] == 0
+
+
+def test_optimizers_and_spec_augment_train(tmp_path):
+    make_features(tmp_path / "data/features", noise=0.5)
+    for optimizer, rate in (("gradient_descent", 0.05), ("momentum", 0.01)):
+        metrics = run_train(tmp_path, optimizer=optimizer, learning_rate=[rate, rate])
+        assert metrics["validation_accuracy"] >= 0.9, optimizer
+    metrics = run_train(tmp_path, spec_augment=True, model_architecture="single_fc")
+    assert metrics["validation_accuracy"] >= 0.9
+
+
+def test_check_nans_names_the_step_and_leaves_no_model(tmp_path):
+    features = make_features(tmp_path / "data/features")
+    with np.load(features / "train.npz") as data:
+        x, y = data["x"].copy(), data["y"]
+    x[:] = np.nan
+    np.savez(features / "train.npz", x=x, y=y)
+    (tmp_path / "models/keras").mkdir(parents=True)  # a stale model from an earlier run
+    with pytest.raises(StageError, match="training step 1: loss or gradients are NaN"):
+        run_train(tmp_path)
+    assert not (tmp_path / "models/keras").exists()
+
+
+def test_bad_features_give_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="labels.txt"):
+        run_train(tmp_path)
+    features = make_features(tmp_path / "data/features")
+    np.savez(features / "validation.npz", x=np.zeros((4, 20, 12), np.float32), y=np.array([0, 1, 2, 9], np.int32))
+    with pytest.raises(StageError, match=r"validation.npz: labels must be integers in \[0, 4\)"):
+        run_train(tmp_path)
+    np.savez(features / "validation.npz", x=np.zeros((4, 20, 13), np.float32), y=np.zeros(4, np.int32))
+    with pytest.raises(StageError, match="differ in shape"):
+        run_train(tmp_path)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
+    """Kill a real `python -m pipeline.train` with SIGKILL, rerun it, and check it continues from
+    the last checkpoint and ends with exactly the weights of an uninterrupted run."""
+    overrides = dict(how_many_training_steps=[300, 100], save_step_interval=25, eval_step_interval=100)
+    reference = tmp_path / "reference"
+    make_features(reference / "data/features")
+    run_train(reference, **overrides)
+
+    work = tmp_path / "work"
+    make_features(work / "data/features")
+    (work / "params.yaml").write_text(yaml.safe_dump({"train": settings(**overrides)}))
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    cmd = [sys.executable, "-m", "pipeline.train", "--no-progress"]
+    process = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = work / "models/checkpoints"
+    deadline = time.monotonic() + 120
+    while not (checkpoints.is_dir() and any(p.suffix == ".npz" for p in checkpoints.iterdir())):
+        assert process.poll() is None, "training ended before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (work / "models/keras").exists()
+    killed_at = max(int(p.stem.split("-")[1]) for p in checkpoints.glob("ckpt-*.npz"))
+    assert 25 <= killed_at < 400
+
+    result = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming from" in result.stderr
+    metrics = json.loads((work / "metrics/train.json").read_text())
+    assert metrics["resumed_from_step"] >= killed_at
+    for a, b in zip(model_weights(reference / "models/keras"), model_weights(work / "models/keras")):
+        np.testing.assert_array_equal(a, b)
+    reference_curve = (reference / "metrics/train_curve.csv").read_text()
+    assert (work / "metrics/train_curve.csv").read_text() == reference_curve
