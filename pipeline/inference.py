@@ -43,6 +43,16 @@ def _tf():
     return tf
 
 
+def tflite_interpreter(**kwargs):
+    """tf.lite.Interpreter without its deprecation warning (ai_edge_litert is not a dependency)."""
+    import warnings
+
+    tf = _tf()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return tf.lite.Interpreter(**kwargs)
+
+
 def as_scores(values: np.ndarray) -> np.ndarray:
     """Return probabilities: rows already summing to 1 pass through, logits get a softmax."""
     values = np.asarray(values, dtype=np.float32)
@@ -186,12 +196,7 @@ class TFLiteModel(_FeatureModel):
     kind = "tflite"
 
     def __init__(self, path: Path, labels: list[str], params: dict[str, Any]):
-        tf = _tf()
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=1)
+        self.interpreter = tflite_interpreter(model_path=str(path), num_threads=1)
         self.interpreter.allocate_tensors()
         self.path = path
         self.labels = labels
@@ -421,9 +426,12 @@ def load_model(path, labels_path=None) -> KwsModel:
         raise FileNotFoundError(f"model not found: {path}")
     if path.is_dir():
         if (path / "bundle.json").is_file():
-            from pipeline.freeze import EmbeddingBundleModel
-
-            return EmbeddingBundleModel(path, labels_path)
+            # An export whose front end cannot live in a TF graph (speech embedding): its float
+            # TFLite head plus the front end that pipeline.features computes.
+            bundle = _read_json(path / "bundle.json")
+            labels = _find_labels(path, labels_path, [path / bundle.get("labels", "labels.txt")])
+            frontend = _read_json(path / bundle.get("frontend", "frontend.json"))
+            return TFLiteModel(path / bundle.get("model", "model_float.tflite"), labels, frontend)
         if (path / "saved_model.pb").is_file():
             labels = _find_labels(path, labels_path, [path / "assets" / "labels.txt",
                                                       path / "labels.txt", path.parent / "labels.txt"])

@@ -1,0 +1,147 @@
+"""freeze: every export format round-trips a tiny trained model, and the SavedModel stands alone."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.audio import encode_wav, write_wav
+from pipeline.cli import StageError
+from tests.test_inference import FEATURES, LABELS, WANTED, tiny_clips, train_tiny_keras
+
+pytestmark = pytest.mark.slow
+
+
+def write_split(root: Path, speakers) -> tuple[Path, Path]:
+    """A test.csv (absolute paths; silence rows without a file) and the matching test.npz."""
+    from pipeline.features import FeatureConfig, features_numpy
+
+    audio, y = tiny_clips(speakers)
+    rows = []
+    for i, (clip, label) in enumerate(zip(audio, y)):
+        path = ""
+        if label != 0:
+            path = str(root / "clips" / f"clip{i}.wav")
+            write_wav(path, clip, 16000)
+        rows.append({"path": path, "word": LABELS[label], "label": LABELS[label],
+                     "label_index": int(label), "speaker": "s", "split": "testing"})
+    manifest = root / "test.csv"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    npz = root / "test.npz"
+    np.savez(npz, x=features_numpy(audio, FeatureConfig.from_params(FEATURES)), y=y)
+    return manifest, npz
+
+
+def build_export(root: Path) -> tuple[Path, dict]:
+    """Train the tiny model and freeze it into ``root/export``; return the folder and metrics."""
+    from pipeline.features import FeatureConfig, features_numpy
+    from pipeline.freeze import freeze
+
+    keras_dir = train_tiny_keras(root / "keras")
+    audio, y = tiny_clips(range(10))
+    np.savez(root / "train.npz", x=features_numpy(audio, FeatureConfig.from_params(FEATURES)), y=y)
+    manifest, npz = write_split(root, range(30, 50))
+    metrics = freeze(keras_dir, root / "export", root / "metrics" / "export.json", FEATURES,
+                     WANTED, root / "train.npz", manifest, npz, data_root=Path("/"))
+    return root / "export", metrics
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("freeze")
+    export, metrics = build_export(root)
+    return root, export, metrics
+
+
+def test_export_files_and_metrics(exported):
+    root, export, metrics = exported
+    for name in ("saved_model/saved_model.pb", "model_float.tflite", "model_int8.tflite",
+                 "labels.txt", "frontend.json", "saved_model/assets/labels.txt"):
+        assert (export / name).is_file(), name
+    assert json.loads((root / "metrics" / "export.json").read_text()) == metrics
+    assert metrics["test_clips"] == 20 * 6  # silence rows have no audio file
+    acc = metrics["accuracy"]
+    for name in ("keras", "saved_model", "tflite_float", "tflite_int8"):
+        assert acc[name] >= 0.85, (name, acc)
+    assert acc["saved_model"] == acc["keras"] == acc["tflite_float"]
+    assert abs(metrics["int8_drop_points"]) <= 1.0
+    sizes = metrics["size_bytes"]
+    assert sizes["model_int8.tflite"] < sizes["model_float.tflite"]
+    assert sizes["model_float.tflite"] == (export / "model_float.tflite").stat().st_size
+    frontend = json.loads((export / "frontend.json").read_text())
+    assert frontend["feature_shape"] == [49, 20] and frontend["desired_samples"] == 16000
+    # TFLite's builtin resolver runs AudioSpectrogram and Mfcc, so the float model takes audio.
+    assert frontend["tflite"]["model_float.tflite"]["input"]["shape"] == [1, 16000]
+    assert frontend["tflite"]["model_int8.tflite"]["input"]["dtype"] == "int8"
+
+
+def test_every_format_agrees_with_keras(exported):
+    from pipeline.inference import load_model
+
+    root, export, _ = exported
+    audio, y = tiny_clips(range(60, 64))
+    reference = load_model(root / "keras").predict_audio(audio)
+    for target, atol in ((export, 1e-4), (export / "saved_model", 1e-4),
+                         (export / "model_float.tflite", 1e-4)):
+        model = load_model(target)
+        assert model.labels == LABELS
+        np.testing.assert_allclose(model.predict_audio(audio), reference, atol=atol)
+        one = model.predict_wav_bytes(encode_wav(audio[2], 16000))
+        np.testing.assert_allclose(one, reference[2], atol=5e-3)
+    int8 = load_model(export / "model_int8.tflite")
+    assert np.mean(int8.predict_audio(audio).argmax(1) == reference.argmax(1)) >= 0.9
+
+
+def test_saved_model_frame_signatures(exported):
+    from pipeline.inference import load_model
+
+    _, export, _ = exported
+    model = load_model(export)
+    assert model.supports_frames and model.frames_per_clip == 49
+    audio, _ = tiny_clips([70])
+    long = np.concatenate([np.zeros(model.frame_stride_samples * 3, np.float32), audio[0], audio[1]])
+    frames = model.frame_features(long)
+    window = frames[3 : 3 + model.frames_per_clip][None]
+    np.testing.assert_allclose(model.predict_features(window), model.predict_audio(audio[:1]),
+                               atol=1e-4)
+
+
+def test_saved_model_runs_without_this_package(exported, tmp_path):
+    _, export, _ = exported
+    audio, _ = tiny_clips([80])
+    wav = tmp_path / "clip.wav"
+    write_wav(wav, audio[1], 16000)
+    script = (
+        "import sys, tensorflow as tf\n"
+        f"m = tf.saved_model.load({str(export / 'saved_model')!r})\n"
+        f"s = m.signatures['serving_default'](wav_data=tf.constant(open({str(wav)!r}, 'rb').read()))\n"
+        "assert not any(k == 'pipeline' or k.startswith('pipeline.') for k in sys.modules)\n"
+        "print(int(tf.argmax(s['labels_softmax'][0])))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=tmp_path, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.split()[-1]) == LABELS.index("no")
+
+
+def test_freeze_rejects_label_mismatch_and_leaves_nothing(exported, tmp_path):
+    from pipeline.freeze import freeze
+
+    root, _, _ = exported
+    out = tmp_path / "export"
+    with pytest.raises(StageError, match="wanted_words"):
+        freeze(root / "keras", out, tmp_path / "export.json", FEATURES, ["yes", "no"],
+               root / "train.npz", None)
+    assert not out.exists() and not (tmp_path / "export.json").exists()
+    other = dict(FEATURES, feature_bin_count=13)
+    with pytest.raises(StageError, match="trained with features"):
+        freeze(root / "keras", out, tmp_path / "export.json", other, WANTED, root / "train.npz",
+               None)
