@@ -66,7 +66,8 @@ def validate_dataset(
             if _check(path, sample_rate, clip_samples, resample):
                 to_resample.append(path)
         except WavError as exc:
-            bad.append((path, exc.problem))
+            hint = " (data.resample: true converts it)" if exc.problem.startswith("sample rate") else ""
+            bad.append((path, exc.problem + hint))
 
     rows = [(path.relative_to(root).as_posix(), problem) for path, problem in bad]
     if bad and on_bad_file == "error":

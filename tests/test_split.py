@@ -156,7 +156,8 @@ def original_prepare_data_index(root, wanted, validation, testing, silence, unkn
         if word == "_background_noise_":
             continue
         s = reference_which_set(path.name, validation, testing)
-        (data if word in wanted else unknowns)[s].append((word if word in wanted else "_unknown_", path.as_posix()))
+        label = word if word in wanted else "_unknown_"
+        (data if word in wanted else unknowns)[s].append((label, path.as_posix()))
     for s in ["validation", "testing", "training"]:
         size = len(data[s])
         data[s].extend([("_silence_", "")] * int(math.ceil(size * silence / 100)))
@@ -204,7 +205,8 @@ def make_official(root, wanted=WANTED, speakers=range(100, 106)):
         for s in speakers:
             write_wav(root / word / f"{speaker_id(s)}_nohash_0.wav", word_clip(word, s, 0), 16000)
     for s in speakers[:3]:
-        write_wav(root / "_unknown_" / f"cat_{speaker_id(s)}_nohash_0.wav", word_clip("cat", s, 0), 16000)
+        name = f"cat_{speaker_id(s)}_nohash_0.wav"
+        write_wav(root / "_unknown_" / name, word_clip("cat", s, 0), 16000)
     for i in range(2):
         write_wav(root / "_silence_" / f"noise_{i}.wav", np.zeros(16000, np.float32), 16000)
     return root

@@ -34,7 +34,7 @@ def bad_files():
         "truncated": (good[: len(good) // 2], "truncated"),
         "eight_bit": (raw_wav(bytes(RATE), bits=8), "8-bit"),
         "stereo": (raw_wav(bytes(RATE * 4), channels=2), "2 channels"),
-        "cd_rate": (encode_wav(tone(rate=44100), 44100), "sample rate 44100"),
+        "cd_rate": (encode_wav(tone(rate=44100), 44100), "sample rate 44100 Hz; expected 16000 Hz (data.resample: true"),
         "float": (raw_wav(bytes(RATE * 4), bits=32, fmt_tag=3), "not PCM"),
         "empty": (encode_wav(np.zeros(0, np.float32), RATE), "no audio samples"),
     }
