@@ -1,0 +1,75 @@
+"""The evaluate stage: metrics from the model's own predictions, confusion CSV/PNG, errors."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.cli import StageError
+from pipeline.evaluate import evaluate, score
+from tests.test_train import LABELS, make_features, run_train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model trained on noisy features (so the test split has some errors)."""
+    work = tmp_path_factory.mktemp("evaluate")
+    make_features(work / "data/features", frames=6, bins=4, noise=2.0, seed=3)
+    run_train(work, how_many_training_steps=[20, 5])
+    return work
+
+
+def run_evaluate(work):
+    return evaluate(
+        work / "models/keras", work / "data/features", work / "metrics/evaluate.json",
+        work / "metrics/confusion.csv", work / "metrics/confusion.png",
+    )
+
+
+def test_score_by_hand():
+    actual = np.array([0, 0, 1, 1, 2])
+    predicted = np.array([0, 1, 1, 1, 1])
+    metrics, matrix = score(actual, predicted, ["a", "b", "c"])
+    assert metrics["accuracy"] == pytest.approx(3 / 5)
+    assert metrics["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+    assert metrics["per_class"]["b"]["precision"] == pytest.approx(2 / 4)
+    assert metrics["per_class"]["b"]["recall"] == 1.0
+    assert metrics["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert matrix.tolist() == [[1, 1, 0], [0, 2, 0], [0, 1, 0]]
+
+
+def test_evaluate_writes_metrics_that_match_the_model(trained):
+    import keras
+
+    import pipeline.models  # noqa: F401
+
+    metrics = run_evaluate(trained)
+    with np.load(trained / "data/features/test.npz") as data:
+        x, y = data["x"], data["y"]
+    model = keras.saving.load_model(trained / "models/keras/model.keras")
+    predicted = np.asarray(model(x)).argmax(axis=1)
+    assert metrics["accuracy"] == pytest.approx(np.mean(predicted == y))
+    assert 0.3 < metrics["accuracy"] < 1.0  # learnt something, and made mistakes to show
+    assert json.loads((trained / "metrics/evaluate.json").read_text()) == metrics
+    assert sum(c["support"] for c in metrics["per_class"].values()) == len(y) == metrics["examples"]
+
+    with open(trained / "metrics/confusion.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(y)
+    assert [(r["actual"], r["predicted"]) for r in rows] == [(LABELS[a], LABELS[p]) for a, p in zip(y, predicted)]
+    png = (trained / "metrics/confusion.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+
+
+def test_evaluate_rejects_mismatched_inputs(trained, tmp_path):
+    other = make_features(tmp_path / "features", frames=7, bins=4)
+    with pytest.raises(StageError, match="do not fit the model's input"):
+        evaluate(trained / "models/keras", other, tmp_path / "e.json", tmp_path / "c.csv", tmp_path / "c.png")
+    (other / "labels.txt").write_text("_silence_\n_unknown_\nup\ndown\n")
+    with pytest.raises(StageError, match="labels differ"):
+        evaluate(trained / "models/keras", other, tmp_path / "e.json", tmp_path / "c.csv", tmp_path / "c.png")
+    with pytest.raises(FileNotFoundError, match="run the train stage first"):
+        evaluate(tmp_path / "nowhere", other, tmp_path / "e.json", tmp_path / "c.csv", tmp_path / "c.png")
+    assert not (tmp_path / "e.json").exists()
