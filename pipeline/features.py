@@ -251,7 +251,7 @@ def features_numpy(audio_np, cfg: FeatureConfig, batch_size: int = 256) -> np.nd
     if cfg.preprocess == "embedding":
         from pipeline import embedding
 
-        out = embedding.embed(audio_np, batch_size=batch_size)
+        out = embedding.embed(audio_np)
     else:
         fn = _tf_function(cfg)
         parts = [
