@@ -242,6 +242,8 @@ def _coloured_noise(n: int, exponent: float, rng: np.random.Generator, sample_ra
 
 def _babble(engine: Espeak, n: int, seed: int, sample_rate: int, streams: int = 6) -> np.ndarray:
     """Several synthetic talkers speaking nonsense sentences at once."""
+    lead = sample_rate  # streams start before the excerpt, so it is busy from its first sample
+    n += lead
     mix = np.zeros(n, np.float32)
     talkers = plan_speakers(streams, seed + 1)
     for s, talker in enumerate(talkers):
@@ -256,7 +258,7 @@ def _babble(engine: Espeak, n: int, seed: int, sample_rate: int, streams: int = 
             part = speech[: n - pos] * rng.uniform(0.5, 1.0)
             mix[pos : pos + len(part)] += part
             pos += len(speech) + int(rng.integers(0, sample_rate // 2))
-    return _normalise_rms(mix, 0.1)
+    return _normalise_rms(mix[lead:], 0.1)
 
 
 @dataclass(frozen=True)
@@ -286,7 +288,7 @@ def _word_clip(engine: Espeak, word: str, speaker: Speaker, take: int, job: _Job
             break
         if attempt == 0:
             stats["sped_up"] += 1
-            rate = min(450, math.ceil(rate * len(speech) / max_len * 1.05))
+            rate = min(450, math.ceil(rate * len(speech) / max_len * 1.2))
     if len(speech) > max_len:
         stats["trimmed"] += 1
         speech = speech[:max_len]

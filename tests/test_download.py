@@ -83,7 +83,7 @@ def http_server():
     server.server_close()
 
 
-def _tarball(src: Path, wrap: str | None = None) -> bytes:
+def _tarball(src: Path, wrap: str = "") -> bytes:
     """A .tar.gz of ``src``'s contents, at the top level (like the real one) or in ``wrap``/."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -132,8 +132,9 @@ def test_url_download_materialises_the_training_layout(tmp_path, http_server, so
     assert len(http_server.requests) == 1
 
 
-def test_wrapping_folder_is_accepted(tmp_path, http_server, source_dir):
-    http_server.files["/wrapped.tgz"] = _tarball(source_dir, wrap="speech_commands")
+@pytest.mark.parametrize("wrap", ["speech_commands", "."])
+def test_wrapping_folder_or_dot_prefix_is_accepted(tmp_path, http_server, source_dir, wrap):
+    http_server.files["/wrapped.tgz"] = _tarball(source_dir, wrap=wrap)
     _raw(tmp_path, "url", url=http_server.url + "/wrapped.tgz")
     assert _files(tmp_path / "data" / "raw" / "dataset") == _files(source_dir)
 
