@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.audio import encode_wav
+from pipeline.cli import StageError
 from pipeline.labels import ALL_WORDS, BACKGROUND_NOISE_DIR
 
 # English accents of espeak-ng ("en" is British English; "en-gb" itself is rejected by the
@@ -66,7 +67,7 @@ _POS_CHARACTER = 1
 _ESPEAK_RATE, _ESPEAK_PITCH, _ESPEAK_RANGE = 1, 3, 4
 
 
-class EspeakError(RuntimeError):
+class EspeakError(StageError):
     """espeak-ng is missing or refused a request."""
 
 
