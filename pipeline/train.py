@@ -98,6 +98,30 @@ def make_optimizer(name: str, learning_rate: float):
     raise ValueError(f"unknown optimizer {name!r}")
 
 
+def make_train_step(model, optimizer):
+    """A compiled step ``(x, y, learning_rate) -> (loss, batch accuracy, all finite)``: sparse
+    softmax cross entropy on the logits, dropout on, one optimizer update."""
+    import keras
+    import tensorflow as tf
+
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, y, rate):
+        optimizer.learning_rate.assign(rate)
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = loss_fn(y, logits)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
+        accuracy = tf.reduce_mean(tf.cast(tf.equal(predicted, y), tf.float32))
+        finite = tf.math.is_finite(loss) & tf.math.is_finite(tf.linalg.global_norm(grads))
+        return loss, accuracy, finite
+
+    return train_step
+
+
 # ----------------------------------------------------------------------------- checkpoints
 
 
@@ -253,19 +277,7 @@ def train(
     model = build_model(model_architecture, feature_shape, len(labels), dropout=dropout)
     opt = make_optimizer(optimizer, learning_rate[0])
     opt.build(model.trainable_variables)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    @tf.function(reduce_retracing=True)
-    def train_step(x, y, rate):
-        opt.learning_rate.assign(rate)
-        with tf.GradientTape() as tape:
-            logits = model(x, training=True)
-            loss = loss_fn(y, logits)
-        grads = tape.gradient(loss, model.trainable_variables)
-        opt.apply_gradients(zip(grads, model.trainable_variables))
-        correct = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y), tf.float32))
-        finite = tf.math.is_finite(loss) & tf.math.is_finite(tf.linalg.global_norm(grads))
-        return loss, correct, finite
+    train_step = make_train_step(model, opt)
 
     @tf.function(reduce_retracing=True)
     def predict_step(x):

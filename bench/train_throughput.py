@@ -1,0 +1,84 @@
+"""Training throughput of every model on this machine (short runs on random features).
+
+    python bench/train_throughput.py [--steps 20] [--batch-size 100] [--arch conv ds_cnn ...]
+
+Prints, per architecture: input shape, trainable parameters next to the original's figure,
+milliseconds per step and training examples per second (the compiled train step of
+pipeline/train.py, after two warm-up steps).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+# Speech-embedding features of a 1 s clip: 9 windows of 96 (pipeline/embedding.py padding).
+EMBEDDING_SHAPE = (9, 96)
+MFCC_SHAPE = (98, 40)
+
+
+def measure(architecture: str, steps: int, batch_size: int, labels: int = 12) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from pipeline.models import ORIGINAL_PARAMETER_COUNTS, build_model, count_parameters
+    from pipeline.train import make_optimizer, make_train_step
+
+    keras.utils.set_random_seed(0)
+    shape = EMBEDDING_SHAPE if architecture == "embedding_head" else MFCC_SHAPE
+    model = build_model(architecture, shape, labels)
+    optimizer = make_optimizer("adam", 0.001)
+    step = make_train_step(model, optimizer)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(batch_size, *shape)).astype(np.float32))
+    y = tf.constant(rng.integers(0, labels, batch_size).astype(np.int32))
+    rate = tf.constant(0.001, tf.float32)
+    for _ in range(2):
+        step(x, y, rate)[0].numpy()
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = step(x, y, rate)[0]
+    loss.numpy()
+    seconds = time.perf_counter() - start
+    return {
+        "architecture": architecture,
+        "input": "x".join(map(str, shape)),
+        "parameters": count_parameters(model),
+        "original": ORIGINAL_PARAMETER_COUNTS.get(architecture),
+        "ms_per_step": 1000 * seconds / steps,
+        "examples_per_s": steps * batch_size / seconds,
+    }
+
+
+def main(argv=None) -> int:
+    from pipeline.models import ARCHITECTURES
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--arch", nargs="+", default=list(ARCHITECTURES), choices=ARCHITECTURES)
+    args = parser.parse_args(argv)
+    print(f"CPU cores: {os.cpu_count()}, batch {args.batch_size}, {args.steps} timed steps (adam)")
+    header = f"{'architecture':<20} {'input':>7} {'params':>9} {'original':>9} {'ms/step':>9} {'examples/s':>11}"
+    print(header)
+    print("-" * len(header))
+    for architecture in args.arch:
+        r = measure(architecture, args.steps, args.batch_size)
+        original = f"{r['original']:,}" if r["original"] else "-"
+        print(
+            f"{r['architecture']:<20} {r['input']:>7} {r['parameters']:>9,} {original:>9} "
+            f"{r['ms_per_step']:>9.1f} {r['examples_per_s']:>11.0f}",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
