@@ -94,6 +94,23 @@ def frontend_dict(cfg, num_labels: int) -> dict[str, Any]:
     return info
 
 
+def _convert(converter) -> bytes:
+    """converter.convert() without the deprecation chatter of the concrete-function path.
+
+    (Passing a trackable object instead moves to the SavedModel path, whose int8 calibration
+    fails on Keras 3 resource variables.)
+    """
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return converter.convert()
+    finally:
+        absl.setLevel(level)
+
+
 def _scores_fn(tf, model, needs_softmax: bool):
     def scores(features):
         out = model(features, training=False)
@@ -164,7 +181,7 @@ def convert_float_tflite(model, cfg, needs_softmax: bool, check_audio: np.ndarra
         try:
             converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
             converter.allow_custom_ops = True
-            flat = converter.convert()
+            flat = _convert(converter)
             interpreter = tflite_interpreter(model_content=flat)
             interpreter.allocate_tensors()
             inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
@@ -184,7 +201,7 @@ def convert_float_tflite(model, cfg, needs_softmax: bool, check_audio: np.ndarra
         reason = "the speech-embedding front end is itself two TFLite models"
     fn = tf.function(scores, input_signature=[tf.TensorSpec([1, frames, bins], tf.float32)])
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
-    return converter.convert(), "features", reason
+    return _convert(converter), "features", reason
 
 
 def convert_int8_tflite(model, cfg, needs_softmax: bool, representative: np.ndarray) -> bytes:
@@ -204,9 +221,7 @@ def convert_int8_tflite(model, cfg, needs_softmax: bool, representative: np.ndar
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    with warnings.catch_warnings():  # "statistics for quantized inputs": set by calibration
-        warnings.simplefilter("ignore")
-        return converter.convert()
+    return _convert(converter)
 
 
 def _tflite_io(path: Path) -> dict[str, Any]:
@@ -259,7 +274,7 @@ def evaluate_exports(export_dir: Path, keras_dir: Path, paths, audio, y, test_fe
         saved = load_model(export_dir)
         scores = [saved.predict_wav_bytes(Path(p).read_bytes(), str(p))
                   for p in tqdm(paths, desc="saved_model", leave=False)]
-        results["saved_model"] = _accuracy(np.array(scores).reshape(len(paths), -1), y)
+        results["saved_model"] = _accuracy(np.array(scores), y) if scores else None
     for name in ("tflite_float", "tflite_int8"):
         model = load_model(export_dir / f"model_{name.split('_')[1]}.tflite")
         results[name] = _accuracy(model.predict_audio(audio), y)

@@ -145,3 +145,51 @@ def test_freeze_rejects_label_mismatch_and_leaves_nothing(exported, tmp_path):
     with pytest.raises(StageError, match="trained with features"):
         freeze(root / "keras", out, tmp_path / "export.json", other, WANTED, root / "train.npz",
                None)
+
+
+def test_embedding_export_is_a_bundle_that_runs_from_wav(tmp_path):
+    """preprocess: embedding exports TFLite heads + bundle.json; load_model runs it end to end."""
+    import keras
+
+    from pipeline import embedding
+
+    try:
+        embedding.models_dir()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+
+    from pipeline.features import FeatureConfig, features_numpy
+    from pipeline.freeze import freeze
+    from pipeline.inference import load_model
+    from pipeline.labels import write_labels
+
+    features = dict(FEATURES, preprocess="embedding")
+    cfg = FeatureConfig.from_params(features)
+    audio, y = tiny_clips(range(8))
+    x = features_numpy(audio, cfg)
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input(cfg.feature_shape)
+    h = keras.layers.GlobalAveragePooling1D()(inputs)
+    outputs = keras.layers.Dense(len(LABELS), activation="softmax")(h)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=60, batch_size=16, verbose=0)
+    keras_dir = tmp_path / "keras"
+    keras_dir.mkdir()
+    model.save(keras_dir / "model.keras")
+    write_labels(keras_dir / "labels.txt", LABELS)
+    (keras_dir / "meta.json").write_text(json.dumps({"features": features}))
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    metrics = freeze(keras_dir, tmp_path / "export", tmp_path / "export.json", features, WANTED,
+                     tmp_path / "train.npz", None)
+    export = tmp_path / "export"
+    assert (export / "bundle.json").is_file() and not (export / "saved_model").exists()
+    assert metrics["parameters"]["float_tflite_input"] == "features"
+    bundle = load_model(export)
+    assert bundle.labels == LABELS
+    test_audio, test_y = tiny_clips(range(30, 33))
+    reference = load_model(keras_dir).predict_audio(test_audio)
+    np.testing.assert_allclose(bundle.predict_audio(test_audio), reference, atol=1e-4)
+    one = bundle.predict_wav_bytes(encode_wav(test_audio[2], 16000))
+    assert one.argmax() == reference[2].argmax()
+    assert np.mean(reference.argmax(1) == test_y) >= 0.6

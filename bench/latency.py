@@ -1,0 +1,136 @@
+"""Benchmark: milliseconds to score one one-second clip, per export format, on this CPU.
+
+Formats: the SavedModel's WAV-bytes signature (decode + features + model, all in the graph),
+TFLite float, TFLite int8 (features by pipeline.features, then the interpreter), the Keras model
+(features + model call), and the original tutorial's frozen graph (its wav_data input). Each is
+called one clip at a time, as a device would, after a warm-up; the table gives the median and
+90th percentile over ``--repeats`` calls and the file size.
+
+The project's export is models/export (after `dvc repro`); without it, a stand-in is exported
+from an untrained model of params.yaml's architecture and front end (same cost, weights do not
+matter for latency).
+
+    python bench/latency.py [--export models/export] [--repeats 200] [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from pipeline.audio import encode_wav  # noqa: E402
+from pipeline.config import load_params  # noqa: E402
+from pipeline.inference import load_model  # noqa: E402
+
+SHARED_MINI = REPO.parent / "shared" / "data" / "speech_commands_mini"
+FROZEN = REPO.parent / "shared" / "pretrained" / "conv_actions_frozen.pb"
+
+
+def test_clip() -> tuple[bytes, str]:
+    """WAV bytes of a real clip when the shared data is present, else a seeded noise burst."""
+    real = sorted((SHARED_MINI / "yes").glob("*.wav")) if SHARED_MINI.is_dir() else []
+    if real:
+        return real[0].read_bytes(), str(real[0])
+    rng = np.random.default_rng(0)
+    return encode_wav(rng.normal(0, 0.1, 16000).clip(-1, 1), 16000), "seeded noise"
+
+
+def stand_in_export(work: Path, params: dict) -> tuple[Path, Path]:
+    """Export an untrained model of params.yaml's architecture into ``work`` (keras dir, export)."""
+    from pipeline.features import FeatureConfig, features_numpy
+    from pipeline.freeze import freeze
+    from pipeline.labels import prepare_words_list, write_labels
+    from pipeline.models import build_model, with_softmax
+
+    cfg = FeatureConfig.from_params(params["features"])
+    labels = prepare_words_list(params["split"]["wanted_words"])
+    model = build_model(params["train"]["model_architecture"], cfg.feature_shape, len(labels),
+                        params["train"]["dropout"])
+    keras_dir = work / "keras"
+    keras_dir.mkdir(parents=True)
+    with_softmax(model).save(keras_dir / "model.keras")
+    write_labels(keras_dir / "labels.txt", labels)
+    (keras_dir / "meta.json").write_text(json.dumps({"features": cfg.to_dict()}))
+    rng = np.random.default_rng(0)
+    x = features_numpy(rng.normal(0, 0.1, (32, cfg.desired_samples)).astype(np.float32), cfg)
+    np.savez(work / "train.npz", x=x, y=np.zeros(len(x), np.int32))
+    freeze(keras_dir, work / "export", work / "export.json", cfg.to_dict(),
+           params["split"]["wanted_words"], work / "train.npz", None)
+    return keras_dir, work / "export"
+
+
+def time_calls(fn, repeats: int, warmup: int = 10) -> np.ndarray:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return np.array(times) * 1000.0
+
+
+def size_of(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--export", default=str(REPO / "models" / "export"))
+    parser.add_argument("--keras", default=str(REPO / "models" / "keras"))
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+
+    wav, clip_name = test_clip()
+    export, keras_dir = Path(args.export), Path(args.keras)
+    note = str(export)
+    with tempfile.TemporaryDirectory() as tmp:
+        if not (export / "frontend.json").is_file() or not (keras_dir / "model.keras").is_file():
+            params = load_params(REPO / "params.yaml", ["features", "split", "train"])
+            keras_dir, export = stand_in_export(Path(tmp), params)
+            note = (f"stand-in: untrained {params['train']['model_architecture']} "
+                    f"({params['features']['preprocess']} front end)")
+        targets = [
+            ("SavedModel (WAV bytes)", export / "saved_model", "wav"),
+            ("TFLite float", export / "model_float.tflite", "wav"),
+            ("TFLite int8", export / "model_int8.tflite", "wav"),
+            ("Keras", keras_dir / "model.keras", "wav"),
+            ("original frozen graph", FROZEN, "wav"),
+        ]
+        rows = []
+        for name, path, _ in targets:
+            if not path.exists():
+                print(f"skip {name}: {path} not found")
+                continue
+            model = load_model(path)
+            times = time_calls(lambda: model.predict_wav_bytes(wav), args.repeats)
+            rows.append({"format": name, "path": str(path), "median_ms": float(np.median(times)),
+                         "p90_ms": float(np.percentile(times, 90)), "size_bytes": size_of(path)})
+    print(f"one-second clip ({clip_name}), {args.repeats} calls each, model: {note}")
+    print(f"{'format':<24} {'median ms':>10} {'p90 ms':>8} {'size':>12}")
+    for row in rows:
+        print(f"{row['format']:<24} {row['median_ms']:>10.2f} {row['p90_ms']:>8.2f} "
+              f"{row['size_bytes']:>12,d}")
+    if args.json:
+        from pipeline.fsutil import atomic_write_json
+
+        atomic_write_json(args.json, {"model": note, "clip": clip_name, "repeats": args.repeats,
+                                      "cpu_count": os.cpu_count(), "results": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
