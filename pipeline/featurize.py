@@ -104,7 +104,9 @@ def featurize_split(
             audio = np.zeros((len(chunk) * copies, desired), np.float32)
             for i, row in enumerate(chunk):
                 clip = _clip_audio(row, base_dir, desired, fcfg.sample_rate)
-                silence = row["label"] == SILENCE_LABEL
+                # Generated silence has no path; the official test set's _silence_ clips are real
+                # recordings and are used as they are.
+                silence = row["label"] == SILENCE_LABEL and not row["path"]
                 for c in range(copies):
                     rng = clip_rng(acfg.seed, split, start + i, c)
                     audio[i * copies + c] = augment_clip(

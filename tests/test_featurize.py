@@ -169,3 +169,16 @@ def test_npz_members_carry_no_wall_clock_time(project):
         assert [i.filename for i in zf.infolist()] == ["x.npy", "y.npy"]
         assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
         assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}
+
+
+def test_recorded_silence_clip_is_used_as_is(project):
+    """The official test set has real _silence_ recordings: no generated noise for those."""
+    root, split_dir, dataset = project
+    noise = (dataset / "_background_noise_" / "white_noise.wav").relative_to(root).as_posix()
+    rows = (split_dir / "test.csv").read_text().splitlines()
+    rows[-1] = f"{noise},_silence_,_silence_,0,,testing"
+    (split_dir / "test.csv").write_text("\n".join(rows) + "\n")
+    out = _run(project, augment=AugmentConfig(copies=1))
+    clip = fit_to_length(read_wav(root / noise, 16000), 16000)
+    np.testing.assert_allclose(np.load(out / "test.npz")["x"][-1], features_numpy(clip, FeatureConfig()),
+                               rtol=1e-6, atol=1e-6)
