@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.audio import encode_wav, write_wav
 from pipeline.cli import StageError
+from tests.conftest import REPO_ROOT
 from tests.test_inference import FEATURES, LABELS, WANTED, tiny_clips, train_tiny_keras
 
 pytestmark = pytest.mark.slow
@@ -130,6 +131,25 @@ def test_saved_model_runs_without_this_package(exported, tmp_path):
                             cwd=tmp_path, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""})
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout.split()[-1]) == LABELS.index("no")
+
+
+def test_freeze_stage_command_line(exported, tmp_path, capsys):
+    import yaml
+
+    from pipeline.freeze import main
+
+    root, _, _ = exported
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["features"] = dict(FEATURES)
+    params["split"]["wanted_words"] = list(WANTED)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out, metrics = tmp_path / "models" / "export", tmp_path / "metrics" / "export.json"
+    assert main(["--params", str(tmp_path / "params.yaml"), "--keras-dir", str(root / "keras"),
+                 "--out", str(out), "--metrics", str(metrics), "--features-dir", str(root),
+                 "--split-dir", str(root), "--test-limit", "30"]) == 0
+    written = json.loads(metrics.read_text())
+    assert written["test_clips"] == 30 and (out / "saved_model" / "saved_model.pb").is_file()
+    assert '"saved_model"' in capsys.readouterr().out
 
 
 def test_freeze_rejects_label_mismatch_and_leaves_nothing(exported, tmp_path):

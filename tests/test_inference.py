@@ -55,7 +55,10 @@ def train_tiny_keras(folder: Path, features=FEATURES, epochs=40) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.keras")
     write_labels(folder / "labels.txt", LABELS)
-    (folder / "meta.json").write_text(json.dumps({"architecture": "test_conv", "features": features}))
+    # Nested as the train stage writes it: meta["features"] is featurize's meta.json.
+    meta = {"architecture": "test_conv",
+            "features": {"features": features, "feature_shape": list(cfg.feature_shape)}}
+    (folder / "meta.json").write_text(json.dumps(meta))
     return folder
 
 
