@@ -333,7 +333,7 @@ def test_original_frozen_graph_frame_reuse(shared_pretrained):
     from pipeline.inference import load_model
 
     model = load_model(shared_pretrained / "conv_actions_frozen.pb")
-    audio, _ = _recording(seconds=3)
+    audio, _ = _recording(seconds=2)
     fast = stream_eval.stream_scores(model, audio, 30, frame_reuse=True, progress=False)
     slow = stream_eval.stream_scores(model, audio, 30, frame_reuse=False, progress=False)
     assert fast.frame_reuse and not slow.frame_reuse
@@ -343,3 +343,49 @@ def test_original_frozen_graph_frame_reuse(shared_pretrained):
 
     direct = model.predict_wav_bytes(encode_wav(audio[480 * 5 : 480 * 5 + RATE], RATE))
     np.testing.assert_allclose(fast.scores[5], direct, atol=2e-3)
+
+
+def test_keras_mfcc_model_frame_reuse(tmp_path):
+    """The project's front end (mfcc over the whole recording) sliced into windows gives the
+    scores of per-window features, through pipeline.inference's Keras backend."""
+    from pipeline.features import FeatureConfig
+    from pipeline.inference import load_model
+    from pipeline.models import build_model
+
+    cfg = FeatureConfig.from_params(dict(sample_rate=RATE, clip_duration_ms=1000, window_size_ms=30,
+                                         window_stride_ms=10, feature_bin_count=40, preprocess="mfcc"))
+    build_model("ds_cnn", cfg.feature_shape, len(LABELS), 0.5).save(tmp_path / "model.keras")
+    write_labels(tmp_path / "labels.txt", LABELS)
+    (tmp_path / "meta.json").write_text(json.dumps({"features": cfg.to_dict()}))
+    model = load_model(tmp_path / "model.keras")
+    audio, _ = _recording(seconds=3)
+    fast = stream_eval.stream_scores(model, audio, 30, frame_reuse=True, progress=False)
+    slow = stream_eval.stream_scores(model, audio, 30, frame_reuse=False, progress=False)
+    assert fast.frame_reuse and not slow.frame_reuse
+    np.testing.assert_allclose(fast.scores, slow.scores, atol=1e-5)
+
+
+def test_stage_from_params(tmp_path, monkeypatch):
+    (tmp_path / "data" / "stream").mkdir(parents=True)
+    _recording(seconds=20, tmp_path=tmp_path / "data" / "stream")
+    os.replace(tmp_path / "data" / "stream" / "labels.txt", tmp_path / "data" / "stream" / "stream_labels.txt")
+    (tmp_path / "params.yaml").write_text(
+        "stream_eval:\n  clip_stride_ms: 30\n  average_window_ms: 500\n  detection_threshold: 0.6\n"
+        "  suppression_ms: 1500\n  time_tolerance_ms: 750\n  minimum_count: 3\n")
+    seen = {}
+
+    def fake_load(path, labels=None):
+        seen["path"] = Path(path)
+        return StandInModel()
+
+    monkeypatch.setattr("pipeline.inference.load_model", fake_load)
+    monkeypatch.chdir(tmp_path)
+    assert stream_eval.main(["--from-params"]) == 0
+    assert seen["path"] == Path("models/export")
+    metrics = json.loads((tmp_path / "metrics" / "stream.json").read_text())
+    assert metrics["detection_threshold"] == 0.6 and metrics["ground_truth_words"] == 6
+    first = (tmp_path / "metrics" / "stream_threshold_sweep.csv").read_bytes()
+    assert stream_eval.main(["--from-params"]) == 0
+    assert (tmp_path / "metrics" / "stream_threshold_sweep.csv").read_bytes() == first
+    with pytest.raises(StageError, match="cannot be combined"):
+        stream_eval.main(["--from-params", "--minimum-count", "2"])

@@ -1,0 +1,155 @@
+"""Benchmark: how much faster than real time streaming evaluation runs, per model.
+
+Scores a 600 s recording every 30 ms (the original's stride) with
+
+- the project's default model: models/export (after `dvc repro`), else models/keras/model.keras,
+  else a stand-in ds_cnn with the params.yaml front end and untrained weights (same cost; its
+  accuracy columns mean nothing), and
+- the original tutorial's frozen graph (/work/shared/pretrained/conv_actions_frozen.pb),
+
+both with frame reuse (features once per 10 ms frame, windows sliced from them) and, on the first
+``--per-window-seconds`` of the recording, window by window from audio, for comparison. The
+recording is data/stream/stream.wav when present, else one synthesized like the
+synthesize_stream stage from the test split (which_set) of ../shared/data/speech_commands_mini.
+
+    python bench/streaming.py [--duration 600] [--per-window-seconds 60] [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from pipeline import stream_eval  # noqa: E402
+from pipeline.audio import read_wav  # noqa: E402
+from pipeline.config import load_params  # noqa: E402
+from pipeline.labels import ALL_WORDS, BACKGROUND_NOISE_DIR, UNKNOWN_LABEL  # noqa: E402
+from pipeline.recognize import read_ground_truth  # noqa: E402
+from pipeline.synthesize_stream import StreamSettings, synthesize  # noqa: E402
+
+SHARED_MINI = REPO.parent / "shared" / "data" / "speech_commands_mini"
+FROZEN = REPO.parent / "shared" / "pretrained" / "conv_actions_frozen.pb"
+
+
+def recording(duration_s: float, params: dict):
+    """(audio, ground truth, where it came from)."""
+    wav, truth = REPO / stream_eval.WAV_PATH, REPO / stream_eval.GROUND_TRUTH_PATH
+    if wav.is_file() and truth.is_file():
+        return read_wav(wav, sample_rate=params["features"]["sample_rate"]), read_ground_truth(truth), str(wav)
+    if not SHARED_MINI.is_dir():
+        raise SystemExit(f"no {wav} and no {SHARED_MINI} to synthesize a recording from")
+    from pipeline.split import which_set
+
+    split = params["split"]
+    wanted = split["wanted_words"]
+    word_clips = {w: [] for w in wanted}
+    unknown = []
+    for folder in sorted(p for p in SHARED_MINI.iterdir() if p.is_dir()):
+        if folder.name == BACKGROUND_NOISE_DIR or folder.name not in ALL_WORDS:
+            continue
+        for path in sorted(folder.glob("*.wav")):
+            if which_set(path.name, split["validation_percentage"], split["testing_percentage"]) != "testing":
+                continue
+            (word_clips[folder.name] if folder.name in wanted else unknown).append(path)
+    settings = StreamSettings(sample_rate=params["features"]["sample_rate"],
+                              **{**params["stream"], "duration_s": duration_s})
+    noise = sorted((SHARED_MINI / BACKGROUND_NOISE_DIR).glob("*.wav"))
+    audio, labels = synthesize(word_clips, unknown, noise, settings, progress=False)
+    truth = [(label, round(t)) for label, t in labels]
+    clips = sum(map(len, word_clips.values())) + len(unknown)
+    return audio, truth, f"synthesized from {clips} test-split clips of {SHARED_MINI.name}"
+
+
+def default_model(params: dict, tmp: Path):
+    """(path, description) of the project's default model, or a stand-in saved under ``tmp``."""
+    for candidate in (REPO / "models" / "export", REPO / "models" / "keras" / "model.keras"):
+        if candidate.exists():
+            return candidate, str(candidate.relative_to(REPO))
+    from pipeline.features import FeatureConfig
+    from pipeline.labels import prepare_words_list, write_labels
+    from pipeline.models import build_model
+
+    cfg = FeatureConfig.from_params(params["features"])
+    labels = prepare_words_list(params["split"]["wanted_words"])
+    arch = params["train"]["model_architecture"]
+    model = build_model(arch, cfg.feature_shape, len(labels), params["train"]["dropout"])
+    model.save(tmp / "model.keras")
+    write_labels(tmp / "labels.txt", labels)
+    (tmp / "meta.json").write_text(json.dumps({"features": cfg.to_dict()}))
+    return tmp / "model.keras", f"stand-in {arch} (untrained; timing only)"
+
+
+def bench(name, path, audio, truth, settings, per_window_seconds):
+    from pipeline.inference import load_model
+
+    started = time.perf_counter()
+    model = load_model(path)
+    load_s = time.perf_counter() - started
+    duration = len(audio) / model.sample_rate
+    rows = []
+    fast = stream_eval.stream_scores(model, audio, settings["clip_stride_ms"], progress=False)
+    metrics, _, _ = stream_eval.evaluate_scores(
+        model.labels, fast, truth, duration, settings["average_window_ms"],
+        settings["detection_threshold"], settings["suppression_ms"], settings["time_tolerance_ms"],
+        settings["minimum_count"])
+    rows.append(dict(model=name, path="frame reuse" if fast.frame_reuse else "per window",
+                     audio_s=duration, windows=len(fast.times_ms), seconds=fast.seconds,
+                     x_real_time=duration / fast.seconds, load_s=load_s,
+                     correct_percentage=metrics["correct_percentage"],
+                     false_alarms_per_hour=metrics["false_alarms_per_hour"]))
+    if per_window_seconds > 0 and fast.frame_reuse:
+        part = audio[: int(per_window_seconds * model.sample_rate)]
+        slow = stream_eval.stream_scores(model, part, settings["clip_stride_ms"], frame_reuse=False,
+                                         progress=False)
+        part_s = len(part) / model.sample_rate
+        rows.append(dict(model=name, path="per window", audio_s=part_s, windows=len(slow.times_ms),
+                         seconds=slow.seconds, x_real_time=part_s / slow.seconds, load_s=load_s,
+                         correct_percentage=None, false_alarms_per_hour=None))
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=600, help="seconds to synthesize")
+    parser.add_argument("--per-window-seconds", type=float, default=60,
+                        help="seconds scored window by window for comparison (0: skip)")
+    parser.add_argument("--skip-frozen", action="store_true")
+    parser.add_argument("--json", help="write the rows here")
+    args = parser.parse_args(argv)
+    params = load_params(REPO / "params.yaml")
+    settings = params["stream_eval"]
+    audio, truth, source = recording(args.duration, params)
+    print(f"recording: {len(audio) / params['features']['sample_rate']:.0f} s, {len(truth)} words, {source}")
+    print(f"stream_eval: {settings}; {os.cpu_count()} CPU cores")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path, name = default_model(params, Path(tmp))
+        rows += bench(name, path, audio, truth, settings, args.per_window_seconds)
+        if not args.skip_frozen and FROZEN.is_file():
+            rows += bench("original conv_actions_frozen.pb", FROZEN, audio, truth, settings,
+                          args.per_window_seconds)
+    header = f"{'model':44} {'path':12} {'audio s':>8} {'windows':>8} {'seconds':>8} {'x real time':>11} {'correct %':>9} {'FA/hour':>8}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        correct = "-" if r["correct_percentage"] is None else f"{r['correct_percentage']:.1f}"
+        alarms = "-" if r["false_alarms_per_hour"] is None else f"{r['false_alarms_per_hour']:.1f}"
+        print(f"{r['model'][:44]:44} {r['path']:12} {r['audio_s']:8.0f} {r['windows']:8d} "
+              f"{r['seconds']:8.2f} {r['x_real_time']:11.1f} {correct:>9} {alarms:>8}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
