@@ -106,7 +106,9 @@ def synthesize(word_clips: dict[str, list], unknown_clips: list, backgrounds: li
             return clip
         key = str(clip)
         if key not in cache:
-            cache[key] = read_wav(clip, sample_rate=rate)
+            # The split stage has already accepted (or, with data.resample, marked for
+            # resampling) every listed clip, so one at another rate is converted like featurize does.
+            cache[key] = read_wav(clip, sample_rate=rate, resample=True)
         return cache[key]
 
     rng = np.random.default_rng(settings.seed)

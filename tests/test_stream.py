@@ -173,9 +173,9 @@ def test_stage_writes_wav_and_labels_deterministically(stage_repo):
 
 def test_stage_failure_leaves_no_output(stage_repo):
     bad = sorted((stage_repo / "data" / "raw" / "dataset" / "yes").glob("*.wav"))[0]
-    write_wav(bad, np.zeros(RATE, np.float32), 8000)  # wrong sample rate
+    bad.write_bytes(bad.read_bytes()[:30])  # truncated
     _params(stage_repo, duration_s=60, unknown_percentage=0)
-    with pytest.raises(WavError, match="8000 Hz"):
+    with pytest.raises(WavError, match="truncated"):
         synthesize_stream.main([])
     assert not (stage_repo / "data" / "stream").exists()
     assert not [p for p in (stage_repo / "data").iterdir() if p.name.startswith(".stream")]
@@ -389,3 +389,12 @@ def test_stage_from_params(tmp_path, monkeypatch):
     assert (tmp_path / "metrics" / "stream_threshold_sweep.csv").read_bytes() == first
     with pytest.raises(StageError, match="cannot be combined"):
         stream_eval.main(["--from-params", "--minimum-count", "2"])
+
+
+def test_clip_at_another_rate_is_resampled(tmp_path):
+    write_wav(tmp_path / "yes.wav", tone(500, 0.5, 8000), 8000)
+    settings = StreamSettings(duration_s=3, unknown_percentage=0, background_volume=0.0, seed=0)
+    audio, labels = synthesize({"yes": [tmp_path / "yes.wav"]}, [], [], settings, progress=False)
+    offset = round(labels[0][1] * RATE / 1000)
+    assert np.count_nonzero(np.abs(audio) > 1e-3) > 0.4 * RATE  # 0.5 s at 16 kHz, not 0.25 s
+    assert np.abs(audio[offset : offset + RATE // 2]).max() > 0.4
