@@ -24,7 +24,10 @@ MEL_WINDOW_SAMPLES = 512
 MEL_HOP_SAMPLES = 160
 WINDOW_FRAMES = 76
 WINDOW_STEP_FRAMES = 8
-PAD_SAMPLES = 4000  # 0.25 s of silence each side of the clip
+# 0.25 s of silence each side of the clip (9 windows). Logistic regression on the 2,804 shared real
+# clips, 459 clips of held-out speakers: pad 0 (3 windows) 70.6%, pad 4000 (9) 89.3%, pad 8000
+# (16) 88.2%, so 4000: the best of the three and half the cost of 8000.
+PAD_SAMPLES = 4000
 MODEL_FILES = ("melspectrogram.tflite", "embedding_model.tflite")
 
 _INTERPRETERS: dict[str, object] = {}
