@@ -2,9 +2,10 @@
 
 Scores a 600 s recording every 30 ms (the original's stride) with
 
-- the project's default model: models/export (after `dvc repro`), else models/keras/model.keras,
-  else a stand-in ds_cnn with the params.yaml front end and untrained weights (same cost; its
-  accuracy columns mean nothing), and
+- the project's default model: models/export/saved_model (after `dvc repro`; with --tflite also
+  its .tflite files), else models/keras or, before training, an untrained stand-in of params.yaml's
+  architecture and front end (same cost; its accuracy columns mean nothing), exported by the freeze
+  stage's code into a temporary folder, and
 - the original tutorial's frozen graph (/work/shared/pretrained/conv_actions_frozen.pb),
 
 both with frame reuse (features once per 10 ms frame, windows sliced from them) and, on the first
@@ -70,23 +71,54 @@ def recording(duration_s: float, params: dict):
     return audio, truth, f"synthesized from {clips} test-split clips of {SHARED_MINI.name}"
 
 
-def default_model(params: dict, tmp: Path):
-    """(path, description) of the project's default model, or a stand-in saved under ``tmp``."""
-    for candidate in (REPO / "models" / "export", REPO / "models" / "keras" / "model.keras"):
-        if candidate.exists():
-            return candidate, str(candidate.relative_to(REPO))
+def default_models(params: dict, tmp: Path, tflite: bool):
+    """[(path, description)] of the project's default model, or of a stand-in exported under
+    ``tmp`` the way the freeze stage exports (SavedModel + TFLite) when there is none."""
+    export = REPO / "models" / "export"
+    if not export.exists():
+        keras_dir = REPO / "models" / "keras"
+        if not (keras_dir / "model.keras").is_file():
+            keras_dir = standin_keras(params, tmp / "keras")
+        export = standin_export(params, keras_dir, tmp)
+        note = " [stand-in]" if keras_dir.parent == tmp else ""
+    else:
+        note = ""
+    found = [(export, f"{export.name}/saved_model{note}")]
+    if tflite:
+        found += [(export / name, f"{export.name}/{name}{note}")
+                  for name in ("model_float.tflite", "model_int8.tflite") if (export / name).is_file()]
+    return found
+
+
+def standin_keras(params: dict, folder: Path) -> Path:
+    """An untrained model of params.yaml's architecture and front end (costs what a trained one does)."""
     from pipeline.features import FeatureConfig
     from pipeline.labels import prepare_words_list, write_labels
     from pipeline.models import build_model
 
+    folder.mkdir(parents=True)
     cfg = FeatureConfig.from_params(params["features"])
     labels = prepare_words_list(params["split"]["wanted_words"])
-    arch = params["train"]["model_architecture"]
-    model = build_model(arch, cfg.feature_shape, len(labels), params["train"]["dropout"])
-    model.save(tmp / "model.keras")
-    write_labels(tmp / "labels.txt", labels)
-    (tmp / "meta.json").write_text(json.dumps({"features": cfg.to_dict()}))
-    return tmp / "model.keras", f"stand-in {arch} (untrained; timing only)"
+    model = build_model(params["train"]["model_architecture"], cfg.feature_shape, len(labels),
+                        params["train"]["dropout"])
+    model.save(folder / "model.keras")
+    write_labels(folder / "labels.txt", labels)
+    (folder / "meta.json").write_text(json.dumps({"features": cfg.to_dict()}))
+    return folder
+
+
+def standin_export(params: dict, keras_dir: Path, tmp: Path) -> Path:
+    """Export ``keras_dir`` with the freeze stage (random features as the int8 calibration set)."""
+    from pipeline.features import FeatureConfig
+    from pipeline.freeze import freeze
+
+    cfg = FeatureConfig.from_params(params["features"])
+    rng = np.random.default_rng(0)
+    npz = tmp / "train.npz"
+    np.savez(npz, x=rng.normal(0, 1, (64, *cfg.feature_shape)).astype(np.float32), y=np.zeros(64, np.int32))
+    freeze(keras_dir, tmp / "export", tmp / "export.json", params["features"],
+           params["split"]["wanted_words"], npz, None)
+    return tmp / "export"
 
 
 def bench(name, path, audio, truth, settings, per_window_seconds):
@@ -124,6 +156,7 @@ def main(argv=None) -> int:
     parser.add_argument("--per-window-seconds", type=float, default=60,
                         help="seconds scored window by window for comparison (0: skip)")
     parser.add_argument("--skip-frozen", action="store_true")
+    parser.add_argument("--tflite", action="store_true", help="also the exported .tflite models")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)
     params = load_params(REPO / "params.yaml")
@@ -133,18 +166,22 @@ def main(argv=None) -> int:
     print(f"stream_eval: {settings}; {os.cpu_count()} CPU cores")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        path, name = default_model(params, Path(tmp))
-        rows += bench(name, path, audio, truth, settings, args.per_window_seconds)
+        for path, name in default_models(params, Path(tmp), args.tflite):
+            rows += bench(name, path, audio, truth, settings,
+                          0 if path.suffix == ".tflite" else args.per_window_seconds)
         if not args.skip_frozen and FROZEN.is_file():
             rows += bench("original conv_actions_frozen.pb", FROZEN, audio, truth, settings,
                           args.per_window_seconds)
-    header = f"{'model':44} {'path':12} {'audio s':>8} {'windows':>8} {'seconds':>8} {'x real time':>11} {'correct %':>9} {'FA/hour':>8}"
+    if any("[stand-in]" in r["model"] for r in rows):
+        print("[stand-in]: no trained model yet; an untrained one of params.yaml's architecture "
+              "(timing only, its accuracy means nothing)")
+    header = f"{'model':50} {'path':12} {'audio s':>8} {'windows':>8} {'seconds':>8} {'x real time':>11} {'correct %':>9} {'FA/hour':>8}"
     print(header)
     print("-" * len(header))
     for r in rows:
         correct = "-" if r["correct_percentage"] is None else f"{r['correct_percentage']:.1f}"
         alarms = "-" if r["false_alarms_per_hour"] is None else f"{r['false_alarms_per_hour']:.1f}"
-        print(f"{r['model'][:44]:44} {r['path']:12} {r['audio_s']:8.0f} {r['windows']:8d} "
+        print(f"{r['model'][:50]:50} {r['path']:12} {r['audio_s']:8.0f} {r['windows']:8d} "
               f"{r['seconds']:8.2f} {r['x_real_time']:11.1f} {correct:>9} {alarms:>8}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")

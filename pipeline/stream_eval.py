@@ -173,6 +173,14 @@ def run_stream_eval(model_path, wav_path, ground_truth_path, labels_path=None, *
 
     Returns ``(metrics, sweep rows, detections, StreamScores)``.
     """
+    # Check the cheap inputs before loading a model.
+    for path, what in ((wav_path, "recording"), (ground_truth_path, "ground-truth file")):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: {what} not found")
+    try:
+        ground_truth = read_ground_truth(ground_truth_path)
+    except ValueError as exc:
+        raise StageError(str(exc)) from None
     if model is None:
         from pipeline.inference import load_model
 
@@ -181,10 +189,6 @@ def run_stream_eval(model_path, wav_path, ground_truth_path, labels_path=None, *
     if len(audio) <= model.desired_samples:
         raise StageError(f"{wav_path}: {len(audio)} samples is not longer than one clip "
                          f"({model.desired_samples} samples)")
-    try:
-        ground_truth = read_ground_truth(ground_truth_path)
-    except ValueError as exc:
-        raise StageError(str(exc)) from None
     unknown = sorted({label for label, _ in ground_truth} - set(model.labels))
     if unknown:
         log.warning("ground-truth labels the model does not have (never correct): %s", ", ".join(unknown))

@@ -398,3 +398,14 @@ def test_clip_at_another_rate_is_resampled(tmp_path):
     offset = round(labels[0][1] * RATE / 1000)
     assert np.count_nonzero(np.abs(audio) > 1e-3) > 0.4 * RATE  # 0.5 s at 16 kHz, not 0.25 s
     assert np.abs(audio[offset : offset + RATE // 2]).max() > 0.4
+
+
+def test_missing_inputs_are_named(tmp_path):
+    _recording(seconds=3, tmp_path=tmp_path)
+    with pytest.raises(FileNotFoundError, match="nope.txt: ground-truth file not found"):
+        stream_eval.run_stream_eval(None, tmp_path / "stream.wav", tmp_path / "nope.txt",
+                                    model=StandInModel(), progress=False, **stream_eval.DEFAULTS)
+    (tmp_path / "bad.txt").write_text("yes, later\n")
+    with pytest.raises(StageError, match="bad.txt: line 1"):
+        stream_eval.run_stream_eval(None, tmp_path / "stream.wav", tmp_path / "bad.txt",
+                                    model=StandInModel(), progress=False, **stream_eval.DEFAULTS)
