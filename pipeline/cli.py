@@ -34,6 +34,9 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
         status = main(argv)
     except EXPECTED_ERRORS as exc:
         name = getattr(main, "__module__", "pipeline")
+        if name == "__main__":  # run as `python -m pipeline.x`: name the module, not __main__
+            spec = getattr(sys.modules["__main__"], "__spec__", None)
+            name = spec.name if spec else name
         print(f"error [{name}]: {exc}", file=sys.stderr)
         sys.exit(1)
     sys.exit(status or 0)
