@@ -12,7 +12,6 @@ The npz files are written by :func:`save_npz` (uncompressed, fixed zip timestamp
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import logging
 import zipfile
@@ -29,6 +28,7 @@ from pipeline.config import load_params
 from pipeline.features import FeatureConfig, features_numpy
 from pipeline.fsutil import atomic_dir, atomic_write_json
 from pipeline.labels import BACKGROUND_NOISE_DIR, SILENCE_LABEL, write_labels
+from pipeline.split import Row, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -38,29 +38,8 @@ FEATURES_DIR = Path("data/features")
 # (manifest file, split name used for seeding, output name)
 SPLITS = (("train.csv", "training", "train"), ("validation.csv", "validation", "validation"),
           ("test.csv", "testing", "test"))
-COLUMNS = ("path", "word", "label", "label_index", "speaker", "split")
 CHUNK = 512  # clips per feature batch: bounds memory, keeps TF ops batched
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Manifest rows (docs/DESIGN.md columns) with ``label_index`` as int."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found (run the split stage first)")
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise StageError(f"{path}: expected columns {','.join(COLUMNS)}, got {reader.fieldnames}")
-        rows = []
-        for n, r in enumerate(reader, start=2):
-            try:
-                r["label_index"] = int(r["label_index"])
-            except ValueError:
-                raise StageError(f"{path}:{n}: label_index {r['label_index']!r} is not an integer") from None
-            if r["label"] != SILENCE_LABEL and not r["path"]:
-                raise StageError(f"{path}:{n}: row of label {r['label']!r} has no path")
-            rows.append(r)
-    return rows
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -74,15 +53,15 @@ def save_npz(path: Path, **arrays: np.ndarray) -> None:
             zf.writestr(info, buffer.getvalue(), compress_type=zipfile.ZIP_STORED)
 
 
-def _clip_audio(row, base_dir: Path, desired: int, sample_rate: int) -> np.ndarray:
-    if row["label"] == SILENCE_LABEL and not row["path"]:
+def _clip_audio(row: Row, base_dir: Path, desired: int, sample_rate: int) -> np.ndarray:
+    if row.label == SILENCE_LABEL and not row.path:
         return np.zeros(desired, np.float32)
     # Split has already vetted every clip (and its rate, resampling only when asked to).
-    return fit_to_length(read_wav(base_dir / row["path"], sample_rate, resample=True), desired)
+    return fit_to_length(read_wav(base_dir / row.path, sample_rate, resample=True), desired)
 
 
 def featurize_split(
-    rows: list[dict[str, Any]],
+    rows: list[Row],
     split: str,
     fcfg: FeatureConfig,
     acfg: AugmentConfig,
@@ -106,14 +85,14 @@ def featurize_split(
                 clip = _clip_audio(row, base_dir, desired, fcfg.sample_rate)
                 # Generated silence has no path; the official test set's _silence_ clips are real
                 # recordings and are used as they are.
-                silence = row["label"] == SILENCE_LABEL and not row["path"]
+                silence = row.label == SILENCE_LABEL and not row.path
                 for c in range(copies):
                     rng = clip_rng(acfg.seed, split, start + i, c)
                     audio[i * copies + c] = augment_clip(
                         clip, silence, rng, noises, training, shift,
                         acfg.background_volume, acfg.background_frequency,
                     )
-                    y[(start + i) * copies + c] = row["label_index"]
+                    y[(start + i) * copies + c] = row.label_index
             x[start * copies : start * copies + len(audio)] = features_numpy(audio, fcfg)
             bar.update(len(audio))
     return x, y
@@ -136,17 +115,17 @@ def featurize(
     if not labels_path.is_file():
         raise FileNotFoundError(f"{labels_path}: not found (run the split stage first)")
     labels = [line.strip() for line in labels_path.read_text().splitlines() if line.strip()]
-    manifests = {out: (split, read_rows(split_dir / name)) for name, split, out in SPLITS}
+    manifests = {out: (split, read_manifest(split_dir / name)) for name, split, out in SPLITS}
     for out, (_, rows) in manifests.items():
         for r in rows:
-            if not 0 <= r["label_index"] < len(labels) or labels[r["label_index"]] != r["label"]:
+            if not 0 <= r.label_index < len(labels) or labels[r.label_index] != r.label:
                 raise StageError(
-                    f"{split_dir / out}: label {r['label']!r} index {r['label_index']} does not "
+                    f"{split_dir / out}: label {r.label!r} index {r.label_index} does not "
                     f"match {labels_path}"
                 )
     noises = load_background(Path(dataset_dir) / BACKGROUND_NOISE_DIR, features.sample_rate,
                              features.desired_samples)
-    needs_noise = any(r["label"] == SILENCE_LABEL for _, rows in manifests.values() for r in rows)
+    needs_noise = any(r.label == SILENCE_LABEL for _, rows in manifests.values() for r in rows)
     if needs_noise and not noises:
         raise StageError(
             f"{Path(dataset_dir) / BACKGROUND_NOISE_DIR}: no background noise WAVs, but the "

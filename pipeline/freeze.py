@@ -24,7 +24,6 @@ bytes with ``pipeline.embedding``; no SavedModel is written.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import warnings
@@ -42,6 +41,7 @@ from pipeline.inference import (
     FRAME_REUSE_PREPROCESS, feature_params, load_model, tflite_interpreter,
 )
 from pipeline.labels import prepare_words_list, read_labels, write_labels
+from pipeline.split import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -244,17 +244,16 @@ def _size(path: Path) -> int:
 def read_test_clips(manifest: Path, root: Path, labels: list[str], desired_samples: int,
                     sample_rate: int, limit: int | None = None):
     """Audio of the manifest's clips that have a file (silence rows have none) and their labels."""
-    with open(manifest, newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r.get("path")]
+    rows = [r for r in read_manifest(manifest) if r.path]
     if limit:
         rows = rows[:limit]
     paths, audio, y = [], [], []
     for row in tqdm(rows, desc="read test clips", leave=False):
-        path = root / row["path"]
-        if row["label"] not in labels:
-            raise StageError(f"{manifest}: label {row['label']!r} is not in the model's labels")
+        path = root / row.path
+        if row.label not in labels:
+            raise StageError(f"{manifest}: label {row.label!r} is not in the model's labels")
         audio.append(fit_to_length(read_wav(path, sample_rate), desired_samples))
-        y.append(labels.index(row["label"]))
+        y.append(labels.index(row.label))
         paths.append(path)
     if not audio:
         return paths, np.zeros((0, desired_samples), np.float32), np.zeros(0, np.int32)

@@ -221,15 +221,28 @@ def manifest_text(rows) -> str:
 
 
 def read_manifest(path) -> list[Row]:
-    """Rows of a manifest written by this stage (for later stages and tests)."""
+    """Rows of a manifest written by this stage: the one reader for every later stage and test.
+
+    Checks what the consumers rely on, naming the file and line: the columns, an integer
+    ``label_index``, and a ``path`` on every row that is not silence.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found (run the split stage first)")
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
         if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise StageError(f"{path}: expected columns {','.join(COLUMNS)}")
-        return [
-            Row(r["path"], r["word"], r["label"], int(r["label_index"]), r["speaker"], r["split"])
-            for r in reader
-        ]
+            raise StageError(f"{path}: expected columns {','.join(COLUMNS)}, got {reader.fieldnames}")
+        rows = []
+        for n, r in enumerate(reader, start=2):
+            try:
+                label_index = int(r["label_index"])
+            except (TypeError, ValueError):  # TypeError: a short row leaves the field None
+                raise StageError(f"{path}:{n}: label_index {r['label_index']!r} is not an integer") from None
+            if r["label"] != SILENCE_LABEL and not r["path"]:
+                raise StageError(f"{path}:{n}: row of label {r['label']!r} has no path")
+            rows.append(Row(r["path"], r["word"], r["label"], label_index, r["speaker"], r["split"]))
+    return rows
 
 
 def read_skipped(path) -> list[tuple[str, str]]:

@@ -14,7 +14,6 @@ Writes ``data/stream/stream.wav`` and ``data/stream/stream_labels.txt`` (``label
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import math
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pipeline.cli import StageError, run_main
 from pipeline.config import ParamError, load_params
 from pipeline.fsutil import atomic_dir, atomic_write_text
 from pipeline.labels import BACKGROUND_NOISE_DIR, SILENCE_LABEL, UNKNOWN_LABEL, read_labels
+from pipeline.split import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -152,26 +152,20 @@ def format_labels(labels) -> str:
 
 def read_test_manifest(manifest: Path, labels_path: Path, root: Path = Path(".")):
     """Wanted-word clips (in label order) and unknown clips from the test split's manifest."""
-    if not manifest.is_file():
-        raise FileNotFoundError(f"{manifest}: test manifest not found (run the split stage first)")
+    rows = read_manifest(manifest)
     wanted = [label for label in read_labels(labels_path) if label not in (SILENCE_LABEL, UNKNOWN_LABEL)]
     word_clips: dict[str, list] = {word: [] for word in wanted}
     unknown: list = []
-    with manifest.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"path", "label"} - set(reader.fieldnames or [])
-        if missing:
-            raise StageError(f"{manifest}: missing column(s) {', '.join(sorted(missing))}")
-        for row in reader:
-            if not row["path"] or row["label"] == SILENCE_LABEL:
-                continue
-            path = root / row["path"]
-            if row["label"] == UNKNOWN_LABEL:
-                unknown.append(path)
-            elif row["label"] in word_clips:
-                word_clips[row["label"]].append(path)
-            else:
-                raise StageError(f"{manifest}: label {row['label']!r} is not in {labels_path}")
+    for row in rows:
+        if not row.path or row.label == SILENCE_LABEL:
+            continue
+        path = root / row.path
+        if row.label == UNKNOWN_LABEL:
+            unknown.append(path)
+        elif row.label in word_clips:
+            word_clips[row.label].append(path)
+        else:
+            raise StageError(f"{manifest}: label {row.label!r} is not in {labels_path}")
     empty = [word for word, clips in word_clips.items() if not clips]
     if empty:
         log.warning("test split has no clips of %s; the stream leaves them out", ", ".join(empty))

@@ -304,6 +304,28 @@ def test_stage_failure_writes_nothing(tmp_path):
     assert (out / "skipped.csv").read_text() == "path,problem\n"
 
 
+def test_read_manifest_names_file_and_line_of_a_bad_row(tmp_path):
+    """The one manifest reader (featurize, freeze, synthesize_stream use it) rejects bad rows."""
+    header = ",".join(COLUMNS) + "\n"
+    good = "a/x_nohash_0.wav,yes,yes,2,x,testing\n,_silence_,_silence_,0,,testing\n"
+    path = tmp_path / "test.csv"
+    with pytest.raises(FileNotFoundError, match="test.csv: not found.*split stage"):
+        read_manifest(path)
+    path.write_text(header + good)
+    rows = read_manifest(path)
+    assert [(r.path, r.label, r.label_index) for r in rows] == [
+        ("a/x_nohash_0.wav", "yes", 2), ("", SILENCE_LABEL, 0)]
+    path.write_text(header + good + "b/y_nohash_0.wav,no,no,three,y,testing\n")
+    with pytest.raises(StageError, match=r"test.csv:4: label_index 'three' is not an integer"):
+        read_manifest(path)
+    path.write_text(header + ",no,no,3,y,testing\n")
+    with pytest.raises(StageError, match=r"test.csv:2: row of label 'no' has no path"):
+        read_manifest(path)
+    path.write_text("path,label\n" + "a.wav,yes\n")
+    with pytest.raises(StageError, match="expected columns path,word"):
+        read_manifest(path)
+
+
 def test_real_clips(shared_mini, tmp_path):
     files = [p for p in shared_mini.glob("*/*.wav") if p.parent.name != "_background_noise_"]
     assert len(files) == 2804
