@@ -102,23 +102,31 @@ def _word_wavs(root: Path) -> dict[str, list[Path]]:
     return groups
 
 
-def index_dataset(root, wanted_words, validation_percentage, testing_percentage, salt: str = ""):
-    """Hash every clip of ``root`` into a split: ``(wanted, unknown)``, each split -> rows.
-
-    Raises StageError naming the folder if it holds no clips or lacks a wanted word.
-    """
-    root = Path(root)
+def _checked_word_wavs(root: Path, wanted_words, what: str, not_found_hint: str,
+                       missing_hint: str = "") -> dict[str, list[Path]]:
+    """``_word_wavs(root)`` once the folder is known to exist, hold clips and have every wanted
+    word; else a StageError naming ``root`` (``what`` it is, and the hints for the fix)."""
     if not root.is_dir():
-        raise StageError(f"{root}: data set folder not found (run the download stage first)")
+        raise StageError(f"{root}: {what} not found ({not_found_hint})")
     groups = _word_wavs(root)
     if not groups:
         raise StageError(f"{root}: no .wav files found in {root}/*/*.wav")
     missing = [w for w in wanted_words if w not in groups]
     if missing:
         raise StageError(
-            f"{root}: no clips of wanted word(s) {', '.join(missing)} (expected "
-            f"{root}/{missing[0]}/*.wav); found words: {', '.join(sorted(groups))}"
+            f"{root}: the {what} has no clips of wanted word(s) {', '.join(missing)} (expected "
+            f"{root}/{missing[0]}/*.wav; found words: {', '.join(sorted(groups))}){missing_hint}"
         )
+    return groups
+
+
+def index_dataset(root, wanted_words, validation_percentage, testing_percentage, salt: str = ""):
+    """Hash every clip of ``root`` into a split: ``(wanted, unknown)``, each split -> rows.
+
+    Raises StageError naming the folder if it holds no clips or lacks a wanted word.
+    """
+    root = Path(root)
+    groups = _checked_word_wavs(root, wanted_words, "data set folder", "run the download stage first")
     label_index = {word: i + 2 for i, word in enumerate(wanted_words)}
     label_index[UNKNOWN_LABEL] = UNKNOWN_INDEX
     wanted = {s: [] for s in SPLITS}
@@ -135,20 +143,11 @@ def index_dataset(root, wanted_words, validation_percentage, testing_percentage,
 def read_official_test(root, wanted_words) -> list[Row]:
     """The official test set, labelled by folder (other words -> _unknown_), in sorted order."""
     root = Path(root)
-    if not root.is_dir():
-        raise StageError(
-            f"{root}: official test set not found; run the download stage with "
-            "data.test_set: official, or use data.test_set: hash"
-        )
-    groups = _word_wavs(root)
-    if not groups:
-        raise StageError(f"{root}: no .wav files found in {root}/*/*.wav")
-    missing = [w for w in wanted_words if w not in groups]
-    if missing:
-        raise StageError(
-            f"{root}: the official test set has no clips of wanted word(s) {', '.join(missing)} "
-            f"(folders: {', '.join(sorted(groups))}); use data.test_set: hash for these words"
-        )
+    groups = _checked_word_wavs(
+        root, wanted_words, "official test set",
+        "run the download stage with data.test_set: official, or use data.test_set: hash",
+        "; use data.test_set: hash for these words",
+    )
     labels = prepare_words_list(wanted_words)
     label_index = {label: i for i, label in enumerate(labels)}
     rows = []
