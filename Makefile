@@ -32,7 +32,7 @@ repro: install
 	dvc repro
 
 bench: install
-	$(BIN)/python -m bench.run_all
+	$(BIN)/python bench/run_all.py
 
 clean-venv:
 	rm -rf $(VENV)
