@@ -24,6 +24,8 @@ from pathlib import Path
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+from pipeline.config import read_yaml  # noqa: E402
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "speech_commands_mini"
 
 # name -> (features overrides, augment overrides, train overrides)
@@ -80,7 +82,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: no such folder of real clips")
-    base = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    base = read_yaml((REPO_ROOT / "params.yaml").read_text())
     root = args.workdir or Path(tempfile.mkdtemp(prefix="real_speech_"))
     root.mkdir(parents=True, exist_ok=True)
     print(f"work folder: {root}", flush=True)

@@ -7,6 +7,7 @@ allowed. The schema below is the single source of truth for what each key may ho
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -14,6 +15,31 @@ from typing import Any, Callable, Iterable
 import yaml
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 booleans (only true/false), as DVC reads params.
+
+    DVC rewrites params.yaml with ruamel (YAML 1.2) on `dvc exp run -S`, which drops the quotes
+    around words like "yes", "no", "on" and "off". YAML 1.1 (PyYAML's default) would then read
+    the wanted words as booleans; reading 1.2 booleans keeps them words, exactly as DVC sees them.
+    """
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def read_yaml(text: str):
+    """Parse YAML text with YAML 1.2 booleans (see _Yaml12Loader)."""
+    return yaml.load(text, Loader=_Yaml12Loader)
 
 
 class ParamError(ValueError):
@@ -157,7 +183,7 @@ def _check_value(key: str, value: Any, spec: Spec) -> None:
     if wrong_type:
         hint = ""
         if isinstance(value, bool) and str in kinds:
-            hint = " (YAML reads bare yes/no/on/off/true/false as booleans: quote the word)"
+            hint = " (YAML reads bare true/false as booleans: quote the word)"
         raise ParamError(
             f"params: {key} = {value!r} has type {type(value).__name__}; "
             f"expected {spec.describe()}{hint}"
@@ -252,7 +278,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS_PATH, sections: Iterable[str] 
     except FileNotFoundError:
         raise ParamError(f"params: {path} not found (run from the repository root)") from None
     try:
-        params = yaml.safe_load(text)
+        params = read_yaml(text)
     except yaml.YAMLError as exc:
         raise ParamError(f"params: {path} is not valid YAML: {exc}") from None
     return validate(params, sections)

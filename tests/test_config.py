@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import SCHEMA, ParamError, load_params, validate
+from pipeline.config import SCHEMA, ParamError, load_params, read_yaml, validate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def params():
-    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    return read_yaml((REPO_ROOT / "params.yaml").read_text())
 
 
 def test_repository_params_are_valid_and_cover_the_schema(params):
@@ -74,12 +74,26 @@ def test_missing_key_is_named(params):
         validate(bad)
 
 
-def test_yaml_booleans_in_word_list_get_a_hint(tmp_path, params):
-    text = (REPO_ROOT / "params.yaml").read_text().replace(
-        'wanted_words: ["yes", "no",', "wanted_words: [yes, no,"
-    )
+def test_bare_yes_no_on_off_are_words_as_dvc_reads_them(tmp_path):
+    """DVC rewrites params.yaml without quotes on `dvc exp run -S`; the words must survive."""
+    from dvc.utils.serialize import modify_yaml
+
     path = tmp_path / "params.yaml"
-    path.write_text(text)
+    path.write_text((REPO_ROOT / "params.yaml").read_text())
+    with modify_yaml(path) as data:  # what `dvc exp run -S train.batch_size=50` does
+        data["train"]["batch_size"] = 50
+    params = load_params(path)
+    assert params["train"]["batch_size"] == 50
+    assert params["split"]["wanted_words"][:4] == ["yes", "no", "up", "down"]
+    assert "on" in params["split"]["wanted_words"] and "off" in params["split"]["wanted_words"]
+
+
+def test_true_false_in_word_list_get_a_hint(tmp_path):
+    text = (REPO_ROOT / "params.yaml").read_text()
+    start = text.index("wanted_words:")
+    end = text.index("\n", start)
+    path = tmp_path / "params.yaml"
+    path.write_text(text[:start] + "wanted_words: [yes, true]" + text[end:])
     with pytest.raises(ParamError, match="quote the word"):
         load_params(path)
 

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import yaml
 
+from pipeline.config import read_yaml
+
 from pipeline.archive import extract, fetch
 from pipeline.audio import WavError, read_wav, write_wav
 from pipeline.cli import StageError
@@ -358,7 +360,7 @@ def test_dir_source_runs_on_the_shared_real_clips(tmp_path, shared_mini):
 
 
 def test_main_reads_params_and_generates_the_embedded_set(tmp_path):
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params = read_yaml((REPO_ROOT / "params.yaml").read_text())
     params["data"]["embedded"].update(speakers=1, takes=1, noise_seconds=1.5, seed=3)
     params["features"]["sample_rate"] = 8000
     params_path = tmp_path / "params.yaml"

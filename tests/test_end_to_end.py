@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.config import read_yaml
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STAGES = [
     "download", "split", "featurize", "train", "evaluate", "freeze", "synthesize_stream",
@@ -27,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 def tiny_params(params: dict) -> dict:
     """The repository's params, shrunk so the whole DAG runs in a minute or two."""
-    params["data"]["embedded"].update(speakers=10, takes=1, noise_seconds=4)
+    params["data"]["embedded"].update(speakers=20, takes=1, noise_seconds=4)  # 13/2/5 by hash
     params["augment"]["copies"] = 1
     params["train"].update(
         how_many_training_steps=[30, 10], eval_step_interval=20, save_step_interval=20,
@@ -75,7 +77,7 @@ def workdir(tmp_path_factory) -> Path:
             (work / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, work / name)
     params_path = work / "params.yaml"
-    params = tiny_params(yaml.safe_load(params_path.read_text()))
+    params = tiny_params(read_yaml(params_path.read_text()))
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
     for stale in ("metrics", "dvc.lock"):
         if (work / stale).exists():
@@ -131,7 +133,9 @@ def test_push_and_pull_through_a_local_remote(workdir, tmp_path):
 
 
 def test_experiment_on_learning_rate_reruns_only_train_onwards(workdir):
-    result = run(["dvc", "exp", "run", "-S", "train.learning_rate=[0.002,0.0002]"], workdir)
+    rates = read_yaml((workdir / "params.yaml").read_text())["train"]["learning_rate"]
+    changed = ",".join(f"{rate * 1.5:g}" for rate in rates)
+    result = run(["dvc", "exp", "run", "-S", f"train.learning_rate=[{changed}]"], workdir)
     assert ran_stages(result.stdout) == {
         "train", "evaluate", "freeze", "stream_eval"
     }, result.stdout[-3000:]

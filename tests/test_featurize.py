@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
+from pipeline.config import read_yaml
+
 from pipeline.audio import WavError, fit_to_length, read_wav
 from pipeline.augment import AugmentConfig
 from pipeline.cli import StageError
@@ -153,7 +155,7 @@ def test_mismatched_labels_are_an_error(project):
 
 def test_main_reads_params(project, monkeypatch):
     root, split_dir, dataset = project
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params = read_yaml((REPO_ROOT / "params.yaml").read_text())
     params["augment"]["copies"] = 1
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(root)

@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.audio import encode_wav, write_wav
 from pipeline.cli import StageError
+from pipeline.config import read_yaml
 from tests.conftest import REPO_ROOT
 from tests.test_inference import FEATURES, LABELS, WANTED, tiny_clips, train_tiny_keras
 
@@ -139,7 +140,7 @@ def test_freeze_stage_command_line(exported, tmp_path, capsys):
     from pipeline.freeze import main
 
     root, _, _ = exported
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params = read_yaml((REPO_ROOT / "params.yaml").read_text())
     params["features"] = dict(FEATURES)
     params["split"]["wanted_words"] = list(WANTED)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
