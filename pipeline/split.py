@@ -183,6 +183,19 @@ def build_split(
             f"{dataset_root}: no clips of the wanted words hash to training; add speakers or "
             "lower split.validation_percentage / split.testing_percentage"
         )
+    # A split asked for but left empty (too few speakers for its share) would only fail stages
+    # later (train has nothing to validate on, evaluate nothing to test): say so here.
+    asked = {"validation": validation_percentage, "testing": testing_percentage}
+    if official_test_root is not None:
+        del asked["testing"]
+    for s, percentage in asked.items():
+        if percentage > 0 and not wanted[s]:
+            speakers = len({row.speaker for rows in wanted.values() for row in rows})
+            raise StageError(
+                f"{dataset_root}: no clips of the wanted words hash to {s} ({speakers} speakers, "
+                f"split.{s}_percentage={percentage}); add speakers, raise the percentage or try "
+                "another split.hash_salt"
+            )
     rng = random.Random(seed)
     splits = {s: list(wanted[s]) for s in SPLITS}
     for s in ORIGINAL_ORDER:

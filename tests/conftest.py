@@ -45,7 +45,7 @@ def word_clip(word: str, speaker: int, take: int, sample_rate: int = 16000, seco
 def make_dataset(
     root: Path,
     words=("yes", "no", "up", "down", "cat", "dog"),
-    speakers: int = 8,
+    speakers: int = 11,
     takes: int = 1,
     sample_rate: int = 16000,
     noise_seconds: float = 3.0,
@@ -67,7 +67,7 @@ def make_dataset(
 
 @pytest.fixture
 def tiny_dataset(tmp_path) -> Path:
-    """Six words (four wanted, two unknown), eight speakers, one take each."""
+    """Six words (four wanted, two unknown), eleven speakers (8 training, 2 validation, 1 testing)."""
     return make_dataset(tmp_path / "dataset")
 
 

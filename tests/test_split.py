@@ -199,6 +199,18 @@ def test_errors_name_the_folder(tmp_path, tiny_dataset):
         build_split(tiny_dataset, WANTED, 50, 50, 10, 10)
 
 
+def test_a_requested_split_left_empty_is_an_error_naming_it(tmp_path):
+    """Too few speakers for a split's share fails here, not stages later in evaluate."""
+    few = make_dataset(tmp_path / "few", words=("yes", "no", "cat"), speakers=8)
+    sets = {which_set(p.name, 10, 10) for p in (few / "yes").glob("*.wav")}
+    assert "testing" not in sets  # these eight speakers all hash elsewhere
+    with pytest.raises(StageError, match=r"hash to testing \(8 speakers, split.testing_percentage=10\)"):
+        build_split(few, ["yes", "no"], 10, 10, 10, 10)
+    # Asking for no test split at all is allowed.
+    splits, _ = build_split(few, ["yes", "no"], 10, 0, 10, 10)
+    assert not [r for r in splits["testing"] if r.path]
+
+
 def make_official(root, wanted=WANTED, speakers=range(100, 106)):
     """An official-test-like folder: command folders, _unknown_/ and _silence_/."""
     for word in wanted:
@@ -291,7 +303,7 @@ def test_stage_outputs_are_complete_and_byte_identical(tmp_path):
 
 def test_stage_failure_writes_nothing(tmp_path):
     raw = tmp_path / "raw"
-    make_dataset(raw / "dataset", words=("yes", "no"), speakers=5)
+    make_dataset(raw / "dataset", words=("yes", "no"), speakers=11)
     params = write_params(tmp_path / "params.yaml")
     out, metrics = tmp_path / "split", tmp_path / "split.json"
     argv = ["--params", str(params), "--raw", str(raw), "--out", str(out), "--metrics", str(metrics)]
@@ -299,7 +311,7 @@ def test_stage_failure_writes_nothing(tmp_path):
         main(argv)
     assert not out.exists() and not metrics.exists()
     # No skip report from download: an empty one (header only) is written.
-    make_dataset(raw / "dataset", words=("up", "down"), speakers=5)
+    make_dataset(raw / "dataset", words=("up", "down"), speakers=11)
     assert main(argv) == 0
     assert (out / "skipped.csv").read_text() == "path,problem\n"
 
