@@ -14,8 +14,11 @@ import argparse
 import csv
 import os
 import tempfile
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script or with -m
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
