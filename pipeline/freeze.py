@@ -362,6 +362,9 @@ def freeze(keras_dir: Path, out_dir: Path, metrics_path: Path, features: dict[st
                 model, cfg, needs_softmax,
                 {"labels_asset": tmp / "labels.txt", "frontend_asset": tmp / "frontend.json"})
             tf.saved_model.save(module, str(tmp / "saved_model"), signatures=signatures)
+            # fingerprint.pb carries a random UUID, so identical models would differ on disk;
+            # it is optional (TensorFlow loads SavedModels without it).
+            (tmp / "saved_model" / "fingerprint.pb").unlink(missing_ok=True)
         accuracy = evaluate_exports(tmp, keras_dir, paths, audio, y, test_features)
         sizes = {"model.keras": _size(keras_dir / "model.keras")}
         for name in ("saved_model", "model_float.tflite", "model_int8.tflite"):

@@ -237,3 +237,44 @@ def with_softmax(logits_model: keras.Model) -> keras.Model:
     inputs = keras.Input(shape=logits_model.input_shape[1:], name="features")
     scores = layers.Softmax(name="labels_softmax")(logits_model(inputs))
     return keras.Model(inputs, scores, name=f"{logits_model.name}_scores")
+
+
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def save_model_file(model: keras.Model, path) -> None:
+    """Save a ``.keras`` file that is byte-identical whenever the weights are.
+
+    Keras stamps the file with the save time, zip member times and Python object ids
+    (``shared_object_id``), so identical training runs would give different files and DVC would
+    see a changed model. This rewrites those three things canonically; the file loads as before.
+    """
+    import io
+    import json
+    import re
+    import zipfile
+
+    buffer = io.BytesIO()
+    model.save(path)
+    with zipfile.ZipFile(path) as source:
+        members = [(info, source.read(info)) for info in source.infolist()]
+    ids: dict[str, int] = {}
+
+    def renumber(match: re.Match) -> str:
+        """Object ids in order of first appearance: same sharing, no memory addresses."""
+        return f'"shared_object_id": {ids.setdefault(match.group(1), len(ids) + 1)}'
+
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        for info, data in members:
+            if info.filename == "metadata.json":
+                meta = json.loads(data)
+                meta.pop("date_saved", None)
+                data = json.dumps(meta, sort_keys=True).encode()
+            elif info.filename == "config.json":
+                text = re.sub(r'"shared_object_id": (\d+)', renumber, data.decode())
+                data = text.encode()
+            member = zipfile.ZipInfo(info.filename, date_time=_ZIP_EPOCH)
+            member.external_attr = 0o644 << 16
+            target.writestr(member, data, compress_type=info.compress_type)
+    with open(path, "wb") as handle:
+        handle.write(buffer.getvalue())

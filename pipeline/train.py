@@ -270,7 +270,7 @@ def train(
     import tensorflow as tf
     from tqdm import tqdm
 
-    from pipeline.models import build_model, count_parameters, with_softmax
+    from pipeline.models import build_model, count_parameters, save_model_file, with_softmax
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
@@ -371,7 +371,7 @@ def train(
         "examples_per_second": round(total_steps * batch_size / seconds, 1) if seconds > 0 else None,
     }
     with fsutil.atomic_dir(model_dir) as tmp:
-        with_softmax(model).save(tmp / "model.keras")
+        save_model_file(with_softmax(model), tmp / "model.keras")
         write_labels(tmp / "labels.txt", labels)
         fsutil.atomic_write_json(
             tmp / "meta.json",
@@ -385,7 +385,12 @@ def train(
                 "config_hash": stamp,
             },
         )
-    fsutil.atomic_write_json(metrics_path, metrics)
+    # The committed metric holds only what a rerun reproduces exactly; wall-clock facts of this
+    # run (time, speed, where it resumed) go to the logs, so a fresh clone's `dvc repro` leaves
+    # metrics/ and dvc.lock unchanged.
+    run_facts = ("resumed_from_step", "seconds", "examples_per_second")
+    fsutil.atomic_write_json(metrics_path, {k: v for k, v in metrics.items() if k not in run_facts})
+    fsutil.atomic_write_json(Path(logs_dir) / "run.json", {k: metrics[k] for k in run_facts})
     _write_curve(curve_path, curve)
     return metrics
 

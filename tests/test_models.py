@@ -125,3 +125,21 @@ def test_bad_arguments_are_rejected():
         build_model("conv", (98,), 12)
     with pytest.raises(ValueError, match="num_labels"):
         build_model("conv", (98, 40), 1)
+
+
+def test_model_file_is_byte_identical_for_identical_weights(tmp_path):
+    """Keras stamps save time and object ids into .keras files; save_model_file does not."""
+    import keras
+
+    from pipeline.models import save_model_file, with_softmax
+
+    models = []
+    for i in range(2):
+        keras.utils.set_random_seed(3)
+        models.append(with_softmax(build_model("ds_cnn", (98, 40), 12)))
+        save_model_file(models[-1], tmp_path / f"model{i}.keras")
+    assert (tmp_path / "model0.keras").read_bytes() == (tmp_path / "model1.keras").read_bytes()
+    loaded = keras.saving.load_model(tmp_path / "model0.keras")
+    x = np.random.default_rng(0).normal(size=(2, 98, 40)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), models[0].predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
