@@ -28,19 +28,12 @@ import zlib
 from pathlib import Path
 
 from pipeline.cli import StageError
+from pipeline.fsutil import sha256_file
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 USER_AGENT = "kws-pipeline-download/1.0"
-
-
-def sha256_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_sha256(path, expected: str, what: str, delete: bool) -> str:

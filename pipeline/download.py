@@ -22,11 +22,11 @@ import logging
 import shutil
 from pathlib import Path
 
-from pipeline.archive import check_sha256, extract, fetch, sha256_file
+from pipeline.archive import check_sha256, extract, fetch
 from pipeline.audio import WavError
 from pipeline.cli import StageError, run_main
 from pipeline.config import load_params
-from pipeline.fsutil import atomic_dir, atomic_write_json, atomic_write_text, remove
+from pipeline.fsutil import atomic_dir, atomic_write_json, atomic_write_text, remove, sha256_file
 from pipeline.labels import BACKGROUND_NOISE_DIR
 
 log = logging.getLogger(__name__)

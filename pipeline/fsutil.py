@@ -6,12 +6,22 @@ output is written under a temporary name beside its target and renamed into plac
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+
+def sha256_file(path, block_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in blocks (archives can be gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(block_size), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write_bytes(path, data: bytes) -> None:

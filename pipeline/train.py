@@ -71,17 +71,9 @@ def load_split(features_dir: Path, name: str, num_labels: int) -> tuple[np.ndarr
     return x.astype(np.float32, copy=False), y.astype(np.int32, copy=False)
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def config_hash(settings: dict[str, Any], features_meta: dict[str, Any], features_dir: Path) -> str:
     """Hash of everything a checkpoint depends on: train settings, features meta, data bytes."""
-    data = {name: _file_digest(Path(features_dir) / f"{name}.npz") for name in ("train", "validation")}
+    data = {name: fsutil.sha256_file(Path(features_dir) / f"{name}.npz") for name in ("train", "validation")}
     blob = json.dumps({"train": settings, "features": features_meta, "data": data}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
