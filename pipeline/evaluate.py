@@ -25,18 +25,10 @@ CONFUSION_PNG = Path("metrics/confusion.png")
 
 
 def load_keras_model(model_dir: Path):
-    """Load ``model.keras`` (custom layers registered by importing pipeline.models)."""
-    import keras
+    """The train stage's ``model.keras`` from ``model_dir``."""
+    from pipeline.models import load_model_file
 
-    import pipeline.models  # noqa: F401  registers the custom layers
-
-    path = Path(model_dir) / "model.keras"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found (run the train stage first)")
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as exc:  # keras raises many types for a damaged archive
-        raise StageError(f"{path}: cannot load the model ({exc})") from None
+    return load_model_file(Path(model_dir) / "model.keras")
 
 
 def predict_scores(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:

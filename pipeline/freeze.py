@@ -58,16 +58,6 @@ def _tf():
     return tf
 
 
-def _load_keras(path: Path):
-    import keras
-
-    try:
-        import pipeline.models  # noqa: F401  (custom layers)
-    except ImportError:
-        pass
-    return keras.saving.load_model(path, compile=False)
-
-
 def frontend_dict(cfg, num_labels: int) -> dict[str, Any]:
     """What a user needs to reproduce the features outside this package."""
     info = {
@@ -310,7 +300,9 @@ def freeze(keras_dir: Path, out_dir: Path, metrics_path: Path, features: dict[st
         if trained is not None and trained != cfg.to_dict():
             raise StageError(f"{keras_dir} was trained with features {trained} but params.yaml "
                              f"has {cfg.to_dict()}; rerun featurize and train")
-    model = _load_keras(keras_dir / "model.keras")
+    from pipeline.models import load_model_file
+
+    model = load_model_file(keras_dir / "model.keras")
     frames, bins = (int(v) for v in cfg.feature_shape)
     if tuple(model.input_shape[1:]) != (frames, bins):
         raise StageError(f"{keras_dir}/model.keras takes {model.input_shape[1:]} but the features "

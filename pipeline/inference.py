@@ -171,14 +171,10 @@ class KerasModel(_FeatureModel):
 
     def __init__(self, path: Path, labels: list[str], params: dict[str, Any]):
         tf = _tf()
-        import keras
+        from pipeline.models import load_model_file
 
-        try:
-            import pipeline.models  # noqa: F401  (registers the custom layers)
-        except ImportError:
-            pass
         self.path = path
-        self.model = keras.saving.load_model(path, compile=False)
+        self.model = load_model_file(path)
         self.labels = labels
         self._setup_features(params)
         self._check_labels(int(self.model.output_shape[-1]), path)

@@ -278,3 +278,18 @@ def save_model_file(model: keras.Model, path) -> None:
             target.writestr(member, data, compress_type=info.compress_type)
     with open(path, "wb") as handle:
         handle.write(buffer.getvalue())
+
+
+def load_model_file(path) -> keras.Model:
+    """Load a ``.keras`` file (this module registers the custom layers), with clear errors."""
+    from pathlib import Path
+
+    from pipeline.cli import StageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found (run the train stage first)")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # keras raises many types for a damaged archive
+        raise StageError(f"{path}: cannot load the model ({exc})") from None
