@@ -27,7 +27,7 @@ from pipeline.cli import StageError, run_main
 from pipeline.config import load_params
 from pipeline.features import FeatureConfig, features_numpy
 from pipeline.fsutil import atomic_dir, atomic_write_json
-from pipeline.labels import BACKGROUND_NOISE_DIR, SILENCE_LABEL, write_labels
+from pipeline.labels import BACKGROUND_NOISE_DIR, SILENCE_LABEL, read_labels, write_labels
 from pipeline.split import Row, read_manifest
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def featurize(
     labels_path = split_dir / "labels.txt"
     if not labels_path.is_file():
         raise FileNotFoundError(f"{labels_path}: not found (run the split stage first)")
-    labels = [line.strip() for line in labels_path.read_text().splitlines() if line.strip()]
+    labels = read_labels(labels_path)
     manifests = {out: (split, read_manifest(split_dir / name)) for name, split, out in SPLITS}
     for out, (_, rows) in manifests.items():
         for r in rows:
