@@ -33,5 +33,7 @@ def read_labels(path) -> list[str]:
     lines = [line.strip() for line in Path(path).read_text().splitlines()]
     labels = [line for line in lines if line]
     if not labels:
-        raise ValueError(f"{path}: labels file is empty")
+        from pipeline.cli import StageError
+
+        raise StageError(f"{path}: labels file is empty")
     return labels
