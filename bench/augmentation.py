@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,11 +25,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pipeline.audio import fit_to_length, read_wav  # noqa: E402
-from pipeline.augment import AugmentConfig, load_background  # noqa: E402
-from pipeline.featurize import featurize  # noqa: E402
-from pipeline.features import FeatureConfig, compute_features, features_numpy  # noqa: E402
-from pipeline.labels import ALL_WORDS, prepare_words_list  # noqa: E402
+from pipeline.core.audio import fit_to_length, read_wav  # noqa: E402
+from pipeline.core.labels import ALL_WORDS, prepare_words_list  # noqa: E402
+from pipeline.data.augment import AugmentConfig, load_background  # noqa: E402
+from pipeline.data.featurize import featurize  # noqa: E402
+from pipeline.frontends import FeatureConfig, compute_features, features_numpy  # noqa: E402
 
 WANTED = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 COLUMNS = ["path", "word", "label", "label_index", "speaker", "split"]

@@ -1,7 +1,7 @@
 """Benchmark: milliseconds to score one one-second clip, per export format, on this CPU.
 
 Formats: the SavedModel's WAV-bytes signature (decode + features + model, all in the graph),
-TFLite float, TFLite int8 (features by pipeline.features, then the interpreter), the Keras model
+TFLite float, TFLite int8 (features by pipeline.frontends, then the interpreter), the Keras model
 (features + model call), and the original tutorial's frozen graph (its wav_data input). Each is
 called one clip at a time, as a device would, after a warm-up; the table gives the median and
 90th percentile over ``--repeats`` calls and the file size.
@@ -15,7 +15,6 @@ matter for latency).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -28,12 +27,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from pipeline.audio import encode_wav  # noqa: E402
-from pipeline.config import load_params  # noqa: E402
+from bench.common import (  # noqa: E402
+    FROZEN,
+    SHARED_MINI,
+    repo_params,
+    stand_in_export,
+    stand_in_keras,
+)
+from pipeline.core.audio import encode_wav  # noqa: E402
 from pipeline.inference import load_model  # noqa: E402
-
-SHARED_MINI = REPO.parent / "shared" / "data" / "speech_commands_mini"
-FROZEN = REPO.parent / "shared" / "pretrained" / "conv_actions_frozen.pb"
 
 
 def test_clip() -> tuple[bytes, str]:
@@ -43,30 +45,6 @@ def test_clip() -> tuple[bytes, str]:
         return real[0].read_bytes(), str(real[0])
     rng = np.random.default_rng(0)
     return encode_wav(rng.normal(0, 0.1, 16000).clip(-1, 1), 16000), "seeded noise"
-
-
-def stand_in_export(work: Path, params: dict) -> tuple[Path, Path]:
-    """Export an untrained model of params.yaml's architecture into ``work`` (keras dir, export)."""
-    from pipeline.features import FeatureConfig, features_numpy
-    from pipeline.freeze import freeze
-    from pipeline.labels import prepare_words_list, write_labels
-    from pipeline.models import build_model, with_softmax
-
-    cfg = FeatureConfig.from_params(params["features"])
-    labels = prepare_words_list(params["split"]["wanted_words"])
-    model = build_model(params["train"]["model_architecture"], cfg.feature_shape, len(labels),
-                        params["train"]["dropout"])
-    keras_dir = work / "keras"
-    keras_dir.mkdir(parents=True)
-    with_softmax(model).save(keras_dir / "model.keras")
-    write_labels(keras_dir / "labels.txt", labels)
-    (keras_dir / "meta.json").write_text(json.dumps({"features": cfg.to_dict()}))
-    rng = np.random.default_rng(0)
-    x = features_numpy(rng.normal(0, 0.1, (32, cfg.desired_samples)).astype(np.float32), cfg)
-    np.savez(work / "train.npz", x=x, y=np.zeros(len(x), np.int32))
-    freeze(keras_dir, work / "export", work / "export.json", cfg.to_dict(),
-           params["split"]["wanted_words"], work / "train.npz", None)
-    return keras_dir, work / "export"
 
 
 def time_calls(fn, repeats: int, warmup: int = 10) -> np.ndarray:
@@ -99,10 +77,11 @@ def main(argv=None) -> int:
     note = str(export)
     with tempfile.TemporaryDirectory() as tmp:
         if not (export / "frontend.json").is_file() or not (keras_dir / "model.keras").is_file():
-            params = load_params(REPO / "params.yaml", ["features", "split", "train"])
-            keras_dir, export = stand_in_export(Path(tmp), params)
-            note = (f"stand-in: untrained {params['train']['model_architecture']} "
-                    f"({params['features']['preprocess']} front end)")
+            params = repo_params()
+            keras_dir = stand_in_keras(params, Path(tmp) / "keras")
+            export = stand_in_export(params, keras_dir, Path(tmp))
+            note = (f"stand-in: untrained {params['train'].model_architecture} "
+                    f"({params['features'].preprocess} front end)")
         targets = [
             ("SavedModel (WAV bytes)", export / "saved_model", "wav"),
             ("TFLite float", export / "model_float.tflite", "wav"),
@@ -125,7 +104,7 @@ def main(argv=None) -> int:
         print(f"{row['format']:<24} {row['median_ms']:>10.2f} {row['p90_ms']:>8.2f} "
               f"{row['size_bytes']:>12,d}")
     if args.json:
-        from pipeline.fsutil import atomic_write_json
+        from pipeline.core.fs import atomic_write_json
 
         atomic_write_json(args.json, {"model": note, "clip": clip_name, "repeats": args.repeats,
                                       "cpu_count": os.cpu_count(), "results": rows})

@@ -6,7 +6,7 @@ different speakers.
 For each feature front end it runs download (data.source: dir) -> split (split.hash_salt "x",
 so speakers are split by a salted hash instead of the official-test-heavy original rule) ->
 featurize once in a work folder, then train -> evaluate for every configuration that uses those
-features, as `python -m pipeline.<stage>` with the repository's params.yaml plus the overrides
+features, as `python -m pipeline.stages.<stage>` with the repository's params.yaml plus the overrides
 below. Prints a table of test accuracy on held-out speakers with the training time.
 """
 from __future__ import annotations
@@ -25,7 +25,8 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
-from pipeline.config import read_yaml  # noqa: E402
+from pipeline.core.schema import read_yaml  # noqa: E402
+
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "speech_commands_mini"
 
 # name -> (features overrides, augment overrides, train overrides)
@@ -57,7 +58,7 @@ def run_stage(stage: str, work: Path) -> float:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", f"pipeline.{stage}"], cwd=work, env=env, capture_output=True, text=True
+        [sys.executable, "-m", f"pipeline.stages.{stage}"], cwd=work, env=env, capture_output=True, text=True
     )
     if result.returncode != 0:
         raise SystemExit(f"{stage} failed in {work}:\n{result.stderr[-3000:]}")

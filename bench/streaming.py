@@ -29,43 +29,49 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 
-from pipeline import stream_eval  # noqa: E402
-from pipeline.audio import read_wav  # noqa: E402
-from pipeline.config import load_params  # noqa: E402
-from pipeline.labels import ALL_WORDS, BACKGROUND_NOISE_DIR, UNKNOWN_LABEL  # noqa: E402
-from pipeline.recognize import read_ground_truth  # noqa: E402
-from pipeline.synthesize_stream import StreamSettings, synthesize  # noqa: E402
-
-SHARED_MINI = REPO.parent / "shared" / "data" / "speech_commands_mini"
-FROZEN = REPO.parent / "shared" / "pretrained" / "conv_actions_frozen.pb"
+from bench.common import (  # noqa: E402
+    FROZEN,
+    SHARED_MINI,
+    repo_params,
+    stand_in_export,
+    stand_in_keras,
+)
+from pipeline.core import paths  # noqa: E402
+from pipeline.core.audio import read_wav  # noqa: E402
+from pipeline.core.labels import ALL_WORDS, BACKGROUND_NOISE_DIR  # noqa: E402
+from pipeline.streaming.evaluate import evaluate_scores  # noqa: E402
+from pipeline.streaming.recognize import read_ground_truth  # noqa: E402
+from pipeline.streaming.scores import stream_scores  # noqa: E402
+from pipeline.streaming.synthesize import synthesize  # noqa: E402
 
 
 def recording(duration_s: float, params: dict):
     """(audio, ground truth, where it came from)."""
-    wav, truth = REPO / stream_eval.WAV_PATH, REPO / stream_eval.GROUND_TRUTH_PATH
+    wav, truth = REPO / paths.STREAM_WAV, REPO / paths.STREAM_LABELS
+    rate = params["features"].sample_rate
     if wav.is_file() and truth.is_file():
-        return read_wav(wav, sample_rate=params["features"]["sample_rate"]), read_ground_truth(truth), str(wav)
+        return read_wav(wav, sample_rate=rate), read_ground_truth(truth), str(wav)
     if not SHARED_MINI.is_dir():
         raise SystemExit(f"no {wav} and no {SHARED_MINI} to synthesize a recording from")
-    from pipeline.split import which_set
+    import dataclasses
+
+    from pipeline.data.split import which_set
 
     split = params["split"]
-    wanted = split["wanted_words"]
+    wanted = split.wanted_words
     word_clips = {w: [] for w in wanted}
     unknown = []
     for folder in sorted(p for p in SHARED_MINI.iterdir() if p.is_dir()):
         if folder.name == BACKGROUND_NOISE_DIR or folder.name not in ALL_WORDS:
             continue
         for path in sorted(folder.glob("*.wav")):
-            if which_set(path.name, split["validation_percentage"], split["testing_percentage"]) != "testing":
+            if which_set(path.name, split.validation_percentage, split.testing_percentage) != "testing":
                 continue
             (word_clips[folder.name] if folder.name in wanted else unknown).append(path)
-    settings = StreamSettings(sample_rate=params["features"]["sample_rate"],
-                              **{**params["stream"], "duration_s": duration_s})
+    settings = dataclasses.replace(params["stream"], duration_s=duration_s)
     noise = sorted((SHARED_MINI / BACKGROUND_NOISE_DIR).glob("*.wav"))
-    audio, labels = synthesize(word_clips, unknown, noise, settings, progress=False)
+    audio, labels = synthesize(word_clips, unknown, noise, settings, rate, progress=False)
     truth = [(label, round(t)) for label, t in labels]
     clips = sum(map(len, word_clips.values())) + len(unknown)
     return audio, truth, f"synthesized from {clips} test-split clips of {SHARED_MINI.name}"
@@ -78,8 +84,8 @@ def default_models(params: dict, tmp: Path, tflite: bool):
     if not export.exists():
         keras_dir = REPO / "models" / "keras"
         if not (keras_dir / "model.keras").is_file():
-            keras_dir = standin_keras(params, tmp / "keras")
-        export = standin_export(params, keras_dir, tmp)
+            keras_dir = stand_in_keras(params, tmp / "keras")
+        export = stand_in_export(params, keras_dir, tmp)
         note = " [stand-in]" if keras_dir.parent == tmp else ""
     else:
         note = ""
@@ -90,37 +96,6 @@ def default_models(params: dict, tmp: Path, tflite: bool):
     return found
 
 
-def standin_keras(params: dict, folder: Path) -> Path:
-    """An untrained model of params.yaml's architecture and front end (costs what a trained one does)."""
-    from pipeline.features import FeatureConfig
-    from pipeline.labels import prepare_words_list, write_labels
-    from pipeline.models import build_model
-
-    folder.mkdir(parents=True)
-    cfg = FeatureConfig.from_params(params["features"])
-    labels = prepare_words_list(params["split"]["wanted_words"])
-    model = build_model(params["train"]["model_architecture"], cfg.feature_shape, len(labels),
-                        params["train"]["dropout"])
-    model.save(folder / "model.keras")
-    write_labels(folder / "labels.txt", labels)
-    (folder / "meta.json").write_text(json.dumps({"features": cfg.to_dict()}))
-    return folder
-
-
-def standin_export(params: dict, keras_dir: Path, tmp: Path) -> Path:
-    """Export ``keras_dir`` with the freeze stage (random features as the int8 calibration set)."""
-    from pipeline.features import FeatureConfig
-    from pipeline.freeze import freeze
-
-    cfg = FeatureConfig.from_params(params["features"])
-    rng = np.random.default_rng(0)
-    npz = tmp / "train.npz"
-    np.savez(npz, x=rng.normal(0, 1, (64, *cfg.feature_shape)).astype(np.float32), y=np.zeros(64, np.int32))
-    freeze(keras_dir, tmp / "export", tmp / "export.json", params["features"],
-           params["split"]["wanted_words"], npz, None)
-    return tmp / "export"
-
-
 def bench(name, path, audio, truth, settings, per_window_seconds):
     from pipeline.inference import load_model
 
@@ -129,11 +104,8 @@ def bench(name, path, audio, truth, settings, per_window_seconds):
     load_s = time.perf_counter() - started
     duration = len(audio) / model.sample_rate
     rows = []
-    fast = stream_eval.stream_scores(model, audio, settings["clip_stride_ms"], progress=False)
-    metrics, _, _ = stream_eval.evaluate_scores(
-        model.labels, fast, truth, duration, settings["average_window_ms"],
-        settings["detection_threshold"], settings["suppression_ms"], settings["time_tolerance_ms"],
-        settings["minimum_count"])
+    fast = stream_scores(model, audio, settings.clip_stride_ms, progress=False)
+    metrics, _, _ = evaluate_scores(model.labels, fast, truth, duration, settings)
     rows.append(dict(model=name, path="frame reuse" if fast.frame_reuse else "per window",
                      audio_s=duration, windows=len(fast.times_ms), seconds=fast.seconds,
                      x_real_time=duration / fast.seconds, load_s=load_s,
@@ -141,8 +113,7 @@ def bench(name, path, audio, truth, settings, per_window_seconds):
                      false_alarms_per_hour=metrics["false_alarms_per_hour"]))
     if per_window_seconds > 0 and fast.frame_reuse:
         part = audio[: int(per_window_seconds * model.sample_rate)]
-        slow = stream_eval.stream_scores(model, part, settings["clip_stride_ms"], frame_reuse=False,
-                                         progress=False)
+        slow = stream_scores(model, part, settings.clip_stride_ms, frame_reuse=False, progress=False)
         part_s = len(part) / model.sample_rate
         rows.append(dict(model=name, path="per window", audio_s=part_s, windows=len(slow.times_ms),
                          seconds=slow.seconds, x_real_time=part_s / slow.seconds, load_s=load_s,
@@ -159,10 +130,10 @@ def main(argv=None) -> int:
     parser.add_argument("--tflite", action="store_true", help="also the exported .tflite models")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)
-    params = load_params(REPO / "params.yaml")
+    params = repo_params()
     settings = params["stream_eval"]
     audio, truth, source = recording(args.duration, params)
-    print(f"recording: {len(audio) / params['features']['sample_rate']:.0f} s, {len(truth)} words, {source}")
+    print(f"recording: {len(audio) / params['features'].sample_rate:.0f} s, {len(truth)} words, {source}")
     print(f"stream_eval: {settings}; {os.cpu_count()} CPU cores")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,7 +4,7 @@
 
 Prints, per architecture: input shape, trainable parameters next to the original's figure,
 milliseconds per step and training examples per second (the compiled train step of
-pipeline/train.py, after two warm-up steps).
+pipeline/training/optim.py, after two warm-up steps).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-# Speech-embedding features of a 1 s clip: 9 windows of 96 (pipeline/embedding.py padding).
+# Speech-embedding features of a 1 s clip: 9 windows of 96 (pipeline/frontends/embedding.py padding).
 EMBEDDING_SHAPE = (9, 96)
 MFCC_SHAPE = (98, 40)
 
@@ -28,8 +28,9 @@ def measure(architecture: str, steps: int, batch_size: int, labels: int = 12) ->
     import keras
     import tensorflow as tf
 
-    from pipeline.models import ORIGINAL_PARAMETER_COUNTS, build_model, count_parameters
-    from pipeline.train import make_optimizer, make_train_step
+    from pipeline.models import ORIGINAL_PARAMETER_COUNTS, build_model
+    from pipeline.models.io import count_parameters
+    from pipeline.training.optim import make_optimizer, make_train_step
 
     keras.utils.set_random_seed(0)
     shape = EMBEDDING_SHAPE if architecture == "embedding_head" else MFCC_SHAPE
@@ -58,7 +59,9 @@ def measure(architecture: str, steps: int, batch_size: int, labels: int = 12) ->
 
 
 def main(argv=None) -> int:
-    from pipeline.models import ARCHITECTURES
+    from pipeline.models import MODELS
+
+    ARCHITECTURES = tuple(MODELS)
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)

@@ -1,29 +1,27 @@
-"""Shared entry-point plumbing for the stages and tools.
+"""Entry-point plumbing for the stages and tools, and the ``kws`` command.
 
-Stages are run by dvc.yaml as ``python -m pipeline.<stage>``. Expected failures (bad parameters,
-bad input files, a broken download) print one clear line and exit 1 instead of a traceback.
+Stages are run by dvc.yaml as ``python -m pipeline.stages.<stage>``; tools as
+``python -m pipeline.tools.<tool>`` or ``kws <tool>``. Expected failures (bad parameters, bad
+input files, a broken download) print one clear line and exit 1 instead of a traceback.
 """
 from __future__ import annotations
 
+import importlib
 import logging
-import os
 import sys
 from typing import Callable
 
-from pipeline.audio import WavError
-from pipeline.config import ParamError
+from pipeline.core.errors import EXPECTED_ERRORS
+from pipeline.core.tf import quiet_tensorflow
 
-
-class StageError(RuntimeError):
-    """An expected failure with a message a person can act on."""
-
-
-EXPECTED_ERRORS = (ParamError, WavError, StageError, FileNotFoundError)
-
-
-def quiet_tensorflow() -> None:
-    """Hide TensorFlow's start-up chatter; keep warnings and errors."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# ``kws <name>`` runs the tool module's main (python -m pipeline.tools.<module> does the same).
+TOOLS = {
+    "label-wav": "label_wav",
+    "evaluate-dir": "evaluate_dir",
+    "stream-eval": "stream_eval",
+    "wav-to-spectrogram": "wav_to_spectrogram",
+    "render-plots": "render_plots",
+}
 
 
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
@@ -40,3 +38,15 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
         print(f"error [{name}]: {exc}", file=sys.stderr)
         sys.exit(1)
     sys.exit(status or 0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``kws <tool> [args]``: the tools under one command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in TOOLS:
+        names = "\n".join(f"  kws {name}" for name in TOOLS)
+        print(f"usage: kws <tool> [options]   (kws <tool> --help for its options)\n\ntools:\n{names}",
+              file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    module = importlib.import_module(f"pipeline.tools.{TOOLS[argv[0]]}")
+    run_main(module.main, argv[1:])

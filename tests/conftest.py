@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.audio import write_wav
+from pipeline.core.audio import write_wav
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_MINI = REPO_ROOT.parent / "shared" / "data" / "speech_commands_mini"

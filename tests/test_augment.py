@@ -4,16 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.audio import WavError, write_wav
-from pipeline.augment import (
+from pipeline.core.audio import write_wav
+from pipeline.core.errors import ParamError, WavError
+from pipeline.data.augment import (
     AugmentConfig,
     augment_clip,
     clip_rng,
     load_background,
-    spec_augment,
     time_shift,
 )
-from pipeline.config import ParamError
+from pipeline.training.spec_augment import spec_augment
 
 N = 1600
 
@@ -110,11 +110,11 @@ def test_load_background(tmp_path):
 
 
 def test_augment_config_from_params():
-    cfg = AugmentConfig.from_params({"time_shift_ms": 100, "background_volume": 0.1,
+    cfg = AugmentConfig.from_dict({"time_shift_ms": 100, "background_volume": 0.1,
                                      "background_frequency": 0.8, "copies": 2, "seed": 1})
     assert cfg.time_shift_samples(16000) == 1600 and cfg.copies == 2
     with pytest.raises(ParamError, match="background_volume"):
-        AugmentConfig.from_params({"time_shift_ms": 100, "background_volume": 2.0,
+        AugmentConfig.from_dict({"time_shift_ms": 100, "background_volume": 2.0,
                                    "background_frequency": 0.8, "copies": 2, "seed": 1})
 
 

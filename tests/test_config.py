@@ -7,9 +7,17 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from pipeline.config import SCHEMA, ParamError, load_params, read_yaml, validate
+from pipeline.core.errors import ParamError
+from pipeline.core.params import SECTION_NAMES, load_params
+from pipeline.core.schema import read_yaml
+from pipeline.data.config import SplitConfig
+from pipeline.sections import SECTIONS, defaults, validate_params
+from pipeline.training.config import TrainConfig
+
+
+def validate(params, sections=None):
+    return validate_params(params, sections)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +29,12 @@ def params():
 
 def test_repository_params_are_valid_and_cover_the_schema(params):
     validate(params)
-    assert set(params) == set(SCHEMA)
+    assert set(params) == set(SECTIONS) <= set(SECTION_NAMES)
+
+
+def test_params_yaml_holds_the_schema_defaults(params):
+    """The section classes are the one home of each key's default; params.yaml ships them."""
+    assert params == defaults()
 
 
 @pytest.mark.parametrize(
@@ -82,10 +95,10 @@ def test_bare_yes_no_on_off_are_words_as_dvc_reads_them(tmp_path):
     path.write_text((REPO_ROOT / "params.yaml").read_text())
     with modify_yaml(path) as data:  # what `dvc exp run -S train.batch_size=50` does
         data["train"]["batch_size"] = 50
-    params = load_params(path)
-    assert params["train"]["batch_size"] == 50
-    assert params["split"]["wanted_words"][:4] == ["yes", "no", "up", "down"]
-    assert "on" in params["split"]["wanted_words"] and "off" in params["split"]["wanted_words"]
+    train, split = load_params(path, TrainConfig, SplitConfig)
+    assert train.batch_size == 50
+    assert split.wanted_words[:4] == ["yes", "no", "up", "down"]
+    assert "on" in split.wanted_words and "off" in split.wanted_words
 
 
 def test_true_false_in_word_list_get_a_hint(tmp_path):
@@ -95,7 +108,7 @@ def test_true_false_in_word_list_get_a_hint(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(text[:start] + "wanted_words: [yes, true]" + text[end:])
     with pytest.raises(ParamError, match="quote the word"):
-        load_params(path)
+        load_params(path, SplitConfig)
 
 
 def test_cross_field_rules(params):
@@ -124,11 +137,11 @@ def test_only_requested_sections_are_checked(params):
 
 def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(ParamError, match="not found"):
-        load_params(tmp_path / "nope.yaml")
+        load_params(tmp_path / "nope.yaml", TrainConfig)
     broken = tmp_path / "params.yaml"
     broken.write_text("train: [unclosed\n")
     with pytest.raises(ParamError, match="not valid YAML"):
-        load_params(broken)
+        load_params(broken, TrainConfig)
 
 
 def test_stage_entry_point_prints_one_line_and_exits_1(tmp_path):
@@ -137,8 +150,9 @@ def test_stage_entry_point_prints_one_line_and_exits_1(tmp_path):
     (tmp_path / "params.yaml").write_text(text)
     result = subprocess.run(
         [sys.executable, "-c", "from pipeline.cli import run_main\n"
-         "from pipeline.config import load_params\n"
-         "run_main(lambda argv: load_params())"],
+         "from pipeline.core.params import load_params\n"
+         "from pipeline.training.config import TrainConfig\n"
+         "run_main(lambda argv: load_params('params.yaml', TrainConfig))"],
         cwd=tmp_path, capture_output=True, text=True,
     )
     assert result.returncode == 1

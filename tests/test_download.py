@@ -16,12 +16,15 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.config import read_yaml
-
-from pipeline.archive import extract, fetch
-from pipeline.audio import WavError, read_wav, write_wav
-from pipeline.cli import StageError
-from pipeline.download import build_raw, main
+from pipeline.core.audio import read_wav, write_wav
+from pipeline.core.clip import ClipFormat
+from pipeline.core.errors import StageError, WavError
+from pipeline.core.schema import read_yaml
+from pipeline.data.archive import extract
+from pipeline.data.config import DataConfig, EmbeddedConfig
+from pipeline.data.fetch import fetch
+from pipeline.data.sources import build_raw
+from pipeline.stages.download import main
 from tests.conftest import REPO_ROOT, make_dataset
 
 WORDS = ("yes", "no", "cat")
@@ -104,9 +107,15 @@ def source_dir(tmp_path) -> Path:
     return make_dataset(tmp_path / "src", words=WORDS, speakers=2, noise_seconds=1.5)
 
 
-def _raw(tmp_path, source, **kwargs):
-    kwargs.setdefault("cache_dir", tmp_path / "cache")
-    return build_raw(tmp_path / "data" / "raw", source, progress=False, **kwargs)
+def _raw(tmp_path, source, cache_dir=None, retries=3, sample_rate=16000, clip_duration_ms=1000,
+         **data):
+    """build_raw with ``data`` overriding the default data section."""
+    if "embedded" in data:
+        data["embedded"] = EmbeddedConfig(**data["embedded"])
+    config = DataConfig(source=source, **data)
+    clip = ClipFormat(sample_rate=sample_rate, clip_duration_ms=clip_duration_ms)
+    return build_raw(tmp_path / "data" / "raw", config, clip, cache_dir or tmp_path / "cache",
+                     progress=False, retries=retries)
 
 
 # ------------------------------------------------------------------ url source

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.audio import read_wav, read_wav_info
-from pipeline.embedded import (
+from pipeline.core.audio import read_wav, read_wav_info
+from pipeline.core.labels import ALL_WORDS, BACKGROUND_NOISE_DIR
+from pipeline.data.embedded import (
     ACCENTS,
     NOISE_NAMES,
     RATE_RANGE,
@@ -18,7 +19,6 @@ from pipeline.embedded import (
     synthesize_fresh,
     trim_silence,
 )
-from pipeline.labels import ALL_WORDS, BACKGROUND_NOISE_DIR
 
 pytest.importorskip("espeakng_loader")
 

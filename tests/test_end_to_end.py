@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import read_yaml
+from pipeline.core.schema import read_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STAGES = [

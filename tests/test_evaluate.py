@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.cli import StageError
-from pipeline.evaluate import evaluate, score
+from pipeline.core.errors import StageError
+from pipeline.evaluation.metrics import score
+from pipeline.evaluation.test_split import EvaluationOutputs, evaluate_test_split
 from tests.test_train import LABELS, make_features, run_train
 
 
@@ -22,9 +23,10 @@ def trained(tmp_path_factory):
 
 
 def run_evaluate(work):
-    return evaluate(
-        work / "models/keras", work / "data/features", work / "metrics/evaluate.json",
-        work / "metrics/confusion.csv", work / "metrics/confusion.png",
+    return evaluate_test_split(
+        work / "models/keras", work / "data/features",
+        EvaluationOutputs(work / "metrics/evaluate.json", work / "metrics/confusion.csv",
+                          work / "metrics/confusion.png"),
     )
 
 
@@ -41,14 +43,12 @@ def test_score_by_hand():
 
 
 def test_evaluate_writes_metrics_that_match_the_model(trained):
-    import keras
-
-    import pipeline.models  # noqa: F401
+    from pipeline.models.io import load_model_file
 
     metrics = run_evaluate(trained)
     with np.load(trained / "data/features/test.npz") as data:
         x, y = data["x"], data["y"]
-    model = keras.saving.load_model(trained / "models/keras/model.keras")
+    model = load_model_file(trained / "models/keras/model.keras")
     predicted = np.asarray(model(x)).argmax(axis=1)
     assert metrics["accuracy"] == pytest.approx(np.mean(predicted == y))
     assert 0.3 < metrics["accuracy"] < 1.0  # learnt something, and made mistakes to show
@@ -64,6 +64,9 @@ def test_evaluate_writes_metrics_that_match_the_model(trained):
 
 
 def test_evaluate_rejects_mismatched_inputs(trained, tmp_path):
+    def evaluate(model_dir, features_dir, *outs):
+        return evaluate_test_split(model_dir, features_dir, EvaluationOutputs(*outs))
+
     other = make_features(tmp_path / "features", frames=7, bins=4)
     with pytest.raises(StageError, match="do not fit the model's input"):
         evaluate(trained / "models/keras", other, tmp_path / "e.json", tmp_path / "c.csv", tmp_path / "c.png")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.audio import decode_wav_bytes, encode_wav, fit_to_length, read_wav
-from pipeline.config import ParamError
-from pipeline.features import FeatureConfig, compute_features, features_numpy
+from pipeline.core.audio import decode_wav_bytes, encode_wav, fit_to_length, read_wav
+from pipeline.core.errors import ParamError
+from pipeline.frontends import FeatureConfig, compute_features, features_numpy
 from tests.conftest import word_clip
 
 
@@ -72,7 +72,9 @@ def test_average_equals_original_pooling_per_clip():
 
 
 def test_micro_equals_frontend_op_per_clip():
-    from tensorflow.lite.experimental.microfrontend.python.ops import audio_microfrontend_op
+    from tensorflow.lite.experimental.microfrontend.python.ops import (
+        audio_microfrontend_op,
+    )
 
     clips = _clips(3)
     clips[0, 100] = 1.0  # full scale: the original's int16 cast would wrap this sample
@@ -169,7 +171,7 @@ def test_bad_configs_are_param_errors():
     with pytest.raises(ParamError, match="whole number"):
         FeatureConfig(preprocess="micro", window_size_ms=25.5)
     with pytest.raises(ParamError, match="preprocess"):
-        FeatureConfig.from_params({"sample_rate": 16000, "clip_duration_ms": 1000, "window_size_ms": 30,
+        FeatureConfig.from_dict({"sample_rate": 16000, "clip_duration_ms": 1000, "window_size_ms": 30,
                                    "window_stride_ms": 10, "feature_bin_count": 40, "preprocess": "fft"})
     with pytest.raises(ValueError, match="shorter than one"):
         features_numpy(np.zeros((1, 100), np.float32), FeatureConfig())

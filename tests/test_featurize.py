@@ -4,20 +4,19 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from pipeline.config import read_yaml
-
-from pipeline.audio import WavError, fit_to_length, read_wav
-from pipeline.augment import AugmentConfig
-from pipeline.cli import StageError
-from pipeline.featurize import featurize, main
-from pipeline.features import FeatureConfig, features_numpy
+from pipeline.core.audio import fit_to_length, read_wav
+from pipeline.core.errors import StageError, WavError
+from pipeline.core.schema import read_yaml
+from pipeline.data.augment import AugmentConfig
+from pipeline.data.featurize import featurize
+from pipeline.frontends import FeatureConfig, features_numpy
+from pipeline.stages.featurize import main
 from tests.conftest import REPO_ROOT, make_dataset, speaker_id
 
 COLUMNS = ["path", "word", "label", "label_index", "speaker", "split"]
@@ -25,7 +24,7 @@ LABELS = ["_silence_", "_unknown_", "yes", "no"]
 
 
 def _write_split(root: Path, dataset: Path) -> Path:
-    """Hand-made manifests (the DESIGN.md columns); paths relative to ``root``."""
+    """Hand-made manifests (the columns of pipeline.data.manifest); paths relative to ``root``."""
     split_dir = root / "split"
     split_dir.mkdir()
     (split_dir / "labels.txt").write_text("".join(f"{l}\n" for l in LABELS))

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.audio import encode_wav, write_wav
-from pipeline.cli import StageError
-from pipeline.config import read_yaml
+from pipeline.core.audio import encode_wav, write_wav
+from pipeline.core.errors import StageError
+from pipeline.core.schema import read_yaml
 from tests.conftest import REPO_ROOT
 from tests.test_inference import FEATURES, LABELS, WANTED, tiny_clips, train_tiny_keras
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 def write_split(root: Path, speakers) -> tuple[Path, Path]:
     """A test.csv (absolute paths; silence rows without a file) and the matching test.npz."""
-    from pipeline.features import FeatureConfig, features_numpy
+    from pipeline.frontends import FeatureConfig, features_numpy
 
     audio, y = tiny_clips(speakers)
     rows = []
@@ -38,21 +38,22 @@ def write_split(root: Path, speakers) -> tuple[Path, Path]:
         writer.writeheader()
         writer.writerows(rows)
     npz = root / "test.npz"
-    np.savez(npz, x=features_numpy(audio, FeatureConfig.from_params(FEATURES)), y=y)
+    np.savez(npz, x=features_numpy(audio, FeatureConfig.from_dict(FEATURES)), y=y)
     return manifest, npz
 
 
 def build_export(root: Path) -> tuple[Path, dict]:
     """Train the tiny model and freeze it into ``root/export``; return the folder and metrics."""
-    from pipeline.features import FeatureConfig, features_numpy
-    from pipeline.freeze import freeze
+    from pipeline.export.freeze import ExportInputs, freeze
+    from pipeline.frontends import FeatureConfig, features_numpy
 
     keras_dir = train_tiny_keras(root / "keras")
     audio, y = tiny_clips(range(10))
-    np.savez(root / "train.npz", x=features_numpy(audio, FeatureConfig.from_params(FEATURES)), y=y)
-    manifest, npz = write_split(root, range(30, 50))
-    metrics = freeze(keras_dir, root / "export", root / "metrics" / "export.json", FEATURES,
-                     WANTED, root / "train.npz", manifest, npz, data_root=Path("/"))
+    np.savez(root / "train.npz", x=features_numpy(audio, FeatureConfig.from_dict(FEATURES)), y=y)
+    manifest, _ = write_split(root, range(30, 50))
+    metrics = freeze(keras_dir, root / "export", root / "metrics" / "export.json",
+                     FeatureConfig.from_dict(FEATURES), WANTED,
+                     ExportInputs(features_dir=root, test_manifest=manifest, data_root=Path("/")))
     return root / "export", metrics
 
 
@@ -137,7 +138,7 @@ def test_saved_model_runs_without_this_package(exported, tmp_path):
 def test_freeze_stage_command_line(exported, tmp_path, capsys):
     import yaml
 
-    from pipeline.freeze import main
+    from pipeline.stages.freeze import main
 
     root, _, _ = exported
     params = read_yaml((REPO_ROOT / "params.yaml").read_text())
@@ -154,38 +155,39 @@ def test_freeze_stage_command_line(exported, tmp_path, capsys):
 
 
 def test_freeze_rejects_label_mismatch_and_leaves_nothing(exported, tmp_path):
-    from pipeline.freeze import freeze
+    from pipeline.export.freeze import ExportInputs, freeze
+    from pipeline.frontends import FeatureConfig
 
     root, _, _ = exported
     out = tmp_path / "export"
+    inputs = ExportInputs(features_dir=root, test_manifest=None)
     with pytest.raises(StageError, match="wanted_words"):
-        freeze(root / "keras", out, tmp_path / "export.json", FEATURES, ["yes", "no"],
-               root / "train.npz", None)
+        freeze(root / "keras", out, tmp_path / "export.json", FeatureConfig.from_dict(FEATURES),
+               ["yes", "no"], inputs)
     assert not out.exists() and not (tmp_path / "export.json").exists()
-    other = dict(FEATURES, feature_bin_count=13)
+    other = FeatureConfig.from_dict(dict(FEATURES, feature_bin_count=13))
     with pytest.raises(StageError, match="trained with features"):
-        freeze(root / "keras", out, tmp_path / "export.json", other, WANTED, root / "train.npz",
-               None)
+        freeze(root / "keras", out, tmp_path / "export.json", other, WANTED, inputs)
 
 
 def test_embedding_export_is_a_bundle_that_runs_from_wav(tmp_path):
     """preprocess: embedding exports TFLite heads + bundle.json; load_model runs it end to end."""
     import keras
 
-    from pipeline import embedding
+    from pipeline.frontends import embedding
 
     try:
         embedding.models_dir()
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
 
-    from pipeline.features import FeatureConfig, features_numpy
-    from pipeline.freeze import freeze
+    from pipeline.core.labels import write_labels
+    from pipeline.export.freeze import ExportInputs, freeze
+    from pipeline.frontends import FeatureConfig, features_numpy
     from pipeline.inference import load_model
-    from pipeline.labels import write_labels
 
     features = dict(FEATURES, preprocess="embedding")
-    cfg = FeatureConfig.from_params(features)
+    cfg = FeatureConfig.from_dict(features)
     audio, y = tiny_clips(range(8))
     x = features_numpy(audio, cfg)
     keras.utils.set_random_seed(2)
@@ -201,8 +203,8 @@ def test_embedding_export_is_a_bundle_that_runs_from_wav(tmp_path):
     write_labels(keras_dir / "labels.txt", LABELS)
     (keras_dir / "meta.json").write_text(json.dumps({"features": features}))
     np.savez(tmp_path / "train.npz", x=x, y=y)
-    metrics = freeze(keras_dir, tmp_path / "export", tmp_path / "export.json", features, WANTED,
-                     tmp_path / "train.npz", None)
+    metrics = freeze(keras_dir, tmp_path / "export", tmp_path / "export.json", cfg, WANTED,
+                     ExportInputs(features_dir=tmp_path, test_manifest=None))
     export = tmp_path / "export"
     assert (export / "bundle.json").is_file() and not (export / "saved_model").exists()
     assert metrics["parameters"]["float_tflite_input"] == "features"

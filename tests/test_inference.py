@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.audio import encode_wav, fit_to_length, read_wav
-from pipeline.cli import StageError
-from tests.conftest import make_dataset, word_clip
+from pipeline.core.audio import encode_wav, fit_to_length, read_wav
+from pipeline.core.errors import StageError
+from tests.conftest import word_clip
 
 WANTED = ["yes", "no", "up", "down"]
 UNKNOWN = ["cat", "dog"]
@@ -35,11 +35,11 @@ def train_tiny_keras(folder: Path, features=FEATURES, epochs=40) -> Path:
     """Train a small conv on the tone words and save it like the train stage does."""
     import keras
 
-    from pipeline.features import FeatureConfig, features_numpy
-    from pipeline.labels import write_labels
+    from pipeline.core.labels import write_labels
+    from pipeline.frontends import FeatureConfig, features_numpy
 
     keras.utils.set_random_seed(1)
-    cfg = FeatureConfig.from_params(features)
+    cfg = FeatureConfig.from_dict(features)
     audio, y = tiny_clips(range(10))
     x = features_numpy(audio, cfg)
     mean, std = x.mean(), x.std()
@@ -100,7 +100,7 @@ def test_pretrained_graph_frame_reuse(shared_pretrained, shared_mini):
 
 
 def test_pretrained_graph_bad_wav_and_missing_labels(shared_pretrained, tmp_path):
-    from pipeline.audio import WavError
+    from pipeline.core.audio import WavError
     from pipeline.inference import load_model
 
     model = load_model(shared_pretrained / "conv_actions_frozen.pb")

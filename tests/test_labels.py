@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.cli import StageError
-from pipeline.labels import prepare_words_list, read_labels, write_labels
+from pipeline.core.errors import StageError
+from pipeline.core.labels import prepare_words_list, read_labels, write_labels
 
 
 def test_labels_round_trip_in_model_order(tmp_path):

@@ -8,14 +8,12 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from pipeline.models import (  # noqa: E402
-    ARCHITECTURES,
-    ORIGINAL_PARAMETER_COUNTS,
-    SVDF,
-    build_model,
-    count_parameters,
-    with_softmax,
-)
+from pipeline.core.errors import ParamError  # noqa: E402
+from pipeline.models import MODELS, ORIGINAL_PARAMETER_COUNTS, build_model  # noqa: E402
+from pipeline.models.ds_cnn import DsCnnOptions  # noqa: E402
+from pipeline.models.io import count_parameters, with_softmax  # noqa: E402
+from pipeline.models.layers import SVDF  # noqa: E402
+from pipeline.models.low_latency_svdf import SvdfOptions  # noqa: E402
 
 
 def dense(n_in, n_out):
@@ -63,7 +61,7 @@ def test_parameter_counts_equal_the_original(architecture, shape, labels):
     assert count_parameters(model) == original_counts(*shape, labels)[architecture]
 
 
-@pytest.mark.parametrize("architecture", ARCHITECTURES)
+@pytest.mark.parametrize("architecture", sorted(MODELS))
 def test_every_architecture_outputs_logits_per_label(architecture):
     shape = (3, 96) if architecture == "embedding_head" else (98, 40)
     model = build_model(architecture, shape, 12, dropout=0.5)
@@ -118,6 +116,21 @@ def test_saved_model_with_custom_layer_round_trips(tmp_path):
     np.testing.assert_allclose(np.asarray(loaded(x)), scores, rtol=1e-6)
 
 
+def test_model_options_size_the_model_and_are_validated():
+    """Each model's own hyperparameters (params.yaml model.<name>) reach its builder."""
+    default = count_parameters(build_model("ds_cnn", (98, 40), 12))
+    narrow = build_model("ds_cnn", (98, 40), 12, options=DsCnnOptions(channels=16, blocks=[[5, 1], [7, 2]]))
+    assert count_parameters(narrow) < default / 4
+    svdf = build_model("low_latency_svdf", (98, 40), 12, options=SvdfOptions(units=64, rank=1))
+    assert svdf.get_layer("svdf").units == 64
+    with pytest.raises(ParamError, match=r"model.ds_cnn.blocks.*\[kernel, stride\] pair"):
+        DsCnnOptions.from_dict({"channels": 8, "blocks": [[5, 1, 3]]})
+    with pytest.raises(ParamError, match="model.low_latency_svdf.rank"):
+        SvdfOptions.from_dict({"units": 10, "rank": 0})
+    with pytest.raises(TypeError, match="SvdfOptions"):
+        build_model("low_latency_svdf", (98, 40), 12, options=DsCnnOptions())
+
+
 def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="unknown model architecture 'lstm'"):
         build_model("lstm", (98, 40), 12)
@@ -131,7 +144,7 @@ def test_model_file_is_byte_identical_for_identical_weights(tmp_path):
     """Keras stamps save time and object ids into .keras files; save_model_file does not."""
     import keras
 
-    from pipeline.models import save_model_file, with_softmax
+    from pipeline.models.io import save_model_file
 
     models = []
     for i in range(2):

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.recognize import (
+from pipeline.streaming.recognize import (
     RecognizeCommands,
     decode,
     read_ground_truth,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.render_plots import collect_plots, render
+from pipeline.tools.render_plots import collect_plots, render
 
 DVC_YAML = """\
 plots:
@@ -37,8 +37,9 @@ def plot_repo(tmp_path, monkeypatch):
     (tmp_path / "m").mkdir()
     (tmp_path / "m/confusion.csv").write_text("actual,predicted\nyes,yes\nno,yes\n")
     (tmp_path / "m/curve.csv").write_text("step,accuracy\n1,0.2\n2,0.6\n")
-    from pipeline.audio import encode_wav  # noqa: F401  (package importable)
     import matplotlib
+
+    from pipeline.core.audio import encode_wav  # noqa: F401  (package importable)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -74,7 +75,7 @@ def test_cli_without_plots_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     _git(tmp_path, "init", "-q")
     subprocess.run(["dvc", "init", "-q"], cwd=tmp_path, check=True)
-    result = subprocess.run([sys.executable, "-m", "pipeline.render_plots", "--show"], cwd=tmp_path,
+    result = subprocess.run([sys.executable, "-m", "pipeline.tools.render_plots", "--show"], cwd=tmp_path,
                             capture_output=True, text=True,
                             env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
     assert result.returncode == 1

@@ -12,21 +12,26 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.cli import StageError
-from pipeline.labels import SILENCE_LABEL, UNKNOWN_LABEL
-from pipeline.split import (
-    COLUMNS,
-    SPLITS,
-    build_split,
-    index_dataset,
-    main,
-    read_manifest,
-    which_set,
-)
-from pipeline.audio import write_wav
+from pipeline.core.audio import write_wav
+from pipeline.core.errors import StageError
+from pipeline.core.labels import SILENCE_LABEL, UNKNOWN_LABEL
+from pipeline.data.config import SplitConfig
+from pipeline.data.manifest import COLUMNS, SPLITS, read_manifest
+from pipeline.data.split import build_split as _build_split
+from pipeline.data.split import index_dataset, which_set
+from pipeline.stages.split import main
 from tests.conftest import REPO_ROOT, make_dataset, speaker_id, word_clip
 
 WANTED = ["yes", "no", "up", "down"]
+
+
+def build_split(root, wanted, validation, testing, silence, unknown, seed=59185, salt="",
+                official_test_root=None):
+    """The split of ``root`` with these split params (the rest at their defaults)."""
+    cfg = SplitConfig(wanted_words=list(wanted), validation_percentage=validation,
+                      testing_percentage=testing, silence_percentage=silence,
+                      unknown_percentage=unknown, seed=seed, hash_salt=salt)
+    return _build_split(root, cfg, official_test_root=official_test_root)
 
 
 def reference_which_set(filename, validation, testing, salt=""):

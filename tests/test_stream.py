@@ -10,13 +10,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import stream_eval, synthesize_stream
-from pipeline.audio import WavError, read_wav, write_wav
-from pipeline.cli import StageError
-from pipeline.config import ParamError
-from pipeline.labels import write_labels
-from pipeline.recognize import read_ground_truth
-from pipeline.synthesize_stream import StreamSettings, mix_in, synthesize
+from pipeline.core.audio import read_wav, write_wav
+from pipeline.core.errors import ParamError, StageError, WavError
+from pipeline.core.labels import write_labels
+from pipeline.stages import stream_eval as stream_eval_stage
+from pipeline.stages import synthesize_stream
+from pipeline.streaming import evaluate as stream_eval
+from pipeline.streaming import scores as stream_scores
+from pipeline.streaming.config import StreamConfig, StreamEvalConfig
+from pipeline.streaming.recognize import read_ground_truth
+from pipeline.streaming.synthesize import format_labels, mix_in
+from pipeline.streaming.synthesize import synthesize as _synthesize
+from pipeline.tools import stream_eval as stream_eval_tool
+
+DEFAULTS = StreamEvalConfig()
+
+
+def synthesize(word_clips, unknown_clips, backgrounds, settings, progress=False):
+    return _synthesize(word_clips, unknown_clips, backgrounds, settings, RATE, progress=progress)
 from tests.conftest import make_dataset, word_clip
 
 RATE = 16000
@@ -47,7 +58,7 @@ def test_mix_in_ramps_like_the_original():
 def test_words_are_where_the_labels_say():
     clips = {"yes": [tone(500)], "no": [tone(1300)]}
     unknown = [tone(2900)]
-    settings = StreamSettings(duration_s=60, background_volume=0.0, seed=3)
+    settings = StreamConfig(duration_s=60, background_volume=0.0, seed=3)
     audio, labels = synthesize(clips, unknown, [], settings, progress=False)
     assert len(audio) == 60 * RATE and audio.dtype == np.float32
     assert len(labels) == 20  # one word per 3 s slot
@@ -67,19 +78,19 @@ def test_words_are_where_the_labels_say():
 
 def test_unknown_share_follows_the_percentage():
     clips = {"yes": [tone(500, 0.1)], "no": [tone(900, 0.1)]}
-    settings = StreamSettings(duration_s=600, word_interval_ms=300, word_gap_ms=100,
+    settings = StreamConfig(duration_s=600, word_interval_ms=300, word_gap_ms=100,
                               unknown_percentage=30, background_volume=0.0, seed=1)
     _, labels = synthesize(clips, [tone(2000, 0.1)], [], settings, progress=False)
     share = sum(label == "_unknown_" for label, _ in labels) / len(labels)
     assert len(labels) == 2000 and 0.26 < share < 0.34
-    settings = StreamSettings(duration_s=60, unknown_percentage=0, background_volume=0.0)
+    settings = StreamConfig(duration_s=60, unknown_percentage=0, background_volume=0.0)
     _, labels = synthesize(clips, [], [], settings, progress=False)
     assert "_unknown_" not in {label for label, _ in labels}
 
 
 def test_background_fills_the_recording_within_volume():
     noise = np.ones(3 * RATE, dtype=np.float32)
-    settings = StreamSettings(duration_s=20, unknown_percentage=0, background_volume=0.1, seed=5)
+    settings = StreamConfig(duration_s=20, unknown_percentage=0, background_volume=0.1, seed=5)
     audio, labels = synthesize({"yes": [np.zeros(100, np.float32)]}, [], [noise], settings, progress=False)
     assert audio.max() <= 0.2 + 1e-6  # at most two overlapping segments at < 0.1 each
     # Every sample after the first ramp has noise (overlapping segments leave no gap).
@@ -90,7 +101,7 @@ def test_same_seed_same_stream_other_seed_differs():
     clips = {"yes": [tone(500), tone(600)], "no": [tone(1300)]}
     noise = [np.random.default_rng(0).normal(0, 0.3, 2 * RATE).astype(np.float32)]
     run = lambda seed: synthesize(clips, [tone(2900)], noise,  # noqa: E731
-                                  StreamSettings(duration_s=30, seed=seed), progress=False)
+                                  StreamConfig(duration_s=30, seed=seed), progress=False)
     a, la = run(7)
     b, lb = run(7)
     c, lc = run(8)
@@ -101,13 +112,13 @@ def test_same_seed_same_stream_other_seed_differs():
 def test_bad_settings_and_missing_pools():
     clips = {"yes": [tone(500)]}
     with pytest.raises(ParamError, match="word_gap_ms"):
-        synthesize(clips, [tone(1)], [], StreamSettings(word_gap_ms=4000, background_volume=0), progress=False)
+        synthesize(clips, [tone(1)], [], StreamConfig(word_gap_ms=4000, background_volume=0), progress=False)
     with pytest.raises(StageError, match="_unknown_"):
-        synthesize(clips, [], [], StreamSettings(duration_s=10, background_volume=0), progress=False)
+        synthesize(clips, [], [], StreamConfig(duration_s=10, background_volume=0), progress=False)
     with pytest.raises(StageError, match="background"):
-        synthesize(clips, [tone(1)], [], StreamSettings(duration_s=10), progress=False)
+        synthesize(clips, [tone(1)], [], StreamConfig(duration_s=10), progress=False)
     with pytest.raises(StageError, match="wanted-word"):
-        synthesize({"yes": []}, [tone(1)], [], StreamSettings(duration_s=10, background_volume=0), progress=False)
+        synthesize({"yes": []}, [tone(1)], [], StreamConfig(duration_s=10, background_volume=0), progress=False)
 
 
 def _write_split(root: Path, dataset: Path, words=("yes", "no"), unknown_words=("cat",)):
@@ -238,26 +249,26 @@ class StandInModel:
 def _recording(seconds=30, seed=2, tmp_path=None):
     clips = {"yes": [tone(500)], "no": [tone(1300)]}
     noise = [np.random.default_rng(0).normal(0, 0.05, 2 * RATE).astype(np.float32)]
-    settings = StreamSettings(duration_s=seconds, seed=seed, background_volume=0.05)
+    settings = StreamConfig(duration_s=seconds, seed=seed, background_volume=0.05)
     audio, labels = synthesize(clips, [tone(2900)], noise, settings, progress=False)
     if tmp_path is not None:
         write_wav(tmp_path / "stream.wav", audio, RATE)
-        (tmp_path / "labels.txt").write_text(synthesize_stream.format_labels(labels))
+        (tmp_path / "labels.txt").write_text(format_labels(labels))
     return audio, labels
 
 
 def test_windows_follow_the_original_range():
-    assert stream_eval.window_offsets(16000 + 960, 16000, 480).tolist() == [0, 480]
-    assert stream_eval.window_offsets(16000 + 961, 16000, 480).tolist() == [0, 480, 960]
-    assert stream_eval.window_offsets(16000, 16000, 480).tolist() == []
+    assert stream_scores.window_offsets(16000 + 960, 16000, 480).tolist() == [0, 480]
+    assert stream_scores.window_offsets(16000 + 961, 16000, 480).tolist() == [0, 480, 960]
+    assert stream_scores.window_offsets(16000, 16000, 480).tolist() == []
 
 
 def test_frame_reuse_equals_per_window_scores():
     audio, _ = _recording(seconds=12)
     model = StandInModel()
-    fast = stream_eval.stream_scores(model, audio, 30, frame_reuse=True, batch_size=64, progress=False)
+    fast = stream_scores.stream_scores(model, audio, 30, frame_reuse=True, batch_size=64, progress=False)
     assert fast.frame_reuse and model.calls["frame_features"] == 1 and model.calls["predict_audio"] == 0
-    slow = stream_eval.stream_scores(model, audio, 30, frame_reuse=False, batch_size=64, progress=False)
+    slow = stream_scores.stream_scores(model, audio, 30, frame_reuse=False, batch_size=64, progress=False)
     assert not slow.frame_reuse and model.calls["predict_audio"] > 0
     np.testing.assert_array_equal(fast.times_ms, slow.times_ms)
     assert fast.times_ms[:3].tolist() == [0, 30, 60] and len(fast.times_ms) == (12 * RATE - RATE - 1) // 480 + 1
@@ -267,7 +278,7 @@ def test_frame_reuse_equals_per_window_scores():
 def test_stride_not_a_multiple_of_the_frame_stride_falls_back():
     audio, _ = _recording(seconds=4)
     model = StandInModel()
-    scores = stream_eval.stream_scores(model, audio, 25, progress=False)  # 400 samples, frames of 160
+    scores = stream_scores.stream_scores(model, audio, 25, progress=False)  # 400 samples, frames of 160
     assert not scores.frame_reuse and model.calls["frame_features"] == 0
     assert scores.times_ms[:3].tolist() == [0, 25, 50]
 
@@ -276,7 +287,7 @@ def test_stand_in_model_is_scored_well(tmp_path):
     _recording(seconds=60, tmp_path=tmp_path)
     metrics, sweep, detections, _ = stream_eval.run_stream_eval(
         None, tmp_path / "stream.wav", tmp_path / "labels.txt", model=StandInModel(), progress=False,
-        **stream_eval.DEFAULTS)
+        cfg=DEFAULTS)
     assert metrics["ground_truth_words"] == 20
     assert metrics["correct"] >= 18 and metrics["false_positives"] <= 1
     assert metrics["detection_rate"] == pytest.approx(metrics["correct"] / 20)
@@ -291,7 +302,7 @@ def test_stand_in_model_is_scored_well(tmp_path):
 
 
 def test_false_alarms_per_hour():
-    from pipeline.recognize import StreamingStats
+    from pipeline.streaming.recognize import StreamingStats
 
     stats = StreamingStats(10, 8, 7, 1, 2, [])
     assert stream_eval.false_alarms_per_hour(stats, 1800) == pytest.approx(6.0)
@@ -302,7 +313,7 @@ def test_cli_tool_writes_json_and_sweep(tmp_path, monkeypatch):
     model = StandInModel()
     monkeypatch.setattr("pipeline.inference.load_model", lambda path, labels=None: model)
     out, sweep = tmp_path / "m.json", tmp_path / "sweep.csv"
-    rc = stream_eval.main(["--model", "whatever", "--wav", str(tmp_path / "stream.wav"),
+    rc = stream_eval_tool.main(["--model", "whatever", "--wav", str(tmp_path / "stream.wav"),
                            "--ground-truth", str(tmp_path / "labels.txt"), "--json", str(out),
                            "--sweep-csv", str(sweep), "--suppression-ms", "500"])
     assert rc == 0
@@ -312,9 +323,9 @@ def test_cli_tool_writes_json_and_sweep(tmp_path, monkeypatch):
     rows = list(csv.DictReader(sweep.open()))
     assert list(rows[0]) == list(stream_eval.SWEEP_COLUMNS) and len(rows) == 19
     with pytest.raises(ParamError, match="minimum_count"):
-        stream_eval.main(["--model", "m", "--wav", "w", "--ground-truth", "g", "--minimum-count", "0"])
-    with pytest.raises(StageError, match="--wav"):
-        stream_eval.main(["--model", "m"])
+        stream_eval_tool.main(["--model", "m", "--wav", "w", "--ground-truth", "g", "--minimum-count", "0"])
+    with pytest.raises(SystemExit):  # argparse: --wav and --ground-truth are required
+        stream_eval_tool.main(["--model", "m"])
 
 
 def test_wrong_rate_recording_is_rejected(tmp_path):
@@ -322,7 +333,7 @@ def test_wrong_rate_recording_is_rejected(tmp_path):
     (tmp_path / "g.txt").write_text("yes, 100\n")
     with pytest.raises(WavError, match="8000 Hz"):
         stream_eval.run_stream_eval(None, tmp_path / "s.wav", tmp_path / "g.txt", model=StandInModel(),
-                                    progress=False, **stream_eval.DEFAULTS)
+                                    progress=False, cfg=DEFAULTS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,12 +345,12 @@ def test_original_frozen_graph_frame_reuse(shared_pretrained):
 
     model = load_model(shared_pretrained / "conv_actions_frozen.pb")
     audio, _ = _recording(seconds=2)
-    fast = stream_eval.stream_scores(model, audio, 30, frame_reuse=True, progress=False)
-    slow = stream_eval.stream_scores(model, audio, 30, frame_reuse=False, progress=False)
+    fast = stream_scores.stream_scores(model, audio, 30, frame_reuse=True, progress=False)
+    slow = stream_scores.stream_scores(model, audio, 30, frame_reuse=False, progress=False)
     assert fast.frame_reuse and not slow.frame_reuse
     np.testing.assert_allclose(fast.scores, slow.scores, atol=1e-4)
     # And the batched path agrees with the graph's own WAV input for one window.
-    from pipeline.audio import encode_wav
+    from pipeline.core.audio import encode_wav
 
     direct = model.predict_wav_bytes(encode_wav(audio[480 * 5 : 480 * 5 + RATE], RATE))
     np.testing.assert_allclose(fast.scores[5], direct, atol=2e-3)
@@ -348,19 +359,19 @@ def test_original_frozen_graph_frame_reuse(shared_pretrained):
 def test_keras_mfcc_model_frame_reuse(tmp_path):
     """The project's front end (mfcc over the whole recording) sliced into windows gives the
     scores of per-window features, through pipeline.inference's Keras backend."""
-    from pipeline.features import FeatureConfig
+    from pipeline.frontends import FeatureConfig
     from pipeline.inference import load_model
     from pipeline.models import build_model
 
-    cfg = FeatureConfig.from_params(dict(sample_rate=RATE, clip_duration_ms=1000, window_size_ms=30,
+    cfg = FeatureConfig.from_dict(dict(sample_rate=RATE, clip_duration_ms=1000, window_size_ms=30,
                                          window_stride_ms=10, feature_bin_count=40, preprocess="mfcc"))
     build_model("ds_cnn", cfg.feature_shape, len(LABELS), 0.5).save(tmp_path / "model.keras")
     write_labels(tmp_path / "labels.txt", LABELS)
     (tmp_path / "meta.json").write_text(json.dumps({"features": cfg.to_dict()}))
     model = load_model(tmp_path / "model.keras")
     audio, _ = _recording(seconds=3)
-    fast = stream_eval.stream_scores(model, audio, 30, frame_reuse=True, progress=False)
-    slow = stream_eval.stream_scores(model, audio, 30, frame_reuse=False, progress=False)
+    fast = stream_scores.stream_scores(model, audio, 30, frame_reuse=True, progress=False)
+    slow = stream_scores.stream_scores(model, audio, 30, frame_reuse=False, progress=False)
     assert fast.frame_reuse and not slow.frame_reuse
     np.testing.assert_allclose(fast.scores, slow.scores, atol=1e-5)
 
@@ -380,20 +391,20 @@ def test_stage_from_params(tmp_path, monkeypatch):
 
     monkeypatch.setattr("pipeline.inference.load_model", fake_load)
     monkeypatch.chdir(tmp_path)
-    assert stream_eval.main(["--from-params"]) == 0
+    assert stream_eval_stage.main([]) == 0
     assert seen["path"] == Path("models/export")
     metrics = json.loads((tmp_path / "metrics" / "stream.json").read_text())
     assert metrics["detection_threshold"] == 0.6 and metrics["ground_truth_words"] == 6
     first = (tmp_path / "metrics" / "stream_threshold_sweep.csv").read_bytes()
-    assert stream_eval.main(["--from-params"]) == 0
+    assert stream_eval_stage.main([]) == 0
     assert (tmp_path / "metrics" / "stream_threshold_sweep.csv").read_bytes() == first
-    with pytest.raises(StageError, match="cannot be combined"):
-        stream_eval.main(["--from-params", "--minimum-count", "2"])
+    with pytest.raises(SystemExit):  # the stage takes its decoder settings from params.yaml only
+        stream_eval_stage.main(["--minimum-count", "2"])
 
 
 def test_clip_at_another_rate_is_resampled(tmp_path):
     write_wav(tmp_path / "yes.wav", tone(500, 0.5, 8000), 8000)
-    settings = StreamSettings(duration_s=3, unknown_percentage=0, background_volume=0.0, seed=0)
+    settings = StreamConfig(duration_s=3, unknown_percentage=0, background_volume=0.0, seed=0)
     audio, labels = synthesize({"yes": [tmp_path / "yes.wav"]}, [], [], settings, progress=False)
     offset = round(labels[0][1] * RATE / 1000)
     assert np.count_nonzero(np.abs(audio) > 1e-3) > 0.4 * RATE  # 0.5 s at 16 kHz, not 0.25 s
@@ -404,8 +415,8 @@ def test_missing_inputs_are_named(tmp_path):
     _recording(seconds=3, tmp_path=tmp_path)
     with pytest.raises(FileNotFoundError, match="nope.txt: ground-truth file not found"):
         stream_eval.run_stream_eval(None, tmp_path / "stream.wav", tmp_path / "nope.txt",
-                                    model=StandInModel(), progress=False, **stream_eval.DEFAULTS)
+                                    model=StandInModel(), progress=False, cfg=DEFAULTS)
     (tmp_path / "bad.txt").write_text("yes, later\n")
     with pytest.raises(StageError, match="bad.txt: line 1"):
         stream_eval.run_stream_eval(None, tmp_path / "stream.wav", tmp_path / "bad.txt",
-                                    model=StandInModel(), progress=False, **stream_eval.DEFAULTS)
+                                    model=StandInModel(), progress=False, cfg=DEFAULTS)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.audio import write_wav
+from pipeline.core.audio import write_wav
 from tests.conftest import REPO_ROOT, make_dataset, word_clip
 
 LINE = re.compile(r"^(\S+) \(score = (\d\.\d{5})\)$")
@@ -48,7 +48,7 @@ def export(tmp_path_factory):
 
 # ---------------------------------------------------------------------------------- label_wav
 def test_label_wav_pretrained_prints_original_format(shared_pretrained, shared_mini, capsys):
-    from pipeline.label_wav import main
+    from pipeline.tools.label_wav import main
 
     wav = sorted((shared_mini / "left").glob("*.wav"))[0]
     assert main(["--graph", str(shared_pretrained / "conv_actions_frozen.pb"), "--labels",
@@ -64,7 +64,7 @@ def test_label_wav_pretrained_prints_original_format(shared_pretrained, shared_m
 
 @pytest.mark.slow
 def test_label_wav_export_formats(export, tmp_path, capsys):
-    from pipeline.label_wav import main
+    from pipeline.tools.label_wav import main
 
     wav = tmp_path / "up.wav"
     write_wav(wav, word_clip("up", 90, 0), 16000)
@@ -76,8 +76,8 @@ def test_label_wav_export_formats(export, tmp_path, capsys):
 
 
 def test_label_wav_errors(tmp_path, shared_pretrained):
-    from pipeline.audio import WavError
-    from pipeline.label_wav import main
+    from pipeline.core.audio import WavError
+    from pipeline.tools.label_wav import main
 
     graph = str(shared_pretrained / "conv_actions_frozen.pb")
     with pytest.raises(FileNotFoundError, match="absent.wav"):
@@ -90,7 +90,7 @@ def test_label_wav_errors(tmp_path, shared_pretrained):
 # ------------------------------------------------------------------------------- evaluate_dir
 def test_evaluate_dir_counts_and_skips_bad_wav(shared_pretrained, tmp_path, capsys):
     """Bookkeeping on generated tones with the 12-label graph: classes, unknowns, bad files."""
-    from pipeline.evaluate_dir import main
+    from pipeline.tools.evaluate_dir import main
 
     data = make_dataset(tmp_path / "data", words=("yes", "no", "cat", "dog"), speakers=3)
     bad = add_bad_wav(data / "yes")
@@ -110,8 +110,8 @@ def test_evaluate_dir_counts_and_skips_bad_wav(shared_pretrained, tmp_path, caps
 
 
 def test_evaluate_dir_pretrained_on_real_clips(shared_pretrained, shared_mini, tmp_path):
-    from pipeline.evaluate_dir import evaluate_dir
     from pipeline.inference import load_model
+    from pipeline.tools.evaluate_dir import evaluate_dir
 
     data = tmp_path / "real"
     for word in ("yes", "stop", "marvin"):
@@ -125,8 +125,8 @@ def test_evaluate_dir_pretrained_on_real_clips(shared_pretrained, shared_mini, t
 
 @pytest.mark.slow
 def test_evaluate_dir_training_and_official_layouts(export, tmp_path):
-    from pipeline.evaluate_dir import evaluate_dir
     from pipeline.inference import load_model
+    from pipeline.tools.evaluate_dir import evaluate_dir
 
     model = load_model(export)
     training = make_dataset(tmp_path / "train_layout", speakers=4)
@@ -145,7 +145,7 @@ def test_evaluate_dir_training_and_official_layouts(export, tmp_path):
 
 
 def test_evaluate_dir_missing_folder(tmp_path, shared_pretrained):
-    from pipeline.evaluate_dir import main
+    from pipeline.tools.evaluate_dir import main
 
     with pytest.raises(FileNotFoundError, match="nowhere"):
         main(["--model", str(shared_pretrained / "conv_actions_frozen.pb"), "--data-dir",
@@ -154,7 +154,7 @@ def test_evaluate_dir_missing_folder(tmp_path, shared_pretrained):
 
 # ------------------------------------------------------------------------- wav_to_spectrogram
 def test_spectrogram_png_size(tmp_path):
-    from pipeline.wav_to_spectrogram import main
+    from pipeline.tools.wav_to_spectrogram import main
 
     wav = tmp_path / "yes.wav"
     write_wav(wav, word_clip("yes", 1, 0), 16000)
@@ -169,7 +169,7 @@ def test_spectrogram_png_size(tmp_path):
 
 def test_spectrogram_follows_the_tone(tmp_path):
     """The spectrogram puts a pure tone's energy in the right frequency bin."""
-    from pipeline.wav_to_spectrogram import power_spectrogram
+    from pipeline.tools.wav_to_spectrogram import power_spectrogram
 
     t = np.arange(16000) / 16000
     power = power_spectrogram(np.sin(2 * np.pi * 1000 * t).astype(np.float32), 480, 160)
@@ -178,7 +178,7 @@ def test_spectrogram_follows_the_tone(tmp_path):
 
 
 def test_spectrogram_with_pretrained_features(tmp_path, shared_pretrained):
-    from pipeline.wav_to_spectrogram import main
+    from pipeline.tools.wav_to_spectrogram import main
 
     wav = tmp_path / "no.wav"
     write_wav(wav, word_clip("no", 2, 0), 16000)

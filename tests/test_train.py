@@ -13,15 +13,17 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.cli import StageError
-from pipeline.train import learning_rate_at, train
+from pipeline.core.errors import StageError
+from pipeline.training.config import TrainConfig
+from pipeline.training.loop import TrainOutputs, train
+from pipeline.training.optim import learning_rate_at
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LABELS = ("_silence_", "_unknown_", "yes", "no")
 
 
 def make_features(root: Path, n_train=240, n_eval=60, frames=20, bins=12, seed=0, noise=1.0) -> Path:
-    """Write a features folder (docs/DESIGN.md layout) whose classes are noisy prototypes."""
+    """Write a features folder (docs/architecture.md layout) whose classes are noisy prototypes."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -53,9 +55,8 @@ def settings(**overrides) -> dict:
     return base
 
 
-def paths(work: Path) -> dict:
-    return dict(
-        features_dir=work / "data/features",
+def outputs(work: Path) -> TrainOutputs:
+    return TrainOutputs(
         model_dir=work / "models/keras",
         checkpoint_dir=work / "models/checkpoints",
         logs_dir=work / "models/logs",
@@ -65,15 +66,13 @@ def paths(work: Path) -> dict:
 
 
 def run_train(work: Path, **overrides) -> dict:
-    return train(**paths(work), progress=False, **settings(**overrides))
+    return train(TrainConfig(**settings(**overrides)), work / "data/features", outputs(work), progress=False)
 
 
 def model_weights(model_dir: Path) -> list[np.ndarray]:
-    import keras
+    from pipeline.models.io import load_model_file
 
-    import pipeline.models  # noqa: F401
-
-    return [np.asarray(w) for w in keras.saving.load_model(model_dir / "model.keras").get_weights()]
+    return [np.asarray(w) for w in load_model_file(model_dir / "model.keras").get_weights()]
 
 
 def test_learning_rate_schedule_is_piecewise_constant_by_stage():
@@ -104,11 +103,9 @@ def test_train_writes_model_metrics_and_curve(tmp_path):
     meta = json.loads((model_dir / "meta.json").read_text())
     assert meta["architecture"] == "tiny_conv" and meta["feature_shape"] == [20, 12]
     assert meta["features"]["preprocess"] == "mfcc" and meta["parameters"] == metrics["parameters"]
-    import keras
+    from pipeline.models.io import load_model_file
 
-    import pipeline.models  # noqa: F401
-
-    model = keras.saving.load_model(model_dir / "model.keras")
+    model = load_model_file(model_dir / "model.keras")
     with np.load(tmp_path / "data/features/test.npz") as data:
         scores = np.asarray(model(data["x"][:8]))
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)  # softmax scores, not logits
@@ -166,7 +163,7 @@ def test_bad_features_give_clear_errors(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
-    """Kill a real `python -m pipeline.train` with SIGKILL, rerun it, and check it continues from
+    """Kill a real `python -m pipeline.stages.train` with SIGKILL, rerun it, and check it continues from
     the last checkpoint and ends with exactly the weights of an uninterrupted run."""
     overrides = dict(how_many_training_steps=[300, 100], save_step_interval=25, eval_step_interval=100)
     reference = tmp_path / "reference"
@@ -177,7 +174,7 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
     make_features(work / "data/features")
     (work / "params.yaml").write_text(yaml.safe_dump({"train": settings(**overrides)}))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    cmd = [sys.executable, "-m", "pipeline.train", "--no-progress"]
+    cmd = [sys.executable, "-m", "pipeline.stages.train", "--no-progress"]
     process = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = work / "models/checkpoints"
     deadline = time.monotonic() + 120

@@ -6,8 +6,14 @@ import struct
 import numpy as np
 import pytest
 
-from pipeline.audio import WavError, encode_wav, read_wav, read_wav_header, read_wav_info
-from pipeline.validate import validate_dataset
+from pipeline.core.audio import (
+    WavError,
+    encode_wav,
+    read_wav,
+    read_wav_header,
+    read_wav_info,
+)
+from pipeline.data.validate import validate_dataset
 
 RATE = 16000
 

@@ -1,0 +1,59 @@
+"""What the benchmark scripts share: the repository's params and an untrained stand-in export.
+
+A benchmark of speed needs a model of the configured architecture and front end, trained or not
+(an untrained one costs the same per call); before `dvc repro` has trained one, this exports an
+untrained stand-in with the freeze stage's own code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from pipeline.core.params import read_params  # noqa: E402
+from pipeline.sections import validate_params  # noqa: E402
+
+SHARED_MINI = REPO.parent / "shared" / "data" / "speech_commands_mini"
+FROZEN = REPO.parent / "shared" / "pretrained" / "conv_actions_frozen.pb"
+
+
+def repo_params() -> dict:
+    """The repository's params.yaml, every section typed and validated."""
+    return validate_params(read_params(REPO / "params.yaml"))
+
+
+def stand_in_keras(params: dict, folder: Path) -> Path:
+    """An untrained model of params.yaml's architecture and front end, saved as the train stage
+    saves one (scores, labels.txt, meta.json)."""
+    from pipeline.core.labels import prepare_words_list, write_labels
+    from pipeline.models import build_model
+    from pipeline.models.io import with_softmax
+
+    features, train = params["features"], params["train"]
+    labels = prepare_words_list(params["split"].wanted_words)
+    model = build_model(train.model_architecture, features.feature_shape, len(labels), train.dropout)
+    folder.mkdir(parents=True)
+    with_softmax(model).save(folder / "model.keras")
+    write_labels(folder / "labels.txt", labels)
+    (folder / "meta.json").write_text(json.dumps({"features": features.to_dict()}))
+    return folder
+
+
+def stand_in_export(params: dict, keras_dir: Path, work: Path) -> Path:
+    """Export ``keras_dir`` with the freeze stage (random features as the int8 calibration set)."""
+    from pipeline.export.freeze import ExportInputs, freeze
+
+    features = params["features"]
+    rng = np.random.default_rng(0)
+    np.savez(work / "train.npz", x=rng.normal(0, 1, (64, *features.feature_shape)).astype(np.float32),
+             y=np.zeros(64, np.int32))
+    freeze(keras_dir, work / "export", work / "export.json", features, params["split"].wanted_words,
+           ExportInputs(features_dir=work, test_manifest=None))
+    return work / "export"

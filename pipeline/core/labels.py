@@ -1,0 +1,38 @@
+"""Label names and order, as in the original input_data.py."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.core.errors import StageError
+from pipeline.core.fs import atomic_write_text
+
+SILENCE_LABEL = "_silence_"
+UNKNOWN_LABEL = "_unknown_"
+BACKGROUND_NOISE_DIR = "_background_noise_"
+SILENCE_INDEX = 0
+UNKNOWN_INDEX = 1
+
+# The 35 words of Speech Commands v0.02 (v0.01 has the first 30).
+ALL_WORDS = (
+    "yes no up down left right on off stop go "
+    "zero one two three four five six seven eight nine "
+    "bed bird cat dog happy house marvin sheila tree wow "
+    "backward forward follow learn visual"
+).split()
+
+
+def prepare_words_list(wanted_words) -> list[str]:
+    """Labels in model-output order: silence, unknown, then the wanted words."""
+    return [SILENCE_LABEL, UNKNOWN_LABEL, *wanted_words]
+
+
+def write_labels(path, labels) -> None:
+    atomic_write_text(path, "".join(f"{label}\n" for label in labels))
+
+
+def read_labels(path) -> list[str]:
+    lines = [line.strip() for line in Path(path).read_text().splitlines()]
+    labels = [line for line in lines if line]
+    if not labels:
+        raise StageError(f"{path}: labels file is empty")
+    return labels

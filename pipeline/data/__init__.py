@@ -1,0 +1,1 @@
+"""Data: sources, clip checks, the split, augmentation and the features on disk."""

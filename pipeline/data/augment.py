@@ -1,0 +1,120 @@
+"""Data augmentation, faithful to the original input_data.py, but seeded and reproducible.
+
+Per clip, in the original's order: foreground volume (0 for silence rows, else 1) -> time shift
+(uniform integer in [-shift, shift) samples, zero padding; a positive shift pads the front) ->
+background noise (random file, random offset; volume U(0, 1) for silence, else U(0,
+background_volume) with probability background_frequency, else 0) -> clip to [-1, 1].
+
+Differences from the original, on purpose:
+- Every random draw comes from a numpy Generator seeded by (augment.seed, split, row, copy), so a
+  clip's augmentation does not depend on batch order and reruns give identical bytes.
+- Validation and test clips get no shift and no background (as the original), but their silence
+  rows get FIXED noise seeded per split. The original draws that noise afresh on every evaluation
+  (unseeded np.random), so its validation/test accuracy on silence moves between evaluations.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pipeline.core.audio import read_wav
+from pipeline.core.errors import WavError
+from pipeline.core.schema import Section, integer, number, param
+
+log = logging.getLogger(__name__)
+
+SPLIT_CODES = {"training": 0, "validation": 1, "testing": 2}
+
+
+@dataclass(frozen=True)
+class AugmentConfig(Section):
+    """The ``augment`` section: how training clips are augmented (precomputed by featurize)."""
+
+    section = "augment"
+
+    time_shift_ms: float = param(100, number(0, 10000))
+    background_volume: float = param(0.1, number(0, 1))
+    background_frequency: float = param(0.8, number(0, 1))
+    # Augmented copies of every training clip precomputed by featurize.
+    copies: int = param(4, integer(0, 100))
+    seed: int = param(4242, integer(0))
+
+    def time_shift_samples(self, sample_rate: int) -> int:
+        return int(self.time_shift_ms * sample_rate / 1000)
+
+
+def clip_rng(seed: int, split: str, row: int, copy: int = 0) -> np.random.Generator:
+    """The Generator for one clip (one augmented copy of one manifest row)."""
+    return np.random.default_rng([seed, SPLIT_CODES[split], row, copy])
+
+
+def load_background(noise_dir, sample_rate: int, desired_samples: int) -> list[np.ndarray]:
+    """All ``*.wav`` noise files of ``noise_dir`` in name order (empty list if no folder).
+
+    Each must be longer than one clip, as the original requires.
+    """
+    noise_dir = Path(noise_dir)
+    if not noise_dir.is_dir():
+        return []
+    noises = []
+    for path in sorted(noise_dir.glob("*.wav")):
+        samples = read_wav(path, sample_rate)
+        if len(samples) <= desired_samples:
+            raise WavError(
+                path,
+                f"background noise has {len(samples)} samples; needs more than "
+                f"{desired_samples} (one clip)",
+            )
+        noises.append(samples)
+    return noises
+
+
+def time_shift(audio: np.ndarray, shift: int) -> np.ndarray:
+    """Move ``audio`` by ``shift`` samples with zero padding (positive: later, pads the front)."""
+    n = len(audio)
+    out = np.zeros_like(audio)
+    if shift >= 0:
+        out[shift:] = audio[: n - shift] if shift < n else audio[:0]
+    else:
+        out[: n + shift] = audio[-shift:]
+    return out
+
+
+def augment_clip(
+    audio: np.ndarray,
+    is_silence: bool,
+    rng: np.random.Generator,
+    noises: Sequence[np.ndarray],
+    training: bool,
+    time_shift_samples: int = 0,
+    background_volume: float = 0.1,
+    background_frequency: float = 0.8,
+) -> np.ndarray:
+    """One clip's audio as the model should see it (float32, ``len(audio)`` samples).
+
+    ``training=False`` is the validation/test behaviour: no shift, no background on words, and
+    for silence rows noise drawn from ``rng`` (so fixed when ``rng`` is seeded per row).
+    """
+    desired = len(audio)
+    foreground = np.zeros(desired, np.float32) if is_silence else np.asarray(audio, np.float32)
+    if training and time_shift_samples > 0:
+        shift = int(rng.integers(-time_shift_samples, time_shift_samples))
+        foreground = time_shift(foreground, shift)
+    if (training or is_silence) and noises:
+        noise = noises[int(rng.integers(len(noises)))]
+        offset = int(rng.integers(0, len(noise) - desired))
+        segment = noise[offset : offset + desired]
+        if is_silence:
+            volume = rng.uniform(0, 1)
+        elif rng.uniform(0, 1) < background_frequency:
+            volume = rng.uniform(0, background_volume)
+        else:
+            volume = 0.0
+        mixed = foreground + segment * np.float32(volume)
+    else:
+        mixed = foreground
+    return np.clip(mixed, -1.0, 1.0).astype(np.float32)

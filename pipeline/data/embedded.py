@@ -1,0 +1,411 @@
+"""The embedded data set: Speech Commands' 35 words spoken by synthetic espeak-ng speakers.
+
+It lets the whole pipeline run offline and in seconds (``data.source: embedded``). Speech is
+synthesised by the espeak-ng C library bundled in the ``espeakng-loader`` wheel (GPL-3, used at
+run time only), called through ctypes.
+
+Determinism. espeak-ng keeps hidden synthesis state across utterances in the process (its random
+generators and a continuously running pitch "flutter" phase), so the same call gives different
+samples the second time. Seeding alone cannot reset that; what is reproducible is a *fresh*
+library instance that is seeded right after initialisation and then asked for the same
+utterances in the same order. Generation therefore runs in a freshly spawned worker process with
+a fixed order (speaker by speaker, word by word, take by take, then the babble noise), which
+makes the same parameters give byte-identical files.
+
+Clip recipe: synthesise at espeak's native rate (22,050 Hz), resample with soxr, trim leading and
+trailing silence, scale to a random peak level, place the word at a seeded random offset in a
+clip of ``clip_samples`` and add a low noise floor. A word longer than 95% of the clip is
+re-synthesised once at a proportionally faster speaking rate; if it is still too long its end is
+trimmed with a short fade (both are counted in the returned statistics).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import math
+import os
+import pickle
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.core.audio import encode_wav
+from pipeline.core.errors import StageError
+from pipeline.core.labels import ALL_WORDS, BACKGROUND_NOISE_DIR
+
+# English accents of espeak-ng ("en" is British English; "en-gb" itself is rejected by the
+# library, so use "en").
+ACCENTS = (
+    "en",
+    "en-us",
+    "en-029",
+    "en-gb-x-rp",
+    "en-gb-scotland",
+    "en-us-nyc",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+)
+# Voice variants from espeak-ng-data/voices/!v (selected as "<accent>+<variant>"). Whispering,
+# robotic and deliberately distorted variants are left out. A name that does not exist is
+# silently replaced by the default voice, which tests/test_embedded.py guards against.
+VARIANTS = (
+    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8",
+    "f1", "f2", "f3", "f4", "f5",
+    "Alex", "Andy", "Annie", "adam", "anika", "aunty", "belinda", "benjamin", "david", "ed",
+    "edward", "grandma", "grandpa", "ian", "iven", "john", "Lee", "linda", "michel", "norbert",
+    "paul", "quincy", "rob", "robert", "shelby", "steph", "travis", "victor",
+)  # fmt: skip
+RATE_RANGE = (80, 175)  # words per minute: realistic single-word durations
+NOISE_NAMES = ("white_noise", "pink_noise", "brown_noise", "babble")
+NATIVE_RATE = 22050
+
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_POS_CHARACTER = 1
+_ESPEAK_RATE, _ESPEAK_PITCH, _ESPEAK_RANGE = 1, 3, 4
+
+
+class EspeakError(StageError):
+    """espeak-ng is missing or refused a request."""
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One synthetic speaker: an accent+variant voice and its own pitch, range and rate."""
+
+    id: str
+    voice: str
+    pitch: int
+    pitch_range: int
+    rate: int
+
+
+def _rng(*key) -> np.random.Generator:
+    """A generator seeded from a readable key, independent of call order."""
+    digest = hashlib.sha256("/".join(str(k) for k in key).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def plan_speakers(count: int, seed: int) -> list[Speaker]:
+    """``count`` speakers covering the accent x variant grid in a seeded order."""
+    combos = [(a, v) for v in VARIANTS for a in ACCENTS]
+    order = _rng(seed, "voices").permutation(len(combos))
+    speakers, seen = [], set()
+    for i in range(count):
+        accent, variant = combos[order[i % len(combos)]]
+        rng = _rng(seed, "speaker", i)
+        sid = hashlib.sha256(f"{seed}/speaker/{i}".encode()).hexdigest()[:8]
+        n = 0
+        while sid in seen:  # 8 hex digits can collide for very large counts
+            n += 1
+            sid = hashlib.sha256(f"{seed}/speaker/{i}/{n}".encode()).hexdigest()[:8]
+        seen.add(sid)
+        speakers.append(
+            Speaker(
+                id=sid,
+                voice=f"{accent}+{variant}",
+                pitch=int(rng.integers(25, 76)),
+                pitch_range=int(rng.integers(30, 81)),
+                rate=int(rng.integers(RATE_RANGE[0], RATE_RANGE[1] + 1)),
+            )
+        )
+    return speakers
+
+
+class Espeak:
+    """ctypes binding of the bundled libespeak-ng in synchronous (retrieval) mode.
+
+    Create at most one per process: the library is global state.
+    """
+
+    def __init__(self, seed: int):
+        try:
+            import espeakng_loader
+        except ImportError:
+            raise EspeakError(
+                "the embedded data set needs espeak-ng: install the espeakng-loader package "
+                "(pinned in requirements.lock)"
+            ) from None
+        self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        self.libc = ctypes.CDLL(None)
+        self.lib.espeak_Initialize.restype = ctypes.c_int
+        self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        self.lib.espeak_Info.restype = ctypes.c_char_p
+        data_path = espeakng_loader.get_data_path().encode()
+        self.sample_rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, 0)
+        if self.sample_rate <= 0:
+            raise EspeakError(f"espeak-ng failed to initialise with data at {data_path.decode()}")
+        # Seed right after initialising (and libc's rand(), which the wave generator also uses).
+        self.lib.espeak_ng_SetRandSeed(seed)
+        self.libc.srand(ctypes.c_uint(seed & 0xFFFFFFFF))
+        self._chunks: list[np.ndarray] = []
+        callback_type = ctypes.CFUNCTYPE(
+            ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+        )
+        self._callback = callback_type(self._collect)  # keep a reference: C holds the pointer
+        self.lib.espeak_SetSynthCallback(self._callback)
+        self.version = self.lib.espeak_Info(None).decode()
+
+    def _collect(self, wav, num_samples, _events) -> int:
+        if num_samples > 0:
+            self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
+        return 0
+
+    def synthesize(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int) -> np.ndarray:
+        """Speak ``text``; float32 samples at ``self.sample_rate``."""
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise EspeakError(f"espeak-ng has no voice {voice!r}")
+        for parameter, value in ((_ESPEAK_RATE, rate), (_ESPEAK_PITCH, pitch), (_ESPEAK_RANGE, pitch_range)):
+            self.lib.espeak_SetParameter(parameter, int(value), 0)
+        self._chunks = []
+        data = text.encode("utf-8") + b"\0"
+        status = self.lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, 0, None, None)
+        if status != 0:
+            raise EspeakError(f"espeak-ng could not synthesise {text!r} (status {status})")
+        self.lib.espeak_Synchronize()
+        if not self._chunks:
+            return np.zeros(0, np.float32)
+        return np.concatenate(self._chunks).astype(np.float32) / 32768.0
+
+
+def _resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    if rate_in == rate_out or samples.size == 0:
+        return samples.astype(np.float32)
+    import soxr
+
+    return soxr.resample(samples, rate_in, rate_out, quality="HQ").astype(np.float32)
+
+
+def trim_silence(samples: np.ndarray, sample_rate: int, threshold_db: float = -40.0) -> np.ndarray:
+    """Cut leading/trailing parts whose 10 ms RMS is ``threshold_db`` below the loudest frame."""
+    frame = max(1, sample_rate // 100)
+    n_frames = len(samples) // frame
+    if n_frames == 0:
+        return samples
+    rms = np.sqrt(np.mean(samples[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1))
+    loud = np.flatnonzero(rms > rms.max() * 10 ** (threshold_db / 20))
+    if loud.size == 0:
+        return samples[:0]
+    pad = frame * 2  # keep 20 ms of the soft onset and release
+    start = max(0, loud[0] * frame - pad)
+    end = min(len(samples), (loud[-1] + 1) * frame + pad)
+    return samples[start:end]
+
+
+def _fade(samples: np.ndarray, sample_rate: int, ms: float = 5.0) -> np.ndarray:
+    n = min(len(samples) // 2, int(sample_rate * ms / 1000))
+    if n > 0:
+        ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+        samples = samples.copy()
+        samples[:n] *= ramp
+        samples[-n:] *= ramp[::-1]
+    return samples
+
+
+def place_in_clip(word: np.ndarray, clip_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """The word at a random offset in a clip with a low random noise floor (-80..-50 dBFS)."""
+    clip = rng.normal(0.0, 10 ** rng.uniform(-4.0, -2.5), clip_samples).astype(np.float32)
+    offset = int(rng.integers(0, clip_samples - len(word) + 1))
+    clip[offset : offset + len(word)] += word
+    return np.clip(clip, -1.0, 1.0)
+
+
+def _pseudo_sentence(rng: np.random.Generator) -> str:
+    """Speech-like nonsense for babble, never one of the 35 command words."""
+    onsets = "b d f g h k l m n p r s t v w z ch sh th".split()
+    vowels = "a e i o u ai ee oo".split()
+    words: list[str] = []
+    target = int(rng.integers(6, 14))
+    while len(words) < target:
+        word = "".join(rng.choice(onsets) + rng.choice(vowels) for _ in range(int(rng.integers(1, 4))))
+        if word not in ALL_WORDS:
+            words.append(word)
+    return " ".join(words) + "."
+
+
+def _normalise_rms(samples: np.ndarray, rms: float) -> np.ndarray:
+    current = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) or 1.0
+    return np.clip(samples * (rms / current), -1.0, 1.0).astype(np.float32)
+
+
+def _coloured_noise(n: int, exponent: float, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+    """Gaussian noise with power ~ 1/f**exponent (0 white, 1 pink, 2 brown), 20 Hz high-pass."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
+    gain = np.zeros_like(freqs)
+    keep = freqs >= (20.0 if exponent > 0 else 0.0)
+    gain[keep] = 1.0 / np.maximum(freqs[keep], 1.0) ** (exponent / 2)
+    return np.fft.irfft(spectrum * gain, n).astype(np.float32)
+
+
+def _babble(engine: Espeak, n: int, seed: int, sample_rate: int, streams: int = 6) -> np.ndarray:
+    """Several synthetic talkers speaking nonsense sentences at once."""
+    lead = sample_rate  # streams start before the excerpt, so it is busy from its first sample
+    n += lead
+    mix = np.zeros(n, np.float32)
+    talkers = plan_speakers(streams, seed + 1)
+    for s, talker in enumerate(talkers):
+        rng = _rng(seed, "babble", s)
+        pos = int(rng.integers(0, sample_rate))
+        while pos < n:
+            speech = _resample(
+                engine.synthesize(_pseudo_sentence(rng), talker.voice, talker.rate + 40, talker.pitch, talker.pitch_range),
+                engine.sample_rate,
+                sample_rate,
+            )
+            part = speech[: n - pos] * rng.uniform(0.5, 1.0)
+            mix[pos : pos + len(part)] += part
+            pos += len(speech) + int(rng.integers(0, sample_rate // 2))
+    return _normalise_rms(mix[lead:], 0.1)
+
+
+@dataclass(frozen=True)
+class _Job:
+    root: str
+    speakers: int
+    takes: int
+    noise_seconds: float
+    seed: int
+    sample_rate: int
+    clip_samples: int
+    words: tuple[str, ...]
+    progress: bool
+
+
+def _word_clip(engine: Espeak, word: str, speaker: Speaker, take: int, job: _Job, stats: dict) -> np.ndarray:
+    rng = _rng(job.seed, "clip", speaker.id, word, take)
+    # Takes of one speaker differ a little in speed and pitch, like repeated real recordings.
+    rate = int(np.clip(speaker.rate * rng.uniform(0.9, 1.1), 80, 450))
+    pitch = int(np.clip(speaker.pitch + rng.integers(-5, 6), 0, 99))
+    max_len = int(job.clip_samples * 0.95)
+    speech = np.zeros(0, np.float32)
+    for attempt in range(2):
+        raw = engine.synthesize(word, speaker.voice, rate, pitch, speaker.pitch_range)
+        speech = trim_silence(_resample(raw, engine.sample_rate, job.sample_rate), job.sample_rate)
+        if len(speech) <= max_len:
+            break
+        if attempt == 0:
+            stats["sped_up"] += 1
+            rate = min(450, math.ceil(rate * len(speech) / max_len * 1.2))
+    if len(speech) > max_len:
+        stats["trimmed"] += 1
+        speech = speech[:max_len]
+    if len(speech) == 0:
+        raise EspeakError(f"espeak-ng produced no audio for {word!r} with voice {speaker.voice}")
+    peak = float(np.abs(speech).max()) or 1.0
+    level = 10 ** rng.uniform(math.log10(0.1), math.log10(0.9))  # real clips vary in loudness
+    return place_in_clip(_fade(speech * (level / peak), job.sample_rate), job.clip_samples, rng)
+
+
+def _generate(job: _Job) -> dict:
+    """Worker body: runs in a fresh process so espeak-ng starts from a known state."""
+    from tqdm import tqdm
+
+    root = Path(job.root)
+    engine = Espeak(job.seed)
+    speakers = plan_speakers(job.speakers, job.seed)
+    stats = {"sped_up": 0, "trimmed": 0}
+    for word in job.words:
+        (root / word).mkdir(parents=True, exist_ok=True)
+    total = len(speakers) * len(job.words) * job.takes
+    with tqdm(total=total, desc="synthesising clips", unit="clip", disable=not job.progress) as bar:
+        for speaker in speakers:
+            for word in job.words:
+                for take in range(job.takes):
+                    clip = _word_clip(engine, word, speaker, take, job, stats)
+                    path = root / word / f"{speaker.id}_nohash_{take}.wav"
+                    path.write_bytes(encode_wav(clip, job.sample_rate))
+                    bar.update()
+    noise_dir = root / BACKGROUND_NOISE_DIR
+    noise_dir.mkdir(parents=True, exist_ok=True)
+    n = int(round(job.noise_seconds * job.sample_rate))
+    noises = {
+        "white_noise": _normalise_rms(_coloured_noise(n, 0.0, _rng(job.seed, "white"), job.sample_rate), 0.3),
+        "pink_noise": _normalise_rms(_coloured_noise(n, 1.0, _rng(job.seed, "pink"), job.sample_rate), 0.3),
+        "brown_noise": _normalise_rms(_coloured_noise(n, 2.0, _rng(job.seed, "brown"), job.sample_rate), 0.3),
+        "babble": _babble(engine, n, job.seed, job.sample_rate),
+    }
+    for name in NOISE_NAMES:
+        (noise_dir / f"{name}.wav").write_bytes(encode_wav(noises[name], job.sample_rate))
+    return {
+        "generator": f"espeak-ng {engine.version} (espeakng-loader)",
+        "speakers": [asdict(s) for s in speakers],
+        "clips": total,
+        "sped_up": stats["sped_up"],
+        "trimmed": stats["trimmed"],
+        "noises": [f"{name}.wav" for name in NOISE_NAMES],
+    }
+
+
+def _run_fresh(function, *args):
+    """Call ``function(*args)`` in a new Python process (a fresh espeak-ng instance).
+
+    A plain subprocess rather than multiprocessing, so that callers need no ``__main__`` guard.
+    """
+    package_parent = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    request = pickle.dumps((function.__name__, args))
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.data.embedded", "--worker"],
+        input=request,
+        stdout=subprocess.PIPE,
+        env=env,
+        check=False,
+    )
+    if result.returncode != 0 or not result.stdout:
+        raise EspeakError(f"the espeak-ng worker process failed (exit status {result.returncode})")
+    ok, value = pickle.loads(result.stdout)
+    if not ok:
+        raise EspeakError(value)
+    return value
+
+
+def _worker_main() -> None:
+    """Entry point of the worker: unpickle a call from stdin, pickle its result to stdout."""
+    name, args = pickle.loads(sys.stdin.buffer.read())
+    try:
+        reply = (True, {"_generate": _generate, "_synthesize_list": _synthesize_list}[name](*args))
+    except EspeakError as exc:
+        reply = (False, str(exc))
+    sys.stdout.buffer.write(pickle.dumps(reply))
+    sys.stdout.buffer.flush()
+
+
+def generate_dataset(
+    root,
+    speakers: int,
+    takes: int,
+    noise_seconds: float,
+    seed: int,
+    sample_rate: int = 16000,
+    clip_samples: int = 16000,
+    words=ALL_WORDS,
+    progress: bool = True,
+) -> dict:
+    """Write ``<word>/<speaker>_nohash_<k>.wav`` and ``_background_noise_/*.wav`` under ``root``.
+
+    Returns a description (generator version, speakers, counts) for source.json.
+    """
+    if clip_samples < sample_rate // 10:
+        raise ValueError(f"clip_samples={clip_samples} is too short for a spoken word")
+    job = _Job(str(root), speakers, takes, float(noise_seconds), seed, sample_rate, clip_samples, tuple(words), progress)
+    return _run_fresh(_generate, job)
+
+
+def _synthesize_list(requests, seed: int) -> list[np.ndarray]:
+    engine = Espeak(seed)
+    return [engine.synthesize(*request) for request in requests]
+
+
+def synthesize_fresh(requests, seed: int = 0) -> list[np.ndarray]:
+    """Synthesise ``(text, voice, rate, pitch, pitch_range)`` requests, in order, in a fresh
+    espeak-ng instance; float32 at 22,050 Hz. The same requests give the same samples."""
+    return _run_fresh(_synthesize_list, list(requests), seed)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
+    _worker_main()

@@ -1,0 +1,84 @@
+"""The split manifests: one CSV row per example, the contract between split and later stages.
+
+Columns: ``path`` (relative to the repository root; empty for generated silence), ``word`` (the
+folder name; ``_silence_`` for silence rows), ``label``, ``label_index``, ``speaker`` (the part of
+the file name before ``_nohash_``), ``split``. :func:`read_manifest` is the one reader.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import astuple, dataclass
+from pathlib import Path
+
+from pipeline.core.errors import StageError
+from pipeline.core.labels import SILENCE_LABEL
+
+SPLITS = ("training", "validation", "testing")
+MANIFEST_NAMES = {"training": "train.csv", "validation": "validation.csv", "testing": "test.csv"}
+COLUMNS = ("path", "word", "label", "label_index", "speaker", "split")
+SKIPPED_COLUMNS = ("path", "problem")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One manifest line; ``path`` is empty for generated silence."""
+
+    path: str
+    word: str
+    label: str
+    label_index: int
+    speaker: str
+    split: str
+
+
+def manifest_text(rows) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(astuple(row) for row in rows)
+    return buffer.getvalue()
+
+
+def read_manifest(path) -> list[Row]:
+    """Rows of a manifest written by the split stage: the one reader for every later stage.
+
+    Checks what the consumers rely on, naming the file and line: the columns, an integer
+    ``label_index``, and a ``path`` on every row that is not silence.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found (run the split stage first)")
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise StageError(f"{path}: expected columns {','.join(COLUMNS)}, got {reader.fieldnames}")
+        rows = []
+        for n, r in enumerate(reader, start=2):
+            try:
+                label_index = int(r["label_index"])
+            except (TypeError, ValueError):  # TypeError: a short row leaves the field None
+                raise StageError(f"{path}:{n}: label_index {r['label_index']!r} is not an integer") from None
+            if r["label"] != SILENCE_LABEL and not r["path"]:
+                raise StageError(f"{path}:{n}: row of label {r['label']!r} has no path")
+            rows.append(Row(r["path"], r["word"], r["label"], label_index, r["speaker"], r["split"]))
+    return rows
+
+
+def skipped_text(skipped) -> str:
+    """The ``path,problem`` report of clips left out (header only when none were)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([SKIPPED_COLUMNS, *skipped])
+    return buffer.getvalue()
+
+
+def read_skipped(path) -> list[tuple[str, str]]:
+    """(path, problem) rows of the download stage's skip report; none if it is absent."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not set(SKIPPED_COLUMNS) <= set(reader.fieldnames or ()):
+            raise StageError(f"{path}: expected columns {','.join(SKIPPED_COLUMNS)}")
+        return [(r["path"], r["problem"]) for r in reader]

@@ -1,0 +1,214 @@
+"""Materialise the data set in the training layout under data/raw/ (the download stage).
+
+Sources (``data.source``): ``embedded`` (generated offline with espeak-ng, embedded.py),
+``url`` (Speech Commands tarball, resumable, cached in .cache/downloads/), ``archive`` (a local
+.tar.gz/.tgz/.zip) or ``dir`` (a local folder). With ``data.test_set: official`` the official test
+set is fetched too, from a URL, archive or folder. Every clip is then checked by
+``validate.validate_dataset``; skipped clips are listed in data/raw/skipped.csv.
+
+data/raw/ is written atomically: a failure anywhere (network, checksum, a hostile archive, a bad
+clip with ``on_bad_file: error``) leaves no data/raw at all, so DVC never caches a partial one.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+
+from pipeline.core.clip import ClipFormat
+from pipeline.core.errors import StageError, WavError
+from pipeline.core.fs import (
+    atomic_dir,
+    atomic_write_json,
+    atomic_write_text,
+    remove,
+    sha256_file,
+)
+from pipeline.core.labels import BACKGROUND_NOISE_DIR
+from pipeline.data.archive import extract
+from pipeline.data.config import DataConfig
+from pipeline.data.fetch import check_sha256, fetch
+from pipeline.data.manifest import skipped_text
+from pipeline.data.validate import validate_dataset
+
+log = logging.getLogger(__name__)
+# Top-level text files of the data set worth keeping (licence, readme, the original split lists).
+KEPT_TOP_LEVEL = ("LICENSE", "README.md", "validation_list.txt", "testing_list.txt")
+IGNORED_DIRS = ("__MACOSX",)
+
+
+def _clip_folders(root: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name not in IGNORED_DIRS and any(p.glob("*.wav"))
+    )
+
+
+def find_layout_root(folder: Path, what: str) -> Path:
+    """The folder holding ``<word>/*.wav``: ``folder`` itself or its single wrapping folder."""
+    if _clip_folders(folder):
+        return folder
+    subdirs = [
+        p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in IGNORED_DIRS
+    ]
+    if len(subdirs) == 1 and _clip_folders(subdirs[0]):
+        return subdirs[0]
+    raise StageError(
+        f"{what}: no <word>/*.wav clips found at its top level or inside a single wrapping folder "
+        "(expected the Speech Commands layout: yes/*.wav, no/*.wav, ..., _background_noise_/*.wav)"
+    )
+
+
+def collect_clips(src_root: Path, dest: Path, move: bool, progress: bool = True) -> dict[str, int]:
+    """Copy (or move) ``<folder>/*.wav`` and the kept top-level files; return clips per folder."""
+    from tqdm import tqdm
+
+    files = [(folder.name, wav) for folder in _clip_folders(src_root) for wav in sorted(folder.glob("*.wav"))]
+    counts: dict[str, int] = {}
+    dest.mkdir(parents=True, exist_ok=True)
+    for folder, wav in tqdm(files, desc="collect clips", unit="file", disable=not progress, mininterval=1.0):
+        if not wav.is_file():  # a dangling link or a folder named *.wav
+            continue
+        target = dest / folder / wav.name
+        target.parent.mkdir(exist_ok=True)
+        if move and not wav.is_symlink():
+            wav.rename(target)
+        else:
+            shutil.copyfile(wav, target)
+        counts[folder] = counts.get(folder, 0) + 1
+    for name in KEPT_TOP_LEVEL:
+        source = src_root / name
+        if source.is_file() and not source.is_symlink():
+            shutil.copyfile(source, dest / name)
+    return counts
+
+
+def tree_sha256(root: Path) -> str:
+    """One digest of a folder's ``*/*.wav`` files (names and contents), order-independent."""
+    digest = hashlib.sha256()
+    for path in sorted(root.glob("*/*.wav")):
+        digest.update(f"{path.relative_to(root).as_posix()}\t{sha256_file(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def _from_archive(archive: Path, dest: Path, staging: Path, what: str, progress: bool) -> None:
+    """Extract into ``staging`` (inside the atomic output folder), then move clips into ``dest``."""
+    extract(archive, staging)
+    collect_clips(find_layout_root(staging, what), dest, move=True, progress=progress)
+    remove(staging)
+
+
+def materialise(
+    kind: str,
+    location: str,
+    sha256: str,
+    dest: Path,
+    staging: Path,
+    cache_dir: Path,
+    progress: bool = True,
+    retries: int = 3,
+) -> dict:
+    """Put the clips from ``location`` (kind: url, archive or dir) into ``dest``; describe them."""
+    if kind == "url":
+        if not location:
+            raise StageError("data.url is empty; set it to the data set's .tar.gz URL")
+        path, digest = fetch(location, cache_dir, sha256, retries=retries, progress=progress)
+        _from_archive(path, dest, staging, location, progress)
+        return {"url": location, "sha256": digest, "bytes": path.stat().st_size}
+    if kind == "archive":
+        path = Path(location)
+        if not location or not path.is_file():
+            raise StageError(f"archive {location!r} not found (data.archive / data.test_set_source)")
+        digest = check_sha256(path, sha256, str(path), delete=False)
+        _from_archive(path, dest, staging, str(path), progress)
+        return {"archive": str(path), "sha256": digest, "bytes": path.stat().st_size}
+    if kind == "dir":
+        path = Path(location)
+        if not location or not path.is_dir():
+            raise StageError(f"folder {location!r} not found (data.dir / data.test_set_source)")
+        collect_clips(find_layout_root(path, str(path)), dest, move=False, progress=progress)
+        return {"dir": str(path), "sha256": tree_sha256(dest)}
+    raise ValueError(f"unknown source kind {kind!r}")
+
+
+def source_kind(location: str) -> str:
+    """url, dir or archive for data.test_set_source."""
+    if location.startswith(("http://", "https://")):
+        return "url"
+    if Path(location).is_dir():
+        return "dir"
+    if Path(location).is_file():
+        return "archive"
+    raise StageError(
+        f"data.test_set_source {location!r} is neither an http(s) URL nor an existing file or folder"
+    )
+
+
+def _count(root: Path) -> dict[str, int]:
+    return {folder.name: len(list(folder.glob("*.wav"))) for folder in _clip_folders(root)}
+
+
+def _validate(root: Path, out: Path, sample_rate: int, clip_samples: int, on_bad_file: str, resample: bool):
+    """Run the shared clip checks; report paths as they will be once data/raw is in place."""
+    try:
+        rows = validate_dataset(root, sample_rate, clip_samples, on_bad_file, resample)
+    except WavError as exc:  # exc.path is "<root name>/<rel>"; name the final location instead
+        raise WavError((out / exc.path).as_posix(), exc.problem) from None
+    return [((out / root.name / path).as_posix(), problem) for path, problem in rows]
+
+
+def build_raw(out, data: DataConfig, clip: ClipFormat, cache_dir, progress: bool = True,
+              retries: int = 3) -> dict:
+    """Write ``out`` (dataset/, official_test/, source.json, skipped.csv) atomically.
+
+    Returns the contents of source.json.
+    """
+    out, cache_dir = Path(out), Path(cache_dir)
+    sample_rate, clip_samples = clip.sample_rate, clip.desired_samples
+    with atomic_dir(out) as tmp:
+        dataset = tmp / "dataset"
+        info: dict = {"source": data.source}
+        if data.source == "embedded":
+            info.update(_generate(dataset, data, clip, progress))
+        else:
+            info.update(materialise(data.source, data.location, data.sha256, dataset, tmp / ".extract",
+                                    cache_dir, progress, retries))
+        skipped = _validate(dataset, out, sample_rate, clip_samples, data.on_bad_file, data.resample)
+        info["counts"] = _count(dataset)
+        if BACKGROUND_NOISE_DIR not in info["counts"]:
+            log.warning("the data set has no %s folder: training will mix in no background noise", BACKGROUND_NOISE_DIR)
+        if data.test_set == "official":
+            official = tmp / "official_test"
+            kind = source_kind(data.test_set_source)
+            test_info = materialise(kind, data.test_set_source, data.test_set_sha256, official,
+                                    tmp / ".extract", cache_dir, progress, retries)
+            skipped += _validate(official, out, sample_rate, clip_samples, data.on_bad_file, data.resample)
+            test_info["counts"] = _count(official)
+            info["official_test"] = test_info
+        info["skipped"] = len(skipped)
+        atomic_write_text(tmp / "skipped.csv", skipped_text(skipped))
+        atomic_write_json(tmp / "source.json", info)
+    total = sum(n for k, n in info["counts"].items() if k != BACKGROUND_NOISE_DIR)
+    log.info("data set ready in %s: %d clips in %d word folders (%d skipped)", out, total,
+             len(info["counts"]) - (BACKGROUND_NOISE_DIR in info["counts"]), len(skipped))
+    return info
+
+
+def _generate(dataset: Path, data: DataConfig, clip: ClipFormat, progress: bool) -> dict:
+    """The embedded source: espeak-ng speech written into ``dataset``; facts for source.json."""
+    from pipeline.data.embedded import generate_dataset
+
+    settings = data.embedded.to_dict()
+    generated = generate_dataset(
+        dataset,
+        speakers=settings["speakers"],
+        takes=settings["takes"],
+        noise_seconds=settings["noise_seconds"],
+        seed=settings["seed"],
+        sample_rate=clip.sample_rate,
+        clip_samples=clip.desired_samples,
+        progress=progress,
+    )
+    return dict(embedded=settings, sha256=tree_sha256(dataset), **generated)

@@ -1,0 +1,1 @@
+"""Scoring a trained model: metrics, confusion matrices and their pictures."""

@@ -1,0 +1,1 @@
+"""Export: convert the trained model, verify every format, report sizes and accuracy."""

@@ -1,0 +1,154 @@
+"""Convert the trained Keras model into the formats people run without this package.
+
+- ``build_module``: a tf.Module whose signatures the SavedModel serves: ``serving_default`` takes
+  the bytes of a WAV file (``wav_data``, like the original frozen graph) and returns
+  ``labels_softmax``; ``audio`` takes float32 [batch, desired_samples]; for front ends with frame
+  reuse, ``features`` takes [batch, frames, bins] and ``frame_features`` turns a 1-D signal of any
+  length into [frames, bins] (streaming). The front end is inside the graph.
+- ``convert_float_tflite``: float32 with the front end inside (AudioSpectrogram/Mfcc run by
+  TFLite's builtin resolver) where it converts and agrees with TensorFlow, else features in.
+- ``convert_int8_tflite``: full-integer int8 on features, calibrated on training features.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.core.tf import tensorflow
+from pipeline.export.verify import IN_MODEL_FRONTEND_TOLERANCE, max_tflite_difference
+from pipeline.frontends import FeatureConfig, compute_features
+
+log = logging.getLogger(__name__)
+
+
+def _convert(converter) -> bytes:
+    """converter.convert() without the deprecation chatter of the concrete-function path.
+
+    (Passing a trackable object instead moves to the SavedModel path, whose int8 calibration
+    fails on Keras 3 resource variables.)
+    """
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return converter.convert()
+    finally:
+        absl.setLevel(level)
+
+
+def scores_fn(model, needs_softmax: bool):
+    """features -> class scores (the model's outputs, with a softmax if it gives logits)."""
+    tf = tensorflow()
+
+    def scores(features):
+        out = model(features, training=False)
+        return tf.nn.softmax(out) if needs_softmax else out
+
+    return scores
+
+
+def build_module(model, cfg: FeatureConfig, needs_softmax: bool, assets: dict[str, Path]):
+    """A tf.Module with the serving signatures (see module doc): ``(module, signatures)``."""
+    tf = tensorflow()
+    scores = scores_fn(model, needs_softmax)
+    frames, bins = (int(v) for v in cfg.feature_shape)
+    samples = int(cfg.desired_samples)
+
+    class KwsExport(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            for name, path in assets.items():
+                setattr(self, name, tf.saved_model.Asset(str(path)))
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="wav_data")])
+        def wav(self, wav_data):
+            decoded = tf.audio.decode_wav(wav_data, desired_channels=1, desired_samples=samples)
+            tf.debugging.assert_equal(
+                decoded.sample_rate, tf.constant(cfg.sample_rate, tf.int32),
+                message=f"WAV sample rate must be {cfg.sample_rate} Hz")
+            audio = tf.transpose(decoded.audio)  # [1, samples]
+            return {"labels_softmax": scores(compute_features(audio, cfg))}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, samples], tf.float32, name="audio")])
+        def audio(self, audio):
+            return {"labels_softmax": scores(compute_features(audio, cfg))}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, frames, bins], tf.float32, name="features")])
+        def features(self, features):
+            return {"labels_softmax": scores(features)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="audio")])
+        def frame_features(self, audio):
+            return {"features": compute_features(audio[None, :], cfg)[0]}
+
+    module = KwsExport()
+    signatures = {"serving_default": module.wav, "audio": module.audio}
+    if cfg.frontend.frame_reuse:
+        signatures["features"] = module.features
+        signatures["frame_features"] = module.frame_features
+    return module, signatures
+
+
+def save_saved_model(module, signatures, folder: Path) -> None:
+    tf = tensorflow()
+    tf.saved_model.save(module, str(folder), signatures=signatures)
+    # fingerprint.pb carries a random UUID, so identical models would differ on disk; it is
+    # optional (TensorFlow loads SavedModels without it).
+    (folder / "fingerprint.pb").unlink(missing_ok=True)
+
+
+def _features_input_tflite(model, cfg: FeatureConfig, needs_softmax: bool, int8_calibration=None) -> bytes:
+    tf = tensorflow()
+    frames, bins = (int(v) for v in cfg.feature_shape)
+    fn = tf.function(scores_fn(model, needs_softmax),
+                     input_signature=[tf.TensorSpec([1, frames, bins], tf.float32)])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
+    if int8_calibration is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+        def representative_dataset():
+            for row in int8_calibration:
+                yield [row[None].astype(np.float32)]
+
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    return _convert(converter)
+
+
+def convert_float_tflite(model, cfg: FeatureConfig, needs_softmax: bool, check_audio: np.ndarray):
+    """Float TFLite with the front end inside if it converts and matches; else features input.
+
+    Returns (bytes, input kind "audio" or "features", reason when the front end stays outside).
+    """
+    tf = tensorflow()
+    if not cfg.frontend.in_graph:
+        return (_features_input_tflite(model, cfg, needs_softmax), "features",
+                f"the {cfg.preprocess!r} front end is not made of TensorFlow ops")
+    scores = scores_fn(model, needs_softmax)
+    fn = tf.function(lambda a: scores(compute_features(a, cfg)),
+                     input_signature=[tf.TensorSpec([1, cfg.desired_samples], tf.float32)])
+    try:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
+        converter.allow_custom_ops = True
+        flat = _convert(converter)
+        worst = max_tflite_difference(flat, fn, check_audio)
+        if worst <= IN_MODEL_FRONTEND_TOLERANCE:
+            return flat, "audio", None
+        reason = f"in-model front end differs from TensorFlow by {worst:.2g}"
+    except Exception as exc:  # converter/interpreter errors have many types
+        reason = f"front end not runnable in TFLite ({type(exc).__name__}: {str(exc)[:200]})"
+    log.warning("float TFLite takes features: %s", reason)
+    return _features_input_tflite(model, cfg, needs_softmax), "features", reason
+
+
+def convert_int8_tflite(model, cfg: FeatureConfig, needs_softmax: bool, representative: np.ndarray) -> bytes:
+    """Full-integer int8 model on features, calibrated on ``representative`` training features."""
+    return _features_input_tflite(model, cfg, needs_softmax, int8_calibration=representative)

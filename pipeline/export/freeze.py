@@ -1,0 +1,137 @@
+"""Export the trained Keras model into models/export/ (the freeze stage).
+
+Writes ``saved_model/`` (see convert.build_module), ``model_float.tflite``, ``model_int8.tflite``,
+``labels.txt``, ``frontend.json``; and ``metrics/export.json`` (parameters, file sizes, test
+accuracy of every format on the same clips). With a front end that is not made of TensorFlow ops
+(the speech embedding) no SavedModel is written: the export is a bundle (``bundle.json`` + the two
+.tflite heads + frontend.json) that ``pipeline.inference.load_model`` runs end to end from WAV
+bytes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.core import paths
+from pipeline.core.errors import StageError
+from pipeline.core.fs import atomic_dir, atomic_write_json, read_json
+from pipeline.core.labels import prepare_words_list, read_labels, write_labels
+from pipeline.export.convert import (
+    build_module,
+    convert_float_tflite,
+    convert_int8_tflite,
+    save_saved_model,
+)
+from pipeline.export.report import export_metrics, frontend_dict, tflite_io
+from pipeline.export.verify import evaluate_exports, read_test_clips
+from pipeline.frontends import FeatureConfig
+from pipeline.inference.base import feature_params
+from pipeline.inference.scores import is_probability
+
+REPRESENTATIVE_CLIPS = 500
+REPRESENTATIVE_SEED = 1234
+
+
+@dataclass(frozen=True)
+class ExportInputs:
+    """What freeze reads besides the model: training features (int8 calibration), the test
+    manifest and its clips (accuracy of every format), and the test features."""
+
+    features_dir: Path = paths.FEATURES_DIR
+    test_manifest: Path = paths.SPLIT_DIR / "test.csv"
+    data_root: Path = Path(".")
+    test_limit: int | None = None
+
+
+def load_trained_model(keras_dir: Path, cfg: FeatureConfig, labels: list[str]):
+    """The train stage's model, checked against the labels and features params.yaml asks for."""
+    from pipeline.models.io import load_model_file
+
+    keras_labels = read_labels(keras_dir / "labels.txt")
+    if keras_labels != labels:
+        raise StageError(f"{keras_dir}/labels.txt lists {keras_labels} but split.wanted_words "
+                         f"gives {labels}; rerun train")
+    meta_path = keras_dir / "meta.json"
+    if meta_path.is_file():
+        try:
+            trained = feature_params(read_json(meta_path).get("features", {}))
+        except StageError:
+            trained = None
+        if trained is not None and trained != cfg.to_dict():
+            raise StageError(f"{keras_dir} was trained with features {trained} but params.yaml "
+                             f"has {cfg.to_dict()}; rerun featurize and train")
+    model = load_model_file(keras_dir / "model.keras")
+    if tuple(model.input_shape[1:]) != tuple(cfg.feature_shape):
+        raise StageError(f"{keras_dir}/model.keras takes {model.input_shape[1:]} but the features "
+                         f"are {tuple(cfg.feature_shape)}")
+    return model
+
+
+def representative_features(train_npz: Path) -> np.ndarray:
+    """A seeded sample of training features (int8 calibration)."""
+    if not train_npz.is_file():
+        raise FileNotFoundError(f"{train_npz}: training features not found (run featurize)")
+    with np.load(train_npz) as data:
+        x_train = data["x"]
+    pick = np.random.default_rng(REPRESENTATIVE_SEED).choice(
+        len(x_train), size=min(REPRESENTATIVE_CLIPS, len(x_train)), replace=False)
+    return x_train[np.sort(pick)].astype(np.float32)
+
+
+def freeze(keras_dir: Path, out_dir: Path, metrics_path: Path, cfg: FeatureConfig,
+           wanted_words: list[str], inputs: ExportInputs = ExportInputs()) -> dict[str, Any]:
+    """Export ``keras_dir`` into ``out_dir`` and write the export metrics; return them."""
+    keras_dir, out_dir = Path(keras_dir), Path(out_dir)
+    labels = prepare_words_list(wanted_words)
+    model = load_trained_model(keras_dir, cfg, labels)
+    representative = representative_features(Path(inputs.features_dir) / "train.npz")
+    needs_softmax = not is_probability(model(representative[:8], training=False))
+
+    clip_paths, audio, y = [], np.zeros((0, cfg.desired_samples), np.float32), np.zeros(0, np.int32)
+    if inputs.test_manifest is not None and Path(inputs.test_manifest).is_file():
+        clip_paths, audio, y = read_test_clips(Path(inputs.test_manifest), Path(inputs.data_root), labels,
+                                               cfg.desired_samples, cfg.sample_rate, inputs.test_limit)
+    test_features = None
+    test_npz = Path(inputs.features_dir) / "test.npz"
+    if test_npz.is_file():
+        with np.load(test_npz) as data:
+            test_features = (data["x"].astype(np.float32), data["y"].astype(np.int32))
+    check_audio = audio[:4] if len(audio) else np.random.default_rng(0).uniform(
+        -0.5, 0.5, (2, cfg.desired_samples)).astype(np.float32)
+
+    with atomic_dir(out_dir) as tmp:
+        float_input = write_exports(tmp, model, cfg, labels, needs_softmax, representative, check_audio)
+        accuracy = evaluate_exports(tmp, keras_dir, clip_paths, audio, y, test_features)
+        metrics = export_metrics(cfg, wanted_words, len(representative), float_input, tmp,
+                                 keras_dir / "model.keras", accuracy, len(y),
+                                 len(test_features[1]) if test_features else 0)
+    atomic_write_json(metrics_path, metrics)
+    return metrics
+
+
+def write_exports(folder: Path, model, cfg: FeatureConfig, labels: list[str], needs_softmax: bool,
+                  representative: np.ndarray, check_audio: np.ndarray) -> str:
+    """Write every export file into ``folder``; return what the float TFLite takes."""
+    write_labels(folder / "labels.txt", labels)
+    frontend = frontend_dict(cfg, len(labels))
+    float_flat, float_input, reason = convert_float_tflite(model, cfg, needs_softmax, check_audio)
+    (folder / "model_float.tflite").write_bytes(float_flat)
+    (folder / "model_int8.tflite").write_bytes(convert_int8_tflite(model, cfg, needs_softmax, representative))
+    frontend["tflite"] = {name: tflite_io(folder / name) for name in ("model_float.tflite", "model_int8.tflite")}
+    frontend["tflite"]["model_float.tflite"]["takes"] = float_input
+    frontend["tflite"]["model_int8.tflite"]["takes"] = "features"
+    if reason:
+        frontend["tflite"]["model_float.tflite"]["why_features"] = reason
+    atomic_write_json(folder / "frontend.json", frontend)
+    if cfg.frontend.in_graph:
+        module, signatures = build_module(
+            model, cfg, needs_softmax,
+            {"labels_asset": folder / "labels.txt", "frontend_asset": folder / "frontend.json"})
+        save_saved_model(module, signatures, folder / "saved_model")
+    else:
+        atomic_write_json(folder / "bundle.json", {"model": "model_float.tflite", "frontend": "frontend.json",
+                                                  "labels": "labels.txt", "int8_model": "model_int8.tflite"})
+    return float_input

@@ -1,0 +1,79 @@
+"""Check the exports: the in-model front end against TensorFlow, and every format's accuracy on
+the same test clips (the SavedModel through its WAV signature, as a user would call it)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.core.audio import fit_to_length, read_wav
+from pipeline.core.errors import StageError
+from pipeline.core.tf import tflite_interpreter
+from pipeline.data.manifest import read_manifest
+
+# The float TFLite with the front end inside is kept only if it agrees with Keras this closely.
+IN_MODEL_FRONTEND_TOLERANCE = 1e-3
+
+
+def max_tflite_difference(flat: bytes, fn, clips: np.ndarray) -> float:
+    """Largest absolute difference between a TFLite model (bytes) and ``fn`` on each clip."""
+    interpreter = tflite_interpreter(model_content=flat)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    worst = 0.0
+    for clip in clips:
+        interpreter.set_tensor(inp["index"], clip[None].astype(np.float32))
+        interpreter.invoke()
+        expected = np.asarray(fn(clip[None]))
+        worst = max(worst, float(np.abs(interpreter.get_tensor(out["index"]) - expected).max()))
+    return worst
+
+
+def read_test_clips(manifest: Path, root: Path, labels: list[str], desired_samples: int,
+                    sample_rate: int, limit: int | None = None):
+    """Audio of the manifest's clips that have a file (silence rows have none) and their labels:
+    ``(paths, audio [N, desired_samples], label indices [N])``."""
+    rows = [r for r in read_manifest(manifest) if r.path]
+    if limit:
+        rows = rows[:limit]
+    paths, audio, y = [], [], []
+    for row in tqdm(rows, desc="read test clips", leave=False):
+        path = root / row.path
+        if row.label not in labels:
+            raise StageError(f"{manifest}: label {row.label!r} is not in the model's labels")
+        audio.append(fit_to_length(read_wav(path, sample_rate), desired_samples))
+        y.append(labels.index(row.label))
+        paths.append(path)
+    if not audio:
+        return paths, np.zeros((0, desired_samples), np.float32), np.zeros(0, np.int32)
+    return paths, np.stack(audio).astype(np.float32), np.array(y, np.int32)
+
+
+def _accuracy(scores: np.ndarray, y: np.ndarray) -> float | None:
+    return float(np.mean(scores.argmax(axis=1) == y)) if len(y) else None
+
+
+def evaluate_exports(export_dir: Path, keras_dir: Path, paths, audio, y, test_features=None) -> dict[str, Any]:
+    """Test accuracy of every format on the same clips (SavedModel through its WAV signature)."""
+    from pipeline.inference import load_model
+
+    results: dict[str, Any] = {}
+    keras_model = load_model(keras_dir)
+    results["keras"] = _accuracy(keras_model.predict_audio(audio), y)
+    if (export_dir / "saved_model").is_dir():
+        saved = load_model(export_dir)
+        scores = [saved.predict_wav_bytes(Path(p).read_bytes(), str(p))
+                  for p in tqdm(paths, desc="saved_model", leave=False)]
+        results["saved_model"] = _accuracy(np.array(scores), y) if scores else None
+    for name in ("tflite_float", "tflite_int8"):
+        model = load_model(export_dir / f"model_{name.split('_')[1]}.tflite")
+        results[name] = _accuracy(model.predict_audio(audio), y)
+        if test_features is not None and not getattr(model, "takes_audio", False):
+            x, fy = test_features
+            results[f"{name}_test_npz"] = _accuracy(model.predict_features(x), fy)
+    if test_features is not None:
+        x, fy = test_features
+        results["keras_test_npz"] = _accuracy(keras_model.predict_features(x), fy)
+    return results

@@ -1,0 +1,91 @@
+"""What a front end is: the features a model sees for one clip, computed one way everywhere.
+
+A front end turns float32 audio in [-1, 1] into ``[frames, bins]`` features. Training
+(featurize), export (freeze) and inference all call the same front end, so a model always sees
+exactly what it was trained on. Each front end is one module registered in
+``pipeline/frontends/registry.py``; it says:
+
+- its shape (``frames_for`` and ``width``) and its parameter rules (``check``);
+- how to compute it: ``compute`` with TensorFlow ops (when ``in_graph``: it can live inside an
+  exported SavedModel or TFLite graph), ``compute_numpy`` on numpy batches (always);
+- ``frame_reuse``: whether the features of a long signal equal, frame for frame, those of each
+  clip cut from it, so that streaming can compute a recording's features once and slice windows.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pipeline.frontends.config import FeatureConfig
+
+
+def next_power_of_two(x: int) -> int:
+    return 1 if x == 0 else 2 ** (int(x) - 1).bit_length()
+
+
+class FrontEnd:
+    """Base of the registered front ends (one instance each; they hold no per-run state)."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    frame_reuse: ClassVar[bool] = False
+    in_graph: ClassVar[bool] = True
+
+    def check(self, cfg: "FeatureConfig") -> None:
+        """Raise ParamError for parameters this front end cannot use."""
+
+    def frames_for(self, cfg: "FeatureConfig", samples: int) -> int:
+        """Frames that ``samples`` of audio give: 1 + (samples - window) // stride (0 if short)."""
+        if samples < cfg.window_size_samples:
+            return 0
+        return 1 + (samples - cfg.window_size_samples) // cfg.window_stride_samples
+
+    def width(self, cfg: "FeatureConfig") -> int:
+        """Values per frame."""
+        return cfg.feature_bin_count
+
+    def compute(self, audio, cfg: "FeatureConfig"):
+        """TensorFlow ops: float32 ``[batch, samples]`` -> ``[batch, frames, bins]``."""
+        raise ValueError(
+            f"compute_features: {self.name!r} is not made of TensorFlow ops; use features_numpy"
+        )
+
+    def compute_numpy(self, audio: np.ndarray, cfg: "FeatureConfig", batch_size: int) -> np.ndarray:
+        """``compute`` on a numpy batch ``[N, samples]``, ``batch_size`` clips per call."""
+        fn = _tf_function(cfg)
+        parts = [fn(audio[i : i + batch_size]).numpy() for i in range(0, len(audio), batch_size)]
+        if not parts:
+            return np.zeros((0, cfg.frames_for(audio.shape[1]), cfg.fingerprint_width), np.float32)
+        return np.concatenate(parts)
+
+
+_TF_FUNCTIONS: dict[Any, Any] = {}
+
+
+def _tf_function(cfg: "FeatureConfig"):
+    """One traced function per config (retracing per batch would dominate featurize time)."""
+    from pipeline.core.tf import tensorflow
+
+    tf = tensorflow()
+    if cfg not in _TF_FUNCTIONS:
+        _TF_FUNCTIONS[cfg] = tf.function(
+            lambda audio: cfg.frontend.compute(audio, cfg),
+            input_signature=[tf.TensorSpec([None, None], tf.float32)],
+            reduce_retracing=True,
+        )
+    return _TF_FUNCTIONS[cfg]
+
+
+def power_spectrogram(audio, cfg: "FeatureConfig"):
+    """Power spectrogram [batch, frames, fft_bins] (tf.raw_ops.AudioSpectrogram, as the original);
+    the batch rides on the op's channel axis."""
+    import tensorflow as tf
+
+    return tf.raw_ops.AudioSpectrogram(
+        input=tf.transpose(audio),
+        window_size=cfg.window_size_samples,
+        stride=cfg.window_stride_samples,
+        magnitude_squared=True,
+    )

@@ -1,0 +1,122 @@
+"""The one interface every model format answers (see loader.py for the formats).
+
+Tools (label_wav, evaluate_dir, streaming, benchmarks) must not care which format they were given,
+so ``load_model`` picks a backend from the path and every backend answers the same calls:
+``labels``, ``sample_rate``, ``desired_samples``, ``predict_wav_bytes(bytes) -> scores[L]`` and
+``predict_audio(float32[N, samples]) -> scores[N, L]``. Backends whose front end is a plain
+frame-by-frame feature extractor also expose frame reuse for streaming: ``frame_features(audio_1d)
+-> [frames, bins]``, ``frames_per_clip``, ``frame_stride_samples`` and
+``predict_features(float32[N, frames, bins]) -> scores[N, L]`` (``supports_frames`` says which).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.core.audio import decode_wav_bytes, fit_to_length
+from pipeline.core.errors import StageError
+from pipeline.frontends import FeatureConfig, features_numpy
+
+BATCH = 256
+# The keys of the ``features`` section, as meta.json and frontend.json record them.
+FEATURE_KEYS = tuple(f.name for f in dataclasses.fields(FeatureConfig))
+
+
+def feature_params(source: dict[str, Any]) -> dict[str, Any]:
+    """The ``features`` params section out of a meta.json / frontend.json dict."""
+    section = source.get("features", source)
+    missing = [k for k in FEATURE_KEYS if k not in section]
+    if missing:
+        raise StageError(f"feature parameters are missing {missing}")
+    return {k: section[k] for k in FEATURE_KEYS}
+
+
+def feature_config(params: dict[str, Any]) -> FeatureConfig:
+    return FeatureConfig.from_dict(feature_params(params))
+
+
+class KwsModel:
+    """Common behaviour; subclasses implement ``predict_audio`` (and the frame calls if able)."""
+
+    kind = "model"
+    labels: list[str]
+    sample_rate: int
+    desired_samples: int
+    frames_per_clip: int | None = None
+    frame_stride_samples: int | None = None
+
+    @property
+    def supports_frames(self) -> bool:
+        return self.frames_per_clip is not None
+
+    def decode(self, data: bytes, name: str = "<bytes>") -> np.ndarray:
+        """WAV bytes -> float32 [desired_samples] (padded or truncated like the original)."""
+        samples, _ = decode_wav_bytes(data, name, self.sample_rate)
+        return fit_to_length(samples, self.desired_samples).astype(np.float32)
+
+    def predict_wav_bytes(self, data: bytes, name: str = "<bytes>") -> np.ndarray:
+        return self.predict_audio(self.decode(data, name)[None, :])[0]
+
+    def predict_wav_file(self, path) -> np.ndarray:
+        return self.predict_wav_bytes(Path(path).read_bytes(), str(path))
+
+    def predict_audio(self, audio: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def frame_features(self, audio: np.ndarray) -> np.ndarray:
+        raise StageError(f"{self.kind} model does not expose frame features")
+
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
+        raise StageError(f"{self.kind} model does not take features")
+
+    def _check_audio(self, audio: np.ndarray) -> np.ndarray:
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim == 1:
+            audio = audio[None, :]
+        if audio.ndim != 2 or audio.shape[1] != self.desired_samples:
+            raise StageError(
+                f"audio must be [N, {self.desired_samples}] float32, got {list(audio.shape)}"
+            )
+        return audio
+
+    def _check_labels(self, num_outputs: int, where) -> None:
+        if len(self.labels) != num_outputs:
+            raise StageError(
+                f"{where}: the model has {num_outputs} outputs but its labels file lists "
+                f"{len(self.labels)} labels"
+            )
+
+
+class FeatureModel(KwsModel):
+    """A model whose input is features computed by pipeline.frontends (Keras, TFLite)."""
+
+    def _setup_features(self, params: dict[str, Any]) -> None:
+        self.feature_params = feature_params(params)
+        self.cfg = feature_config(self.feature_params)
+        self.sample_rate = int(self.cfg.sample_rate)
+        self.desired_samples = int(self.cfg.desired_samples)
+        self.feature_shape = tuple(int(v) for v in self.cfg.feature_shape)
+        if self.cfg.frontend.frame_reuse:
+            self.frames_per_clip = self.feature_shape[0]
+            self.frame_stride_samples = int(self.cfg.window_stride_samples)
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        """float32 [N, desired_samples] -> [N, frames, bins] with the training front end."""
+        return np.asarray(features_numpy(self._check_audio(audio), self.cfg), dtype=np.float32)
+
+    def frame_features(self, audio: np.ndarray) -> np.ndarray:
+        if not self.supports_frames:
+            return super().frame_features(audio)
+        from pipeline.frontends import compute_features
+
+        audio = np.asarray(audio, dtype=np.float32).reshape(1, -1)
+        return np.asarray(compute_features(audio, self.cfg))[0]
+
+    def predict_audio(self, audio: np.ndarray) -> np.ndarray:
+        audio = self._check_audio(audio)
+        out = [self.predict_features(self.features(audio[i : i + BATCH]))
+               for i in range(0, len(audio), BATCH)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)

@@ -1,0 +1,63 @@
+"""What a model is: a builder, its own hyperparameters, and the original's parameter count.
+
+Every builder takes features of one clip (``[frames, bins]``, or ``[windows, 96]`` speech
+embeddings) and returns logits; the train stage adds the softmax. A model is one module that
+defines ``MODEL = ModelSpec(...)``, listed in ``pipeline/models/registry.py``. Its hyperparameters
+are a :class:`~pipeline.core.schema.Section` (``options``) that params.yaml holds under
+``model.<name>``, validated like every other key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+from keras import layers
+
+from pipeline.core.schema import Section
+
+
+@dataclass(frozen=True)
+class NoOptions(Section):
+    """A model with no hyperparameters besides dropout (the original topologies)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    build: Callable  # (inputs, num_labels, dropout, options) -> logits tensor
+    description: str
+    options: type[Section] = NoOptions
+    # Trainable parameters of the original models.py graph for 98 x 40 input and 12 labels.
+    original_parameters: int | None = None
+
+
+def truncated_normal(stddev: float = 0.01):
+    return keras.initializers.TruncatedNormal(stddev=stddev)
+
+
+def dense(units: int, name: str, stddev: float = 0.01, activation=None):
+    """The original's fully connected layer: truncated-normal weights, zero biases."""
+    return layers.Dense(
+        units, activation=activation, kernel_initializer=truncated_normal(stddev),
+        bias_initializer="zeros", name=name,
+    )
+
+
+def conv2d(filters: int, kernel, strides, padding: str, name: str, activation="relu"):
+    """The original's 2-D convolution: truncated-normal weights, zero biases."""
+    return layers.Conv2D(
+        filters,
+        kernel,
+        strides=strides,
+        padding=padding,
+        activation=activation,
+        kernel_initializer=truncated_normal(),
+        bias_initializer="zeros",
+        name=name,
+    )
+
+
+def as_image(x):
+    """[frames, bins] -> [frames, bins, 1] for the 2-D convolutions."""
+    return layers.Reshape((*x.shape[1:], 1), name="to_image")(x)

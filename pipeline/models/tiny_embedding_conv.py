@@ -1,0 +1,19 @@
+"""``tiny_embedding_conv``: the original's smallest convolutional model."""
+from __future__ import annotations
+
+from keras import layers
+
+from pipeline.models.base import ModelSpec, as_image, conv2d, dense
+
+
+def build(x, num_labels, dropout, options):
+    x = as_image(x)
+    x = conv2d(8, (10, 8), 2, "same", "first_conv")(x)
+    x = layers.Dropout(dropout, name="first_dropout")(x)
+    x = conv2d(8, (10, 8), 8, "same", "second_conv")(x)
+    x = layers.Dropout(dropout, name="second_dropout")(x)
+    x = layers.Flatten(name="flatten")(x)
+    return dense(num_labels, "final_fc")(x)
+
+
+MODEL = ModelSpec("tiny_embedding_conv", build, "the original's smallest", original_parameters=7_804)

@@ -1,0 +1,30 @@
+"""Stage `download`: materialise the data set in the training layout under data/raw/.
+
+Usage: ``python -m pipeline.stages.download [--params params.yaml] [--out data/raw]
+[--cache-dir .cache/downloads]``.
+"""
+from __future__ import annotations
+
+import argparse
+
+from pipeline.cli import run_main
+from pipeline.core import paths
+from pipeline.core.clip import ClipFormat
+from pipeline.core.params import load_params
+from pipeline.data.config import DataConfig
+from pipeline.data.sources import build_raw
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default=str(paths.PARAMS))
+    parser.add_argument("--out", default=str(paths.RAW_DIR))
+    parser.add_argument("--cache-dir", default=str(paths.DOWNLOAD_CACHE), help="download cache (kept between runs)")
+    args = parser.parse_args(argv)
+    data, clip = load_params(args.params, DataConfig, ClipFormat)
+    build_raw(args.out, data, clip, args.cache_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

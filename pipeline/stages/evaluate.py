@@ -1,0 +1,29 @@
+"""Stage `evaluate`: score the trained model on the test split (accuracy, per-class P/R/F1,
+confusion matrix as a DVC plot and a PNG).
+
+Usage: ``python -m pipeline.stages.evaluate [--model-dir models/keras] [--features-dir data/features]``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from pipeline.cli import run_main
+from pipeline.core import paths
+from pipeline.evaluation.test_split import evaluate_test_split
+
+log = logging.getLogger("pipeline.evaluate")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", default=str(paths.MODEL_DIR))
+    parser.add_argument("--features-dir", default=str(paths.FEATURES_DIR))
+    args = parser.parse_args(argv)
+    metrics = evaluate_test_split(args.model_dir, args.features_dir)
+    log.info("test accuracy %.2f%% (N=%d), macro F1 %.3f", 100 * metrics["accuracy"], metrics["examples"], metrics["macro_f1"])
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,32 @@
+"""Stage `featurize`: the features of every manifest row, with precomputed augmentation.
+
+Usage: ``python -m pipeline.stages.featurize [--params params.yaml] [--split-dir data/split]
+[--dataset-dir data/raw/dataset] [--out data/features]``.
+"""
+from __future__ import annotations
+
+import argparse
+
+from pipeline.cli import run_main
+from pipeline.core import paths
+from pipeline.core.params import load_params
+from pipeline.data.augment import AugmentConfig
+from pipeline.data.featurize import featurize
+from pipeline.frontends import FeatureConfig
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default=str(paths.PARAMS))
+    parser.add_argument("--split-dir", default=str(paths.SPLIT_DIR))
+    parser.add_argument("--dataset-dir", default=str(paths.DATASET_DIR))
+    parser.add_argument("--out", default=str(paths.FEATURES_DIR))
+    args = parser.parse_args(argv)
+    features, augment = load_params(args.params, FeatureConfig, AugmentConfig)
+    meta = featurize(args.split_dir, args.dataset_dir, args.out, features, augment)
+    print(f"featurize: {meta['counts']} feature shape {meta['feature_shape']} -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

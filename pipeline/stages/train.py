@@ -1,0 +1,36 @@
+"""Stage `train`: train the configured model on the featurized clips.
+
+Usage: ``python -m pipeline.stages.train [--params params.yaml] [--no-progress]``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from pipeline.cli import run_main
+from pipeline.core import paths
+from pipeline.core.params import load_params
+from pipeline.training.config import TrainConfig
+from pipeline.training.loop import train
+
+log = logging.getLogger("pipeline.train")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default=str(paths.PARAMS))
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+    cfg = load_params(args.params, TrainConfig)
+    metrics = train(cfg, progress=not args.no_progress and os.environ.get("KWS_NO_PROGRESS") is None)
+    log.info(
+        "trained %s (%d parameters): validation accuracy %.1f%% in %.0f s (%s examples/s)",
+        metrics["architecture"], metrics["parameters"], 100 * metrics["validation_accuracy"],
+        metrics["seconds"], metrics["examples_per_second"],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

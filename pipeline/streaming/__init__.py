@@ -1,0 +1,1 @@
+"""Streaming: the long test recording, window scoring, the original decoder, and scoring."""

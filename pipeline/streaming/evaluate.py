@@ -1,0 +1,122 @@
+"""Streaming accuracy of a model on a long recording: score, decode, match, sweep.
+
+RecognizeCommands (recognize.py) turns the window scores (scores.py) into commands, and the new
+non-silence commands are matched against the ground truth. The score sequence is computed once;
+the threshold sweep reruns only the cheap decoder on it.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from pathlib import Path
+
+from pipeline.core.audio import read_wav
+from pipeline.core.errors import StageError
+from pipeline.streaming.config import StreamEvalConfig
+from pipeline.streaming.recognize import (
+    decode,
+    read_ground_truth,
+    score_detections,
+    window_averages,
+)
+from pipeline.streaming.scores import BATCH, StreamScores, stream_scores
+
+log = logging.getLogger(__name__)
+
+SWEEP_THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 .. 0.95
+SWEEP_COLUMNS = ("threshold", "detection_rate", "false_alarms_per_hour", "detections", "correct",
+                 "wrong", "false_positives", "matched", "ground_truth_words")
+
+
+def false_alarms_per_hour(stats, duration_s: float) -> float:
+    """Wrong detections and false positives per hour of recording."""
+    return (stats.wrong + stats.false_positives) * 3600.0 / duration_s if duration_s > 0 else 0.0
+
+
+def summarize(stats, duration_s: float, detections: int) -> dict:
+    counts = dict(ground_truth_words=stats.ground_truth_words, detections=detections,
+                  matched=stats.matched, correct=stats.correct, wrong=stats.wrong,
+                  false_positives=stats.false_positives)
+    rate = stats.correct / stats.ground_truth_words if stats.ground_truth_words else 0.0
+    return {**counts, **stats.percentages, "detection_rate": rate,
+            "false_alarms_per_hour": false_alarms_per_hour(stats, duration_s)}
+
+
+def evaluate_scores(labels, scores: StreamScores, ground_truth, duration_s: float,
+                    cfg: StreamEvalConfig, thresholds=SWEEP_THRESHOLDS):
+    """Decode and score at the configured threshold and at every sweep threshold.
+
+    Returns ``(metrics dict, sweep rows, detections with outcomes)``.
+    """
+    averages = window_averages(scores.times_ms, scores.scores, cfg.average_window_ms, cfg.minimum_count)
+
+    def run(threshold):
+        found = decode(labels, averages, threshold, cfg.suppression_ms)
+        return found, score_detections(ground_truth, found, cfg.time_tolerance_ms)
+
+    found, stats = run(cfg.detection_threshold)
+    metrics = summarize(stats, duration_s, len(found))
+    sweep = []
+    for threshold in thresholds:
+        swept, swept_stats = run(threshold)
+        sweep.append({"threshold": threshold, **summarize(swept_stats, duration_s, len(swept))})
+    detections = [(label, t, score, outcome) for (label, t, score), outcome in zip(found, stats.outcomes)]
+    return metrics, sweep, detections
+
+
+def sweep_csv(rows) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(SWEEP_COLUMNS)
+    for row in rows:
+        writer.writerow([_fmt(row[c]) for c in SWEEP_COLUMNS])
+    return buffer.getvalue()
+
+
+def _fmt(value):
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConfig,
+                    labels_path=None, *, frame_reuse=True, batch_size=BATCH, progress=True,
+                    model=None):
+    """Load (or take) a model, score the recording, decode, score against the ground truth.
+
+    Returns ``(metrics, sweep rows, detections, StreamScores)``.
+    """
+    # Check the cheap inputs before loading a model.
+    for path, what in ((wav_path, "recording"), (ground_truth_path, "ground-truth file")):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: {what} not found")
+    try:
+        ground_truth = read_ground_truth(ground_truth_path)
+    except ValueError as exc:
+        raise StageError(str(exc)) from None
+    if model is None:
+        from pipeline.inference import load_model
+
+        model = load_model(model_path, labels_path)
+    audio = read_wav(wav_path, sample_rate=int(model.sample_rate))
+    if len(audio) <= model.desired_samples:
+        raise StageError(f"{wav_path}: {len(audio)} samples is not longer than one clip "
+                         f"({model.desired_samples} samples)")
+    unknown = sorted({label for label, _ in ground_truth} - set(model.labels))
+    if unknown:
+        log.warning("ground-truth labels the model does not have (never correct): %s", ", ".join(unknown))
+    scores = stream_scores(model, audio, cfg.clip_stride_ms, frame_reuse, batch_size, progress)
+    duration_s = len(audio) / model.sample_rate
+    metrics, sweep, detections = evaluate_scores(model.labels, scores, ground_truth, duration_s, cfg)
+    metrics.update(**cfg.to_dict(), duration_s=duration_s, windows=int(len(scores.times_ms)),
+                   frame_reuse=scores.frame_reuse)
+    log.info("%d windows in %.1f s (%.0fx real time, frame reuse %s)", len(scores.times_ms),
+             scores.seconds, duration_s / max(scores.seconds, 1e-9), "on" if scores.frame_reuse else "off")
+    return metrics, sweep, detections, scores
+
+
+def format_summary(metrics: dict) -> str:
+    """One line for people: matched / correct / wrong / false positives, false alarms per hour."""
+    return (f"{metrics['matched_percentage']:.1f}% matched, {metrics['correct_percentage']:.1f}% correct, "
+            f"{metrics['wrong_percentage']:.1f}% wrong, {metrics['false_positive_percentage']:.1f}% "
+            f"false positive ({metrics['ground_truth_words']} words, "
+            f"{metrics['false_alarms_per_hour']:.1f} false alarms/hour)")

@@ -1,0 +1,84 @@
+"""Score every window of a long recording with a model, reusing features across windows.
+
+As the original test_streaming_accuracy: the model scores the clip starting every
+``clip_stride_ms`` (``range(0, samples - clip_samples, stride)``, time = window start in whole ms).
+When the model's front end allows it and the clip stride is a whole number of feature frames,
+features are computed once for the whole recording and each window is a slice of them (frame for
+frame what the per-clip front end computes), scored in large batches; otherwise each window's
+audio goes through ``predict_audio``, still batched.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.core.errors import StageError
+
+BATCH = 512
+
+
+@dataclass
+class StreamScores:
+    """The model's scores of every window: start times (ms) and [windows, labels]."""
+
+    times_ms: np.ndarray
+    scores: np.ndarray
+    frame_reuse: bool
+    seconds: float
+
+
+def window_offsets(num_samples: int, clip_samples: int, stride_samples: int) -> np.ndarray:
+    """Start samples of the windows, as the original: range(0, samples - clip, stride)."""
+    if stride_samples < 1:
+        raise StageError(f"clip stride of {stride_samples} samples; it must be at least one sample")
+    return np.arange(0, max(0, num_samples - clip_samples), stride_samples, dtype=np.int64)
+
+
+def can_reuse_frames(model, stride_samples: int) -> bool:
+    """True when windows can be cut from one feature computation over the whole recording."""
+    supports = getattr(model, "supports_frames", getattr(model, "frames_per_clip", None) is not None)
+    frame_stride = getattr(model, "frame_stride_samples", None)
+    return bool(supports) and bool(frame_stride) and stride_samples % frame_stride == 0
+
+
+def stream_scores(model, audio: np.ndarray, clip_stride_ms: float, frame_reuse: bool = True,
+                  batch_size: int = BATCH, progress: bool = True) -> StreamScores:
+    """Score every window of ``audio`` (float32 1-D at the model's rate)."""
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    rate, clip = int(model.sample_rate), int(model.desired_samples)
+    stride = int(clip_stride_ms * rate / 1000)
+    offsets = window_offsets(len(audio), clip, stride)
+    times_ms = offsets * 1000 // rate
+    labels = len(model.labels)
+    start = time.perf_counter()
+    reuse = frame_reuse and can_reuse_frames(model, stride)
+    batches = range(0, len(offsets), batch_size)
+    bar = tqdm(total=len(offsets), desc="windows", unit="win", disable=not progress)
+    out = []
+    if reuse:
+        features = np.asarray(model.frame_features(audio), dtype=np.float32)
+        step = stride // int(model.frame_stride_samples)
+        frames = int(model.frames_per_clip)
+        needed = (len(offsets) - 1) * step + frames if len(offsets) else 0
+        if features.shape[0] < needed:
+            raise StageError(
+                f"frame_features gave {features.shape[0]} frames for {len(audio)} samples; "
+                f"{needed} are needed (the model's frame_stride_samples / frames_per_clip disagree)"
+            )
+        span = np.arange(frames)
+        for first in batches:
+            rows = np.arange(first, min(first + batch_size, len(offsets))) * step
+            out.append(np.asarray(model.predict_features(features[rows[:, None] + span])))
+            bar.update(len(rows))
+    else:
+        span = np.arange(clip)
+        for first in batches:
+            starts = offsets[first : first + batch_size]
+            out.append(np.asarray(model.predict_audio(audio[starts[:, None] + span])))
+            bar.update(len(starts))
+    bar.close()
+    scores = np.concatenate(out).astype(np.float32) if out else np.zeros((0, labels), np.float32)
+    return StreamScores(times_ms, scores, reuse, time.perf_counter() - start)

@@ -1,0 +1,156 @@
+"""A long recording of test-split words over background noise (the synthesize_stream stage).
+
+As the original generate_streaming_test_wav: the recording is cut into slots of
+``word_interval_ms``; each slot gets one word at a random offset in its first ``word_gap_ms``,
+``unknown_percentage`` of them unknown words, the rest a uniformly chosen wanted word; a random
+clip of that label from the TEST split is mixed in at full volume with 500-sample ramps.
+Background noise is laid under the whole recording in overlapping segments of
+``background_segment_ms`` (overlap a third of a segment, as the original's 1500 ms segments every
+1000 ms, with ramps of half the overlap) at a uniform random volume in [0, background_volume).
+Only test clips are used so that a model is never scored on words it trained on. Seeded.
+
+Writes ``data/stream/stream.wav`` and ``data/stream/stream_labels.txt`` (``label, time_ms``).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.core import paths
+from pipeline.core.audio import read_wav, write_wav
+from pipeline.core.errors import StageError
+from pipeline.core.fs import atomic_dir, atomic_write_text
+from pipeline.core.labels import SILENCE_LABEL, UNKNOWN_LABEL, read_labels
+from pipeline.data.manifest import read_manifest
+from pipeline.streaming.config import StreamConfig
+
+log = logging.getLogger(__name__)
+
+# The original ramps each word in and out over 500 samples (at 16 kHz).
+WORD_RAMP_SECONDS = 500 / 16000
+
+
+def mix_in(track, offset, sample, duration, volume, ramp_in, ramp_out) -> None:
+    """Add ``sample[:duration]`` to ``track`` at ``offset`` with linear ramps (in place).
+
+    The envelope is the original mix_in_audio_sample's: i / ramp_in at the start and
+    (duration - i) / ramp_out at the end of the ``duration``-sample segment.
+    """
+    end = min(offset + duration, len(track), offset + len(sample))
+    count = end - offset
+    if count <= 0:
+        return
+    i = np.arange(count, dtype=np.float64)
+    envelope = np.ones(count)
+    if ramp_in > 0:
+        envelope = np.where(i < ramp_in, i / ramp_in, envelope)
+    if ramp_out > 0:
+        envelope = np.where(i > duration - ramp_out, (duration - i) / ramp_out, envelope)
+    track[offset:end] += sample[:count] * envelope * volume
+
+
+def synthesize(word_clips: dict[str, list], unknown_clips: list, backgrounds: list,
+               settings: StreamConfig, sample_rate: int, progress: bool = True):
+    """Build the recording; return ``(audio float32, [(label, time_ms), ...])``.
+
+    ``word_clips`` maps each wanted word (in label order) to its clips, ``unknown_clips`` lists
+    the unknown-word clips and ``backgrounds`` the noise recordings; clips are float arrays or
+    paths (read once, when first chosen).
+    """
+    rate = sample_rate
+    words = [word for word, clips in word_clips.items() if clips]
+    if not words:
+        raise StageError("no wanted-word clips to place in the stream (the test split has none)")
+    if settings.unknown_percentage > 0 and not unknown_clips:
+        raise StageError(
+            f"stream.unknown_percentage is {settings.unknown_percentage} but the test split has "
+            f"no {UNKNOWN_LABEL} rows"
+        )
+    if settings.background_volume > 0 and not backgrounds:
+        raise StageError("stream.background_volume > 0 but there are no background noise files")
+    cache: dict = {}
+
+    def load(clip):
+        if isinstance(clip, np.ndarray):
+            return clip
+        key = str(clip)
+        if key not in cache:
+            # The split stage has already accepted (or, with data.resample, marked for
+            # resampling) every listed clip, so one at another rate is converted like featurize does.
+            cache[key] = read_wav(clip, sample_rate=rate, resample=True)
+        return cache[key]
+
+    rng = np.random.default_rng(settings.seed)
+    total = int(round(settings.duration_s * rate))
+    audio = np.zeros(total, dtype=np.float64)
+
+    segment = max(1, int(settings.background_segment_ms * rate / 1000))
+    crossover = segment // 3
+    stride = segment - crossover
+    ramp = crossover // 2
+    if settings.background_volume > 0:
+        for i in tqdm(range(math.ceil(total / stride)), desc="background", disable=not progress):
+            noise = load(backgrounds[int(rng.integers(len(backgrounds)))])
+            if len(noise) <= segment:  # a short noise file is looped to cover a segment
+                noise = np.resize(noise, segment + 1)
+            start = int(rng.integers(0, len(noise) - segment))
+            volume = rng.uniform(0, settings.background_volume)
+            mix_in(audio, i * stride, noise[start:], segment, volume, ramp, ramp)
+
+    interval = int(settings.word_interval_ms * rate / 1000)
+    gap = int(settings.word_gap_ms * rate / 1000)
+    word_ramp = int(round(WORD_RAMP_SECONDS * rate))
+    labels = []
+    for i in tqdm(range(total // interval), desc="words", disable=not progress):
+        offset = i * interval + (int(rng.integers(gap)) if gap > 0 else 0)
+        if rng.uniform(0, 100) < settings.unknown_percentage:
+            label, pool = UNKNOWN_LABEL, unknown_clips
+        else:
+            label = words[int(rng.integers(len(words)))]
+            pool = word_clips[label]
+        clip = load(pool[int(rng.integers(len(pool)))])
+        mix_in(audio, offset, clip, len(clip), 1.0, word_ramp, word_ramp)
+        labels.append((label, offset * 1000 / rate))
+    return audio.astype(np.float32), labels
+
+
+def format_labels(labels) -> str:
+    """The original's ground-truth format: ``label, time_ms`` with six decimals."""
+    return "".join(f"{label}, {time_ms:f}\n" for label, time_ms in labels)
+
+
+def read_test_manifest(manifest: Path, labels_path: Path, root: Path = Path(".")):
+    """Wanted-word clips (in label order) and unknown clips from the test split's manifest."""
+    rows = read_manifest(manifest)
+    wanted = [label for label in read_labels(labels_path) if label not in (SILENCE_LABEL, UNKNOWN_LABEL)]
+    word_clips: dict[str, list] = {word: [] for word in wanted}
+    unknown: list = []
+    for row in rows:
+        if not row.path or row.label == SILENCE_LABEL:
+            continue
+        path = root / row.path
+        if row.label == UNKNOWN_LABEL:
+            unknown.append(path)
+        elif row.label in word_clips:
+            word_clips[row.label].append(path)
+        else:
+            raise StageError(f"{manifest}: label {row.label!r} is not in {labels_path}")
+    empty = [word for word, clips in word_clips.items() if not clips]
+    if empty:
+        log.warning("test split has no clips of %s; the stream leaves them out", ", ".join(empty))
+    return word_clips, unknown
+
+
+def background_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.wav")) if folder.is_dir() else []
+
+
+def write_stream(out_dir: Path, audio: np.ndarray, labels, sample_rate: int) -> None:
+    """Write the WAV and its labels into ``out_dir`` atomically (both or neither)."""
+    with atomic_dir(out_dir) as tmp:
+        write_wav(tmp / paths.STREAM_WAV.name, audio, sample_rate)
+        atomic_write_text(tmp / paths.STREAM_LABELS.name, format_labels(labels))

@@ -1,0 +1,1 @@
+"""Command-line tools (python -m pipeline.tools.<tool>, or kws <tool>)."""

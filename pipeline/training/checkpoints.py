@@ -1,0 +1,89 @@
+"""Checkpoints that make a killed training resume to exactly the same weights.
+
+A checkpoint holds the model and optimizer variables, the step, the sampling RNG state and the
+curve so far, stamped with a hash of everything the run depends on (train settings, features
+meta, the feature files' bytes): a changed configuration never resumes a stale run.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.core import fs
+
+log = logging.getLogger(__name__)
+
+KEEP_CHECKPOINTS = 3
+_CKPT_RE = re.compile(r"^ckpt-(\d+)\.npz$")
+
+
+def config_hash(settings: dict[str, Any], features_meta: dict[str, Any], features_dir: Path) -> str:
+    """Hash of everything a checkpoint depends on: train settings, features meta, data bytes."""
+    data = {name: fs.sha256_file(Path(features_dir) / f"{name}.npz") for name in ("train", "validation")}
+    blob = json.dumps({"train": settings, "features": features_meta, "data": data}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    found = []
+    if directory.is_dir():
+        for path in directory.iterdir():
+            match = _CKPT_RE.match(path.name)
+            if match:
+                found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def save_checkpoint(directory: Path, step: int, model, optimizer, state: dict[str, Any],
+                    keep: int = KEEP_CHECKPOINTS) -> Path:
+    """Write model + optimizer variables and ``state`` (JSON) atomically; keep the last ``keep``."""
+    arrays = {f"model_{i}": np.asarray(v.numpy()) for i, v in enumerate(model.variables)}
+    arrays.update({f"optimizer_{i}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)})
+    arrays["state"] = np.array(json.dumps(state, sort_keys=True))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    path = directory / f"ckpt-{step:08d}.npz"
+    fs.atomic_write_bytes(path, buffer.getvalue())
+    for _, old in _checkpoints(directory)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def restore_checkpoint(directory: Path, expected_hash: str, model, optimizer) -> dict[str, Any] | None:
+    """Load the newest readable checkpoint made with ``expected_hash``; delete stale ones.
+
+    Returns its state dict, or None (and an emptied folder) when there is nothing to resume.
+    """
+    for step, path in reversed(_checkpoints(directory)):
+        try:
+            with np.load(path) as data:
+                state = json.loads(str(data["state"]))
+                if state.get("config_hash") != expected_hash:
+                    log.info("checkpoint %s was made with another configuration; starting afresh", path)
+                    break
+                model_values = [data[f"model_{i}"] for i in range(len(model.variables))]
+                optimizer_values = [data[f"optimizer_{i}"] for i in range(len(optimizer.variables))]
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("checkpoint %s is unreadable (%s); trying an older one", path, exc)
+            continue
+        shapes_ok = all(tuple(v.shape) == a.shape for v, a in zip(model.variables, model_values))
+        shapes_ok &= all(tuple(v.shape) == a.shape for v, a in zip(optimizer.variables, optimizer_values))
+        if not shapes_ok:
+            log.warning("checkpoint %s does not fit the model; starting afresh", path)
+            break
+        for variable, value in zip(model.variables, model_values):
+            variable.assign(value)
+        for variable, value in zip(optimizer.variables, optimizer_values):
+            variable.assign(value)
+        log.info("resuming from %s (step %d)", path, step)
+        return state
+    fs.remove(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return None

@@ -1,0 +1,51 @@
+"""The learning-rate schedule, the optimizers and the compiled training step."""
+from __future__ import annotations
+
+OPTIMIZERS = ("gradient_descent", "momentum", "adam")
+
+
+def learning_rate_at(step: int, steps: list[int], rates: list[float]) -> float:
+    """The original's piecewise-constant schedule: step (1-based) s uses rates[i] for the first
+    stage i whose cumulative end is >= s."""
+    total = 0
+    for count, rate in zip(steps, rates):
+        total += count
+        if step <= total:
+            return float(rate)
+    return float(rates[-1])
+
+
+def make_optimizer(name: str, learning_rate: float):
+    import keras
+
+    if name == "gradient_descent":
+        return keras.optimizers.SGD(learning_rate)
+    if name == "momentum":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def make_train_step(model, optimizer):
+    """A compiled step ``(x, y, learning_rate) -> (loss, batch accuracy, all finite)``: sparse
+    softmax cross entropy on the logits, dropout on, one optimizer update."""
+    import keras
+    import tensorflow as tf
+
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, y, rate):
+        optimizer.learning_rate.assign(rate)
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = loss_fn(y, logits)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
+        accuracy = tf.reduce_mean(tf.cast(tf.equal(predicted, y), tf.float32))
+        finite = tf.math.is_finite(loss) & tf.math.is_finite(tf.linalg.global_norm(grads))
+        return loss, accuracy, finite
+
+    return train_step

@@ -1,0 +1,125 @@
+"""The house rules of docs/architecture.md, checked against the code itself.
+
+dvc.yaml's code deps must cover every module a stage runs (else a code change leaves a stale
+output that DVC calls up to date), stages must not import each other, library code must not
+import an entry point, outputs live where pipeline/core/paths.py says, and the lists that params
+validation accepts come from the registries.
+"""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.core import paths
+from pipeline.core.schema import read_yaml
+from pipeline.frontends import FRONTENDS, FeatureConfig, features_numpy
+from pipeline.models import MODELS
+from pipeline.tools.stage_deps import check_stage, closure, layer_violations, stage_modules
+from pipeline.training.config import TrainConfig
+from tests.conftest import REPO_ROOT
+
+DVC = read_yaml((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+
+
+@pytest.mark.parametrize("stage", sorted(DVC))
+def test_dvc_yaml_lists_every_module_the_stage_runs(stage):
+    module = stage_modules(REPO_ROOT)[stage]
+    assert module == f"pipeline.stages.{stage}"
+    assert check_stage(REPO_ROOT, stage, module, [str(d) for d in DVC[stage]["deps"]]) == []
+
+
+def test_the_dependency_check_can_fail():
+    """Dropping a module the stage runs, or listing one it does not, is reported."""
+    deps = [str(d) for d in DVC["train"]["deps"]]
+    missing = [d for d in deps if d != "pipeline/training"]
+    problems = check_stage(REPO_ROOT, "train", "pipeline.stages.train", missing)
+    assert any("pipeline/training/loop.py but dvc.yaml does not list it" in p for p in problems)
+    extra = check_stage(REPO_ROOT, "train", "pipeline.stages.train", deps + ["pipeline/streaming"])
+    assert extra == ["train: dep pipeline/streaming is code the stage does not run"]
+
+
+def test_function_level_imports_count():
+    """Imports inside functions run too: freeze's lazy model loading is part of its closure."""
+    modules = closure(REPO_ROOT, "pipeline.stages.freeze")
+    assert "pipeline.models.io" in modules and "pipeline.inference.loader" in modules
+    assert not any(name.startswith("pipeline.training") for name in modules)
+
+
+def test_layering_rules_hold():
+    assert layer_violations(REPO_ROOT) == []
+
+
+def test_layering_check_catches_a_stage_importing_a_stage(tmp_path):
+    root = tmp_path / "repo"
+    for name in ("pipeline/__init__.py", "pipeline/stages/__init__.py", "pipeline/data/__init__.py"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("")
+    (root / "pipeline/stages/split.py").write_text("X = 1\n")
+    (root / "pipeline/stages/train.py").write_text("def main():\n    from pipeline.stages.split import X\n")
+    (root / "pipeline/data/helper.py").write_text("from pipeline.cli import run_main\n")
+    (root / "pipeline/data/upward.py").write_text("import pipeline.training.loop\n")
+    (root / "pipeline/training/loop.py").parent.mkdir()
+    (root / "pipeline/training/__init__.py").write_text("")
+    (root / "pipeline/training/loop.py").write_text("")
+    (root / "pipeline/cli.py").write_text("")
+    assert layer_violations(root) == [
+        "pipeline.data.helper (library code) imports pipeline.cli",
+        "pipeline.data.upward (layer data) imports pipeline.training.loop (layer training)",
+        "pipeline.stages.train (a stage) imports pipeline.stages.split",
+    ]
+
+
+def test_dvc_outs_are_where_the_paths_module_says():
+    outs = {}
+    for stage, spec in DVC.items():
+        for key in ("outs", "metrics"):
+            for out in spec.get(key, []):
+                outs[str(next(iter(out)) if isinstance(out, dict) else out)] = stage
+    expected = {
+        paths.RAW_DIR: "download", paths.SPLIT_DIR: "split", paths.SPLIT_METRICS: "split",
+        paths.FEATURES_DIR: "featurize", paths.MODEL_DIR: "train", paths.TRAIN_METRICS: "train",
+        paths.TRAIN_CURVE: "train", paths.EVALUATE_METRICS: "evaluate",
+        paths.CONFUSION_CSV: "evaluate", paths.CONFUSION_PNG: "evaluate",
+        paths.EXPORT_DIR: "freeze", paths.EXPORT_METRICS: "freeze",
+        paths.STREAM_DIR: "synthesize_stream", paths.STREAM_METRICS: "stream_eval",
+        paths.STREAM_SWEEP: "stream_eval",
+    }
+    assert outs == {p.as_posix(): stage for p, stage in expected.items()}
+
+
+def test_params_choices_come_from_the_registries():
+    assert FeatureConfig.spec_of("preprocess").choices == tuple(FRONTENDS)
+    assert TrainConfig.spec_of("model_architecture").choices == tuple(MODELS)
+    for name, spec in MODELS.items():
+        assert spec.name == name
+        if dataclasses.fields(spec.options):
+            assert spec.options.section == f"model.{name}"
+
+
+@pytest.mark.parametrize("name", sorted(FRONTENDS))
+def test_every_front_end_computes_the_shape_it_declares(name):
+    frontend = FRONTENDS[name]
+    assert frontend.name == name and frontend.description
+    cfg = FeatureConfig(preprocess=name)
+    audio = np.random.default_rng(0).uniform(-0.3, 0.3, (2, cfg.desired_samples)).astype(np.float32)
+    assert features_numpy(audio, cfg).shape == (2, *cfg.feature_shape)
+    if frontend.frame_reuse:  # a longer signal gives more frames, the first ones unchanged
+        longer = np.concatenate([audio[0], audio[1]])
+        frames = features_numpy(longer, cfg)
+        np.testing.assert_allclose(frames[: cfg.feature_shape[0]], features_numpy(audio[0], cfg), atol=1e-4)
+
+
+def test_kws_command_runs_the_tools():
+    kws = Path(sys.executable).parent / "kws"
+    if not kws.is_file():
+        pytest.skip("the kws console script is installed by `make install`")
+    result = subprocess.run([str(kws), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "kws label-wav" in result.stdout
+    result = subprocess.run([str(kws), "label-wav", "--model", "nowhere", "--wav", "x.wav"],
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "error [pipeline.tools.label_wav]" in result.stderr
