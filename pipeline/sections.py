@@ -14,13 +14,14 @@ from pipeline.core.schema import Section
 from pipeline.data.augment import AugmentConfig
 from pipeline.data.config import DataConfig, SplitConfig
 from pipeline.frontends import FeatureConfig
+from pipeline.models.config import ModelConfig
 from pipeline.streaming.config import StreamConfig, StreamEvalConfig
 from pipeline.training.config import TrainConfig
 
 SECTIONS: dict[str, type[Section]] = {
     cls.section: cls
-    for cls in (DataConfig, SplitConfig, FeatureConfig, AugmentConfig, TrainConfig, StreamConfig,
-                StreamEvalConfig)
+    for cls in (DataConfig, SplitConfig, FeatureConfig, AugmentConfig, ModelConfig, TrainConfig,
+                StreamConfig, StreamEvalConfig)
 }
 
 

@@ -143,3 +143,26 @@ def test_experiment_on_learning_rate_reruns_only_train_onwards(workdir):
     assert "train.learning_rate" in params_diff.stdout
     metrics_diff = run(["dvc", "metrics", "diff", "--json"], workdir)
     assert "metrics/train.json" in metrics_diff.stdout
+
+
+def test_train_depends_only_on_the_options_of_its_own_model(workdir):
+    """dvc.yaml's model.${train.model_architecture}: another model's options leave train alone,
+    its own options rerun it (and reach the builder)."""
+    params_path = workdir / "params.yaml"
+    original = params_path.read_text()
+    params = read_yaml(original)
+    try:
+        params["model"]["low_latency_svdf"]["units"] = 640
+        params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+        assert "changed" not in run(["dvc", "status", "train"], workdir).stdout
+        params["model"]["ds_cnn"]["channels"] = 16
+        params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+        status = run(["dvc", "status", "train"], workdir).stdout
+        assert "model.ds_cnn" in status, status
+        run(["dvc", "repro", "train"], workdir)
+        meta = json.loads((workdir / "models/keras/meta.json").read_text())
+        assert meta["model_options"]["channels"] == 16
+    finally:
+        params_path.write_text(original)
+        run(["git", "checkout", "--", "dvc.lock", "metrics"], workdir)
+        run(["dvc", "checkout", "-f"], workdir)

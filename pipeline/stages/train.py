@@ -11,6 +11,7 @@ import os
 from pipeline.cli import run_main
 from pipeline.core import paths
 from pipeline.core.params import load_params
+from pipeline.models.config import ModelConfig
 from pipeline.training.config import TrainConfig
 from pipeline.training.loop import train
 
@@ -22,8 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default=str(paths.PARAMS))
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
-    cfg = load_params(args.params, TrainConfig)
-    metrics = train(cfg, progress=not args.no_progress and os.environ.get("KWS_NO_PROGRESS") is None)
+    cfg, models = load_params(args.params, TrainConfig, ModelConfig)
+    progress = not args.no_progress and os.environ.get("KWS_NO_PROGRESS") is None
+    metrics = train(cfg, model_options=models.options_for(cfg.model_architecture), progress=progress)
     log.info(
         "trained %s (%d parameters): validation accuracy %.1f%% in %.0f s (%s examples/s)",
         metrics["architecture"], metrics["parameters"], 100 * metrics["validation_accuracy"],

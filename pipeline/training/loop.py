@@ -113,8 +113,13 @@ def train(cfg: TrainConfig, features_dir=paths.FEATURES_DIR, outputs: TrainOutpu
 
     Returns the run's metrics (those of ``metrics_path`` plus its wall-clock facts).
     """
+    from pipeline.models import get_model
+
     features_dir = Path(features_dir)
-    settings = cfg.to_dict()
+    if model_options is None:
+        model_options = get_model(cfg.model_architecture).options()
+    # Everything of this run's configuration: the train section and the model's own options.
+    settings = {**cfg.to_dict(), "model_options": model_options.to_dict()}
     # A failed or killed run must leave no model behind (DVC would otherwise cache a stale one).
     fs.remove(outputs.model_dir)
     for stale in outputs.model_dir.parent.glob(f".{outputs.model_dir.name}.*.tmp"):
@@ -139,7 +144,7 @@ def train(cfg: TrainConfig, features_dir=paths.FEATURES_DIR, outputs: TrainOutpu
     with TrainingLog(outputs.logs_dir, data.labels, resume=resumed_from > 0) as sinks:
         _run_steps(cfg, data, session, state, rng, augment_fn, sinks, outputs.checkpoint_dir,
                    keep_checkpoints, progress)
-    return _write_outputs(cfg, data, session, state, stamp, resumed_from, outputs)
+    return _write_outputs(cfg, model_options, data, session, state, stamp, resumed_from, outputs)
 
 
 def _run_steps(cfg: TrainConfig, data: TrainingData, session: Session, state: dict[str, Any],
@@ -184,8 +189,9 @@ def _run_steps(cfg: TrainConfig, data: TrainingData, session: Session, state: di
                 save_checkpoint(checkpoint_dir, step, session.model, session.optimizer, state, keep_checkpoints)
 
 
-def _write_outputs(cfg: TrainConfig, data: TrainingData, session: Session, state: dict[str, Any],
-                   stamp: str, resumed_from: int, outputs: TrainOutputs) -> dict[str, Any]:
+def _write_outputs(cfg: TrainConfig, model_options: Section, data: TrainingData, session: Session,
+                   state: dict[str, Any], stamp: str, resumed_from: int,
+                   outputs: TrainOutputs) -> dict[str, Any]:
     """The model folder, the metric and the curve (committed) and run.json (wall-clock facts)."""
     from pipeline.models.io import count_parameters, save_model_file, with_softmax
 
@@ -217,6 +223,7 @@ def _write_outputs(cfg: TrainConfig, data: TrainingData, session: Session, state
             "labels": data.labels,
             "features": data.features_meta,
             "train": cfg.to_dict(),
+            "model_options": model_options.to_dict(),
             "config_hash": stamp,
         })
     fs.atomic_write_json(outputs.metrics_path, metrics)
