@@ -11,9 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import keras
-from keras import layers
-
 from pipeline.core.schema import Section
 
 
@@ -32,12 +29,20 @@ class ModelSpec:
     original_parameters: int | None = None
 
 
+# Keras is imported inside the helpers: the registry (and params validation with it) stays cheap
+# to import; only building a model loads Keras.
+
+
 def truncated_normal(stddev: float = 0.01):
+    import keras
+
     return keras.initializers.TruncatedNormal(stddev=stddev)
 
 
 def dense(units: int, name: str, stddev: float = 0.01, activation=None):
     """The original's fully connected layer: truncated-normal weights, zero biases."""
+    from keras import layers
+
     return layers.Dense(
         units, activation=activation, kernel_initializer=truncated_normal(stddev),
         bias_initializer="zeros", name=name,
@@ -46,6 +51,8 @@ def dense(units: int, name: str, stddev: float = 0.01, activation=None):
 
 def conv2d(filters: int, kernel, strides, padding: str, name: str, activation="relu"):
     """The original's 2-D convolution: truncated-normal weights, zero biases."""
+    from keras import layers
+
     return layers.Conv2D(
         filters,
         kernel,
@@ -60,4 +67,6 @@ def conv2d(filters: int, kernel, strides, padding: str, name: str, activation="r
 
 def as_image(x):
     """[frames, bins] -> [frames, bins, 1] for the 2-D convolutions."""
+    from keras import layers
+
     return layers.Reshape((*x.shape[1:], 1), name="to_image")(x)

@@ -1,12 +1,12 @@
 """``conv``: the tutorial's default, "cnn-trad-fpool3" (Sainath & Parada 2015)."""
 from __future__ import annotations
 
-from keras import layers
-
 from pipeline.models.base import ModelSpec, as_image, conv2d, dense
 
 
 def build(x, num_labels, dropout, options):
+    from keras import layers
+
     # The original's docstring shows a second max-pool, its code has none.
     x = as_image(x)
     x = conv2d(64, (20, 8), 1, "same", "first_conv")(x)

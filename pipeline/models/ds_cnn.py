@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from keras import layers
-
 from pipeline.core.schema import Section, integer, list_of, param
 from pipeline.models.base import ModelSpec
 
@@ -36,6 +34,8 @@ class DsCnnOptions(Section):
 
 
 def build(x, num_labels, dropout, options: DsCnnOptions):
+    from keras import layers
+
     channels = options.channels
     x = layers.Conv1D(channels, 3, padding="same", use_bias=False, name="conv0")(x)
     x = layers.BatchNormalization(name="conv0_bn")(x)

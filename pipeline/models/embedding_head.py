@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from keras import layers
-
 from pipeline.core.schema import Section, integer, param
 from pipeline.models.base import ModelSpec
 
@@ -19,6 +17,8 @@ class HeadOptions(Section):
 
 
 def build(x, num_labels, dropout, options: HeadOptions):
+    from keras import layers
+
     x = layers.Flatten(name="flatten")(x)
     for i in (1, 2):
         x = layers.Dense(options.units, name=f"fc{i}")(x)

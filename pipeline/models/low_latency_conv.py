@@ -1,12 +1,12 @@
 """``low_latency_conv``: "cnn-one-fstride4", a filter spanning all frames."""
 from __future__ import annotations
 
-from keras import layers
-
 from pipeline.models.base import ModelSpec, as_image, conv2d, dense
 
 
 def build(x, num_labels, dropout, options):
+    from keras import layers
+
     # As in the original, the two hidden dense layers are linear (no activation), each followed
     # by dropout.
     frames = x.shape[1]

@@ -3,11 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from keras import layers
-
 from pipeline.core.schema import Section, integer, param
 from pipeline.models.base import ModelSpec, dense
-from pipeline.models.layers import SVDF
 
 
 @dataclass(frozen=True)
@@ -19,6 +16,10 @@ class SvdfOptions(Section):
 
 
 def build(x, num_labels, dropout, options: SvdfOptions):
+    from keras import layers
+
+    from pipeline.models.layers import SVDF
+
     x = SVDF(options.units, options.rank, name="svdf")(x)
     x = layers.ReLU(name="first_relu")(x)
     x = layers.Dropout(dropout, name="first_dropout")(x)

@@ -6,8 +6,6 @@ own ``options`` section, and list it here; params validation (``train.model_arch
 """
 from __future__ import annotations
 
-import keras
-
 from pipeline.core.errors import ParamError
 from pipeline.core.schema import Section
 from pipeline.models import (
@@ -51,7 +49,7 @@ def get_model(name: str) -> ModelSpec:
 
 
 def build_model(architecture: str, feature_shape, num_labels: int, dropout: float = 0.5,
-                options: Section | None = None) -> keras.Model:
+                options: Section | None = None):
     """Build ``architecture`` for inputs ``[frames, bins]``; the model outputs logits.
 
     ``options`` is the model's own hyperparameter section (its defaults when None).
@@ -65,6 +63,8 @@ def build_model(architecture: str, feature_shape, num_labels: int, dropout: floa
     options = spec.options() if options is None else options
     if not isinstance(options, spec.options):
         raise TypeError(f"{architecture} takes {spec.options.__name__}, got {type(options).__name__}")
+    import keras
+
     inputs = keras.Input(shape=feature_shape, name="features")
     logits = spec.build(inputs, num_labels, float(dropout), options)
     return keras.Model(inputs, logits, name=architecture)

@@ -1,12 +1,12 @@
 """``tiny_embedding_conv``: the original's smallest convolutional model."""
 from __future__ import annotations
 
-from keras import layers
-
 from pipeline.models.base import ModelSpec, as_image, conv2d, dense
 
 
 def build(x, num_labels, dropout, options):
+    from keras import layers
+
     x = as_image(x)
     x = conv2d(8, (10, 8), 2, "same", "first_conv")(x)
     x = layers.Dropout(dropout, name="first_dropout")(x)
