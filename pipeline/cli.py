@@ -21,6 +21,8 @@ TOOLS = {
     "stream-eval": "stream_eval",
     "wav-to-spectrogram": "wav_to_spectrogram",
     "render-plots": "render_plots",
+    "preset": "preset",
+    "stage-deps": "stage_deps",
 }
 
 
