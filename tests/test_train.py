@@ -172,7 +172,10 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
 
     work = tmp_path / "work"
     make_features(work / "data/features")
-    (work / "params.yaml").write_text(yaml.safe_dump({"train": settings(**overrides)}))
+    from pipeline.models.config import ModelConfig
+
+    params = {"model": ModelConfig().to_dict(), "train": settings(**overrides)}
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     cmd = [sys.executable, "-m", "pipeline.stages.train", "--no-progress"]
     process = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
