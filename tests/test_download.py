@@ -3,11 +3,17 @@ sources, checksums, resume, hostile archives and atomicity."""
 from __future__ import annotations
 
 import csv
+import email.utils
 import hashlib
 import io
 import json
+import os
+import shutil
+import subprocess
+import sys
 import tarfile
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,10 +25,11 @@ import yaml
 from pipeline.core.audio import read_wav, write_wav
 from pipeline.core.clip import ClipFormat
 from pipeline.core.errors import StageError, WavError
+from pipeline.core.fs import sha256_file
 from pipeline.core.schema import read_yaml
 from pipeline.data.archive import extract
 from pipeline.data.config import DataConfig, EmbeddedConfig
-from pipeline.data.fetch import fetch
+from pipeline.data.fetch import download_record, fetch, if_range
 from pipeline.data.sources import build_raw
 from pipeline.stages.download import main
 from tests.conftest import REPO_ROOT, make_dataset
@@ -40,21 +47,42 @@ def _no_proxy(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+def etag_of(body: bytes) -> str:
+    return '"%s"' % hashlib.sha256(body).hexdigest()[:16]
+
+
+def last_modified_of(body: bytes) -> str:
+    """A date years old (a strong validator) that differs between versions."""
+    return email.utils.formatdate(1_500_000_000 + int(hashlib.sha256(body).hexdigest()[:6], 16),
+                                  usegmt=True)
+
+
 class _Handler(BaseHTTPRequestHandler):
-    """Serves ``server.files``; honours ``Range: bytes=N-``; can cut the first response."""
+    """Serves ``server.files`` with the validators in ``server.validators`` (ETag, Last-Modified);
+    honours ``Range: bytes=N-`` and ``If-Range`` (unless ``server.honour_if_range`` is False, like
+    a broken server); can cut the first responses (``server.cut_next``)."""
 
     def log_message(self, *args):  # keep pytest output clean
         pass
 
     def do_GET(self):
         server = self.server
-        server.requests.append({"path": self.path, "range": self.headers.get("Range")})
+        server.requests.append({"path": self.path, "range": self.headers.get("Range"),
+                                "if_range": self.headers.get("If-Range")})
         body = server.files.get(self.path)
         if body is None:
             self.send_error(404, "Not Found")
             return
+        validators = {}
+        if "etag" in server.validators:
+            validators["ETag"] = etag_of(body)
+        if "last_modified" in server.validators:
+            validators["Last-Modified"] = last_modified_of(body)
         start, status = 0, 200
         header = self.headers.get("Range")
+        if_range = self.headers.get("If-Range")
+        if header and if_range and server.honour_if_range and if_range not in validators.values():
+            header = None  # RFC 7233: a failed If-Range means "send the whole new version"
         if header:
             start = int(header.removeprefix("bytes=").split("-")[0])
             if start >= len(body):
@@ -63,6 +91,8 @@ class _Handler(BaseHTTPRequestHandler):
             status = 206
         self.send_response(status)
         self.send_header("Content-Length", str(len(body) - start))
+        for name, value in validators.items():
+            self.send_header(name, value)
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         self.end_headers()
@@ -71,6 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
             server.cut_next -= 1
             self.wfile.write(payload[: len(payload) // 2])
             self.wfile.flush()
+            if server.stall.is_set():  # hold the connection open (a stage killed mid-download)
+                server.release.wait(30)
             self.close_connection = True
             return
         self.wfile.write(payload)
@@ -80,10 +112,13 @@ class _Handler(BaseHTTPRequestHandler):
 def http_server():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.files, server.requests, server.cut_next = {}, [], 0
+    server.validators, server.honour_if_range = ("etag", "last_modified"), True
+    server.stall, server.release = threading.Event(), threading.Event()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
     yield server
+    server.release.set()
     server.shutdown()
     server.server_close()
 
@@ -138,7 +173,11 @@ def test_url_download_materialises_the_training_layout(tmp_path, http_server, so
     assert (raw / "skipped.csv").read_text() == "path,problem\n"
     assert [r["range"] for r in http_server.requests] == [None]
     # The archive stays in the download cache (outside data/raw) and is reused.
-    assert list((tmp_path / "cache").iterdir())[0].read_bytes() == tarball
+    cached = sorted((tmp_path / "cache").glob("*.tar.gz"))
+    assert len(cached) == 1 and cached[0].read_bytes() == tarball
+    assert download_record(cached[0]) == {
+        "url": url, "etag": etag_of(tarball), "last_modified": last_modified_of(tarball),
+        "bytes": len(tarball), "sha256": recorded["sha256"]}
     _raw(tmp_path, "url", url=url, sha256=hashlib.sha256(tarball).hexdigest())
     assert len(http_server.requests) == 1
 
@@ -162,6 +201,7 @@ def test_cut_connection_is_resumed_with_a_range_request(tmp_path, http_server, s
     assert len(http_server.requests) == 2
     assert http_server.requests[0]["range"] is None
     assert http_server.requests[1]["range"] == f"bytes={len(tarball) // 2}-"
+    assert http_server.requests[1]["if_range"] == etag_of(tarball)
 
 
 def test_interrupted_download_resumes_in_the_next_run(tmp_path, http_server, source_dir):
@@ -182,6 +222,116 @@ def test_interrupted_download_resumes_in_the_next_run(tmp_path, http_server, sou
     assert not list((tmp_path / "cache").glob("*.part"))
 
 
+@pytest.mark.parametrize("validators, honour_if_range", [
+    (("etag",), True), (("last_modified",), True), ((), True),
+    (("etag",), False),  # a server that ignores If-Range: its 206 carries the new ETag
+], ids=["etag", "last-modified", "no-validator", "server-ignores-if-range"])
+def test_a_file_changed_between_cut_and_resume_is_downloaded_again_whole(
+        tmp_path, http_server, validators, honour_if_range):
+    rng = np.random.default_rng(7)
+    old, new = (rng.integers(0, 256, 200_000, dtype=np.uint8).tobytes() for _ in range(2))
+    http_server.validators, http_server.honour_if_range = validators, honour_if_range
+    http_server.files["/speech.tar.gz"], http_server.cut_next = old, 1
+    url = http_server.url + "/speech.tar.gz"
+    with pytest.raises(StageError, match="resume from there" if validators else "start over"):
+        fetch(url, tmp_path / "cache", retries=0, progress=False)
+    parts = list((tmp_path / "cache").glob("*.part"))
+    assert [p.stat().st_size for p in parts] == ([len(old) // 2] if validators else [])
+
+    http_server.files["/speech.tar.gz"] = new  # same length: only a validator tells them apart
+    path, digest = fetch(url, tmp_path / "cache", retries=0, progress=False)
+
+    assert path.read_bytes() == new
+    assert digest == hashlib.sha256(new).hexdigest() == sha256_file(path)
+    record = download_record(path)
+    assert record["sha256"] == digest and record["bytes"] == len(new)
+    assert record["etag"] == (etag_of(new) if "etag" in validators else None)
+    assert record["last_modified"] == (
+        last_modified_of(new) if "last_modified" in validators else None)
+    second = http_server.requests[1:]
+    if validators:  # the resume asks "only if still this version" ...
+        assert second[0] == {"path": "/speech.tar.gz", "range": f"bytes={len(old) // 2}-",
+                             "if_range": (etag_of if "etag" in validators else last_modified_of)(old)}
+        # ... and gets the whole new version (200), or a 206 of the new one that is refused
+        assert [r["range"] for r in second[1:]] == ([] if honour_if_range else [None])
+    else:  # nothing could prove the file unchanged: no Range request at all
+        assert [r["range"] for r in second] == [None]
+    assert not list((tmp_path / "cache").glob("*.part*"))
+
+
+def test_if_range_uses_only_strong_validators():
+    old = email.utils.formatdate(1_500_000_000, usegmt=True)
+    soon = email.utils.formatdate(1_500_000_030, usegmt=True)
+    later = email.utils.formatdate(1_500_000_060, usegmt=True)
+    assert if_range({"etag": '"abc"', "last_modified": old, "date": later}) == ("ETag", '"abc"')
+    assert if_range({"etag": 'W/"abc"', "last_modified": old, "date": later}) == ("Last-Modified", old)
+    assert if_range({"last_modified": old, "date": soon}) is None  # may change within the second
+    assert if_range({"etag": 'W/"abc"'}) is None and if_range({}) is None
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
+                          check=True, capture_output=True, text=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_killed_stage_leaves_ignored_temporaries_that_its_next_run_removes(
+        tmp_path, http_server, source_dir):
+    """SIGKILL the real download stage while it writes data/raw (the data set extracted, the
+    official test set half downloaded), in a git repository with the project's .gitignore: git
+    ignores what it left; the next run removes its own leftovers and nothing else."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(REPO_ROOT / ".gitignore", repo / ".gitignore")
+    url, test_url = http_server.url + "/speech.tar.gz", http_server.url + "/test.tar.gz"
+    params = read_yaml((REPO_ROOT / "params.yaml").read_text())
+    params["data"].update(source="url", url=url, test_set="official", test_set_source=test_url)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "project")
+    dead, data = _dead_pid(), repo / "data"
+    others = [data / f".split.{dead}.abcdefgh.tmp",  # another output's
+              data / f".raw.json.{dead}.abcdefgh.tmp",  # the temporary of data/raw.json
+              data / f".raw.{os.getpid()}.abcdefgh.tmp"]  # a writer still running
+    for other in others:
+        other.mkdir(parents=True)
+        (other / "clip.wav").write_bytes(b"RIFF")
+    tarball = _tarball(source_dir)
+    http_server.files.update({"/speech.tar.gz": tarball, "/test.tar.gz": tarball})
+    fetch(url, repo / ".cache" / "downloads", progress=False)  # the data set is cached already
+    http_server.cut_next = 1
+    http_server.stall.set()  # the test set: send half, then hold the connection open
+    stage = [sys.executable, "-m", "pipeline.stages.download"]
+    process = subprocess.Popen(stage, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.stat().st_size for p in repo.glob(".cache/downloads/*test.tar.gz.part")):
+            assert process.poll() is None and time.monotonic() < deadline, "stage never got mid-write"
+            time.sleep(0.05)
+    finally:
+        process.kill()  # SIGKILL: no cleanup can run
+        process.wait()
+    http_server.release.set()
+    left = list(data.glob(f".raw.{process.pid}.*.tmp"))
+    assert len(left) == 1 and list(left[0].glob("dataset/*/*.wav"))  # half-written data/raw
+    assert _git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+
+    subprocess.run(stage, cwd=repo, check=True, capture_output=True)
+
+    assert not left[0].exists()
+    assert all(other.exists() for other in others)
+    assert _files(data / "raw" / "official_test") == _files(source_dir)
+    assert http_server.requests[-1]["range"] == f"bytes={len(tarball) // 2}-"  # resumed
+    assert _git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+
+
 def test_wrong_checksum_is_refused_and_the_file_deleted(tmp_path, http_server, source_dir):
     tarball = _tarball(source_dir)
     http_server.files["/speech.tar.gz"] = tarball
@@ -200,13 +350,13 @@ def test_404_names_the_url_and_status(tmp_path, http_server):
         _raw(tmp_path, "url", url=url)
 
 
-def test_connection_failure_says_how_to_resume(tmp_path):
+def test_connection_failure_says_to_retry(tmp_path):
     import socket
 
     with socket.socket() as sock:  # a port that nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(StageError, match="cannot connect.*run the stage again to resume"):
+    with pytest.raises(StageError, match="cannot connect.*; run the stage again to retry"):
         fetch(f"http://127.0.0.1:{port}/x.tar.gz", tmp_path / "cache", retries=0, progress=False)
 
 

@@ -127,6 +127,12 @@ def test_load_model_errors(tmp_path):
     (tmp_path / "junk_labels.txt").write_text("a\nb\n")
     with pytest.raises(StageError, match="junk.pb"):
         load_model(junk)
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"\x0a\xff\xffnot a SavedModel" * 20)
+    (saved / "labels.txt").write_text("a\nb\n")
+    with pytest.raises(StageError, match=r"saved: cannot load the SavedModel \(.*corrupt"):
+        load_model(saved)
 
 
 # ------------------------------------------------------------------------------------- Keras

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from pipeline.core.errors import StageError
 from pipeline.streaming.recognize import (
     RecognizeCommands,
     decode,
@@ -212,11 +213,42 @@ def test_no_ground_truth_gives_zero_percentages():
 
 def test_read_ground_truth_sorts_and_rounds(tmp_path):
     path = tmp_path / "labels.txt"
-    path.write_text("no, 4000.600000\nyes, 1000.000000\n\nheader without comma\n")
+    path.write_text("no, 4000.600000\n\n   \nyes,1000\r\n")
     assert read_ground_truth(path) == [("yes", 1000), ("no", 4001)]
-    path.write_text("yes, soon\n")
-    with pytest.raises(ValueError, match="line 1"):
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("yes, 1000, 2000", "not `label, time_ms` (3 comma-separated fields)"),
+    ("yes\t1000", "not `label, time_ms` (1 comma-separated fields)"),
+    ("label,time_ms", "time 'time_ms' is not a number"),
+    ("%%$#@ garbage", "not `label, time_ms`"),
+    ("yes, soon", "time 'soon' is not a number"),
+    ("yes, nan", "must be a finite number"),
+    ("yes, -40", "must be a finite number of milliseconds >= 0"),
+    (", 1000", "no single-word label"),
+    ("two words, 1000", "no single-word label"),
+    ("yes\x00\x00, 1000", "binary data"),
+])
+def test_each_unreadable_ground_truth_line_is_named(tmp_path, line, problem):
+    path = tmp_path / "labels.txt"
+    path.write_text(f"no, 500.0\n\n{line}\nyes, 3000.0\n")
+    with pytest.raises(StageError) as caught:
         read_ground_truth(path)
+    assert str(caught.value).startswith(f"{path}: line 3: ")
+    assert problem in str(caught.value)
+
+
+@pytest.mark.parametrize("data, problem", [
+    (b"", "no `label, time_ms` entries"),
+    (b"\n  \n\n", "no `label, time_ms` entries"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "not a text file (byte 0 is not UTF-8)"),
+])
+def test_an_empty_or_binary_ground_truth_is_an_error_naming_the_file(tmp_path, data, problem):
+    path = tmp_path / "labels.txt"
+    path.write_bytes(data)
+    with pytest.raises(StageError) as caught:
+        read_ground_truth(path)
+    assert str(caught.value).startswith(f"{path}: ") and problem in str(caught.value)
 
 
 def test_infinite_time_is_not_used_for_matching():

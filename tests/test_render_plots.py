@@ -80,3 +80,17 @@ def test_cli_without_plots_says_what_to_do(tmp_path, monkeypatch):
                             env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
     assert result.returncode == 1
     assert "no plots found" in result.stderr
+
+
+def test_an_out_folder_that_is_not_an_earlier_render_is_never_replaced(tmp_path):
+    from pipeline.core.errors import StageError
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    with pytest.raises(StageError, match="mine: exists and is not an earlier render"):
+        render({}, mine, tmp_path)
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    (tmp_path / "empty").mkdir()
+    assert render({}, tmp_path / "empty", tmp_path) == [tmp_path / "empty" / "index.html"]
+    assert render({}, tmp_path / "empty", tmp_path) == [tmp_path / "empty" / "index.html"]

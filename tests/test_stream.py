@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -420,3 +421,26 @@ def test_missing_inputs_are_named(tmp_path):
     with pytest.raises(StageError, match="bad.txt: line 1"):
         stream_eval.run_stream_eval(None, tmp_path / "stream.wav", tmp_path / "bad.txt",
                                     model=StandInModel(), progress=False, cfg=DEFAULTS)
+
+
+def test_stream_eval_tool_refuses_a_bad_ground_truth_before_loading_a_model(tmp_path, monkeypatch):
+    """Through the tool's main (no model is loaded: a stand-in that fails if asked) and, for the
+    one-line message, as a process."""
+    import subprocess
+    import sys
+
+    _recording(seconds=3, tmp_path=tmp_path)
+    monkeypatch.setattr("pipeline.inference.load_model", lambda *a, **k: pytest.fail("model loaded"))
+    truth = tmp_path / "truth.txt"
+    argv = ["--model", "unused", "--wav", str(tmp_path / "stream.wav"), "--ground-truth", str(truth)]
+    for text, problem in [("yes, 1000.0\nno, 2000.0, extra\n", "line 2: 'no, 2000.0, extra' is not"),
+                          ("", "no `label, time_ms` entries")]:
+        truth.write_text(text)
+        with pytest.raises(StageError, match="^" + re.escape(f"{truth}: {problem}")):
+            stream_eval_tool.main(argv)
+    truth.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
+    result = subprocess.run([sys.executable, "-m", "pipeline.tools.stream_eval", *argv],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"error [pipeline.tools.stream_eval]: {truth}: not a text file "
+                                     "(byte 0 is not UTF-8); expected `label, time_ms` lines")

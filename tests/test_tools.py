@@ -186,3 +186,152 @@ def test_spectrogram_with_pretrained_features(tmp_path, shared_pretrained):
     assert main(["--wav", str(wav), "--out", str(out), "--features", "--model-dir",
                  str(shared_pretrained / "conv_actions_frozen.pb")]) == 0
     assert png_size(out) == (1000, 700)
+
+
+# ------------------------------------------------------------- damaged models, wrong outputs
+TINY_LABELS = ["_silence_", "_unknown_", "yes", "no"]
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory) -> Path:
+    """An untrained features -> scores model as .keras and .tflite, with labels, meta.json and
+    frontend.json beside them: the tools accept both as they are (the damaged copies below are
+    the only difference)."""
+    import keras
+    import tensorflow as tf
+
+    from pipeline.core.labels import write_labels
+    from pipeline.frontends import FeatureConfig
+
+    folder = tmp_path_factory.mktemp("tiny_models")
+    features = FeatureConfig().to_dict()
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(FeatureConfig().feature_shape, name="features")
+    outputs = keras.layers.Dense(len(TINY_LABELS), activation="softmax")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, outputs)
+    model.save(folder / "model.keras")
+    (folder / "model.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    write_labels(folder / "labels.txt", TINY_LABELS)
+    (folder / "meta.json").write_text(json.dumps({"features": {"features": features}}))
+    (folder / "frontend.json").write_text(json.dumps(features))
+    return folder
+
+
+def _damaged(tiny_models: Path, folder: Path, kind: str) -> tuple[Path, str]:
+    """A damaged copy of a tiny model (with its labels and front end) and the problem to name."""
+    import shutil
+    import zipfile
+
+    rng = np.random.default_rng(11)
+    suffix = kind.split(":")[0]
+    good = (tiny_models / f"model.{suffix}").read_bytes()
+    damage = {
+        "tflite:empty": (b"", "empty file, not a TFLite model"),
+        "tflite:truncated": (good[: len(good) // 2], "damaged or truncated TFLite model"),
+        "tflite:garbage": (rng.bytes(4000), "not a TFLite model (no TFL3 identifier"),
+        "tflite:garbage-after-header": (good[:8] + rng.bytes(4000), "TFLite model"),
+        "keras:empty": (b"", "empty file, not a .keras model"),
+        "keras:truncated": (good[: len(good) // 2], "not a .keras model (not a zip archive"),
+        "keras:garbage": (rng.bytes(4000), "not a .keras model (not a zip archive"),
+    }
+    for name in ("labels.txt", "meta.json", "frontend.json"):
+        shutil.copy(tiny_models / name, folder / name)
+    path = folder / f"model.{suffix}"
+    if kind == "keras:no-config":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("model.weights.h5", b"\0" * 64)
+        return path, "a zip archive without config.json"
+    if kind == "keras:bad-crc":  # one byte of a stored member changed: only its CRC tells
+        with zipfile.ZipFile(tiny_models / "model.keras") as source, \
+                zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as target:
+            for info in source.infolist():
+                target.writestr(info.filename, source.read(info))
+            config = source.read("config.json")
+        data = bytearray(path.read_bytes())
+        data[data.index(config) + len(config) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+        return path, "damaged .keras archive (member 'config.json' fails its checksum)"
+    path.write_bytes(damage[kind][0])
+    return path, damage[kind][1]
+
+
+DAMAGE = ["tflite:empty", "tflite:truncated", "tflite:garbage", "tflite:garbage-after-header",
+          "keras:empty", "keras:truncated", "keras:garbage", "keras:no-config", "keras:bad-crc"]
+
+
+def test_the_tiny_models_are_good(tiny_models, tmp_path, capsys):
+    from pipeline.tools.label_wav import main
+
+    wav = tmp_path / "yes.wav"
+    write_wav(wav, word_clip("yes", 1, 0), 16000)
+    for name in ("model.tflite", "model.keras"):
+        assert main(["--model", str(tiny_models / name), "--wav", str(wav)]) == 0
+        assert all(LINE.match(line) for line in capsys.readouterr().out.splitlines())
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_a_damaged_model_is_named_with_its_problem(tiny_models, tmp_path, kind):
+    from pipeline.core.errors import StageError
+    from pipeline.tools.label_wav import main
+
+    path, problem = _damaged(tiny_models, tmp_path, kind)
+    wav = tmp_path / "yes.wav"
+    write_wav(wav, word_clip("yes", 1, 0), 16000)
+    with pytest.raises(StageError) as caught:
+        main(["--model", str(path), "--wav", str(wav)])
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and problem in message and "not found" not in message.lower()
+
+
+def test_every_model_tool_names_a_damaged_model(tiny_models, tmp_path):
+    from pipeline.core.errors import StageError
+    from pipeline.tools import evaluate_dir, stream_eval, wav_to_spectrogram
+
+    (tmp_path / "t").mkdir()
+    (tmp_path / "k").mkdir()
+    tflite, _ = _damaged(tiny_models, tmp_path / "t", "tflite:truncated")
+    keras_file, _ = _damaged(tiny_models, tmp_path / "k", "keras:truncated")
+    data = make_dataset(tmp_path / "data", words=("yes",), speakers=1, noise_seconds=1.0)
+    wav = data / "yes" / next((data / "yes").iterdir()).name
+    stream = tmp_path / "stream.wav"
+    write_wav(stream, np.concatenate([word_clip("yes", 1, 0)] * 3), 16000)
+    (tmp_path / "truth.txt").write_text("yes, 1000.0\n")
+    runs = {
+        evaluate_dir.main: ["--model", str(tflite), "--data-dir", str(data)],
+        wav_to_spectrogram.main: ["--wav", str(wav), "--out", str(tmp_path / "s.png"), "--features",
+                                  "--model", str(keras_file)],
+        stream_eval.main: ["--model", str(tflite), "--wav", str(stream), "--ground-truth",
+                           str(tmp_path / "truth.txt")],
+    }
+    for main, argv in runs.items():
+        model = argv[argv.index("--model") + 1]
+        with pytest.raises(StageError, match=f"^{re.escape(model)}: (damaged|not a)"):
+            main(argv)
+    assert not (tmp_path / "s.png").exists()
+
+
+def _one_line_error(command: list[str], cwd: Path) -> str:
+    """Run a tool; check it failed with status 1 and one `error [...]` line, no traceback."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", *command], cwd=cwd, capture_output=True, text=True)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error [")]
+    assert result.returncode == 1 and "Traceback" not in result.stderr and len(errors) == 1, result.stderr
+    return errors[0]
+
+
+def test_tools_print_one_line_for_damaged_models_and_folder_outputs(tiny_models, tmp_path):
+    (tmp_path / "t").mkdir()
+    tflite, _ = _damaged(tiny_models, tmp_path / "t", "tflite:truncated")  # crashed TFLite before
+    wav = tmp_path / "yes.wav"
+    write_wav(wav, word_clip("yes", 1, 0), 16000)
+    line = _one_line_error(["pipeline.tools.label_wav", "--model", str(tflite), "--wav", str(wav)],
+                           tmp_path)
+    assert line == f"error [pipeline.tools.label_wav]: {tflite}: damaged or truncated TFLite model " \
+                   f"({tflite.stat().st_size} bytes)"
+    (tmp_path / "plots").mkdir()
+    line = _one_line_error(["pipeline.tools.wav_to_spectrogram", "--wav", str(wav), "--out",
+                            str(tmp_path / "plots")], tmp_path)
+    assert line == (f"error [pipeline.tools.wav_to_spectrogram]: {tmp_path / 'plots'}: is a folder; "
+                    "give the path of a file to write")

@@ -29,3 +29,10 @@ class WavError(KwsError, ValueError):
 
 
 EXPECTED_ERRORS = (KwsError, FileNotFoundError)
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of a library's exception message (TensorFlow's run to pages), for wrapping
+    it in a one-line StageError."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]

@@ -1,7 +1,11 @@
 """Atomic file and folder output.
 
 A stage that fails half way must leave nothing that DVC could cache as a good output, so every
-output is written under a temporary name beside its target and renamed into place at the end.
+output is written under a temporary name beside its target (``.<name>.<pid>.<random>.tmp``) and
+renamed into place at the end. A process killed outright (SIGKILL, power loss) cannot clean up:
+the next write of the same target removes the temporaries of that target whose writer is gone.
+Temporaries are created like ordinary files (mode 0666 / 0777 less the umask), so outputs suit a
+shared DVC cache or a team folder.
 """
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -26,17 +31,123 @@ def sha256_file(path, block_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # another thread of this process may be writing the same target
     try:
-        with os.fdopen(fd, "wb") as handle:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _temporary_pattern(name: str = ".+") -> re.Pattern:
+    """``.<name>.<pid>.<random>.tmp``, or ``.<name>.<random>.tmp`` as mkstemp/mkdtemp made them."""
+    return re.compile(rf"\.{name}\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.tmp")
+
+
+def stale_temporaries(path) -> list[Path]:
+    """The temporaries of ``path`` left by writers that no longer run (killed, crashed).
+
+    Only names this module makes for exactly this target count, whose pid is not a running
+    process (names without a pid come from older versions: stale). Temporaries of other targets
+    (``.raw.json.*.tmp`` for ``raw.json`` beside ``raw``) never match. A dead writer's pid taken
+    by a new process keeps its temporary until that process ends: never delete a live write.
+    """
+    path = Path(path)
+    pattern = _temporary_pattern(re.escape(path.name))
+    stale = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in os.scandir(path.parent):
+            match = pattern.fullmatch(entry.name)
+            if match and not (match.group(1) and _pid_alive(int(match.group(1)))):
+                stale.append(path.parent / entry.name)
+    return sorted(stale)
+
+
+def remove_stale_temporaries(path) -> list[Path]:
+    """Delete :func:`stale_temporaries` of ``path``; return what was removed."""
+    stale = stale_temporaries(path)
+    for entry in stale:
+        remove(entry)
+    return stale
+
+
+def check_output_file(path) -> Path:
+    """A StageError naming ``path`` if no file can be written there (a folder, or under a file).
+
+    Atomic writes check this themselves; tools call it first, so that a wrong ``--out`` fails
+    before minutes of work rather than after.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise StageError(f"{path}: is a folder; give the path of a file to write")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise StageError(f"{path}: cannot write there, {parent} is not a folder")
+            break
+    return path
+
+
+def _prepare(path, folder: bool) -> Path:
+    """Check that ``path`` can be written; make its parent folder; remove its stale temporaries.
+
+    Inside a temporary folder (the inner files of an ``atomic_dir``) nothing can be stale, and
+    the scan is skipped: thousands of clips are written there.
+    """
+    path = check_output_file(path) if not folder else Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise StageError(f"{path}: cannot write there, {path.parent} is not a folder") from None
+    except OSError as exc:
+        raise StageError(f"{path}: cannot create its folder {path.parent} ({exc.strerror})") from None
+    temporary = _temporary_pattern()
+    if not any(temporary.fullmatch(part) for part in path.parent.parts):
+        remove_stale_temporaries(path)
+    return path
+
+
+def _create_temporary(path: Path, folder: bool) -> Path:
+    """Create ``.<name>.<pid>.<random>.tmp`` beside ``path``, as ``open``/``mkdir`` would.
+
+    Not ``tempfile.mkstemp``/``mkdtemp``: those ignore the umask (0600 / 0700), which breaks a
+    shared DVC cache or a team folder.
+    """
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{os.getpid()}.{_random_part()}.tmp"
+        try:
+            if folder:
+                os.mkdir(tmp, 0o777)
+            else:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise StageError(f"{path}: cannot write in {path.parent} ({exc.strerror})") from None
+    raise StageError(f"{path}: cannot create a temporary name in {path.parent}")
+
+
+def _random_part() -> str:
+    return "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789_") for _ in range(8))
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    path = _prepare(path, folder=False)
+    tmp = _create_temporary(path, folder=False)
+    try:
+        with open(tmp, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):  # a full disk, a lost mount: name the file, no traceback
+            raise StageError(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
 
 
@@ -65,9 +176,8 @@ def atomic_dir(path) -> Iterator[Path]:
     On any exception the temporary folder is deleted and ``path`` is removed as well, so a failed
     stage never leaves a stale or partial output in place.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    path = _prepare(path, folder=True)
+    tmp = _create_temporary(path, folder=True)
     try:
         yield tmp
     except BaseException:

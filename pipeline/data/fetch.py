@@ -1,12 +1,16 @@
 """Fetch a file over HTTP(S) with resume and checksum.
 
 The Speech Commands tarball is 2.3 GB: an interrupted download must continue where it stopped
-(HTTP Range) instead of starting over, and what arrived must be checkable (sha256).
+(HTTP Range) instead of starting over, but only when the server proves that the file has not
+changed meanwhile (If-Range with the ETag or Last-Modified recorded when the download started);
+otherwise it starts again, so two versions are never spliced. What arrived is checkable (sha256).
 """
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import http.client
+import json
 import logging
 import os
 import posixpath
@@ -19,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from pipeline.core.errors import StageError
-from pipeline.core.fs import sha256_file
+from pipeline.core.fs import atomic_write_json, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +31,10 @@ CHUNK = 1 << 20
 USER_AGENT = "kws-pipeline-download/1.0"
 
 
-def check_sha256(path, expected: str, what: str, delete: bool) -> str:
-    """Return the file's sha256; raise StageError if ``expected`` is given and differs."""
-    actual = sha256_file(path)
+def check_sha256(path, expected: str, what: str, delete: bool, actual: str = "") -> str:
+    """Return the file's sha256 (``actual`` if already computed); raise StageError if
+    ``expected`` is given and differs."""
+    actual = actual or sha256_file(path)
     expected = expected.strip().lower()
     if expected and actual != expected:
         if delete:
@@ -52,27 +57,123 @@ def cache_path(url: str, cache_dir) -> Path:
 
 
 class _Interrupted(Exception):
-    """A transfer that stopped early; retried with a Range request."""
+    """A transfer that stopped early; retried, resuming when the server proves the same file."""
 
 
-def _open(url: str, offset: int, timeout: float):
+def record_path(final: Path) -> Path:
+    """Where a finished download's facts (URL, validators, size, sha256) are kept beside it."""
+    return final.with_name(final.name + ".download.json")
+
+
+def _state_path(part: Path) -> Path:
+    """The validators of the version that ``part`` holds the beginning of."""
+    return part.with_name(part.name + ".json")
+
+
+def _validators(response, url: str) -> dict:
+    """What identifies the version a 200 response sends: ETag, Last-Modified, Date, length."""
+    headers = response.headers
+    length = headers.get("Content-Length")
+    return {
+        "url": url,
+        "etag": headers.get("ETag"),
+        "last_modified": headers.get("Last-Modified"),
+        # RFC 7232 2.2.2: a Last-Modified is a strong validator only if it is at least 60 s older
+        # than the response; the local clock stands in for a missing Date header.
+        "date": headers.get("Date") or email.utils.formatdate(usegmt=True),
+        "length": int(length) if length is not None and length.isdigit() else None,
+    }
+
+
+def _http_time(value) -> float | None:
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp() if value else None
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def if_range(state: dict) -> tuple[str, str] | None:
+    """The (header name, value) that proves a resumed transfer continues the same version.
+
+    A strong ETag, else a Last-Modified at least 60 s older than the response that carried it
+    (RFC 7233 3.2 forbids weak ETags and recent dates in If-Range); None if neither exists, and
+    then the download starts again instead of resuming.
+    """
+    etag = state.get("etag")
+    if etag and not etag.startswith("W/"):
+        return "ETag", etag
+    modified, date = _http_time(state.get("last_modified")), _http_time(state.get("date"))
+    if modified is not None and date is not None and date - modified >= 60:
+        return "Last-Modified", state["last_modified"]
+    return None
+
+
+def _discard(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    _state_path(part).unlink(missing_ok=True)
+
+
+def _recorded(url: str, part: Path) -> tuple[tuple[str, str] | None, dict]:
+    """(If-Range validator or None, recorded state) of the version ``part`` began."""
+    try:
+        state = json.loads(_state_path(part).read_text())
+    except (OSError, ValueError):
+        return None, {}
+    if not isinstance(state, dict) or state.get("url") != url:
+        return None, {}
+    return if_range(state), state
+
+
+def _resume_point(url: str, part: Path) -> tuple[int, tuple[str, str] | None, dict]:
+    """(offset, validator, state) for the next request: 0 when ``part`` cannot be continued."""
+    size = part.stat().st_size if part.exists() else 0
+    validator, state = _recorded(url, part) if size else (None, {})
+    if validator is None:
+        if size:
+            log.warning("%s: the server gave no strong validator (ETag or Last-Modified) for the "
+                        "partial download, so it cannot prove the file unchanged; starting again", part)
+        _discard(part)
+        return 0, None, {}
+    return size, validator, state
+
+
+def _open(url: str, offset: int, validator, timeout: float):
     headers = {"User-Agent": USER_AGENT}
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        headers["If-Range"] = validator[1]
     return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
+def _same_version(response, offset: int, validator, state: dict) -> str:
+    """Why a 206 answer does not continue the recorded version ('' when it does)."""
+    name, value = validator
+    if response.headers.get(name) != value:
+        return f"the server sent {name} {response.headers.get(name)!r}, not {value!r}"
+    content_range = response.headers.get("Content-Range", "")
+    match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", content_range.strip())
+    if not match or int(match.group(1)) != offset:
+        return f"unexpected Content-Range {content_range!r} for a resume at byte {offset}"
+    total = match.group(3)
+    if state.get("length") is not None and total != "*" and int(total) != state["length"]:
+        return f"the file is now {total} bytes, not {state['length']}"
+    return ""
+
+
 def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
-    """One attempt: append to ``part`` from its current size to the end of the resource."""
+    """One attempt: continue ``part`` if the server proves it is the same file, else start again."""
     from tqdm import tqdm
 
-    offset = part.stat().st_size if part.exists() else 0
+    offset, validator, state = _resume_point(url, part)
+    if offset and state.get("length") == offset:
+        return  # complete already (killed before the rename)
     try:
-        response = _open(url, offset, timeout)
+        response = _open(url, offset, validator, timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:  # the partial file is not a prefix we can continue
-            part.unlink()
-            raise _Interrupted(f"server refused to resume at byte {offset}; starting over") from None
+            log.warning("the server refused to resume %s at byte %d; starting again", url, offset)
+            _discard(part)
+            return _transfer(url, part, timeout, progress)
         if exc.code >= 500:
             raise _Interrupted(f"HTTP {exc.code} {exc.reason}") from None
         raise StageError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
@@ -81,15 +182,20 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
         raise _Interrupted(f"cannot connect: {reason}") from None
     with response:
         if offset and response.status == 206:
-            content_range = response.headers.get("Content-Range", "")
-            if not content_range.startswith(f"bytes {offset}-"):
-                part.unlink()
-                raise _Interrupted(f"unexpected Content-Range {content_range!r}; starting over")
+            problem = _same_version(response, offset, validator, state)
+            if problem:
+                response.close()
+                log.warning("cannot resume %s: %s; starting again", url, problem)
+                _discard(part)
+                return _transfer(url, part, timeout, progress)  # no part now: a plain request
             mode = "ab"
-        else:  # 200: the server sent the whole resource (it ignored or was not asked a Range)
+        else:  # 200: the whole resource (a changed file, or a server that ignores Range)
+            if offset:
+                log.warning("%s changed on the server (or it does not resume); starting again", url)
             offset, mode = 0, "wb"
-        length = response.headers.get("Content-Length")
-        total = offset + int(length) if length is not None else None
+            state = _validators(response, url)
+            atomic_write_json(_state_path(part), state)
+        total = state.get("length")
         written = offset
         with open(part, mode) as out, tqdm(
             total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
@@ -97,7 +203,7 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
         ) as bar:
             try:
                 while True:
-                    block = response.read(CHUNK)
+                    block = response.read1(CHUNK)  # what has arrived, not a full CHUNK
                     if not block:
                         break
                     out.write(block)
@@ -107,6 +213,16 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
                 raise _Interrupted(f"connection lost after {written} bytes ({exc!r})") from None
         if total is not None and written < total:
             raise _Interrupted(f"connection closed after {written} of {total} bytes")
+    return None
+
+
+def download_record(final) -> dict:
+    """The facts :func:`fetch` recorded for a cached download: url, etag, last_modified, bytes,
+    sha256 (empty for a file cached by an older version)."""
+    try:
+        return json.loads(record_path(Path(final)).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def fetch(
@@ -120,9 +236,13 @@ def fetch(
 ) -> tuple[Path, str]:
     """Download ``url`` into ``cache_dir`` (reused if already complete); return (path, sha256).
 
-    The transfer goes to ``<name>.part`` and resumes with an HTTP Range request after a cut
-    connection, both within this call (``retries`` times) and in a later call. The finished file is
-    checked against ``expected_sha256`` when given; a mismatch deletes it.
+    The transfer goes to ``<name>.part``, with the version's validators (ETag, Last-Modified) in
+    ``<name>.part.json``. After a cut connection, in this call (``retries`` times) or a later one,
+    it resumes with ``Range`` and ``If-Range`` only if the server proves that the file is the same
+    (a 206 carrying the recorded validator); a 200, a different validator, or no validator at all
+    start again from byte 0, so two versions are never spliced. The finished file is checked
+    against ``expected_sha256`` when given (a mismatch deletes it); its URL, validators, size and
+    sha256 are kept in ``<name>.download.json`` (:func:`download_record`).
     """
     scheme = urllib.parse.urlparse(url).scheme
     if scheme not in ("http", "https"):
@@ -130,21 +250,41 @@ def fetch(
     final = cache_path(url, cache_dir)
     part = final.with_name(final.name + ".part")
     if final.exists():
-        log.info("using cached %s", final)
-    else:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        for attempt in range(retries + 1):
-            try:
-                _transfer(url, part, timeout, progress)
-                break
-            except _Interrupted as exc:
-                have = part.stat().st_size if part.exists() else 0
-                if attempt == retries:
-                    raise StageError(
-                        f"download of {url} failed: {exc}. {have} bytes are kept in {part}; "
-                        "run the stage again to resume from there"
-                    ) from None
-                log.warning("download interrupted (%s); resuming at byte %d", exc, have)
-                time.sleep(backoff_s * (attempt + 1))
-        os.replace(part, final)
-    return final, check_sha256(final, expected_sha256, url, delete=True)
+        digest = sha256_file(final)
+        if download_record(final).get("sha256") in (None, digest):
+            log.info("using cached %s", final)
+            return final, check_sha256(final, expected_sha256, url, delete=True, actual=digest)
+        log.warning("the cached %s no longer matches its recorded sha256 (damaged on disk); "
+                    "downloading it again", final)
+        final.unlink()
+        record_path(final).unlink(missing_ok=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(retries + 1):
+        try:
+            _transfer(url, part, timeout, progress)
+            break
+        except _Interrupted as exc:
+            have = part.stat().st_size if part.exists() else 0
+            if attempt == retries:
+                if have and _recorded(url, part)[0]:
+                    kept = f"{have} bytes are kept in {part}; run the stage again to resume from there"
+                elif have:
+                    _discard(part)
+                    kept = (f"the {have} bytes received were discarded: the server sends no ETag or "
+                            "Last-Modified to prove a resumed file unchanged; run the stage again to "
+                            "start over")
+                else:
+                    kept = "run the stage again to retry"
+                raise StageError(f"download of {url} failed: {exc}; {kept}") from None
+            log.warning("download interrupted (%s); retrying with %d bytes in hand", exc, have)
+            time.sleep(backoff_s * (attempt + 1))
+    state = _recorded(url, part)[1]
+    os.replace(part, final)
+    _state_path(part).unlink(missing_ok=True)
+    digest = check_sha256(final, expected_sha256, url, delete=True)
+    record: dict = {key: state.get(key) for key in ("url", "etag", "last_modified")}
+    record.update(bytes=final.stat().st_size, sha256=digest)
+    atomic_write_json(record_path(final), record)
+    log.info("downloaded %s: %d bytes, sha256 %s (ETag %s, Last-Modified %s)", url, record["bytes"],
+             digest, record["etag"], record["last_modified"])
+    return final, digest

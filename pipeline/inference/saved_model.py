@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.errors import StageError
+from pipeline.core.errors import StageError, first_line
 from pipeline.core.fs import read_json
 from pipeline.core.tf import tensorflow
 from pipeline.inference.base import BATCH, KwsModel
@@ -21,7 +21,10 @@ class SavedModelModel(KwsModel):
         tf = tensorflow()
         self.tf = tf
         self.path = path
-        self.loaded = tf.saved_model.load(str(path))
+        try:
+            self.loaded = tf.saved_model.load(str(path))
+        except Exception as exc:  # protobuf DecodeError, OSError, ValueError, ...
+            raise StageError(f"{path}: cannot load the SavedModel ({first_line(exc)})") from None
         sigs = self.loaded.signatures
         if "serving_default" not in sigs:
             raise StageError(f"{path}: SavedModel has no serving_default signature")

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.errors import StageError, first_line
 from pipeline.core.tf import tflite_interpreter
 from pipeline.inference.base import FeatureModel
 from pipeline.inference.scores import as_scores
@@ -18,7 +19,10 @@ class TFLiteModel(FeatureModel):
 
     def __init__(self, path: Path, labels: list[str], params: dict[str, Any]):
         self.interpreter = tflite_interpreter(model_path=str(path), num_threads=1)
-        self.interpreter.allocate_tensors()
+        try:
+            self.interpreter.allocate_tensors()
+        except (RuntimeError, ValueError) as exc:
+            raise StageError(f"{path}: TFLite cannot prepare the model ({first_line(exc)})") from None
         self.path = path
         self.labels = labels
         self._setup_features(params)

@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from pipeline.core.errors import StageError
+from pipeline.core.errors import StageError, first_line
 from pipeline.models import layers as _custom_layers  # noqa: F401  (registers SVDF for loading)
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -62,15 +62,42 @@ def save_model_file(model: keras.Model, path) -> None:
         handle.write(buffer.getvalue())
 
 
+def check_keras_file(path: Path) -> None:
+    """A StageError naming ``path`` unless it is a whole ``.keras`` archive.
+
+    Keras answers a damaged or truncated file with "File not found", which misleads: check the
+    zip (every member's CRC) and that it holds a model config first.
+    """
+    try:
+        if not path.stat().st_size:
+            raise StageError(f"{path}: empty file, not a .keras model")
+        if not zipfile.is_zipfile(path):
+            raise StageError(f"{path}: not a .keras model (not a zip archive: damaged, truncated "
+                             "or another format)")
+        with zipfile.ZipFile(path) as archive:
+            if "config.json" not in archive.namelist():
+                raise StageError(f"{path}: not a .keras model (a zip archive without config.json)")
+            bad = archive.testzip()
+    except StageError:
+        raise
+    except PermissionError as exc:
+        raise StageError(f"{path}: cannot read ({exc.strerror})") from None
+    except Exception as exc:  # BadZipFile, zlib.error, EOFError, OSError ... of a damaged archive
+        raise StageError(f"{path}: damaged .keras archive ({type(exc).__name__}: {exc})") from None
+    if bad is not None:
+        raise StageError(f"{path}: damaged .keras archive (member {bad!r} fails its checksum)")
+
+
 def load_model_file(path) -> keras.Model:
     """Load a ``.keras`` file (custom layers registered), with clear errors."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found (run the train stage first)")
+    check_keras_file(path)
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as exc:  # keras raises many types for a damaged archive
-        raise StageError(f"{path}: cannot load the model ({exc})") from None
+        raise StageError(f"{path}: cannot load the model ({first_line(exc)})") from None
 
 
 def batch_predictor(model: keras.Model):

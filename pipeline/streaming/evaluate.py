@@ -89,10 +89,7 @@ def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConf
     for path, what in ((wav_path, "recording"), (ground_truth_path, "ground-truth file")):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: {what} not found")
-    try:
-        ground_truth = read_ground_truth(ground_truth_path)
-    except ValueError as exc:
-        raise StageError(str(exc)) from None
+    ground_truth = read_ground_truth(ground_truth_path)
     if model is None:
         from pipeline.inference import load_model
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.errors import StageError
 from pipeline.core.labels import SILENCE_LABEL
 
 
@@ -176,19 +177,49 @@ def _as_int(value):
 
 
 def read_ground_truth(path) -> list[tuple[str, int]]:
-    """Read ``label, time_ms`` lines, sorted by time (lines without exactly one comma are skipped)."""
+    """Read ``label, time_ms`` lines (the original's format), sorted by time.
+
+    Blank lines are ignored; any other line that is not a label, one comma and a finite time >= 0
+    is a StageError naming the file and the line, and so is a file that is not UTF-8 text or holds
+    no entry (scoring against nothing would report 0% as if it were a result).
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # a BOM is not part of the first label
+    except UnicodeDecodeError as exc:
+        raise StageError(f"{path}: not a text file (byte {exc.start} is not UTF-8); expected "
+                         "`label, time_ms` lines") from None
+    except IsADirectoryError:
+        raise StageError(f"{path}: is a folder, not a ground-truth file") from None
     entries = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
-        pieces = line.strip().split(",")
-        if len(pieces) != 2:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
             continue
+        where = f"{path}: line {number}"
+        if "\x00" in line:
+            raise StageError(f"{where}: binary data; expected `label, time_ms` lines")
+        pieces = line.split(",")
+        if len(pieces) != 2:
+            raise StageError(f"{where}: {_shorten(line)!r} is not `label, time_ms` "
+                             f"({len(pieces)} comma-separated fields)")
+        label, time_text = pieces[0].strip(), pieces[1].strip()
+        if not label or any(c.isspace() for c in label):
+            raise StageError(f"{where}: {_shorten(line)!r} has no single-word label before the comma")
         try:
-            time_ms = round(float(pieces[1]))
+            time_ms = float(time_text)
         except ValueError:
-            raise ValueError(f"{path}: line {number}: time {pieces[1].strip()!r} is not a number") from None
-        entries.append((pieces[0].strip(), time_ms))
+            raise StageError(f"{where}: time {_shorten(time_text)!r} is not a number of milliseconds") from None
+        if not math.isfinite(time_ms) or time_ms < 0:
+            raise StageError(f"{where}: time {time_text!r} must be a finite number of milliseconds >= 0")
+        entries.append((label, round(time_ms)))
+    if not entries:
+        raise StageError(f"{path}: no `label, time_ms` entries (an empty ground truth scores nothing)")
     entries.sort(key=lambda entry: entry[1])
     return entries
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass

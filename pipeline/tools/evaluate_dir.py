@@ -19,7 +19,7 @@ from tqdm import tqdm
 from pipeline.cli import run_main
 from pipeline.core.audio import fit_to_length, read_wav
 from pipeline.core.errors import StageError, WavError
-from pipeline.core.fs import atomic_write_json
+from pipeline.core.fs import atomic_write_json, check_output_file
 from pipeline.core.labels import BACKGROUND_NOISE_DIR, SILENCE_LABEL, UNKNOWN_LABEL
 
 BATCH = 128
@@ -111,6 +111,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None, help="write the results (and confusion) here")
     parser.add_argument("--batch-size", type=int, default=BATCH)
     args = parser.parse_args(argv)
+    if args.json:
+        check_output_file(args.json)
     model = load_model(args.model, args.labels)
     result = evaluate_dir(model, Path(args.data_dir), args.batch_size)
     result["model"] = str(args.model)

@@ -45,7 +45,16 @@ def _slug(name: str) -> str:
 
 
 def render(plots: dict, out_dir: Path, root: Path, scale: float = 1.5) -> list[Path]:
-    """Write ``<plot>.png`` files and ``index.html`` into ``out_dir``; return the files written."""
+    """Write ``<plot>.png`` files and ``index.html`` into ``out_dir``; return the files written.
+
+    ``out_dir`` is replaced as a whole, so it must be new, empty or an earlier render (it has an
+    index.html): a mistyped ``--out`` never deletes someone's folder.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not (out_dir.is_dir() and (
+            (out_dir / "index.html").is_file() or not any(out_dir.iterdir()))):
+        raise StageError(f"{out_dir}: exists and is not an earlier render (no index.html); "
+                         "it would be replaced: choose another --out")
     import vl_convert as vlc
 
     sections = []

@@ -13,7 +13,7 @@ import dataclasses
 from pathlib import Path
 
 from pipeline.cli import run_main
-from pipeline.core.fs import atomic_write_json, atomic_write_text
+from pipeline.core.fs import atomic_write_json, atomic_write_text, check_output_file
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.evaluate import format_summary, run_stream_eval, sweep_csv
 from pipeline.streaming.scores import BATCH
@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    for out in (args.json, args.sweep_csv):
+        if out:
+            check_output_file(out)
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(StreamEvalConfig)}
     cfg = StreamEvalConfig.from_dict(settings, prefix="stream_eval")
     metrics, sweep, detections, _ = run_stream_eval(

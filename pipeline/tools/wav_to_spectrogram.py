@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.cli import run_main
 from pipeline.core.audio import fit_to_length, read_wav
 from pipeline.core.errors import StageError
-from pipeline.core.fs import atomic_write_bytes
+from pipeline.core.fs import atomic_write_bytes, check_output_file
 
 
 def power_spectrogram(audio: np.ndarray, window: int, stride: int) -> np.ndarray:
@@ -117,6 +117,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.width < 100 or (args.height is not None and args.height < 100):
         raise StageError("--width and --height must be at least 100 pixels")
+    check_output_file(args.out)
     size = render(args.wav, args.out, args.features, args.model, args.labels, args.params,
                   args.width, args.height)
     print(f"wrote {args.out} ({size[0]} x {size[1]} px)")

@@ -1,0 +1,106 @@
+"""Atomic outputs (pipeline/core/fs.py): modes that follow the umask, stale temporaries of killed
+writers, and a named error for an output path that cannot be a file."""
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline.core.errors import StageError
+from pipeline.core.fs import (
+    atomic_dir,
+    atomic_write_bytes,
+    atomic_write_json,
+    remove_stale_temporaries,
+)
+from pipeline.tools.evaluate_dir import main as evaluate_dir_main
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def umask():
+    """Run the test body under a given umask; restore the old one afterwards."""
+    saved = os.umask(0o022)
+    yield lambda value: os.umask(value)
+    os.umask(saved)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+def test_outputs_get_the_modes_of_ordinary_files_under_the_umask(tmp_path, umask, mask):
+    umask(mask)
+    atomic_write_json(tmp_path / "metrics" / "train.json", {"accuracy": 1.0})
+    with atomic_dir(tmp_path / "data" / "raw") as tmp:
+        atomic_write_bytes(tmp / "dataset" / "yes" / "a.wav", b"RIFF")
+    with open(tmp_path / "ordinary.txt", "w") as handle:  # what a plain write gives
+        handle.write("x")
+    (tmp_path / "ordinary").mkdir()
+
+    assert mode(tmp_path / "metrics" / "train.json") == 0o666 & ~mask == mode(tmp_path / "ordinary.txt")
+    assert mode(tmp_path / "data" / "raw") == 0o777 & ~mask == mode(tmp_path / "ordinary")
+    assert mode(tmp_path / "data" / "raw" / "dataset" / "yes" / "a.wav") == 0o666 & ~mask
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_only_the_targets_own_temporaries_of_dead_writers_are_stale(tmp_path):
+    dead = _dead_pid()
+    names = {
+        f".raw.{dead}.abc_0123.tmp": True,  # killed writer of data/raw
+        ".raw.k2j4h5g6.tmp": True,  # left by an older version (mkdtemp, no pid)
+        f".raw.{os.getpid()}.abcdefgh.tmp": False,  # a writer that still runs
+        f".raw.json.{dead}.abcdefgh.tmp": False,  # data/raw.json's
+        f".rawer.{dead}.abcdefgh.tmp": False,  # data/rawer's
+        f".split.{dead}.abcdefgh.tmp": False,
+        ".raw.notes.tmp": False,  # not a name atomic writes make
+        "raw.abcdefgh.tmp": False,
+    }
+    for name in names:
+        (tmp_path / name).mkdir()
+    (tmp_path / f".raw.{dead}.abcdefgh.tmp").write_text("half a file")
+
+    removed = remove_stale_temporaries(tmp_path / "raw")
+
+    stale = sorted([n for n, is_stale in names.items() if is_stale] + [f".raw.{dead}.abcdefgh.tmp"])
+    assert sorted(p.name for p in removed) == stale
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, s in names.items() if not s)
+
+
+def test_atomic_writes_remove_their_targets_stale_temporaries(tmp_path):
+    dead = _dead_pid()
+    (tmp_path / f".model.json.{dead}.abcdefgh.tmp").write_text("{")
+    (tmp_path / f".features.{dead}.abcdefgh.tmp").mkdir()
+    (tmp_path / f".features.{dead}.abcdefgh.tmp" / "train.npz").write_bytes(b"PK")
+    atomic_write_json(tmp_path / "model.json", {})
+    with atomic_dir(tmp_path / "features") as tmp:
+        (tmp / "labels.txt").write_text("yes\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features", "model.json"]
+
+
+def test_a_file_output_that_is_a_folder_is_a_named_error(tmp_path):
+    (tmp_path / "results").mkdir()
+    with pytest.raises(StageError, match=r"results: is a folder; give the path of a file"):
+        atomic_write_json(tmp_path / "results", {})
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(StageError, match=r"plain/out.json: cannot write there, .*plain is not a folder"):
+        atomic_write_bytes(tmp_path / "plain" / "out.json", b"{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "results"]
+
+
+def test_a_tool_given_a_folder_for_its_output_names_it(tmp_path, shared_pretrained):
+    from tests.conftest import make_dataset
+
+    data = make_dataset(tmp_path / "data", words=("yes",), speakers=1, noise_seconds=1.0)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(StageError, match="out: is a folder"):
+        evaluate_dir_main(["--model", str(shared_pretrained / "conv_actions_frozen.pb"),
+                           "--data-dir", str(data), "--json", str(tmp_path / "out")])
