@@ -67,7 +67,7 @@ def _refuse(archive, member: str, problem: str) -> StageError:
 
 
 def _damaged(archive, problem: str) -> StageError:
-    return StageError(f"{archive}: damaged or truncated archive ({problem})")
+    return StageError(f"{archive}: damaged or truncated archive ({' '.join(problem.split())})")
 
 
 def _safe_name(archive, name: str) -> str:
@@ -263,7 +263,7 @@ def _tar_end_check(archive, tar: tarfile.TarFile, ended_on: bytes) -> None:
         raise _damaged(archive, "no end-of-archive marker (truncated?)")
 
 
-def _extract_tar(archive, dest: Path, limits: Limits) -> None:
+def _extract_tar(archive, dest: Path, limits: Limits, compression: str) -> None:
     class Recording(tarfile.TarInfo):
         """Remembers the last header block read, so the one that ended the archive is known."""
 
@@ -275,7 +275,7 @@ def _extract_tar(archive, dest: Path, limits: Limits) -> None:
             return super().frombuf(buf, encoding, errors)
 
     tree, writer = _Tree(archive), _Writer(archive, dest, limits)
-    with tarfile.open(archive, "r:*", tarinfo=Recording) as tar:
+    with tarfile.open(archive, f"r:{compression}", tarinfo=Recording) as tar:
         for member in tar:
             raw = member.name
             name = _safe_name(archive, raw)
@@ -382,18 +382,20 @@ def _extract_zip(archive, dest: Path, limits: Limits) -> None:
 
 
 def _kind(archive: Path) -> str:
+    """zip, or the tar compression: gz, bz2, xz or '' (plain)."""
     with open(archive, "rb") as handle:
         head = handle.read(BLOCK)
-    if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")):
-        return "tar"
+    for magic, compression in ((b"\x1f\x8b", "gz"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz")):
+        if head.startswith(magic):
+            return compression
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return "zip"
     if len(head) == BLOCK and head[257:262] == b"ustar":
-        return "tar"
+        return ""
     if zipfile.is_zipfile(archive):  # a zip with data before its first member
         return "zip"
     if tarfile.is_tarfile(archive):  # an old (v7) tar header
-        return "tar"
+        return ""
     raise StageError(f"{archive}: not a .tar.gz, .tgz, .tar or .zip archive (nor one damaged at its start)")
 
 
@@ -410,7 +412,7 @@ def extract(archive, dest, limits: Limits | None = None) -> None:
             if kind == "zip":
                 _extract_zip(archive, dest, limits)
             else:
-                _extract_tar(archive, dest, limits)
+                _extract_tar(archive, dest, limits, kind)
         except StageError:
             raise
         except RuntimeError as exc:  # zipfile: encrypted members ("password required")
