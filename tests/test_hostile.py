@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import csv
+import functools
 import gzip
 import io
 import logging
@@ -20,7 +21,9 @@ import stat
 import subprocess
 import sys
 import tarfile
+import threading
 import zipfile
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +180,7 @@ def test_tar_hard_links_resolve_from_the_archive_root(tmp_path):
     assert tree(tmp_path / "out") == {"yes/a.wav": b"RIFF-a", "no/b.wav": b"RIFF-a"}
 
 
+@pytest.mark.filterwarnings("ignore:Duplicate name")
 @pytest.mark.parametrize("links, problem", [
     ([("no/a.wav", "->", "b.wav"), ("no/b.wav", "->", "a.wav")], "loops"),
     ([("no/a.wav", "->", "a.wav")], "loops"),
@@ -310,6 +314,37 @@ def test_a_corrupt_zip_member_is_an_error(tmp_path):
     archive = tmp_path / "corrupt.zip"
     archive.write_bytes(bytes(data))
     refused(tmp_path, archive, "damaged or truncated archive")
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_a_damaged_download_is_an_error_and_is_not_kept_in_the_cache(tmp_path, monkeypatch):
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    served = tmp_path / "served"
+    served.mkdir()
+    good = _clips_tar()
+    damaged = bytearray(good)
+    damaged[len(damaged) // 2:len(damaged) // 2 + 4] = bytes(4)
+    (served / "speech.tar.gz").write_bytes(bytes(damaged))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = DataConfig(source="url", url=f"http://127.0.0.1:{server.server_address[1]}/speech.tar.gz")
+        out, cache = tmp_path / "project" / "data" / "raw", tmp_path / "cache"
+        clip = ClipFormat(sample_rate=RATE, clip_duration_ms=1000)
+        with pytest.raises(StageError, match="damaged or truncated archive.*removed from the cache"):
+            build_raw(out, config, clip, cache, progress=False)
+        assert not out.exists() and list(cache.iterdir()) == []  # nothing half-cached
+        (served / "speech.tar.gz").write_bytes(good)  # fixed on the server: the next run fetches it
+        info = build_raw(out, config, clip, cache, progress=False)
+        assert info["counts"] == {"yes": 20}
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # ------------------------------------------------------------------ 4. size limits
@@ -620,6 +655,7 @@ def _stage_cases(tmp_path: Path) -> dict:
     at = _header_offset(bytes(tar), 10)
     tar[at:at + 512] = random.Random(2).randbytes(512)
     (inputs / "garbage.tar.gz").write_bytes(gzip.compress(bytes(tar)))
+    (inputs / "cut.tar.gz").write_bytes(gzip.compress(bytes(tar))[:-100])
     (inputs / "big.zip").write_bytes(zip_bytes([("yes/a_nohash_0.wav", CLIP),
                                                 ("yes/b_nohash_0.wav", bytes(2 * MB))]))
     long = inputs / "long"
@@ -637,6 +673,8 @@ def _stage_cases(tmp_path: Path) -> dict:
                           inputs / "zeroed.tar.gz", "damaged or truncated archive"),
         "garbage header": (dict(source="archive", archive=str(inputs / "garbage.tar.gz")),
                            inputs / "garbage.tar.gz", f"damaged member header at byte {at}"),
+        "truncated tar.gz": (dict(source="archive", archive=str(inputs / "cut.tar.gz")),
+                             inputs / "cut.tar.gz", "damaged or truncated archive"),
         "member too big": (dict(source="archive", archive=str(inputs / "big.zip"), max_member_mb=1),
                            inputs / "big.zip", "more than the limit of 1 MB (data.max_member_mb)"),
         "long clip": (dict(source="dir", dir=str(long), on_long_clip="error"),

@@ -62,12 +62,16 @@ class Limits:
         return cls(data.max_member_mb * MB, data.max_total_mb * MB)
 
 
+class DamagedArchiveError(StageError):
+    """The archive is damaged or truncated (as opposed to refused for what it holds)."""
+
+
 def _refuse(archive, member: str, problem: str) -> StageError:
     return StageError(f"{archive}: refusing the archive: member {member!r} {problem}")
 
 
 def _damaged(archive, problem: str) -> StageError:
-    return StageError(f"{archive}: damaged or truncated archive ({' '.join(problem.split())})")
+    return DamagedArchiveError(f"{archive}: damaged or truncated archive ({' '.join(problem.split())})")
 
 
 def _safe_name(archive, name: str) -> str:

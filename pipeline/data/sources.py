@@ -29,9 +29,9 @@ from pipeline.core.fs import (
     sha256_file,
 )
 from pipeline.core.labels import BACKGROUND_NOISE_DIR
-from pipeline.data.archive import Limits, extract
+from pipeline.data.archive import DamagedArchiveError, Limits, extract
 from pipeline.data.config import DataConfig
-from pipeline.data.fetch import check_sha256, fetch
+from pipeline.data.fetch import check_sha256, fetch, forget
 from pipeline.data.manifest import skipped_text
 from pipeline.data.validate import printable, validate_dataset
 
@@ -174,7 +174,12 @@ def materialise(
         if not location:
             raise StageError("data.url is empty; set it to the data set's .tar.gz URL")
         path, digest = fetch(location, cache_dir, sha256, retries=retries, progress=progress)
-        problems += _from_archive(path, dest, staging, location, progress, limits)
+        try:
+            problems += _from_archive(path, dest, staging, location, progress, limits)
+        except DamagedArchiveError as exc:  # not worth keeping: the next run downloads it again
+            forget(path)
+            raise DamagedArchiveError(f"{exc}; the download was removed from the cache ({path}), so "
+                                      "the next run fetches it again") from None
         return {"url": location, "sha256": digest, "bytes": path.stat().st_size}
     if kind == "archive":
         path = Path(location)
