@@ -419,6 +419,19 @@ def test_long_clips_skip_or_error_by_their_own_policy(words):
     assert not (words / "yes" / "three_nohash_0.wav").exists()
 
 
+def test_warnings_name_data_raw_not_the_temporary_folder(tmp_path, words, caplog):
+    caplog.set_level(logging.WARNING)
+    config = DataConfig(source="dir", dir=str(words), on_bad_file="skip")
+    out = tmp_path / "data" / "raw"
+    info = build_raw(out, config, ClipFormat(sample_rate=RATE, clip_duration_ms=1000), tmp_path / "c",
+                     progress=False)
+    assert info["skipped"] == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(f"skipped 1 bad file(s) of 7 under {out.as_posix()}/dataset" in w for w in warnings)
+    assert any(f"1 clip(s) under {out.as_posix()}/dataset are longer than one clip" in w for w in warnings)
+    assert not any(".tmp" in w for w in warnings), warnings
+
+
 def test_clips_beyond_the_multiple_are_bad_files(words):
     with pytest.raises(WavError, match=r"12.0 s long, more than 10 clips") as caught:
         validate_dataset(words, RATE, RATE, max_clip_multiple=10)

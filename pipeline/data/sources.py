@@ -229,7 +229,7 @@ def _validate(root: Path, out: Path, sample_rate: int, clip_samples: int, data: 
         raise WavError((out / root.name / path).as_posix(), problem + others)
     try:
         rows = validate_dataset(root, sample_rate, clip_samples, data.on_bad_file, data.resample,
-                                data.on_long_clip, data.max_clip_multiple)
+                                data.on_long_clip, data.max_clip_multiple, (out / root.name).as_posix())
     except WavError as exc:  # exc.path is "<root name>/<rel>"; name the final location instead
         raise WavError((out / exc.path).as_posix(), exc.problem) from None
     return [((out / root.name / path).as_posix(), problem) for path, problem in sorted([*collected, *rows])]

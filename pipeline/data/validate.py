@@ -71,7 +71,7 @@ def printable(path) -> str:
 
 def validate_dataset(
     root, sample_rate: int, clip_samples: int, on_bad_file: str = "error", resample: bool = False,
-    on_long_clip: str = "truncate", max_clip_multiple: float | None = None,
+    on_long_clip: str = "truncate", max_clip_multiple: float | None = None, shown: str = "",
 ) -> list[tuple[str, str]]:
     """Check (and with ``resample`` convert) every ``root/*/*.wav`` in place.
 
@@ -87,12 +87,16 @@ def validate_dataset(
     policy ``on_long_clip``: ``"truncate"`` keeps it (featurize uses its first ``clip_samples``)
     and logs a warning with their count, ``"skip"`` deletes and reports it like a bad file,
     ``"error"`` raises WavError naming the first.
+
+    ``shown``: how warnings name ``root`` (the caller's final location when ``root`` is a
+    temporary folder); ``root`` itself by default.
     """
     if on_bad_file not in ON_BAD_FILE:
         raise ValueError(f"on_bad_file must be one of {ON_BAD_FILE}, got {on_bad_file!r}")
     if on_long_clip not in ON_LONG_CLIP:
         raise ValueError(f"on_long_clip must be one of {ON_LONG_CLIP}, got {on_long_clip!r}")
     root = Path(root)
+    shown = shown or str(root)
     max_samples = None if max_clip_multiple is None else int(max_clip_multiple * clip_samples)
     bad: list[tuple[Path, str]] = []
     long: list[tuple[Path, int]] = []
@@ -144,17 +148,17 @@ def validate_dataset(
     for path, _ in bad:
         remove(path)
     if bad:
-        log.warning("skipped %d bad file(s) of %d under %s", len(bad), len(files), root)
+        log.warning("skipped %d bad file(s) of %d under %s", len(bad), len(files), shown)
     if long and on_long_clip == "truncate":
         path, frames = max(long, key=lambda item: item[1])
         clip_ms = 1000 * clip_samples / sample_rate
         log.warning("%d clip(s) under %s are longer than one clip (%g ms), the longest %s of %.2f s; "
                     "they are kept and featurize uses their first %g ms (data.on_long_clip: skip "
-                    "leaves them out, error stops)", len(long), root, clip_ms,
+                    "leaves them out, error stops)", len(long), shown, clip_ms,
                     printable(path.relative_to(root).as_posix()), frames / sample_rate, clip_ms)
 
     for path in tqdm(to_resample, desc="resample", unit="file", disable=not to_resample):
         write_wav(path, read_wav(path, sample_rate, resample=True), sample_rate)
     if to_resample:
-        log.info("resampled %d file(s) to %d Hz under %s", len(to_resample), sample_rate, root)
+        log.info("resampled %d file(s) to %d Hz under %s", len(to_resample), sample_rate, shown)
     return rows
