@@ -180,6 +180,25 @@ def test_tar_hard_links_resolve_from_the_archive_root(tmp_path):
     assert tree(tmp_path / "out") == {"yes/a.wav": b"RIFF-a", "no/b.wav": b"RIFF-a"}
 
 
+@pytest.mark.skipif(not (shutil.which("tar") and shutil.which("zip")), reason="needs tar and zip")
+def test_links_in_archives_made_by_tar_and_zip_become_copies(tmp_path):
+    """What the usual tools write (GNU tar: symlink and hard link members, gz/bz2/xz and pax;
+    Info-ZIP with -y: a symlink member) extracts to regular files."""
+    src = tmp_path / "src" / "speech"
+    (src / "yes").mkdir(parents=True)
+    (src / "no").mkdir()
+    (src / "yes" / "a.wav").write_bytes(CLIP)
+    (src / "no" / "b.wav").symlink_to("../yes/a.wav")
+    os.link(src / "yes" / "a.wav", src / "no" / "hard.wav")
+    commands = {"t.zip": ["zip", "-qry"], "t.tgz": ["tar", "czf"], "t.tbz": ["tar", "cjf"],
+                "t.txz": ["tar", "cJf"], "pax.tgz": ["tar", "--format=posix", "-czf"]}
+    for name, command in commands.items():
+        subprocess.run([*command, str(tmp_path / name), "speech"], cwd=src.parent, check=True)
+        extract(tmp_path / name, tmp_path / f"out-{name}")
+        assert tree(tmp_path / f"out-{name}") == {"speech/yes/a.wav": CLIP, "speech/no/b.wav": CLIP,
+                                                   "speech/no/hard.wav": CLIP}, name
+
+
 @pytest.mark.filterwarnings("ignore:Duplicate name")
 @pytest.mark.parametrize("links, problem", [
     ([("no/a.wav", "->", "b.wav"), ("no/b.wav", "->", "a.wav")], "loops"),

@@ -419,8 +419,8 @@ def extract(archive, dest, limits: Limits | None = None) -> None:
                 _extract_tar(archive, dest, limits, kind)
         except StageError:
             raise
-        except RuntimeError as exc:  # zipfile: encrypted members ("password required")
-            raise _damaged(archive, str(exc)) from None
+        except RuntimeError as exc:  # zipfile: an encrypted member ("password required")
+            raise StageError(f"{archive}: cannot extract it: {exc}") from None
         except OSError as exc:
             if exc.errno is None:  # a decompressor's complaint (BadGzipFile, bz2, ...)
                 raise _damaged(archive, str(exc) or type(exc).__name__) from None
