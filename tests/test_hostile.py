@@ -206,6 +206,7 @@ def test_links_in_archives_made_by_tar_and_zip_become_copies(tmp_path):
     ([("no/a.wav", "->", "../missing.wav")], "which is not a file in the archive"),
     ([("no/a.wav", "->", "../yes")], "link to a folder"),
     ([("no/a.wav", "->", "../yes/x.wav/y")], "through the file"),
+    ([("no/a.wav", "->", "../nothing/../yes/x.wav")], "through 'nothing', which is not in the archive"),
     ([("no/a.wav", "->", "../../outside.wav")], "pointing outside the archive"),
     ([("no/a.wav", "->", "b.wav"), ("no/b.wav", "->", "../../x.wav")], "pointing outside the archive"),
     ([("l", "->", "."), ("no/a.wav", "->", "../l/../../x.wav")], "link to a folder"),

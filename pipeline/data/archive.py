@@ -160,8 +160,12 @@ class _Tree:
                 done = [p for p in next_base.split("/") if p]
                 todo = next_target.split("/") + todo
                 continue
-            if kind == "file" and todo and any(p not in ("", ".") for p in todo):
-                raise _refuse(self.archive, raw, f"is a link through the file {self.raw[here]!r} ({target!r})")
+            if any(p not in ("", ".") for p in todo):  # ``here`` must be a folder
+                if kind == "file":
+                    raise _refuse(self.archive, raw, f"is a link through the file {self.raw[here]!r} ({target!r})")
+                if kind is None and here not in self.below:
+                    raise _refuse(self.archive, raw, f"is a link through {here!r}, which is not in the archive "
+                                  f"({target!r})")
             done.append(part)
         final = "/".join(done)
         kind = self.kinds.get(final)
