@@ -75,7 +75,7 @@ def _not_a_file(path: Path) -> str:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return "a symbolic link loop"
-        if exc.errno == errno.ENOENT:
+        if exc.errno == errno.ENOENT and path.is_symlink():
             return f"a link to {printable(os.readlink(path))}, which does not exist"
         return f"cannot read: {exc.strerror}"
     if stat.S_ISDIR(mode):
