@@ -306,6 +306,27 @@ def test_truncated_archives_are_errors(tmp_path, cut):
     refused(tmp_path, archive, "damaged or truncated archive")
 
 
+@pytest.mark.parametrize("compression", ["bz2", "xz"])
+def test_damaged_bz2_and_xz_tarballs_are_errors(tmp_path, compression):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=f"w:{compression}") as tar:
+        tar.addfile(tarfile.TarInfo("yes/empty.wav"), io.BytesIO())
+        for i in range(5):
+            data = random.Random(i).randbytes(5000)
+            info = tarfile.TarInfo(f"yes/{i}_nohash_0.wav")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    good = tmp_path / f"good.tar.{compression}"
+    good.write_bytes(buffer.getvalue())
+    extract(good, tmp_path / "out")
+    assert len(tree(tmp_path / "out")) == 6
+    damaged = bytearray(buffer.getvalue())
+    damaged[len(damaged) // 2] ^= 0x55
+    archive = tmp_path / f"damaged.tar.{compression}"
+    archive.write_bytes(bytes(damaged))
+    refused(tmp_path, archive, "damaged or truncated archive")
+
+
 def test_trailing_garbage_after_the_gzip_stream_is_an_error(tmp_path):
     archive = tmp_path / "trailing.tar.gz"
     archive.write_bytes(_clips_tar(3) + b"garbage")
