@@ -721,7 +721,15 @@ def _stage_cases(tmp_path: Path) -> dict:
     names = inputs / "names"
     write_wav(names / "yes" / "a_nohash_0.wav", np.zeros(RATE), RATE)
     (names / os.fsdecode(b"yes/\xff_nohash_0.wav")).write_bytes(CLIP)
-    return {
+    cases = {}
+    if os.geteuid() != 0:  # root reads any file: there the in-process test stands in for this case
+        locked = inputs / "locked"
+        write_wav(locked / "yes" / "a_nohash_0.wav", np.zeros(RATE), RATE)
+        write_wav(locked / "yes" / "b_nohash_0.wav", np.zeros(RATE), RATE)
+        (locked / "yes" / "b_nohash_0.wav").chmod(0)
+        cases["unreadable file"] = (dict(source="dir", dir=str(locked)), "data/raw/dataset/yes/b_nohash_0.wav",
+                                    "cannot read: Permission denied")
+    return cases | {
         "zip link chain": (dict(source="archive", archive=str(chain)), chain, "lies below the link member 'a'"),
         "zeroed tar.gz": (dict(source="archive", archive=str(inputs / "zeroed.tar.gz")),
                           inputs / "zeroed.tar.gz", "damaged or truncated archive"),
