@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ["augmentation", "train_throughput", "latency", "streaming", "real_speech"]
+SCRIPTS = ["augmentation", "train_throughput", "latency", "streaming", "real_speech", "extraction"]
 
 
 def main(argv=None) -> int:

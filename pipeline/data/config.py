@@ -19,6 +19,7 @@ from pipeline.core.schema import (
 SOURCES = ("embedded", "url", "archive", "dir")
 TEST_SETS = ("hash", "official")
 ON_BAD_FILE = ("error", "skip")
+ON_LONG_CLIP = ("truncate", "skip", "error")
 RESERVED_WORDS = (SILENCE_LABEL, UNKNOWN_LABEL, BACKGROUND_NOISE_DIR)
 
 
@@ -55,6 +56,10 @@ class DataConfig(Section):
     test_set_sha256: str = param("", text())
     on_bad_file: str = param("error", text(ON_BAD_FILE))
     resample: bool = param(False, boolean())
+    on_long_clip: str = param("truncate", text(ON_LONG_CLIP))
+    max_clip_multiple: float = param(10, number(1, 100000))
+    max_member_mb: int = param(256, integer(1))
+    max_total_mb: int = param(16384, integer(1))
     embedded: EmbeddedConfig = subsection(EmbeddedConfig)
 
     @property

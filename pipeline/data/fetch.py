@@ -225,6 +225,12 @@ def download_record(final) -> dict:
         return {}
 
 
+def forget(final) -> None:
+    """Remove a cached download and its record (a damaged archive: the next run fetches it anew)."""
+    Path(final).unlink(missing_ok=True)
+    record_path(Path(final)).unlink(missing_ok=True)
+
+
 def fetch(
     url: str,
     cache_dir,

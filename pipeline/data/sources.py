@@ -11,9 +11,12 @@ clip with ``on_bad_file: error``) leaves no data/raw at all, so DVC never caches
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import os
 import shutil
+import stat
 from pathlib import Path
 
 from pipeline.core.clip import ClipFormat
@@ -26,11 +29,11 @@ from pipeline.core.fs import (
     sha256_file,
 )
 from pipeline.core.labels import BACKGROUND_NOISE_DIR
-from pipeline.data.archive import extract
+from pipeline.data.archive import DamagedArchiveError, Limits, extract
 from pipeline.data.config import DataConfig
-from pipeline.data.fetch import check_sha256, fetch
+from pipeline.data.fetch import check_sha256, fetch, forget
 from pipeline.data.manifest import skipped_text
-from pipeline.data.validate import validate_dataset
+from pipeline.data.validate import printable, validate_dataset
 
 log = logging.getLogger(__name__)
 # Top-level text files of the data set worth keeping (licence, readme, the original split lists).
@@ -48,6 +51,10 @@ def _clip_folders(root: Path) -> list[Path]:
 
 def find_layout_root(folder: Path, what: str) -> Path:
     """The folder holding ``<word>/*.wav``: ``folder`` itself or its single wrapping folder."""
+    try:
+        os.listdir(folder)
+    except OSError as exc:
+        raise StageError(f"{what}: cannot read the folder: {exc.strerror}") from None
     if _clip_folders(folder):
         return folder
     subdirs = [
@@ -61,43 +68,89 @@ def find_layout_root(folder: Path, what: str) -> Path:
     )
 
 
-def collect_clips(src_root: Path, dest: Path, move: bool, progress: bool = True) -> dict[str, int]:
-    """Copy (or move) ``<folder>/*.wav`` and the kept top-level files; return clips per folder."""
+def _not_a_file(path: Path) -> str:
+    """Why ``path`` (a ``*.wav`` entry) cannot be copied as a clip ('' when it can)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if exc.errno == errno.ENOENT and path.is_symlink():
+            return f"a link to {printable(os.readlink(path))}, which does not exist"
+        return f"cannot read: {exc.strerror}"
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    return ""
+
+
+def collect_clips(src_root: Path, dest: Path, move: bool, progress: bool = True) -> list[tuple[str, str]]:
+    """Copy (or move) ``<folder>/*.wav`` and the kept top-level files into ``dest``.
+
+    Returns ``(path relative to dest, problem)`` for what could not be taken: a symbolic link
+    loop, a dangling link, a folder named ``*.wav``, an unreadable file or word folder (the caller
+    applies ``data.on_bad_file`` to them, like to bad clips).
+    """
     from tqdm import tqdm
 
+    problems: list[tuple[str, str]] = []
+    for folder in sorted(src_root.iterdir()):
+        if folder.is_dir() and not folder.name.startswith(".") and folder.name not in IGNORED_DIRS:
+            try:
+                os.listdir(folder)
+            except OSError as exc:
+                problems.append((printable(folder.name) + "/", f"cannot read the folder: {exc.strerror}"))
     files = [(folder.name, wav) for folder in _clip_folders(src_root) for wav in sorted(folder.glob("*.wav"))]
-    counts: dict[str, int] = {}
     dest.mkdir(parents=True, exist_ok=True)
     for folder, wav in tqdm(files, desc="collect clips", unit="file", disable=not progress, mininterval=1.0):
-        if not wav.is_file():  # a dangling link or a folder named *.wav
+        rel = f"{folder}/{wav.name}"
+        problem = _not_a_file(wav)
+        if problem:
+            problems.append((printable(rel), problem))
             continue
         target = dest / folder / wav.name
         target.parent.mkdir(exist_ok=True)
-        if move and not wav.is_symlink():
-            wav.rename(target)
-        else:
-            shutil.copyfile(wav, target)
-        counts[folder] = counts.get(folder, 0) + 1
+        try:
+            source = open(wav, "rb")
+        except OSError as exc:
+            problems.append((printable(rel), f"cannot read: {exc.strerror}"))
+            continue
+        try:
+            with source:
+                if move and not wav.is_symlink():
+                    wav.rename(target)
+                else:
+                    with open(target, "wb") as out:
+                        shutil.copyfileobj(source, out, 1 << 20)
+        except OSError as exc:
+            raise StageError(f"{printable(wav)}: copying it to {printable(target)} failed: "
+                             f"{exc.strerror or exc}") from None
     for name in KEPT_TOP_LEVEL:
         source = src_root / name
         if source.is_file() and not source.is_symlink():
-            shutil.copyfile(source, dest / name)
-    return counts
+            try:
+                shutil.copyfile(source, dest / name)
+            except OSError as exc:
+                log.warning("%s: not kept, cannot read it: %s", source, exc.strerror)
+    return sorted(problems)
 
 
 def tree_sha256(root: Path) -> str:
     """One digest of a folder's ``*/*.wav`` files (names and contents), order-independent."""
     digest = hashlib.sha256()
     for path in sorted(root.glob("*/*.wav")):
-        digest.update(f"{path.relative_to(root).as_posix()}\t{sha256_file(path)}\n".encode())
+        digest.update(os.fsencode(f"{path.relative_to(root).as_posix()}\t{sha256_file(path)}\n"))
     return digest.hexdigest()
 
 
-def _from_archive(archive: Path, dest: Path, staging: Path, what: str, progress: bool) -> None:
+def _from_archive(archive: Path, dest: Path, staging: Path, what: str, progress: bool,
+                  limits: Limits | None) -> list[tuple[str, str]]:
     """Extract into ``staging`` (inside the atomic output folder), then move clips into ``dest``."""
-    extract(archive, staging)
-    collect_clips(find_layout_root(staging, what), dest, move=True, progress=progress)
+    extract(archive, staging, limits)
+    problems = collect_clips(find_layout_root(staging, what), dest, move=True, progress=progress)
     remove(staging)
+    return problems
 
 
 def materialise(
@@ -109,26 +162,37 @@ def materialise(
     cache_dir: Path,
     progress: bool = True,
     retries: int = 3,
+    limits: Limits | None = None,
+    problems: list | None = None,
 ) -> dict:
-    """Put the clips from ``location`` (kind: url, archive or dir) into ``dest``; describe them."""
+    """Put the clips from ``location`` (kind: url, archive or dir) into ``dest``; describe them.
+
+    Archives are extracted within ``limits``; what could not be taken is appended to ``problems``
+    as ``(path relative to dest, problem)``."""
+    problems = [] if problems is None else problems
     if kind == "url":
         if not location:
             raise StageError("data.url is empty; set it to the data set's .tar.gz URL")
         path, digest = fetch(location, cache_dir, sha256, retries=retries, progress=progress)
-        _from_archive(path, dest, staging, location, progress)
+        try:
+            problems += _from_archive(path, dest, staging, location, progress, limits)
+        except DamagedArchiveError as exc:  # not worth keeping: the next run downloads it again
+            forget(path)
+            raise DamagedArchiveError(f"{exc}; the download was removed from the cache ({path}), so "
+                                      "the next run fetches it again") from None
         return {"url": location, "sha256": digest, "bytes": path.stat().st_size}
     if kind == "archive":
         path = Path(location)
         if not location or not path.is_file():
             raise StageError(f"archive {location!r} not found (data.archive / data.test_set_source)")
         digest = check_sha256(path, sha256, str(path), delete=False)
-        _from_archive(path, dest, staging, str(path), progress)
+        problems += _from_archive(path, dest, staging, str(path), progress, limits)
         return {"archive": str(path), "sha256": digest, "bytes": path.stat().st_size}
     if kind == "dir":
         path = Path(location)
         if not location or not path.is_dir():
             raise StageError(f"folder {location!r} not found (data.dir / data.test_set_source)")
-        collect_clips(find_layout_root(path, str(path)), dest, move=False, progress=progress)
+        problems += collect_clips(find_layout_root(path, str(path)), dest, move=False, progress=progress)
         return {"dir": str(path), "sha256": tree_sha256(dest)}
     raise ValueError(f"unknown source kind {kind!r}")
 
@@ -150,13 +214,25 @@ def _count(root: Path) -> dict[str, int]:
     return {folder.name: len(list(folder.glob("*.wav"))) for folder in _clip_folders(root)}
 
 
-def _validate(root: Path, out: Path, sample_rate: int, clip_samples: int, on_bad_file: str, resample: bool):
-    """Run the shared clip checks; report paths as they will be once data/raw is in place."""
+def _validate(root: Path, out: Path, sample_rate: int, clip_samples: int, data: DataConfig,
+              collected=()):
+    """Run the shared clip checks; report paths as they will be once data/raw is in place.
+
+    ``collected``: ``(path, problem)`` of what :func:`collect_clips` could not take, under the
+    same ``data.on_bad_file`` policy."""
+    if collected and data.on_bad_file == "error":
+        path, problem = collected[0]
+        others = ""
+        if len(collected) > 1:
+            others = (f" ({len(collected) - 1} other file(s) are bad too; set data.on_bad_file: skip "
+                      "to leave them out and list them)")
+        raise WavError((out / root.name / path).as_posix(), problem + others)
     try:
-        rows = validate_dataset(root, sample_rate, clip_samples, on_bad_file, resample)
+        rows = validate_dataset(root, sample_rate, clip_samples, data.on_bad_file, data.resample,
+                                data.on_long_clip, data.max_clip_multiple, (out / root.name).as_posix())
     except WavError as exc:  # exc.path is "<root name>/<rel>"; name the final location instead
         raise WavError((out / exc.path).as_posix(), exc.problem) from None
-    return [((out / root.name / path).as_posix(), problem) for path, problem in rows]
+    return [((out / root.name / path).as_posix(), problem) for path, problem in sorted([*collected, *rows])]
 
 
 def build_raw(out, data: DataConfig, clip: ClipFormat, cache_dir, progress: bool = True,
@@ -167,6 +243,8 @@ def build_raw(out, data: DataConfig, clip: ClipFormat, cache_dir, progress: bool
     """
     out, cache_dir = Path(out), Path(cache_dir)
     sample_rate, clip_samples = clip.sample_rate, clip.desired_samples
+    limits = Limits.of(data)
+    collected: list = []
     with atomic_dir(out) as tmp:
         dataset = tmp / "dataset"
         info: dict = {"source": data.source}
@@ -174,17 +252,18 @@ def build_raw(out, data: DataConfig, clip: ClipFormat, cache_dir, progress: bool
             info.update(_generate(dataset, data, clip, progress))
         else:
             info.update(materialise(data.source, data.location, data.sha256, dataset, tmp / ".extract",
-                                    cache_dir, progress, retries))
-        skipped = _validate(dataset, out, sample_rate, clip_samples, data.on_bad_file, data.resample)
+                                    cache_dir, progress, retries, limits, collected))
+        skipped = _validate(dataset, out, sample_rate, clip_samples, data, collected)
         info["counts"] = _count(dataset)
         if BACKGROUND_NOISE_DIR not in info["counts"]:
             log.warning("the data set has no %s folder: training will mix in no background noise", BACKGROUND_NOISE_DIR)
         if data.test_set == "official":
             official = tmp / "official_test"
             kind = source_kind(data.test_set_source)
+            collected = []
             test_info = materialise(kind, data.test_set_source, data.test_set_sha256, official,
-                                    tmp / ".extract", cache_dir, progress, retries)
-            skipped += _validate(official, out, sample_rate, clip_samples, data.on_bad_file, data.resample)
+                                    tmp / ".extract", cache_dir, progress, retries, limits, collected)
+            skipped += _validate(official, out, sample_rate, clip_samples, data, collected)
             test_info["counts"] = _count(official)
             info["official_test"] = test_info
         info["skipped"] = len(skipped)
