@@ -1,6 +1,7 @@
 """Export the trained Keras model into models/export/ (the freeze stage).
 
-Writes ``saved_model/`` (see convert.build_module), ``model_float.tflite``, ``model_int8.tflite``,
+Writes ``saved_model/`` (see convert.build_module), ``model_float.tflite``, ``model_int8.tflite``
+(and its C array ``model_data.cc``/``.h`` with the micro front end),
 ``labels.txt``, ``frontend.json``; and ``metrics/export.json`` (parameters, file sizes, test
 accuracy of every format on the same clips). With a front end that is not made of TensorFlow ops
 (the speech embedding) no SavedModel is written: the export is a bundle (``bundle.json`` + the two
@@ -19,6 +20,7 @@ from pipeline.core import paths
 from pipeline.core.errors import StageError
 from pipeline.core.fs import atomic_dir, atomic_write_json, read_json
 from pipeline.core.labels import prepare_words_list, read_labels, write_labels
+from pipeline.export.c_array import write_c_array
 from pipeline.export.convert import (
     build_module,
     convert_float_tflite,
@@ -31,6 +33,9 @@ from pipeline.frontends import FeatureConfig
 from pipeline.inference.base import feature_params
 from pipeline.inference.scores import is_probability
 
+# Front ends a microcontroller computes (TensorFlow Lite Micro's): with them freeze also writes
+# the int8 model as a C array (model_data.cc / .h), as the micro_speech example ships it.
+MICROCONTROLLER_FRONTENDS = ("micro",)
 REPRESENTATIVE_CLIPS = 500
 REPRESENTATIVE_SEED = 1234
 
@@ -119,7 +124,10 @@ def write_exports(folder: Path, model, cfg: FeatureConfig, labels: list[str], ne
     frontend = frontend_dict(cfg, len(labels))
     float_flat, float_input, reason = convert_float_tflite(model, cfg, needs_softmax, check_audio)
     (folder / "model_float.tflite").write_bytes(float_flat)
-    (folder / "model_int8.tflite").write_bytes(convert_int8_tflite(model, cfg, needs_softmax, representative))
+    int8_flat = convert_int8_tflite(model, cfg, needs_softmax, representative)
+    (folder / "model_int8.tflite").write_bytes(int8_flat)
+    if cfg.preprocess in MICROCONTROLLER_FRONTENDS:
+        write_c_array(int8_flat, folder)  # model_data.cc / .h for TensorFlow Lite Micro
     frontend["tflite"] = {name: tflite_io(folder / name) for name in ("model_float.tflite", "model_int8.tflite")}
     frontend["tflite"]["model_float.tflite"]["takes"] = float_input
     frontend["tflite"]["model_int8.tflite"]["takes"] = "features"

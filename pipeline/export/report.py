@@ -10,7 +10,8 @@ import numpy as np
 from pipeline.core.tf import tflite_interpreter
 from pipeline.frontends import FeatureConfig
 
-EXPORTED_FILES = ("saved_model", "model_float.tflite", "model_int8.tflite")
+EXPORTED_FILES = ("saved_model", "model_float.tflite", "model_int8.tflite", "model_streaming.tflite",
+                  "model_data.cc")
 
 
 def frontend_dict(cfg: FeatureConfig, num_labels: int) -> dict[str, Any]:
