@@ -85,7 +85,7 @@ def bench_run(run: Path, stream_eval: bool) -> list[str]:
     has_streaming = streaming_path.is_file()
     if has_streaming:
         flat = streaming_path.read_bytes()
-        states = list(read_json(export / "frontend.json")["streaming"]["states"])
+        states = read_json(export / "frontend.json")["streaming"]["inputs"][1:]  # after the frame, in order
         runner = StreamingTFLite(states, content=flat)
         last = []
         for clip in x:

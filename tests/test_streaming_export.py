@@ -180,7 +180,8 @@ def test_freeze_writes_and_checks_the_streaming_model(svdf_export):
     assert streaming["window_macs"] > 20 * streaming["macs_per_frame"]
     assert metrics["size_bytes"]["model_streaming.tflite"] == (export / "model_streaming.tflite").stat().st_size
     frontend = json.loads((export / "frontend.json").read_text())
-    assert list(frontend["streaming"]["states"]) == ["svdf_memory"]
+    assert frontend["streaming"]["inputs"] == ["frame", "svdf_memory"]
+    assert frontend["streaming"]["outputs"] == ["scores", "svdf_memory"]
     assert frontend["streaming"]["states"]["svdf_memory"] == [1, 49, 64]
     assert json.loads((root / "export.json").read_text())["streaming"] == streaming
 

@@ -2,7 +2,8 @@
 
 The model's ``serving_default`` signature takes ``frame`` [1, bins] and one float32 tensor per
 state (by name), and returns ``output_0``, the scores [1, labels], and ``output_1``.. the states
-updated, in the order ``frontend.json`` lists them (``streaming.states``). Feed each call's output
+updated, in the order ``frontend.json`` lists them (``streaming.inputs`` after the frame; its
+``streaming.states`` gives their shapes). Feed each call's output
 states to the next call; zeros start a stream.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ class StreamingTFLite:
 
     def __init__(self, state_names: list[str], path: Path | None = None, content: bytes | None = None,
                  num_threads: int = 1):
-        """``state_names``: the states in output order (frontend.json's ``streaming.states``)."""
+        """``state_names``: the states in output order (frontend.json's ``streaming.inputs[1:]``)."""
         name = str(path) if path is not None else "streaming model"
         try:
             self.interpreter = tflite_interpreter(

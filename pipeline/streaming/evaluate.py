@@ -132,10 +132,10 @@ def _streaming_runner(model_path, model):
         raise StageError(f"{path} not found: freeze writes it only for models that stream "
                          "(see metrics/export.json 'streaming')")
     frontend = Path(model_path) / "frontend.json"
-    states = read_json(frontend).get("streaming", {}).get("states") if frontend.is_file() else None
-    if not states:
-        raise StageError(f"{frontend}: no 'streaming' entry naming the states of {STREAMING_MODEL}")
-    runner = StreamingTFLite(list(states), path)
+    inputs = read_json(frontend).get("streaming", {}).get("inputs") if frontend.is_file() else None
+    if not inputs:
+        raise StageError(f"{frontend}: no 'streaming' entry naming the inputs of {STREAMING_MODEL}")
+    runner = StreamingTFLite(list(inputs[1:]), path)  # input 0 is the frame; then the states in order
     if runner.num_labels != len(model.labels):
         raise StageError(f"{path} gives {runner.num_labels} scores but the export has "
                          f"{len(model.labels)} labels")
