@@ -118,9 +118,10 @@ def freeze(keras_dir: Path, out_dir: Path, metrics_path: Path, cfg: FeatureConfi
         -0.5, 0.5, (2, cfg.desired_samples)).astype(np.float32)
 
     with atomic_dir(out_dir) as tmp:
-        float_input = write_exports(tmp, model, cfg, labels, needs_softmax, representative, check_audio)
         streaming = write_streaming(tmp, keras_dir, model, cfg, needs_softmax,
                                     test_features[0] if test_features else representative)
+        float_input = write_exports(tmp, model, cfg, labels, needs_softmax, representative, check_audio,
+                                    streaming)
         accuracy = evaluate_exports(tmp, keras_dir, clip_paths, audio, y, test_features)
         metrics = export_metrics(cfg, wanted_words, len(representative), float_input, tmp,
                                  keras_dir / "model.keras", accuracy, len(y),
@@ -131,8 +132,9 @@ def freeze(keras_dir: Path, out_dir: Path, metrics_path: Path, cfg: FeatureConfi
 
 
 def write_exports(folder: Path, model, cfg: FeatureConfig, labels: list[str], needs_softmax: bool,
-                  representative: np.ndarray, check_audio: np.ndarray) -> str:
-    """Write every export file into ``folder``; return what the float TFLite takes."""
+                  representative: np.ndarray, check_audio: np.ndarray, streaming: dict[str, Any]) -> str:
+    """Write every export file into ``folder`` (but the streaming model, already there, whose
+    interface ``streaming`` gives); return what the float TFLite takes."""
     write_labels(folder / "labels.txt", labels)
     frontend = frontend_dict(cfg, len(labels))
     float_flat, float_input, reason = convert_float_tflite(model, cfg, needs_softmax, check_audio)
@@ -146,6 +148,8 @@ def write_exports(folder: Path, model, cfg: FeatureConfig, labels: list[str], ne
     frontend["tflite"]["model_int8.tflite"]["takes"] = "features"
     if reason:
         frontend["tflite"]["model_float.tflite"]["why_features"] = reason
+    if streaming["exported"]:
+        frontend["streaming"] = {key: streaming[key] for key in ("model", "inputs", "outputs", "states")}
     atomic_write_json(folder / "frontend.json", frontend)
     if cfg.frontend.in_graph:
         module, signatures = build_module(
@@ -164,7 +168,7 @@ def write_streaming(folder: Path, keras_dir: Path, model, cfg: FeatureConfig, ne
     ``features`` against the whole-clip model; its part of metrics/export.json (or why not).
 
     Per-frame and per-window times are measured and logged, not put in the metric (a rerun must
-    reproduce metrics/ exactly; bench/streaming.py prints them).
+    reproduce metrics/ exactly; bench/streaming_export.py prints them).
     """
     streaming, reason = streaming_model(keras_dir, model)
     if streaming is None:
@@ -182,9 +186,6 @@ def write_streaming(folder: Path, keras_dir: Path, model, cfg: FeatureConfig, ne
     window_flat = features_tflite(model, cfg, needs_softmax)
     metrics = streaming_metrics(streaming, worst, STREAMING_TOLERANCE, len(features), tflite_macs(flat),
                                 tflite_macs(window_flat), len(flat), len(window_flat))
-    frontend = read_json(folder / "frontend.json")
-    frontend["streaming"] = {key: metrics[key] for key in ("model", "inputs", "outputs", "states")}
-    atomic_write_json(folder / "frontend.json", frontend)
     log.info("streaming: %.4f ms per frame vs %.4f ms per window (one thread; %d vs %d MACs); "
              "largest difference %.3g", tflite_invoke_ms(flat), tflite_invoke_ms(window_flat),
              metrics["macs_per_frame"], metrics["window_macs"], worst)

@@ -52,6 +52,11 @@ class StreamingTFLite:
         self._state_in = [inputs[key]["index"] for key in self.state_names]
         self._state_out = [outputs[f"output_{k}"]["index"] for k in range(1, len(self.state_names) + 1)]
         self.state_shapes = {key: tuple(int(d) for d in inputs[key]["shape"]) for key in self.state_names}
+        for k, key in enumerate(self.state_names, start=1):
+            out_shape = tuple(int(d) for d in outputs[f"output_{k}"]["shape"])
+            if out_shape != self.state_shapes[key]:
+                raise StageError(f"{name}: output_{k} has shape {list(out_shape)} but state {key!r} "
+                                 f"has {list(self.state_shapes[key])}: the states are not in output order")
         self.reset()
 
     def reset(self) -> None:
