@@ -13,7 +13,8 @@ Columns: ms per call (TFLite invoke, one thread, best of 3 x 300 calls, zero inp
 call (counted from the TFLite graph, pipeline/export/cost.py), model bytes, test accuracy on
 data/features/test.npz (the streaming model run frame by frame over each clip from zero states),
 and on the run's 600 s recording: seconds to score it, real-time factor (seconds / audio seconds),
-and detections, with how many are identical to the window model's (label and time).
+and detections, with how many are identical to the window model's (label and time) and how many
+have a window-model detection of the same label within 100 ms, and the % of words correct.
 
     python bench/streaming_export.py RUN_DIR [RUN_DIR ...] [--no-stream-eval]
 """
@@ -39,9 +40,12 @@ from pipeline.inference.streaming_tflite import StreamingTFLite  # noqa: E402
 from pipeline.streaming.config import StreamEvalConfig  # noqa: E402
 from pipeline.streaming.evaluate import run_stream_eval  # noqa: E402
 
+NEAR_MS = 100  # a detection "near" one of the window model's: same label, at most this far
+
 HEADER = ("| run | model | form | per call | ms per call | MACs per call | bytes | test accuracy | "
-          "stream: seconds | real-time factor | detections (same as window) |\n"
-          "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "stream: seconds | real-time factor | detections (same as window; same label within 100 ms) | "
+          "stream: correct |\n"
+          "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 
 
 def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:
@@ -100,18 +104,24 @@ def bench_run(run: Path, stream_eval: bool) -> list[str]:
                                                                          progress=False)
         duration = window_metrics["duration_s"]
         reference = {(label, t) for label, t, _, _ in window_found}
-        rows[0] += [window_scores.seconds, window_scores.seconds / duration, f"{len(window_found)}"]
+        rows[0] += [window_scores.seconds, window_scores.seconds / duration, f"{len(window_found)}",
+                    window_metrics["correct_percentage"]]
         if has_streaming:
-            _, _, found, scores = run_stream_eval(export, wav, truth, cfg_eval, progress=False, streaming=True)
+            metrics, _, found, scores = run_stream_eval(export, wav, truth, cfg_eval, progress=False,
+                                                        streaming=True)
             same = sum((label, t) in reference for label, t, _, _ in found)
-            rows[-1] += [scores.seconds, scores.seconds / duration, f"{len(found)} ({same})"]
+            near = sum(any(label == ref and abs(t - u) <= NEAR_MS for ref, u in reference)
+                       for label, t, _, _ in found)
+            rows[-1] += [scores.seconds, scores.seconds / duration, f"{len(found)} ({same}; {near})",
+                         metrics["correct_percentage"]]
     return [_format(row) for row in rows]
 
 
 def _format(row) -> str:
     run, model, form, per, ms, macs, size, acc, *stream = row
     cells = [run, f"`{model}`", form, per, f"{ms:.3f}", f"{macs:,}", f"{size:,}", f"{100 * acc:.1f}%"]
-    cells += [f"{stream[0]:.1f}", f"{stream[1]:.4f}", stream[2]] if stream else ["–", "–", "–"]
+    cells += ([f"{stream[0]:.1f}", f"{stream[1]:.4f}", stream[2], f"{stream[3]:.1f}%"] if stream
+              else ["–"] * 4)
     return "| " + " | ".join(cells) + " |"
 
 
