@@ -76,6 +76,9 @@ def test_export_files_and_metrics(exported):
         assert acc[name] >= 0.85, (name, acc)
     assert acc["saved_model"] == acc["keras"] == acc["tflite_float"]
     assert abs(metrics["int8_drop_points"]) <= 1.0
+    # The test model is no registered architecture: no streaming export, and the reason why.
+    assert metrics["streaming"]["exported"] is False and "not a registered model" in metrics["streaming"]["reason"]
+    assert not (export / "model_streaming.tflite").exists() and not (export / "model_data.cc").exists()
     sizes = metrics["size_bytes"]
     assert sizes["model_int8.tflite"] < sizes["model_float.tflite"]
     assert sizes["model_float.tflite"] == (export / "model_float.tflite").stat().st_size

@@ -124,7 +124,7 @@ def test_model_options_size_the_model_and_are_validated():
     svdf = build_model("low_latency_svdf", (98, 40), 12, options=SvdfOptions(units=64, rank=1))
     assert svdf.get_layer("svdf").units == 64
     with pytest.raises(ParamError, match=r"model.ds_cnn.blocks.*\[kernel, stride\] pair"):
-        DsCnnOptions.from_dict({"channels": 8, "blocks": [[5, 1, 3]]})
+        DsCnnOptions.from_dict({"channels": 8, "blocks": [[5, 1, 3]], "padding": "same"})
     with pytest.raises(ParamError, match="model.low_latency_svdf.rank"):
         SvdfOptions.from_dict({"units": 10, "rank": 0})
     with pytest.raises(TypeError, match="SvdfOptions"):

@@ -8,6 +8,8 @@
 - ``convert_float_tflite``: float32 with the front end inside (AudioSpectrogram/Mfcc run by
   TFLite's builtin resolver) where it converts and agrees with TensorFlow, else features in.
 - ``convert_int8_tflite``: full-integer int8 on features, calibrated on training features.
+- ``streaming_model``, ``convert_streaming_tflite``: the trained model in its streaming form (if its
+  ModelSpec has one), one feature frame and explicit states per call.
 """
 from __future__ import annotations
 
@@ -103,6 +105,11 @@ def save_saved_model(module, signatures, folder: Path) -> None:
     (folder / "fingerprint.pb").unlink(missing_ok=True)
 
 
+def features_tflite(model, cfg: FeatureConfig, needs_softmax: bool) -> bytes:
+    """Float TFLite of the whole-clip model on features [1, frames, bins] (for comparisons)."""
+    return _features_input_tflite(model, cfg, needs_softmax)
+
+
 def _features_input_tflite(model, cfg: FeatureConfig, needs_softmax: bool, int8_calibration=None) -> bytes:
     tf = tensorflow()
     frames, bins = (int(v) for v in cfg.feature_shape)
@@ -152,3 +159,51 @@ def convert_float_tflite(model, cfg: FeatureConfig, needs_softmax: bool, check_a
 def convert_int8_tflite(model, cfg: FeatureConfig, needs_softmax: bool, representative: np.ndarray) -> bytes:
     """Full-integer int8 model on features, calibrated on ``representative`` training features."""
     return _features_input_tflite(model, cfg, needs_softmax, int8_calibration=representative)
+
+
+def convert_streaming_tflite(streaming) -> bytes:
+    """Float TFLite of a StreamingModel (models/streaming.py). Its signature ``serving_default``
+    takes ``frame`` [1, bins] and every state by name; it returns ``output_0`` (the scores) and
+    ``output_1``.. (the new states, in the order of ``streaming.state_shapes``)."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    tf = tensorflow()
+    specs = [tf.TensorSpec([1, streaming.bins], tf.float32, name="frame")]
+    specs += [tf.TensorSpec([1, *shape], tf.float32, name=name) for name, shape in streaming.state_shapes.items()]
+
+    def step(frame, *states):
+        return tuple(streaming([frame, *states], training=False))
+
+    module = tf.Module()
+    module.source = streaming.source  # tracks the weights the step reads
+    module.step = tf.function(step, input_signature=specs)
+    # Weights as constants (Keras 3 variables would stay resource variables without values);
+    # the tracked module keeps the signature and its input names.
+    frozen = convert_variables_to_constants_v2(module.step.get_concrete_function())
+    return _convert(tf.lite.TFLiteConverter.from_concrete_functions([frozen], module))
+
+
+def streaming_model(keras_dir: Path, trained):
+    """The trained model's streaming form: ``(StreamingModel, None)``, or ``(None, why not)``.
+
+    The architecture and its options come from the train stage's ``meta.json``; the model module's
+    ``ModelSpec.stream`` builds it from the trained layers.
+    """
+    from pipeline.core.fs import read_json
+    from pipeline.models.registry import MODELS
+    from pipeline.models.streaming import NotStreamable
+
+    meta_path = Path(keras_dir) / "meta.json"
+    meta = read_json(meta_path) if meta_path.is_file() else {}
+    architecture = meta.get("architecture")
+    spec = MODELS.get(architecture)
+    if spec is None:
+        return None, f"architecture {architecture!r} (from {meta_path}) is not a registered model"
+    if spec.stream is None:
+        return None, f"{architecture} has no streaming form (it runs on whole windows only)"
+    options = spec.options.from_dict({**spec.options().to_dict(), **meta.get("model_options", {})},
+                                     prefix=f"model.{architecture}")
+    try:
+        return spec.stream(trained, options), None
+    except NotStreamable as exc:
+        return None, str(exc)

@@ -1,6 +1,7 @@
 """Export the trained Keras model into models/export/ (the freeze stage).
 
-Writes ``saved_model/`` (see convert.build_module), ``model_float.tflite``, ``model_int8.tflite``,
+Writes ``saved_model/`` (see convert.build_module), ``model_float.tflite``, ``model_int8.tflite``
+(and its C array ``model_data.cc``/``.h`` with the micro front end),
 ``labels.txt``, ``frontend.json``; and ``metrics/export.json`` (parameters, file sizes, test
 accuracy of every format on the same clips). With a front end that is not made of TensorFlow ops
 (the speech embedding) no SavedModel is written: the export is a bundle (``bundle.json`` + the two
@@ -9,6 +10,7 @@ bytes.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,19 +21,32 @@ from pipeline.core import paths
 from pipeline.core.errors import StageError
 from pipeline.core.fs import atomic_dir, atomic_write_json, read_json
 from pipeline.core.labels import prepare_words_list, read_labels, write_labels
+from pipeline.export.c_array import write_c_array
 from pipeline.export.convert import (
     build_module,
     convert_float_tflite,
     convert_int8_tflite,
+    convert_streaming_tflite,
+    features_tflite,
     save_saved_model,
+    scores_fn,
+    streaming_model,
 )
-from pipeline.export.report import export_metrics, frontend_dict, tflite_io
-from pipeline.export.verify import evaluate_exports, read_test_clips
+from pipeline.export.cost import tflite_invoke_ms, tflite_macs
+from pipeline.export.report import export_metrics, frontend_dict, streaming_metrics, tflite_io
+from pipeline.export.verify import evaluate_exports, read_test_clips, streaming_difference
 from pipeline.frontends import FeatureConfig
 from pipeline.inference.base import feature_params
 from pipeline.inference.scores import is_probability
 
+# Front ends a microcontroller computes (TensorFlow Lite Micro's): with them freeze also writes
+# the int8 model as a C array (model_data.cc / .h), as the micro_speech example ships it.
+MICROCONTROLLER_FRONTENDS = ("micro",)
+log = logging.getLogger(__name__)
+
 REPRESENTATIVE_CLIPS = 500
+# The streaming model, frame by frame, must give the whole-clip model's scores this closely.
+STREAMING_TOLERANCE = 1e-4
 REPRESENTATIVE_SEED = 1234
 
 
@@ -103,28 +118,38 @@ def freeze(keras_dir: Path, out_dir: Path, metrics_path: Path, cfg: FeatureConfi
         -0.5, 0.5, (2, cfg.desired_samples)).astype(np.float32)
 
     with atomic_dir(out_dir) as tmp:
-        float_input = write_exports(tmp, model, cfg, labels, needs_softmax, representative, check_audio)
+        streaming = write_streaming(tmp, keras_dir, model, cfg, needs_softmax,
+                                    test_features[0] if test_features else representative)
+        float_input = write_exports(tmp, model, cfg, labels, needs_softmax, representative, check_audio,
+                                    streaming)
         accuracy = evaluate_exports(tmp, keras_dir, clip_paths, audio, y, test_features)
         metrics = export_metrics(cfg, wanted_words, len(representative), float_input, tmp,
                                  keras_dir / "model.keras", accuracy, len(y),
                                  len(test_features[1]) if test_features else 0)
+        metrics["streaming"] = streaming
     atomic_write_json(metrics_path, metrics)
     return metrics
 
 
 def write_exports(folder: Path, model, cfg: FeatureConfig, labels: list[str], needs_softmax: bool,
-                  representative: np.ndarray, check_audio: np.ndarray) -> str:
-    """Write every export file into ``folder``; return what the float TFLite takes."""
+                  representative: np.ndarray, check_audio: np.ndarray, streaming: dict[str, Any]) -> str:
+    """Write every export file into ``folder`` (but the streaming model, already there, whose
+    interface ``streaming`` gives); return what the float TFLite takes."""
     write_labels(folder / "labels.txt", labels)
     frontend = frontend_dict(cfg, len(labels))
     float_flat, float_input, reason = convert_float_tflite(model, cfg, needs_softmax, check_audio)
     (folder / "model_float.tflite").write_bytes(float_flat)
-    (folder / "model_int8.tflite").write_bytes(convert_int8_tflite(model, cfg, needs_softmax, representative))
+    int8_flat = convert_int8_tflite(model, cfg, needs_softmax, representative)
+    (folder / "model_int8.tflite").write_bytes(int8_flat)
+    if cfg.preprocess in MICROCONTROLLER_FRONTENDS:
+        write_c_array(int8_flat, folder)  # model_data.cc / .h for TensorFlow Lite Micro
     frontend["tflite"] = {name: tflite_io(folder / name) for name in ("model_float.tflite", "model_int8.tflite")}
     frontend["tflite"]["model_float.tflite"]["takes"] = float_input
     frontend["tflite"]["model_int8.tflite"]["takes"] = "features"
     if reason:
         frontend["tflite"]["model_float.tflite"]["why_features"] = reason
+    if streaming["exported"]:
+        frontend["streaming"] = {key: streaming[key] for key in ("model", "inputs", "outputs", "states")}
     atomic_write_json(folder / "frontend.json", frontend)
     if cfg.frontend.in_graph:
         module, signatures = build_module(
@@ -135,3 +160,33 @@ def write_exports(folder: Path, model, cfg: FeatureConfig, labels: list[str], ne
         atomic_write_json(folder / "bundle.json", {"model": "model_float.tflite", "frontend": "frontend.json",
                                                   "labels": "labels.txt", "int8_model": "model_int8.tflite"})
     return float_input
+
+
+def write_streaming(folder: Path, keras_dir: Path, model, cfg: FeatureConfig, needs_softmax: bool,
+                    features: np.ndarray) -> dict[str, Any]:
+    """``model_streaming.tflite`` where the model streams, checked frame by frame on every clip of
+    ``features`` against the whole-clip model; its part of metrics/export.json (or why not).
+
+    Per-frame and per-window times are measured and logged, not put in the metric (a rerun must
+    reproduce metrics/ exactly; bench/streaming_export.py prints them).
+    """
+    streaming, reason = streaming_model(keras_dir, model)
+    if streaming is None:
+        log.info("no streaming export: %s", reason)
+        return {"exported": False, "reason": reason}
+    flat = convert_streaming_tflite(streaming)
+    (folder / "model_streaming.tflite").write_bytes(flat)
+    whole = np.concatenate([np.asarray(scores_fn(model, needs_softmax)(features[i : i + 256]))
+                            for i in range(0, len(features), 256)])
+    worst = streaming_difference(flat, streaming.state_shapes, whole, features)
+    if not worst <= STREAMING_TOLERANCE:
+        raise StageError(f"{folder.name}/model_streaming.tflite: frame by frame it differs from the "
+                         f"whole-clip model by {worst:.3g} at a clip's last frame (at most "
+                         f"{STREAMING_TOLERANCE:g} allowed)")
+    window_flat = features_tflite(model, cfg, needs_softmax)
+    metrics = streaming_metrics(streaming, worst, STREAMING_TOLERANCE, len(features), tflite_macs(flat),
+                                tflite_macs(window_flat), len(flat), len(window_flat))
+    log.info("streaming: %.4f ms per frame vs %.4f ms per window (one thread; %d vs %d MACs); "
+             "largest difference %.3g", tflite_invoke_ms(flat), tflite_invoke_ms(window_flat),
+             metrics["macs_per_frame"], metrics["window_macs"], worst)
+    return metrics

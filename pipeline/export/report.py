@@ -10,7 +10,8 @@ import numpy as np
 from pipeline.core.tf import tflite_interpreter
 from pipeline.frontends import FeatureConfig
 
-EXPORTED_FILES = ("saved_model", "model_float.tflite", "model_int8.tflite")
+EXPORTED_FILES = ("saved_model", "model_float.tflite", "model_int8.tflite", "model_streaming.tflite",
+                  "model_data.cc")
 
 
 def frontend_dict(cfg: FeatureConfig, num_labels: int) -> dict[str, Any]:
@@ -69,3 +70,26 @@ def export_metrics(cfg: FeatureConfig, wanted_words, representative_clips: int, 
     if accuracy.get("tflite_float") is not None and accuracy.get("tflite_int8") is not None:
         metrics["int8_drop_points"] = round(100 * (accuracy["tflite_float"] - accuracy["tflite_int8"]), 3)
     return metrics
+
+
+def streaming_metrics(streaming, max_abs_diff: float, tolerance: float, clips: int, macs_per_frame: int,
+                      window_macs: int, model_bytes: int, window_bytes: int) -> dict[str, Any]:
+    """metrics/export.json's ``streaming``: the check, the costs, and the model's interface."""
+    states = {name: [1, *shape] for name, shape in streaming.state_shapes.items()}
+    return {
+        "exported": True,
+        "model": "model_streaming.tflite",
+        "max_abs_diff": float(f"{max_abs_diff:.3g}"),
+        "tolerance": tolerance,
+        "clips_checked": int(clips),
+        "frames_per_window": int(streaming.frames),
+        "macs_per_frame": int(macs_per_frame),
+        "window_macs": int(window_macs),
+        "window_to_frame_macs": round(window_macs / max(macs_per_frame, 1), 2),
+        "model_bytes": int(model_bytes),
+        "window_model_bytes": int(window_bytes),
+        "state_floats": int(sum(int(np.prod(shape)) for shape in states.values())),
+        "inputs": ["frame", *states],
+        "outputs": ["scores", *states],
+        "states": states,
+    }

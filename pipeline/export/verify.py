@@ -1,5 +1,6 @@
 """Check the exports: the in-model front end against TensorFlow, and every format's accuracy on
-the same test clips (the SavedModel through its WAV signature, as a user would call it)."""
+the same test clips (the SavedModel through its WAV signature, as a user would call it), and the
+streaming model frame by frame against the whole-clip model."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -77,3 +78,21 @@ def evaluate_exports(export_dir: Path, keras_dir: Path, paths, audio, y, test_fe
         x, fy = test_features
         results["keras_test_npz"] = _accuracy(keras_model.predict_features(x), fy)
     return results
+
+
+def streaming_difference(flat: bytes, state_names, whole_clip_scores: np.ndarray, features: np.ndarray) -> float:
+    """Largest absolute difference between the streaming model (``flat``), run frame by frame
+    over each clip's features [N, frames, bins] from zero states, at the clip's last frame, and
+    the whole-clip model's scores of the clip [N, labels]."""
+    from pipeline.inference.streaming_tflite import StreamingTFLite
+
+    runner = StreamingTFLite(list(state_names), content=flat)
+    worst = 0.0
+    bar = tqdm(total=int(features.shape[0] * features.shape[1]), desc="streaming check", unit="frame",
+               leave=False)
+    for clip, expected in zip(features, whole_clip_scores):
+        runner.reset()
+        last = runner.run(clip, bar)[-1]
+        worst = max(worst, float(np.abs(last - expected).max()))
+    bar.close()
+    return worst

@@ -4,7 +4,8 @@ Every builder takes features of one clip (``[frames, bins]``, or ``[windows, 96]
 embeddings) and returns logits; the train stage adds the softmax. A model is one module that
 defines ``MODEL = ModelSpec(...)``, listed in ``pipeline/models/registry.py``. Its hyperparameters
 are a :class:`~pipeline.core.schema.Section` (``options``) that params.yaml holds under
-``model.<name>``, validated like every other key.
+``model.<name>``, validated like every other key. A model that can run frame by frame also gives
+``stream`` (see ``pipeline/models/streaming.py``).
 """
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ class ModelSpec:
     options: type[Section] = NoOptions
     # Trainable parameters of the original models.py graph for 98 x 40 input and 12 labels.
     original_parameters: int | None = None
+    # How the model streams, if it can: (trained logits model, options) -> a StreamingModel that
+    # takes one feature frame per call with explicit states (models/streaming.py); it raises
+    # NotStreamable for options without an exact streaming form. None: whole clips only.
+    stream: Callable | None = None
 
 
 # Keras is imported inside the helpers: the registry (and params validation with it) stays cheap

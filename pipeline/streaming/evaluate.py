@@ -20,7 +20,9 @@ from pipeline.streaming.recognize import (
     score_detections,
     window_averages,
 )
-from pipeline.streaming.scores import BATCH, StreamScores, stream_scores
+from pipeline.streaming.scores import BATCH, StreamScores, stream_scores, streaming_scores
+
+STREAMING_MODEL = "model_streaming.tflite"
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +82,11 @@ def _fmt(value):
 
 def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConfig,
                     labels_path=None, *, frame_reuse=True, batch_size=BATCH, progress=True,
-                    model=None):
+                    model=None, streaming=False):
     """Load (or take) a model, score the recording, decode, score against the ground truth.
 
+    ``streaming``: score with the export's ``model_streaming.tflite`` instead, one call per
+    feature frame (``model_path`` is the export folder; its window model gives the front end).
     Returns ``(metrics, sweep rows, detections, StreamScores)``.
     """
     # Check the cheap inputs before loading a model.
@@ -101,14 +105,41 @@ def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConf
     unknown = sorted({label for label, _ in ground_truth} - set(model.labels))
     if unknown:
         log.warning("ground-truth labels the model does not have (never correct): %s", ", ".join(unknown))
-    scores = stream_scores(model, audio, cfg.clip_stride_ms, frame_reuse, batch_size, progress)
+    if streaming:
+        scores = streaming_scores(_streaming_runner(model_path, model), model, audio, cfg.clip_stride_ms,
+                                  progress)
+    else:
+        scores = stream_scores(model, audio, cfg.clip_stride_ms, frame_reuse, batch_size, progress)
     duration_s = len(audio) / model.sample_rate
     metrics, sweep, detections = evaluate_scores(model.labels, scores, ground_truth, duration_s, cfg)
     metrics.update(**cfg.to_dict(), duration_s=duration_s, windows=int(len(scores.times_ms)),
                    frame_reuse=scores.frame_reuse)
-    log.info("%d windows in %.1f s (%.0fx real time, frame reuse %s)", len(scores.times_ms),
-             scores.seconds, duration_s / max(scores.seconds, 1e-9), "on" if scores.frame_reuse else "off")
+    if streaming:
+        metrics["streaming"] = True
+    log.info("%d windows in %.1f s (%.0fx real time, %s)", len(scores.times_ms), scores.seconds,
+             duration_s / max(scores.seconds, 1e-9),
+             "streaming model, one call per frame" if streaming
+             else f"frame reuse {'on' if scores.frame_reuse else 'off'}")
     return metrics, sweep, detections, scores
+
+
+def _streaming_runner(model_path, model):
+    from pipeline.core.fs import read_json
+    from pipeline.inference.streaming_tflite import StreamingTFLite
+
+    path = Path(model_path) / STREAMING_MODEL
+    if not path.is_file():
+        raise StageError(f"{path} not found: freeze writes it only for models that stream "
+                         "(see metrics/export.json 'streaming')")
+    frontend = Path(model_path) / "frontend.json"
+    inputs = read_json(frontend).get("streaming", {}).get("inputs") if frontend.is_file() else None
+    if not inputs:
+        raise StageError(f"{frontend}: no 'streaming' entry naming the inputs of {STREAMING_MODEL}")
+    runner = StreamingTFLite(list(inputs[1:]), path)  # input 0 is the frame; then the states in order
+    if runner.num_labels != len(model.labels):
+        raise StageError(f"{path} gives {runner.num_labels} scores but the export has "
+                         f"{len(model.labels)} labels")
+    return runner
 
 
 def format_summary(metrics: dict) -> str:

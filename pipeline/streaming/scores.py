@@ -82,3 +82,35 @@ def stream_scores(model, audio: np.ndarray, clip_stride_ms: float, frame_reuse: 
     bar.close()
     scores = np.concatenate(out).astype(np.float32) if out else np.zeros((0, labels), np.float32)
     return StreamScores(times_ms, scores, reuse, time.perf_counter() - start)
+
+
+def streaming_scores(runner, window_model, audio: np.ndarray, clip_stride_ms: float,
+                     progress: bool = True) -> StreamScores:
+    """The windows' scores from a streaming model: one call per feature frame, no window computed
+    twice. ``runner`` is a StreamingTFLite (inference/streaming_tflite.py); ``window_model`` the
+    export's window model, whose front end gives the recording's frames once. The window starting
+    at sample ``o`` is scored by the streaming output after its last frame
+    (``o / frame_stride + frames - 1``), at the window model's times. Without its own padding the
+    first window of a stream starts from zero states, as a clip does.
+    """
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    rate, clip = int(window_model.sample_rate), int(window_model.desired_samples)
+    stride = int(clip_stride_ms * rate / 1000)
+    if not can_reuse_frames(window_model, stride):
+        raise StageError("streaming needs a front end whose frames of a long recording equal each "
+                         "clip's (frame reuse) and a clip stride of whole frames; this model has neither")
+    offsets = window_offsets(len(audio), clip, stride)
+    start = time.perf_counter()
+    features = np.asarray(window_model.frame_features(audio), dtype=np.float32)
+    frame_stride, frames = int(window_model.frame_stride_samples), int(window_model.frames_per_clip)
+    last = offsets // frame_stride + frames - 1  # the frame that completes each window
+    needed = int(last[-1]) + 1 if len(last) else 0
+    if features.shape[0] < needed:
+        raise StageError(f"frame_features gave {features.shape[0]} frames for {len(audio)} samples; "
+                         f"{needed} are needed")
+    runner.reset()
+    bar = tqdm(total=needed, desc="frames", unit="frame", disable=not progress)
+    per_frame = runner.run(features[:needed], bar)
+    bar.close()
+    scores = per_frame[last] if len(last) else np.zeros((0, runner.num_labels), np.float32)
+    return StreamScores(offsets * 1000 // rate, scores.astype(np.float32), True, time.perf_counter() - start)

@@ -2,7 +2,10 @@
 test_streaming_accuracy).
 
     python -m pipeline.tools.stream_eval --model PATH --wav FILE --ground-truth FILE
-        [--labels FILE] [--json OUT] [--sweep-csv OUT] [--clip-stride-ms 30 ...]
+        [--labels FILE] [--json OUT] [--sweep-csv OUT] [--clip-stride-ms 30 ...] [--streaming]
+
+``--streaming`` runs the export's ``model_streaming.tflite`` (one call per feature frame) instead
+of the window model.
 
 The decoder options default to the original's (the same as params.yaml's stream_eval section).
 """
@@ -34,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=BATCH)
     parser.add_argument("--no-frame-reuse", action="store_true",
                         help="score each window from its audio (slower; for checking)")
+    parser.add_argument("--streaming", action="store_true",
+                        help="score with the export's model_streaming.tflite, one call per feature "
+                             "frame (--model is the export folder)")
     parser.add_argument("--verbose", action="store_true", help="print every detection")
     return parser
 
@@ -45,13 +51,15 @@ def main(argv=None) -> int:
             check_output_file(out)
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(StreamEvalConfig)}
     cfg = StreamEvalConfig.from_dict(settings, prefix="stream_eval")
-    metrics, sweep, detections, _ = run_stream_eval(
+    metrics, sweep, detections, scores = run_stream_eval(
         Path(args.model), Path(args.wav), Path(args.ground_truth), cfg, args.labels,
-        frame_reuse=not args.no_frame_reuse, batch_size=args.batch_size)
+        frame_reuse=not args.no_frame_reuse, batch_size=args.batch_size, streaming=args.streaming)
     if args.verbose:
         for label, t, score, outcome in detections:
             print(f"{t}ms {label}: {score:.3f} ({outcome})")
     print(format_summary(metrics))
+    print(f"scored {metrics['duration_s']:.0f} s of audio in {scores.seconds:.1f} s: real-time factor "
+          f"{scores.seconds / metrics['duration_s']:.4f} ({'streaming model' if args.streaming else 'window model'})")
     if args.json:
         atomic_write_json(args.json, {"model": str(args.model), **metrics})
     if args.sweep_csv:
