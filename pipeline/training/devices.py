@@ -18,6 +18,10 @@ class Placement:
     devices: tuple[str, ...]
 
     @property
+    def on_gpu(self) -> bool:
+        return any("GPU" in name.upper() for name in self.devices)
+
+    @property
     def replicas(self) -> int:
         return len(self.devices) if self.kind == "mirrored" else 1
 

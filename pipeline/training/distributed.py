@@ -32,28 +32,28 @@ def make_step(model, optimizer, strategy=None, policy: str = "float32"):
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
         correct = tf.reduce_sum(tf.cast(tf.equal(predicted, y), tf.float32))
-        finite = tf.cast(tf.math.is_finite(loss) & tf.math.is_finite(tf.linalg.global_norm(grads)),
-                         tf.float32)
-        return loss, correct, finite
+        bad = 1.0 - tf.cast(tf.math.is_finite(loss) & tf.math.is_finite(tf.linalg.global_norm(grads)),
+                            tf.float32)
+        return loss, correct, bad
 
     if strategy is None:
         @tf.function(reduce_retracing=True)
         def step(x, y, rate):
             optimizer.learning_rate.assign(rate)
             global_batch = tf.cast(tf.shape(y)[0], tf.float32)
-            loss, correct, finite = replica_step(x, y, global_batch)
-            return loss, correct / global_batch, finite > 0
+            loss, correct, bad = replica_step(x, y, global_batch)
+            return loss, correct / global_batch, bad == 0
 
         return step
 
     @tf.function(reduce_retracing=True)
     def distributed(x, y, rate, global_batch):
         optimizer.learning_rate.assign(rate)
-        loss, correct, finite = strategy.run(replica_step, args=(x, y, global_batch))
+        loss, correct, bad = strategy.run(replica_step, args=(x, y, global_batch))
         total = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         correct = strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None)
-        finite = strategy.reduce(tf.distribute.ReduceOp.MIN, finite, axis=None)
-        return total, correct / global_batch, finite > 0
+        bad = strategy.reduce(tf.distribute.ReduceOp.SUM, bad, axis=None)
+        return total, correct / global_batch, bad == 0
 
     def step(x, y, rate):
         batch = int(y.shape[0])

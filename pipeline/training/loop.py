@@ -105,7 +105,7 @@ class Session:
         if cfg.batch_size % self.placement.replicas:
             raise StageError(f"params: train.batch_size {cfg.batch_size} must be a multiple of the "
                              f"{self.placement.replicas} replicas ({self.placement.describe()})")
-        self.policy = policy_name(cfg.mixed_precision, on_gpu=self.placement.kind != "cpu")
+        self.policy = policy_name(cfg.mixed_precision, on_gpu=self.placement.on_gpu)
         strategy = make_strategy(self.placement)
         self._build = lambda: build_model(cfg.model_architecture, data.feature_shape, len(data.labels),
                                           dropout=cfg.dropout, options=model_options)
