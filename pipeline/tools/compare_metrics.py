@@ -158,13 +158,50 @@ def render(rows: list[Row], base: str, markdown: bool) -> str:
     return "\n".join(lines + ["", TOLERANCE_NOTE])
 
 
+def changed_inputs(status: Any) -> list[str]:
+    """Stages whose code, params or command differ from dvc.lock in ``dvc status --json`` output.
+
+    Missing outputs (``deleted``: not pulled yet, or not pushed by anyone) do not count: a rerun
+    for those is a reproduction of the committed results.
+    """
+    def changed(value: Any) -> bool:
+        if isinstance(value, dict):
+            return any(changed(v) for v in value.values())
+        return value not in ("deleted", "not in cache")
+
+    stages = []
+    for stage, entries in (status or {}).items():
+        for entry in entries if isinstance(entries, list) else [entries]:
+            if isinstance(entry, str):  # "changed command", "always changed"
+                hit = entry != "always changed"
+            else:
+                hit = any(key != "changed outs" and changed(value) for key, value in entry.items())
+            if hit:
+                stages.append(stage)
+                break
+    return stages
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="HEAD", help="git revision to compare with (default HEAD)")
     parser.add_argument("--md", action="store_true", help="a Markdown table (for a PR comment)")
     parser.add_argument("--fail", action="store_true",
                         help="exit 1 when a metric moved beyond its tolerance")
+    parser.add_argument("--skip-if-inputs-changed", metavar="STATUS_JSON", type=Path,
+                        help="`dvc status --json` taken before the rerun: if a stage's code or "
+                             "params differed from dvc.lock, the rerun is not a reproduction of the "
+                             "committed metrics, so --fail does not apply")
     args = parser.parse_args(argv)
+    if args.skip_if_inputs_changed is not None:
+        status = read_workspace(args.skip_if_inputs_changed)
+        if status is None:
+            raise StageError(f"{args.skip_if_inputs_changed}: not found (the `dvc status --json` output)")
+        stages = changed_inputs(status)
+        if stages:
+            print(f"not a reproduction: code or params of {', '.join(stages)} differ from the "
+                  f"committed dvc.lock (commit the new dvc.lock and metrics); no tolerance check")
+            args.fail = False
     rows = compare(args.base)
     print(render(rows, args.base, args.md))
     beyond = [r.headline.label for r in rows if r.beyond]
