@@ -97,3 +97,22 @@ def test_a_metric_missing_on_one_side_is_reported(repo):
     (repo / "metrics/stream.json").unlink()
     rows = {row.headline.label: row for row in compare("HEAD", repo)}
     assert rows["streaming: correct"].verdict == "missing" and rows["streaming: correct"].beyond
+
+
+def test_changed_inputs_ignores_missing_outputs_but_not_changed_code_or_params():
+    from pipeline.tools.compare_metrics import changed_inputs
+
+    fresh_clone = {  # `dvc status --json` before any pull: outputs missing, nothing else changed
+        "featurize": [{"changed outs": {"data/features": "deleted"}}],
+        "train": [{"changed deps": {"data/features": "deleted"}},
+                  {"changed outs": {"models/keras": "deleted"}}],
+    }
+    assert changed_inputs(fresh_clone) == []
+    assert changed_inputs({}) == []
+    edited = {
+        **fresh_clone,
+        "train": [{"changed deps": {"params.yaml": {"train.learning_rate": "modified"}}}],
+        "evaluate": [{"changed deps": {"pipeline/evaluation": "modified"}}],
+        "freeze": ["changed command"],
+    }
+    assert changed_inputs(edited) == ["train", "evaluate", "freeze"]
