@@ -64,13 +64,16 @@ class Headline:
         return f"{delta:+g}"
 
 
+# Tolerances: about twice the largest change measured when training ran with other CPU numerics
+# (README "Reproducibility": an AVX2-only oneDNN, oneDNN off, one thread instead of two), in whole
+# clips / words of the default data set (168 test, 154 int8 WAVs, 204 validation clips, 200 words).
 HEADLINES = (
-    Headline("test accuracy", paths.EVALUATE_METRICS, "accuracy", "fraction", 0.03),
-    Headline("int8 TFLite accuracy", paths.EXPORT_METRICS, "accuracy.tflite_int8", "fraction", 0.03),
-    Headline("validation accuracy", paths.TRAIN_METRICS, "validation_accuracy", "fraction", 0.03),
-    Headline("streaming: correct", paths.STREAM_METRICS, "correct_percentage", "percent", 4.0),
+    Headline("test accuracy", paths.EVALUATE_METRICS, "accuracy", "fraction", 0.025),
+    Headline("int8 TFLite accuracy", paths.EXPORT_METRICS, "accuracy.tflite_int8", "fraction", 0.04),
+    Headline("validation accuracy", paths.TRAIN_METRICS, "validation_accuracy", "fraction", 0.04),
+    Headline("streaming: correct", paths.STREAM_METRICS, "correct_percentage", "percent", 6.0),
     Headline("streaming: false alarms per hour", paths.STREAM_METRICS, "false_alarms_per_hour",
-             "number", 60.0),
+             "number", 50.0),
 )
 
 
