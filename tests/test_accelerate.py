@@ -167,3 +167,27 @@ def test_batch_size_must_split_evenly_over_replicas(tmp_path):
         train(TrainConfig(**settings()), tmp_path / "data/features", outputs(tmp_path),
               progress=False, placement=placement)
     assert not (tmp_path / "models/keras").exists()
+
+
+def test_float16_step_scales_the_loss_and_learns():
+    """The GPU's mixed_float16 step (LossScaleOptimizer), run on the CPU's float16 kernels."""
+    import tensorflow as tf
+
+    from pipeline.models import build_model
+    from pipeline.training.distributed import make_step
+    from pipeline.training.optim import make_optimizer
+    from pipeline.training.precision import dtype_policy, wrap_optimizer
+
+    rng = np.random.default_rng(1)
+    prototypes = rng.normal(size=(4, 20, 12)).astype(np.float32)
+    y = np.arange(64, dtype=np.int32) % 4
+    x = prototypes[y] + rng.normal(0, 0.5, size=(64, 20, 12)).astype(np.float32)
+    with dtype_policy("mixed_float16"):
+        model = build_model("single_fc", (20, 12), 4, dropout=0.0)
+    optimizer = wrap_optimizer(make_optimizer("adam", 0.01), "mixed_float16")
+    assert hasattr(optimizer, "scale_loss")
+    optimizer.build(model.trainable_variables)
+    step = make_step(model, optimizer, None, "mixed_float16")
+    losses = [float(step(tf.constant(x), tf.constant(y), tf.constant(0.01))[0]) for _ in range(20)]
+    assert all(np.isfinite(losses)) and losses[-1] < 0.5 * losses[0]
+    assert all(w.dtype == "float32" for w in model.trainable_weights)  # float32 variables

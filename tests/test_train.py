@@ -49,6 +49,9 @@ def settings(**overrides) -> dict:
         save_step_interval=10,
         check_nans=True,
         spec_augment=False,
+        mixed_precision=False,
+        online_augment=False,
+        online_time_shift_frames=10,
         seed=37,
     )
     base.update(overrides)
