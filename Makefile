@@ -13,7 +13,7 @@ export DVC_NO_ANALYTICS := 1
 
 run: install
 	dvc repro
-	dvc metrics show
+	@python -m pipeline.tools.summary
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -23,6 +23,8 @@ TOOLS = {
     "render-plots": "render_plots",
     "preset": "preset",
     "stage-deps": "stage_deps",
+    "summary": "summary",
+    "compare-metrics": "compare_metrics",
 }
 
 

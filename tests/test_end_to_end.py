@@ -2,7 +2,8 @@
 
 This is what a newcomer's `make run` does, shrunk: `dvc repro` runs all eight stages, a second
 `dvc repro` does nothing, and `dvc exp run -S train.learning_rate=...` reruns train and what
-follows it but not download, split or featurize.
+follows it but not download, split or featurize. Last, CI's rerun (.ci/reproduce) against a
+directory remote: pull what is cached, rerun what changed, push, report.
 """
 from __future__ import annotations
 
@@ -50,8 +51,9 @@ def _env() -> dict:
     return env
 
 
-def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
+def run(cmd: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, env={**_env(), **(env or {})}, capture_output=True,
+                            text=True)
     assert result.returncode == 0, (
         f"{' '.join(cmd)} failed ({result.returncode})\n--- stdout\n{result.stdout[-4000:]}"
         f"\n--- stderr\n{result.stderr[-4000:]}"
@@ -166,3 +168,41 @@ def test_train_depends_only_on_the_options_of_its_own_model(workdir):
         params_path.write_text(original)
         run(["git", "checkout", "--", "dvc.lock", "metrics"], workdir)
         run(["dvc", "checkout", "-f"], workdir)
+
+
+def test_ci_rerun_pulls_cached_stages_and_reruns_only_train_onwards(workdir, tmp_path):
+    """.ci/reproduce, the sequence of the GitHub workflow's reproduce job, against a directory
+    remote: clone A reproduces (nothing to do) and pushes; clone B, a branch that changes one
+    train param, pulls the rest, reruns only train onwards, pushes, and reports against main."""
+    remote = tmp_path / "dvc-remote"
+    env = {"DVC_REMOTE_URL": str(remote)}
+    clone_a, clone_b = tmp_path / "a", tmp_path / "b"
+    run(["git", "clone", "-q", str(workdir), str(clone_a)], tmp_path)
+    # A shares the reproduced workdir's cache (as if it had run the DAG itself).
+    run(["dvc", "cache", "dir", "--local", str(workdir / ".dvc" / "cache")], clone_a)
+    run(["dvc", "checkout", "-q"], clone_a)
+    result = run([str(clone_a / ".ci/reproduce")], clone_a, env)
+    assert ran_stages(result.stdout) == set(), result.stdout[-3000:]
+    assert "within tolerance" in result.stdout or "identical" in result.stdout
+    pushed = {p for p in remote.rglob("*") if p.is_file()}
+    assert pushed, "clone A pushed nothing"
+
+    run(["git", "clone", "-q", str(workdir), str(clone_b)], tmp_path)
+    run(["git", "checkout", "-q", "-b", "faster-lr"], clone_b)
+    params_path = clone_b / "params.yaml"
+    params = read_yaml(params_path.read_text())
+    params["train"]["learning_rate"] = [rate * 1.5 for rate in params["train"]["learning_rate"]]
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "commit", "-q", "-am", "train.learning_rate x1.5"], clone_b)
+    result = run([str(clone_b / ".ci/reproduce")], clone_b,
+                 {**env, "BASE": "origin/main", "REPORT": str(tmp_path / "report.md")})
+    assert ran_stages(result.stdout) == {"train", "evaluate", "freeze", "stream_eval"}, result.stdout[-3000:]
+    # download, split, featurize and synthesize_stream came from the remote, not recomputed.
+    for stage in ("download", "split", "featurize", "synthesize_stream"):
+        assert f"Stage '{stage}' didn't change, skipping" in result.stdout, stage
+    assert (clone_b / "data/features/train.npz").is_file()
+    assert "not a reproduction: code or params of train differ" in result.stdout
+    report = (tmp_path / "report.md").read_text()
+    assert "train.learning_rate" in report and "| metric | origin/main | workspace |" in report
+    assert "metrics/evaluate.json" in report
+    assert {p for p in remote.rglob("*") if p.is_file()} > pushed  # B pushed its new artifacts

@@ -49,6 +49,9 @@ def settings(**overrides) -> dict:
         save_step_interval=10,
         check_nans=True,
         spec_augment=False,
+        mixed_precision=False,
+        online_augment=False,
+        online_time_shift_frames=10,
         seed=37,
     )
     base.update(overrides)
@@ -87,11 +90,13 @@ def test_train_writes_model_metrics_and_curve(tmp_path):
     assert metrics["steps"] == 40 and metrics["resumed_from_step"] == 0
     assert metrics["examples_per_second"] > 0
     # The committed metric holds only what a rerun reproduces; timings go to the logs.
-    run_facts = {"resumed_from_step", "seconds", "examples_per_second"}
+    run_facts = {"resumed_from_step", "seconds", "examples_per_second", "placement", "replicas",
+                 "dtype_policy"}
     written = json.loads((tmp_path / "metrics/train.json").read_text())
     assert written == {k: v for k, v in metrics.items() if k not in run_facts}
     logged = json.loads((tmp_path / "models/logs/run.json").read_text())
     assert logged == {k: metrics[k] for k in run_facts}
+    assert (logged["replicas"], logged["dtype_policy"]) == (1, "float32")  # the CPU, as before
 
     curve = (tmp_path / "metrics/train_curve.csv").read_text().splitlines()
     assert curve[0] == "step,learning_rate,loss,train_accuracy,validation_accuracy"

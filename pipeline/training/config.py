@@ -33,6 +33,12 @@ class TrainConfig(Section):
     save_step_interval: int = param(100, integer(1))
     check_nans: bool = param(False, boolean())
     spec_augment: bool = param(False, boolean())
+    # Opt-in: float16 (GPU) / bfloat16 (CPU) compute with float32 variables (precision.py).
+    mixed_precision: bool = param(False, boolean())
+    # Opt-in: sample and augment batches ahead in tf.data with stateless ops seeded by
+    # (seed, step) (online_augment.py): time shift of up to online_time_shift_frames + masks.
+    online_augment: bool = param(False, boolean())
+    online_time_shift_frames: int = param(10, integer(0, 1000))
     seed: int = param(37, integer(0))
 
     def __post_init__(self):

@@ -7,6 +7,7 @@ step; checkpoints (checkpoints.py) let a killed run resume where it stopped.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -27,9 +28,11 @@ from pipeline.training.checkpoints import (
     restore_checkpoint,
     save_checkpoint,
 )
+from pipeline.training.batches import step_batches
 from pipeline.training.config import TrainConfig
+from pipeline.training.devices import Placement, detect_placement, make_strategy
 from pipeline.training.logs import TrainingLog, write_curve
-from pipeline.training.optim import learning_rate_at, make_optimizer, make_train_step
+from pipeline.training.optim import learning_rate_at, make_optimizer
 
 log = logging.getLogger("pipeline.train")
 
@@ -81,21 +84,42 @@ def load_training_data(features_dir: Path) -> TrainingData:
 
 
 class Session:
-    """The model, its optimizer and the compiled train and predict steps of one run."""
+    """The model, its optimizer and the compiled train and predict steps of one run.
 
-    def __init__(self, cfg: TrainConfig, data: TrainingData, model_options: Section | None):
+    ``placement`` (devices.py): the CPU, one GPU or several mirrored; detected when None. With
+    the CPU and float32 (the defaults) this is a plain TensorFlow program, as before.
+    """
+
+    def __init__(self, cfg: TrainConfig, data: TrainingData, model_options: Section | None,
+                 placement: Placement | None = None):
         import keras
         import tensorflow as tf
 
         from pipeline.models import build_model
+        from pipeline.training.distributed import make_step
+        from pipeline.training.precision import dtype_policy, policy_name, wrap_optimizer
 
         keras.utils.set_random_seed(cfg.seed)
         tf.config.experimental.enable_op_determinism()
-        self.model = build_model(cfg.model_architecture, data.feature_shape, len(data.labels),
-                                 dropout=cfg.dropout, options=model_options)
-        self.optimizer = make_optimizer(cfg.optimizer, cfg.learning_rate[0])
-        self.optimizer.build(self.model.trainable_variables)
-        self.train_step = make_train_step(self.model, self.optimizer)
+        self.placement = detect_placement() if placement is None else placement
+        if cfg.batch_size % self.placement.replicas:
+            raise StageError(f"params: train.batch_size {cfg.batch_size} must be a multiple of the "
+                             f"{self.placement.replicas} replicas ({self.placement.describe()})")
+        self.policy = policy_name(cfg.mixed_precision, on_gpu=self.placement.on_gpu)
+        strategy = make_strategy(self.placement)
+        self._build = lambda: build_model(cfg.model_architecture, data.feature_shape, len(data.labels),
+                                          dropout=cfg.dropout, options=model_options)
+        with contextlib.ExitStack() as scope:
+            if strategy is not None:
+                scope.enter_context(strategy.scope())
+            if self.policy != "float32":
+                scope.enter_context(dtype_policy(self.policy))
+            self.model = self._build()
+            self.optimizer = wrap_optimizer(make_optimizer(cfg.optimizer, cfg.learning_rate[0]),
+                                            self.policy)
+            self.optimizer.build(self.model.trainable_variables)
+        self.plain = strategy is None and self.policy == "float32"
+        self.train_step = make_step(self.model, self.optimizer, strategy, self.policy)
         self._predict_step = tf.function(
             lambda x: tf.argmax(self.model(x, training=False), axis=1, output_type=tf.int32),
             reduce_retracing=True,
@@ -105,10 +129,18 @@ class Session:
         return np.concatenate([self._predict_step(x[i : i + PREDICT_BATCH]).numpy()
                                for i in range(0, len(x), PREDICT_BATCH)])
 
+    def export_model(self):
+        """The trained logits model to save: itself, or a float32 copy built outside any strategy."""
+        if self.plain:
+            return self.model
+        from pipeline.training.precision import float32_copy
+
+        return float32_copy(self.model, self._build)
+
 
 def train(cfg: TrainConfig, features_dir=paths.FEATURES_DIR, outputs: TrainOutputs = TrainOutputs(),
           model_options: Section | None = None, keep_checkpoints: int = 3,
-          progress: bool = True) -> dict[str, Any]:
+          progress: bool = True, placement: Placement | None = None) -> dict[str, Any]:
     """Train, resuming from a matching checkpoint; write the model folder and metrics.
 
     Returns the run's metrics (those of ``metrics_path`` plus its wall-clock facts).
@@ -131,7 +163,8 @@ def train(cfg: TrainConfig, features_dir=paths.FEATURES_DIR, outputs: TrainOutpu
     else:
         augment_fn = None
 
-    session = Session(cfg, data, model_options)
+    session = Session(cfg, data, model_options, placement)
+    log.info("training on %s (%s)", session.placement.describe(), session.policy)
     outputs.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     state = restore_checkpoint(outputs.checkpoint_dir, stamp, session.model, session.optimizer)
     rng = np.random.default_rng(cfg.seed)
@@ -160,13 +193,10 @@ def _run_steps(cfg: TrainConfig, data: TrainingData, session: Session, state: di
     started = time.perf_counter()
     with tqdm(total=total_steps, initial=state["step"], desc=f"train {cfg.model_architecture}",
               unit="step", disable=not progress) as bar:
-        for step in range(state["step"] + 1, total_steps + 1):
+        for step, xb, yb in step_batches(cfg, data.x_train, data.y_train, state["step"] + 1, rng,
+                                         augment_fn):
             rate = learning_rate_at(step, cfg.how_many_training_steps, cfg.learning_rate)
-            index = rng.integers(0, len(data.x_train), size=cfg.batch_size)
-            xb, yb = data.x_train[index], data.y_train[index]
-            if augment_fn is not None:
-                xb = np.asarray(augment_fn(xb, rng), dtype=np.float32)
-            loss, acc, finite = session.train_step(tf.constant(xb), tf.constant(yb), tf.constant(rate, tf.float32))
+            loss, acc, finite = session.train_step(xb, yb, tf.constant(rate, tf.float32))
             loss, acc = float(loss), float(acc)
             if cfg.check_nans and not bool(finite):
                 raise StageError(f"training step {step}: loss or gradients are NaN/Inf (loss {loss}, learning rate {rate})")
@@ -212,9 +242,12 @@ def _write_outputs(cfg: TrainConfig, model_options: Section, data: TrainingData,
         "resumed_from_step": resumed_from,
         "seconds": round(seconds, 3),
         "examples_per_second": round(cfg.total_steps * cfg.batch_size / seconds, 1) if seconds > 0 else None,
+        "placement": session.placement.describe(),
+        "replicas": session.placement.replicas,
+        "dtype_policy": session.policy,
     }
     with fs.atomic_dir(outputs.model_dir) as tmp:
-        save_model_file(with_softmax(session.model), tmp / "model.keras")
+        save_model_file(with_softmax(session.export_model()), tmp / "model.keras")
         write_labels(tmp / "labels.txt", data.labels)
         fs.atomic_write_json(tmp / "meta.json", {
             "architecture": cfg.model_architecture,

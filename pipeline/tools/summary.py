@@ -1,0 +1,76 @@
+"""A short, readable summary of the headline metrics in metrics/*.json (what `make run` ends with).
+
+    python -m pipeline.tools.summary            # or: kws summary
+
+`dvc metrics show` lists every number of every metrics file; this prints the few that matter:
+test accuracy, the int8 model's accuracy, and streaming detection (correct, false alarms/hour).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pipeline.cli import run_main
+from pipeline.core import paths
+from pipeline.tools.compare_metrics import read_workspace
+
+
+def _get(document: dict[str, Any] | None, *keys: str):
+    value: Any = document
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def _percent(value) -> str:
+    return "—" if value is None else f"{100 * float(value):.1f}%"
+
+
+def summary(root: Path = Path(".")) -> str:
+    train = read_workspace(paths.TRAIN_METRICS, root)
+    evaluate = read_workspace(paths.EVALUATE_METRICS, root)
+    export = read_workspace(paths.EXPORT_METRICS, root)
+    stream = read_workspace(paths.STREAM_METRICS, root)
+    lines = []
+    if train:
+        lines.append(f"model            {train.get('architecture', '?')}, "
+                     f"{int(train.get('parameters', 0)):,} parameters, {train.get('steps', '?')} steps")
+    test_note = f"   ({evaluate['examples']} test clips)" if _get(evaluate, "examples") else ""
+    lines.append(f"test accuracy    {_percent(_get(evaluate, 'accuracy'))}{test_note}")
+    int8_note = ""
+    if _get(export, "accuracy", "tflite_float") is not None:
+        clips = f"{export['test_clips']} test WAVs, " if _get(export, "test_clips") else ""
+        int8_note = f"   ({clips}float TFLite {_percent(_get(export, 'accuracy', 'tflite_float'))}"
+        if _get(export, "size_bytes", "model_int8.tflite"):
+            int8_note += f", int8 file {int(export['size_bytes']['model_int8.tflite']) / 1024:.0f} KiB"
+        int8_note += ")"
+    lines.append(f"int8 accuracy    {_percent(_get(export, 'accuracy', 'tflite_int8'))}{int8_note}")
+    if stream:
+        words = stream.get("ground_truth_words", "?")
+        minutes = float(stream.get("duration_s", 0)) / 60
+        lines.append(f"streaming        {float(stream.get('correct_percentage', 0)):.1f}% of {words} words "
+                     f"correct, {float(stream.get('false_alarms_per_hour', 0)):g} false alarms per hour "
+                     f"({minutes:g} min recording, threshold {stream.get('detection_threshold', '?')})")
+    else:
+        lines.append("streaming        —")
+    missing = [str(p) for p, d in ((paths.TRAIN_METRICS, train), (paths.EVALUATE_METRICS, evaluate),
+                                   (paths.EXPORT_METRICS, export), (paths.STREAM_METRICS, stream))
+               if d is None]
+    if missing:
+        lines.append(f"(not computed yet: {', '.join(missing)}; run `dvc repro`)")
+    lines.append("all metrics: dvc metrics show; against main: python -m pipeline.tools.compare_metrics --base main")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args(argv)
+    print(summary())
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
