@@ -23,6 +23,7 @@ TOOLS = {
     "render-plots": "render_plots",
     "preset": "preset",
     "stage-deps": "stage_deps",
+    "extract-clip": "extract_clip",
 }
 
 
