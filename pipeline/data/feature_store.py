@@ -58,8 +58,8 @@ def write_features(features_dir, name: str, x: np.ndarray, y: np.ndarray) -> dic
     x_path, y_path = feature_files(features_dir, name)
     x_path.parent.mkdir(parents=True, exist_ok=True)
     digests = {}
-    for path, array, dtype in ((x_path, x, "<f4"), (y_path, y, "<i4")):
-        with NpyWriter(path, dtype, np.shape(array)[1:]) as writer:
+    for path, array in ((x_path, np.asarray(x)), (y_path, np.asarray(y))):
+        with NpyWriter(path, array.dtype, array.shape[1:]) as writer:
             writer.append(array)
             digests[path.stem] = writer.close()
     return digests
