@@ -79,23 +79,33 @@ STAGE_OUTS = {
 
 
 class ClipMaker:
-    """Cheap, varied 16-bit clips: a word's two tones at a speaker's pitch over a noise floor."""
+    """Cheap, varied 16-bit clips: a word's two tones at a speaker's pitch over a noise floor
+    (tone bursts are cached per word, pitch and length, so a clip costs a slice and an add)."""
+
+    BURSTS = (4800, 6400, 8000, 9600)
 
     def __init__(self, seed: int = 0):
         self.rng = np.random.default_rng(seed)
-        self.floors = [self.rng.normal(0, 0.004, RATE * 2) for _ in range(64)]
+        self.floors = [self.rng.normal(0, 0.004, RATE * 2).astype(np.float32) for _ in range(64)]
+        self._tones: dict = {}
+
+    def _tone(self, word: str, pitch: int, burst: int) -> np.ndarray:
+        key = (word, pitch, burst)
+        if key not in self._tones:
+            digest = int(hashlib.md5(word.encode()).hexdigest(), 16)
+            f1, f2 = 300 + (digest % 23) * 120, 700 + ((digest // 23) % 19) * 160
+            shift = 1.0 + 0.04 * (pitch - 3)
+            t = np.arange(burst) / RATE
+            tone = 0.3 * np.sin(2 * np.pi * f1 * shift * t) + 0.2 * np.sin(2 * np.pi * f2 * shift * t)
+            self._tones[key] = (np.hanning(burst) * tone).astype(np.float32)
+        return self._tones[key]
 
     def clip(self, word: str, speaker: int, length: int) -> np.ndarray:
-        digest = int(hashlib.md5(word.encode()).hexdigest(), 16)
-        f1, f2 = 300 + (digest % 23) * 120, 700 + ((digest // 23) % 19) * 160
-        shift = 1.0 + 0.04 * ((speaker % 7) - 3)
         start = int(self.rng.integers(0, RATE * 2 - length))
         audio = self.floors[int(self.rng.integers(len(self.floors)))][start : start + length].copy()
-        burst = min(length, int(RATE * self.rng.uniform(0.3, 0.6)))
-        onset = int(self.rng.integers(0, length - burst + 1))
-        t = np.arange(burst) / RATE
-        tone = 0.3 * np.sin(2 * np.pi * f1 * shift * t) + 0.2 * np.sin(2 * np.pi * f2 * shift * t)
-        audio[onset : onset + burst] += np.hanning(burst) * tone * self.rng.uniform(0.2, 1.0)
+        tone = self._tone(word, speaker % 7, min(length, self.BURSTS[int(self.rng.integers(4))]))
+        onset = int(self.rng.integers(0, length - len(tone) + 1))
+        audio[onset : onset + len(tone)] += tone * np.float32(self.rng.uniform(0.2, 1.0))
         return np.clip(np.round(audio * 32767), -32768, 32767).astype("<i2")
 
     def length(self) -> int:
