@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.core.audio import read_wav, write_wav
+from pipeline.core.audio import write_wav
 from pipeline.core.clip import ClipFormat
 from pipeline.core.errors import StageError, WavError
 from pipeline.core.fs import sha256_file

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pipeline.core.audio import fit_to_length, read_wav
-from pipeline.core.errors import StageError, WavError
+from pipeline.core.errors import StageError
 from pipeline.core.schema import read_yaml
 from pipeline.data.augment import AugmentConfig
 from pipeline.data import featurize as featurize_module
