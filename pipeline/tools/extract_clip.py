@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
 import sys
 from pathlib import Path
 
@@ -54,9 +55,13 @@ def main(argv=None) -> int:
     with ClipStore(args.store) as store:
         if args.list:
             rate = store.sample_rate or 1
-            for name in _matching(store, args.names):
-                entry = store.entry(name)
-                sys.stdout.write(f"{entry.name}\t{entry.word}\t{entry.speaker}\t{entry.length / rate:.3f}\n")
+            try:
+                for name in _matching(store, args.names):
+                    entry = store.entry(name)
+                    sys.stdout.write(f"{entry.name}\t{entry.word}\t{entry.speaker}\t{entry.length / rate:.3f}\n")
+                sys.stdout.flush()
+            except BrokenPipeError:  # `kws extract-clip --list | head`: the reader has had enough
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         if args.out:
             if len(args.names) != 1:
