@@ -132,22 +132,22 @@ def main(argv=None) -> int:
     parser.add_argument("--examples", type=int, default=3000, help="examples timed per pipeline")
     args = parser.parse_args(argv)
 
-    from tests.conftest import make_dataset
+    from pipeline.data.clip_store import ClipStore
+    from tests.conftest import make_store
 
     words = list(dict.fromkeys(WANTED + ALL_WORDS))[: max(args.words, len(WANTED))]
     fcfg, acfg = FeatureConfig(), AugmentConfig(copies=args.copies)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
-        dataset = make_dataset(root / "dataset", words=words, speakers=args.speakers, noise_seconds=60)
+        dataset = make_store(root / "dataset", words=words, speakers=args.speakers, noise_seconds=60)
         gen_s = time.perf_counter() - t0
         split_dir = write_manifests(root, dataset, words, args.speakers)
 
         t0 = time.perf_counter()
-        meta = featurize(split_dir, dataset, root / "features", fcfg, acfg, base_dir=root)
+        meta = featurize(split_dir, dataset.parent, root / "features", fcfg, acfg, base_dir=root)
         featurize_s = time.perf_counter() - t0
-        train = np.load(root / "features" / "train.npz")
-        x, y = train["x"], train["y"]
+        x, y = np.load(root / "features" / "train" / "x.npy"), np.load(root / "features" / "train" / "y.npy")
 
         with open(split_dir / "train.csv") as handle:
             rows = list(csv.DictReader(handle))
@@ -155,7 +155,8 @@ def main(argv=None) -> int:
         paths = [str(root / (r["path"] or some_clip)) for r in rows]
         labels = [int(r["label_index"]) for r in rows]
         silence = [r["label"] == "_silence_" for r in rows]
-        noises = load_background(dataset / "_background_noise_", 16000, fcfg.desired_samples)
+        with ClipStore(dataset) as store:
+            noises, _ = load_background(store, 16000, fcfg.desired_samples)
 
         fly = examples_per_second(onthefly_dataset(paths, labels, silence, noises, fcfg, acfg, args.batch_size),
                                   args.examples, args.batch_size)

@@ -48,12 +48,13 @@ def stand_in_keras(params: dict, folder: Path) -> Path:
 
 def stand_in_export(params: dict, keras_dir: Path, work: Path) -> Path:
     """Export ``keras_dir`` with the freeze stage (random features as the int8 calibration set)."""
+    from pipeline.data.feature_store import write_features
     from pipeline.export.freeze import ExportInputs, freeze
 
     features = params["features"]
     rng = np.random.default_rng(0)
-    np.savez(work / "train.npz", x=rng.normal(0, 1, (64, *features.feature_shape)).astype(np.float32),
-             y=np.zeros(64, np.int32))
+    write_features(work, "train", rng.normal(0, 1, (64, *features.feature_shape)).astype(np.float32),
+                   np.zeros(64, np.int32))
     freeze(keras_dir, work / "export", work / "export.json", features, params["split"].wanted_words,
            ExportInputs(features_dir=work, test_manifest=None))
     return work / "export"

@@ -25,6 +25,7 @@ TOOLS = {
     "stage-deps": "stage_deps",
     "summary": "summary",
     "compare-metrics": "compare_metrics",
+    "extract-clip": "extract_clip",
 }
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.core.audio import write_wav
+from pipeline.core.audio import read_pcm16, write_wav
+from pipeline.data.clip_store import ClipStore, list_wavs, pack_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_MINI = REPO_ROOT.parent / "shared" / "data" / "speech_commands_mini"
@@ -63,6 +64,30 @@ def make_dataset(
     brown = np.cumsum(rng.normal(0, 0.02, int(noise_seconds * sample_rate)))
     write_wav(noise_dir / "brown_noise.wav", (brown / (np.abs(brown).max() + 1e-9) * 0.5), sample_rate)
     return root
+
+
+def pack(loose: Path, store: Path | None = None, sample_rate: int = 16000) -> Path:
+    """Pack a training-layout folder into a clip store (by default beside its WAVs, in place, so
+    that a clip's store path ``<root>/<word>/<file>.wav`` is also its file's path)."""
+    store = Path(loose if store is None else store)
+    pack_folder(loose, store, sample_rate, consume=False, progress=False)
+    return store
+
+
+def make_store(root: Path, **kwargs) -> Path:
+    """``make_dataset`` packed in place: WAV files and their clip store in one folder."""
+    return pack(make_dataset(root, **kwargs))
+
+
+def store_pcm(store: Path) -> dict[str, bytes]:
+    """name -> int16 sample bytes of every clip of a store."""
+    with ClipStore(store) as opened:
+        return {name: opened.pcm(name).tobytes() for name in opened.names}
+
+
+def wav_pcm(root: Path) -> dict[str, bytes]:
+    """name -> int16 sample bytes of every ``<word>/*.wav`` of a folder (compare with store_pcm)."""
+    return {p.relative_to(root).as_posix(): read_pcm16(p).tobytes() for p in list_wavs(root)}
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.core.audio import write_wav
-from pipeline.core.errors import ParamError, WavError
+from pipeline.core.errors import ParamError, StageError, WavError
 from pipeline.data.augment import (
     AugmentConfig,
     augment_clip,
@@ -13,7 +13,9 @@ from pipeline.data.augment import (
     load_background,
     time_shift,
 )
+from pipeline.data.clip_store import ClipStore
 from pipeline.training.spec_augment import spec_augment
+from tests.conftest import pack
 
 N = 1600
 
@@ -99,14 +101,19 @@ def test_evaluation_mode_leaves_words_alone_and_fixes_silence():
 
 
 def test_load_background(tmp_path):
-    write_wav(tmp_path / "b.wav", np.full(3 * N, 0.25), 16000)
-    write_wav(tmp_path / "a.wav", np.full(2 * N, -0.25), 16000)
-    noises = load_background(tmp_path, 16000, N)
-    assert [round(float(n[0]), 2) for n in noises] == [-0.25, 0.25]  # name order
-    assert load_background(tmp_path / "absent", 16000, N) == []
-    write_wav(tmp_path / "c.wav", np.zeros(N), 16000)
-    with pytest.raises(WavError, match="c.wav.*needs more than"):
-        load_background(tmp_path, 16000, N)
+    noise = tmp_path / "_background_noise_"
+    write_wav(noise / "b.wav", np.full(3 * N, 0.25), 16000)
+    write_wav(noise / "a.wav", np.full(2 * N, -0.25), 16000)
+    write_wav(tmp_path / "yes" / "x_nohash_0.wav", np.full(N, 0.5), 16000)  # a word: not noise
+    with ClipStore(pack(tmp_path)) as store:
+        noises, names = load_background(store, 16000, N)
+        with pytest.raises(StageError, match="clips are at 16000 Hz, features.sample_rate is 8000"):
+            load_background(store, 8000, N)
+    assert [round(float(n[0]), 2) for n in noises] == [-0.25, 0.25] and names == ["a.wav", "b.wav"]  # name order
+    assert load_background(None, 16000, N) == ([], [])
+    write_wav(noise / "c.wav", np.zeros(N), 16000)
+    with ClipStore(pack(tmp_path)) as store, pytest.raises(WavError, match="_background_noise_/c.wav.*needs more than"):
+        load_background(store, 16000, N)
 
 
 def test_augment_config_from_params():

@@ -22,17 +22,18 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.core.audio import read_wav, write_wav
+from pipeline.core.audio import write_wav
 from pipeline.core.clip import ClipFormat
 from pipeline.core.errors import StageError, WavError
 from pipeline.core.fs import sha256_file
 from pipeline.core.schema import read_yaml
 from pipeline.data.archive import extract
+from pipeline.data.clip_store import ClipStore, is_store
 from pipeline.data.config import DataConfig, EmbeddedConfig
 from pipeline.data.fetch import download_record, fetch, if_range
 from pipeline.data.sources import build_raw
 from pipeline.stages.download import main
-from tests.conftest import REPO_ROOT, make_dataset
+from tests.conftest import REPO_ROOT, make_dataset, store_pcm, wav_pcm
 
 WORDS = ("yes", "no", "cat")
 
@@ -134,7 +135,8 @@ def _tarball(src: Path, wrap: str = "") -> bytes:
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*.wav"))}
+    """name -> samples of every clip, of a clip store (data/raw/dataset) or a folder of WAVs."""
+    return store_pcm(root) if is_store(root) else wav_pcm(root)
 
 
 @pytest.fixture
@@ -320,7 +322,7 @@ def test_a_killed_stage_leaves_ignored_temporaries_that_its_next_run_removes(
         process.wait()
     http_server.release.set()
     left = list(data.glob(f".raw.{process.pid}.*.tmp"))
-    assert len(left) == 1 and list(left[0].glob("dataset/*/*.wav"))  # half-written data/raw
+    assert len(left) == 1 and (left[0] / "dataset" / "audio.npy").is_file()  # half-written data/raw
     assert _git(repo, "status", "--porcelain", "--untracked-files=all") == ""
 
     subprocess.run(stage, cwd=repo, check=True, capture_output=True)
@@ -512,7 +514,9 @@ def test_dir_source_runs_on_the_shared_real_clips(tmp_path, shared_mini):
     assert info["skipped"] == 0
     assert len(info["counts"]) == 36 and info["counts"]["_background_noise_"] >= 1
     some = sorted((shared_mini / "yes").glob("*.wav"))[0]
-    assert (tmp_path / "data" / "raw" / "dataset" / "yes" / some.name).read_bytes() == some.read_bytes()
+    with ClipStore(tmp_path / "data" / "raw" / "dataset") as store:
+        assert store.wav_bytes(f"yes/{some.name}")[44:] == some.read_bytes()[44:]  # the same samples
+        assert len(store) == sum(info["counts"].values())
 
 
 # ------------------------------------------------------------------ main and embedded
@@ -531,5 +535,5 @@ def test_main_reads_params_and_generates_the_embedded_set(tmp_path):
     info = json.loads((out / "source.json").read_text())
     assert info["source"] == "embedded" and info["embedded"]["seed"] == 3
     assert info["counts"]["_background_noise_"] == 4 and info["counts"]["marvin"] == 1
-    clip = next((out / "dataset" / "yes").glob("*.wav"))
-    assert len(read_wav(clip, 8000)) == 8000  # generated at features.sample_rate
+    with ClipStore(out / "dataset") as store:
+        assert store.sample_rate == 8000 and len(store.read(store.of_word("yes")[0].name)) == 8000

@@ -96,8 +96,8 @@ def workdir(tmp_path_factory) -> Path:
 
 def test_every_stage_leaves_its_outputs(workdir):
     for path in [
-        "data/raw/dataset/_background_noise_", "data/split/train.csv", "data/split/test.csv",
-        "data/features/train.npz", "models/keras/model.keras", "models/export/labels.txt",
+        "data/raw/dataset/audio.npy", "data/raw/dataset/index.csv", "data/split/train.csv",
+        "data/split/test.csv", "data/features/train/x.npy", "models/keras/model.keras", "models/export/labels.txt",
         "models/export/model_float.tflite", "models/export/model_int8.tflite",
         "models/export/saved_model", "data/stream/stream.wav", "data/stream/stream_labels.txt",
         "metrics/confusion.csv", "metrics/confusion.png", "metrics/train_curve.csv",
@@ -129,7 +129,7 @@ def test_push_and_pull_through_a_local_remote(workdir, tmp_path):
     run(["dvc", "remote", "add", "--local", "-d", "shared", str(remote)], clone)
     run(["dvc", "pull"], clone)
     assert (clone / "models/export/model_float.tflite").is_file()
-    assert (clone / "data/features/train.npz").is_file()
+    assert (clone / "data/features/train/x.npy").is_file()
     result = run(["dvc", "repro"], clone)
     assert ran_stages(result.stdout) == set(), result.stdout[-2000:]
 

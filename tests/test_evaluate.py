@@ -46,8 +46,7 @@ def test_evaluate_writes_metrics_that_match_the_model(trained):
     from pipeline.models.io import load_model_file
 
     metrics = run_evaluate(trained)
-    with np.load(trained / "data/features/test.npz") as data:
-        x, y = data["x"], data["y"]
+    x, y = np.load(trained / "data/features/test/x.npy"), np.load(trained / "data/features/test/y.npy")
     model = load_model_file(trained / "models/keras/model.keras")
     predicted = np.asarray(model(x)).argmax(axis=1)
     assert metrics["accuracy"] == pytest.approx(np.mean(predicted == y))

@@ -11,13 +11,14 @@ import pytest
 import yaml
 
 from pipeline.core.audio import fit_to_length, read_wav
-from pipeline.core.errors import StageError, WavError
+from pipeline.core.errors import StageError
 from pipeline.core.schema import read_yaml
 from pipeline.data.augment import AugmentConfig
+from pipeline.data import featurize as featurize_module
 from pipeline.data.featurize import featurize
 from pipeline.frontends import FeatureConfig, features_numpy
 from pipeline.stages.featurize import main
-from tests.conftest import REPO_ROOT, make_dataset, speaker_id
+from tests.conftest import REPO_ROOT, make_store, pack, speaker_id
 
 COLUMNS = ["path", "word", "label", "label_index", "speaker", "split"]
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
@@ -44,7 +45,7 @@ def _write_split(root: Path, dataset: Path) -> Path:
 
 @pytest.fixture
 def project(tmp_path):
-    dataset = make_dataset(tmp_path / "data" / "raw" / "dataset", words=("yes", "no", "cat"))
+    dataset = make_store(tmp_path / "data" / "raw" / "dataset", words=("yes", "no", "cat"))
     return tmp_path, _write_split(tmp_path, dataset), dataset
 
 
@@ -52,7 +53,7 @@ def _run(project, out_name="features", **kw):
     root, split_dir, dataset = project
     augment = kw.pop("augment", AugmentConfig(copies=2))
     features = kw.pop("features", FeatureConfig())
-    featurize(split_dir, dataset, root / out_name, features, augment, base_dir=root)
+    featurize(split_dir, dataset.parent, root / out_name, features, augment, base_dir=root)
     return root / out_name
 
 
@@ -60,9 +61,18 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def load(out: Path, name: str) -> dict[str, np.ndarray]:
+    """A split's x (memory-mapped, as the readers open it) and y."""
+    return {"x": np.load(out / name / "x.npy", mmap_mode="r"), "y": np.load(out / name / "y.npy")}
+
+
+FILES = ("train/x.npy", "train/y.npy", "validation/x.npy", "validation/y.npy", "test/x.npy", "test/y.npy",
+         "labels.txt", "meta.json")
+
+
 def test_outputs_shapes_and_labels(project):
     out = _run(project)
-    train, val, test = (np.load(out / f"{n}.npz") for n in ("train", "validation", "test"))
+    train, val, test = (load(out, n) for n in ("train", "validation", "test"))
     assert train["x"].shape == (2 * 16, 98, 40) and train["x"].dtype == np.float32
     assert val["x"].shape == (7, 98, 40) and test["x"].shape == (4, 98, 40)
     assert train["y"].dtype == np.int32
@@ -70,22 +80,36 @@ def test_outputs_shapes_and_labels(project):
     assert (out / "labels.txt").read_text().split() == LABELS
     meta = json.loads((out / "meta.json").read_text())
     assert meta["feature_shape"] == [98, 40] and meta["augment"]["copies"] == 2
-    assert meta["counts"]["train"] == {"rows": 16, "examples": 32}
+    assert {k: meta["counts"]["train"][k] for k in ("rows", "examples")} == {"rows": 16, "examples": 32}
+    assert meta["counts"]["train"]["x_sha256"] == hashlib.sha256(
+        (out / "train" / "x.npy").read_bytes()[128:]).hexdigest()  # the data after the .npy header
     assert meta["features"]["preprocess"] == "mfcc"
 
 
 def test_rerun_is_byte_identical(project):
     a = _run(project, "a")
     b = _run(project, "b")
-    for name in ("train.npz", "validation.npz", "test.npz", "labels.txt", "meta.json"):
+    assert sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file()) == sorted(FILES)
+    for name in FILES:
         assert _digest(a / name) == _digest(b / name), name
+
+
+def test_chunked_writing_gives_the_same_bytes(project, monkeypatch):
+    """featurize writes x.npy a chunk at a time; the chunk size never shows in the file."""
+    a = _run(project, "a")
+    monkeypatch.setattr(featurize_module, "CHUNK", 3)
+    b = _run(project, "b")
+    for name in FILES:
+        assert _digest(a / name) == _digest(b / name), name
+    x = np.load(b / "train" / "x.npy", mmap_mode="r")
+    assert isinstance(x, np.memmap) and x.shape == (32, 98, 40)
 
 
 def test_seed_changes_training_copies_only(project):
     a = _run(project, "a", augment=AugmentConfig(copies=2, seed=1))
     b = _run(project, "b", augment=AugmentConfig(copies=2, seed=2))
-    assert _digest(a / "train.npz") != _digest(b / "train.npz")
-    va, vb = np.load(a / "validation.npz")["x"], np.load(b / "validation.npz")["x"]
+    assert _digest(a / "train/x.npy") != _digest(b / "train/x.npy")
+    va, vb = load(a, "validation")["x"], load(b, "validation")["x"]
     np.testing.assert_array_equal(va[:-1], vb[:-1])  # words: no augmentation at all
 
 
@@ -93,15 +117,15 @@ def test_validation_words_are_plain_features(project):
     root, split_dir, _ = project
     out = _run(project)
     rows = list(csv.DictReader(open(split_dir / "validation.csv")))
-    clip = fit_to_length(read_wav(root / rows[0]["path"], 16000), 16000)
-    np.testing.assert_allclose(np.load(out / "validation.npz")["x"][0], features_numpy(clip, FeatureConfig()),
+    clip = fit_to_length(read_wav(root / rows[0]["path"], 16000), 16000)  # the WAV beside the store
+    np.testing.assert_allclose(load(out, "validation")["x"][0], features_numpy(clip, FeatureConfig()),
                                rtol=1e-6, atol=1e-6)
 
 
 def test_copies_zero_gives_one_plain_copy(project):
     root, split_dir, _ = project
     out = _run(project, augment=AugmentConfig(copies=0))
-    x = np.load(out / "train.npz")["x"]
+    x = load(out, "train")["x"]
     assert x.shape[0] == 16
     rows = list(csv.DictReader(open(split_dir / "train.csv")))
     clip = fit_to_length(read_wav(root / rows[4]["path"], 16000), 16000)
@@ -110,13 +134,13 @@ def test_copies_zero_gives_one_plain_copy(project):
 
 def test_training_copies_are_augmented(project):
     out = _run(project, augment=AugmentConfig(copies=3, background_frequency=1.0))
-    x = np.load(out / "train.npz")["x"]
+    x = load(out, "train")["x"]
     assert not np.allclose(x[0], x[1]) and not np.allclose(x[1], x[2])
 
 
 def test_silence_rows_use_noise(project):
     out = _run(project)
-    val = np.load(out / "validation.npz")
+    val = load(out, "validation")
     silence = val["x"][val["y"] == 0]
     zeros = features_numpy(np.zeros(16000, np.float32), FeatureConfig())
     assert len(silence) == 1 and not np.allclose(silence[0], zeros)
@@ -124,14 +148,15 @@ def test_silence_rows_use_noise(project):
 
 def test_other_preprocess_modes(project):
     out = _run(project, features=FeatureConfig(preprocess="average"), augment=AugmentConfig(copies=1))
-    assert np.load(out / "test.npz")["x"].shape == (4, 98, 43)
+    assert load(out, "test")["x"].shape == (4, 98, 43)
 
 
-def test_bad_clip_fails_cleanly(project):
+def test_a_clip_missing_from_the_store_fails_cleanly(project):
     root, split_dir, dataset = project
-    bad = dataset / "yes" / f"{speaker_id(0)}_nohash_0.wav"
-    bad.write_bytes(b"not a wav at all")
-    with pytest.raises(WavError, match="nohash_0.wav.*not a WAV"):
+    rows = (split_dir / "train.csv").read_text().replace(f"yes/{speaker_id(0)}_nohash_0.wav",
+                                                          "yes/gone_nohash_0.wav")
+    (split_dir / "train.csv").write_text(rows)
+    with pytest.raises(StageError, match="yes/gone_nohash_0.wav: no clip 'yes/gone_nohash_0.wav' in the clip store"):
         _run(project)
     assert not (root / "features").exists()
     assert not [p for p in root.iterdir() if p.name.startswith(".features")]
@@ -141,6 +166,7 @@ def test_silence_without_noise_is_an_error(project):
     root, _, dataset = project
     for p in (dataset / "_background_noise_").glob("*.wav"):
         p.unlink()
+    pack(dataset)
     with pytest.raises(StageError, match="_background_noise_.*silence"):
         _run(project)
 
@@ -158,18 +184,8 @@ def test_main_reads_params(project, monkeypatch):
     params["augment"]["copies"] = 1
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(root)
-    assert main(["--split-dir", "split", "--dataset-dir", "data/raw/dataset", "--out", "feats"]) == 0
-    assert np.load(root / "feats" / "train.npz")["x"].shape[0] == 16
-
-
-def test_npz_members_carry_no_wall_clock_time(project):
-    import zipfile
-
-    out = _run(project, augment=AugmentConfig(copies=1))
-    with zipfile.ZipFile(out / "test.npz") as zf:
-        assert [i.filename for i in zf.infolist()] == ["x.npy", "y.npy"]
-        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
-        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}
+    assert main(["--split-dir", "split", "--raw", "data/raw", "--out", "feats"]) == 0
+    assert load(root / "feats", "train")["x"].shape[0] == 16
 
 
 def test_recorded_silence_clip_is_used_as_is(project):
@@ -181,5 +197,5 @@ def test_recorded_silence_clip_is_used_as_is(project):
     (split_dir / "test.csv").write_text("\n".join(rows) + "\n")
     out = _run(project, augment=AugmentConfig(copies=1))
     clip = fit_to_length(read_wav(root / noise, 16000), 16000)
-    np.testing.assert_allclose(np.load(out / "test.npz")["x"][-1], features_numpy(clip, FeatureConfig()),
+    np.testing.assert_allclose(load(out, "test")["x"][-1], features_numpy(clip, FeatureConfig()),
                                rtol=1e-6, atol=1e-6)

@@ -13,14 +13,16 @@ import pytest
 from pipeline.core.audio import encode_wav, write_wav
 from pipeline.core.errors import StageError
 from pipeline.core.schema import read_yaml
-from tests.conftest import REPO_ROOT
+from pipeline.data.feature_store import write_features
+from tests.conftest import REPO_ROOT, pack
 from tests.test_inference import FEATURES, LABELS, WANTED, tiny_clips, train_tiny_keras
 
 pytestmark = pytest.mark.slow
 
 
 def write_split(root: Path, speakers) -> tuple[Path, Path]:
-    """A test.csv (absolute paths; silence rows without a file) and the matching test.npz."""
+    """A test.csv (absolute clip-store paths; silence rows without a clip) and the matching test
+    features."""
     from pipeline.frontends import FeatureConfig, features_numpy
 
     audio, y = tiny_clips(speakers)
@@ -28,7 +30,7 @@ def write_split(root: Path, speakers) -> tuple[Path, Path]:
     for i, (clip, label) in enumerate(zip(audio, y)):
         path = ""
         if label != 0:
-            path = str(root / "clips" / f"clip{i}.wav")
+            path = str(root / "clips" / LABELS[label] / f"clip{i}_nohash_0.wav")
             write_wav(path, clip, 16000)
         rows.append({"path": path, "word": LABELS[label], "label": LABELS[label],
                      "label_index": int(label), "speaker": "s", "split": "testing"})
@@ -37,9 +39,9 @@ def write_split(root: Path, speakers) -> tuple[Path, Path]:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    npz = root / "test.npz"
-    np.savez(npz, x=features_numpy(audio, FeatureConfig.from_dict(FEATURES)), y=y)
-    return manifest, npz
+    pack(root / "clips")
+    write_features(root, "test", features_numpy(audio, FeatureConfig.from_dict(FEATURES)), y)
+    return manifest, root / "test"
 
 
 def build_export(root: Path) -> tuple[Path, dict]:
@@ -49,7 +51,7 @@ def build_export(root: Path) -> tuple[Path, dict]:
 
     keras_dir = train_tiny_keras(root / "keras")
     audio, y = tiny_clips(range(10))
-    np.savez(root / "train.npz", x=features_numpy(audio, FeatureConfig.from_dict(FEATURES)), y=y)
+    write_features(root, "train", features_numpy(audio, FeatureConfig.from_dict(FEATURES)), y)
     manifest, _ = write_split(root, range(30, 50))
     metrics = freeze(keras_dir, root / "export", root / "metrics" / "export.json",
                      FeatureConfig.from_dict(FEATURES), WANTED,
@@ -205,7 +207,7 @@ def test_embedding_export_is_a_bundle_that_runs_from_wav(tmp_path):
     model.save(keras_dir / "model.keras")
     write_labels(keras_dir / "labels.txt", LABELS)
     (keras_dir / "meta.json").write_text(json.dumps({"features": features}))
-    np.savez(tmp_path / "train.npz", x=x, y=y)
+    write_features(tmp_path, "train", x, y)
     metrics = freeze(keras_dir, tmp_path / "export", tmp_path / "export.json", cfg, WANTED,
                      ExportInputs(features_dir=tmp_path, test_manifest=None))
     export = tmp_path / "export"

@@ -20,7 +20,7 @@ from pipeline.data.manifest import COLUMNS, SPLITS, read_manifest
 from pipeline.data.split import build_split as _build_split
 from pipeline.data.split import index_dataset, which_set
 from pipeline.stages.split import main
-from tests.conftest import REPO_ROOT, make_dataset, speaker_id, word_clip
+from tests.conftest import REPO_ROOT, make_dataset, make_store, pack, speaker_id, word_clip
 
 WANTED = ["yes", "no", "up", "down"]
 
@@ -97,7 +97,7 @@ def test_which_set_properties():
 
 
 def test_adding_files_never_moves_existing_ones(tmp_path):
-    root = make_dataset(tmp_path / "d", words=("yes", "no", "cat"), speakers=20)
+    root = make_store(tmp_path / "d", words=("yes", "no", "cat"), speakers=20)
     before = index_dataset(root, ["yes", "no"], 10, 10)
     make_dataset(tmp_path / "more", words=("yes", "no", "cat", "bird"), speakers=40, takes=2)
     for path in (tmp_path / "more").glob("*/*.wav"):
@@ -105,7 +105,7 @@ def test_adding_files_never_moves_existing_ones(tmp_path):
         if not target.exists():
             target.parent.mkdir(exist_ok=True)
             shutil.copy(path, target)
-    after = index_dataset(root, ["yes", "no"], 10, 10)
+    after = index_dataset(pack(root), ["yes", "no"], 10, 10)
 
     def assignment(index):
         wanted, unknown = index
@@ -118,7 +118,7 @@ def test_adding_files_never_moves_existing_ones(tmp_path):
 
 @pytest.fixture
 def medium_dataset(tmp_path):
-    return make_dataset(
+    return make_store(
         tmp_path / "dataset", words=("yes", "no", "up", "down", "cat", "dog", "bird"), speakers=30
     )
 
@@ -191,22 +191,25 @@ def test_seed_changes_order_not_content(medium_dataset):
 def test_errors_name_the_folder(tmp_path, tiny_dataset):
     empty = tmp_path / "empty"
     (empty / "yes").mkdir(parents=True)
-    with pytest.raises(StageError, match=f"{empty}: no .wav files"):
-        build_split(empty, WANTED, 10, 10, 10, 10)
-    with pytest.raises(StageError, match="data set folder not found"):
+    with pytest.raises(StageError, match=f"{empty}: the data set holds no clips"):
+        build_split(pack(empty), WANTED, 10, 10, 10, 10)
+    with pytest.raises(StageError, match="absent: data set not found.*download"):
         build_split(tmp_path / "absent", WANTED, 10, 10, 10, 10)
+    with pytest.raises(StageError, match="loose: data set not found"):  # WAVs, but no clip store
+        build_split(make_dataset(tmp_path / "loose", words=("yes",), speakers=1), WANTED, 10, 10, 10, 10)
+    pack(tiny_dataset)
     with pytest.raises(StageError, match=r"wanted word\(s\) left.*left/\*\.wav"):
         build_split(tiny_dataset, WANTED + ["left"], 10, 10, 10, 10)
     (tiny_dataset / "right").mkdir()  # present but empty
     with pytest.raises(StageError, match=r"wanted word\(s\) right"):
-        build_split(tiny_dataset, WANTED + ["right"], 10, 10, 10, 10)
+        build_split(pack(tiny_dataset), WANTED + ["right"], 10, 10, 10, 10)
     with pytest.raises(StageError, match="hash to training"):
         build_split(tiny_dataset, WANTED, 50, 50, 10, 10)
 
 
 def test_a_requested_split_left_empty_is_an_error_naming_it(tmp_path):
     """Too few speakers for a split's share fails here, not stages later in evaluate."""
-    few = make_dataset(tmp_path / "few", words=("yes", "no", "cat"), speakers=8)
+    few = make_store(tmp_path / "few", words=("yes", "no", "cat"), speakers=8)
     sets = {which_set(p.name, 10, 10) for p in (few / "yes").glob("*.wav")}
     assert "testing" not in sets  # these eight speakers all hash elsewhere
     with pytest.raises(StageError, match=r"hash to testing \(8 speakers, split.testing_percentage=10\)"):
@@ -226,7 +229,7 @@ def make_official(root, wanted=WANTED, speakers=range(100, 106)):
         write_wav(root / "_unknown_" / name, word_clip("cat", s, 0), 16000)
     for i in range(2):
         write_wav(root / "_silence_" / f"noise_{i}.wav", np.zeros(16000, np.float32), 16000)
-    return root
+    return pack(root)
 
 
 def test_official_test_set(tmp_path, medium_dataset):
@@ -276,7 +279,7 @@ def run_stage(tmp_path, raw, tag, **split):
 
 def test_stage_outputs_are_complete_and_byte_identical(tmp_path):
     raw = tmp_path / "raw"
-    make_dataset(raw / "dataset", words=("yes", "no", "up", "down", "cat"), speakers=20)
+    make_store(raw / "dataset", words=("yes", "no", "up", "down", "cat"), speakers=20)
     (raw / "skipped.csv").write_text("path,problem\nyes/bad_nohash_0.wav,2 channels; expected mono\n")
     out_a, metrics_a = run_stage(tmp_path, raw, "a", validation_percentage=20, testing_percentage=20)
     out_b, metrics_b = run_stage(tmp_path, raw, "b", validation_percentage=20, testing_percentage=20)
@@ -308,7 +311,7 @@ def test_stage_outputs_are_complete_and_byte_identical(tmp_path):
 
 def test_stage_failure_writes_nothing(tmp_path):
     raw = tmp_path / "raw"
-    make_dataset(raw / "dataset", words=("yes", "no"), speakers=11)
+    make_store(raw / "dataset", words=("yes", "no"), speakers=11)
     params = write_params(tmp_path / "params.yaml")
     out, metrics = tmp_path / "split", tmp_path / "split.json"
     argv = ["--params", str(params), "--raw", str(raw), "--out", str(out), "--metrics", str(metrics)]
@@ -316,7 +319,7 @@ def test_stage_failure_writes_nothing(tmp_path):
         main(argv)
     assert not out.exists() and not metrics.exists()
     # No skip report from download: an empty one (header only) is written.
-    make_dataset(raw / "dataset", words=("up", "down"), speakers=11)
+    make_store(raw / "dataset", words=("up", "down"), speakers=11)
     assert main(argv) == 0
     assert (out / "skipped.csv").read_text() == "path,problem\n"
 
@@ -353,7 +356,7 @@ def test_real_clips(shared_mini, tmp_path):
     assert salted == {"training": 2095, "validation": 458, "testing": 251}
 
     wanted = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
-    splits, facts = build_split(shared_mini, wanted, 10, 10, 10, 10, salt="x")
+    splits, facts = build_split(pack(shared_mini, tmp_path / "mini"), wanted, 10, 10, 10, 10, salt="x")
     for s in SPLITS:
         n_wanted = sum(r.label in wanted for r in splits[s])
         counts = collections.Counter(r.label for r in splits[s])

@@ -27,9 +27,9 @@ from pipeline.tools import stream_eval as stream_eval_tool
 DEFAULTS = StreamEvalConfig()
 
 
-def synthesize(word_clips, unknown_clips, backgrounds, settings, progress=False):
-    return _synthesize(word_clips, unknown_clips, backgrounds, settings, RATE, progress=progress)
-from tests.conftest import make_dataset, word_clip
+def synthesize(word_clips, unknown_clips, backgrounds, settings, progress=False, read=None):
+    return _synthesize(word_clips, unknown_clips, backgrounds, settings, RATE, progress=progress, read=read)
+from tests.conftest import make_store, word_clip
 
 RATE = 16000
 WORDS = ["yes", "no"]
@@ -153,7 +153,7 @@ def _params(root: Path, **stream):
 
 @pytest.fixture
 def stage_repo(tmp_path, monkeypatch):
-    dataset = make_dataset(tmp_path / "data" / "raw" / "dataset", words=("yes", "no", "cat"), speakers=3)
+    dataset = make_store(tmp_path / "data" / "raw" / "dataset", words=("yes", "no", "cat"), speakers=3)
     _write_split(tmp_path, dataset)
     _params(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -184,10 +184,10 @@ def test_stage_writes_wav_and_labels_deterministically(stage_repo):
 
 
 def test_stage_failure_leaves_no_output(stage_repo):
-    bad = sorted((stage_repo / "data" / "raw" / "dataset" / "yes").glob("*.wav"))[0]
-    bad.write_bytes(bad.read_bytes()[:30])  # truncated
+    manifest = stage_repo / "data" / "split" / "test.csv"
+    manifest.write_text(re.sub(r"yes/[0-9a-f]+_nohash_0", "yes/gone_nohash_0", manifest.read_text()))
     _params(stage_repo, duration_s=60, unknown_percentage=0)
-    with pytest.raises(WavError, match="truncated"):
+    with pytest.raises(StageError, match="no clip 'yes/gone_nohash_0.wav' in the clip store"):
         synthesize_stream.main([])
     assert not (stage_repo / "data" / "stream").exists()
     assert not [p for p in (stage_repo / "data").iterdir() if p.name.startswith(".stream")]
@@ -403,13 +403,21 @@ def test_stage_from_params(tmp_path, monkeypatch):
         stream_eval_stage.main(["--minimum-count", "2"])
 
 
-def test_clip_at_another_rate_is_resampled(tmp_path):
-    write_wav(tmp_path / "yes.wav", tone(500, 0.5, 8000), 8000)
-    settings = StreamConfig(duration_s=3, unknown_percentage=0, background_volume=0.0, seed=0)
-    audio, labels = synthesize({"yes": [tmp_path / "yes.wav"]}, [], [], settings, progress=False)
+def test_named_clips_are_read_once_through_the_reader():
+    reads = []
+
+    def read(name):
+        reads.append(name)
+        return tone(500, 0.5)
+
+    settings = StreamConfig(duration_s=30, unknown_percentage=0, background_volume=0.0, seed=0)
+    audio, labels = synthesize({"yes": ["data/raw/dataset/yes/a_nohash_0.wav"]}, [], [], settings,
+                               progress=False, read=read)
+    assert len(labels) == 10 and reads == ["data/raw/dataset/yes/a_nohash_0.wav"]  # cached
     offset = round(labels[0][1] * RATE / 1000)
-    assert np.count_nonzero(np.abs(audio) > 1e-3) > 0.4 * RATE  # 0.5 s at 16 kHz, not 0.25 s
     assert np.abs(audio[offset : offset + RATE // 2]).max() > 0.4
+    with pytest.raises(ValueError, match="no read function"):
+        synthesize({"yes": ["yes/a_nohash_0.wav"]}, [], [], settings, progress=False)
 
 
 def test_missing_inputs_are_named(tmp_path):

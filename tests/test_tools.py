@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.core.audio import write_wav
+from pipeline.core.errors import StageError
 from tests.conftest import REPO_ROOT, make_dataset, word_clip
 
 LINE = re.compile(r"^(\S+) \(score = (\d\.\d{5})\)$")
@@ -335,3 +336,36 @@ def test_tools_print_one_line_for_damaged_models_and_folder_outputs(tiny_models,
                             str(tmp_path / "plots")], tmp_path)
     assert line == (f"error [pipeline.tools.wav_to_spectrogram]: {tmp_path / 'plots'}: is a folder; "
                     "give the path of a file to write")
+
+
+def test_extract_clip_lists_a_store_and_writes_clips_as_wav(tmp_path, capsys):
+    from pipeline.core.audio import read_pcm16
+    from pipeline.tools.extract_clip import main
+    from tests.conftest import make_store, wav_pcm
+
+    data = make_store(tmp_path / "data", words=("yes", "no"), speakers=2)
+    assert main(["--store", str(data), "--list", "yes/*"]) == 0
+    listed = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    names = sorted(p.relative_to(data).as_posix() for p in (data / "yes").glob("*.wav"))
+    assert [row[0] for row in listed] == names
+    assert all(row[1] == "yes" and row[2] == row[0][4:12] and row[3] == "1.000" for row in listed)
+
+    one = tmp_path / "one.wav"
+    assert main(["--store", str(data), names[0], "--out", str(one)]) == 0
+    np.testing.assert_array_equal(read_pcm16(one, 16000), read_pcm16(data / names[0]))
+    # The manifests' form of the name works too.
+    assert main(["--store", str(data), f"{data.as_posix()}/{names[1]}", "--out", str(one)]) == 0
+    np.testing.assert_array_equal(read_pcm16(one), read_pcm16(data / names[1]))
+
+    many = tmp_path / "many"
+    assert main(["--store", str(data), "no/*", "_background_noise_/*", "--out-dir", str(many)]) == 0
+    assert wav_pcm(many) == {k: v for k, v in wav_pcm(data).items() if not k.startswith("yes/")}
+
+    absent = tmp_path / "absent.wav"
+    with pytest.raises(StageError, match="no clip named 'yes/absent_nohash_0.wav'"):
+        main(["--store", str(data), "yes/absent_nohash_0.wav", "--out", str(absent)])
+    assert not absent.exists()
+    with pytest.raises(StageError, match="exactly one name"):
+        main(["--store", str(data), names[0], names[1], "--out", str(absent)])
+    with pytest.raises(FileNotFoundError, match="nothing: not a clip store"):
+        main(["--store", str(tmp_path / "nothing"), "--list"])

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from pipeline.core.errors import StageError
+from pipeline.data.feature_store import write_features
 from pipeline.training.config import TrainConfig
 from pipeline.training.loop import TrainOutputs, train
 from pipeline.training.optim import learning_rate_at
@@ -31,7 +32,7 @@ def make_features(root: Path, n_train=240, n_eval=60, frames=20, bins=12, seed=0
     for name, n in (("train", n_train), ("validation", n_eval), ("test", n_eval)):
         y = (np.arange(n) % len(LABELS)).astype(np.int32)
         x = prototypes[y] + rng.normal(0, noise, size=(n, frames, bins)).astype(np.float32)
-        np.savez(root / f"{name}.npz", x=x.astype(np.float32), y=y)
+        write_features(root, name, x.astype(np.float32), y)
     (root / "labels.txt").write_text("".join(f"{label}\n" for label in LABELS))
     (root / "meta.json").write_text(json.dumps({"preprocess": "mfcc", "feature_shape": [frames, bins]}))
     return root
@@ -111,8 +112,7 @@ def test_train_writes_model_metrics_and_curve(tmp_path):
     from pipeline.models.io import load_model_file
 
     model = load_model_file(model_dir / "model.keras")
-    with np.load(tmp_path / "data/features/test.npz") as data:
-        scores = np.asarray(model(data["x"][:8]))
+    scores = np.asarray(model(np.load(tmp_path / "data/features/test/x.npy")[:8]))
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)  # softmax scores, not logits
     ckpts = sorted(p.name for p in (tmp_path / "models/checkpoints").iterdir())
     assert ckpts == ["ckpt-00000020.npz", "ckpt-00000030.npz", "ckpt-00000040.npz"]  # last three
@@ -142,12 +142,23 @@ def test_optimizers_and_spec_augment_train(tmp_path):
     assert metrics["validation_accuracy"] >= 0.9
 
 
+def test_training_data_is_memory_mapped(tmp_path):
+    """Training reads batches from the mapped features: x is never loaded whole."""
+    from pipeline.training.loop import load_training_data
+
+    data = load_training_data(make_features(tmp_path / "data/features"))
+    assert isinstance(data.x_train, np.memmap) and isinstance(data.x_val, np.memmap)
+    assert not data.x_train.flags.writeable
+    batch = data.x_train[np.array([5, 1, 5])]
+    assert type(batch) is np.ndarray and batch.shape == (3, 20, 12)  # rows copied out, in order
+    np.testing.assert_array_equal(batch[0], batch[2])
+
+
 def test_check_nans_names_the_step_and_leaves_no_model(tmp_path):
     features = make_features(tmp_path / "data/features")
-    with np.load(features / "train.npz") as data:
-        x, y = data["x"].copy(), data["y"]
+    x, y = np.load(features / "train/x.npy"), np.load(features / "train/y.npy")
     x[:] = np.nan
-    np.savez(features / "train.npz", x=x, y=y)
+    write_features(features, "train", x, y)
     (tmp_path / "models/keras").mkdir(parents=True)  # a stale model from an earlier run
     with pytest.raises(StageError, match="training step 1: loss or gradients are NaN"):
         run_train(tmp_path)
@@ -158,11 +169,17 @@ def test_bad_features_give_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="labels.txt"):
         run_train(tmp_path)
     features = make_features(tmp_path / "data/features")
-    np.savez(features / "validation.npz", x=np.zeros((4, 20, 12), np.float32), y=np.array([0, 1, 2, 9], np.int32))
-    with pytest.raises(StageError, match=r"validation.npz: labels must be integers in \[0, 4\)"):
+    write_features(features, "validation", np.zeros((4, 20, 12), np.float32), np.array([0, 1, 2, 9], np.int32))
+    with pytest.raises(StageError, match=r"validation/y.npy: labels must be integers in \[0, 4\)"):
         run_train(tmp_path)
-    np.savez(features / "validation.npz", x=np.zeros((4, 20, 13), np.float32), y=np.zeros(4, np.int32))
+    write_features(features, "validation", np.zeros((4, 20, 13), np.float32), np.zeros(4, np.int32))
     with pytest.raises(StageError, match="differ in shape"):
+        run_train(tmp_path)
+    write_features(features, "validation", np.zeros((4, 20, 12), np.float64), np.zeros(4, np.int32))
+    with pytest.raises(StageError, match=r"validation/x.npy: expected float32 features"):
+        run_train(tmp_path)
+    (features / "validation" / "y.npy").unlink()
+    with pytest.raises(FileNotFoundError, match=r"validation/y.npy: not found \(run the featurize stage"):
         run_train(tmp_path)
 
 

@@ -162,10 +162,26 @@ def read_wav(path, sample_rate: int | None = None, resample: bool = False) -> np
     return samples
 
 
+def read_pcm16(path, sample_rate: int | None = None) -> np.ndarray:
+    """The int16 samples of a 16-bit mono PCM WAV (at ``sample_rate`` if given), as stored."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise WavError(path, f"cannot read: {exc.strerror}") from None
+    info, body = _parse(data, path)
+    check_pcm16_mono(info, path, sample_rate)
+    return np.frombuffer(body[: len(body) - len(body) % 2], dtype="<i2")
+
+
 def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
     """Encode float samples in [-1, 1] as 16-bit mono PCM WAV bytes (values are clipped)."""
     pcm = np.clip(np.round(np.asarray(samples, dtype=np.float64) * 32767.0), -32768, 32767)
-    pcm = pcm.astype("<i2").tobytes()
+    return encode_pcm16(pcm.astype("<i2"), sample_rate)
+
+
+def encode_pcm16(pcm: np.ndarray, sample_rate: int) -> bytes:
+    """WAV bytes of int16 samples, unchanged (a packed clip written back out exactly)."""
+    pcm = np.asarray(pcm, dtype="<i2").tobytes()
     header = struct.pack(
         "<4sI4s4sIHHIIHH4sI",
         b"RIFF",

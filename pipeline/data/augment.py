@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from pipeline.core.audio import read_wav
-from pipeline.core.errors import WavError
+from pipeline.core.errors import StageError, WavError
+from pipeline.core.labels import BACKGROUND_NOISE_DIR
 from pipeline.core.schema import Section, integer, number, param
 
 log = logging.getLogger(__name__)
@@ -52,25 +51,29 @@ def clip_rng(seed: int, split: str, row: int, copy: int = 0) -> np.random.Genera
     return np.random.default_rng([seed, SPLIT_CODES[split], row, copy])
 
 
-def load_background(noise_dir, sample_rate: int, desired_samples: int) -> list[np.ndarray]:
-    """All ``*.wav`` noise files of ``noise_dir`` in name order (empty list if no folder).
+def load_background(store, sample_rate: int, desired_samples: int) -> tuple[list[np.ndarray], list[str]]:
+    """The ``_background_noise_/`` clips of a clip store in name order, and their names (none
+    without a store).
 
     Each must be longer than one clip, as the original requires.
     """
-    noise_dir = Path(noise_dir)
-    if not noise_dir.is_dir():
-        return []
-    noises = []
-    for path in sorted(noise_dir.glob("*.wav")):
-        samples = read_wav(path, sample_rate)
+    if store is None:
+        return [], []
+    if store.sample_rate not in (None, sample_rate):
+        raise StageError(f"{store.folder}: clips are at {store.sample_rate} Hz, features.sample_rate is "
+                         f"{sample_rate} (rerun the download stage)")
+    noises, names = [], []
+    for entry in store.of_word(BACKGROUND_NOISE_DIR):
+        samples = store.read(entry.name)
         if len(samples) <= desired_samples:
             raise WavError(
-                path,
+                f"{store.folder.as_posix()}/{entry.name}",
                 f"background noise has {len(samples)} samples; needs more than "
                 f"{desired_samples} (one clip)",
             )
         noises.append(samples)
-    return noises
+        names.append(entry.name.split("/", 1)[1])
+    return noises, names
 
 
 def time_shift(audio: np.ndarray, shift: int) -> np.ndarray:

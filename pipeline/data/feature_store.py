@@ -1,49 +1,65 @@
-"""The featurize stage's arrays on disk: one ``<split>.npz`` (x, y) per split.
+"""The featurize stage's arrays on disk: per split a folder ``<split>/`` with ``x.npy`` (float32
+``[N, frames, bins]``) and ``y.npy`` (int32 ``[N]``).
 
-Written by :func:`save_npz` (uncompressed, fixed zip timestamps) because ``np.savez`` stamps each
-member with the wall-clock time and so never repeats its bytes; read by :func:`read_features`,
-which checks what training and evaluation rely on.
+Written chunk by chunk by featurize (``pipeline.core.npy.NpyWriter``: byte-identical reruns, flat
+memory); read by :func:`read_features`, which maps ``x`` (``np.load(..., mmap_mode="r")``) rather
+than loading it, so training and evaluation hold only the rows they index, and checks what they
+rely on.
 """
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.core.errors import StageError
 
-# Split name (manifest) -> features file stem.
+# Split name (manifest) -> features folder.
 FEATURE_NAMES = {"training": "train", "validation": "validation", "testing": "test"}
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+X_FILE = "x.npy"
+Y_FILE = "y.npy"
 
 
-def save_npz(path: Path, **arrays: np.ndarray) -> None:
-    """Like ``np.savez`` (uncompressed, readable by ``np.load``) but byte-identical on rerun."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name, array in arrays.items():
-            buffer = io.BytesIO()
-            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, buffer.getvalue(), compress_type=zipfile.ZIP_STORED)
+def feature_files(features_dir, name: str) -> tuple[Path, Path]:
+    """The ``x.npy`` and ``y.npy`` of split ``name`` (train, validation, test)."""
+    folder = Path(features_dir) / name
+    return folder / X_FILE, folder / Y_FILE
 
 
 def read_features(features_dir, name: str, num_labels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``<name>.npz`` and check it holds features and in-range integer labels."""
-    path = Path(features_dir) / f"{name}.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found (run the featurize stage first)")
+    """Split ``name``'s features (a read-only memory map) and labels, checked.
+
+    ``x[index]`` with an index array reads just those rows into memory.
+    """
+    x_path, y_path = feature_files(features_dir, name)
+    for path in (x_path, y_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not found (run the featurize stage first)")
     try:
-        with np.load(path) as data:
-            x, y = data["x"], data["y"]
-    except (KeyError, ValueError, OSError) as exc:
-        raise StageError(f"{path}: not a features file with arrays x and y ({exc})") from None
-    if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-        raise StageError(f"{path}: expected x [N, frames, bins] and y [N], got x {x.shape} and y {y.shape}")
+        x = np.load(x_path, mmap_mode="r")
+        y = np.load(y_path)
+    except (ValueError, OSError) as exc:
+        raise StageError(f"{x_path.parent}: not a features folder with x.npy and y.npy ({exc})") from None
+    if x.dtype != np.float32 or x.ndim != 3:
+        raise StageError(f"{x_path}: expected float32 features [N, frames, bins], got {x.dtype} {x.shape}")
+    if y.ndim != 1 or len(x) != len(y):
+        raise StageError(f"{x_path.parent}: expected x [N, frames, bins] and y [N], got x {x.shape} and y {y.shape}")
     if len(y) == 0:
-        raise StageError(f"{path}: holds no examples")
+        raise StageError(f"{x_path.parent}: holds no examples")
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= num_labels:
-        raise StageError(f"{path}: labels must be integers in [0, {num_labels}), got {y.dtype} in [{y.min()}, {y.max()}]")
-    return x.astype(np.float32, copy=False), y.astype(np.int32, copy=False)
+        raise StageError(f"{y_path}: labels must be integers in [0, {num_labels}), got {y.dtype} in [{y.min()}, {y.max()}]")
+    return x, y.astype(np.int32, copy=False)
+
+
+def write_features(features_dir, name: str, x: np.ndarray, y: np.ndarray) -> dict[str, str]:
+    """Write split ``name``'s arrays whole (featurize streams them instead); their data sha256."""
+    from pipeline.core.npy import NpyWriter
+
+    x_path, y_path = feature_files(features_dir, name)
+    x_path.parent.mkdir(parents=True, exist_ok=True)
+    digests = {}
+    for path, array in ((x_path, np.asarray(x)), (y_path, np.asarray(y))):
+        with NpyWriter(path, array.dtype, array.shape[1:]) as writer:
+            writer.append(array)
+            digests[path.stem] = writer.close()
+    return digests

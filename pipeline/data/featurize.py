@@ -1,12 +1,16 @@
 """The features of every manifest row, with precomputed augmentation (the featurize stage).
 
-Reads ``data/split/{train,validation,test}.csv`` and the clips (plus ``_background_noise_``),
-builds each row's audio (silence rows from noise), and writes ``data/features/{train,validation,
-test}.npz`` (``x`` float32 ``[N, frames, bins]``, ``y`` int32 ``[N]``), ``labels.txt`` and
-``meta.json``. Training rows get ``augment.copies`` augmented copies (0: one un-augmented copy),
-computed once here and cached by DVC, so the 2-core training loop only reads arrays.
+Reads ``data/split/{train,validation,test}.csv`` and the clips they name from the clip stores
+(``data/raw/dataset/``, ``data/raw/official_test/``; background noise from the data set's
+``_background_noise_/`` clips), builds each row's audio (silence rows from noise), and writes per
+split ``data/features/<split>/x.npy`` (float32 ``[N, frames, bins]``) and ``y.npy`` (int32 ``[N]``),
+plus ``labels.txt`` and ``meta.json``. Training rows get ``augment.copies`` augmented copies (0: one
+un-augmented copy), computed once here and cached by DVC, so the 2-core training loop only reads
+arrays.
 
-The npz files are written by ``pipeline.data.feature_store.save_npz`` (byte-identical reruns).
+Memory stays flat in the data size: rows are featurized ``CHUNK`` examples at a time and each chunk
+is appended to ``x.npy`` (``pipeline.core.npy.NpyWriter``) before the next is computed; readers map
+the files (``feature_store.read_features``). Reruns give byte-identical files.
 """
 from __future__ import annotations
 
@@ -17,9 +21,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.core.audio import fit_to_length, read_wav
+from pipeline.core.audio import fit_to_length
 from pipeline.core.errors import StageError
 from pipeline.core.fs import atomic_dir, atomic_write_json
+from pipeline.core.npy import NpyWriter
 from pipeline.core.labels import (
     BACKGROUND_NOISE_DIR,
     SILENCE_LABEL,
@@ -27,7 +32,8 @@ from pipeline.core.labels import (
     write_labels,
 )
 from pipeline.data.augment import AugmentConfig, augment_clip, clip_rng, load_background
-from pipeline.data.feature_store import FEATURE_NAMES, save_npz
+from pipeline.data.clip_store import ClipReader, ClipStore
+from pipeline.data.feature_store import FEATURE_NAMES, X_FILE, Y_FILE
 from pipeline.data.manifest import MANIFEST_NAMES, SPLITS, Row, read_manifest
 from pipeline.frontends import FeatureConfig, features_numpy
 
@@ -36,11 +42,11 @@ log = logging.getLogger(__name__)
 CHUNK = 512  # clips per feature batch: bounds memory, keeps TF ops batched
 
 
-def _clip_audio(row: Row, base_dir: Path, desired: int, sample_rate: int) -> np.ndarray:
+def _clip_audio(row: Row, clips: ClipReader, desired: int) -> np.ndarray:
     if row.label == SILENCE_LABEL and not row.path:
         return np.zeros(desired, np.float32)
-    # Split has already vetted every clip (and its rate, resampling only when asked to).
-    return fit_to_length(read_wav(base_dir / row.path, sample_rate, resample=True), desired)
+    # Download has already vetted every clip (and its rate, resampling only when asked to).
+    return fit_to_length(clips.read(row.path), desired)
 
 
 def featurize_split(
@@ -49,23 +55,27 @@ def featurize_split(
     fcfg: FeatureConfig,
     acfg: AugmentConfig,
     noises: list[np.ndarray],
-    base_dir: Path = Path("."),
+    clips: ClipReader,
+    out_dir: Path,
     desc: str = "",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels of one split's rows (training rows repeated per augmented copy)."""
+) -> dict[str, Any]:
+    """Write one split's ``x.npy`` and ``y.npy`` into ``out_dir`` (training rows repeated per
+    augmented copy), a chunk at a time; return counts and the sha256 of each file's data."""
     training = split == "training" and acfg.copies > 0
     copies = acfg.copies if training else 1
     shift = acfg.time_shift_samples(fcfg.sample_rate)
     desired = fcfg.desired_samples
     n = len(rows) * copies
-    x = np.zeros((n, *fcfg.feature_shape), np.float32)
     y = np.zeros(n, np.int32)
-    with tqdm(total=n, desc=desc or f"featurize {split}", unit="clip", leave=False) as bar:
-        for start in range(0, len(rows), max(1, CHUNK // copies)):
-            chunk = rows[start : start + max(1, CHUNK // copies)]
+    step = max(1, CHUNK // copies)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with NpyWriter(out_dir / X_FILE, "<f4", fcfg.feature_shape) as x_file, \
+            tqdm(total=n, desc=desc or f"featurize {split}", unit="clip", leave=False) as bar:
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
             audio = np.zeros((len(chunk) * copies, desired), np.float32)
             for i, row in enumerate(chunk):
-                clip = _clip_audio(row, base_dir, desired, fcfg.sample_rate)
+                clip = _clip_audio(row, clips, desired)
                 # Generated silence has no path; the official test set's _silence_ clips are real
                 # recordings and are used as they are.
                 silence = row.label == SILENCE_LABEL and not row.path
@@ -76,22 +86,27 @@ def featurize_split(
                         acfg.background_volume, acfg.background_frequency,
                     )
                     y[(start + i) * copies + c] = row.label_index
-            x[start * copies : start * copies + len(audio)] = features_numpy(audio, fcfg)
+            x_file.append(features_numpy(audio, fcfg))
             bar.update(len(audio))
-    return x, y
+        x_sha = x_file.close()
+    with NpyWriter(out_dir / Y_FILE, "<i4") as y_file:
+        y_file.append(y)
+        y_sha = y_file.close()
+    return {"rows": len(rows), "examples": n, "x_sha256": x_sha, "y_sha256": y_sha}
 
 
 def featurize(
     split_dir,
-    dataset_dir,
+    raw_dir,
     out_dir,
     features: FeatureConfig = FeatureConfig(),
     augment: AugmentConfig = AugmentConfig(),
     base_dir=".",
 ) -> dict[str, Any]:
-    """Write the three npz files, labels.txt and meta.json into ``out_dir`` atomically.
+    """Write the features of the three splits, labels.txt and meta.json into ``out_dir`` atomically.
 
-    Manifest paths are relative to ``base_dir`` (the repository root for the stage).
+    Manifest paths are relative to ``base_dir`` (the repository root for the stage); background
+    noise comes from the store ``raw_dir/dataset``.
     """
     split_dir, base_dir = Path(split_dir), Path(base_dir)
     labels_path = split_dir / "labels.txt"
@@ -107,13 +122,14 @@ def featurize(
                     f"{split_dir / out}: label {r.label!r} index {r.label_index} does not "
                     f"match {labels_path}"
                 )
-    noises = load_background(Path(dataset_dir) / BACKGROUND_NOISE_DIR, features.sample_rate,
-                             features.desired_samples)
+    dataset = Path(raw_dir) / "dataset"
+    with ClipStore(dataset) as store:
+        noises, noise_names = load_background(store, features.sample_rate, features.desired_samples)
     needs_noise = any(r.label == SILENCE_LABEL for _, rows in manifests.values() for r in rows)
     if needs_noise and not noises:
         raise StageError(
-            f"{Path(dataset_dir) / BACKGROUND_NOISE_DIR}: no background noise WAVs, but the "
-            "manifests have silence rows (set split.silence_percentage: 0 or add noise files)"
+            f"{dataset}: no {BACKGROUND_NOISE_DIR}/ clips, but the manifests have silence rows "
+            "(set split.silence_percentage: 0 or add noise files)"
         )
     if not noises and augment.background_frequency > 0:
         log.warning("no background noise files; training clips get no background mixing")
@@ -123,15 +139,15 @@ def featurize(
         "desired_samples": features.desired_samples,
         "augment": augment.to_dict(),
         "labels": labels,
-        "noise_files": sorted(p.name for p in (Path(dataset_dir) / BACKGROUND_NOISE_DIR).glob("*.wav")),
+        "noise_files": noise_names,
         "counts": {},
     }
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir) as tmp, ClipReader(base_dir) as clips:
         for out, (split, rows) in manifests.items():
-            x, y = featurize_split(rows, split, features, augment, noises, base_dir, f"featurize {out}")
-            save_npz(tmp / f"{out}.npz", x=x, y=y)
-            meta["counts"][out] = {"rows": len(rows), "examples": int(len(y))}
-            log.info("%s: %d rows -> x %s", out, len(rows), x.shape)
+            meta["counts"][out] = featurize_split(rows, split, features, augment, noises, clips, tmp / out,
+                                                  f"featurize {out}")
+            log.info("%s: %d rows -> %d examples of %s", out, len(rows), meta["counts"][out]["examples"],
+                     features.feature_shape)
         write_labels(tmp / "labels.txt", labels)
         atomic_write_json(tmp / "meta.json", meta)
     return meta

@@ -1,10 +1,13 @@
-"""Materialise the data set in the training layout under data/raw/ (the download stage).
+"""Materialise the data set under data/raw/ as clip stores (the download stage).
 
 Sources (``data.source``): ``embedded`` (generated offline with espeak-ng, embedded.py),
 ``url`` (Speech Commands tarball, resumable, cached in .cache/downloads/), ``archive`` (a local
 .tar.gz/.tgz/.zip) or ``dir`` (a local folder). With ``data.test_set: official`` the official test
-set is fetched too, from a URL, archive or folder. Every clip is then checked by
-``validate.validate_dataset``; skipped clips are listed in data/raw/skipped.csv.
+set is fetched too, from a URL, archive or folder. The clips are first put in the training layout
+in a temporary folder and checked by ``validate.validate_dataset`` (skipped clips are listed in
+data/raw/skipped.csv); then each data set is packed into a clip store (``clip_store.py``:
+``data/raw/dataset/`` and ``data/raw/official_test/``, three files each instead of 105,829 WAVs)
+and the temporary folder is deleted.
 
 data/raw/ is written atomically: a failure anywhere (network, checksum, a hostile archive, a bad
 clip with ``on_bad_file: error``) leaves no data/raw at all, so DVC never caches a partial one.
@@ -30,6 +33,7 @@ from pipeline.core.fs import (
 )
 from pipeline.core.labels import BACKGROUND_NOISE_DIR
 from pipeline.data.archive import DamagedArchiveError, Limits, extract
+from pipeline.data.clip_store import pack_folder
 from pipeline.data.config import DataConfig
 from pipeline.data.fetch import check_sha256, fetch, forget
 from pipeline.data.manifest import skipped_text
@@ -237,7 +241,7 @@ def _validate(root: Path, out: Path, sample_rate: int, clip_samples: int, data: 
 
 def build_raw(out, data: DataConfig, clip: ClipFormat, cache_dir, progress: bool = True,
               retries: int = 3) -> dict:
-    """Write ``out`` (dataset/, official_test/, source.json, skipped.csv) atomically.
+    """Write ``out`` (the stores dataset/ and official_test/, source.json, skipped.csv) atomically.
 
     Returns the contents of source.json.
     """
@@ -246,7 +250,8 @@ def build_raw(out, data: DataConfig, clip: ClipFormat, cache_dir, progress: bool
     limits = Limits.of(data)
     collected: list = []
     with atomic_dir(out) as tmp:
-        dataset = tmp / "dataset"
+        loose = tmp / ".loose"  # the clips as WAV files in the training layout, until packed
+        dataset = loose / "dataset"
         info: dict = {"source": data.source}
         if data.source == "embedded":
             info.update(_generate(dataset, data, clip, progress))
@@ -257,21 +262,26 @@ def build_raw(out, data: DataConfig, clip: ClipFormat, cache_dir, progress: bool
         info["counts"] = _count(dataset)
         if BACKGROUND_NOISE_DIR not in info["counts"]:
             log.warning("the data set has no %s folder: training will mix in no background noise", BACKGROUND_NOISE_DIR)
+        info["store"] = pack_folder(dataset, tmp / "dataset", sample_rate, consume=True, progress=progress)
         if data.test_set == "official":
-            official = tmp / "official_test"
+            official = loose / "official_test"
             kind = source_kind(data.test_set_source)
             collected = []
             test_info = materialise(kind, data.test_set_source, data.test_set_sha256, official,
                                     tmp / ".extract", cache_dir, progress, retries, limits, collected)
             skipped += _validate(official, out, sample_rate, clip_samples, data, collected)
             test_info["counts"] = _count(official)
+            test_info["store"] = pack_folder(official, tmp / "official_test", sample_rate, consume=True,
+                                             progress=progress)
             info["official_test"] = test_info
+        remove(loose)
         info["skipped"] = len(skipped)
         atomic_write_text(tmp / "skipped.csv", skipped_text(skipped))
         atomic_write_json(tmp / "source.json", info)
     total = sum(n for k, n in info["counts"].items() if k != BACKGROUND_NOISE_DIR)
-    log.info("data set ready in %s: %d clips in %d word folders (%d skipped)", out, total,
-             len(info["counts"]) - (BACKGROUND_NOISE_DIR in info["counts"]), len(skipped))
+    log.info("data set ready in %s: %d clips in %d word folders (%d skipped), packed into %s",
+             out, total, len(info["counts"]) - (BACKGROUND_NOISE_DIR in info["counts"]), len(skipped),
+             out / "dataset")
     return info
 
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import random
-import re
 from pathlib import Path
 
 from pipeline.core.errors import StageError
@@ -31,6 +29,7 @@ from pipeline.core.labels import (
     prepare_words_list,
     write_labels,
 )
+from pipeline.data.clip_store import ClipStore, hash_name, is_store, speaker_of
 from pipeline.data.config import SplitConfig
 from pipeline.data.manifest import (
     MANIFEST_NAMES,
@@ -45,17 +44,6 @@ log = logging.getLogger(__name__)
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # ~134M, as in the original
 # The original's loop order for adding silence/unknowns and shuffling: it fixes the random draws.
 ORIGINAL_ORDER = ("validation", "testing", "training")
-
-
-def hash_name(filename) -> str:
-    """The part of the base name that identifies the speaker (everything before ``_nohash_``)."""
-    return re.sub(r"_nohash_.*$", "", os.path.basename(str(filename)))
-
-
-def speaker_of(filename) -> str:
-    """Speaker column: ``hash_name`` without a ``.wav`` suffix (files lacking ``_nohash_``)."""
-    name = hash_name(filename)
-    return name[:-4] if name.lower().endswith(".wav") else name
 
 
 def which_set(filename, validation_percentage, testing_percentage, salt: str = "") -> str:
@@ -75,25 +63,28 @@ def which_set(filename, validation_percentage, testing_percentage, salt: str = "
     return "training"
 
 
-def _word_wavs(root: Path) -> dict[str, list[Path]]:
-    """``root/<folder>/*.wav`` grouped by lower-cased folder name, in sorted path order."""
-    groups: dict[str, list[Path]] = {}
-    for path in sorted(root.glob("*/*.wav"), key=lambda p: (p.parent.name, p.name)):
-        word = path.parent.name.lower()
+def _word_clips(root: Path) -> dict[str, list[str]]:
+    """The clips of the store ``root`` as manifest paths (``<root>/<word>/<file>.wav``), grouped by
+    lower-cased folder name, in (folder, file) order; background noise left out."""
+    groups: dict[str, list[str]] = {}
+    with ClipStore(root) as store:
+        names = sorted(store.names, key=lambda name: tuple(name.split("/", 1)))
+    for name in names:
+        word = name.split("/", 1)[0].lower()
         if word != BACKGROUND_NOISE_DIR:
-            groups.setdefault(word, []).append(path)
+            groups.setdefault(word, []).append(f"{root.as_posix()}/{name}")
     return groups
 
 
-def _checked_word_wavs(root: Path, wanted_words, what: str, not_found_hint: str,
-                       missing_hint: str = "") -> dict[str, list[Path]]:
-    """``_word_wavs(root)`` once the folder is known to exist, hold clips and have every wanted
+def _checked_word_clips(root: Path, wanted_words, what: str, not_found_hint: str,
+                        missing_hint: str = "") -> dict[str, list[str]]:
+    """``_word_clips(root)`` once the store is known to exist, hold clips and have every wanted
     word; else a StageError naming ``root`` (``what`` it is, and the hints for the fix)."""
-    if not root.is_dir():
+    if not is_store(root):
         raise StageError(f"{root}: {what} not found ({not_found_hint})")
-    groups = _word_wavs(root)
+    groups = _word_clips(root)
     if not groups:
-        raise StageError(f"{root}: no .wav files found in {root}/*/*.wav")
+        raise StageError(f"{root}: the {what} holds no clips")
     missing = [w for w in wanted_words if w not in groups]
     if missing:
         raise StageError(
@@ -104,12 +95,12 @@ def _checked_word_wavs(root: Path, wanted_words, what: str, not_found_hint: str,
 
 
 def index_dataset(root, wanted_words, validation_percentage, testing_percentage, salt: str = ""):
-    """Hash every clip of ``root`` into a split: ``(wanted, unknown)``, each split -> rows.
+    """Hash every clip of the store ``root`` into a split: ``(wanted, unknown)``, each split -> rows.
 
     Raises StageError naming the folder if it holds no clips or lacks a wanted word.
     """
     root = Path(root)
-    groups = _checked_word_wavs(root, wanted_words, "data set folder", "run the download stage first")
+    groups = _checked_word_clips(root, wanted_words, "data set", "run the download stage first")
     label_index = {word: i + 2 for i, word in enumerate(wanted_words)}
     label_index[UNKNOWN_LABEL] = UNKNOWN_INDEX
     wanted = {s: [] for s in SPLITS}
@@ -117,8 +108,8 @@ def index_dataset(root, wanted_words, validation_percentage, testing_percentage,
     for word, paths in groups.items():
         label = word if word in wanted_words else UNKNOWN_LABEL
         for path in paths:
-            split = which_set(path.name, validation_percentage, testing_percentage, salt)
-            row = Row(path.as_posix(), word, label, label_index[label], speaker_of(path), split)
+            split = which_set(path, validation_percentage, testing_percentage, salt)
+            row = Row(path, word, label, label_index[label], speaker_of(path), split)
             (unknown if label == UNKNOWN_LABEL else wanted)[split].append(row)
     return wanted, unknown
 
@@ -126,7 +117,7 @@ def index_dataset(root, wanted_words, validation_percentage, testing_percentage,
 def read_official_test(root, wanted_words) -> list[Row]:
     """The official test set, labelled by folder (other words -> _unknown_), in sorted order."""
     root = Path(root)
-    groups = _checked_word_wavs(
+    groups = _checked_word_clips(
         root, wanted_words, "official test set",
         "run the download stage with data.test_set: official, or use data.test_set: hash",
         "; use data.test_set: hash for these words",
@@ -138,7 +129,7 @@ def read_official_test(root, wanted_words) -> list[Row]:
         label = word if word in label_index else UNKNOWN_LABEL
         for path in paths:
             speaker = "" if label == SILENCE_LABEL else speaker_of(path)
-            rows.append(Row(path.as_posix(), word, label, label_index[label], speaker, "testing"))
+            rows.append(Row(path, word, label, label_index[label], speaker, "testing"))
     return rows
 
 

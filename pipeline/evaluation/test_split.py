@@ -25,7 +25,7 @@ class EvaluationOutputs:
 
 def evaluate_test_split(model_dir=paths.MODEL_DIR, features_dir=paths.FEATURES_DIR,
                         outputs: EvaluationOutputs = EvaluationOutputs()) -> dict[str, Any]:
-    """Evaluate ``model_dir`` on ``features_dir/test.npz``; write the outputs; return the metrics."""
+    """Evaluate ``model_dir`` on ``features_dir/test/``; write the outputs; return the metrics."""
     from pipeline.models.io import batch_predictor, load_model_file
 
     model_dir, features_dir = Path(model_dir), Path(features_dir)
@@ -40,7 +40,7 @@ def evaluate_test_split(model_dir=paths.MODEL_DIR, features_dir=paths.FEATURES_D
     model = load_model_file(model_dir / "model.keras")
     expected = tuple(model.input_shape[1:])
     if tuple(x.shape[1:]) != expected:
-        raise StageError(f"{features_dir / 'test.npz'}: features {x.shape[1:]} do not fit the model's input {expected}")
+        raise StageError(f"{features_dir / 'test'}: features {x.shape[1:]} do not fit the model's input {expected}")
     scores = batch_predictor(model)(x, BATCH)
     if scores.shape[1] != len(labels):
         raise StageError(f"{model_dir}: model has {scores.shape[1]} outputs but {labels_path} lists {len(labels)} labels")

@@ -21,6 +21,8 @@ from pipeline.core import paths
 from pipeline.core.errors import StageError
 from pipeline.core.fs import atomic_dir, atomic_write_json, read_json
 from pipeline.core.labels import prepare_words_list, read_labels, write_labels
+from pipeline.data.clip_store import ClipReader
+from pipeline.data.feature_store import feature_files
 from pipeline.export.c_array import write_c_array
 from pipeline.export.convert import (
     build_module,
@@ -53,7 +55,8 @@ REPRESENTATIVE_SEED = 1234
 @dataclass(frozen=True)
 class ExportInputs:
     """What freeze reads besides the model: training features (int8 calibration), the test
-    manifest and its clips (accuracy of every format), and the test features."""
+    manifest and its clips (accuracy of every format; manifest paths name clips in the stores
+    under ``data_root``), and the test features."""
 
     features_dir: Path = paths.FEATURES_DIR
     test_manifest: Path = paths.SPLIT_DIR / "test.csv"
@@ -85,15 +88,15 @@ def load_trained_model(keras_dir: Path, cfg: FeatureConfig, labels: list[str]):
     return model
 
 
-def representative_features(train_npz: Path) -> np.ndarray:
-    """A seeded sample of training features (int8 calibration)."""
-    if not train_npz.is_file():
-        raise FileNotFoundError(f"{train_npz}: training features not found (run featurize)")
-    with np.load(train_npz) as data:
-        x_train = data["x"]
+def representative_features(features_dir: Path) -> np.ndarray:
+    """A seeded sample of training features (int8 calibration), read from the memory map."""
+    x_path, _ = feature_files(features_dir, "train")
+    if not x_path.is_file():
+        raise FileNotFoundError(f"{x_path}: training features not found (run featurize)")
+    x_train = np.load(x_path, mmap_mode="r")
     pick = np.random.default_rng(REPRESENTATIVE_SEED).choice(
         len(x_train), size=min(REPRESENTATIVE_CLIPS, len(x_train)), replace=False)
-    return x_train[np.sort(pick)].astype(np.float32)
+    return np.asarray(x_train[np.sort(pick)], dtype=np.float32)
 
 
 def freeze(keras_dir: Path, out_dir: Path, metrics_path: Path, cfg: FeatureConfig,
@@ -102,27 +105,27 @@ def freeze(keras_dir: Path, out_dir: Path, metrics_path: Path, cfg: FeatureConfi
     keras_dir, out_dir = Path(keras_dir), Path(out_dir)
     labels = prepare_words_list(wanted_words)
     model = load_trained_model(keras_dir, cfg, labels)
-    representative = representative_features(Path(inputs.features_dir) / "train.npz")
+    representative = representative_features(Path(inputs.features_dir))
     needs_softmax = not is_probability(model(representative[:8], training=False))
 
+    clips = ClipReader(inputs.data_root)
     clip_paths, audio, y = [], np.zeros((0, cfg.desired_samples), np.float32), np.zeros(0, np.int32)
     if inputs.test_manifest is not None and Path(inputs.test_manifest).is_file():
-        clip_paths, audio, y = read_test_clips(Path(inputs.test_manifest), Path(inputs.data_root), labels,
-                                               cfg.desired_samples, cfg.sample_rate, inputs.test_limit)
+        clip_paths, audio, y = read_test_clips(Path(inputs.test_manifest), clips, labels,
+                                               cfg.desired_samples, inputs.test_limit)
     test_features = None
-    test_npz = Path(inputs.features_dir) / "test.npz"
-    if test_npz.is_file():
-        with np.load(test_npz) as data:
-            test_features = (data["x"].astype(np.float32), data["y"].astype(np.int32))
+    test_x, test_y = feature_files(inputs.features_dir, "test")
+    if test_x.is_file() and test_y.is_file():
+        test_features = (np.load(test_x, mmap_mode="r"), np.load(test_y).astype(np.int32))
     check_audio = audio[:4] if len(audio) else np.random.default_rng(0).uniform(
         -0.5, 0.5, (2, cfg.desired_samples)).astype(np.float32)
 
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir) as tmp, clips:
         streaming = write_streaming(tmp, keras_dir, model, cfg, needs_softmax,
                                     test_features[0] if test_features else representative)
         float_input = write_exports(tmp, model, cfg, labels, needs_softmax, representative, check_audio,
                                     streaming)
-        accuracy = evaluate_exports(tmp, keras_dir, clip_paths, audio, y, test_features)
+        accuracy = evaluate_exports(tmp, keras_dir, clip_paths, audio, y, test_features, clips)
         metrics = export_metrics(cfg, wanted_words, len(representative), float_input, tmp,
                                  keras_dir / "model.keras", accuracy, len(y),
                                  len(test_features[1]) if test_features else 0)

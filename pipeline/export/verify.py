@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.core.audio import fit_to_length, read_wav
+from pipeline.core.audio import fit_to_length
 from pipeline.core.errors import StageError
 from pipeline.core.tf import tflite_interpreter
+from pipeline.data.clip_store import ClipReader
 from pipeline.data.manifest import read_manifest
 
 # The float TFLite with the front end inside is kept only if it agrees with Keras this closely.
@@ -32,21 +33,20 @@ def max_tflite_difference(flat: bytes, fn, clips: np.ndarray) -> float:
     return worst
 
 
-def read_test_clips(manifest: Path, root: Path, labels: list[str], desired_samples: int,
-                    sample_rate: int, limit: int | None = None):
-    """Audio of the manifest's clips that have a file (silence rows have none) and their labels:
-    ``(paths, audio [N, desired_samples], label indices [N])``."""
+def read_test_clips(manifest: Path, clips: ClipReader, labels: list[str], desired_samples: int,
+                    limit: int | None = None):
+    """Audio of the manifest's clips (read from the clip stores; silence rows have none) and
+    their labels: ``(paths, audio [N, desired_samples], label indices [N])``."""
     rows = [r for r in read_manifest(manifest) if r.path]
     if limit:
         rows = rows[:limit]
     paths, audio, y = [], [], []
     for row in tqdm(rows, desc="read test clips", leave=False):
-        path = root / row.path
         if row.label not in labels:
             raise StageError(f"{manifest}: label {row.label!r} is not in the model's labels")
-        audio.append(fit_to_length(read_wav(path, sample_rate), desired_samples))
+        audio.append(fit_to_length(clips.read(row.path), desired_samples))
         y.append(labels.index(row.label))
-        paths.append(path)
+        paths.append(row.path)
     if not audio:
         return paths, np.zeros((0, desired_samples), np.float32), np.zeros(0, np.int32)
     return paths, np.stack(audio).astype(np.float32), np.array(y, np.int32)
@@ -56,8 +56,10 @@ def _accuracy(scores: np.ndarray, y: np.ndarray) -> float | None:
     return float(np.mean(scores.argmax(axis=1) == y)) if len(y) else None
 
 
-def evaluate_exports(export_dir: Path, keras_dir: Path, paths, audio, y, test_features=None) -> dict[str, Any]:
-    """Test accuracy of every format on the same clips (SavedModel through its WAV signature)."""
+def evaluate_exports(export_dir: Path, keras_dir: Path, paths, audio, y, test_features=None,
+                     clips: ClipReader | None = None) -> dict[str, Any]:
+    """Test accuracy of every format on the same clips (SavedModel through its WAV signature: the
+    clips named by ``paths`` as WAV bytes from ``clips``)."""
     from pipeline.inference import load_model
 
     results: dict[str, Any] = {}
@@ -65,7 +67,7 @@ def evaluate_exports(export_dir: Path, keras_dir: Path, paths, audio, y, test_fe
     results["keras"] = _accuracy(keras_model.predict_audio(audio), y)
     if (export_dir / "saved_model").is_dir():
         saved = load_model(export_dir)
-        scores = [saved.predict_wav_bytes(Path(p).read_bytes(), str(p))
+        scores = [saved.predict_wav_bytes(clips.wav_bytes(p), str(p))
                   for p in tqdm(paths, desc="saved_model", leave=False)]
         results["saved_model"] = _accuracy(np.array(scores), y) if scores else None
     for name in ("tflite_float", "tflite_int8"):
@@ -73,6 +75,7 @@ def evaluate_exports(export_dir: Path, keras_dir: Path, paths, audio, y, test_fe
         results[name] = _accuracy(model.predict_audio(audio), y)
         if test_features is not None and not getattr(model, "takes_audio", False):
             x, fy = test_features
+            # (the "_test_npz" key names are kept so that metrics compare with earlier commits)
             results[f"{name}_test_npz"] = _accuracy(model.predict_features(x), fy)
     if test_features is not None:
         x, fy = test_features

@@ -1,4 +1,4 @@
-"""Stage `download`: materialise the data set in the training layout under data/raw/.
+"""Stage `download`: fetch and check the data set, and pack it into clip stores under data/raw/.
 
 Usage: ``python -m pipeline.stages.download [--params params.yaml] [--out data/raw]
 [--cache-dir .cache/downloads]``.

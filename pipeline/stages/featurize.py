@@ -1,7 +1,7 @@
 """Stage `featurize`: the features of every manifest row, with precomputed augmentation.
 
 Usage: ``python -m pipeline.stages.featurize [--params params.yaml] [--split-dir data/split]
-[--dataset-dir data/raw/dataset] [--out data/features]``.
+[--raw data/raw] [--out data/features]``.
 """
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default=str(paths.PARAMS))
     parser.add_argument("--split-dir", default=str(paths.SPLIT_DIR))
-    parser.add_argument("--dataset-dir", default=str(paths.DATASET_DIR))
+    parser.add_argument("--raw", default=str(paths.RAW_DIR), help="the download stage's clip stores")
     parser.add_argument("--out", default=str(paths.FEATURES_DIR))
     args = parser.parse_args(argv)
     features, augment = load_params(args.params, FeatureConfig, AugmentConfig)
-    meta = featurize(args.split_dir, args.dataset_dir, args.out, features, augment)
+    meta = featurize(args.split_dir, args.raw, args.out, features, augment)
     print(f"featurize: {meta['counts']} feature shape {meta['feature_shape']} -> {args.out}")
     return 0
 

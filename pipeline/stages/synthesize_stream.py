@@ -11,12 +11,13 @@ import logging
 from pipeline.cli import run_main
 from pipeline.core import paths
 from pipeline.core.clip import ClipFormat
-from pipeline.core.labels import BACKGROUND_NOISE_DIR, UNKNOWN_LABEL
+from pipeline.core.labels import UNKNOWN_LABEL
 from pipeline.core.params import load_params
+from pipeline.data.clip_store import ClipReader
 from pipeline.data.manifest import MANIFEST_NAMES
 from pipeline.streaming.config import StreamConfig
 from pipeline.streaming.synthesize import (
-    background_files,
+    background_clips,
     read_test_manifest,
     synthesize,
     write_stream,
@@ -31,8 +32,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     cfg, clip = load_params(args.params, StreamConfig, ClipFormat)
     word_clips, unknown = read_test_manifest(paths.SPLIT_DIR / MANIFEST_NAMES["testing"], paths.SPLIT_LABELS)
-    backgrounds = background_files(paths.DATASET_DIR / BACKGROUND_NOISE_DIR)
-    audio, labels = synthesize(word_clips, unknown, backgrounds, cfg, clip.sample_rate)
+    backgrounds = background_clips(paths.DATASET_DIR)
+    with ClipReader() as clips:
+        audio, labels = synthesize(word_clips, unknown, backgrounds, cfg, clip.sample_rate, read=clips.read)
     write_stream(paths.STREAM_DIR, audio, labels, clip.sample_rate)
     unknown_count = sum(1 for label, _ in labels if label == UNKNOWN_LABEL)
     log.info("wrote %s: %.0f s, %d words (%d unknown)", paths.STREAM_WAV,

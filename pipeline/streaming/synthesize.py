@@ -16,15 +16,17 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
 from pipeline.core import paths
-from pipeline.core.audio import read_wav, write_wav
+from pipeline.core.audio import write_wav
 from pipeline.core.errors import StageError
 from pipeline.core.fs import atomic_dir, atomic_write_text
-from pipeline.core.labels import SILENCE_LABEL, UNKNOWN_LABEL, read_labels
+from pipeline.core.labels import BACKGROUND_NOISE_DIR, SILENCE_LABEL, UNKNOWN_LABEL, read_labels
+from pipeline.data.clip_store import ClipStore, is_store
 from pipeline.data.manifest import read_manifest
 from pipeline.streaming.config import StreamConfig
 
@@ -54,12 +56,14 @@ def mix_in(track, offset, sample, duration, volume, ramp_in, ramp_out) -> None:
 
 
 def synthesize(word_clips: dict[str, list], unknown_clips: list, backgrounds: list,
-               settings: StreamConfig, sample_rate: int, progress: bool = True):
+               settings: StreamConfig, sample_rate: int, progress: bool = True,
+               read: Callable[[str], np.ndarray] | None = None):
     """Build the recording; return ``(audio float32, [(label, time_ms), ...])``.
 
     ``word_clips`` maps each wanted word (in label order) to its clips, ``unknown_clips`` lists
     the unknown-word clips and ``backgrounds`` the noise recordings; clips are float arrays or
-    paths (read once, when first chosen).
+    names that ``read`` turns into float samples at ``sample_rate`` (each read once, when first
+    chosen; e.g. ``ClipReader.read`` for manifest paths).
     """
     rate = sample_rate
     words = [word for word, clips in word_clips.items() if clips]
@@ -79,9 +83,9 @@ def synthesize(word_clips: dict[str, list], unknown_clips: list, backgrounds: li
             return clip
         key = str(clip)
         if key not in cache:
-            # The split stage has already accepted (or, with data.resample, marked for
-            # resampling) every listed clip, so one at another rate is converted like featurize does.
-            cache[key] = read_wav(clip, sample_rate=rate, resample=True)
+            if read is None:
+                raise ValueError(f"clip {key!r} is a name, but no read function was given")
+            cache[key] = read(key)
         return cache[key]
 
     rng = np.random.default_rng(settings.seed)
@@ -123,8 +127,9 @@ def format_labels(labels) -> str:
     return "".join(f"{label}, {time_ms:f}\n" for label, time_ms in labels)
 
 
-def read_test_manifest(manifest: Path, labels_path: Path, root: Path = Path(".")):
-    """Wanted-word clips (in label order) and unknown clips from the test split's manifest."""
+def read_test_manifest(manifest: Path, labels_path: Path):
+    """Wanted-word clips (in label order) and unknown clips from the test split's manifest, as
+    manifest paths (clips in the stores)."""
     rows = read_manifest(manifest)
     wanted = [label for label in read_labels(labels_path) if label not in (SILENCE_LABEL, UNKNOWN_LABEL)]
     word_clips: dict[str, list] = {word: [] for word in wanted}
@@ -132,11 +137,10 @@ def read_test_manifest(manifest: Path, labels_path: Path, root: Path = Path(".")
     for row in rows:
         if not row.path or row.label == SILENCE_LABEL:
             continue
-        path = root / row.path
         if row.label == UNKNOWN_LABEL:
-            unknown.append(path)
+            unknown.append(row.path)
         elif row.label in word_clips:
-            word_clips[row.label].append(path)
+            word_clips[row.label].append(row.path)
         else:
             raise StageError(f"{manifest}: label {row.label!r} is not in {labels_path}")
     empty = [word for word, clips in word_clips.items() if not clips]
@@ -145,8 +149,12 @@ def read_test_manifest(manifest: Path, labels_path: Path, root: Path = Path(".")
     return word_clips, unknown
 
 
-def background_files(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.wav")) if folder.is_dir() else []
+def background_clips(dataset: Path) -> list[str]:
+    """The background noise of the data set's clip store, as clip paths (none without a store)."""
+    if not is_store(dataset):
+        return []
+    with ClipStore(dataset) as store:
+        return [f"{Path(dataset).as_posix()}/{entry.name}" for entry in store.of_word(BACKGROUND_NOISE_DIR)]
 
 
 def write_stream(out_dir: Path, audio: np.ndarray, labels, sample_rate: int) -> None:

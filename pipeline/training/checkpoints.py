@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.core import fs
+from pipeline.data.feature_store import feature_files
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ _CKPT_RE = re.compile(r"^ckpt-(\d+)\.npz$")
 
 def config_hash(settings: dict[str, Any], features_meta: dict[str, Any], features_dir: Path) -> str:
     """Hash of everything a checkpoint depends on: train settings, features meta, data bytes."""
-    data = {name: fs.sha256_file(Path(features_dir) / f"{name}.npz") for name in ("train", "validation")}
+    data = {f"{name}/{path.name}": fs.sha256_file(path)
+            for name in ("train", "validation") for path in feature_files(features_dir, name)}
     blob = json.dumps({"train": settings, "features": features_meta, "data": data}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
