@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from pipeline.core.errors import StageError
+from pipeline.data.feature_store import read_features
 from pipeline.training.devices import choose_placement
 from pipeline.training.precision import policy_name
 from tests.test_train import REPO_ROOT, make_features, model_weights, run_train
@@ -103,8 +104,8 @@ def test_mixed_precision_trains_on_the_cpu_and_saves_a_float32_model(tmp_path):
     model = load_model_file(tmp_path / "models/keras/model.keras")
     assert {w.dtype for w in model.weights} == {"float32"}
     assert all(layer.dtype_policy.name == "float32" for layer in model.layers)
-    with np.load(tmp_path / "data/features/test.npz") as data:
-        scores = np.asarray(model(data["x"][:4]))
+    x, _ = read_features(tmp_path / "data/features", "test", num_labels=12)
+    scores = np.asarray(model(np.asarray(x[:4])))
     assert scores.dtype == np.float32
 
 
@@ -115,6 +116,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from pathlib import Path
 from pipeline.core.errors import StageError
+from pipeline.data.feature_store import read_features
 from pipeline.training.config import TrainConfig
 from pipeline.training.devices import Placement
 from pipeline.training.loop import train

@@ -200,7 +200,7 @@ def test_ci_rerun_pulls_cached_stages_and_reruns_only_train_onwards(workdir, tmp
     # download, split, featurize and synthesize_stream came from the remote, not recomputed.
     for stage in ("download", "split", "featurize", "synthesize_stream"):
         assert f"Stage '{stage}' didn't change, skipping" in result.stdout, stage
-    assert (clone_b / "data/features/train.npz").is_file()
+    assert (clone_b / "data/features/train/x.npy").is_file()
     assert "not a reproduction: code or params of train differ" in result.stdout
     report = (tmp_path / "report.md").read_text()
     assert "train.learning_rate" in report and "| metric | origin/main | workspace |" in report

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from pipeline.core.audio import write_wav
+from pipeline.data.feature_store import read_features, write_features
 from pipeline.models.ds_cnn import DsCnnOptions
 from pipeline.models.low_latency_svdf import SvdfOptions
 from pipeline.models.registry import build_model, get_model
 from pipeline.models.streaming import NotStreamable
+from tests.conftest import pack
 from tests.test_inference import LABELS, WANTED, tiny_clips
 
 SMALL_DS_CNN = DsCnnOptions(channels=8, blocks=[[3, 1], [5, 2], [3, 1], [3, 2]], padding="causal")
@@ -145,11 +147,11 @@ def freeze_tones(root: Path, keras_dir: Path, features: dict) -> dict:
 
     cfg = FeatureConfig.from_dict(features)
     audio, y = tiny_clips(range(10))
-    np.savez(root / "train.npz", x=features_numpy(audio, cfg), y=y)
+    write_features(root, "train", features_numpy(audio, cfg), y)
     audio, y = tiny_clips(range(30, 45))
     rows = []
     for i, (clip, label) in enumerate(zip(audio, y)):
-        path = str(root / "clips" / f"clip{i}.wav")
+        path = str(root / "clips" / LABELS[label] / f"clip{i}_nohash_0.wav")
         write_wav(path, clip, 16000)
         rows.append({"path": path, "word": LABELS[label], "label": LABELS[label], "label_index": int(label),
                      "speaker": "s", "split": "testing"})
@@ -157,7 +159,8 @@ def freeze_tones(root: Path, keras_dir: Path, features: dict) -> dict:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    np.savez(root / "test.npz", x=features_numpy(audio, cfg), y=y)
+    pack(root / "clips")
+    write_features(root, "test", features_numpy(audio, cfg), y)
     return freeze(keras_dir, root / "export", root / "export.json", cfg, WANTED,
                   ExportInputs(features_dir=root, test_manifest=root / "test.csv", data_root=Path("/")))
 
@@ -250,8 +253,7 @@ def test_micro_export_is_full_integer_with_a_c_array(tmp_path):
     accuracy = metrics["accuracy"]
     assert accuracy["tflite_float_test_npz"] >= 0.8
     assert abs(accuracy["tflite_float_test_npz"] - accuracy["tflite_int8_test_npz"]) <= 0.01
-    with np.load(tmp_path / "test.npz") as data:
-        x, y = data["x"], data["y"]
+    x, y = read_features(tmp_path, "test", num_labels=len(LABELS))
     int8_model, float_model = load_model(export / "model_int8.tflite"), load_model(export / "model_float.tflite")
     assert abs(np.mean(int8_model.predict_features(x).argmax(1) == y)
                - np.mean(float_model.predict_features(x).argmax(1) == y)) <= 0.01
