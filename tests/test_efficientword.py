@@ -48,3 +48,15 @@ def test_needs_16_khz_and_at_most_a_1500_ms_clip():
         FeatureConfig(preprocess="efficientword", sample_rate=8000)
     with pytest.raises(ParamError, match="1500 ms"):
         FeatureConfig(preprocess="efficientword", clip_duration_ms=2000)
+
+
+def test_the_pair_joins_both_embeddings():
+    _package_logfbank()
+    from pipeline.frontends import embedding, efficientword as ewn
+
+    cfg = FeatureConfig(preprocess="embedding_efficientword")
+    clips = np.stack([word_clip(w, s, 0) for w, s in zip(["go", "stop"], range(2))])
+    out = features_numpy(clips, cfg)
+    assert out.shape == (2, 1, 9 * 96 + 2048) == (2, *cfg.feature_shape)
+    np.testing.assert_allclose(out[:, 0, : 9 * 96], embedding.embed(clips).reshape(2, -1), atol=1e-4)
+    np.testing.assert_allclose(out[:, 0, 9 * 96 :], ewn.embed(clips)[:, 0], atol=1e-5)
