@@ -23,7 +23,9 @@ reused by every fold and classifier; only the classifier trains per fold. A conf
   0 and +-100 ms;
 - classifier: ``logreg`` (standardized flat features, L2 logistic regression), ``head`` (the
   project's ``embedding_head`` Keras model, trained as the real-speech preset trains it, fewer
-  steps), ``seq`` (a small 1-D convolution over the embedding windows).
+  steps), ``linear`` (the project's ``linear_head``: per-feature normalization and one dense
+  layer, logistic regression as a Keras model that exports to TFLite), ``seq`` (a small 1-D
+  convolution over the embedding windows).
 """
 from __future__ import annotations
 
@@ -143,6 +145,9 @@ def train_keras(x, y, seed, kind, labels):
     if kind == "head":
         shape = x.shape[1:] if x.ndim == 3 else (1, x.shape[1])
         model = build_model("embedding_head", shape, len(labels), 0.5)
+    elif kind == "linear":  # the project's linear_head: logistic regression as a Keras model
+        shape = x.shape[1:] if x.ndim == 3 else (1, x.shape[1])
+        model = build_model("linear_head", shape, len(labels), 0.5)
     else:  # seq: a small convolution over the embedding windows, then the mean over time
         inputs = keras.Input(x.shape[1:])
         h = keras.layers.LayerNormalization()(inputs)
