@@ -24,8 +24,8 @@ reused by every fold and classifier; only the classifier trains per fold. A conf
 - classifier: ``logreg`` (standardized flat features, L2 logistic regression), ``head`` (the
   project's ``embedding_head`` Keras model, trained as the real-speech preset trains it, fewer
   steps), ``linear`` (the project's ``linear_head``: per-feature normalization and one dense
-  layer, logistic regression as a Keras model that exports to TFLite), ``seq`` (a small 1-D
-  convolution over the embedding windows).
+  layer, logistic regression as a Keras model that exports to TFLite), ``seq`` (the project's
+  ``embedding_conv``: 1-D convolutions over the embedding windows).
 """
 from __future__ import annotations
 
@@ -148,15 +148,8 @@ def train_keras(x, y, seed, kind, labels):
     elif kind == "linear":  # the project's linear_head: logistic regression as a Keras model
         shape = x.shape[1:] if x.ndim == 3 else (1, x.shape[1])
         model = build_model("linear_head", shape, len(labels), 0.5)
-    else:  # seq: a small convolution over the embedding windows, then the mean over time
-        inputs = keras.Input(x.shape[1:])
-        h = keras.layers.LayerNormalization()(inputs)
-        h = keras.layers.Conv1D(128, 3, padding="same", activation="relu")(h)
-        h = keras.layers.Dropout(0.3)(h)
-        h = keras.layers.Conv1D(128, 3, padding="same", activation="relu")(h)
-        h = keras.layers.GlobalMaxPooling1D()(h)
-        h = keras.layers.Dropout(0.5)(h)
-        model = keras.Model(inputs, keras.layers.Dense(len(labels))(h))
+    else:  # seq: the project's embedding_conv, 1-D convolutions over the embedding windows
+        model = build_model("embedding_conv", x.shape[1:], len(labels), 0.5)
     x = x.reshape(len(x), *model.input_shape[1:])
     steps, batch = 2000, 100
     schedule = keras.optimizers.schedules.PiecewiseConstantDecay([1500], [1e-3, 1e-4])

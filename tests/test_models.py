@@ -63,7 +63,7 @@ def test_parameter_counts_equal_the_original(architecture, shape, labels):
 
 @pytest.mark.parametrize("architecture", sorted(MODELS))
 def test_every_architecture_outputs_logits_per_label(architecture):
-    shape = (3, 96) if architecture in ("embedding_head", "linear_head") else (98, 40)
+    shape = (9, 96) if architecture in ("embedding_head", "embedding_conv", "linear_head") else (98, 40)
     model = build_model(architecture, shape, 12, dropout=0.5)
     x = np.random.default_rng(0).normal(size=(3, *shape)).astype(np.float32)
     out = np.asarray(model(x, training=False))

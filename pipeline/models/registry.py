@@ -11,6 +11,7 @@ from pipeline.core.schema import Section
 from pipeline.models import (
     conv,
     ds_cnn,
+    embedding_conv,
     embedding_head,
     linear_head,
     low_latency_conv,
@@ -32,6 +33,7 @@ MODELS: dict[str, ModelSpec] = {
         tiny_embedding_conv.MODEL,
         ds_cnn.MODEL,
         embedding_head.MODEL,
+        embedding_conv.MODEL,
         linear_head.MODEL,
     )
 }
