@@ -202,7 +202,8 @@ def run_config(config: str, data_bundle, args) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+", default=["embedding/logreg", "embedding/head"])
+    parser.add_argument("--configs", nargs="+",
+                        default=["embedding:aug4/seq", "embedding:aug4/head", "embedding+efficientword/logreg"])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--salt", default="kfold")
     parser.add_argument("--data", type=Path, default=SHARED_MINI)

@@ -1,6 +1,6 @@
 """The streaming operating point, chosen on a validation stream and reported on a test stream.
 
-    python bench/operating_point.py [--classifier logreg] [--copies 0] [--duration 600]
+    python bench/operating_point.py [--classifier seq] [--copies 4] [--duration 600]
 
 Speakers of ../shared/data/speech_commands_mini are split as bench/kfold.py folds them (salted
 speaker hash, 5 folds): the classifier trains on folds 0-2, a validation stream is synthesized (as
@@ -66,8 +66,8 @@ def stream_of(audio, y, fold, silence, labels, which, noise, settings):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--classifier", default="logreg", choices=["logreg", "head", "seq"])
-    parser.add_argument("--copies", type=int, default=0, help="augmented copies of each training clip")
+    parser.add_argument("--classifier", default="seq", choices=["logreg", "head", "seq"])
+    parser.add_argument("--copies", type=int, default=4, help="augmented copies of each training clip")
     parser.add_argument("--duration", type=float, default=600)
     parser.add_argument("--data", type=Path, default=SHARED_MINI)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/kws_kfold_cache"))
