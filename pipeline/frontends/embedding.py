@@ -11,21 +11,25 @@ Recipe (measured by a colleague: 89% on unseen speakers with a plain logistic re
 of 76 frames every 8 frames. A 1 s clip gives only 97 mel frames (3 windows), so it is padded with
 PAD_SAMPLES of silence on each side to give several windows around the word.
 
-Speed (each mel frame and each embedding computed once). Both models are local: a mel frame
-depends only on its own 512 samples, and the embedding model is fully convolutional in time
-(valid convolutions, time stride 8), so run on F mel frames it returns the 1 + (F - 76) // 8
-embeddings of the windows every 8 frames, each equal to the 76-frame model's output for that
-window. So:
+Speed (each mel frame and each embedding computed once). The mel model is an STFT (a 400-sample
+Hann window in 512), a [257, 32] mel matrix, 10*log10, and a clamp at 80 dB below the loudest
+value of *everything it is given at once* -- so running it on several clips together changes
+them. ``mel_db`` computes it in numpy with the model's own constants (read from the .tflite), and
+``clamp_scale`` applies the clamp per clip (featurize) or per recording (streaming, as the model
+does for a recording given at once). The embedding model is fully convolutional in time (valid
+convolutions, time stride 8): run on F mel frames it returns the 1 + (F - 76) // 8 embeddings of
+the windows every 8 frames, each equal to the 76-frame model's output for that window. So:
 
-- featurize (``embed``) lays the padded clips end to end in slots of a whole number of embedding
-  hops, runs the mel model once over the row and the embedding model once over its mel frames,
-  and keeps each clip's windows (those straddling two slots are dropped);
-- streaming (``stream_features``) runs the same two calls over the whole (padded) recording: one
-  embedding every EMBEDDING_HOP_SAMPLES (80 ms), and a window starting at sample ``s`` (a multiple
-  of 80 ms) is embeddings ``s // 1280 ... + 8``. A streamed window therefore sees the recording's
-  own 250 ms of context where a training clip sees PAD_SAMPLES of silence;
-  ``reference_embed(..., pad=0)`` over the same context gives the same numbers
-  (tests/test_embedding_speed.py).
+- featurize (``embed``) lays the clips' mel frames end to end in slots of a whole number of
+  embedding hops, runs the embedding model once over the row and keeps each clip's windows
+  (those straddling two slots are dropped);
+- streaming (``stream_features``) computes the mel of the whole (padded) recording and runs the
+  embedding model over it: one embedding every EMBEDDING_HOP_SAMPLES (80 ms), and a window
+  starting at sample ``s`` (a multiple of 80 ms) is embeddings ``s // 1280 ... + 8``. A streamed
+  window therefore sees the recording's own 250 ms of context where a training clip sees
+  PAD_SAMPLES of silence; ``reference_embed(..., pad=0)`` over the same context gives the same
+  numbers (tests/test_embedding_frontend.py; where the context runs past the recording's ends,
+  the clamp differs: the recording's loudest frame, not the window's).
 
 ``reference_embed`` keeps the original computation (one mel call per clip, one 76-frame embedding
 call per window) as the reference the tests and ``bench/embedding_speed.py`` compare against.
