@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ["augmentation", "train_throughput", "latency", "streaming", "real_speech", "extraction"]
+SCRIPTS = ["augmentation", "train_throughput", "latency", "streaming", "embedding_speed", "real_speech",
+           "kfold", "operating_point", "extraction"]
 
 
 def main(argv=None) -> int:

@@ -63,7 +63,7 @@ def test_parameter_counts_equal_the_original(architecture, shape, labels):
 
 @pytest.mark.parametrize("architecture", sorted(MODELS))
 def test_every_architecture_outputs_logits_per_label(architecture):
-    shape = (3, 96) if architecture == "embedding_head" else (98, 40)
+    shape = (9, 96) if architecture in ("embedding_head", "embedding_conv", "linear_head") else (98, 40)
     model = build_model(architecture, shape, 12, dropout=0.5)
     x = np.random.default_rng(0).normal(size=(3, *shape)).astype(np.float32)
     out = np.asarray(model(x, training=False))
@@ -156,3 +156,22 @@ def test_model_file_is_byte_identical_for_identical_weights(tmp_path):
     x = np.random.default_rng(0).normal(size=(2, 98, 40)).astype(np.float32)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), models[0].predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_linear_head_weight_penalty_enters_the_training_loss():
+    """linear_head's L2 penalty is part of the loss the train stage minimises (make_train_step)."""
+    import tensorflow as tf
+
+    from pipeline.models.linear_head import LinearOptions
+    from pipeline.training.optim import make_optimizer, make_train_step
+
+    x = np.random.default_rng(1).normal(size=(8, 1, 50)).astype(np.float32)
+    y = np.arange(8, dtype=np.int32) % 4
+    losses = {}
+    for l2 in (0.0, 100.0):
+        keras.utils.set_random_seed(3)
+        model = build_model("linear_head", (1, 50), 4, dropout=0.0, options=LinearOptions(l2=l2))
+        step = make_train_step(model, make_optimizer("adam", 0.0))
+        losses[l2] = float(step(tf.constant(x), tf.constant(y), tf.constant(0.0))[0])
+    weights = model.get_layer("final_fc").kernel.numpy()
+    np.testing.assert_allclose(losses[100.0] - losses[0.0], 100.0 * np.sum(weights ** 2), rtol=1e-4)

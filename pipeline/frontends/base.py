@@ -9,7 +9,9 @@ exactly what it was trained on. Each front end is one module registered in
 - how to compute it: ``compute`` with TensorFlow ops (when ``in_graph``: it can live inside an
   exported SavedModel or TFLite graph), ``compute_numpy`` on numpy batches (always);
 - ``frame_reuse``: whether the features of a long signal equal, frame for frame, those of each
-  clip cut from it, so that streaming can compute a recording's features once and slice windows.
+  clip cut from it, so that streaming can compute a recording's features once and slice windows;
+  ``stream_features`` computes them for a whole recording and ``stream_stride_samples`` is the
+  audio between two of its frames (a window's start must be a multiple of it).
 """
 from __future__ import annotations
 
@@ -51,6 +53,15 @@ class FrontEnd:
         raise ValueError(
             f"compute_features: {self.name!r} is not made of TensorFlow ops; use features_numpy"
         )
+
+    def stream_stride_samples(self, cfg: "FeatureConfig") -> int:
+        """Samples between two frames of ``stream_features`` (front ends with ``frame_reuse``)."""
+        return cfg.window_stride_samples
+
+    def stream_features(self, audio: np.ndarray, cfg: "FeatureConfig") -> np.ndarray:
+        """A whole recording ``[samples]`` -> ``[frames, bins]``; the clip starting at sample
+        ``i * stream_stride_samples`` has features ``[i : i + frames_per_clip]``."""
+        return np.asarray(self.compute(np.asarray(audio, np.float32).reshape(1, -1), cfg))[0]
 
     def compute_numpy(self, audio: np.ndarray, cfg: "FeatureConfig", batch_size: int) -> np.ndarray:
         """``compute`` on a numpy batch ``[N, samples]``, ``batch_size`` clips per call."""

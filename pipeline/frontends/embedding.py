@@ -11,15 +11,40 @@ Recipe (measured by a colleague: 89% on unseen speakers with a plain logistic re
 of 76 frames every 8 frames. A 1 s clip gives only 97 mel frames (3 windows), so it is padded with
 PAD_SAMPLES of silence on each side to give several windows around the word.
 
+Speed (each mel frame and each embedding computed once). The mel model is an STFT (a 400-sample
+Hann window in 512), a [257, 32] mel matrix, 10*log10, and a clamp at 80 dB below the loudest
+value of *everything it is given at once* -- so running it on several clips together changes
+them. ``mel_db`` computes it in numpy with the model's own constants (read from the .tflite), and
+``clamp_scale`` applies the clamp per clip (featurize) or per recording (streaming, as the model
+does for a recording given at once). The embedding model is fully convolutional in time (valid
+convolutions, time stride 8): run on F mel frames it returns the 1 + (F - 76) // 8 embeddings of
+the windows every 8 frames, each equal to the 76-frame model's output for that window. So:
+
+- featurize (``embed``) lays the clips' mel frames end to end in slots of a whole number of
+  embedding hops, runs the embedding model once over the row and keeps each clip's windows
+  (those straddling two slots are dropped);
+- streaming (``stream_features``) computes the mel of the whole (padded) recording and runs the
+  embedding model over it: one embedding every EMBEDDING_HOP_SAMPLES (80 ms), and a window
+  starting at sample ``s`` (a multiple of 80 ms) is embeddings ``s // 1280 ... + 8``. A streamed
+  window therefore sees the recording's own 250 ms of context where a training clip sees
+  PAD_SAMPLES of silence; ``reference_embed(..., pad=0)`` over the same context gives the same
+  numbers (tests/test_embedding_frontend.py; where the context runs past the recording's ends,
+  the clamp differs: the recording's loudest frame, not the window's).
+
+``reference_embed`` keeps the original computation (one mel call per clip, one 76-frame embedding
+call per window) as the reference the tests and ``bench/embedding_speed.py`` compare against.
+
 Not TensorFlow ops (two TFLite models), so it cannot live inside an exported graph: the export is
 a bundle that ``pipeline.inference`` runs with this module.
 """
 from __future__ import annotations
 
 import importlib.util
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 
 from pipeline.core.errors import ParamError
 from pipeline.core.tf import tflite_interpreter
@@ -31,13 +56,19 @@ MEL_WINDOW_SAMPLES = 512
 MEL_HOP_SAMPLES = 160
 WINDOW_FRAMES = 76
 WINDOW_STEP_FRAMES = 8
+# One embedding every 8 mel frames: 1,280 samples, 80 ms at 16 kHz.
+EMBEDDING_HOP_SAMPLES = WINDOW_STEP_FRAMES * MEL_HOP_SAMPLES
 # 0.25 s of silence each side of the clip (9 windows). Logistic regression on the 2,804 shared real
 # clips, 459 clips of held-out speakers: pad 0 (3 windows) 70.6%, pad 4000 (9) 89.3%, pad 8000
 # (16) 88.2%, so 4000: the best of the three and half the cost of 8000.
 PAD_SAMPLES = 4000
 MODEL_FILES = ("melspectrogram.tflite", "embedding_model.tflite")
-
-_INTERPRETERS: dict[str, object] = {}
+# Mel frames per model call (about 78 s of audio): bounds memory on long recordings; a call's
+# frames equal those of one call over everything (the models are local).
+SEGMENT_FRAMES = 7808
+# Interpreters kept per (model, input shape); resizing one costs more than a call.
+_CACHE_SIZE = 8
+_INTERPRETERS: OrderedDict = OrderedDict()
 
 
 def models_dir() -> Path:
@@ -57,66 +88,197 @@ def models_dir() -> Path:
 
 def mel_frames_for(samples: int) -> int:
     padded = samples + 2 * PAD_SAMPLES
-    return 0 if padded < MEL_WINDOW_SAMPLES else 1 + (padded - MEL_WINDOW_SAMPLES) // MEL_HOP_SAMPLES
+    return _frames_of(padded)
+
+
+def _frames_of(samples: int) -> int:
+    return 0 if samples < MEL_WINDOW_SAMPLES else 1 + (samples - MEL_WINDOW_SAMPLES) // MEL_HOP_SAMPLES
+
+
+def _windows_of(frames: int) -> int:
+    return 0 if frames < WINDOW_FRAMES else 1 + (frames - WINDOW_FRAMES) // WINDOW_STEP_FRAMES
 
 
 def windows_for(samples: int) -> int:
     """Embedding windows that ``samples`` of audio give (after padding)."""
-    frames = mel_frames_for(samples)
-    return 0 if frames < WINDOW_FRAMES else 1 + (frames - WINDOW_FRAMES) // WINDOW_STEP_FRAMES
+    return _windows_of(mel_frames_for(samples))
 
 
-def _interpreter(name: str):
-    if name not in _INTERPRETERS:
-        interp = tflite_interpreter(model_path=str(models_dir() / name))
-        interp.allocate_tensors()
-        _INTERPRETERS[name] = interp
-    return _INTERPRETERS[name]
+def _interpreter(name: str, shape: tuple[int, ...]):
+    key = (name, shape)
+    if key in _INTERPRETERS:
+        _INTERPRETERS.move_to_end(key)
+        return _INTERPRETERS[key]
+    interp = tflite_interpreter(model_path=str(models_dir() / name))
+    inp = interp.get_input_details()[0]
+    if tuple(inp["shape"]) != shape:
+        interp.resize_tensor_input(inp["index"], list(shape))
+    interp.allocate_tensors()
+    _INTERPRETERS[key] = interp
+    while len(_INTERPRETERS) > _CACHE_SIZE:
+        _INTERPRETERS.popitem(last=False)
+    return interp
 
 
 def _run(name: str, x: np.ndarray) -> np.ndarray:
-    interp = _interpreter(name)
-    inp = interp.get_input_details()[0]
-    if tuple(inp["shape"]) != x.shape:
-        interp.resize_tensor_input(inp["index"], list(x.shape))
-        interp.allocate_tensors()
-    interp.set_tensor(inp["index"], x)
+    x = np.ascontiguousarray(x, np.float32)
+    interp = _interpreter(name, tuple(x.shape))
+    interp.set_tensor(interp.get_input_details()[0]["index"], x)
     interp.invoke()
     return interp.get_tensor(interp.get_output_details()[0]["index"]).copy()
 
 
-def mel(clip: np.ndarray) -> np.ndarray:
-    """One clip ``[samples]`` in [-1, 1] -> scaled log-mel ``[frames, 32]``.
+def _int16_valued(audio: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(np.asarray(audio, np.float32) * 32768.0), -32768, 32767).astype(np.float32)
 
-    One clip per call: the mel model is not batch-independent (a clip's output changes when other
-    clips share its batch), so batching would make a clip's features depend on its neighbours.
-    """
-    padded = np.pad(np.asarray(clip, np.float32), (PAD_SAMPLES, PAD_SAMPLES))
-    int16_valued = np.clip(np.round(padded * 32768.0), -32768, 32767).astype(np.float32)
-    out = _run("melspectrogram.tflite", int16_valued[None, :])
-    return out[0, 0] / 10.0 + 2.0
+
+_MEL_CONSTANTS: dict[str, np.ndarray] = {}
+
+
+def _mel_constants() -> dict[str, np.ndarray]:
+    """The mel model's own constants, read from melspectrogram.tflite: its 512-sample window (a
+    400-sample Hann window inside 512, from its real/imaginary DFT kernels), its [257, 32] mel
+    matrix (DC bin unused), the power floor, the dB factor and the top-dB range."""
+    if not _MEL_CONSTANTS:
+        interp = tflite_interpreter(model_path=str(models_dir() / "melspectrogram.tflite"))
+        interp.allocate_tensors()
+        tensors = {t["name"]: t["index"] for t in interp.get_tensor_details()}
+
+        def const(name):
+            return np.asarray(interp.get_tensor(tensors[name]), np.float64)
+
+        real = const("convolution_1").reshape(257, MEL_WINDOW_SAMPLES)
+        imag = const("convolution1").reshape(257, MEL_WINDOW_SAMPLES)
+        _MEL_CONSTANTS.update(
+            window=np.sqrt(real[1] ** 2 + imag[1] ** 2).astype(np.float32),
+            dc=np.float32(np.abs(real[0]).max() > 0),
+            matrix=const("Const_3").astype(np.float32),
+            floor=np.float32(const("Const_4")),
+            db=np.float32(const("onnx_tf_prefix_Constant_16") * const("onnx_tf_prefix_Div_19;onnx_tf_prefix_Constant_18")),
+            top_db=np.float32(const("onnx_tf_prefix_Constant_23")),
+        )
+    return _MEL_CONSTANTS
+
+
+def mel_db(audio: np.ndarray) -> np.ndarray:
+    """Unpadded audio ``[..., samples]`` in [-1, 1] -> log-mel dB ``[..., frames, 32]`` before the
+    top-dB clamp: the mel model's computation in numpy (frame-local, batch-independent)."""
+    c = _mel_constants()
+    values = _int16_valued(audio)
+    frames = _frames_of(values.shape[-1])
+    windows = np.lib.stride_tricks.sliding_window_view(values, MEL_WINDOW_SAMPLES, axis=-1)
+    windows = windows[..., : (frames - 1) * MEL_HOP_SAMPLES + 1 : MEL_HOP_SAMPLES, :]
+    spectrum = scipy.fft.rfft(windows * c["window"], axis=-1)
+    power = np.square(spectrum.real) + np.square(spectrum.imag)
+    power[..., 0] *= c["dc"]
+    mel = (power.reshape(-1, power.shape[-1]) @ c["matrix"]).reshape(*power.shape[:-1], MEL_BINS)
+    return c["db"] * np.log(np.maximum(mel, c["floor"]))
+
+
+def clamp_scale(db: np.ndarray, axes=(-2, -1)) -> np.ndarray:
+    """The mel model's last steps: clamp at ``top_db`` below the maximum over ``axes`` (the model
+    takes the maximum over everything it is given at once), then the recipe's * 1/10 + 2."""
+    c = _mel_constants()
+    floor = db.max(axis=axes, keepdims=True) - c["top_db"]
+    return (np.maximum(db, floor) / 10.0 + 2.0).astype(np.float32)
+
+
+def mel_of(audio: np.ndarray) -> np.ndarray:
+    """Unpadded audio ``[samples]`` -> scaled log-mel ``[frames, 32]``, what melspectrogram.tflite
+    gives for it in one call."""
+    return clamp_scale(mel_db(np.asarray(audio, np.float32).reshape(-1)))
+
+
+def embeddings_of(spec: np.ndarray) -> np.ndarray:
+    """Scaled mel ``[frames, 32]`` -> the embeddings of its windows every 8 frames
+    ``[1 + (frames - 76) // 8, 96]``, one fully convolutional call per segment."""
+    total = _windows_of(len(spec))
+    per_call = _windows_of(SEGMENT_FRAMES)
+    parts = []
+    for first in range(0, total, per_call):
+        count = min(per_call, total - first)
+        start = first * WINDOW_STEP_FRAMES
+        piece = spec[start : start + (count - 1) * WINDOW_STEP_FRAMES + WINDOW_FRAMES]
+        parts.append(_run("embedding_model.tflite", piece[None, :, :, None]).reshape(-1, EMBEDDING_DIM))
+    return np.concatenate(parts) if parts else np.zeros((0, EMBEDDING_DIM), np.float32)
+
+
+def mel(clip: np.ndarray) -> np.ndarray:
+    """One clip ``[samples]`` in [-1, 1], padded with PAD_SAMPLES -> scaled log-mel ``[frames, 32]``."""
+    return mel_of(np.pad(np.asarray(clip, np.float32), (PAD_SAMPLES, PAD_SAMPLES)))
 
 
 def embed(audio: np.ndarray, progress: bool = False) -> np.ndarray:
     """``[batch, samples]`` audio -> ``[batch, windows, 96]`` speech embeddings (float32).
 
-    Clip by clip and window by window: batch size 1 is both batch-independent and the fastest
-    (the interpreter's XNNPACK path is several times slower per window on resized batches).
+    Batched: the mel frames of the padded clips (numpy, each clip clamped at its own maximum as
+    the mel model does) go end to end, each clip in a slot of a whole number of embedding hops,
+    through one embedding call per segment (see the module doc).
     """
     from tqdm import tqdm
 
     audio = np.asarray(audio, np.float32)
-    windows = windows_for(audio.shape[1])
+    samples = audio.shape[1]
+    windows = windows_for(samples)
     if windows < 1:
-        raise ValueError(f"embedding: {audio.shape[1]} samples is too short for one window")
+        raise ValueError(f"embedding: {samples} samples is too short for one window")
+    padded = samples + 2 * PAD_SAMPLES
+    slot = -(-padded // EMBEDDING_HOP_SAMPLES) * EMBEDDING_HOP_SAMPLES
+    slot_hops = slot // EMBEDDING_HOP_SAMPLES
+    per_call = max(1, (SEGMENT_FRAMES * MEL_HOP_SAMPLES) // slot)
+    frames = mel_frames_for(samples)
     out = np.zeros((len(audio), windows, EMBEDDING_DIM), np.float32)
-    for i in tqdm(range(len(audio)), desc="speech embedding", unit="clip", disable=not progress, leave=False):
-        spec = mel(audio[i])
-        for w in range(windows):
-            start = w * WINDOW_STEP_FRAMES
-            window = spec[None, start : start + WINDOW_FRAMES, :, None].astype(np.float32)
-            out[i, w] = _run("embedding_model.tflite", window).reshape(EMBEDDING_DIM)
+    with tqdm(total=len(audio), desc="speech embedding", unit="clip", disable=not progress, leave=False) as bar:
+        for first in range(0, len(audio), per_call):
+            chunk = np.pad(audio[first : first + per_call], ((0, 0), (PAD_SAMPLES, PAD_SAMPLES)))
+            row = np.zeros((len(chunk), slot // MEL_HOP_SAMPLES, MEL_BINS), np.float32)
+            row[:, :frames] = clamp_scale(mel_db(chunk))  # each clip clamped at its own maximum
+            emb = embeddings_of(row.reshape(-1, MEL_BINS))
+            take = np.arange(len(chunk))[:, None] * slot_hops + np.arange(windows)
+            out[first : first + len(chunk)] = emb[take]
+            bar.update(len(chunk))
     return out
+
+
+def reference_embed(audio: np.ndarray, pad: int = PAD_SAMPLES) -> np.ndarray:
+    """The plain computation ``embed`` must equal: per clip one mel call over the clip padded with
+    ``pad`` samples of silence each side, per window one call of the 76-frame embedding model."""
+    audio = np.asarray(audio, np.float32)
+    rows = []
+    for clip in audio:
+        spec = _run("melspectrogram.tflite", _int16_valued(np.pad(clip, (pad, pad)))[None, :])[0, 0] / 10.0 + 2.0
+        count = _windows_of(len(spec))
+        rows.append([
+            _run("embedding_model.tflite",
+                 spec[None, w * WINDOW_STEP_FRAMES : w * WINDOW_STEP_FRAMES + WINDOW_FRAMES, :, None]
+                 ).reshape(EMBEDDING_DIM)
+            for w in range(count)
+        ])
+    return np.asarray(rows, np.float32).reshape(len(audio), -1, EMBEDDING_DIM)
+
+
+def context_window(recording: np.ndarray, start: int, samples: int) -> np.ndarray:
+    """The window ``recording[start : start + samples]`` with PAD_SAMPLES of its context each side
+    (silence beyond the recording's ends): what a streamed window's embeddings see."""
+    padded = np.pad(np.asarray(recording, np.float32).reshape(-1), (PAD_SAMPLES, PAD_SAMPLES))
+    return padded[start : start + samples + 2 * PAD_SAMPLES]
+
+
+def stream_features(recording: np.ndarray) -> np.ndarray:
+    """A whole recording -> its embeddings every 80 ms ``[n, 96]``; embedding ``i`` is the first
+    window of the clip starting at sample ``i * EMBEDDING_HOP_SAMPLES`` (in its context). The mel
+    frames are clamped at top_db below the recording's maximum, as the mel model does with
+    whatever it is given at once."""
+    padded = np.pad(np.asarray(recording, np.float32).reshape(-1), (PAD_SAMPLES, PAD_SAMPLES))
+    frames = _frames_of(len(padded))
+    parts = []
+    for first in range(0, frames, SEGMENT_FRAMES):
+        count = min(SEGMENT_FRAMES, frames - first)
+        start = first * MEL_HOP_SAMPLES
+        parts.append(mel_db(padded[start : start + (count - 1) * MEL_HOP_SAMPLES + MEL_WINDOW_SAMPLES]))
+    if not parts:
+        return np.zeros((0, EMBEDDING_DIM), np.float32)
+    return embeddings_of(clamp_scale(np.concatenate(parts)))
 
 
 class SpeechEmbedding(FrontEnd):
@@ -126,6 +288,8 @@ class SpeechEmbedding(FrontEnd):
         "see pipeline/frontends/embedding.py"
     )
     in_graph = False
+    # Streaming slices a recording's embeddings (one per 80 ms); windows keep their real context.
+    frame_reuse = True
 
     def check(self, cfg) -> None:
         if cfg.sample_rate != 16000:
@@ -139,6 +303,12 @@ class SpeechEmbedding(FrontEnd):
 
     def compute_numpy(self, audio: np.ndarray, cfg, batch_size: int) -> np.ndarray:
         return embed(audio)
+
+    def stream_stride_samples(self, cfg) -> int:
+        return EMBEDDING_HOP_SAMPLES
+
+    def stream_features(self, audio: np.ndarray, cfg) -> np.ndarray:
+        return stream_features(audio)
 
 
 FRONTEND = SpeechEmbedding()

@@ -7,11 +7,13 @@ table.
 from __future__ import annotations
 
 from pipeline.core.errors import ParamError
-from pipeline.frontends import average, embedding, mfcc, micro
+from pipeline.frontends import average, efficientword, embedding, mfcc, micro, word_pair
 from pipeline.frontends.base import FrontEnd
 
 FRONTENDS: dict[str, FrontEnd] = {
-    fe.name: fe for fe in (mfcc.FRONTEND, average.FRONTEND, micro.FRONTEND, embedding.FRONTEND)
+    fe.name: fe
+    for fe in (mfcc.FRONTEND, average.FRONTEND, micro.FRONTEND, embedding.FRONTEND, efficientword.FRONTEND,
+               word_pair.FRONTEND)
 }
 
 

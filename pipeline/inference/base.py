@@ -101,7 +101,7 @@ class FeatureModel(KwsModel):
         self.feature_shape = tuple(int(v) for v in self.cfg.feature_shape)
         if self.cfg.frontend.frame_reuse:
             self.frames_per_clip = self.feature_shape[0]
-            self.frame_stride_samples = int(self.cfg.window_stride_samples)
+            self.frame_stride_samples = int(self.cfg.frontend.stream_stride_samples(self.cfg))
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         """float32 [N, desired_samples] -> [N, frames, bins] with the training front end."""
@@ -110,10 +110,7 @@ class FeatureModel(KwsModel):
     def frame_features(self, audio: np.ndarray) -> np.ndarray:
         if not self.supports_frames:
             return super().frame_features(audio)
-        from pipeline.frontends import compute_features
-
-        audio = np.asarray(audio, dtype=np.float32).reshape(1, -1)
-        return np.asarray(compute_features(audio, self.cfg))[0]
+        return np.asarray(self.cfg.frontend.stream_features(audio, self.cfg), dtype=np.float32)
 
     def predict_audio(self, audio: np.ndarray) -> np.ndarray:
         audio = self._check_audio(audio)

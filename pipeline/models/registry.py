@@ -11,7 +11,9 @@ from pipeline.core.schema import Section
 from pipeline.models import (
     conv,
     ds_cnn,
+    embedding_conv,
     embedding_head,
+    linear_head,
     low_latency_conv,
     low_latency_svdf,
     single_fc,
@@ -31,6 +33,8 @@ MODELS: dict[str, ModelSpec] = {
         tiny_embedding_conv.MODEL,
         ds_cnn.MODEL,
         embedding_head.MODEL,
+        embedding_conv.MODEL,
+        linear_head.MODEL,
     )
 }
 # The original's trainable parameter counts (98 x 40 MFCC input, 12 labels), for the tests.

@@ -41,6 +41,8 @@ def make_train_step(model, optimizer):
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
             loss = loss_fn(y, logits)
+            if model.losses:  # weight penalties of the model's layers (linear_head's L2)
+                loss = loss + tf.add_n(model.losses)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         predicted = tf.argmax(logits, axis=1, output_type=tf.int32)

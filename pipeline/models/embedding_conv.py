@@ -1,0 +1,35 @@
+"""``embedding_conv``: a small head over the *sequence* of speech-embedding windows ([windows, 96]
+per clip) rather than their flattened vector: layer norm, two 1-D convolutions along the windows,
+the maximum over time, then logits. In bench/kfold.py (speaker-disjoint 5-fold over the 2,804
+shared real clips) it beat the flat ``embedding_head`` by about 3 points on the same features."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.core.schema import Section, integer, number, param
+from pipeline.models.base import ModelSpec
+
+
+@dataclass(frozen=True)
+class ConvHeadOptions(Section):
+    section = "model.embedding_conv"
+
+    channels: int = param(128, integer(1, 4096))
+    kernel: int = param(3, integer(1, 64))
+    # Dropout between the two convolutions (train.dropout is applied before the last layer).
+    inner_dropout: float = param(0.3, number(0, 0.99))
+
+
+def build(x, num_labels, dropout, options: ConvHeadOptions):
+    from keras import layers
+
+    x = layers.LayerNormalization(name="norm")(x)
+    x = layers.Conv1D(options.channels, options.kernel, padding="same", activation="relu", name="conv1")(x)
+    x = layers.Dropout(options.inner_dropout, name="conv1_dropout")(x)
+    x = layers.Conv1D(options.channels, options.kernel, padding="same", activation="relu", name="conv2")(x)
+    x = layers.GlobalMaxPooling1D(name="max_over_time")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    return layers.Dense(num_labels, name="final_fc")(x)
+
+
+MODEL = ModelSpec("embedding_conv", build, "1-D convolutions over the speech-embedding windows", ConvHeadOptions)

@@ -1,0 +1,31 @@
+"""``linear_head``: logistic regression on frozen embeddings as a Keras model: per-feature
+normalization (batch statistics while training, their moving averages after), dropout, one dense
+layer with an L2 penalty. On the joined word embeddings (``embedding_efficientword``) a plain
+logistic regression beat the two-layer ``embedding_head`` in bench/kfold.py; this is that
+classifier in a form the pipeline trains and exports (TFLite float and int8)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.core.schema import Section, number, param
+from pipeline.models.base import ModelSpec
+
+
+@dataclass(frozen=True)
+class LinearOptions(Section):
+    section = "model.linear_head"
+
+    l2: float = param(0.001, number(0, 10))
+
+
+def build(x, num_labels, dropout, options: LinearOptions):
+    import keras
+    from keras import layers
+
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.BatchNormalization(center=False, scale=False, momentum=0.9, name="standardize")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    return layers.Dense(num_labels, kernel_regularizer=keras.regularizers.L2(options.l2), name="final_fc")(x)
+
+
+MODEL = ModelSpec("linear_head", build, "logistic regression on frozen embeddings", LinearOptions)
