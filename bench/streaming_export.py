@@ -1,7 +1,7 @@
 """Benchmark: the streaming and microcontroller exports against the window model.
 
 For each pipeline run folder given (a checkout after `dvc repro`: models/keras, models/export,
-data/features/test.npz, data/stream, metrics/export.json), one row per model form:
+data/features/test/, data/stream, metrics/export.json), one row per model form:
 
 - window: the whole-clip model as float TFLite on features [1, frames, bins] (converted here from
   models/keras, as freeze does), one call per window;
@@ -11,7 +11,7 @@ data/features/test.npz, data/stream, metrics/export.json), one row per model for
 
 Columns: ms per call (TFLite invoke, one thread, best of 3 x 300 calls, zero inputs), MACs per
 call (counted from the TFLite graph, pipeline/export/cost.py), model bytes, test accuracy on
-data/features/test.npz (the streaming model run frame by frame over each clip from zero states),
+data/features/test/ (the streaming model run frame by frame over each clip from zero states),
 and on the run's 600 s recording: seconds to score it, real-time factor (seconds / audio seconds),
 and detections, with how many are identical to the window model's (label and time) and how many
 have a window-model detection of the same label within 100 ms, and the % of words correct.
@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 
 from pipeline.core.fs import read_json  # noqa: E402
 from pipeline.core.params import load_params  # noqa: E402
+from pipeline.data.feature_store import read_features  # noqa: E402
 from pipeline.export.convert import features_tflite  # noqa: E402
 from pipeline.export.cost import tflite_invoke_ms, tflite_macs  # noqa: E402
 from pipeline.frontends import FeatureConfig  # noqa: E402
@@ -74,8 +75,8 @@ def bench_run(run: Path, stream_eval: bool) -> list[str]:
     export = run / "models" / "export"
     meta = read_json(run / "models" / "keras" / "meta.json")
     model = load_model_file(run / "models" / "keras" / "model.keras")
-    with np.load(run / "data" / "features" / "test.npz") as data:
-        x, y = data["x"].astype(np.float32), data["y"]
+    x, y = read_features(run / "data" / "features", "test", num_labels=len(meta["labels"]))
+    x = np.asarray(x)
     name = meta["architecture"] + ("" if meta["architecture"] != "ds_cnn"
                                    else f" ({meta['model_options'].get('padding', 'same')})")
     window = features_tflite(model, cfg, needs_softmax=False)
