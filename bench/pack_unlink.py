@@ -2,8 +2,8 @@
 
 The download stage extracts the archive into a temporary folder, then packs the clips into
 ``data/raw/dataset`` (``pipeline.data.clip_store.pack_folder``). At full size (105,835 files) the
-packing took 7 min 21 s in ``bench/scale.py``, most of it attributed to deleting each file once
-packed. This writes ``--files`` one-second WAVs (35 word folders, like an extraction), flushes
+packing took 7 min 21 s in a ``bench/scale.py`` run on a heavily loaded machine (240 clips/s),
+and the delete of each file once packed was suspected (ext4 mounted with ``discard`` here). This writes ``--files`` one-second WAVs (35 word folders, like an extraction), flushes
 them to disk (``sync``, as 3 GB extracted a minute earlier are), and times, each on a fresh copy:
 
 - ``pack_folder(consume=True)``: what the stage does, deleting each file right after reading it;

@@ -18,7 +18,7 @@ included), the outputs' size and the DVC cache's growth. Then a no-op ``dvc repr
 counted once) against archive + features; ``dvc push`` to a local remote and ``dvc pull`` into a
 fresh clone, with object counts.
 
-    python bench/scale.py                       # the full size: ~35 min on 2 shared cores (6 to build the archive)
+    python bench/scale.py                       # the full size: ~12 min on 2 quiet cores (2 to build the archive)
     python bench/scale.py --clips 3000          # a quick check of the script itself
 
 Everything goes under ``--work`` (default /tmp/kws-scale), deleted at the end unless ``--keep``;
