@@ -18,7 +18,7 @@ included), the outputs' size and the DVC cache's growth. Then a no-op ``dvc repr
 counted once) against archive + features; ``dvc push`` to a local remote and ``dvc pull`` into a
 fresh clone, with object counts.
 
-    python bench/scale.py                       # the full size: ~35 min on 2 shared cores (6 to build the archive)
+    python bench/scale.py                       # the full size: ~12 min on 2 quiet cores (2 to build the archive)
     python bench/scale.py --clips 3000          # a quick check of the script itself
 
 Everything goes under ``--work`` (default /tmp/kws-scale), deleted at the end unless ``--keep``;
@@ -320,6 +320,7 @@ def main(argv=None) -> int:
     print(f"archives: {dataset_tar.name} {gb(dataset_tar.stat().st_size)}, {test_tar.name} "
           f"{gb(test_tar.stat().st_size)} (built or reused in {mmss(time.perf_counter() - start)})")
 
+    load_before = os.getloadavg()
     server, url = serve(archives)
     repo, log_path = work / "repo", work / "dvc.log"
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
@@ -355,7 +356,8 @@ def main(argv=None) -> int:
 
         print(f"\nScale benchmark: {args.clips:,} clips ({speakers:,} speakers, 35 words, "
               f"{len(NOISES)} noise recordings) + official test set of {test_clips:,}; "
-              f"{os.cpu_count()} CPU cores, load before the run {os.getloadavg()[0]:.1f}\n")
+              f"{os.cpu_count()} CPU cores, load average before the DAG {load_before[0]:.1f} (1 min) / "
+              f"{load_before[1]:.1f} (5 min), after it {os.getloadavg()[0]:.1f} / {os.getloadavg()[1]:.1f}\n")
         print("| stage | wall time | peak RSS | peak anon. memory | bytes written | outputs | DVC cache growth |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for stage, f in rows:
@@ -381,7 +383,10 @@ def main(argv=None) -> int:
         print(f"\nDisk: workspace (data/, models/) + .dvc/cache = {gb(used)}; archives {gb(archive)} + "
               f"features {gb(features)} = {gb(archive + features)}: {used / (archive + features):.2f}x. "
               f"Workspace files: {count_files(repo / 'data') + count_files(repo / 'models')}; "
-              f"the download cache .cache/downloads (the archives, kept for reruns) adds {gb(downloads)}.")
+              f"the download cache .cache/downloads holds {gb(downloads)} (data.keep_download: "
+              f"{params['data'].get('keep_download', True)}); keeping the archives there "
+              f"(data.keep_download: true) would make it "
+              f"{gb(used + archive)}: {(used + archive) / (archive + features):.2f}x.")
 
         remote = work / "remote"
         subprocess.run(["dvc", "remote", "add", "--local", "-d", "bench", str(remote)], cwd=repo, env=env,

@@ -163,7 +163,7 @@ def test_url_download_materialises_the_training_layout(tmp_path, http_server, so
     http_server.files["/speech.tar.gz"] = tarball
     url = http_server.url + "/speech.tar.gz"
 
-    info = _raw(tmp_path, "url", url=url)
+    info = _raw(tmp_path, "url", url=url, keep_download=True)
 
     raw = tmp_path / "data" / "raw"
     assert _files(raw / "dataset") == _files(source_dir)
@@ -174,14 +174,53 @@ def test_url_download_materialises_the_training_layout(tmp_path, http_server, so
     assert recorded["counts"] == {"_background_noise_": 2, "cat": 2, "no": 2, "yes": 2}
     assert (raw / "skipped.csv").read_text() == "path,problem\n"
     assert [r["range"] for r in http_server.requests] == [None]
-    # The archive stays in the download cache (outside data/raw) and is reused.
+    # With data.keep_download the archive stays in the download cache (outside data/raw) and is
+    # reused.
     cached = sorted((tmp_path / "cache").glob("*.tar.gz"))
     assert len(cached) == 1 and cached[0].read_bytes() == tarball
     assert download_record(cached[0]) == {
         "url": url, "etag": etag_of(tarball), "last_modified": last_modified_of(tarball),
         "bytes": len(tarball), "sha256": recorded["sha256"]}
-    _raw(tmp_path, "url", url=url, sha256=hashlib.sha256(tarball).hexdigest())
+    _raw(tmp_path, "url", url=url, sha256=hashlib.sha256(tarball).hexdigest(), keep_download=True)
     assert len(http_server.requests) == 1
+
+
+def test_by_default_the_downloaded_archives_are_removed_after_success(tmp_path, http_server, source_dir):
+    tarball = _tarball(source_dir)
+    http_server.files.update({"/speech.tar.gz": tarball, "/test.tar.gz": tarball})
+    url, test_url = http_server.url + "/speech.tar.gz", http_server.url + "/test.tar.gz"
+
+    _raw(tmp_path, "url", url=url, test_set="official", test_set_source=test_url)
+
+    raw = tmp_path / "data" / "raw"
+    assert _files(raw / "dataset") == _files(source_dir)
+    assert _files(raw / "official_test") == _files(source_dir)
+    assert list((tmp_path / "cache").iterdir()) == []  # both archives and their records are gone
+    _raw(tmp_path, "url", url=url, test_set="official", test_set_source=test_url)  # fetched again
+    assert [r["path"] for r in http_server.requests] == ["/speech.tar.gz", "/test.tar.gz"] * 2
+    assert _files(raw / "dataset") == _files(source_dir)
+
+
+def test_a_failed_run_keeps_the_downloads_for_the_next_one(tmp_path, http_server, source_dir):
+    """The data set downloads, the official test set is cut off: nothing is removed from the
+    cache (keep_download false), and the next run reuses the one and resumes the other."""
+    tarball = _tarball(source_dir)
+    http_server.files.update({"/speech.tar.gz": tarball, "/test.tar.gz": tarball})
+    url, test_url = http_server.url + "/speech.tar.gz", http_server.url + "/test.tar.gz"
+    fetch(url, tmp_path / "cache", progress=False)
+    http_server.cut_next = 1  # the test set: half, then the connection drops
+
+    with pytest.raises(StageError, match="run the stage again to resume"):
+        _raw(tmp_path, "url", url=url, test_set="official", test_set_source=test_url, retries=0)
+    assert not (tmp_path / "data" / "raw").exists()
+    assert len(list((tmp_path / "cache").glob("*-speech.tar.gz"))) == 1
+    assert len(list((tmp_path / "cache").glob("*-test.tar.gz.part"))) == 1
+
+    _raw(tmp_path, "url", url=url, test_set="official", test_set_source=test_url, retries=0)
+    assert [r["path"] for r in http_server.requests] == ["/speech.tar.gz", "/test.tar.gz", "/test.tar.gz"]
+    assert http_server.requests[-1]["range"] == f"bytes={len(tarball) // 2}-"  # resumed
+    assert _files(tmp_path / "data" / "raw" / "official_test") == _files(source_dir)
+    assert list((tmp_path / "cache").iterdir()) == []  # removed once data/raw was built
 
 
 @pytest.mark.parametrize("wrap", ["speech_commands", "."])

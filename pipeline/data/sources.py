@@ -1,7 +1,8 @@
 """Materialise the data set under data/raw/ as clip stores (the download stage).
 
 Sources (``data.source``): ``embedded`` (generated offline with espeak-ng, embedded.py),
-``url`` (Speech Commands tarball, resumable, cached in .cache/downloads/), ``archive`` (a local
+``url`` (Speech Commands tarball, resumable, in .cache/downloads/ until data/raw is built, then
+removed unless ``data.keep_download``), ``archive`` (a local
 .tar.gz/.tgz/.zip) or ``dir`` (a local folder). With ``data.test_set: official`` the official test
 set is fetched too, from a URL, archive or folder. The clips are first put in the training layout
 in a temporary folder and checked by ``validate.validate_dataset`` (skipped clips are listed in
@@ -35,7 +36,7 @@ from pipeline.core.labels import BACKGROUND_NOISE_DIR
 from pipeline.data.archive import DamagedArchiveError, Limits, extract
 from pipeline.data.clip_store import pack_folder
 from pipeline.data.config import DataConfig
-from pipeline.data.fetch import check_sha256, fetch, forget
+from pipeline.data.fetch import cache_path, check_sha256, fetch, forget
 from pipeline.data.manifest import skipped_text
 from pipeline.data.validate import printable, validate_dataset
 
@@ -246,6 +247,7 @@ def build_raw(out, data: DataConfig, clip: ClipFormat, cache_dir, progress: bool
     Returns the contents of source.json.
     """
     out, cache_dir = Path(out), Path(cache_dir)
+    fetched: list[str] = []  # URLs downloaded into cache_dir, removed after success unless kept
     sample_rate, clip_samples = clip.sample_rate, clip.desired_samples
     limits = Limits.of(data)
     collected: list = []
@@ -258,6 +260,8 @@ def build_raw(out, data: DataConfig, clip: ClipFormat, cache_dir, progress: bool
         else:
             info.update(materialise(data.source, data.location, data.sha256, dataset, tmp / ".extract",
                                     cache_dir, progress, retries, limits, collected))
+            if data.source == "url":
+                fetched.append(data.location)
         skipped = _validate(dataset, out, sample_rate, clip_samples, data, collected)
         info["counts"] = _count(dataset)
         if BACKGROUND_NOISE_DIR not in info["counts"]:
@@ -269,6 +273,8 @@ def build_raw(out, data: DataConfig, clip: ClipFormat, cache_dir, progress: bool
             collected = []
             test_info = materialise(kind, data.test_set_source, data.test_set_sha256, official,
                                     tmp / ".extract", cache_dir, progress, retries, limits, collected)
+            if kind == "url":
+                fetched.append(data.test_set_source)
             skipped += _validate(official, out, sample_rate, clip_samples, data, collected)
             test_info["counts"] = _count(official)
             test_info["store"] = pack_folder(official, tmp / "official_test", sample_rate, consume=True,
@@ -278,6 +284,10 @@ def build_raw(out, data: DataConfig, clip: ClipFormat, cache_dir, progress: bool
         info["skipped"] = len(skipped)
         atomic_write_text(tmp / "skipped.csv", skipped_text(skipped))
         atomic_write_json(tmp / "source.json", info)
+    if not data.keep_download:  # data/raw is in place: the archives are redundant now
+        for url in fetched:
+            forget(cache_path(url, cache_dir))
+            log.info("removed the downloaded %s from %s (data.keep_download: false)", url, cache_dir)
     total = sum(n for k, n in info["counts"].items() if k != BACKGROUND_NOISE_DIR)
     log.info("data set ready in %s: %d clips in %d word folders (%d skipped), packed into %s",
              out, total, len(info["counts"]) - (BACKGROUND_NOISE_DIR in info["counts"]), len(skipped),
