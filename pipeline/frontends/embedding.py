@@ -39,7 +39,6 @@ a bundle that ``pipeline.inference`` runs with this module.
 """
 from __future__ import annotations
 
-import importlib.util
 from collections import OrderedDict
 from pathlib import Path
 
@@ -48,7 +47,7 @@ import scipy.fft
 
 from pipeline.core.errors import ParamError
 from pipeline.core.tf import tflite_interpreter
-from pipeline.frontends.base import FrontEnd
+from pipeline.frontends.base import FrontEnd, package_models_dir
 
 EMBEDDING_DIM = 96
 MEL_BINS = 32
@@ -72,18 +71,9 @@ _INTERPRETERS: OrderedDict = OrderedDict()
 
 
 def models_dir() -> Path:
-    """The folder of the openwakeword wheel's TFLite models (found without importing it)."""
-    spec = importlib.util.find_spec("openwakeword")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "openwakeword 0.5.1 is not installed; it provides the speech-embedding models "
-            "(pip install --no-deps openwakeword==0.5.1)"
-        )
-    folder = Path(list(spec.submodule_search_locations)[0]) / "resources" / "models"
-    for name in MODEL_FILES:
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"{folder / name}: speech-embedding model file missing")
-    return folder
+    """The folder of the openwakeword wheel's TFLite models."""
+    return package_models_dir("openwakeword", "openwakeword==0.5.1", "resources/models", MODEL_FILES,
+                              "speech-embedding model")
 
 
 def mel_frames_for(samples: int) -> int:
