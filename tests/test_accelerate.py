@@ -193,3 +193,28 @@ def test_float16_step_scales_the_loss_and_learns():
     losses = [float(step(tf.constant(x), tf.constant(y), tf.constant(0.01))[0]) for _ in range(20)]
     assert all(np.isfinite(losses)) and losses[-1] < 0.5 * losses[0]
     assert all(w.dtype == "float32" for w in model.trainable_weights)  # float32 variables
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_the_mixed_precision_step_counts_the_weight_penalties(policy):
+    """The step under a mixed policy adds the layers' penalties (linear_head's L2) as the plain
+    step does, so its loss on the same weights and batch is the plain step's."""
+    import keras
+
+    from pipeline.training.distributed import make_step
+    from pipeline.training.optim import make_train_step
+
+    def model():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((4,))
+        return keras.Model(inputs, keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(10.0))(inputs))
+
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    y = np.arange(8, dtype=np.int32) % 3
+    plain_loss = float(make_train_step(model(), keras.optimizers.SGD())(x, y, 0.0)[0])
+    optimizer = keras.optimizers.SGD()
+    if policy == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    mixed_loss = float(make_step(model(), optimizer, policy=policy)(x, y, 0.0)[0])
+    assert mixed_loss == pytest.approx(plain_loss, rel=1e-5)
+    assert plain_loss > 1.0  # the penalty of ten times the squared kernel dominates

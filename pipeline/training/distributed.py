@@ -27,13 +27,17 @@ def make_step(model, optimizer, strategy=None, policy: str = "float32"):
         with tf.GradientTape() as tape:
             logits = tf.cast(model(x, training=True), tf.float32)
             loss = loss_fn(y, logits) / global_batch
+            if model.losses:  # the layers' weight penalties (linear_head's L2), once over all replicas
+                loss = loss + tf.cast(tf.add_n(model.losses), tf.float32) / replicas
             objective = optimizer.scale_loss(loss) if scaled else loss
         grads = tape.gradient(objective, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
         correct = tf.reduce_sum(tf.cast(tf.equal(predicted, y), tf.float32))
-        bad = 1.0 - tf.cast(tf.math.is_finite(loss) & tf.math.is_finite(tf.linalg.global_norm(grads)),
-                            tf.float32)
+        finite = tf.math.is_finite(loss)
+        if not scaled:  # with loss scaling an overflowing gradient is expected: the optimizer skips
+            finite = finite & tf.math.is_finite(tf.linalg.global_norm(grads))  # it, lowers the scale
+        bad = 1.0 - tf.cast(finite, tf.float32)
         return loss, correct, bad
 
     if strategy is None:
