@@ -349,6 +349,20 @@ def test_a_zip_whose_directory_lists_only_some_members_is_an_error(tmp_path):
     refused(tmp_path, archive, "damaged or truncated archive")
 
 
+def test_a_zip_after_a_stub_extracts_but_a_stub_holding_a_member_is_refused(tmp_path):
+    """A self-extractor's stub before the first member is no damage; a local header in it is a
+    member the central directory lost."""
+    members = [(f"yes/{i}_nohash_0.wav", CLIP) for i in range(2)]
+    archive = tmp_path / "stub.zip"
+    archive.write_bytes(b"#!/bin/sh\nexit 0\n" + zip_bytes(members))
+    extract(archive, tmp_path / "out")
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.wav")) == [
+        name for name, _ in members]
+    lost = tmp_path / "lost.zip"
+    lost.write_bytes(b"PK\x03\x04 a member's header" + zip_bytes(members))
+    refused(tmp_path, lost, "local header lies before the first member")
+
+
 def test_a_corrupt_zip_member_is_an_error(tmp_path):
     data = bytearray(zip_bytes([("yes/a_nohash_0.wav", encode_wav(np.linspace(-1, 1, RATE), RATE))]))
     data[200] ^= 0xFF

@@ -328,11 +328,28 @@ def _zip_kind(archive, info: zipfile.ZipInfo) -> str:
     return kind
 
 
+def _zip_prefix(archive, fp, first: int) -> None:
+    """Bytes before the first listed member are a stub (a self-extractor's) only if they hold no
+    member's local header; one there means the directory lost that member."""
+    fp.seek(0)
+    position, tail = 0, b""
+    while position < first:
+        chunk = fp.read(min(1 << 20, first - position))
+        if not chunk:
+            break
+        if b"PK\x03\x04" in tail + chunk:
+            raise _damaged(archive, f"a member's local header lies before the first member the "
+                           f"central directory lists (at byte {first})")
+        tail, position = chunk[-3:], position + len(chunk)
+
+
 def _zip_tiling(archive, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
-    """The members' local headers and data must follow each other from byte 0 to the central
-    directory: a damaged directory that lists only some members, or overlapping members, fail."""
-    expected = 0
+    """The members' local headers and data must follow each other from the first member (byte 0,
+    or after a prefix such as a self-extractor's) to the central directory: a damaged directory
+    that lists only some members, or overlapping members, fail."""
+    expected = min((i.header_offset for i in infos), default=zf.start_dir)
     fp = zf.fp
+    _zip_prefix(archive, fp, expected)
     for info in sorted(infos, key=lambda i: i.header_offset):
         if info.header_offset != expected:
             raise _damaged(archive, f"member {info.filename!r} starts at byte {info.header_offset}, "
