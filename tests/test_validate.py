@@ -96,7 +96,7 @@ def test_skip_mode_removes_and_reports_every_bad_file(tiny_dataset):
     (tiny_dataset / "_background_noise_" / "short.wav").write_bytes(encode_wav(tone(0.2), RATE))
     rows = validate_dataset(tiny_dataset, RATE, RATE, on_bad_file="skip")
     expected = {f"up/{kind}_nohash_0.wav": words for kind, (_, words) in files.items()}
-    expected["_background_noise_/short.wav"] = "shorter than one clip"
+    expected["_background_noise_/short.wav"] = "not longer than one clip"
     assert [path for path, _ in rows] == sorted(expected)
     for path, problem in rows:
         assert expected[path] in problem
@@ -157,3 +157,11 @@ def test_header_reader_agrees_with_full_parse(tiny_dataset):
 def test_bad_on_bad_file_value(tiny_dataset):
     with pytest.raises(ValueError, match="on_bad_file"):
         validate_dataset(tiny_dataset, RATE, RATE, on_bad_file="ignore")
+
+
+def test_background_noise_of_exactly_one_clip_is_too_short(tiny_dataset):
+    """Augmentation cuts a clip out of the noise at a random offset, so the noise must be longer."""
+    (tiny_dataset / "_background_noise_" / "one_clip.wav").write_bytes(encode_wav(tone(1.0), RATE))
+    rows = validate_dataset(tiny_dataset, RATE, RATE, on_bad_file="skip")
+    assert [(path, "not longer than one clip" in problem) for path, problem in rows] == [
+        ("_background_noise_/one_clip.wav", True)]

@@ -38,10 +38,10 @@ def _check(path: Path, sample_rate: int, clip_samples: int, resample: bool,
     if info.sample_rate != sample_rate:  # only reached with resample=True
         frames = frames * sample_rate // max(1, info.sample_rate)
     if path.parent.name == BACKGROUND_NOISE_DIR:
-        if frames < clip_samples:
+        if frames <= clip_samples:  # augmentation cuts a clip at a random offset: it needs more
             raise WavError(
                 path,
-                f"background noise of {frames} samples is shorter than one clip "
+                f"background noise of {frames} samples is not longer than one clip "
                 f"({clip_samples} samples at {sample_rate} Hz)",
             )
     elif frames == 0:
