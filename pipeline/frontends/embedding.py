@@ -173,12 +173,6 @@ def clamp_scale(db: np.ndarray, axes=(-2, -1)) -> np.ndarray:
     return (np.maximum(db, floor) / 10.0 + 2.0).astype(np.float32)
 
 
-def mel_of(audio: np.ndarray) -> np.ndarray:
-    """Unpadded audio ``[samples]`` -> scaled log-mel ``[frames, 32]``, what melspectrogram.tflite
-    gives for it in one call."""
-    return clamp_scale(mel_db(np.asarray(audio, np.float32).reshape(-1)))
-
-
 def embeddings_of(spec: np.ndarray) -> np.ndarray:
     """Scaled mel ``[frames, 32]`` -> the embeddings of its windows every 8 frames
     ``[1 + (frames - 76) // 8, 96]``, one fully convolutional call per segment."""
@@ -191,11 +185,6 @@ def embeddings_of(spec: np.ndarray) -> np.ndarray:
         piece = spec[start : start + (count - 1) * WINDOW_STEP_FRAMES + WINDOW_FRAMES]
         parts.append(_run("embedding_model.tflite", piece[None, :, :, None]).reshape(-1, EMBEDDING_DIM))
     return np.concatenate(parts) if parts else np.zeros((0, EMBEDDING_DIM), np.float32)
-
-
-def mel(clip: np.ndarray) -> np.ndarray:
-    """One clip ``[samples]`` in [-1, 1], padded with PAD_SAMPLES -> scaled log-mel ``[frames, 32]``."""
-    return mel_of(np.pad(np.asarray(clip, np.float32), (PAD_SAMPLES, PAD_SAMPLES)))
 
 
 def embed(audio: np.ndarray, progress: bool = False) -> np.ndarray:
