@@ -108,28 +108,28 @@ def freeze(keras_dir: Path, out_dir: Path, metrics_path: Path, cfg: FeatureConfi
     representative = representative_features(Path(inputs.features_dir))
     needs_softmax = not is_probability(model(representative[:8], training=False))
 
-    clips = ClipReader(inputs.data_root)
-    clip_paths, audio, y = [], np.zeros((0, cfg.desired_samples), np.float32), np.zeros(0, np.int32)
-    if inputs.test_manifest is not None and Path(inputs.test_manifest).is_file():
-        clip_paths, audio, y = read_test_clips(Path(inputs.test_manifest), clips, labels,
-                                               cfg.desired_samples, inputs.test_limit)
-    test_features = None
-    test_x, test_y = feature_files(inputs.features_dir, "test")
-    if test_x.is_file() and test_y.is_file():
-        test_features = (np.load(test_x, mmap_mode="r"), np.load(test_y).astype(np.int32))
-    check_audio = audio[:4] if len(audio) else np.random.default_rng(0).uniform(
-        -0.5, 0.5, (2, cfg.desired_samples)).astype(np.float32)
+    with ClipReader(inputs.data_root) as clips:  # closed on every path, errors included
+        clip_paths, audio, y = [], np.zeros((0, cfg.desired_samples), np.float32), np.zeros(0, np.int32)
+        if inputs.test_manifest is not None and Path(inputs.test_manifest).is_file():
+            clip_paths, audio, y = read_test_clips(Path(inputs.test_manifest), clips, labels,
+                                                   cfg.desired_samples, inputs.test_limit)
+        test_features = None
+        test_x, test_y = feature_files(inputs.features_dir, "test")
+        if test_x.is_file() and test_y.is_file():
+            test_features = (np.load(test_x, mmap_mode="r"), np.load(test_y).astype(np.int32))
+        check_audio = audio[:4] if len(audio) else np.random.default_rng(0).uniform(
+            -0.5, 0.5, (2, cfg.desired_samples)).astype(np.float32)
 
-    with atomic_dir(out_dir) as tmp, clips:
-        streaming = write_streaming(tmp, keras_dir, model, cfg, needs_softmax,
-                                    test_features[0] if test_features else representative)
-        float_input = write_exports(tmp, model, cfg, labels, needs_softmax, representative, check_audio,
-                                    streaming)
-        accuracy = evaluate_exports(tmp, keras_dir, clip_paths, audio, y, test_features, clips)
-        metrics = export_metrics(cfg, wanted_words, len(representative), float_input, tmp,
-                                 keras_dir / "model.keras", accuracy, len(y),
-                                 len(test_features[1]) if test_features else 0)
-        metrics["streaming"] = streaming
+        with atomic_dir(out_dir) as tmp:
+            streaming = write_streaming(tmp, keras_dir, model, cfg, needs_softmax,
+                                        test_features[0] if test_features else representative)
+            float_input = write_exports(tmp, model, cfg, labels, needs_softmax, representative, check_audio,
+                                        streaming)
+            accuracy = evaluate_exports(tmp, keras_dir, clip_paths, audio, y, test_features, clips)
+            metrics = export_metrics(cfg, wanted_words, len(representative), float_input, tmp,
+                                     keras_dir / "model.keras", accuracy, len(y),
+                                     len(test_features[1]) if test_features else 0)
+            metrics["streaming"] = streaming
     atomic_write_json(metrics_path, metrics)
     return metrics
 
