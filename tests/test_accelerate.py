@@ -218,3 +218,24 @@ def test_the_mixed_precision_step_counts_the_weight_penalties(policy):
     mixed_loss = float(make_step(model(), optimizer, policy=policy)(x, y, 0.0)[0])
     assert mixed_loss == pytest.approx(plain_loss, rel=1e-5)
     assert plain_loss > 1.0  # the penalty of ten times the squared kernel dominates
+
+
+def test_online_augmentation_and_spec_augment_together_are_a_param_error():
+    from pipeline.core.errors import ParamError
+    from pipeline.training.config import TrainConfig
+
+    with pytest.raises(ParamError, match="train.online_augment .* set train.spec_augment: false"):
+        TrainConfig(online_augment=True, spec_augment=True)
+    assert TrainConfig(online_augment=True).online_augment
+
+
+def test_online_augmentation_never_blanks_a_one_frame_embedding_whole():
+    """Shift and time masks scale with the clip: a 1-frame input keeps its values but for
+    frequency bands, whatever the step."""
+    from pipeline.training.online_augment import augment_batch
+
+    x = np.random.default_rng(1).normal(size=(64, 1, 256)).astype(np.float32)
+    for step in range(20):
+        out = np.asarray(augment_batch(x, seed=3, step=step, shift_frames=10))
+        kept = (out == x).mean(axis=(1, 2))
+        assert kept.min() >= 1 - 2 * 8 / 256  # at most two frequency bands of 8 bins masked

@@ -47,6 +47,11 @@ class TrainConfig(Section):
                 "params: train.how_many_training_steps and train.learning_rate must have the same "
                 f"length (got {len(self.how_many_training_steps)} and {len(self.learning_rate)})"
             )
+        if self.online_augment and self.spec_augment:
+            raise ParamError(
+                "params: train.online_augment applies its own time and frequency masks; "
+                "set train.spec_augment: false with it (both would mask every batch twice)"
+            )
 
     @property
     def total_steps(self) -> int:

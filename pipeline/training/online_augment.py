@@ -63,6 +63,9 @@ def augment_batch(x, seed: int, step, shift_frames: int):
     seeds = tf.random.experimental.stateless_split(_seed(seed, step, _AUGMENT_STREAM),
                                                    num=1 + 2 * (TIME_MASKS + FREQ_MASKS))
     mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+    # Shifts and time masks at most a fifth of the clip (the full amounts on 98 MFCC frames; a
+    # 1-frame embedding is never blanked whole).
+    shift_frames = min(shift_frames, frames // 5)
     # Time shift: output frame t takes input frame t - shift; outside the clip, the mean.
     shift = tf.random.stateless_uniform([batch], seed=seeds[0], minval=-shift_frames,
                                         maxval=shift_frames + 1, dtype=tf.int32)
@@ -70,7 +73,8 @@ def augment_batch(x, seed: int, step, shift_frames: int):
     inside = (source >= 0) & (source < frames)
     shifted = tf.gather(x, tf.clip_by_value(source, 0, frames - 1), batch_dims=1)
     x = tf.where(inside[:, :, None], shifted, mean)
-    time_mask = _band_mask(seeds[1 : 1 + 2 * TIME_MASKS], batch, frames, TIME_MASKS, TIME_MASK_MAX)
+    time_mask = _band_mask(seeds[1 : 1 + 2 * TIME_MASKS], batch, frames, TIME_MASKS,
+                           min(TIME_MASK_MAX, frames // 5))
     freq_mask = _band_mask(seeds[1 + 2 * TIME_MASKS :], batch, bins, FREQ_MASKS, FREQ_MASK_MAX)
     masked = time_mask[:, :, None] | freq_mask[:, None, :]
     return tf.where(masked, mean, x)
