@@ -92,3 +92,11 @@ def test_npy_writer_appends_chunks_into_one_standard_file(tmp_path):
     assert digest == hashlib.sha256(rows.tobytes()).hexdigest()
     with pytest.raises(ValueError, match=r"rows of shape \(2,\); expected \(3, 2\)"):
         NpyWriter(tmp_path / "bad.npy", "<f4", (3, 2)).append(np.zeros((1, 2)))
+
+
+@pytest.mark.parametrize("meta", ['{"sample_rate": "fast"}', '{"sample_rate": ', '\xff\xfe'])
+def test_a_damaged_store_json_is_named(tmp_path, meta):
+    store = pack(make_dataset(tmp_path / "dataset"))
+    (store / "store.json").write_bytes(meta.encode("latin-1"))
+    with pytest.raises(StageError, match=r"store\.json: "):
+        ClipStore(store)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import re
 import shutil
@@ -34,7 +33,7 @@ from tqdm import tqdm
 
 from pipeline.core.audio import encode_pcm16, read_pcm16
 from pipeline.core.errors import StageError
-from pipeline.core.fs import atomic_write_json, atomic_write_text
+from pipeline.core.fs import atomic_write_json, atomic_write_text, read_json
 from pipeline.core.labels import BACKGROUND_NOISE_DIR
 from pipeline.core.npy import NpyWriter
 
@@ -81,11 +80,11 @@ class ClipStore:
             raise FileNotFoundError(
                 f"{self.folder}: not a clip store (no {INDEX_FILE} and {AUDIO_FILE}; run the download stage)")
         meta_path = self.folder / STORE_JSON
-        try:
-            meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        except ValueError as exc:
-            raise StageError(f"{meta_path}: not valid JSON ({exc})") from None
-        self.sample_rate = int(meta.get("sample_rate", 0)) or None
+        meta = read_json(meta_path) if meta_path.is_file() else {}
+        rate = meta.get("sample_rate", 0) if isinstance(meta, dict) else None
+        if not isinstance(rate, int) or isinstance(rate, bool) or rate < 0:
+            raise StageError(f"{meta_path}: sample_rate must be a whole number of Hz, got {rate!r}")
+        self.sample_rate = rate or None
         audio_path = self.folder / AUDIO_FILE
         try:
             audio = np.load(audio_path, mmap_mode="r")

@@ -22,6 +22,7 @@ from typing import Any
 from pipeline.cli import run_main
 from pipeline.core import paths
 from pipeline.core.errors import StageError
+from pipeline.core.fs import read_json
 
 TOLERANCE_NOTE = (
     "tolerances: what retraining on another x86 CPU moved each metric by, with margin "
@@ -81,10 +82,7 @@ def read_workspace(path: Path, root: Path = Path(".")) -> dict[str, Any] | None:
     file = root / path
     if not file.is_file():
         return None
-    try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise StageError(f"{file}: not valid JSON ({exc})") from None
+    return read_json(file)
 
 
 def read_revision(revision: str, path: Path, root: Path = Path(".")) -> dict[str, Any] | None:
