@@ -30,6 +30,16 @@ TOLERANCE_NOTE = (
 )
 
 
+def lookup(document: dict[str, Any] | None, *keys: str) -> Any:
+    """``document[k1][k2]...``, or None where a key or a level is missing."""
+    value: Any = document
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
 @dataclass(frozen=True)
 class Headline:
     """One headline metric: where it is, how to print it and how far another CPU may move it."""
@@ -41,11 +51,7 @@ class Headline:
     tolerance: float  # absolute, in the file's own unit
 
     def read(self, document: dict[str, Any] | None) -> float | None:
-        value: Any = document
-        for part in self.key.split("."):
-            if not isinstance(value, dict) or part not in value:
-                return None
-            value = value[part]
+        value = lookup(document, *self.key.split("."))
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     def show(self, value: float | None) -> str:

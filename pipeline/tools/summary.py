@@ -9,20 +9,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from pipeline.cli import run_main
 from pipeline.core import paths
-from pipeline.tools.compare_metrics import read_workspace
-
-
-def _get(document: dict[str, Any] | None, *keys: str):
-    value: Any = document
-    for key in keys:
-        if not isinstance(value, dict) or key not in value:
-            return None
-        value = value[key]
-    return value
+from pipeline.tools.compare_metrics import lookup, read_workspace
 
 
 def _percent(value) -> str:
@@ -38,16 +28,16 @@ def summary(root: Path = Path(".")) -> str:
     if train:
         lines.append(f"model            {train.get('architecture', '?')}, "
                      f"{int(train.get('parameters', 0)):,} parameters, {train.get('steps', '?')} steps")
-    test_note = f"   ({evaluate['examples']} test clips)" if _get(evaluate, "examples") else ""
-    lines.append(f"test accuracy    {_percent(_get(evaluate, 'accuracy'))}{test_note}")
+    test_note = f"   ({evaluate['examples']} test clips)" if lookup(evaluate, "examples") else ""
+    lines.append(f"test accuracy    {_percent(lookup(evaluate, 'accuracy'))}{test_note}")
     int8_note = ""
-    if _get(export, "accuracy", "tflite_float") is not None:
-        clips = f"{export['test_clips']} test WAVs, " if _get(export, "test_clips") else ""
-        int8_note = f"   ({clips}float TFLite {_percent(_get(export, 'accuracy', 'tflite_float'))}"
-        if _get(export, "size_bytes", "model_int8.tflite"):
+    if lookup(export, "accuracy", "tflite_float") is not None:
+        clips = f"{export['test_clips']} test WAVs, " if lookup(export, "test_clips") else ""
+        int8_note = f"   ({clips}float TFLite {_percent(lookup(export, 'accuracy', 'tflite_float'))}"
+        if lookup(export, "size_bytes", "model_int8.tflite"):
             int8_note += f", int8 file {int(export['size_bytes']['model_int8.tflite']) / 1024:.0f} KiB"
         int8_note += ")"
-    lines.append(f"int8 accuracy    {_percent(_get(export, 'accuracy', 'tflite_int8'))}{int8_note}")
+    lines.append(f"int8 accuracy    {_percent(lookup(export, 'accuracy', 'tflite_int8'))}{int8_note}")
     if stream:
         words = stream.get("ground_truth_words", "?")
         minutes = float(stream.get("duration_s", 0)) / 60
