@@ -17,15 +17,11 @@ from pipeline.core.audio import check_pcm16_mono, read_wav, read_wav_header, wri
 from pipeline.core.errors import WavError
 from pipeline.core.fs import remove
 from pipeline.core.labels import BACKGROUND_NOISE_DIR
+from pipeline.data.clip_store import list_wavs
 from pipeline.data.config import ON_BAD_FILE, ON_LONG_CLIP
 
 log = logging.getLogger(__name__)
 
-
-
-def list_wavs(root) -> list[Path]:
-    """``root/*/*.wav`` (the layout the original globs), sorted so reports are stable."""
-    return sorted(Path(root).glob("*/*.wav"))
 
 
 def _check(path: Path, sample_rate: int, clip_samples: int, resample: bool,
