@@ -432,6 +432,23 @@ def test_members_adding_up_beyond_the_total_limit_are_refused(tmp_path, fmt):
     assert len(tree(tmp_path / "ok")) == 3
 
 
+@pytest.mark.parametrize("fmt", ["zip", "tar.gz"])
+def test_an_archive_of_more_members_than_the_limit_is_refused(tmp_path, fmt):
+    """Millions of empty files would each become an inode: the count is bounded, files and
+    folders alike; a zip is refused before anything is written."""
+    members = [("yes", "/"), *[(f"yes/{i}_nohash_0.wav", CLIP) for i in range(5)]]
+    archive = tmp_path / f"many.{fmt}"
+    archive.write_bytes(zip_bytes(members) if fmt == "zip" else tar_bytes(members))
+    message = refused(tmp_path, archive, r"the limit of 5 \(data.max_members\)", max_members=5)
+    assert ("it has 6 members" if fmt == "zip" else "it has more members than") in message
+    if fmt == "zip":
+        with pytest.raises(StageError, match="data.max_members"):
+            extract(archive, tmp_path / "out", Limits(max_members=5))
+        assert not (tmp_path / "out").exists()
+    extract(archive, tmp_path / "ok", Limits(max_members=6))
+    assert len([p for p in tree(tmp_path / "ok") if p.endswith(".wav")]) == 5
+
+
 def test_the_default_limits_are_the_params_defaults():
     assert Limits() == Limits.of(DataConfig())
 

@@ -16,7 +16,8 @@ Archives come from the network, so extraction trusts nothing in them:
   byte to the central directory, so a damaged directory cannot hide members.
 - Size: a member larger than ``max_member_bytes``, or one that would take the extracted total
   beyond ``max_total_bytes``, is refused before a byte of it is written (and the count is enforced
-  while writing, in case a header lies).
+  while writing, in case a header lies). More than ``max_members`` members (a zip of millions of
+  empty files) is refused too: a zip before anything is written, a tar when the count is passed.
 
 Any failure is a :class:`StageError` naming the archive and the problem; what was extracted into
 a ``dest`` that did not exist before is removed again.
@@ -51,15 +52,23 @@ _DAMAGED = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZM
 
 @dataclass(frozen=True)
 class Limits:
-    """Extraction limits in bytes (``data.max_member_mb`` and ``data.max_total_mb``)."""
+    """Extraction limits (``data.max_member_mb``, ``data.max_total_mb``, ``data.max_members``)."""
 
     max_member_bytes: int = 256 * MB
     max_total_bytes: int = 16384 * MB
+    max_members: int = 1_000_000
 
     @classmethod
     def of(cls, data) -> "Limits":
         """The limits a :class:`~pipeline.data.config.DataConfig` states."""
-        return cls(data.max_member_mb * MB, data.max_total_mb * MB)
+        return cls(data.max_member_mb * MB, data.max_total_mb * MB, data.max_members)
+
+
+def _too_many(archive, limits: Limits, count: int | None = None) -> StageError:
+    """``count``: the members a zip lists (a tar is refused on reaching the limit, uncounted)."""
+    has = f"{count} members, more than" if count is not None else "more members than"
+    return StageError(f"{archive}: refusing the archive: it has {has} the limit of {limits.max_members} "
+                      "(data.max_members)")
 
 
 class DamagedArchiveError(StageError):
@@ -284,7 +293,9 @@ def _extract_tar(archive, dest: Path, limits: Limits, compression: str) -> None:
 
     tree, writer = _Tree(archive), _Writer(archive, dest, limits)
     with tarfile.open(archive, f"r:{compression}", tarinfo=Recording) as tar:
-        for member in tar:
+        for count, member in enumerate(tar, start=1):
+            if count > limits.max_members:
+                raise _too_many(archive, limits)
             raw = member.name
             name = _safe_name(archive, raw)
             if member.ischr() or member.isblk():
@@ -375,6 +386,8 @@ def _extract_zip(archive, dest: Path, limits: Limits) -> None:
     tree, writer = _Tree(archive), _Writer(archive, dest, limits)
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
+        if len(infos) > limits.max_members:
+            raise _too_many(archive, limits, len(infos))
         _zip_tiling(archive, zf, infos)
         kinds = {}
         for info in infos:  # every name, type and size is checked before anything is written

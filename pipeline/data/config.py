@@ -60,6 +60,7 @@ class DataConfig(Section):
     max_clip_multiple: float = param(10, number(1, 100000))
     max_member_mb: int = param(256, integer(1))
     max_total_mb: int = param(16384, integer(1))
+    max_members: int = param(1_000_000, integer(1))
     keep_download: bool = param(False, boolean())
     embedded: EmbeddedConfig = subsection(EmbeddedConfig)
 
