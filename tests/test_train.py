@@ -131,6 +131,11 @@ def test_same_config_resumes_and_changed_config_starts_afresh(tmp_path):
         np.testing.assert_array_equal(a, b)
     changed = run_train(tmp_path, learning_rate=[0.02, 0.001])
     assert changed["resumed_from_step"] == 0
+    # New features (featurize records their sha256 in meta.json) start afresh too.
+    meta_path = tmp_path / "data/features/meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "counts": {"train": {"x_sha256": "0" * 64}}}))
+    assert run_train(tmp_path, learning_rate=[0.02, 0.001])["resumed_from_step"] == 0
 
 
 def test_optimizers_and_spec_augment_train(tmp_path):

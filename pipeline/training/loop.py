@@ -157,7 +157,7 @@ def train(cfg: TrainConfig, features_dir=paths.FEATURES_DIR, outputs: TrainOutpu
     for stale in outputs.model_dir.parent.glob(f".{outputs.model_dir.name}.*.tmp"):
         fs.remove(stale)
     data = load_training_data(features_dir)
-    stamp = config_hash(settings, data.features_meta, features_dir)
+    stamp = config_hash(settings, data.features_meta)
     if cfg.spec_augment:
         from pipeline.training.spec_augment import spec_augment as augment_fn
     else:
