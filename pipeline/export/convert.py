@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 
 # The int8 softmax's output step is 1/256, so a class whose logit is more than ln(256) below the
 # top one scores 0 there whatever its value: the int8 model floors the logits that far below the
-# lowest top logit of the calibration clips (int8_scores_fn).
-LOGIT_FLOOR_MARGIN = math.log(256)
+# lowest top logit of the calibration clips, and as far again for clips whose top logit is lower
+# than any calibration clip's (int8_scores_fn).
+LOGIT_FLOOR_MARGIN = 2 * math.log(256)
 
 
 def _convert(converter) -> bytes:
@@ -91,7 +92,8 @@ def int8_scores_fn(model, needs_softmax: bool, calibration: np.ndarray):
     ReLU fused with its bias lowered by the floor ``f`` (the lowest top logit over ``calibration``
     less LOGIT_FLOOR_MARGIN): softmax(relu(z - f)) = softmax(max(z, f)), so the scores are the
     model's but for classes the int8 softmax gives 0 anyway, and the int8 range is only [0, top
-    - f]: a step about 3 times finer.
+    - f]: a step about 3 times finer. (A clip whose every logit is below ``f`` would score all
+    classes alike; the margin keeps ``f`` ln(256) below the top logits seen in calibration.)
     """
     tf = tensorflow()
     split = _final_dense(model, needs_softmax)
