@@ -79,7 +79,7 @@ def _final_dense(model, needs_softmax: bool):
     final = logits_model.layers[-1]
     if not isinstance(final, keras.layers.Dense) or final.activation is not keras.activations.linear:
         return None
-    return keras.Model(logits_model.inputs, final.input), final
+    return keras.Model(logits_model.input, final.input), final
 
 
 def int8_scores_fn(model, needs_softmax: bool, calibration: np.ndarray):
