@@ -77,7 +77,8 @@ def _final_dense(model, needs_softmax: bool):
         if not isinstance(logits_model, keras.Model):
             return None
     final = logits_model.layers[-1]
-    if not isinstance(final, keras.layers.Dense) or final.activation is not keras.activations.linear:
+    if (not isinstance(final, keras.layers.Dense) or final.activation is not keras.activations.linear
+            or len(final.input.shape) != 2):
         return None
     return keras.Model(logits_model.input, final.input), final
 
@@ -93,7 +94,8 @@ def int8_scores_fn(model, needs_softmax: bool, calibration: np.ndarray):
     less LOGIT_FLOOR_MARGIN): softmax(relu(z - f)) = softmax(max(z, f)), so the scores are the
     model's but for classes the int8 softmax gives 0 anyway, and the int8 range is only [0, top
     - f]: a step about 3 times finer. (A clip whose every logit is below ``f`` would score all
-    classes alike; the margin keeps ``f`` ln(256) below the top logits seen in calibration.)
+    classes alike; the margin leaves room for clips whose top logit is up to ln(256) lower than
+    any calibration clip's.)
     """
     tf = tensorflow()
     split = _final_dense(model, needs_softmax)
