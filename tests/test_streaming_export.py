@@ -275,3 +275,41 @@ def test_micro_tiny_conv_int8_size(labels, limit):
     size = len(convert_int8_tflite(model, cfg, False, calibration))
     assert size <= limit
     assert size >= labels * 25 * 20 * 8  # the final layer's int8 weights are most of it
+
+
+def test_int8_keeps_close_top_classes_apart_when_the_logits_span_far_below_them(tmp_path):
+    """The int8 drop of tiny_conv on the micro features: a confident model's logits span far below
+    the top class (here six classes sit near -100), so per-tensor int8 logits over the calibrated
+    range step by ~0.5 and two top classes 0.3-0.45 apart would often get the same int8 value (the
+    int8 softmax ties them, argmax takes the first). The exported int8 model keeps them apart."""
+    from pipeline.export.convert import convert_int8_tflite
+    from pipeline.export.report import frontend_dict
+    from pipeline.frontends import FeatureConfig
+    from pipeline.inference import load_model
+    from pipeline.models.io import with_softmax
+
+    cfg = FeatureConfig.from_dict(MICRO)  # 49 x 40 features in 0..26, as the micro front end's
+    labels = 12
+    inputs = keras.Input(cfg.feature_shape)
+    dense = keras.layers.Dense(labels, name="final_fc")
+    logits_model = keras.Model(inputs, dense(keras.layers.Flatten()(inputs)), name="tiny")
+    # Class c's logit is feature [0, c]; classes 6..11 are 100 lower (the model rules them out).
+    kernel = np.zeros((49 * 40, labels), np.float32)
+    kernel[np.arange(labels), np.arange(labels)] = 1.0
+    dense.set_weights([kernel, np.where(np.arange(labels) < 6, 0.0, -100.0).astype(np.float32)])
+    model = with_softmax(logits_model)
+
+    rng = np.random.default_rng(5)
+    calibration = rng.uniform(0, 26, (500, *cfg.feature_shape)).astype(np.float32)
+    test = rng.uniform(0, 4, (300, *cfg.feature_shape)).astype(np.float32)
+    for row in test:  # a top class and a runner-up 0.3-0.45 below it, both among classes 0..5
+        top, second = rng.choice(6, 2, replace=False)
+        row[0, top] = rng.uniform(8, 20)
+        row[0, second] = row[0, top] - rng.uniform(0.3, 0.45)
+    expected = np.asarray(model(test, training=False)).argmax(1)
+
+    (tmp_path / "model_int8.tflite").write_bytes(convert_int8_tflite(model, cfg, False, calibration))
+    (tmp_path / "labels.txt").write_text("".join(f"w{i}\n" for i in range(labels)))
+    (tmp_path / "frontend.json").write_text(json.dumps(frontend_dict(cfg, labels)))
+    int8 = load_model(tmp_path / "model_int8.tflite").predict_features(test).argmax(1)
+    assert np.mean(int8 == expected) >= 0.99

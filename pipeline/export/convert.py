@@ -7,13 +7,16 @@
   length into [frames, bins] (streaming). The front end is inside the graph.
 - ``convert_float_tflite``: float32 with the front end inside (AudioSpectrogram/Mfcc run by
   TFLite's builtin resolver) where it converts and agrees with TensorFlow, else features in.
-- ``convert_int8_tflite``: full-integer int8 on features, calibrated on training features.
+- ``convert_int8_tflite``: full-integer int8 on features, calibrated on training features, with
+  the logits floored (``int8_scores_fn``) so that their int8 step is fine enough to keep close
+  classes apart.
 - ``streaming_model``, ``convert_streaming_tflite``: the trained model in its streaming form (if its
   ModelSpec has one), one feature frame and explicit states per call.
 """
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from pathlib import Path
 
@@ -24,6 +27,12 @@ from pipeline.export.verify import IN_MODEL_FRONTEND_TOLERANCE, max_tflite_diffe
 from pipeline.frontends import FeatureConfig, compute_features
 
 log = logging.getLogger(__name__)
+
+# The int8 softmax's output step is 1/256, so a class whose logit is more than ln(256) below the
+# top one scores 0 there whatever its value: the int8 model floors the logits that far below the
+# lowest top logit of the calibration clips, and as far again for clips whose top logit is lower
+# than any calibration clip's (int8_scores_fn).
+LOGIT_FLOOR_MARGIN = 2 * math.log(256)
 
 
 def _convert(converter) -> bytes:
@@ -52,6 +61,58 @@ def scores_fn(model, needs_softmax: bool):
         return tf.nn.softmax(out) if needs_softmax else out
 
     return scores
+
+
+def _final_dense(model, needs_softmax: bool):
+    """``(body, dense)`` when the logits come from a linear Dense layer (``body``: the model up to
+    its input); None for other models. A scores model is ``with_softmax``'s: features -> the
+    logits model -> Softmax."""
+    import keras
+
+    logits_model = model
+    if not needs_softmax:
+        if len(model.layers) != 3 or not isinstance(model.layers[-1], keras.layers.Softmax):
+            return None
+        logits_model = model.layers[1]
+        if not isinstance(logits_model, keras.Model):
+            return None
+    final = logits_model.layers[-1]
+    if (not isinstance(final, keras.layers.Dense) or final.activation is not keras.activations.linear
+            or len(final.input.shape) != 2):
+        return None
+    return keras.Model(logits_model.input, final.input), final
+
+
+def int8_scores_fn(model, needs_softmax: bool, calibration: np.ndarray):
+    """The scores function the int8 model is converted from, and the logit floor (None if none).
+
+    TFLite quantizes the last layer's output (the logits) per tensor over its calibrated min..max.
+    A confident model's logits span far below the top class (-100 to +30 for ``tiny_conv`` on
+    the micro features): a step of 0.5, so two top classes less than that apart get the same int8
+    logit, the int8 softmax ties them and argmax takes the first. Here the last Dense layer gets a
+    ReLU fused with its bias lowered by the floor ``f`` (the lowest top logit over ``calibration``
+    less LOGIT_FLOOR_MARGIN): softmax(relu(z - f)) = softmax(max(z, f)), so the scores are the
+    model's but for classes the int8 softmax gives 0 anyway, and the int8 range is only [0, top
+    - f]: a step about 3 times finer. (A clip whose every logit is below ``f`` would score all
+    classes alike; the margin leaves room for clips whose top logit is up to ln(256) lower than
+    any calibration clip's.)
+    """
+    tf = tensorflow()
+    split = _final_dense(model, needs_softmax)
+    if split is None:
+        return scores_fn(model, needs_softmax), None
+    body, dense = split
+    kernel = np.asarray(dense.kernel, np.float32)
+    bias = np.asarray(dense.bias, np.float32) if dense.use_bias else np.zeros(kernel.shape[1], np.float32)
+    hidden = np.concatenate([np.asarray(body(calibration[i : i + 256], training=False))
+                             for i in range(0, len(calibration), 256)])
+    floor = float((hidden @ kernel + bias).max(axis=1).min() - LOGIT_FLOOR_MARGIN)
+    shifted = bias - np.float32(floor)
+
+    def scores(features):
+        return tf.nn.softmax(tf.nn.relu(tf.matmul(body(features, training=False), kernel) + shifted))
+
+    return scores, floor
 
 
 def build_module(model, cfg: FeatureConfig, needs_softmax: bool, assets: dict[str, Path]):
@@ -113,8 +174,13 @@ def features_tflite(model, cfg: FeatureConfig, needs_softmax: bool) -> bytes:
 def _features_input_tflite(model, cfg: FeatureConfig, needs_softmax: bool, int8_calibration=None) -> bytes:
     tf = tensorflow()
     frames, bins = (int(v) for v in cfg.feature_shape)
-    fn = tf.function(scores_fn(model, needs_softmax),
-                     input_signature=[tf.TensorSpec([1, frames, bins], tf.float32)])
+    scores = scores_fn(model, needs_softmax)
+    if int8_calibration is not None:
+        scores, floor = int8_scores_fn(model, needs_softmax, int8_calibration)
+        if floor is not None:
+            log.info("int8: logits floored at %.3f (lowest top logit of the calibration clips - %.3f)",
+                     floor, LOGIT_FLOOR_MARGIN)
+    fn = tf.function(scores, input_signature=[tf.TensorSpec([1, frames, bins], tf.float32)])
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
     if int8_calibration is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
