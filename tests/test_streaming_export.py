@@ -19,6 +19,8 @@ from tests.conftest import pack
 from tests.test_inference import LABELS, WANTED, tiny_clips
 
 SMALL_DS_CNN = DsCnnOptions(channels=8, blocks=[[3, 1], [5, 2], [3, 1], [3, 2]], padding="causal")
+# valid: receptive field 3 + 2 + 4 + 2 * 2 + 2 * 2 = 17 frames of the 30; 4 pooled outputs.
+SMALL_VALID = DsCnnOptions(channels=8, blocks=[[3, 1], [5, 2], [3, 1], [3, 2]], padding="valid")
 SMALL_SVDF = SvdfOptions(units=16, rank=2)
 
 
@@ -36,7 +38,10 @@ def _trained_like(architecture, options, shape=(30, 10), labels=6, seed=0):
     return model
 
 
-@pytest.mark.parametrize("architecture,options", [("low_latency_svdf", SMALL_SVDF), ("ds_cnn", SMALL_DS_CNN)])
+STREAMING = [("low_latency_svdf", SMALL_SVDF), ("ds_cnn", SMALL_DS_CNN), ("ds_cnn", SMALL_VALID)]
+
+
+@pytest.mark.parametrize("architecture,options", STREAMING)
 def test_streaming_model_gives_the_whole_clip_scores_at_the_last_frame(architecture, options):
     model = _trained_like(architecture, options)
     x = np.random.default_rng(1).normal(size=(3, 30, 10)).astype(np.float32)
@@ -57,7 +62,7 @@ def test_ds_cnn_causal_outputs_ignore_the_future_and_same_padding_does_not_strea
     np.testing.assert_allclose(before[0, :20], after[0, :20], atol=1e-6)  # causal: the past is unchanged
     assert np.abs(before[0, 20:] - after[0, 20:]).max() > 1e-3
     same = DsCnnOptions(channels=8, blocks=[[3, 1]], padding="same")
-    with pytest.raises(NotStreamable, match="padding: causal"):
+    with pytest.raises(NotStreamable, match="padding: valid"):
         get_model("ds_cnn").stream(_trained_like("ds_cnn", same), same)
     assert get_model("tiny_conv").stream is None
 
@@ -72,7 +77,7 @@ def test_svdf_streams_a_long_signal_window_by_window():
     np.testing.assert_allclose(per_frame[29:], np.asarray(model(windows, training=False)), atol=1e-5)
 
 
-@pytest.mark.parametrize("architecture,options", [("low_latency_svdf", SMALL_SVDF), ("ds_cnn", SMALL_DS_CNN)])
+@pytest.mark.parametrize("architecture,options", STREAMING)
 def test_streaming_tflite_carries_its_state_explicitly(architecture, options):
     from pipeline.export.convert import convert_streaming_tflite
     from pipeline.export.verify import streaming_difference
@@ -110,6 +115,43 @@ def test_svdf_costs_one_frame_of_feature_filter_per_call():
     cfg = FeatureConfig.from_dict(dict(sample_rate=16000, clip_duration_ms=1000, window_size_ms=30,
                                        window_stride_ms=10, feature_bin_count=40, preprocess="mfcc"))
     assert tflite_macs(features_tflite(model, cfg, needs_softmax=False)) == 98 * 40 * filters + filters * 98 + dense
+
+
+@pytest.mark.parametrize("blocks", [[[3, 1], [5, 2], [3, 1], [3, 2]], [[3, 1], [4, 2], [3, 1], [2, 2], [3, 1]],
+                                    [[5, 1], [7, 2], [9, 1], [11, 2], [13, 1]]])
+def test_valid_ds_cnn_streams_every_window_whatever_its_phase(blocks):
+    """Valid padding: a window's scores depend on its frames only, so on a long signal every
+    frame's streaming output is the window model's score of the window ending there, at every
+    phase against the total stride (4 or 8 here); the default blocks fit 98 frames."""
+    from pipeline.models.ds_cnn import receptive_field
+
+    options = DsCnnOptions(channels=8, blocks=blocks, padding="valid")
+    frames = 30 if receptive_field(blocks) <= 30 else 98
+    model = _trained_like("ds_cnn", options, shape=(frames, 10))
+    signal = np.random.default_rng(5).normal(size=(frames + 21, 10)).astype(np.float32)
+    per_frame = get_model("ds_cnn").stream(model, options).run_clip(signal)
+    windows = np.stack([signal[t - frames + 1 : t + 1] for t in range(frames - 1, len(signal))])
+    whole = np.asarray(model(windows, training=False))
+    np.testing.assert_allclose(per_frame[frames - 1 :], whole, atol=1e-5)
+    assert np.abs(per_frame[frames:] - whole[:-1]).max() > 1e-4  # the windows' scores do differ
+
+
+def test_valid_ds_cnn_window_scores_ignore_frames_outside_the_receptive_field():
+    from pipeline.core.errors import ParamError
+    from pipeline.models.ds_cnn import receptive_field
+
+    model = _trained_like("ds_cnn", SMALL_VALID)
+    x = np.random.default_rng(6).normal(size=(1, 30, 10)).astype(np.float32)
+    inner = model.get_layer("ds_cnn")
+    probe = keras.Model(inner.input, inner.get_layer("block4_relu").output)  # 4 outputs, 4 frames apart
+    changed = x.copy()
+    changed[0, : 30 - receptive_field(SMALL_VALID.blocks) - 12] += 1.0  # before every output's field
+    np.testing.assert_allclose(np.asarray(probe(x)), np.asarray(probe(changed)), atol=1e-6)
+    changed[0, -1] += 1.0  # the last frame: only the last output sees it
+    diff = np.abs(np.asarray(probe(x)) - np.asarray(probe(changed))).max(axis=2)[0]
+    assert diff[-1] > 1e-3 and diff[:-1].max() < 1e-6
+    with pytest.raises(ParamError, match="needs windows of at least 97 frames"):
+        build_model("ds_cnn", (90, 10), 6, 0.0, DsCnnOptions(padding="valid"))
 
 
 # ------------------------------------------------------------------ through freeze and stream_eval

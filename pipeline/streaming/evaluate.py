@@ -123,6 +123,30 @@ def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConf
     return metrics, sweep, detections, scores
 
 
+def has_streaming_model(export_dir) -> bool:
+    """True when the export folder holds a streaming model (freeze wrote one)."""
+    return (Path(export_dir) / STREAMING_MODEL).is_file()
+
+
+def streaming_agreement(window, streaming) -> dict:
+    """How the streaming model's run compares with the window model's on the same recording:
+    ``window`` and ``streaming`` are run_stream_eval results. Detections are equal when the
+    labels and times are (the scores are not compared there: the streaming model's agree within
+    rounding at best). Timings stay out (a rerun must reproduce metrics/ exactly)."""
+    import numpy as np
+
+    window_found = [(label, t) for label, t, _, _ in window[2]]
+    stream_found = [(label, t) for label, t, _, _ in streaming[2]]
+    if not np.array_equal(window[3].times_ms, streaming[3].times_ms):
+        raise StageError("the streaming model scored other windows than the window model")
+    diff = np.abs(window[3].scores - streaming[3].scores)
+    return {"detections_equal": window_found == stream_found, "detections": len(stream_found),
+            "same_detections": len(set(window_found) & set(stream_found)),
+            "max_abs_score_diff": float(f"{float(diff.max()) if diff.size else 0.0:.3g}"),
+            "correct": int(streaming[0]["correct"]),
+            "correct_percentage": streaming[0]["correct_percentage"]}
+
+
 def _streaming_runner(model_path, model):
     from pipeline.core.fs import read_json
     from pipeline.inference.streaming_tflite import StreamingTFLite
