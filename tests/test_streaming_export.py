@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import yaml
 
 from pipeline.core.audio import write_wav
 from pipeline.data.feature_store import read_features, write_features
@@ -317,3 +318,85 @@ def test_micro_tiny_conv_int8_size(labels, limit):
     size = len(convert_int8_tflite(model, cfg, False, calibration))
     assert size <= limit
     assert size >= labels * 25 * 20 * 8  # the final layer's int8 weights are most of it
+
+
+# ------------------------------------------------------------------ valid ds_cnn on a recording
+# 49 frames of 20 ms: receptive field 3 + 2 + 4 + 2 * 2 + 2 * 2 + 2 * 4 = 25 frames, total stride 4;
+# a 40 ms clip stride (2 frames) puts windows at both phases against it.
+VALID_FOR_TONES = DsCnnOptions(channels=16, blocks=[[3, 1], [5, 2], [3, 1], [3, 2], [3, 1]], padding="valid")
+
+
+def tone_recording(folder: Path, clips=range(50, 56)) -> tuple[Path, Path]:
+    """Tone clips between quiet gaps, and their ground truth (the word labels)."""
+    audio, y = tiny_clips(clips)
+    rng = np.random.default_rng(0)
+    pieces, truth, t = [], [], 0
+    for clip, label in zip(audio, y):
+        gap = rng.normal(0, 0.003, 8000).astype(np.float32)
+        pieces += [gap, clip]
+        if label >= 2:
+            truth.append(f"{LABELS[label]}, {(t + 8000) * 1000 // 16000}\n")
+        t += 8000 + len(clip)
+    write_wav(folder / "stream.wav", np.concatenate(pieces), 16000)
+    (folder / "truth.txt").write_text("".join(truth))
+    return folder / "stream.wav", folder / "truth.txt"
+
+
+@pytest.fixture(scope="module")
+def valid_export(tmp_path_factory):
+    root = tmp_path_factory.mktemp("valid")
+    keras_dir = train_registered(root / "keras", "ds_cnn", VALID_FOR_TONES, MFCC)
+    return root, freeze_tones(root, keras_dir, MFCC)
+
+
+@pytest.mark.slow
+def test_freeze_checks_the_valid_ds_cnn_streaming_model(valid_export):
+    root, metrics = valid_export
+    streaming = metrics["streaming"]
+    assert streaming["exported"] and streaming["max_abs_diff"] <= 1e-4 and streaming["clips_checked"] == 15 * 7
+    # (k - 1) x dilation frames per convolution; the pooling's 7 outputs of the last block (49 -> 47
+    # -> 45 -> 21 -> 19 -> 9 -> 7), 4 frames apart: the last 6 x 4 of them at the full frame rate
+    assert streaming["states"] == {"conv0_buffer": [1, 2, 20], "dw1_buffer": [1, 2, 16], "dw2_buffer": [1, 4, 16],
+                                   "dw3_buffer": [1, 4, 16], "dw4_buffer": [1, 4, 16], "dw5_buffer": [1, 8, 16],
+                                   "pool_buffer": [1, 24, 16]}
+    assert streaming["macs_per_frame"] * 10 < streaming["window_macs"]
+
+
+@pytest.mark.slow
+def test_valid_ds_cnn_streams_the_window_models_scores_at_every_window(valid_export, tmp_path, monkeypatch):
+    """On a generated recording the streaming valid ds_cnn gives the window model's scores at
+    every window (within 1e-4) and the same detections; the stream_eval stage records it."""
+    from pipeline.stages import stream_eval as stage
+    from pipeline.streaming.config import StreamEvalConfig
+    from pipeline.streaming.evaluate import run_stream_eval
+
+    root, _ = valid_export
+    wav, truth = tone_recording(tmp_path)
+    # (the small model trained on tones is unsure: a low threshold gives detections to compare)
+    cfg = StreamEvalConfig(clip_stride_ms=40, detection_threshold=0.3)
+    window = run_stream_eval(root / "export", wav, truth, cfg, progress=False)
+    stream = run_stream_eval(root / "export", wav, truth, cfg, progress=False, streaming=True)
+    np.testing.assert_array_equal(stream[3].times_ms, window[3].times_ms)
+    assert len(window[3].times_ms) > 100
+    np.testing.assert_allclose(stream[3].scores, window[3].scores, atol=1e-4)
+    assert [d[:2] for d in stream[2]] == [d[:2] for d in window[2]] and len(window[2]) >= 4
+
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    (run / "models" / "export").symlink_to(root / "export")
+    (run / "data" / "stream").mkdir(parents=True)
+    (run / "data" / "stream" / "stream.wav").write_bytes(wav.read_bytes())
+    (run / "data" / "stream" / "stream_labels.txt").write_text(truth.read_text())
+    (run / "params.yaml").write_text(yaml.safe_dump({"stream_eval": cfg.to_dict()}))
+    monkeypatch.chdir(run)
+    assert stage.main([]) == 0
+    recorded = json.loads((run / "metrics" / "stream.json").read_text())
+    assert recorded["detections"] == len(window[2])
+    assert recorded["streaming"]["compared"] and recorded["streaming"]["detections_equal"]
+    assert recorded["streaming"]["detections"] == len(window[2]) == recorded["streaming"]["same_detections"]
+    assert recorded["streaming"]["max_abs_score_diff"] <= 1e-4
+    thirty = {**cfg.to_dict(), "clip_stride_ms": 30}  # 1.5 frames of 20 ms
+    (run / "params.yaml").write_text(yaml.safe_dump({"stream_eval": thirty}))
+    assert stage.main([]) == 0
+    recorded = json.loads((run / "metrics" / "stream.json").read_text())
+    assert recorded["streaming"]["compared"] is False and "whole number" in recorded["streaming"]["reason"]

@@ -3,7 +3,8 @@
 
 When the export holds ``model_streaming.tflite`` the recording is also scored with it, one call
 per feature frame, and ``streaming`` in metrics/stream.json says whether its detections are the
-window model's (``detections_equal``; ``max_abs_score_diff`` over every window). The real-time
+window model's (``detections_equal``; ``max_abs_score_diff`` over every window; ``compared:
+false`` with the reason when the clip stride is no whole number of frames). The real-time
 factors of both go to the log only (timings are not reproducible).
 
 Usage: ``python -m pipeline.stages.stream_eval [--params params.yaml]``; the same evaluation of
@@ -20,10 +21,10 @@ from pipeline.core.fs import atomic_write_json, atomic_write_text
 from pipeline.core.params import load_params
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.evaluate import (
+    compare_streaming,
     format_summary,
     has_streaming_model,
     run_stream_eval,
-    streaming_agreement,
     sweep_csv,
 )
 
@@ -39,11 +40,12 @@ def main(argv=None) -> int:
     metrics, sweep = window[0], window[1]
     print(format_summary(metrics))
     if has_streaming_model(paths.EXPORT_DIR):
-        streaming = run_stream_eval(paths.EXPORT_DIR, paths.STREAM_WAV, paths.STREAM_LABELS, cfg, streaming=True)
-        metrics["streaming"] = streaming_agreement(window, streaming)
-        duration = metrics["duration_s"]
-        log.info("real-time factor: window model %.4f, streaming model %.4f (seconds per second of audio)",
-                 window[3].seconds / duration, streaming[3].seconds / duration)
+        metrics["streaming"], seconds = compare_streaming(paths.EXPORT_DIR, paths.STREAM_WAV,
+                                                          paths.STREAM_LABELS, cfg, window)
+        if seconds is not None:
+            duration = metrics["duration_s"]
+            log.info("real-time factor: window model %.4f, streaming model %.4f (seconds per second "
+                     "of audio)", window[3].seconds / duration, seconds / duration)
         print(f"streaming model: {metrics['streaming']}")
     atomic_write_json(paths.STREAM_METRICS, {"model": str(paths.EXPORT_DIR), **metrics})
     atomic_write_text(paths.STREAM_SWEEP, sweep_csv(sweep))

@@ -20,7 +20,7 @@ from pipeline.streaming.recognize import (
     score_detections,
     window_averages,
 )
-from pipeline.streaming.scores import BATCH, StreamScores, stream_scores, streaming_scores
+from pipeline.streaming.scores import BATCH, StreamScores, can_reuse_frames, stream_scores, streaming_scores
 
 STREAMING_MODEL = "model_streaming.tflite"
 
@@ -126,6 +126,24 @@ def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConf
 def has_streaming_model(export_dir) -> bool:
     """True when the export folder holds a streaming model (freeze wrote one)."""
     return (Path(export_dir) / STREAMING_MODEL).is_file()
+
+
+def compare_streaming(export_dir, wav_path, ground_truth_path, cfg: StreamEvalConfig, window,
+                      progress=True) -> tuple[dict, float | None]:
+    """Score the recording again with the export's streaming model and compare with ``window``
+    (the window model's run_stream_eval result): ``(streaming_agreement, seconds)``, or a dict
+    saying why it was not compared (a clip stride of no whole number of feature frames) and None.
+    """
+    from pipeline.inference import load_model
+
+    model = load_model(export_dir)
+    stride = int(cfg.clip_stride_ms * model.sample_rate / 1000)
+    if not can_reuse_frames(model, stride):
+        return {"compared": False, "reason": f"clip_stride_ms {cfg.clip_stride_ms} is not a whole number "
+                                             "of feature frames (the streaming model scores at frames)"}, None
+    streaming = run_stream_eval(export_dir, wav_path, ground_truth_path, cfg, progress=progress,
+                                model=model, streaming=True)
+    return {"compared": True, **streaming_agreement(window, streaming)}, streaming[3].seconds
 
 
 def streaming_agreement(window, streaming) -> dict:
