@@ -25,7 +25,10 @@ reused by every fold and classifier; only the classifier trains per fold. A conf
   project's ``embedding_head`` Keras model, trained as the real-speech preset trains it, fewer
   steps), ``linear`` (the project's ``linear_head``: per-feature normalization and one dense
   layer, logistic regression as a Keras model that exports to TFLite), ``seq`` (the project's
-  ``embedding_conv``: 1-D convolutions over the embedding windows).
+  ``embedding_conv``: 1-D convolutions over the embedding windows), ``ds_cnn-<padding>`` (the
+  project's ``ds_cnn`` with its default blocks and ``model.ds_cnn.padding`` same, valid or causal,
+  on frame features such as ``mfcc``; trained with the train stage's defaults: adam, 2,000 steps
+  at 0.002 then 500 at 0.0002, batches of 100, dropout 0.3), e.g. ``mfcc:aug2/ds_cnn-valid``.
 """
 from __future__ import annotations
 
@@ -58,11 +61,19 @@ def fold_of(speaker: str, salt: str, folds: int) -> int:
     return int(hashlib.sha1(f"{salt}{speaker}".encode()).hexdigest(), 16) % folds
 
 
+def background_noises(data: Path) -> list[np.ndarray]:
+    """The folder's ``_background_noise_/*.wav`` (in name order) longer than one clip."""
+    from pipeline.core.audio import read_wav
+    from pipeline.core.labels import BACKGROUND_NOISE_DIR
+
+    noises = [read_wav(p, 16000) for p in sorted((data / BACKGROUND_NOISE_DIR).glob("*.wav"))]
+    return [n for n in noises if len(n) > 16000]
+
+
 def dataset(data: Path, salt: str, folds: int):
     """(audio [N, 16000], labels [N], fold [N], is_silence [N], labels list)."""
     from pipeline.core.audio import fit_to_length, read_wav
     from pipeline.core.labels import BACKGROUND_NOISE_DIR, prepare_words_list
-    from pipeline.data.augment import load_background
 
     labels = prepare_words_list(WANTED)
     paths = sorted(p for p in data.glob("*/*.wav") if p.parent.name != BACKGROUND_NOISE_DIR)
@@ -70,7 +81,7 @@ def dataset(data: Path, salt: str, folds: int):
     y = [labels.index(p.parent.name) if p.parent.name in WANTED else 1 for p in paths]
     fold = [fold_of(speaker_of(p), salt, folds) for p in paths]
     # _silence_: background noise at a random volume (as augment_clip makes silence rows).
-    noises = load_background(data / BACKGROUND_NOISE_DIR, 16000, 16000)
+    noises = background_noises(data)
     rng = np.random.default_rng(7)
     for f in range(folds):
         for _ in range(SILENCE_PER_FOLD):
@@ -91,11 +102,10 @@ def shifted(audio: np.ndarray, ms: int) -> np.ndarray:
 
 def augmented(audio: np.ndarray, silence: np.ndarray, copies: int, data: Path) -> np.ndarray:
     """``copies`` augmented versions of every clip ([copies, N, samples]), featurize's recipe."""
-    from pipeline.core.labels import BACKGROUND_NOISE_DIR
-    from pipeline.data.augment import AugmentConfig, augment_clip, clip_rng, load_background
+    from pipeline.data.augment import AugmentConfig, augment_clip, clip_rng
 
     cfg = AugmentConfig()
-    noises = load_background(data / BACKGROUND_NOISE_DIR, 16000, 16000)
+    noises = background_noises(data)
     out = np.zeros((copies, *audio.shape), np.float32)
     for c in range(copies):
         for i, clip in enumerate(audio):
@@ -162,6 +172,27 @@ def train_keras(x, y, seed, kind, labels):
                                                       batch_size=512, verbose=0)))
 
 
+def train_ds_cnn(x, y, seed, padding, labels):
+    """The project's ds_cnn as the train stage trains it by default (see the module doc)."""
+    import keras
+
+    from pipeline.models import build_model
+    from pipeline.models.ds_cnn import DsCnnOptions
+
+    keras.utils.set_random_seed(seed)
+    model = build_model("ds_cnn", x.shape[1:], len(labels), 0.3, DsCnnOptions(padding=padding))
+    steps, batch = 2500, 100
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay([2000], [2e-3, 2e-4])
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):  # steps of random batches, as the train stage samples them
+        index = rng.integers(0, len(x), size=batch)
+        model.train_on_batch(x[index], y[index])
+    softmax = keras.layers.Softmax()
+    return lambda z: np.asarray(softmax(model.predict(z, batch_size=512, verbose=0)))
+
+
 def run_config(config: str, data_bundle, args) -> dict:
     audio, y, fold, silence, labels = data_bundle
     feats, classifier = config.split("/")
@@ -181,6 +212,8 @@ def run_config(config: str, data_bundle, args) -> dict:
         y_train = np.concatenate([y[train]] * (1 + len(aug)))
         if classifier == "logreg":
             predict = train_logreg(x_train, y_train, f)
+        elif classifier.startswith("ds_cnn-"):
+            predict = train_ds_cnn(x_train, y_train, f, classifier.split("-", 1)[1], labels)
         else:
             predict = train_keras(x_train, y_train, f, classifier, labels)
         scores = predict(clean[test])

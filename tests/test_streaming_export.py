@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import yaml
 
 from pipeline.core.audio import write_wav
 from pipeline.data.feature_store import read_features, write_features
@@ -19,6 +20,8 @@ from tests.conftest import pack
 from tests.test_inference import LABELS, WANTED, tiny_clips
 
 SMALL_DS_CNN = DsCnnOptions(channels=8, blocks=[[3, 1], [5, 2], [3, 1], [3, 2]], padding="causal")
+# valid: receptive field 3 + 2 + 4 + 2 * 2 + 2 * 2 = 17 frames of the 30; 4 pooled outputs.
+SMALL_VALID = DsCnnOptions(channels=8, blocks=[[3, 1], [5, 2], [3, 1], [3, 2]], padding="valid")
 SMALL_SVDF = SvdfOptions(units=16, rank=2)
 
 
@@ -36,7 +39,10 @@ def _trained_like(architecture, options, shape=(30, 10), labels=6, seed=0):
     return model
 
 
-@pytest.mark.parametrize("architecture,options", [("low_latency_svdf", SMALL_SVDF), ("ds_cnn", SMALL_DS_CNN)])
+STREAMING = [("low_latency_svdf", SMALL_SVDF), ("ds_cnn", SMALL_DS_CNN), ("ds_cnn", SMALL_VALID)]
+
+
+@pytest.mark.parametrize("architecture,options", STREAMING)
 def test_streaming_model_gives_the_whole_clip_scores_at_the_last_frame(architecture, options):
     model = _trained_like(architecture, options)
     x = np.random.default_rng(1).normal(size=(3, 30, 10)).astype(np.float32)
@@ -57,7 +63,7 @@ def test_ds_cnn_causal_outputs_ignore_the_future_and_same_padding_does_not_strea
     np.testing.assert_allclose(before[0, :20], after[0, :20], atol=1e-6)  # causal: the past is unchanged
     assert np.abs(before[0, 20:] - after[0, 20:]).max() > 1e-3
     same = DsCnnOptions(channels=8, blocks=[[3, 1]], padding="same")
-    with pytest.raises(NotStreamable, match="padding: causal"):
+    with pytest.raises(NotStreamable, match="padding: valid"):
         get_model("ds_cnn").stream(_trained_like("ds_cnn", same), same)
     assert get_model("tiny_conv").stream is None
 
@@ -72,7 +78,7 @@ def test_svdf_streams_a_long_signal_window_by_window():
     np.testing.assert_allclose(per_frame[29:], np.asarray(model(windows, training=False)), atol=1e-5)
 
 
-@pytest.mark.parametrize("architecture,options", [("low_latency_svdf", SMALL_SVDF), ("ds_cnn", SMALL_DS_CNN)])
+@pytest.mark.parametrize("architecture,options", STREAMING)
 def test_streaming_tflite_carries_its_state_explicitly(architecture, options):
     from pipeline.export.convert import convert_streaming_tflite
     from pipeline.export.verify import streaming_difference
@@ -110,6 +116,43 @@ def test_svdf_costs_one_frame_of_feature_filter_per_call():
     cfg = FeatureConfig.from_dict(dict(sample_rate=16000, clip_duration_ms=1000, window_size_ms=30,
                                        window_stride_ms=10, feature_bin_count=40, preprocess="mfcc"))
     assert tflite_macs(features_tflite(model, cfg, needs_softmax=False)) == 98 * 40 * filters + filters * 98 + dense
+
+
+@pytest.mark.parametrize("blocks", [[[3, 1], [5, 2], [3, 1], [3, 2]], [[3, 1], [4, 2], [3, 1], [2, 2], [3, 1]],
+                                    [[5, 1], [7, 2], [9, 1], [11, 2], [13, 1]]])
+def test_valid_ds_cnn_streams_every_window_whatever_its_phase(blocks):
+    """Valid padding: a window's scores depend on its frames only, so on a long signal every
+    frame's streaming output is the window model's score of the window ending there, at every
+    phase against the total stride (4 or 8 here); the default blocks fit 98 frames."""
+    from pipeline.models.ds_cnn import receptive_field
+
+    options = DsCnnOptions(channels=8, blocks=blocks, padding="valid")
+    frames = 30 if receptive_field(blocks) <= 30 else 98
+    model = _trained_like("ds_cnn", options, shape=(frames, 10))
+    signal = np.random.default_rng(5).normal(size=(frames + 21, 10)).astype(np.float32)
+    per_frame = get_model("ds_cnn").stream(model, options).run_clip(signal)
+    windows = np.stack([signal[t - frames + 1 : t + 1] for t in range(frames - 1, len(signal))])
+    whole = np.asarray(model(windows, training=False))
+    np.testing.assert_allclose(per_frame[frames - 1 :], whole, atol=1e-5)
+    assert np.abs(per_frame[frames:] - whole[:-1]).max() > 1e-4  # the windows' scores do differ
+
+
+def test_valid_ds_cnn_window_scores_ignore_frames_outside_the_receptive_field():
+    from pipeline.core.errors import ParamError
+    from pipeline.models.ds_cnn import receptive_field
+
+    model = _trained_like("ds_cnn", SMALL_VALID)
+    x = np.random.default_rng(6).normal(size=(1, 30, 10)).astype(np.float32)
+    inner = model.get_layer("ds_cnn")
+    probe = keras.Model(inner.input, inner.get_layer("block4_relu").output)  # 4 outputs, 4 frames apart
+    changed = x.copy()
+    changed[0, : 30 - receptive_field(SMALL_VALID.blocks) - 12] += 1.0  # before every output's field
+    np.testing.assert_allclose(np.asarray(probe(x)), np.asarray(probe(changed)), atol=1e-6)
+    changed[0, -1] += 1.0  # the last frame: only the last output sees it
+    diff = np.abs(np.asarray(probe(x)) - np.asarray(probe(changed))).max(axis=2)[0]
+    assert diff[-1] > 1e-3 and diff[:-1].max() < 1e-6
+    with pytest.raises(ParamError, match="needs windows of at least 97 frames"):
+        build_model("ds_cnn", (90, 10), 6, 0.0, DsCnnOptions(padding="valid"))
 
 
 # ------------------------------------------------------------------ through freeze and stream_eval
@@ -313,3 +356,85 @@ def test_int8_keeps_close_top_classes_apart_when_the_logits_span_far_below_them(
     (tmp_path / "frontend.json").write_text(json.dumps(frontend_dict(cfg, labels)))
     int8 = load_model(tmp_path / "model_int8.tflite").predict_features(test).argmax(1)
     assert np.mean(int8 == expected) >= 0.99
+
+
+# ------------------------------------------------------------------ valid ds_cnn on a recording
+# 49 frames of 20 ms: receptive field 3 + 2 + 4 + 2 * 2 + 2 * 2 + 2 * 4 = 25 frames, total stride 4;
+# a 40 ms clip stride (2 frames) puts windows at both phases against it.
+VALID_FOR_TONES = DsCnnOptions(channels=16, blocks=[[3, 1], [5, 2], [3, 1], [3, 2], [3, 1]], padding="valid")
+
+
+def tone_recording(folder: Path, clips=range(50, 56)) -> tuple[Path, Path]:
+    """Tone clips between quiet gaps, and their ground truth (the word labels)."""
+    audio, y = tiny_clips(clips)
+    rng = np.random.default_rng(0)
+    pieces, truth, t = [], [], 0
+    for clip, label in zip(audio, y):
+        gap = rng.normal(0, 0.003, 8000).astype(np.float32)
+        pieces += [gap, clip]
+        if label >= 2:
+            truth.append(f"{LABELS[label]}, {(t + 8000) * 1000 // 16000}\n")
+        t += 8000 + len(clip)
+    write_wav(folder / "stream.wav", np.concatenate(pieces), 16000)
+    (folder / "truth.txt").write_text("".join(truth))
+    return folder / "stream.wav", folder / "truth.txt"
+
+
+@pytest.fixture(scope="module")
+def valid_export(tmp_path_factory):
+    root = tmp_path_factory.mktemp("valid")
+    keras_dir = train_registered(root / "keras", "ds_cnn", VALID_FOR_TONES, MFCC)
+    return root, freeze_tones(root, keras_dir, MFCC)
+
+
+@pytest.mark.slow
+def test_freeze_checks_the_valid_ds_cnn_streaming_model(valid_export):
+    root, metrics = valid_export
+    streaming = metrics["streaming"]
+    assert streaming["exported"] and streaming["max_abs_diff"] <= 1e-4 and streaming["clips_checked"] == 15 * 7
+    # (k - 1) x dilation frames per convolution; the pooling's 7 outputs of the last block (49 -> 47
+    # -> 45 -> 21 -> 19 -> 9 -> 7), 4 frames apart: the last 6 x 4 of them at the full frame rate
+    assert streaming["states"] == {"conv0_buffer": [1, 2, 20], "dw1_buffer": [1, 2, 16], "dw2_buffer": [1, 4, 16],
+                                   "dw3_buffer": [1, 4, 16], "dw4_buffer": [1, 4, 16], "dw5_buffer": [1, 8, 16],
+                                   "pool_buffer": [1, 24, 16]}
+    assert streaming["macs_per_frame"] * 10 < streaming["window_macs"]
+
+
+@pytest.mark.slow
+def test_valid_ds_cnn_streams_the_window_models_scores_at_every_window(valid_export, tmp_path, monkeypatch):
+    """On a generated recording the streaming valid ds_cnn gives the window model's scores at
+    every window (within 1e-4) and the same detections; the stream_eval stage records it."""
+    from pipeline.stages import stream_eval as stage
+    from pipeline.streaming.config import StreamEvalConfig
+    from pipeline.streaming.evaluate import run_stream_eval
+
+    root, _ = valid_export
+    wav, truth = tone_recording(tmp_path)
+    # (the small model trained on tones is unsure: a low threshold gives detections to compare)
+    cfg = StreamEvalConfig(clip_stride_ms=40, detection_threshold=0.3)
+    window = run_stream_eval(root / "export", wav, truth, cfg, progress=False)
+    stream = run_stream_eval(root / "export", wav, truth, cfg, progress=False, streaming=True)
+    np.testing.assert_array_equal(stream[3].times_ms, window[3].times_ms)
+    assert len(window[3].times_ms) > 100
+    np.testing.assert_allclose(stream[3].scores, window[3].scores, atol=1e-4)
+    assert [d[:2] for d in stream[2]] == [d[:2] for d in window[2]] and len(window[2]) >= 4
+
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    (run / "models" / "export").symlink_to(root / "export")
+    (run / "data" / "stream").mkdir(parents=True)
+    (run / "data" / "stream" / "stream.wav").write_bytes(wav.read_bytes())
+    (run / "data" / "stream" / "stream_labels.txt").write_text(truth.read_text())
+    (run / "params.yaml").write_text(yaml.safe_dump({"stream_eval": cfg.to_dict()}))
+    monkeypatch.chdir(run)
+    assert stage.main([]) == 0
+    recorded = json.loads((run / "metrics" / "stream.json").read_text())
+    assert recorded["detections"] == len(window[2])
+    assert recorded["streaming"]["compared"] and recorded["streaming"]["detections_equal"]
+    assert recorded["streaming"]["detections"] == len(window[2]) == recorded["streaming"]["same_detections"]
+    assert recorded["streaming"]["max_abs_score_diff"] <= 1e-4
+    thirty = {**cfg.to_dict(), "clip_stride_ms": 30}  # 1.5 frames of 20 ms
+    (run / "params.yaml").write_text(yaml.safe_dump({"stream_eval": thirty}))
+    assert stage.main([]) == 0
+    recorded = json.loads((run / "metrics" / "stream.json").read_text())
+    assert recorded["streaming"]["compared"] is False and "whole number" in recorded["streaming"]["reason"]

@@ -9,11 +9,18 @@ its past:
 - ``low_latency_svdf``: the SVDF's runtime memory, the feature-filter activations of the last
   ``frames`` frames; each call computes the newest frame's activations only (the original's
   "optimized execution at test time").
+- ``ds_cnn`` with valid padding (no padding; the window's scores depend on its own frames
+  only): every layer runs at the full frame rate, one output per input frame; a convolution
+  after stride-``s`` blocks keeps the last ``(kernel - 1) * s`` of its inputs and takes every
+  ``s``-th (dilation), as the window model's strided outputs are spaced, and the average pooling
+  keeps the last block's outputs the same way. Every frame's scores are then the window model's
+  for the window that ends at that frame, at any phase against the total stride; no phase.
 - ``ds_cnn`` with causal padding: a ring buffer of the last ``kernel - 1`` inputs of every
   convolution, a ring buffer of the last block's outputs for the average pooling, and a phase
   counter: a stride-2 block emits on every second frame of its input (``phase % rate == 0``)
   and the layers after it update their buffers only then, so the states after a clip's last
-  frame are exactly what the whole-clip model computed on that clip.
+  frame are exactly what the whole-clip model computed on that clip (from zero states only: on
+  a continuous recording the stream sees the real past where each window saw zero padding).
 
 A streaming model's call takes ``[frame [batch, bins], *states]`` and returns
 ``[scores [batch, labels], *new states]`` in the order of ``state_shapes``; all states start at

@@ -1,19 +1,34 @@
 """Stage `stream_eval`: streaming accuracy of the exported model on the synthetic recording
 (metrics/stream.json, and the threshold sweep as a DVC plot).
 
+When the export holds ``model_streaming.tflite`` the recording is also scored with it, one call
+per feature frame, and ``streaming`` in metrics/stream.json says whether its detections are the
+window model's (``detections_equal``; ``max_abs_score_diff`` over every window; ``compared:
+false`` with the reason when the clip stride is no whole number of frames). The real-time
+factors of both go to the log only (timings are not reproducible).
+
 Usage: ``python -m pipeline.stages.stream_eval [--params params.yaml]``; the same evaluation of
 any model on any recording is the tool ``python -m pipeline.tools.stream_eval``.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 
 from pipeline.cli import run_main
 from pipeline.core import paths
 from pipeline.core.fs import atomic_write_json, atomic_write_text
 from pipeline.core.params import load_params
 from pipeline.streaming.config import StreamEvalConfig
-from pipeline.streaming.evaluate import format_summary, run_stream_eval, sweep_csv
+from pipeline.streaming.evaluate import (
+    compare_streaming,
+    format_summary,
+    has_streaming_model,
+    run_stream_eval,
+    sweep_csv,
+)
+
+log = logging.getLogger(__name__)
 
 
 def main(argv=None) -> int:
@@ -21,8 +36,17 @@ def main(argv=None) -> int:
     parser.add_argument("--params", default=str(paths.PARAMS))
     args = parser.parse_args(argv)
     cfg = load_params(args.params, StreamEvalConfig)
-    metrics, sweep, _, _ = run_stream_eval(paths.EXPORT_DIR, paths.STREAM_WAV, paths.STREAM_LABELS, cfg)
+    window = run_stream_eval(paths.EXPORT_DIR, paths.STREAM_WAV, paths.STREAM_LABELS, cfg)
+    metrics, sweep = window[0], window[1]
     print(format_summary(metrics))
+    if has_streaming_model(paths.EXPORT_DIR):
+        metrics["streaming"], seconds = compare_streaming(paths.EXPORT_DIR, paths.STREAM_WAV,
+                                                          paths.STREAM_LABELS, cfg, window)
+        if seconds is not None:
+            duration = metrics["duration_s"]
+            log.info("real-time factor: window model %.4f, streaming model %.4f (seconds per second "
+                     "of audio)", window[3].seconds / duration, seconds / duration)
+        print(f"streaming model: {metrics['streaming']}")
     atomic_write_json(paths.STREAM_METRICS, {"model": str(paths.EXPORT_DIR), **metrics})
     atomic_write_text(paths.STREAM_SWEEP, sweep_csv(sweep))
     return 0

@@ -20,7 +20,7 @@ from pipeline.streaming.recognize import (
     score_detections,
     window_averages,
 )
-from pipeline.streaming.scores import BATCH, StreamScores, stream_scores, streaming_scores
+from pipeline.streaming.scores import BATCH, StreamScores, can_reuse_frames, stream_scores, streaming_scores
 
 STREAMING_MODEL = "model_streaming.tflite"
 
@@ -121,6 +121,48 @@ def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConf
              "streaming model, one call per frame" if streaming
              else f"frame reuse {'on' if scores.frame_reuse else 'off'}")
     return metrics, sweep, detections, scores
+
+
+def has_streaming_model(export_dir) -> bool:
+    """True when the export folder holds a streaming model (freeze wrote one)."""
+    return (Path(export_dir) / STREAMING_MODEL).is_file()
+
+
+def compare_streaming(export_dir, wav_path, ground_truth_path, cfg: StreamEvalConfig, window,
+                      progress=True) -> tuple[dict, float | None]:
+    """Score the recording again with the export's streaming model and compare with ``window``
+    (the window model's run_stream_eval result): ``(streaming_agreement, seconds)``, or a dict
+    saying why it was not compared (a clip stride of no whole number of feature frames) and None.
+    """
+    from pipeline.inference import load_model
+
+    model = load_model(export_dir)
+    stride = int(cfg.clip_stride_ms * model.sample_rate / 1000)
+    if not can_reuse_frames(model, stride):
+        return {"compared": False, "reason": f"clip_stride_ms {cfg.clip_stride_ms} is not a whole number "
+                                             "of feature frames (the streaming model scores at frames)"}, None
+    streaming = run_stream_eval(export_dir, wav_path, ground_truth_path, cfg, progress=progress,
+                                model=model, streaming=True)
+    return {"compared": True, **streaming_agreement(window, streaming)}, streaming[3].seconds
+
+
+def streaming_agreement(window, streaming) -> dict:
+    """How the streaming model's run compares with the window model's on the same recording:
+    ``window`` and ``streaming`` are run_stream_eval results. Detections are equal when the
+    labels and times are (the scores are not compared there: the streaming model's agree within
+    rounding at best). Timings stay out (a rerun must reproduce metrics/ exactly)."""
+    import numpy as np
+
+    window_found = [(label, t) for label, t, _, _ in window[2]]
+    stream_found = [(label, t) for label, t, _, _ in streaming[2]]
+    if not np.array_equal(window[3].times_ms, streaming[3].times_ms):
+        raise StageError("the streaming model scored other windows than the window model")
+    diff = np.abs(window[3].scores - streaming[3].scores)
+    return {"detections_equal": window_found == stream_found, "detections": len(stream_found),
+            "same_detections": len(set(window_found) & set(stream_found)),
+            "max_abs_score_diff": float(f"{float(diff.max()) if diff.size else 0.0:.3g}"),
+            "correct": int(streaming[0]["correct"]),
+            "correct_percentage": streaming[0]["correct_percentage"]}
 
 
 def _streaming_runner(model_path, model):
