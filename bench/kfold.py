@@ -62,7 +62,6 @@ def dataset(data: Path, salt: str, folds: int):
     """(audio [N, 16000], labels [N], fold [N], is_silence [N], labels list)."""
     from pipeline.core.audio import fit_to_length, read_wav
     from pipeline.core.labels import BACKGROUND_NOISE_DIR, prepare_words_list
-    from pipeline.data.augment import load_background
 
     labels = prepare_words_list(WANTED)
     paths = sorted(p for p in data.glob("*/*.wav") if p.parent.name != BACKGROUND_NOISE_DIR)
@@ -70,7 +69,7 @@ def dataset(data: Path, salt: str, folds: int):
     y = [labels.index(p.parent.name) if p.parent.name in WANTED else 1 for p in paths]
     fold = [fold_of(speaker_of(p), salt, folds) for p in paths]
     # _silence_: background noise at a random volume (as augment_clip makes silence rows).
-    noises = load_background(data / BACKGROUND_NOISE_DIR, 16000, 16000)
+    noises = background(data)
     rng = np.random.default_rng(7)
     for f in range(folds):
         for _ in range(SILENCE_PER_FOLD):
@@ -83,6 +82,15 @@ def dataset(data: Path, salt: str, folds: int):
     return np.stack(audio).astype(np.float32), np.array(y), np.array(fold), silence, labels
 
 
+def background(data: Path) -> list[np.ndarray]:
+    """The ``_background_noise_`` recordings of a folder of clips, in name order (as
+    augment.load_background gives them from a clip store)."""
+    from pipeline.core.audio import read_wav
+    from pipeline.core.labels import BACKGROUND_NOISE_DIR
+
+    return [read_wav(p, 16000) for p in sorted((data / BACKGROUND_NOISE_DIR).glob("*.wav"))]
+
+
 def shifted(audio: np.ndarray, ms: int) -> np.ndarray:
     from pipeline.data.augment import time_shift
 
@@ -91,11 +99,10 @@ def shifted(audio: np.ndarray, ms: int) -> np.ndarray:
 
 def augmented(audio: np.ndarray, silence: np.ndarray, copies: int, data: Path) -> np.ndarray:
     """``copies`` augmented versions of every clip ([copies, N, samples]), featurize's recipe."""
-    from pipeline.core.labels import BACKGROUND_NOISE_DIR
-    from pipeline.data.augment import AugmentConfig, augment_clip, clip_rng, load_background
+    from pipeline.data.augment import AugmentConfig, augment_clip, clip_rng
 
     cfg = AugmentConfig()
-    noises = load_background(data / BACKGROUND_NOISE_DIR, 16000, 16000)
+    noises = background(data)
     out = np.zeros((copies, *audio.shape), np.float32)
     for c in range(copies):
         for i, clip in enumerate(audio):
