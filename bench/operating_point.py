@@ -1,7 +1,7 @@
 """The streaming operating point, chosen on validation streams and reported on test streams.
 
     python bench/operating_point.py [--rotations 5] [--stream-seeds 2] [--classifier seq]
-        [--copies 4] [--ensemble 1] [--hard-negatives 0] [--duration 600]
+        [--copies 4] [--ensemble 1] [--stream-windows 0] [--duration 600]
 
 Speakers of ../shared/data/speech_commands_mini are split as bench/kfold.py folds them (salted
 speaker hash, 5 folds). Rotation ``r`` trains the classifier on folds r, r+1, r+2 (mod 5) and
@@ -21,9 +21,11 @@ pair's validation and test detection rate / false alarms per hour, then per row 
 range over the pairs of the test figures, and how many pairs meet the issue's target (>= 90%
 correct at <= 60 false alarms per hour on the test stream).
 
-Training levers: ``--hard-negatives N`` adds N ``_silence_`` windows cut from streams of the
-*training* speakers (windows starting more than the time tolerance away from every word, the
-places where a detection can only be a false positive), ``--copies`` augmented copies per clip.
+Training levers: ``--stream-windows N`` adds windows cut from N streams of the *training*
+speakers (embedded as streaming embeds them): those starting within 160 ms of a word, labelled
+with it, and as many starting more than the time tolerance (750 ms) from every word, labelled
+``_silence_`` (hard negatives: where a detection can only be a false positive); ``--copies``
+augmented copies per clip; ``--ensemble K`` seeds averaged.
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ BUDGETS = (30, 60)
 TARGET = (0.90, 60)  # detection rate, false alarms per hour
 FOLDS = 5
 STRIDE_MS = 80
+NEAR_MS, FAR_MS = 160, 750  # stream windows: labelled with a word / as _silence_
 # Decoder choices: each maps a stream_eval param to the values searched on validation (with the
 # threshold); params not named keep stream_eval's defaults.
 DECODERS = {
@@ -96,36 +99,43 @@ def stream_of(audio, y, fold, silence, labels, folds, noise, settings):
     return recording, [(label, round(t)) for label, t in truth]
 
 
-def hard_negatives(bundle, train_folds, noise, count, seed, duration, tolerance_ms):
-    """``count`` embedding windows [count, frames, 96] of streams of the training speakers that
-    start more than ``tolerance_ms`` away from every word (labelled ``_silence_``)."""
+def stream_windows(bundle, train_folds, noise, streams, seed, duration, near_ms=NEAR_MS, far_ms=FAR_MS):
+    """Training windows cut from ``streams`` synthetic streams of the training speakers, embedded
+    as streaming embeds them (``embedding.stream_features``, real context): every window starting
+    within ``near_ms`` of a word's start, labelled with that word (``_unknown_`` for unknown
+    words), and as many windows starting more than ``far_ms`` from every word, labelled
+    ``_silence_`` (the places where a detection is a false positive). Windows in between, which
+    hold part of a word, are left out. Returns ``(x [n, frames, 96], y [n])``."""
     from pipeline.frontends import embedding
     from pipeline.streaming.config import StreamConfig
 
     audio, y, fold, silence, labels = bundle
     frames = embedding.windows_for(16000)
-    hop_ms = embedding.EMBEDDING_HOP_SAMPLES * 1000 // 16000
+    hop = embedding.EMBEDDING_HOP_SAMPLES
     rng = np.random.default_rng(seed)
-    out, made = [], 0
-    stream_seed = seed
-    while made < count:
+    xs, ys = [], []
+    for k in range(streams):
         recording, truth = stream_of(audio, y, fold, silence, labels, train_folds, noise,
-                                     StreamConfig(duration_s=int(duration), seed=stream_seed))
-        stream_seed += 1
+                                     StreamConfig(duration_s=int(duration), seed=seed + k))
         feats = embedding.stream_features(recording)
-        starts = np.arange(0, len(recording) - 16000, embedding.EMBEDDING_HOP_SAMPLES) // embedding.EMBEDDING_HOP_SAMPLES
-        times = starts * hop_ms
+        starts = np.arange(0, len(recording) - 16000, hop) // hop
+        times = starts * hop * 1000 // 16000
         word_times = np.array([t for _, t in truth], float)
-        far = np.min(np.abs(times[:, None] - word_times[None, :]), axis=1) > tolerance_ms
-        chosen = rng.permutation(starts[far])[: count - made]
-        out.append(feats[chosen[:, None] + np.arange(frames)])
-        made += len(chosen)
-    return np.concatenate(out)
+        word_labels = np.array([labels.index(label) for label, _ in truth])
+        distance = times[:, None] - word_times[None, :]
+        nearest = np.argmin(np.abs(distance), axis=1)
+        gap = np.abs(distance[np.arange(len(times)), nearest])
+        near = np.nonzero(gap <= near_ms)[0]
+        far = rng.permutation(np.nonzero(gap > far_ms)[0])[: len(near)]
+        chosen = np.concatenate([near, far])
+        xs.append(feats[starts[chosen][:, None] + np.arange(frames)])
+        ys.append(np.concatenate([word_labels[nearest[near]], np.zeros(len(far), int)]))
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 def config_tag(args) -> str:
     key = json.dumps(dict(classifier=args.classifier, copies=args.copies, ensemble=args.ensemble,
-                          hard_negatives=args.hard_negatives, duration=args.duration, v=2), sort_keys=True)
+                          stream_windows=args.stream_windows, duration=args.duration, v=2), sort_keys=True)
     return hashlib.sha1(key.encode()).hexdigest()[:10]
 
 
@@ -144,11 +154,10 @@ def rotation_scores(r, bundle, aug, clean, noise, args):
     train = np.isin(fold, list(train_folds))
     x = np.concatenate([clean[train]] + [a[train] for a in aug])
     t = np.concatenate([y[train]] * (1 + len(aug)))
-    if args.hard_negatives:
-        neg = hard_negatives(bundle, train_folds, noise, args.hard_negatives, 1000 + 10 * r,
-                             args.duration, StreamEvalConfig().time_tolerance_ms)
-        x = np.concatenate([x, neg.reshape(len(neg), *x.shape[1:])])
-        t = np.concatenate([t, np.zeros(len(neg), t.dtype)])
+    if args.stream_windows:
+        xs, ys = stream_windows(bundle, train_folds, noise, args.stream_windows, 100000 + 100 * r, args.duration)
+        x = np.concatenate([x, xs.reshape(len(xs), *x.shape[1:]).astype(x.dtype)])
+        t = np.concatenate([t, ys.astype(t.dtype)])
     start = time.perf_counter()
     predictors = [train_logreg(x, t, 100 * r + k) if args.classifier == "logreg"
                   else train_keras(x, t, 100 * r + k, args.classifier, labels) for k in range(args.ensemble)]
@@ -184,10 +193,13 @@ def sweep(stream, labels, grid):
     names = sorted(grid)
     rows = {}
     base = StreamEvalConfig(clip_stride_ms=STRIDE_MS)
+    cache = {}
     for values in itertools.product(*(grid[n] for n in names)):
         cfg = dataclasses.replace(base, **dict(zip(names, values)))
-        averages = window_averages(stream["times_ms"], stream["scores"], cfg.average_window_ms,
-                                   cfg.minimum_count)
+        window = (cfg.average_window_ms, cfg.minimum_count)
+        if window not in cache:
+            cache[window] = window_averages(stream["times_ms"], stream["scores"], *window)
+        averages = cache[window]
         for threshold in THRESHOLDS:
             found = decode(labels, averages, threshold, cfg.suppression_ms, cfg.minimum_margin)
             stats = score_detections(stream["truth"], found, cfg.time_tolerance_ms)
@@ -209,8 +221,8 @@ def main(argv=None) -> int:
     parser.add_argument("--classifier", default="seq", choices=["logreg", "head", "seq"])
     parser.add_argument("--copies", type=int, default=4, help="augmented copies of each training clip")
     parser.add_argument("--ensemble", type=int, default=1, help="classifiers (seeds) averaged")
-    parser.add_argument("--hard-negatives", type=int, default=0,
-                        help="_silence_ windows cut from streams of the training speakers")
+    parser.add_argument("--stream-windows", type=int, default=0, metavar="N",
+                        help="add windows cut from N streams of the training speakers (words and _silence_)")
     parser.add_argument("--rotations", type=int, default=5, help="fold rotations (1-5)")
     parser.add_argument("--stream-seeds", type=int, default=2, help="validation/test stream pairs per rotation")
     parser.add_argument("--duration", type=float, default=600)
@@ -233,7 +245,7 @@ def main(argv=None) -> int:
     pairs = sorted({(s["rotation"], s["pair"]) for s in streams})
     by = {(s["rotation"], s["pair"], s["role"]): s for s in streams}
     print(f"\nclassifier {args.classifier}, {args.copies} augmented copies, ensemble {args.ensemble}, "
-          f"hard negatives {args.hard_negatives}; {len(pairs)} validation/test pairs of "
+          f"stream windows from {args.stream_windows} training streams; {len(pairs)} validation/test pairs of "
           f"{args.duration:.0f} s streams; everything picked on validation")
     report = []
     summary = []
