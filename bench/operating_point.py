@@ -207,6 +207,18 @@ def sweep(stream, labels, grid):
     return names, rows
 
 
+def pooled(sweeps, durations):
+    """Sweeps of several streams added up: {key: detection_rate, false_alarms_per_hour}."""
+    out = {}
+    total = sum(durations)
+    for key in sweeps[0]:
+        rows = [s[key] for s in sweeps]
+        words = sum(r["ground_truth_words"] for r in rows)
+        out[key] = dict(detection_rate=sum(r["correct"] for r in rows) / words,
+                        false_alarms_per_hour=sum(r["wrong"] + r["false_positives"] for r in rows) * 3600 / total)
+    return out
+
+
 def pick(rows, budget):
     """The (params, threshold) with the highest detection rate at <= budget false alarms/hour;
     ties: fewer false alarms, then the higher threshold."""
@@ -249,17 +261,23 @@ def main(argv=None) -> int:
           f"{args.duration:.0f} s streams; everything picked on validation")
     report = []
     summary = []
+    pooled_rows = []
     for decoder in args.decoders:
         grid = DECODERS[decoder]
         print(f"\n== decoder choice: {decoder}")
-        print(f"{'pair':>10} {'budget':>6} {'picked':<40} {'val det':>7} {'val FA/h':>8} {'test det':>8} {'test FA/h':>9}")
+        print(f"{'pair':>10} {'budget':>6} {'picked':<40} {'val det':>7} {'val FA/h':>8} {'test det':>8} "
+              f"{'test FA/h':>9} {'(test own sweep)':>16}")
         per_budget = {b: [] for b in BUDGETS}
+        swept = []
         for r, k in pairs:
             val, test = by[(r, k, "validation")], by[(r, k, "test")]
             names, val_rows = sweep(val, labels, grid)
             _, test_rows = sweep(test, labels, grid)
+            swept.append((val_rows, test_rows, val["duration_s"], test["duration_s"]))
             for budget in BUDGETS:
                 key = pick(val_rows, budget)
+                oracle = pick(test_rows, budget)  # for reference only: what the test stream's own sweep allows
+                oracle_det = test_rows[oracle]["detection_rate"] if oracle is not None else float("nan")
                 if key is None:
                     print(f"{f'r{r}/s{k}':>10} {budget:>6} no operating point meets it on validation")
                     per_budget[budget].append(dict(rotation=r, pair=k, budget=budget, picked=None))
@@ -268,11 +286,13 @@ def main(argv=None) -> int:
                 params = ", ".join(f"{n}={x}" for n, x in zip(names, key[0]))
                 picked = f"thr {key[1]:.2f}" + (f", {params}" if params else "")
                 print(f"{f'r{r}/s{k}':>10} {budget:>6} {picked:<40} {100 * v['detection_rate']:>6.1f}% "
-                      f"{v['false_alarms_per_hour']:>8.0f} {100 * t['detection_rate']:>7.1f}% {t['false_alarms_per_hour']:>9.0f}")
+                      f"{v['false_alarms_per_hour']:>8.0f} {100 * t['detection_rate']:>7.1f}% {t['false_alarms_per_hour']:>9.0f} "
+                      f"{100 * oracle_det:>15.1f}%")
                 row = dict(rotation=r, pair=k, budget=budget, threshold=key[1], params=dict(zip(names, key[0])),
                            val_detection=v["detection_rate"], val_fa=v["false_alarms_per_hour"],
                            test_detection=t["detection_rate"], test_fa=t["false_alarms_per_hour"],
-                           test_wrong=t["wrong"], test_false_positives=t["false_positives"])
+                           test_wrong=t["wrong"], test_false_positives=t["false_positives"],
+                           test_own_sweep_detection=oracle_det)
                 per_budget[budget].append(row)
         for budget in BUDGETS:
             rows = [p for p in per_budget[budget] if p.get("picked", True) is not None]
@@ -282,6 +302,18 @@ def main(argv=None) -> int:
             met = sum(p["test_detection"] >= TARGET[0] and p["test_fa"] <= TARGET[1] for p in rows)
             summary.append((decoder, budget, len(rows), vdet.mean(), det.mean(), det.std(ddof=1), det.min(), det.max(),
                             fa.mean(), fa.std(ddof=1), fa.min(), fa.max(), met))
+        for budget in BUDGETS:  # one operating point for the configuration: all validation streams pooled
+            val_pooled = pooled([v for v, _, dv, _ in swept], [dv for _, _, dv, _ in swept])
+            key = pick(val_pooled, budget)
+            if key is None:
+                continue
+            test_pooled = pooled([t for _, t, _, _ in swept], [dt for _, _, _, dt in swept])[key]
+            det = np.array([t[key]["detection_rate"] for _, t, _, _ in swept]) * 100
+            fa = np.array([t[key]["false_alarms_per_hour"] for _, t, _, _ in swept])
+            met = sum(d >= 100 * TARGET[0] and f <= TARGET[1] for d, f in zip(det, fa))
+            params = ", ".join(f"{n}={x}" for n, x in zip(names, key[0]))
+            pooled_rows.append((decoder, budget, f"thr {key[1]:.2f}" + (f", {params}" if params else ""),
+                                val_pooled[key], test_pooled, det, fa, met))
         report.append(dict(decoder=decoder, rows=per_budget))
     print(f"\nsummary over pairs (test streams; operating point picked on each pair's validation stream)")
     header = (f"{'decoder choice':<42} {'budget':>6} {'pairs':>5} {'val det':>7} {'test det mean±sd':>16} "
@@ -290,6 +322,14 @@ def main(argv=None) -> int:
     for (d, b, n, vd, dm, ds, dlo, dhi, fm, fs, flo, fhi, met) in summary:
         print(f"{d:<42} {b:>6} {n:>5} {vd:>6.1f}% {dm:>9.1f}±{ds:>4.1f}% {dlo:>5.1f}-{dhi:<5.1f} "
               f"{fm:>11.0f}±{fs:>4.0f} {flo:>4.0f}-{fhi:<4.0f} {met:>5}/{n}")
+    print("\none operating point per decoder choice, picked on all validation streams pooled, applied to every test stream")
+    header = (f"{'decoder choice':<42} {'budget':>6} {'picked':<36} {'val det':>7} {'val FA/h':>8} {'test det':>8} "
+              f"{'test FA/h':>9} {'per pair det':>13} {'per pair FA/h':>13} {'target met':>10}")
+    print(header + "\n" + "-" * len(header))
+    for decoder, budget, picked, v, t, det, fa, met in pooled_rows:
+        print(f"{decoder:<42} {budget:>6} {picked:<36} {100 * v['detection_rate']:>6.1f}% {v['false_alarms_per_hour']:>8.0f} "
+              f"{100 * t['detection_rate']:>7.1f}% {t['false_alarms_per_hour']:>9.0f} {det.mean():>6.1f}±{det.std(ddof=1):>4.1f}% "
+              f"{fa.mean():>7.0f}±{fa.std(ddof=1):>3.0f} {met:>5}/{len(det)}")
     if args.json:
         args.json.write_text(json.dumps(dict(args={k: str(v) for k, v in vars(args).items()},
                                              report=report), indent=1, default=float))
