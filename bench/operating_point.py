@@ -17,9 +17,12 @@ Each *decoder choice* row names the stream_eval params searched (a grid; the res
 defaults). Per pair and per false-alarm budget (30 and 60 per hour), the combination of those
 params and the detection threshold with the highest detection rate on the *validation* stream at
 no more than the budget is picked there and applied once to the test stream. Reported: every
-pair's validation and test detection rate / false alarms per hour, then per row the mean, sd and
-range over the pairs of the test figures, and how many pairs meet the issue's target (>= 90%
-correct at <= 60 false alarms per hour on the test stream).
+pair's validation and test detection rate / false alarms per hour (and, for reference only, what
+the test stream's own sweep would allow), then per row the mean, sd and range over the pairs of
+the test figures, and how many pairs meet the issue's target (>= 90% correct at <= 60 false
+alarms per hour on the test stream). Last, one operating point per decoder choice for the whole
+configuration (what a preset sets): picked on all validation streams pooled, applied to every
+test stream (pooled, and mean +- sd per stream).
 
 Training levers: ``--stream-windows N`` adds windows cut from N streams of the *training*
 speakers (embedded as streaming embeds them): those starting within 160 ms of a word, labelled
