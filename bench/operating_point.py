@@ -144,7 +144,7 @@ def config_tag(args) -> str:
 
 def rotation_scores(r, bundle, aug, clean, noise, args):
     """Train rotation ``r``'s classifier; score its validation and test streams (cached)."""
-    from pipeline.streaming.config import StreamConfig, StreamEvalConfig
+    from pipeline.streaming.config import StreamConfig
     from pipeline.streaming.scores import stream_scores
 
     path = args.cache / f"op_{config_tag(args)}_r{r}_s{args.stream_seeds}.npz"
