@@ -149,17 +149,41 @@ def test_vectorized_decode_equals_the_class(seed):
     logits = rng.normal(0, 1, (steps, len(LABELS)))
     logits[np.arange(steps), dominant] += 3
     scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    for window, minimum, threshold, suppression in [(500, 3, 0.6, 300), (200, 1, 0.3, 0), (90, 4, 0.8, 1500)]:
-        rc = RecognizeCommands(LABELS, window, threshold, suppression, minimum)
+    found = {}
+    for window, minimum, threshold, suppression, margin in [
+            (500, 3, 0.6, 300, 0.0), (200, 1, 0.3, 0, 0.0), (90, 4, 0.8, 1500, 0.0),
+            (200, 1, 0.3, 0, 0.5), (500, 3, 0.4, 300, 0.3)]:
+        rc = RecognizeCommands(LABELS, window, threshold, suppression, minimum, margin)
         expected = []
         for time, row in zip(times.tolist(), scores):
             r = rc.process_latest_result(row, time)
             if r.is_new_command and r.found_command != "_silence_":
                 expected.append((r.found_command, time, r.score))
         averages = window_averages(times, scores, window, minimum)
-        got = decode(LABELS, averages, threshold, suppression)
+        got = decode(LABELS, averages, threshold, suppression, margin)
         assert got == expected
         assert len(expected) > 3
+        found[(window, threshold, margin)] = expected
+    # The margin rule takes detections away (and, with a different previous label, may add one).
+    assert found[(200, 0.3, 0.5)] != found[(200, 0.3, 0.0)]
+
+
+def test_margin_blocks_an_ambiguous_average():
+    """minimum_margin: "no" at 0.55 against "yes" at 0.40 passes a 0.5 threshold but not a margin
+    of 0.2; a clear 0.9 passes both. 0 keeps the original rule."""
+    ambiguous = np.array([0.0, 0.05, 0.40, 0.55])
+    items = [(t, ambiguous) for t in (0, 30, 60)] + [(t, onehot("yes")) for t in range(90, 400, 30)]
+    for margin, expected in [(0.0, ["no"]), (0.1, ["no"]), (0.2, ["yes"])]:
+        rc = RecognizeCommands(LABELS, 60, 0.5, 0, 1, margin)
+        results = [rc.process_latest_result(scores, t) for t, scores in items]
+        new = [r.found_command for r in results if r.is_new_command]
+        assert new[0] == expected[0]
+        averages = window_averages([t for t, _ in items], [s for _, s in items], 60, 1)
+        fast = decode(LABELS, averages, 0.5, 0, margin)
+        assert [label for label, *_ in fast] == new
+        assert averages.margin[2] == pytest.approx(0.15)
+    with pytest.raises(ValueError, match="minimum_margin"):
+        RecognizeCommands(LABELS, 60, 0.5, 0, 1, 1.5)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -323,8 +323,18 @@ def test_cli_tool_writes_json_and_sweep(tmp_path, monkeypatch):
     assert metrics["frame_reuse"] is True and metrics["windows"] > 600
     rows = list(csv.DictReader(sweep.open()))
     assert list(rows[0]) == list(stream_eval.SWEEP_COLUMNS) and len(rows) == 19
+    assert "minimum_margin" not in metrics  # off by default: the metrics of the original decoder
     with pytest.raises(ParamError, match="minimum_count"):
         stream_eval_tool.main(["--model", "m", "--wav", "w", "--ground-truth", "g", "--minimum-count", "0"])
+    with pytest.raises(ParamError, match="minimum_margin"):
+        stream_eval_tool.main(["--model", "m", "--wav", "w", "--ground-truth", "g", "--minimum-margin", "1.5"])
+    rc = stream_eval_tool.main(["--model", "whatever", "--wav", str(tmp_path / "stream.wav"),
+                                "--ground-truth", str(tmp_path / "labels.txt"), "--json", str(out),
+                                "--minimum-margin", "0.95"])
+    assert rc == 0
+    strict = json.loads(out.read_text())
+    assert strict["minimum_margin"] == 0.95
+    assert strict["detections"] <= metrics["detections"]
     with pytest.raises(SystemExit):  # argparse: --wav and --ground-truth are required
         stream_eval_tool.main(["--model", "m"])
 
@@ -383,7 +393,7 @@ def test_stage_from_params(tmp_path, monkeypatch):
     os.replace(tmp_path / "data" / "stream" / "labels.txt", tmp_path / "data" / "stream" / "stream_labels.txt")
     (tmp_path / "params.yaml").write_text(
         "stream_eval:\n  clip_stride_ms: 30\n  average_window_ms: 500\n  detection_threshold: 0.6\n"
-        "  suppression_ms: 1500\n  time_tolerance_ms: 750\n  minimum_count: 3\n")
+        "  suppression_ms: 1500\n  time_tolerance_ms: 750\n  minimum_count: 3\n  minimum_margin: 0.0\n")
     seen = {}
 
     def fake_load(path, labels=None):

@@ -42,3 +42,6 @@ class StreamEvalConfig(Section):
     suppression_ms: int = param(1500, integer(0))
     time_tolerance_ms: int = param(750, integer(0))
     minimum_count: int = param(3, integer(1))
+    # Beyond the original (0 = off, its behaviour): a command is reported only when its averaged
+    # score exceeds the second-highest label's by at least this much.
+    minimum_margin: float = param(0.0, number(0, 1))

@@ -54,7 +54,7 @@ def evaluate_scores(labels, scores: StreamScores, ground_truth, duration_s: floa
     averages = window_averages(scores.times_ms, scores.scores, cfg.average_window_ms, cfg.minimum_count)
 
     def run(threshold):
-        found = decode(labels, averages, threshold, cfg.suppression_ms)
+        found = decode(labels, averages, threshold, cfg.suppression_ms, cfg.minimum_margin)
         return found, score_detections(ground_truth, found, cfg.time_tolerance_ms)
 
     found, stats = run(cfg.detection_threshold)
@@ -112,7 +112,10 @@ def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConf
         scores = stream_scores(model, audio, cfg.clip_stride_ms, frame_reuse, batch_size, progress)
     duration_s = len(audio) / model.sample_rate
     metrics, sweep, detections = evaluate_scores(model.labels, scores, ground_truth, duration_s, cfg)
-    metrics.update(**cfg.to_dict(), duration_s=duration_s, windows=int(len(scores.times_ms)),
+    settings = cfg.to_dict()
+    if not settings["minimum_margin"]:  # off (the original decoder): metrics as they always were
+        del settings["minimum_margin"]
+    metrics.update(**settings, duration_s=duration_s, windows=int(len(scores.times_ms)),
                    frame_reuse=scores.frame_reuse)
     if streaming:
         metrics["streaming"] = True

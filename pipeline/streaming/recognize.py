@@ -10,6 +10,10 @@ Known bug of the original, fixed here: its time-order check compares a new resul
 *oldest* result still in the window (``front()``), so a result older than the newest one could
 slip in; this class rejects any result older than the newest one, as the original's message says.
 
+One option beyond the original, off by default: ``minimum_margin``, a command is new only when
+its averaged score exceeds the second-highest averaged score by at least that much (0: the
+original rule; a confident but ambiguous average, e.g. "no" against "go", is then not reported).
+
 For the threshold sweep, :func:`window_averages` precomputes the averaged scores of every step
 (they do not depend on the threshold or the suppression) and :func:`decode` runs only the
 threshold-dependent state machine on them, giving the same detections as feeding the class.
@@ -40,7 +44,7 @@ class RecognizeCommands:
     """Smooth per-step model scores over a window and report new commands (the original rules)."""
 
     def __init__(self, labels, average_window_duration_ms, detection_threshold, suppression_ms,
-                 minimum_count=3):
+                 minimum_count=3, minimum_margin=0.0):
         self.labels = list(labels)
         if not self.labels:
             raise ValueError("RecognizeCommands needs at least one label")
@@ -48,10 +52,13 @@ class RecognizeCommands:
             raise ValueError(f"average_window_duration_ms must be > 0, got {average_window_duration_ms}")
         if minimum_count < 1:
             raise ValueError(f"minimum_count must be >= 1, got {minimum_count}")
+        if not 0 <= minimum_margin <= 1:
+            raise ValueError(f"minimum_margin must be in [0, 1], got {minimum_margin}")
         self.average_window_duration_ms = average_window_duration_ms
         self.detection_threshold = float(detection_threshold)
         self.suppression_ms = suppression_ms
         self.minimum_count = int(minimum_count)
+        self.minimum_margin = float(minimum_margin)
         self.reset()
 
     def reset(self) -> None:
@@ -87,15 +94,18 @@ class RecognizeCommands:
         for _, result in self._results:
             average += result / how_many
         top = int(np.argmax(average))  # the first of equal scores, as the original's stable sort
-        return self._decide(self.labels[top], float(average[top]), current_time_ms)
+        second = float(np.partition(average, -2)[-2]) if len(average) > 1 else 0.0
+        return self._decide(self.labels[top], float(average[top]), current_time_ms,
+                            float(average[top]) - second)
 
-    def _decide(self, label: str, score: float, current_time_ms) -> RecognizeResult:
+    def _decide(self, label: str, score: float, current_time_ms, margin: float = 1.0) -> RecognizeResult:
         if self._previous_top_label == SILENCE_LABEL or self._previous_top_time == -math.inf:
             time_since_last_top = math.inf
         else:
             time_since_last_top = current_time_ms - self._previous_top_time
         is_new = (
             score > self.detection_threshold
+            and (self.minimum_margin <= 0 or margin >= self.minimum_margin)
             and label != self._previous_top_label
             and time_since_last_top > self.suppression_ms
         )
@@ -107,12 +117,14 @@ class RecognizeCommands:
 
 @dataclass(frozen=True)
 class WindowAverages:
-    """Per step: whether the window had enough results, the top label index and its average score."""
+    """Per step: whether the window had enough results, the top label index, its average score
+    and how far it is above the second-highest average (the margin)."""
 
     times_ms: np.ndarray
     valid: np.ndarray
     top_index: np.ndarray
     top_score: np.ndarray
+    margin: np.ndarray
 
 
 def window_averages(times_ms, scores, average_window_duration_ms, minimum_count) -> WindowAverages:
@@ -136,10 +148,14 @@ def window_averages(times_ms, scores, average_window_duration_ms, minimum_count)
         total[rows] += scores[first[rows] + offset] / counts[rows, None]
     top_index = np.argmax(total, axis=1) if steps else np.zeros(0, dtype=np.int64)
     top_score = total[np.arange(steps), top_index] if steps else np.zeros(0)
-    return WindowAverages(times, valid, top_index, top_score)
+    if steps and scores.shape[1] > 1:
+        margin = top_score - np.partition(total, -2, axis=1)[:, -2]
+    else:
+        margin = top_score.copy()
+    return WindowAverages(times, valid, top_index, top_score, margin)
 
 
-def decode(labels, averages: WindowAverages, detection_threshold, suppression_ms):
+def decode(labels, averages: WindowAverages, detection_threshold, suppression_ms, minimum_margin=0.0):
     """Run the threshold-dependent rules on precomputed averages; return new non-silence commands.
 
     Each detection is ``(label, time_ms, score)``; the same list feeding every step through
@@ -152,7 +168,10 @@ def decode(labels, averages: WindowAverages, detection_threshold, suppression_ms
     top_index = averages.top_index.tolist()
     top_score = averages.top_score.tolist()
     times = averages.times_ms.tolist()
-    for step in np.nonzero(averages.top_score > detection_threshold)[0].tolist():
+    candidates = averages.top_score > detection_threshold
+    if minimum_margin > 0:
+        candidates &= averages.margin >= minimum_margin
+    for step in np.nonzero(candidates)[0].tolist():
         if not valid[step]:
             continue
         label = labels[top_index[step]]
