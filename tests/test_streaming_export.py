@@ -242,21 +242,10 @@ def test_stream_eval_with_the_streaming_model_gives_the_window_models_detections
     from pipeline.streaming.evaluate import run_stream_eval
 
     root, _ = svdf_export
-    audio, y = tiny_clips(range(50, 53))
-    rng = np.random.default_rng(0)
-    pieces, truth, t = [], [], 0
-    for clip, label in zip(audio, y):
-        gap = rng.normal(0, 0.003, 8000).astype(np.float32)
-        pieces += [gap, clip]
-        if label >= 2:
-            truth.append(f"{LABELS[label]}, {(t + 8000) * 1000 // 16000}\n")
-        t += 8000 + len(clip)
-    write_wav(tmp_path / "stream.wav", np.concatenate(pieces), 16000)
-    (tmp_path / "truth.txt").write_text("".join(truth))
+    wav, truth = tone_recording(tmp_path, range(50, 53))
     cfg = StreamEvalConfig(clip_stride_ms=40)
-    window = run_stream_eval(root / "export", tmp_path / "stream.wav", tmp_path / "truth.txt", cfg, progress=False)
-    stream = run_stream_eval(root / "export", tmp_path / "stream.wav", tmp_path / "truth.txt", cfg,
-                             progress=False, streaming=True)
+    window = run_stream_eval(root / "export", wav, truth, cfg, progress=False)
+    stream = run_stream_eval(root / "export", wav, truth, cfg, progress=False, streaming=True)
     np.testing.assert_array_equal(stream[3].times_ms, window[3].times_ms)
     np.testing.assert_allclose(stream[3].scores, window[3].scores, atol=1e-4)
     assert [d[:2] for d in stream[2]] == [d[:2] for d in window[2]] and len(window[2]) > 3
