@@ -249,7 +249,7 @@ def test_stream_eval_with_the_streaming_model_gives_the_window_models_detections
     np.testing.assert_array_equal(stream[3].times_ms, window[3].times_ms)
     np.testing.assert_allclose(stream[3].scores, window[3].scores, atol=1e-4)
     assert [d[:2] for d in stream[2]] == [d[:2] for d in window[2]] and len(window[2]) > 3
-    assert stream[0]["streaming"] is True and stream[0]["correct"] == window[0]["correct"]
+    assert stream[0]["streaming_model"] is True and stream[0]["correct"] == window[0]["correct"]
 
 
 @pytest.mark.slow

@@ -118,7 +118,7 @@ def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConf
     metrics.update(**settings, duration_s=duration_s, windows=int(len(scores.times_ms)),
                    frame_reuse=scores.frame_reuse)
     if streaming:
-        metrics["streaming"] = True
+        metrics["streaming_model"] = True  # scored by model_streaming.tflite, one call per frame
     log.info("%d windows in %.1f s (%.0fx real time, %s)", len(scores.times_ms), scores.seconds,
              duration_s / max(scores.seconds, 1e-9),
              "streaming model, one call per frame" if streaming
