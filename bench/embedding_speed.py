@@ -62,6 +62,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reference-clips", type=int, default=64)
     parser.add_argument("--duration", type=float, default=600)
     parser.add_argument("--per-window-seconds", type=float, default=30)
+    parser.add_argument("--before-module", help="an older embedding.py to time in the same run")
     parser.add_argument("--model-threads", type=int, nargs="+", default=[1, 2],
                         help="TFLite threads of the embedding model to time featurize with")
     args = parser.parse_args(argv)
@@ -72,6 +73,7 @@ def main(argv=None) -> int:
     cfg = FeatureConfig(preprocess="embedding")
     features_numpy(clips[:8], cfg)  # load the models
     rows = []
+    default_threads = embedding.MODEL_THREADS
     for threads in args.model_threads:
         embedding.MODEL_THREADS = threads
         features_numpy(clips[:8], cfg)
@@ -79,6 +81,16 @@ def main(argv=None) -> int:
         rows.append((f"embedding, featurize (model threads {threads})", args.clips / fast_s,
                      1000 * fast_cpu / args.clips))
     embedding.MODEL_THREADS = 1
+    if args.before_module:  # e.g. `git show 63da499:pipeline/frontends/embedding.py > /tmp/old.py`
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("embedding_before", args.before_module)
+        before = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(before)
+        before.embed(clips[:8])
+        old, old_s, old_cpu = timed_cpu(before.embed, clips)
+        rows.append((f"embedding, {Path(args.before_module).name}", args.clips / old_s, 1000 * old_cpu / args.clips))
+        print(f"max |now - {args.before_module}| = {float(np.abs(old - fast).max()):.1e}")
     ref, ref_s, ref_cpu = timed_cpu(embedding.reference_embed, clips[: args.reference_clips])
     rows.append(("embedding, per clip and window (reference)", len(ref) / ref_s, 1000 * ref_cpu / len(ref)))
     mfcc_cfg = FeatureConfig(preprocess="mfcc")
@@ -107,7 +119,7 @@ def main(argv=None) -> int:
     _, _, row_cpu = timed_cpu(lambda: [embedding.embeddings_of(row[i : i + 51].reshape(-1, embedding.MEL_BINS))
                                        for i in range(0, len(clips), 51)])
     steps = [
-        ("mel, every frame (numpy, as before)", full_cpu),
+        ("mel, every frame of the padded clips", full_cpu),
         ("mel, frames touching the clip (featurize)", db_cpu),
         ("clamp and scale", clamp_cpu),
         (f"embedding model, [{per}, {frames}, 32, 1] a call (featurize)", model_cpu),
@@ -118,6 +130,7 @@ def main(argv=None) -> int:
     for name, cpu in steps:
         print(f"{name:<64} {1000 * cpu / args.clips:>12.2f} {args.clips / cpu:>13,.0f}")
 
+    embedding.MODEL_THREADS = default_threads
     from bench.streaming import recording
     from pipeline.inference import load_model
     from pipeline.streaming.evaluate import evaluate_scores

@@ -70,14 +70,16 @@ MODEL_FILES = ("melspectrogram.tflite", "embedding_model.tflite")
 # frames equal those of one call over everything (the models are local).
 SEGMENT_FRAMES = 7808
 # Clips per embedding-model call in featurize (and per mel batch), and clips per numpy mel block
-# (its arrays stay in cache). Measured CPU time per clip of the model (bench/embedding_speed.py):
-# about the same from 1 to 64 clips a call, less than one call over clips laid end to end (152
-# frames a clip instead of 140) and than onnxruntime on the wheel's embedding_model.onnx.
-CLIPS_PER_CALL = 32
+# (its arrays stay in cache). Measured (load ~2): 128 clips a call ~260 clips/s against ~210 with
+# 32; a batch of clips costs less CPU per clip than one call over clips laid end to end (152
+# frames a clip instead of 140) and than onnxruntime on the wheel's embedding_model.onnx (its time
+# axis made dynamic).
+CLIPS_PER_CALL = 128
 MEL_BLOCK = 16
-# TFLite threads of the embedding model. One: featurize computes the mel in a second thread
-# alongside, and the machine is shared; results do not depend on it.
-MODEL_THREADS = 1
+# TFLite threads of the embedding model (the mel of the next batch runs in a thread alongside).
+# bench/embedding_speed.py at load 1.9: 467 clips/s with 2 threads, 342 with 1; at load 2.5-4.9
+# (both cores taken by other jobs) the same within 5%. The features are identical either way.
+MODEL_THREADS = 2
 # Interpreters kept per (model, input shape); resizing one costs more than a call.
 _CACHE_SIZE = 8
 _INTERPRETERS: OrderedDict = OrderedDict()
