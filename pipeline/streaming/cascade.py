@@ -48,7 +48,7 @@ class GateSettings:
     """How the gate picks candidates: keyword-mass ``threshold``, ``margin_ms`` around each passing
     gate window, the gate's own stride (None: the costly model's clip stride)."""
 
-    threshold: float = 0.2
+    threshold: float = 0.5
     margin_ms: int = 160
     stride_ms: int | None = None
 

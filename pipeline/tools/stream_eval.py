@@ -3,7 +3,7 @@ test_streaming_accuracy).
 
     python -m pipeline.tools.stream_eval --model PATH --wav FILE --ground-truth FILE
         [--labels FILE] [--json OUT] [--sweep-csv OUT] [--clip-stride-ms 30 ...] [--streaming]
-        [--gate GATE_MODEL [--gate-threshold 0.2] [--gate-margin-ms 160] [--gate-stride-ms MS]]
+        [--gate GATE_MODEL [--gate-threshold 0.5] [--gate-margin-ms 160] [--gate-stride-ms MS]]
 
 ``--streaming`` runs the export's ``model_streaming.tflite`` (one call per feature frame) instead
 of the window model. ``--gate`` makes a cascade (pipeline/streaming/cascade.py): the gate (a cheap
