@@ -1,7 +1,8 @@
 """Benchmark: the speech-embedding front end's speed, batched and streamed (frame reuse).
 
-- featurize: clips/s of ``features_numpy`` with ``preprocess: embedding`` (batched: mel in numpy,
-  one embedding-model call per row of clips) against the plain computation it must equal (one
+- featurize: clips/s of ``features_numpy`` with ``preprocess: embedding`` (batched: mel in numpy
+  in a second thread, one embedding-model call per batch of clips), with the CPU time of each
+  step alone (what caps it), against the plain computation it must equal (one
   mel-model call per clip, one embedding call per window: ``embedding.reference_embed``), and the
   default ``mfcc`` front end for scale; on real clips of ../shared/data/speech_commands_mini.
 - streaming: an untrained stand-in ``embedding_head`` exported by the freeze stage's code (a
@@ -10,6 +11,7 @@
   each embedding once per hop) and, on the first ``--per-window-seconds``, window by window.
 
     python bench/embedding_speed.py [--clips 1024] [--duration 600] [--per-window-seconds 30]
+        [--model-threads 1 2]
 """
 from __future__ import annotations
 
@@ -41,6 +43,13 @@ def real_clips(count: int) -> np.ndarray:
     return np.stack([fit_to_length(read_wav(p, 16000), 16000) for p in paths]).astype(np.float32)
 
 
+def timed_cpu(fn, *args):
+    """Result, wall seconds and CPU seconds of this process (all its threads)."""
+    start, cpu = time.perf_counter(), time.process_time()
+    out = fn(*args)
+    return out, time.perf_counter() - start, time.process_time() - cpu
+
+
 def timed(fn, *args):
     start = time.perf_counter()
     out = fn(*args)
@@ -53,6 +62,9 @@ def main(argv=None) -> int:
     parser.add_argument("--reference-clips", type=int, default=64)
     parser.add_argument("--duration", type=float, default=600)
     parser.add_argument("--per-window-seconds", type=float, default=30)
+    parser.add_argument("--before-module", help="an older embedding.py to time in the same run")
+    parser.add_argument("--model-threads", type=int, nargs="+", default=[1, 2],
+                        help="TFLite threads of the embedding model to time featurize with")
     args = parser.parse_args(argv)
     from pipeline.frontends import FeatureConfig, embedding, features_numpy
 
@@ -60,18 +72,65 @@ def main(argv=None) -> int:
     clips = real_clips(args.clips)
     cfg = FeatureConfig(preprocess="embedding")
     features_numpy(clips[:8], cfg)  # load the models
-    fast, fast_s = timed(features_numpy, clips, cfg)
-    ref, ref_s = timed(embedding.reference_embed, clips[: args.reference_clips])
+    rows = []
+    default_threads = embedding.MODEL_THREADS
+    for threads in args.model_threads:
+        embedding.MODEL_THREADS = threads
+        features_numpy(clips[:8], cfg)
+        fast, fast_s, fast_cpu = timed_cpu(features_numpy, clips, cfg)
+        rows.append((f"embedding, featurize (model threads {threads})", args.clips / fast_s,
+                     1000 * fast_cpu / args.clips))
+    embedding.MODEL_THREADS = 1
+    if args.before_module:  # e.g. `git show 63da499:pipeline/frontends/embedding.py > /tmp/old.py`
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("embedding_before", args.before_module)
+        before = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(before)
+        before.embed(clips[:8])
+        old, old_s, old_cpu = timed_cpu(before.embed, clips)
+        rows.append((f"embedding, {Path(args.before_module).name}", args.clips / old_s, 1000 * old_cpu / args.clips))
+        print(f"max |now - {args.before_module}| = {float(np.abs(old - fast).max()):.1e}")
+    ref, ref_s, ref_cpu = timed_cpu(embedding.reference_embed, clips[: args.reference_clips])
+    rows.append(("embedding, per clip and window (reference)", len(ref) / ref_s, 1000 * ref_cpu / len(ref)))
     mfcc_cfg = FeatureConfig(preprocess="mfcc")
     features_numpy(clips[:8], mfcc_cfg)
-    _, mfcc_s = timed(features_numpy, clips, mfcc_cfg)
+    _, mfcc_s, mfcc_cpu = timed_cpu(features_numpy, clips, mfcc_cfg)
+    rows.append(("mfcc (the default front end)", args.clips / mfcc_s, 1000 * mfcc_cpu / args.clips))
     diff = float(np.abs(fast[: len(ref)] - ref).max())
     print(f"\nfeaturize ({args.clips} real clips; max |batched - reference| = {diff:.1e})")
-    print(f"{'front end':<40} {'clips/s':>9}")
-    print(f"{'embedding, batched (featurize)':<40} {args.clips / fast_s:>9,.0f}")
-    print(f"{'embedding, per clip and window (before)':<40} {len(ref) / ref_s:>9,.0f}")
-    print(f"{'mfcc':<40} {args.clips / mfcc_s:>9,.0f}")
+    print(f"{'front end':<48} {'clips/s':>9} {'CPU ms/clip':>12}")
+    for name, rate, cpu in rows:
+        print(f"{name:<48} {rate:>9,.0f} {cpu:>12.2f}")
 
+    # Where the time goes: each step of featurize alone, one thread, CPU time per clip.
+    frames = (embedding.windows_for(clips.shape[1]) - 1) * embedding.WINDOW_STEP_FRAMES + embedding.WINDOW_FRAMES
+    padded = np.pad(clips, ((0, 0), (embedding.PAD_SAMPLES, embedding.PAD_SAMPLES)))
+    per = embedding.CLIPS_PER_CALL
+    _, _, full_cpu = timed_cpu(lambda: [embedding.mel_db(padded[i : i + per]) for i in range(0, len(clips), per)])
+    db, _, db_cpu = timed_cpu(lambda: np.concatenate(
+        [embedding.padded_clip_db(clips[i : i + per], frames) for i in range(0, len(clips), per)]))
+    spec, _, clamp_cpu = timed_cpu(lambda: embedding.clamp_scale(db)[..., None])
+    _, _, model_cpu = timed_cpu(lambda: [embedding._run("embedding_model.tflite", spec[i : i + per])
+                                         for i in range(0, len(clips), per)])
+    row_frames = -(-frames // embedding.WINDOW_STEP_FRAMES) * embedding.WINDOW_STEP_FRAMES + embedding.WINDOW_STEP_FRAMES
+    row = np.zeros((len(clips), row_frames, embedding.MEL_BINS), np.float32)
+    row[:, :frames] = spec[..., 0]
+    _, _, row_cpu = timed_cpu(lambda: [embedding.embeddings_of(row[i : i + 51].reshape(-1, embedding.MEL_BINS))
+                                       for i in range(0, len(clips), 51)])
+    steps = [
+        ("mel, every frame of the padded clips", full_cpu),
+        ("mel, frames touching the clip (featurize)", db_cpu),
+        ("clamp and scale", clamp_cpu),
+        (f"embedding model, [{per}, {frames}, 32, 1] a call (featurize)", model_cpu),
+        (f"embedding model, 51 clips end to end ({row_frames} frames each, before)", row_cpu),
+    ]
+    print(f"\nfeaturize steps, one thread each ({args.clips} clips)")
+    print(f"{'step':<64} {'CPU ms/clip':>12} {'clips/s/core':>13}")
+    for name, cpu in steps:
+        print(f"{name:<64} {1000 * cpu / args.clips:>12.2f} {args.clips / cpu:>13,.0f}")
+
+    embedding.MODEL_THREADS = default_threads
     from bench.streaming import recording
     from pipeline.inference import load_model
     from pipeline.streaming.evaluate import evaluate_scores

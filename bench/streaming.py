@@ -71,7 +71,8 @@ def recording(duration_s: float, params: dict):
             (word_clips[folder.name] if folder.name in wanted else unknown).append(path)
     settings = dataclasses.replace(params["stream"], duration_s=duration_s)
     noise = sorted((SHARED_MINI / BACKGROUND_NOISE_DIR).glob("*.wav"))
-    audio, labels = synthesize(word_clips, unknown, noise, settings, rate, progress=False)
+    audio, labels = synthesize(word_clips, unknown, noise, settings, rate, progress=False,
+                               read=lambda path: read_wav(path, sample_rate=rate))
     truth = [(label, round(t)) for label, t in labels]
     clips = sum(map(len, word_clips.values())) + len(unknown)
     return audio, truth, f"synthesized from {clips} test-split clips of {SHARED_MINI.name}"

@@ -45,12 +45,31 @@ def test_batched_features_equal_the_per_window_computation():
     np.testing.assert_allclose(features_numpy(clips[4], cfg), fast[4], atol=ATOL)
 
 
-def test_long_rows_span_several_model_calls(monkeypatch):
-    """Batches longer than one segment are cut into several embedding calls with the same result."""
+@pytest.mark.parametrize("per_call, block", [(1, 1), (4, 3)])
+def test_batches_cut_into_several_calls_give_the_same_features(monkeypatch, per_call, block):
+    """Batches larger than one model call (and one mel block) are cut, with the same result; the
+    last call is shorter than the others."""
     clips = _clips()
     whole = embedding.embed(clips)
-    monkeypatch.setattr(embedding, "SEGMENT_FRAMES", 200)  # one clip slot (152 frames) per call
+    monkeypatch.setattr(embedding, "CLIPS_PER_CALL", per_call)
+    monkeypatch.setattr(embedding, "MEL_BLOCK", block)
     np.testing.assert_allclose(embedding.embed(clips), whole, atol=ATOL)
+
+
+@pytest.mark.parametrize("samples", [16000, 12345, 300, 4600])
+def test_the_mel_of_padded_clips_skips_only_silent_frames(samples):
+    """Only frames wholly in the padding are skipped: the mel equals the plain numpy mel of the
+    padded clips exactly, and the mel model's own output within float tolerance."""
+    rng = np.random.default_rng(samples)
+    clips = rng.uniform(-0.5, 0.5, (3, samples)).astype(np.float32)
+    padded = np.pad(clips, ((0, 0), (embedding.PAD_SAMPLES, embedding.PAD_SAMPLES)))
+    full = embedding.mel_db(padded)
+    frames = full.shape[1]
+    fast = embedding.padded_clip_db(clips, frames)
+    np.testing.assert_array_equal(fast, full)
+    np.testing.assert_array_equal(embedding.padded_clip_db(clips, frames - 7), full[:, : frames - 7])
+    model = embedding._run("melspectrogram.tflite", embedding._int16_valued(padded[1])[None])[0, 0]
+    np.testing.assert_allclose(embedding.clamp_scale(fast[1]), model / 10.0 + 2.0, atol=1e-3)
 
 
 def _recording(seconds=4):

@@ -20,9 +20,13 @@ does for a recording given at once). The embedding model is fully convolutional 
 convolutions, time stride 8): run on F mel frames it returns the 1 + (F - 76) // 8 embeddings of
 the windows every 8 frames, each equal to the 76-frame model's output for that window. So:
 
-- featurize (``embed``) lays the clips' mel frames end to end in slots of a whole number of
-  embedding hops, runs the embedding model once over the row and keeps each clip's windows
-  (those straddling two slots are dropped);
+- featurize (``embed``) computes the mel of a batch of padded clips (only the frames that touch
+  the clip: those wholly in the padding are one constant) and runs the embedding model once per
+  batch of clips ``[clips, 140, 32, 1]``: each clip's 9 windows from one call over its 140 frames
+  (the 76-frame model per window would read 684). The mel of the next batch is computed in a
+  second thread meanwhile. On this 2-core CPU the embedding model's convolutions (about 80 M
+  multiply-adds a clip, ~2.5 ms of one core) set the pace; ``bench/embedding_speed.py`` prints
+  the breakdown;
 - streaming (``stream_features``) computes the mel of the whole (padded) recording and runs the
   embedding model over it: one embedding every EMBEDDING_HOP_SAMPLES (80 ms), and a window
   starting at sample ``s`` (a multiple of 80 ms) is embeddings ``s // 1280 ... + 8``. A streamed
@@ -65,6 +69,17 @@ MODEL_FILES = ("melspectrogram.tflite", "embedding_model.tflite")
 # Mel frames per model call (about 78 s of audio): bounds memory on long recordings; a call's
 # frames equal those of one call over everything (the models are local).
 SEGMENT_FRAMES = 7808
+# Clips per embedding-model call in featurize (and per mel batch), and clips per numpy mel block
+# (its arrays stay in cache). Measured (load ~2): 128 clips a call ~260 clips/s against ~210 with
+# 32; a batch of clips costs less CPU per clip than one call over clips laid end to end (152
+# frames a clip instead of 140) and than onnxruntime on the wheel's embedding_model.onnx (its time
+# axis made dynamic).
+CLIPS_PER_CALL = 128
+MEL_BLOCK = 16
+# TFLite threads of the embedding model (the mel of the next batch runs in a thread alongside).
+# bench/embedding_speed.py at load 1.9: 467 clips/s with 2 threads, 342 with 1; at load 2.5-4.9
+# (both cores taken by other jobs) the same within 5%. The features are identical either way.
+MODEL_THREADS = 2
 # Interpreters kept per (model, input shape); resizing one costs more than a call.
 _CACHE_SIZE = 8
 _INTERPRETERS: OrderedDict = OrderedDict()
@@ -95,11 +110,11 @@ def windows_for(samples: int) -> int:
 
 
 def _interpreter(name: str, shape: tuple[int, ...]):
-    key = (name, shape)
+    key = (name, shape, MODEL_THREADS)
     if key in _INTERPRETERS:
         _INTERPRETERS.move_to_end(key)
         return _INTERPRETERS[key]
-    interp = tflite_interpreter(model_path=str(models_dir() / name))
+    interp = tflite_interpreter(model_path=str(models_dir() / name), num_threads=MODEL_THREADS)
     inp = interp.get_input_details()[0]
     if tuple(inp["shape"]) != shape:
         interp.resize_tensor_input(inp["index"], list(shape))
@@ -139,10 +154,12 @@ def _mel_constants() -> dict[str, np.ndarray]:
 
         real = const("convolution_1").reshape(257, MEL_WINDOW_SAMPLES)
         imag = const("convolution1").reshape(257, MEL_WINDOW_SAMPLES)
+        dc = np.ones(257)
+        dc[0] = float(np.abs(real[0]).max() > 0)  # whether the model's DFT keeps the DC bin
         _MEL_CONSTANTS.update(
             window=np.sqrt(real[1] ** 2 + imag[1] ** 2).astype(np.float32),
-            dc=np.float32(np.abs(real[0]).max() > 0),
-            matrix=const("Const_3").astype(np.float32),
+            # The same rows doubled, for interleaved (real, imaginary) squares; DC as the model.
+            matrix2=np.repeat(const("Const_3") * dc[:, None], 2, axis=0).astype(np.float32),
             floor=np.float32(const("Const_4")),
             db=np.float32(const("onnx_tf_prefix_Constant_16") * const("onnx_tf_prefix_Div_19;onnx_tf_prefix_Constant_18")),
             top_db=np.float32(const("onnx_tf_prefix_Constant_23")),
@@ -150,19 +167,61 @@ def _mel_constants() -> dict[str, np.ndarray]:
     return _MEL_CONSTANTS
 
 
+def _db_of_windows(windows: np.ndarray) -> np.ndarray:
+    """int16-valued frames ``[..., 512]`` -> log-mel dB ``[..., 32]``: window, rfft (float32), power
+    as the squares of the interleaved real and imaginary parts times the mel matrix with each row
+    doubled (no separate power array), floor, dB."""
+    c = _mel_constants()
+    spectrum = scipy.fft.rfft(windows * c["window"], axis=-1)
+    squares = spectrum.view(np.float32)
+    np.square(squares, out=squares)
+    mel = squares.reshape(-1, squares.shape[-1]) @ c["matrix2"]
+    return c["db"] * np.log(np.maximum(mel, c["floor"])).reshape(*windows.shape[:-1], MEL_BINS)
+
+
+def _framed(values: np.ndarray, first: int, count: int) -> np.ndarray:
+    """Frames ``first .. first + count - 1`` of ``values [..., samples]`` as a strided view."""
+    windows = np.lib.stride_tricks.sliding_window_view(values, MEL_WINDOW_SAMPLES, axis=-1)
+    return windows[..., first * MEL_HOP_SAMPLES : (first + count - 1) * MEL_HOP_SAMPLES + 1 : MEL_HOP_SAMPLES, :]
+
+
 def mel_db(audio: np.ndarray) -> np.ndarray:
     """Unpadded audio ``[..., samples]`` in [-1, 1] -> log-mel dB ``[..., frames, 32]`` before the
     top-dB clamp: the mel model's computation in numpy (frame-local, batch-independent)."""
-    c = _mel_constants()
     values = _int16_valued(audio)
-    frames = _frames_of(values.shape[-1])
-    windows = np.lib.stride_tricks.sliding_window_view(values, MEL_WINDOW_SAMPLES, axis=-1)
-    windows = windows[..., : (frames - 1) * MEL_HOP_SAMPLES + 1 : MEL_HOP_SAMPLES, :]
-    spectrum = scipy.fft.rfft(windows * c["window"], axis=-1)
-    power = np.square(spectrum.real) + np.square(spectrum.imag)
-    power[..., 0] *= c["dc"]
-    mel = (power.reshape(-1, power.shape[-1]) @ c["matrix"]).reshape(*power.shape[:-1], MEL_BINS)
-    return c["db"] * np.log(np.maximum(mel, c["floor"]))
+    return _db_of_windows(_framed(values, 0, _frames_of(values.shape[-1])))
+
+
+def silence_db() -> np.float32:
+    """The dB value of a frame of digital silence (power 0 -> the power floor)."""
+    c = _mel_constants()
+    return (c["db"] * np.log(np.maximum(np.zeros(1, np.float32), c["floor"])))[0]
+
+
+def padded_clip_db(audio: np.ndarray, frames: int) -> np.ndarray:
+    """Clips ``[batch, samples]`` padded with PAD_SAMPLES of silence each side -> the dB of their
+    first ``frames`` mel frames ``[batch, frames, 32]`` (``mel_db`` of the padded clips, cut).
+
+    Frames that lie wholly in the padding are digital silence, the same constant for every clip,
+    so only the frames that touch the clip are transformed (about 30% fewer for a 1 s clip)."""
+    batch, samples = audio.shape
+    out = np.empty((batch, frames, MEL_BINS), np.float32)
+    # Frame f covers padded samples [f * 160, f * 160 + 512); the clip is [PAD, PAD + samples).
+    first = min(frames, max(0, (PAD_SAMPLES - MEL_WINDOW_SAMPLES) // MEL_HOP_SAMPLES + 1))
+    last = min(frames, -(-(PAD_SAMPLES + samples) // MEL_HOP_SAMPLES))  # first frame wholly after
+    out[:, :first] = silence_db()
+    out[:, last:] = silence_db()
+    if last > first:
+        lo = first * MEL_HOP_SAMPLES
+        hi = (last - 1) * MEL_HOP_SAMPLES + MEL_WINDOW_SAMPLES
+        values = np.zeros((batch, hi - lo), np.float32)
+        # The clip's samples within [lo, hi) of the padded signal.
+        a, b = max(lo, PAD_SAMPLES), min(hi, PAD_SAMPLES + samples)
+        values[:, a - lo : b - lo] = _int16_valued(audio[:, a - PAD_SAMPLES : b - PAD_SAMPLES])
+        for start in range(0, batch, MEL_BLOCK):  # blocks small enough to stay in cache
+            out[start : start + MEL_BLOCK, first:last] = _db_of_windows(
+                _framed(values[start : start + MEL_BLOCK], 0, last - first))
+    return out
 
 
 def clamp_scale(db: np.ndarray, axes=(-2, -1)) -> np.ndarray:
@@ -190,10 +249,16 @@ def embeddings_of(spec: np.ndarray) -> np.ndarray:
 def embed(audio: np.ndarray, progress: bool = False) -> np.ndarray:
     """``[batch, samples]`` audio -> ``[batch, windows, 96]`` speech embeddings (float32).
 
-    Batched: the mel frames of the padded clips (numpy, each clip clamped at its own maximum as
-    the mel model does) go end to end, each clip in a slot of a whole number of embedding hops,
-    through one embedding call per segment (see the module doc).
+    Batched: ``CLIPS_PER_CALL`` clips at a time, the dB mel of each padded clip (numpy, only the
+    frames that touch the clip transformed; clamped at the clip's own maximum as the mel model
+    does), cut to the ``(windows - 1) * 8 + 76`` frames its windows use, go through one embedding
+    call of shape ``[clips, frames, 32, 1]`` (the model is convolutional in time: it returns all
+    of a clip's windows at once). The mel of the next batch is computed in a second thread while
+    the embedding model runs (both release the GIL), so on two cores the slower of the two sets
+    the pace (see bench/embedding_speed.py).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
     audio = np.asarray(audio, np.float32)
@@ -201,21 +266,22 @@ def embed(audio: np.ndarray, progress: bool = False) -> np.ndarray:
     windows = windows_for(samples)
     if windows < 1:
         raise ValueError(f"embedding: {samples} samples is too short for one window")
-    padded = samples + 2 * PAD_SAMPLES
-    slot = -(-padded // EMBEDDING_HOP_SAMPLES) * EMBEDDING_HOP_SAMPLES
-    slot_hops = slot // EMBEDDING_HOP_SAMPLES
-    per_call = max(1, (SEGMENT_FRAMES * MEL_HOP_SAMPLES) // slot)
-    frames = mel_frames_for(samples)
-    out = np.zeros((len(audio), windows, EMBEDDING_DIM), np.float32)
-    with tqdm(total=len(audio), desc="speech embedding", unit="clip", disable=not progress, leave=False) as bar:
-        for first in range(0, len(audio), per_call):
-            chunk = np.pad(audio[first : first + per_call], ((0, 0), (PAD_SAMPLES, PAD_SAMPLES)))
-            row = np.zeros((len(chunk), slot // MEL_HOP_SAMPLES, MEL_BINS), np.float32)
-            row[:, :frames] = clamp_scale(mel_db(chunk))  # each clip clamped at its own maximum
-            emb = embeddings_of(row.reshape(-1, MEL_BINS))
-            take = np.arange(len(chunk))[:, None] * slot_hops + np.arange(windows)
-            out[first : first + len(chunk)] = emb[take]
-            bar.update(len(chunk))
+    frames = (windows - 1) * WINDOW_STEP_FRAMES + WINDOW_FRAMES
+
+    def scaled_mel(first: int) -> np.ndarray:
+        return clamp_scale(padded_clip_db(audio[first : first + CLIPS_PER_CALL], frames))[..., None]
+
+    out = np.empty((len(audio), windows, EMBEDDING_DIM), np.float32)
+    starts = range(0, len(audio), CLIPS_PER_CALL)
+    with tqdm(total=len(audio), desc="speech embedding", unit="clip", disable=not progress, leave=False) as bar, \
+            ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(scaled_mel, 0) if len(audio) else None
+        for first in starts:
+            spec = pending.result()
+            if first + CLIPS_PER_CALL < len(audio):
+                pending = pool.submit(scaled_mel, first + CLIPS_PER_CALL)
+            out[first : first + len(spec)] = _run("embedding_model.tflite", spec).reshape(len(spec), windows, EMBEDDING_DIM)
+            bar.update(len(spec))
     return out
 
 

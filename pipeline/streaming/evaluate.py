@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.core.audio import read_wav
 from pipeline.core.errors import StageError
+from pipeline.streaming.cascade import CascadeScores, GateSettings, cascade_scores, stage_costs
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.recognize import (
     decode,
@@ -82,22 +83,29 @@ def _fmt(value):
 
 def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConfig,
                     labels_path=None, *, frame_reuse=True, batch_size=BATCH, progress=True,
-                    model=None, streaming=False):
+                    model=None, streaming=False, gate=None, gate_settings: GateSettings = GateSettings()):
     """Load (or take) a model, score the recording, decode, score against the ground truth.
 
     ``streaming``: score with the export's ``model_streaming.tflite`` instead, one call per
     feature frame (``model_path`` is the export folder; its window model gives the front end).
+    ``gate``: a cheap model (a path, or a loaded model) that scores every window, the model only
+    the candidate windows (cascade.py); metrics gain ``cascade`` with each stage's cost.
     Returns ``(metrics, sweep rows, detections, StreamScores)``.
     """
+    if gate is not None and streaming:
+        raise StageError("a gate (cascade) and the streaming model cannot be combined; use one")
     # Check the cheap inputs before loading a model.
     for path, what in ((wav_path, "recording"), (ground_truth_path, "ground-truth file")):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: {what} not found")
     ground_truth = read_ground_truth(ground_truth_path)
-    if model is None:
+    if model is None or isinstance(gate, (str, Path)):
         from pipeline.inference import load_model
 
-        model = load_model(model_path, labels_path)
+        if model is None:
+            model = load_model(model_path, labels_path)
+        if isinstance(gate, (str, Path)):
+            gate = load_model(Path(gate))
     audio = read_wav(wav_path, sample_rate=int(model.sample_rate))
     if len(audio) <= model.desired_samples:
         raise StageError(f"{wav_path}: {len(audio)} samples is not longer than one clip "
@@ -108,6 +116,8 @@ def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConf
     if streaming:
         scores = streaming_scores(_streaming_runner(model_path, model), model, audio, cfg.clip_stride_ms,
                                   progress)
+    elif gate is not None:
+        scores = cascade_scores(model, gate, audio, cfg.clip_stride_ms, gate_settings, batch_size, progress)
     else:
         scores = stream_scores(model, audio, cfg.clip_stride_ms, frame_reuse, batch_size, progress)
     duration_s = len(audio) / model.sample_rate
@@ -119,9 +129,15 @@ def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConf
                    frame_reuse=scores.frame_reuse)
     if streaming:
         metrics["streaming_model"] = True  # scored by model_streaming.tflite, one call per frame
+    if isinstance(scores, CascadeScores):
+        metrics["cascade"] = {"threshold": gate_settings.threshold, "margin_ms": gate_settings.margin_ms,
+                              "gate_stride_ms": gate_settings.stride_ms or cfg.clip_stride_ms,
+                              **stage_costs(scores, duration_s)}
     log.info("%d windows in %.1f s (%.0fx real time, %s)", len(scores.times_ms), scores.seconds,
              duration_s / max(scores.seconds, 1e-9),
              "streaming model, one call per frame" if streaming
+             else f"cascade, the model on {int(scores.candidates.sum())} candidate windows"
+             if isinstance(scores, CascadeScores)
              else f"frame reuse {'on' if scores.frame_reuse else 'off'}")
     return metrics, sweep, detections, scores
 

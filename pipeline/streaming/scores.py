@@ -74,14 +74,24 @@ def stream_scores(model, audio: np.ndarray, clip_stride_ms: float, frame_reuse: 
             out.append(np.asarray(model.predict_features(features[rows[:, None] + span])))
             bar.update(len(rows))
     else:
-        span = np.arange(clip)
-        for first in batches:
-            starts = offsets[first : first + batch_size]
-            out.append(np.asarray(model.predict_audio(audio[starts[:, None] + span])))
-            bar.update(len(starts))
+        out.append(score_windows(model, audio, offsets, batch_size, bar))
     bar.close()
     scores = np.concatenate(out).astype(np.float32) if out else np.zeros((0, labels), np.float32)
     return StreamScores(times_ms, scores, reuse, time.perf_counter() - start)
+
+
+def score_windows(model, audio: np.ndarray, offsets: np.ndarray, batch_size: int = BATCH,
+                  bar=None) -> np.ndarray:
+    """The scores ``[len(offsets), labels]`` of the windows starting at ``offsets``, each from its
+    own audio (``predict_audio``), ``batch_size`` windows a call."""
+    span = np.arange(int(model.desired_samples))
+    out = [np.zeros((0, len(model.labels)), np.float32)]
+    for first in range(0, len(offsets), batch_size):
+        starts = np.asarray(offsets[first : first + batch_size])
+        out.append(np.asarray(model.predict_audio(audio[starts[:, None] + span]), np.float32))
+        if bar is not None:
+            bar.update(len(starts))
+    return np.concatenate(out)
 
 
 def streaming_scores(runner, window_model, audio: np.ndarray, clip_stride_ms: float,

@@ -3,9 +3,13 @@ test_streaming_accuracy).
 
     python -m pipeline.tools.stream_eval --model PATH --wav FILE --ground-truth FILE
         [--labels FILE] [--json OUT] [--sweep-csv OUT] [--clip-stride-ms 30 ...] [--streaming]
+        [--gate GATE_MODEL [--gate-threshold 0.5] [--gate-margin-ms 160] [--gate-stride-ms MS]]
 
 ``--streaming`` runs the export's ``model_streaming.tflite`` (one call per feature frame) instead
-of the window model.
+of the window model. ``--gate`` makes a cascade (pipeline/streaming/cascade.py): the gate (a cheap
+model on a frame-reusing front end) scores every window, ``--model`` only the windows near the
+gate's keyword evidence (keyword mass >= the gate threshold); for a model whose front end cannot
+reuse frames, e.g. EfficientWord-Net's.
 
 The decoder options default to the original's (the same as params.yaml's stream_eval section).
 """
@@ -17,6 +21,7 @@ from pathlib import Path
 
 from pipeline.cli import run_main
 from pipeline.core.fs import atomic_write_json, atomic_write_text, check_output_file
+from pipeline.streaming.cascade import GateSettings
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.evaluate import format_summary, run_stream_eval, sweep_csv
 from pipeline.streaming.scores import BATCH
@@ -40,6 +45,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--streaming", action="store_true",
                         help="score with the export's model_streaming.tflite, one call per feature "
                              "frame (--model is the export folder)")
+    gate = GateSettings()
+    parser.add_argument("--gate", help="cascade: a cheap model (export folder, .tflite, .keras) that scores "
+                                       "every window; --model scores only the candidate windows")
+    parser.add_argument("--gate-threshold", type=float, default=gate.threshold,
+                        help=f"a gate window passes when its wanted words' scores sum to at least this "
+                             f"(default {gate.threshold}; 0: every window is a candidate)")
+    parser.add_argument("--gate-margin-ms", type=int, default=gate.margin_ms,
+                        help=f"windows within this of a passing gate window are candidates (default {gate.margin_ms})")
+    parser.add_argument("--gate-stride-ms", type=int, default=None,
+                        help="the gate's stride (default: --clip-stride-ms); a multiple of its front end's "
+                             "frame hop lets it reuse frames (80 ms for the speech embedding)")
     parser.add_argument("--verbose", action="store_true", help="print every detection")
     return parser
 
@@ -51,15 +67,22 @@ def main(argv=None) -> int:
             check_output_file(out)
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(StreamEvalConfig)}
     cfg = StreamEvalConfig.from_dict(settings, prefix="stream_eval")
+    gate = GateSettings(args.gate_threshold, args.gate_margin_ms, args.gate_stride_ms)
     metrics, sweep, detections, scores = run_stream_eval(
         Path(args.model), Path(args.wav), Path(args.ground_truth), cfg, args.labels,
-        frame_reuse=not args.no_frame_reuse, batch_size=args.batch_size, streaming=args.streaming)
+        frame_reuse=not args.no_frame_reuse, batch_size=args.batch_size, streaming=args.streaming,
+        gate=Path(args.gate) if args.gate else None, gate_settings=gate)
     if args.verbose:
         for label, t, score, outcome in detections:
             print(f"{t}ms {label}: {score:.3f} ({outcome})")
     print(format_summary(metrics))
     print(f"scored {metrics['duration_s']:.0f} s of audio in {scores.seconds:.1f} s: real-time factor "
-          f"{scores.seconds / metrics['duration_s']:.4f} ({'streaming model' if args.streaming else 'window model'})")
+          f"{scores.seconds / metrics['duration_s']:.4f} ({'streaming model' if args.streaming else 'cascade' if args.gate else 'window model'})")
+    if "cascade" in metrics:
+        for stage in ("gate", "costly", "whole"):
+            cost = metrics["cascade"][stage]
+            print(f"  {stage:<7} {cost['windows']:>7,} windows {cost['seconds']:>8.1f} s  "
+                  f"{cost['times_real_time']:>7.0f}x real time")
     if args.json:
         atomic_write_json(args.json, {"model": str(args.model), **metrics})
     if args.sweep_csv:

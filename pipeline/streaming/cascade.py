@@ -1,0 +1,148 @@
+"""A two-stage cascade for streaming: a cheap gate scores every window, the costly model only the
+candidate windows around the gate's keyword evidence.
+
+A front end that cannot reuse frames (EfficientWord-Net's ResNet-50 on 1.5 s windows, the
+``embedding_efficientword`` pair: ~30 ms a window on an idle core) costs its full price on every
+hop: at an 80 ms stride that is ~2-3x real time. The cascade:
+
+1. the gate (a model on a frame-reusing front end: the speech-embedding export, or the default
+   mfcc ds_cnn) scores every window of the recording at ``gate_stride_ms``, features computed once
+   (``stream_scores`` with frame reuse);
+2. a gate window is *passing* when its keyword mass -- the sum of its scores of the wanted words,
+   i.e. everything but ``_silence_`` and ``_unknown_`` -- is at least ``threshold``;
+3. a window of the costly model's grid (``clip_stride_ms``) is a *candidate* when a passing gate
+   window starts within ``margin_ms`` of it, or when the gate window nearest to it passes;
+4. the costly model scores the candidates, each from its own audio (``predict_audio``, batched),
+   and those scores are used there; every other window takes the scores of the nearest gate
+   window.
+
+Why the gate's scores (not a fixed "silence") for the other windows: they are a real model's
+opinion of that window, and by construction their keyword mass is below ``threshold``, so with
+a gate threshold at or below the detection threshold they cannot make a keyword detection of
+their own (the decoder averages them with the costly scores nearby, which only delays a
+detection); and they keep the gate's ``_unknown_`` vs ``_silence_`` call, which the ground truth
+scores (about a third of its words are unknown words), where a fixed silence would drop every
+unknown word outside a candidate region.
+
+With ``threshold`` 0 every gate window passes, so every window is a candidate and the cascade's
+scores are the costly model's alone, window by window (tests/test_cascade.py). The gate and the
+costly model must have the same labels in the same order. Windows are aligned by their start
+times (both models' windows start at ``offset``; with equal clip lengths they are the same
+audio).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.core.errors import StageError
+from pipeline.core.labels import SILENCE_LABEL, UNKNOWN_LABEL
+from pipeline.streaming.scores import BATCH, StreamScores, score_windows, stream_scores, window_offsets
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """How the gate picks candidates: keyword-mass ``threshold``, ``margin_ms`` around each passing
+    gate window, the gate's own stride (None: the costly model's clip stride)."""
+
+    threshold: float = 0.5
+    margin_ms: int = 160
+    stride_ms: int | None = None
+
+    def __post_init__(self):
+        if not 0 <= self.threshold <= 1:
+            raise StageError(f"gate threshold {self.threshold}: must be between 0 and 1")
+        if self.margin_ms < 0:
+            raise StageError(f"gate margin {self.margin_ms} ms: must not be negative")
+        if self.stride_ms is not None and self.stride_ms < 1:
+            raise StageError(f"gate stride {self.stride_ms} ms: must be at least 1")
+
+
+@dataclass
+class CascadeScores(StreamScores):
+    """The cascade's scores on the costly model's window grid, with each stage's cost:
+    ``gate`` (every gate window), ``candidates`` (mask over the grid: scored by the costly model),
+    ``costly_seconds``; ``seconds`` is the whole."""
+
+    gate: StreamScores = None
+    candidates: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    costly_seconds: float = 0.0
+
+
+def keyword_mass(labels, scores: np.ndarray) -> np.ndarray:
+    """Per window, the sum of the scores of the wanted words (all but silence and unknown)."""
+    keep = [i for i, label in enumerate(labels) if label not in (SILENCE_LABEL, UNKNOWN_LABEL)]
+    if not keep:
+        raise StageError("the gate has no wanted-word labels (only silence/unknown)")
+    return np.asarray(scores, np.float64)[:, keep].sum(axis=1)
+
+
+def nearest(times_ms: np.ndarray, to_ms: np.ndarray) -> np.ndarray:
+    """Index into sorted ``times_ms`` of the nearest time to each of ``to_ms`` (ties: earlier)."""
+    right = np.clip(np.searchsorted(times_ms, to_ms), 0, len(times_ms) - 1)
+    left = np.clip(right - 1, 0, len(times_ms) - 1)
+    take_left = np.abs(times_ms[left] - to_ms) <= np.abs(times_ms[right] - to_ms)
+    return np.where(take_left, left, right)
+
+
+def candidate_mask(times_ms: np.ndarray, gate_times_ms: np.ndarray, passing: np.ndarray,
+                   margin_ms: float) -> np.ndarray:
+    """Windows (start ``times_ms``) with a passing gate window within ``margin_ms``, or whose
+    nearest gate window passes."""
+    times_ms = np.asarray(times_ms, np.int64)
+    if len(gate_times_ms) == 0:
+        return np.zeros(len(times_ms), bool)
+    passing_times = np.asarray(gate_times_ms, np.int64)[passing]
+    lo = np.searchsorted(passing_times, times_ms - margin_ms, side="left")
+    hi = np.searchsorted(passing_times, times_ms + margin_ms, side="right")
+    return (hi > lo) | passing[nearest(gate_times_ms, times_ms)]
+
+
+def cascade_scores(model, gate_model, audio: np.ndarray, clip_stride_ms: float,
+                   settings: GateSettings = GateSettings(), batch_size: int = BATCH,
+                   progress: bool = True) -> CascadeScores:
+    """Score every window of ``audio`` on ``model``'s grid (start every ``clip_stride_ms``):
+    the gate everywhere, ``model`` on the candidates (see the module doc)."""
+    if list(gate_model.labels) != list(model.labels):
+        raise StageError(f"the gate's labels {list(gate_model.labels)} differ from the model's "
+                         f"{list(model.labels)}; a cascade needs the same labels in the same order")
+    if int(gate_model.sample_rate) != int(model.sample_rate):
+        raise StageError(f"the gate runs at {gate_model.sample_rate} Hz, the model at {model.sample_rate} Hz")
+    audio = np.asarray(audio, np.float32).reshape(-1)
+    rate = int(model.sample_rate)
+    start = time.perf_counter()
+    gate = stream_scores(gate_model, audio, settings.stride_ms or clip_stride_ms, frame_reuse=True,
+                         batch_size=batch_size, progress=progress)
+    passing = keyword_mass(gate_model.labels, gate.scores) >= settings.threshold
+    stride = int(clip_stride_ms * rate / 1000)
+    offsets = window_offsets(len(audio), int(model.desired_samples), stride)
+    times_ms = offsets * 1000 // rate
+    candidates = candidate_mask(times_ms, gate.times_ms, passing, settings.margin_ms)
+    if len(gate.times_ms):
+        scores = gate.scores[nearest(gate.times_ms, times_ms)].astype(np.float32)
+    else:
+        scores = np.zeros((len(times_ms), len(model.labels)), np.float32)
+    costly_start = time.perf_counter()
+    with tqdm(total=int(candidates.sum()), desc="candidate windows", unit="win", disable=not progress) as bar:
+        scores[candidates] = score_windows(model, audio, offsets[candidates], batch_size, bar)
+    costly_seconds = time.perf_counter() - costly_start
+    return CascadeScores(times_ms, scores, gate.frame_reuse, time.perf_counter() - start,
+                         gate=gate, candidates=candidates, costly_seconds=costly_seconds)
+
+
+def stage_costs(scores: CascadeScores, duration_s: float) -> dict:
+    """Each stage's windows, seconds and real-time factor (processing / audio), and the whole."""
+    def cost(windows, seconds):
+        return {"windows": int(windows), "seconds": seconds,
+                "real_time_factor": seconds / duration_s if duration_s else 0.0,
+                "times_real_time": duration_s / seconds if seconds > 0 else float("inf")}
+
+    return {
+        "gate": cost(len(scores.gate.times_ms), scores.gate.seconds),
+        "costly": {**cost(int(scores.candidates.sum()), scores.costly_seconds),
+                   "share_of_windows": float(scores.candidates.mean()) if len(scores.candidates) else 0.0},
+        "whole": cost(len(scores.times_ms), scores.seconds),
+    }

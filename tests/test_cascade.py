@@ -1,0 +1,152 @@
+"""The streaming cascade (pipeline/streaming/cascade.py): a cheap gate on every window, the costly
+model only on candidate windows; with gate threshold 0 it is the costly model alone."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.core.errors import StageError
+from pipeline.core.labels import write_labels
+from pipeline.streaming import cascade
+from pipeline.streaming import evaluate as stream_eval
+from pipeline.streaming.config import StreamEvalConfig
+from pipeline.streaming.scores import stream_scores
+from tests.test_stream import LABELS, RATE, StandInModel, _recording
+
+
+class CostlyModel(StandInModel):
+    """A model that cannot reuse frames (scores each window from its audio), scoring differently
+    from the gate, and recording the windows it is given."""
+
+    supports_frames = False
+
+    def __init__(self):
+        super().__init__()
+        self.windows = []
+
+    def predict_audio(self, audio):
+        self.windows.extend(np.asarray(audio, np.float32))
+        scores = super().predict_audio(audio)
+        return (0.8 * scores + 0.2 * scores[:, ::-1]).astype(np.float32)  # not the gate's scores
+
+
+def _expected_candidates(times_ms, gate_times_ms, gate_scores, threshold, margin_ms):
+    """Brute force: a passing gate window within the margin, or the nearest gate window passing."""
+    mass = gate_scores[:, 2:].sum(axis=1)  # LABELS: silence, unknown, then the words
+    passing = mass >= threshold
+    out = []
+    for t in times_ms:
+        near = np.abs(gate_times_ms - t)
+        out.append(bool(passing[near <= margin_ms].any() or passing[int(np.argmin(near))]))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("stride_ms, gate_stride_ms", [(30, None), (30, 80), (80, 50)])
+def test_the_costly_model_scores_only_the_candidate_windows(stride_ms, gate_stride_ms):
+    audio, _ = _recording(seconds=20)
+    gate, costly = StandInModel(), CostlyModel()
+    settings = cascade.GateSettings(threshold=0.5, margin_ms=100, stride_ms=gate_stride_ms)
+    out = cascade.cascade_scores(costly, gate, audio, stride_ms, settings, batch_size=16, progress=False)
+
+    gate_alone = stream_scores(StandInModel(), audio, gate_stride_ms or stride_ms, progress=False)
+    alone = stream_scores(CostlyModel(), audio, stride_ms, progress=False)
+    expected = _expected_candidates(alone.times_ms, gate_alone.times_ms, gate_alone.scores, 0.5, 100)
+    np.testing.assert_array_equal(out.times_ms, alone.times_ms)
+    np.testing.assert_array_equal(out.candidates, expected)
+    assert 0 < expected.sum() < 0.6 * len(expected)  # the gate rules out most windows
+    # The costly model saw exactly the candidate windows' audio, in order, and nothing else.
+    starts = alone.times_ms[expected] * RATE // 1000
+    assert len(costly.windows) == expected.sum()
+    np.testing.assert_array_equal(np.stack(costly.windows), np.stack([audio[s : s + RATE] for s in starts]))
+    # Its scores are used there; elsewhere the nearest gate window's scores.
+    np.testing.assert_allclose(out.scores[expected], alone.scores[expected], atol=1e-6)
+    nearest = [int(np.argmin(np.abs(gate_alone.times_ms - t))) for t in alone.times_ms[~expected]]
+    np.testing.assert_allclose(out.scores[~expected], gate_alone.scores[nearest], atol=1e-6)
+    costs = cascade.stage_costs(out, len(audio) / RATE)
+    assert costs["costly"]["windows"] == expected.sum() and costs["gate"]["windows"] == len(gate_alone.times_ms)
+    assert costs["whole"]["seconds"] >= costs["gate"]["seconds"] + costs["costly"]["seconds"] - 1e-6
+
+
+def test_gate_threshold_zero_is_the_costly_model_alone(tmp_path):
+    _recording(seconds=30, tmp_path=tmp_path)
+    cfg = StreamEvalConfig()
+    wav, truth = tmp_path / "stream.wav", tmp_path / "labels.txt"
+    alone, _, alone_found, alone_scores = stream_eval.run_stream_eval(
+        None, wav, truth, cfg, model=CostlyModel(), progress=False)
+    costly = CostlyModel()
+    both, _, both_found, both_scores = stream_eval.run_stream_eval(
+        None, wav, truth, cfg, model=costly, gate=StandInModel(), progress=False,
+        gate_settings=cascade.GateSettings(threshold=0.0))
+    assert both_scores.candidates.all() and len(costly.windows) == len(alone_scores.times_ms)
+    np.testing.assert_allclose(both_scores.scores, alone_scores.scores, atol=1e-6)
+    assert both_found == alone_found
+    assert {k: both[k] for k in ("correct", "wrong", "false_positives")} == \
+        {k: alone[k] for k in ("correct", "wrong", "false_positives")}
+    assert both["cascade"]["costly"]["share_of_windows"] == 1.0 and "cascade" not in alone
+
+
+def test_a_cascade_keeps_the_words_with_a_fraction_of_the_costly_windows(tmp_path):
+    _recording(seconds=60, tmp_path=tmp_path)
+    wav, truth = tmp_path / "stream.wav", tmp_path / "labels.txt"
+    alone, *_ = stream_eval.run_stream_eval(None, wav, truth, StreamEvalConfig(), model=CostlyModel(),
+                                            progress=False)
+    both, *_ = stream_eval.run_stream_eval(None, wav, truth, StreamEvalConfig(), model=CostlyModel(),
+                                           gate=StandInModel(), progress=False,
+                                           gate_settings=cascade.GateSettings(threshold=0.3))
+    assert both["cascade"]["costly"]["share_of_windows"] < 0.6
+    assert both["correct"] >= alone["correct"] - 1 and both["false_positives"] <= alone["false_positives"] + 1
+
+
+def test_gate_and_model_must_agree_and_settings_are_checked():
+    audio, _ = _recording(seconds=3)
+    gate = StandInModel()
+    gate.labels = [*LABELS[:2], "no", "yes"]
+    with pytest.raises(StageError, match="labels"):
+        cascade.cascade_scores(CostlyModel(), gate, audio, 30, progress=False)
+    for bad in (dict(threshold=1.5), dict(margin_ms=-1), dict(stride_ms=0)):
+        with pytest.raises(StageError, match="gate"):
+            cascade.GateSettings(**bad)
+    with pytest.raises(StageError, match="wanted-word"):
+        cascade.keyword_mass(["_silence_", "_unknown_"], np.zeros((2, 2)))
+
+
+def test_stream_eval_tool_runs_a_cascade_of_exports(tmp_path, monkeypatch, capsys):
+    """``kws stream-eval --model M --gate G``: two Keras models on the mfcc front end; threshold 0
+    gives the model's own detections, and the JSON records each stage's cost."""
+    from pipeline.frontends import FeatureConfig
+    from pipeline.models import build_model
+    from pipeline.tools import stream_eval as tool
+
+    cfg = FeatureConfig.from_dict(dict(sample_rate=RATE, clip_duration_ms=1000, window_size_ms=30,
+                                       window_stride_ms=10, feature_bin_count=40, preprocess="mfcc"))
+    folders = []
+    for name, arch in (("model", "conv"), ("gate", "ds_cnn")):
+        folder = tmp_path / name
+        folder.mkdir()
+        build_model(arch, cfg.feature_shape, len(LABELS), 0.5).save(folder / "model.keras")
+        write_labels(folder / "labels.txt", LABELS)
+        (folder / "meta.json").write_text(json.dumps({"features": cfg.to_dict()}))
+        folders.append(folder / "model.keras")
+    _recording(seconds=4, tmp_path=tmp_path)
+    common = ["--model", str(folders[0]), "--wav", str(tmp_path / "stream.wav"),
+              "--ground-truth", str(tmp_path / "labels.txt"), "--detection-threshold", "0.3"]
+    assert tool.main([*common, "--json", str(tmp_path / "alone.json")]) == 0
+    assert tool.main([*common, "--gate", str(folders[1]), "--gate-threshold", "0",
+                      "--json", str(tmp_path / "both.json")]) == 0
+    out = capsys.readouterr().out
+    assert "gate" in out and "costly" in out
+    alone = json.loads((tmp_path / "alone.json").read_text())
+    both = json.loads((tmp_path / "both.json").read_text())
+    assert both["cascade"]["costly"]["windows"] == alone["windows"] == both["windows"]
+    assert both["cascade"]["threshold"] == 0.0
+    for key in ("detections", "correct", "wrong", "false_positives"):
+        assert both[key] == alone[key]
+
+
+def test_a_missing_gate_is_named(tmp_path):
+    _recording(seconds=3, tmp_path=tmp_path)
+    with pytest.raises((FileNotFoundError, StageError), match="missing"):
+        stream_eval.run_stream_eval(None, tmp_path / "stream.wav", tmp_path / "labels.txt", StreamEvalConfig(),
+                                    model=CostlyModel(), gate=tmp_path / "missing", progress=False)
