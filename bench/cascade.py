@@ -9,7 +9,13 @@ streaming accuracy (correct %, false alarms per hour).
     python bench/cascade.py --model COSTLY_EXPORT --gate GATE_EXPORT
         [--wav data/stream/stream.wav --ground-truth data/stream/stream_labels.txt]
         [--clip-stride-ms 80] [--gate-stride-ms 80] [--gate-thresholds 0.1 0.3 0.5]
-        [--margin-ms 160] [--seconds 600] [--no-alone]
+        [--margin-ms 160] [--rules margin peak] [--neighbours 0 1] [--seconds 600] [--no-alone]
+        [--no-gate-alone]
+
+``--rules``: the candidate rules to run at each gate threshold (``margin``: every window within
+``--margin-ms`` of a passing gate window; ``peak``: per run of passing gate windows the window at
+the gate's keyword-mass maximum, and each of ``--neighbours`` windows either side, the rest of the
+run holding its scores; pipeline/streaming/cascade.py).
 
 The exports come from the pipeline (models/export of a run), e.g. in two clones:
 ``kws preset real-speech shared-mini --run`` (the speech-embedding model: a gate that reuses
@@ -44,6 +50,10 @@ def main(argv=None) -> int:
     parser.add_argument("--margin-ms", type=int, default=160)
     parser.add_argument("--detection-threshold", type=float, default=None,
                         help="default: params.yaml stream_eval.detection_threshold")
+    parser.add_argument("--rules", nargs="+", choices=("margin", "peak"), default=["margin"])
+    parser.add_argument("--neighbours", type=int, nargs="+", default=[0],
+                        help="peak rule: the numbers of grid neighbours to try")
+    parser.add_argument("--no-gate-alone", action="store_true", help="skip the gate alone")
     parser.add_argument("--seconds", type=float, default=None, help="use only the first SECONDS of the recording")
     parser.add_argument("--no-alone", action="store_true", help="skip the costly model alone (slow)")
     args = parser.parse_args(argv)
@@ -79,21 +89,26 @@ def main(argv=None) -> int:
                      100 * metrics["detection_rate"], metrics["false_alarms_per_hour"], metrics["matched_percentage"]))
 
     gate_cfg = dataclasses.replace(cfg, clip_stride_ms=gate_stride)
-    metrics, _, _, scores = run_stream_eval(None, wav, truth, gate_cfg, model=gate, progress=False)
-    add(f"gate alone (stride {gate_stride} ms)", metrics, scores, (len(scores.times_ms), scores.seconds))
+    if not args.no_gate_alone:
+        metrics, _, _, scores = run_stream_eval(None, wav, truth, gate_cfg, model=gate, progress=False)
+        add(f"gate alone (stride {gate_stride} ms)", metrics, scores, (len(scores.times_ms), scores.seconds))
     if not args.no_alone:
         metrics, _, _, scores = run_stream_eval(None, wav, truth, cfg, model=model, frame_reuse=False, progress=False)
         add(f"costly alone (stride {args.clip_stride_ms} ms)", metrics, scores, None, (len(scores.times_ms), scores.seconds))
+    plans = [(rule, n) for rule in args.rules for n in (args.neighbours if rule == "peak" else [0])]
     for threshold in args.gate_thresholds:
-        settings = GateSettings(threshold, args.margin_ms, args.gate_stride_ms)
-        metrics, _, _, scores = run_stream_eval(None, wav, truth, cfg, model=model, gate=gate,
-                                                gate_settings=settings, progress=False)
-        c = metrics["cascade"]
-        add(f"cascade, gate threshold {threshold:g}", metrics, scores,
-            (c["gate"]["windows"], c["gate"]["seconds"]), (c["costly"]["windows"], c["costly"]["seconds"]))
+        for rule, neighbours in plans:
+            settings = GateSettings(threshold, args.margin_ms, args.gate_stride_ms, rule, neighbours)
+            metrics, _, _, scores = run_stream_eval(None, wav, truth, cfg, model=model, gate=gate,
+                                                    gate_settings=settings, progress=False)
+            c = metrics["cascade"]
+            name = (f"cascade {threshold:g}, peak ±{neighbours}" if rule == "peak"
+                    else f"cascade {threshold:g}, margin {args.margin_ms} ms")
+            add(name, metrics, scores,
+                (c["gate"]["windows"], c["gate"]["seconds"]), (c["costly"]["windows"], c["costly"]["seconds"]))
 
     print(f"\ndecoder: detection threshold {cfg.detection_threshold}, average {cfg.average_window_ms} ms, "
-          f"suppression {cfg.suppression_ms} ms; cascade margin {args.margin_ms} ms")
+          f"suppression {cfg.suppression_ms} ms; costly grid {args.clip_stride_ms} ms, gate {gate_stride} ms")
     print(f"{'configuration':<34} {'gate win':>8} {'gate s':>7} {'costly win':>10} {'costly s':>8} "
           f"{'whole s':>8} {'x real time':>11} {'correct %':>9} {'FA/hour':>8}")
     for name, g, c, whole, speed, correct, fa, _ in rows:

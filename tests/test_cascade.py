@@ -150,3 +150,89 @@ def test_a_missing_gate_is_named(tmp_path):
     with pytest.raises((FileNotFoundError, StageError), match="missing"):
         stream_eval.run_stream_eval(None, tmp_path / "stream.wav", tmp_path / "labels.txt", StreamEvalConfig(),
                                     model=CostlyModel(), gate=tmp_path / "missing", progress=False)
+
+
+def _expected_peak_plan(times_ms, gate_times_ms, mass, threshold, neighbours):
+    """Brute force of the peak rule: runs of passing gate windows, each run's maximum, the grid
+    window nearest it and its neighbours; the run's other grid windows take the nearest of those."""
+    passing = mass >= threshold
+    runs, j = [], 0
+    while j < len(passing):
+        if passing[j]:
+            k = j
+            while k + 1 < len(passing) and passing[k + 1]:
+                k += 1
+            runs.append(list(range(j, k + 1)))
+            j = k + 1
+        else:
+            j += 1
+    owner = [int(np.argmin(np.abs(gate_times_ms - t))) for t in times_ms]
+    candidates, source = np.zeros(len(times_ms), bool), np.full(len(times_ms), -1)
+    chosen_per_run = []
+    for run in runs:
+        peak = max(run, key=lambda g: (mass[g], -g))
+        centre = int(np.argmin(np.abs(times_ms - gate_times_ms[peak])))
+        chosen = [i for i in range(centre - neighbours, centre + neighbours + 1) if 0 <= i < len(times_ms)]
+        chosen_per_run.append(chosen)
+        candidates[chosen] = True
+    for run, chosen in zip(runs, chosen_per_run):
+        for i in range(len(times_ms)):
+            if owner[i] in run:
+                source[i] = min(chosen, key=lambda c: (abs(times_ms[c] - times_ms[i]), c))
+    source[candidates] = np.flatnonzero(candidates)
+    return candidates, source
+
+
+@pytest.mark.parametrize("stride_ms, gate_stride_ms, neighbours", [(80, None, 0), (80, 40, 1), (40, 80, 0)])
+def test_the_peak_rule_scores_each_runs_peak_and_holds_it_over_the_run(stride_ms, gate_stride_ms, neighbours):
+    audio, _ = _recording(seconds=20)
+    gate, costly = StandInModel(), CostlyModel()
+    settings = cascade.GateSettings(threshold=0.5, stride_ms=gate_stride_ms, rule="peak", neighbours=neighbours)
+    out = cascade.cascade_scores(costly, gate, audio, stride_ms, settings, batch_size=16, progress=False)
+
+    gate_alone = stream_scores(StandInModel(), audio, gate_stride_ms or stride_ms, progress=False)
+    alone = stream_scores(CostlyModel(), audio, stride_ms, progress=False)
+    mass = gate_alone.scores[:, 2:].sum(axis=1)
+    expected, source = _expected_peak_plan(alone.times_ms, gate_alone.times_ms, mass, 0.5, neighbours)
+    np.testing.assert_array_equal(out.candidates, expected)
+    margin = cascade.candidate_mask(alone.times_ms, gate_alone.times_ms, mass >= 0.5, 0)
+    assert 0 < expected.sum() < margin.sum()  # fewer costly windows than the margin rule's
+    # The costly model saw exactly the peaks' (and neighbours') audio, in order, and nothing else.
+    starts = alone.times_ms[expected] * RATE // 1000
+    assert len(costly.windows) == expected.sum()
+    np.testing.assert_array_equal(np.stack(costly.windows), np.stack([audio[s : s + RATE] for s in starts]))
+    # Candidates: their own costly scores; held windows: their candidate's; the rest: the gate's.
+    held = (source >= 0) & ~expected
+    assert held.sum() > 0
+    np.testing.assert_array_equal(out.held, held)
+    np.testing.assert_allclose(out.scores[expected], alone.scores[expected], atol=1e-6)
+    np.testing.assert_allclose(out.scores[held], alone.scores[source[held]], atol=1e-6)
+    rest = source < 0
+    nearest = [int(np.argmin(np.abs(gate_alone.times_ms - t))) for t in alone.times_ms[rest]]
+    np.testing.assert_allclose(out.scores[rest], gate_alone.scores[nearest], atol=1e-6)
+    # No window outside the candidates and held ones has the gate's passing evidence.
+    assert (out.scores[rest][:, 2:].sum(axis=1) < 0.5).all()
+    assert cascade.stage_costs(out, len(audio) / RATE)["costly"]["held_windows"] == held.sum()
+
+
+def test_the_peak_rule_with_wide_neighbours_is_the_margin_rule_at_zero_margin():
+    audio, _ = _recording(seconds=20)
+    wide = cascade.cascade_scores(CostlyModel(), StandInModel(), audio, 80,
+                                  cascade.GateSettings(threshold=0.5, rule="peak", neighbours=1000), progress=False)
+    margin = cascade.cascade_scores(CostlyModel(), StandInModel(), audio, 80,
+                                    cascade.GateSettings(threshold=0.5, margin_ms=0), progress=False)
+    assert margin.candidates.sum() > 0
+    np.testing.assert_array_equal(wide.candidates & margin.candidates, margin.candidates)
+    # Beyond the runs the wide rule also scores gate-only windows; where the margin rule scored,
+    # both hold the costly model's own scores.
+    np.testing.assert_allclose(wide.scores[margin.candidates], margin.scores[margin.candidates], atol=1e-6)
+
+
+def test_peak_rule_settings_are_checked_and_the_tool_takes_them(tmp_path):
+    for bad in (dict(rule="max"), dict(neighbours=-1)):
+        with pytest.raises(StageError, match="gate"):
+            cascade.GateSettings(**bad)
+    from pipeline.tools import stream_eval as tool
+    args = tool._parser().parse_args(["--model", "m", "--wav", "w", "--ground-truth", "g", "--gate", "x",
+                                      "--gate-rule", "peak", "--gate-neighbours", "2"])
+    assert (args.gate_rule, args.gate_neighbours) == ("peak", 2)

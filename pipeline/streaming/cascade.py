@@ -16,6 +16,17 @@ hop: at an 80 ms stride that is ~2-3x real time. The cascade:
    and those scores are used there; every other window takes the scores of the nearest gate
    window.
 
+That is the ``margin`` rule (the default). A word keeps the gate's mass high over ~0.5 s of window
+offsets, so it flags 4-14 costly windows per spoken word. The ``peak`` rule flags fewer: per *run*
+of consecutive passing gate windows, only the costly window nearest the run's keyword-mass maximum
+(the gate's most confident offset), and ``neighbours`` costly-grid windows either side of it, are
+candidates; every other window of the costly grid whose nearest gate window is in the run takes
+(is *held at*) the scores of the run's nearest candidate, so the decoder's average over
+``average_window_ms`` sees the costly model's verdict across the run, and the gate's own passing
+scores (keyword mass at or above the threshold) never reach the decoder. Windows outside every
+run keep the gate's scores as above. With ``neighbours`` wide enough to cover every run, the
+``peak`` rule scores every window the ``margin`` rule with ``margin_ms`` 0 scores (tested).
+
 Why the gate's scores (not a fixed "silence") for the other windows: they are a real model's
 opinion of that window, and by construction their keyword mass is below ``threshold``, so with
 a gate threshold at or below the detection threshold they cannot make a keyword detection of
@@ -43,14 +54,22 @@ from pipeline.core.labels import SILENCE_LABEL, UNKNOWN_LABEL
 from pipeline.streaming.scores import BATCH, StreamScores, score_windows, stream_scores, window_offsets
 
 
+RULES = ("margin", "peak")
+
+
 @dataclass(frozen=True)
 class GateSettings:
-    """How the gate picks candidates: keyword-mass ``threshold``, ``margin_ms`` around each passing
-    gate window, the gate's own stride (None: the costly model's clip stride)."""
+    """How the gate picks candidates: keyword-mass ``threshold``, the gate's own stride (None: the
+    costly model's clip stride), the ``rule``: ``margin`` (every costly window within ``margin_ms``
+    of a passing gate window) or ``peak`` (per run of passing gate windows, the costly window at
+    the gate's keyword-mass maximum and ``neighbours`` costly-grid windows either side; the rest of
+    the run held at their scores; ``margin_ms`` unused)."""
 
     threshold: float = 0.5
     margin_ms: int = 160
     stride_ms: int | None = None
+    rule: str = "margin"
+    neighbours: int = 0
 
     def __post_init__(self):
         if not 0 <= self.threshold <= 1:
@@ -59,16 +78,22 @@ class GateSettings:
             raise StageError(f"gate margin {self.margin_ms} ms: must not be negative")
         if self.stride_ms is not None and self.stride_ms < 1:
             raise StageError(f"gate stride {self.stride_ms} ms: must be at least 1")
+        if self.rule not in RULES:
+            raise StageError(f"gate rule {self.rule!r}: must be one of {', '.join(RULES)}")
+        if self.neighbours < 0:
+            raise StageError(f"gate neighbours {self.neighbours}: must not be negative")
 
 
 @dataclass
 class CascadeScores(StreamScores):
     """The cascade's scores on the costly model's window grid, with each stage's cost:
     ``gate`` (every gate window), ``candidates`` (mask over the grid: scored by the costly model),
-    ``costly_seconds``; ``seconds`` is the whole."""
+    ``held`` (mask: holding a candidate's scores, the ``peak`` rule), ``costly_seconds``;
+    ``seconds`` is the whole."""
 
     gate: StreamScores = None
     candidates: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    held: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     costly_seconds: float = 0.0
 
 
@@ -101,6 +126,38 @@ def candidate_mask(times_ms: np.ndarray, gate_times_ms: np.ndarray, passing: np.
     return (hi > lo) | passing[nearest(gate_times_ms, times_ms)]
 
 
+def passing_runs(passing: np.ndarray) -> list[tuple[int, int]]:
+    """(first, end) index pairs (end exclusive) of the runs of consecutive True in ``passing``."""
+    edges = np.diff(np.concatenate([[0], np.asarray(passing, np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
+def peak_plan(times_ms: np.ndarray, gate_times_ms: np.ndarray, mass: np.ndarray, passing: np.ndarray,
+              neighbours: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``peak`` rule on windows starting at sorted ``times_ms``: (candidates mask, source), where
+    ``source[i]`` is the candidate whose scores window ``i`` takes (``i`` itself for a candidate,
+    the run's nearest candidate for a held window, -1: the gate's scores)."""
+    times_ms = np.asarray(times_ms, np.int64)
+    gate_times_ms = np.asarray(gate_times_ms, np.int64)
+    candidates = np.zeros(len(times_ms), bool)
+    source = np.full(len(times_ms), -1, np.int64)
+    if len(times_ms) == 0 or len(gate_times_ms) == 0:
+        return candidates, source
+    owner = nearest(gate_times_ms, times_ms)
+    runs = passing_runs(passing)
+    picked = []
+    for first, end in runs:
+        peak = first + int(np.argmax(mass[first:end]))  # ties: the earliest
+        centre = int(nearest(times_ms, gate_times_ms[peak : peak + 1])[0])
+        picked.append(np.arange(max(0, centre - neighbours), min(len(times_ms), centre + neighbours + 1)))
+        candidates[picked[-1]] = True
+    for (first, end), chosen in zip(runs, picked):
+        members = np.flatnonzero((owner >= first) & (owner < end))
+        source[members] = chosen[nearest(times_ms[chosen], times_ms[members])]
+    source[candidates] = np.flatnonzero(candidates)  # a candidate keeps its own scores
+    return candidates, source
+
+
 def cascade_scores(model, gate_model, audio: np.ndarray, clip_stride_ms: float,
                    settings: GateSettings = GateSettings(), batch_size: int = BATCH,
                    progress: bool = True) -> CascadeScores:
@@ -116,11 +173,16 @@ def cascade_scores(model, gate_model, audio: np.ndarray, clip_stride_ms: float,
     start = time.perf_counter()
     gate = stream_scores(gate_model, audio, settings.stride_ms or clip_stride_ms, frame_reuse=True,
                          batch_size=batch_size, progress=progress)
-    passing = keyword_mass(gate_model.labels, gate.scores) >= settings.threshold
+    mass = keyword_mass(gate_model.labels, gate.scores)
+    passing = mass >= settings.threshold
     stride = int(clip_stride_ms * rate / 1000)
     offsets = window_offsets(len(audio), int(model.desired_samples), stride)
     times_ms = offsets * 1000 // rate
-    candidates = candidate_mask(times_ms, gate.times_ms, passing, settings.margin_ms)
+    if settings.rule == "peak":
+        candidates, source = peak_plan(times_ms, gate.times_ms, mass, passing, settings.neighbours)
+    else:
+        candidates = candidate_mask(times_ms, gate.times_ms, passing, settings.margin_ms)
+        source = np.where(candidates, np.arange(len(times_ms)), -1)
     if len(gate.times_ms):
         scores = gate.scores[nearest(gate.times_ms, times_ms)].astype(np.float32)
     else:
@@ -129,8 +191,10 @@ def cascade_scores(model, gate_model, audio: np.ndarray, clip_stride_ms: float,
     with tqdm(total=int(candidates.sum()), desc="candidate windows", unit="win", disable=not progress) as bar:
         scores[candidates] = score_windows(model, audio, offsets[candidates], batch_size, bar)
     costly_seconds = time.perf_counter() - costly_start
+    held = (source >= 0) & ~candidates
+    scores[held] = scores[source[held]]
     return CascadeScores(times_ms, scores, gate.frame_reuse, time.perf_counter() - start,
-                         gate=gate, candidates=candidates, costly_seconds=costly_seconds)
+                         gate=gate, candidates=candidates, held=held, costly_seconds=costly_seconds)
 
 
 def stage_costs(scores: CascadeScores, duration_s: float) -> dict:
@@ -143,6 +207,7 @@ def stage_costs(scores: CascadeScores, duration_s: float) -> dict:
     return {
         "gate": cost(len(scores.gate.times_ms), scores.gate.seconds),
         "costly": {**cost(int(scores.candidates.sum()), scores.costly_seconds),
-                   "share_of_windows": float(scores.candidates.mean()) if len(scores.candidates) else 0.0},
+                   "share_of_windows": float(scores.candidates.mean()) if len(scores.candidates) else 0.0,
+                   "held_windows": int(scores.held.sum())},
         "whole": cost(len(scores.times_ms), scores.seconds),
     }
