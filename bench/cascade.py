@@ -9,13 +9,13 @@ streaming accuracy (correct %, false alarms per hour).
     python bench/cascade.py --model COSTLY_EXPORT --gate GATE_EXPORT
         [--wav data/stream/stream.wav --ground-truth data/stream/stream_labels.txt]
         [--clip-stride-ms 80] [--gate-stride-ms 80] [--gate-thresholds 0.1 0.3 0.5]
-        [--margin-ms 160] [--rules margin peak] [--neighbours 0 1] [--seconds 600] [--no-alone]
+        [--margin-ms 160] [--rules margin peak] [--neighbours 0 1] [--held min costly] [--seconds 600] [--no-alone]
         [--no-gate-alone]
 
 ``--rules``: the candidate rules to run at each gate threshold (``margin``: every window within
 ``--margin-ms`` of a passing gate window; ``peak``: per run of passing gate windows the window at
 the gate's keyword-mass maximum, and each of ``--neighbours`` windows either side, the rest of the
-run holding its scores; pipeline/streaming/cascade.py).
+run held at it: ``--held`` min or costly; pipeline/streaming/cascade.py).
 
 The exports come from the pipeline (models/export of a run), e.g. in two clones:
 ``kws preset real-speech shared-mini --run`` (the speech-embedding model: a gate that reuses
@@ -53,6 +53,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rules", nargs="+", choices=("margin", "peak"), default=["margin"])
     parser.add_argument("--neighbours", type=int, nargs="+", default=[0],
                         help="peak rule: the numbers of grid neighbours to try")
+    parser.add_argument("--held", nargs="+", choices=("min", "costly"), default=["min"],
+                        help="peak rule: how the run's other windows hold the peak's scores")
     parser.add_argument("--no-gate-alone", action="store_true", help="skip the gate alone")
     parser.add_argument("--seconds", type=float, default=None, help="use only the first SECONDS of the recording")
     parser.add_argument("--no-alone", action="store_true", help="skip the costly model alone (slow)")
@@ -95,26 +97,27 @@ def main(argv=None) -> int:
     if not args.no_alone:
         metrics, _, _, scores = run_stream_eval(None, wav, truth, cfg, model=model, frame_reuse=False, progress=False)
         add(f"costly alone (stride {args.clip_stride_ms} ms)", metrics, scores, None, (len(scores.times_ms), scores.seconds))
-    plans = [(rule, n) for rule in args.rules for n in (args.neighbours if rule == "peak" else [0])]
+    plans = [(rule, n, h) for rule in args.rules for n in (args.neighbours if rule == "peak" else [0])
+             for h in (args.held if rule == "peak" else ["min"])]
     for threshold in args.gate_thresholds:
-        for rule, neighbours in plans:
-            settings = GateSettings(threshold, args.margin_ms, args.gate_stride_ms, rule, neighbours)
+        for rule, neighbours, held in plans:
+            settings = GateSettings(threshold, args.margin_ms, args.gate_stride_ms, rule, neighbours, held)
             metrics, _, _, scores = run_stream_eval(None, wav, truth, cfg, model=model, gate=gate,
                                                     gate_settings=settings, progress=False)
             c = metrics["cascade"]
-            name = (f"cascade {threshold:g}, peak ±{neighbours}" if rule == "peak"
+            name = (f"cascade {threshold:g}, peak ±{neighbours}, held {held}" if rule == "peak"
                     else f"cascade {threshold:g}, margin {args.margin_ms} ms")
             add(name, metrics, scores,
                 (c["gate"]["windows"], c["gate"]["seconds"]), (c["costly"]["windows"], c["costly"]["seconds"]))
 
     print(f"\ndecoder: detection threshold {cfg.detection_threshold}, average {cfg.average_window_ms} ms, "
           f"suppression {cfg.suppression_ms} ms; costly grid {args.clip_stride_ms} ms, gate {gate_stride} ms")
-    print(f"{'configuration':<34} {'gate win':>8} {'gate s':>7} {'costly win':>10} {'costly s':>8} "
+    print(f"{'configuration':<40} {'gate win':>8} {'gate s':>7} {'costly win':>10} {'costly s':>8} "
           f"{'whole s':>8} {'x real time':>11} {'correct %':>9} {'FA/hour':>8}")
     for name, g, c, whole, speed, correct, fa, _ in rows:
         gw, gs = (f"{g[0]:,}", f"{g[1]:.1f}") if g else ("-", "-")
         cw, cs = (f"{c[0]:,}", f"{c[1]:.1f}") if c else ("-", "-")
-        print(f"{name:<34} {gw:>8} {gs:>7} {cw:>10} {cs:>8} {whole:>8.1f} {speed:>11.1f} {correct:>9.1f} {fa:>8.1f}")
+        print(f"{name:<40} {gw:>8} {gs:>7} {cw:>10} {cs:>8} {whole:>8.1f} {speed:>11.1f} {correct:>9.1f} {fa:>8.1f}")
     print(f"\nload at end: {os.getloadavg()[0]:.1f}")
     tmp.cleanup()
     return 0

@@ -183,11 +183,13 @@ def _expected_peak_plan(times_ms, gate_times_ms, mass, threshold, neighbours):
     return candidates, source
 
 
-@pytest.mark.parametrize("stride_ms, gate_stride_ms, neighbours", [(80, None, 0), (80, 40, 1), (40, 80, 0)])
-def test_the_peak_rule_scores_each_runs_peak_and_holds_it_over_the_run(stride_ms, gate_stride_ms, neighbours):
+@pytest.mark.parametrize("stride_ms, gate_stride_ms, neighbours, held_as",
+                         [(80, None, 0, "min"), (80, 40, 1, "costly"), (40, 80, 0, "min"), (80, None, 0, "costly")])
+def test_the_peak_rule_scores_each_runs_peak_and_holds_it_over_the_run(stride_ms, gate_stride_ms, neighbours, held_as):
     audio, _ = _recording(seconds=20)
     gate, costly = StandInModel(), CostlyModel()
-    settings = cascade.GateSettings(threshold=0.5, stride_ms=gate_stride_ms, rule="peak", neighbours=neighbours)
+    settings = cascade.GateSettings(threshold=0.5, stride_ms=gate_stride_ms, rule="peak", neighbours=neighbours,
+                                    held=held_as)
     out = cascade.cascade_scores(costly, gate, audio, stride_ms, settings, batch_size=16, progress=False)
 
     gate_alone = stream_scores(StandInModel(), audio, gate_stride_ms or stride_ms, progress=False)
@@ -201,15 +203,20 @@ def test_the_peak_rule_scores_each_runs_peak_and_holds_it_over_the_run(stride_ms
     starts = alone.times_ms[expected] * RATE // 1000
     assert len(costly.windows) == expected.sum()
     np.testing.assert_array_equal(np.stack(costly.windows), np.stack([audio[s : s + RATE] for s in starts]))
-    # Candidates: their own costly scores; held windows: their candidate's; the rest: the gate's.
+    # Candidates: their own costly scores; held windows: their candidate's (or, label by label,
+    # the smaller of those and their own gate scores); the rest: the gate's.
     held = (source >= 0) & ~expected
     assert held.sum() > 0
     np.testing.assert_array_equal(out.held, held)
     np.testing.assert_allclose(out.scores[expected], alone.scores[expected], atol=1e-6)
-    np.testing.assert_allclose(out.scores[held], alone.scores[source[held]], atol=1e-6)
+    own = gate_alone.scores[[int(np.argmin(np.abs(gate_alone.times_ms - t))) for t in alone.times_ms]]
+    want = alone.scores[source[held]]
+    if held_as == "min":
+        want = np.minimum(want, own[held])
+        assert not np.allclose(want, alone.scores[source[held]])  # the two modes differ here
+    np.testing.assert_allclose(out.scores[held], want, atol=1e-6)
     rest = source < 0
-    nearest = [int(np.argmin(np.abs(gate_alone.times_ms - t))) for t in alone.times_ms[rest]]
-    np.testing.assert_allclose(out.scores[rest], gate_alone.scores[nearest], atol=1e-6)
+    np.testing.assert_allclose(out.scores[rest], own[rest], atol=1e-6)
     # No window outside the candidates and held ones has the gate's passing evidence.
     assert (out.scores[rest][:, 2:].sum(axis=1) < 0.5).all()
     assert cascade.stage_costs(out, len(audio) / RATE)["costly"]["held_windows"] == held.sum()
@@ -229,10 +236,10 @@ def test_the_peak_rule_with_wide_neighbours_is_the_margin_rule_at_zero_margin():
 
 
 def test_peak_rule_settings_are_checked_and_the_tool_takes_them(tmp_path):
-    for bad in (dict(rule="max"), dict(neighbours=-1)):
+    for bad in (dict(rule="max"), dict(neighbours=-1), dict(held="max")):
         with pytest.raises(StageError, match="gate"):
             cascade.GateSettings(**bad)
     from pipeline.tools import stream_eval as tool
     args = tool._parser().parse_args(["--model", "m", "--wav", "w", "--ground-truth", "g", "--gate", "x",
-                                      "--gate-rule", "peak", "--gate-neighbours", "2"])
-    assert (args.gate_rule, args.gate_neighbours) == ("peak", 2)
+                                      "--gate-rule", "peak", "--gate-neighbours", "2", "--gate-held", "costly"])
+    assert (args.gate_rule, args.gate_neighbours, args.gate_held) == ("peak", 2, "costly")

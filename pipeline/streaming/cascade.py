@@ -20,11 +20,15 @@ That is the ``margin`` rule (the default). A word keeps the gate's mass high ove
 offsets, so it flags 4-14 costly windows per spoken word. The ``peak`` rule flags fewer: per *run*
 of consecutive passing gate windows, only the costly window nearest the run's keyword-mass maximum
 (the gate's most confident offset), and ``neighbours`` costly-grid windows either side of it, are
-candidates; every other window of the costly grid whose nearest gate window is in the run takes
-(is *held at*) the scores of the run's nearest candidate, so the decoder's average over
-``average_window_ms`` sees the costly model's verdict across the run, and the gate's own passing
-scores (keyword mass at or above the threshold) never reach the decoder. Windows outside every
-run keep the gate's scores as above. With ``neighbours`` wide enough to cover every run, the
+candidates; every other window of the costly grid whose nearest gate window is in the run is
+*held* at the run's nearest candidate, so the decoder's average over ``average_window_ms`` sees
+the costly model's verdict across the run, never the gate's passing scores alone. ``held``
+says how: ``min`` (the default) takes, label by label, the smaller of the candidate's costly
+score and the window's own gate score (a word scores there only as far as both models give it:
+on the pipeline's dense stream this kept the costly model's false-alarm rate, where ``costly``,
+the candidate's scores copied over the run, let one confident costly window weigh like a whole
+run of them and nearly doubled it); ``costly`` copies the candidate's scores. Windows outside
+every run keep the gate's scores as above. With ``neighbours`` wide enough to cover every run, the
 ``peak`` rule scores every window the ``margin`` rule with ``margin_ms`` 0 scores (tested).
 
 Why the gate's scores (not a fixed "silence") for the other windows: they are a real model's
@@ -55,6 +59,7 @@ from pipeline.streaming.scores import BATCH, StreamScores, score_windows, stream
 
 
 RULES = ("margin", "peak")
+HELD = ("min", "costly")
 
 
 @dataclass(frozen=True)
@@ -63,13 +68,14 @@ class GateSettings:
     costly model's clip stride), the ``rule``: ``margin`` (every costly window within ``margin_ms``
     of a passing gate window) or ``peak`` (per run of passing gate windows, the costly window at
     the gate's keyword-mass maximum and ``neighbours`` costly-grid windows either side; the rest of
-    the run held at their scores; ``margin_ms`` unused)."""
+    the run held at their scores as ``held`` says: ``min`` or ``costly``; ``margin_ms`` unused)."""
 
     threshold: float = 0.5
     margin_ms: int = 160
     stride_ms: int | None = None
     rule: str = "margin"
     neighbours: int = 0
+    held: str = "min"
 
     def __post_init__(self):
         if not 0 <= self.threshold <= 1:
@@ -80,6 +86,8 @@ class GateSettings:
             raise StageError(f"gate stride {self.stride_ms} ms: must be at least 1")
         if self.rule not in RULES:
             raise StageError(f"gate rule {self.rule!r}: must be one of {', '.join(RULES)}")
+        if self.held not in HELD:
+            raise StageError(f"gate held {self.held!r}: must be one of {', '.join(HELD)}")
         if self.neighbours < 0:
             raise StageError(f"gate neighbours {self.neighbours}: must not be negative")
 
@@ -192,7 +200,8 @@ def cascade_scores(model, gate_model, audio: np.ndarray, clip_stride_ms: float,
         scores[candidates] = score_windows(model, audio, offsets[candidates], batch_size, bar)
     costly_seconds = time.perf_counter() - costly_start
     held = (source >= 0) & ~candidates
-    scores[held] = scores[source[held]]
+    scores[held] = (np.minimum(scores[source[held]], scores[held]) if settings.held == "min"
+                    else scores[source[held]])
     return CascadeScores(times_ms, scores, gate.frame_reuse, time.perf_counter() - start,
                          gate=gate, candidates=candidates, held=held, costly_seconds=costly_seconds)
 
