@@ -9,7 +9,8 @@ streaming accuracy (correct %, false alarms per hour).
     python bench/cascade.py --model COSTLY_EXPORT --gate GATE_EXPORT
         [--wav data/stream/stream.wav --ground-truth data/stream/stream_labels.txt]
         [--clip-stride-ms 80] [--gate-stride-ms 80] [--gate-thresholds 0.1 0.3 0.5]
-        [--margin-ms 160] [--rules margin peak] [--neighbours 0 1] [--held min costly] [--seconds 600] [--no-alone]
+        [--margin-ms 160] [--rules margin peak] [--neighbours 0 1] [--held min costly] [--peaks max centre]
+        [--seconds 600] [--no-alone]
         [--no-gate-alone]
 
 ``--rules``: the candidate rules to run at each gate threshold (``margin``: every window within
@@ -55,6 +56,8 @@ def main(argv=None) -> int:
                         help="peak rule: the numbers of grid neighbours to try")
     parser.add_argument("--held", nargs="+", choices=("min", "costly"), default=["min"],
                         help="peak rule: how the run's other windows hold the peak's scores")
+    parser.add_argument("--peaks", nargs="+", choices=("max", "centre"), default=["max"],
+                        help="peak rule: each run's keyword-mass maximum or its middle window")
     parser.add_argument("--no-gate-alone", action="store_true", help="skip the gate alone")
     parser.add_argument("--seconds", type=float, default=None, help="use only the first SECONDS of the recording")
     parser.add_argument("--no-alone", action="store_true", help="skip the costly model alone (slow)")
@@ -97,15 +100,15 @@ def main(argv=None) -> int:
     if not args.no_alone:
         metrics, _, _, scores = run_stream_eval(None, wav, truth, cfg, model=model, frame_reuse=False, progress=False)
         add(f"costly alone (stride {args.clip_stride_ms} ms)", metrics, scores, None, (len(scores.times_ms), scores.seconds))
-    plans = [(rule, n, h) for rule in args.rules for n in (args.neighbours if rule == "peak" else [0])
-             for h in (args.held if rule == "peak" else ["min"])]
+    plans = [(rule, n, h, k) for rule in args.rules for n in (args.neighbours if rule == "peak" else [0])
+             for h in (args.held if rule == "peak" else ["min"]) for k in (args.peaks if rule == "peak" else ["max"])]
     for threshold in args.gate_thresholds:
-        for rule, neighbours, held in plans:
-            settings = GateSettings(threshold, args.margin_ms, args.gate_stride_ms, rule, neighbours, held)
+        for rule, neighbours, held, peak in plans:
+            settings = GateSettings(threshold, args.margin_ms, args.gate_stride_ms, rule, neighbours, held, peak)
             metrics, _, _, scores = run_stream_eval(None, wav, truth, cfg, model=model, gate=gate,
                                                     gate_settings=settings, progress=False)
             c = metrics["cascade"]
-            name = (f"cascade {threshold:g}, peak ±{neighbours}, held {held}" if rule == "peak"
+            name = (f"cascade {threshold:g}, {peak} ±{neighbours}, held {held}" if rule == "peak"
                     else f"cascade {threshold:g}, margin {args.margin_ms} ms")
             add(name, metrics, scores,
                 (c["gate"]["windows"], c["gate"]["seconds"]), (c["costly"]["windows"], c["costly"]["seconds"]))

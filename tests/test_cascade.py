@@ -152,7 +152,7 @@ def test_a_missing_gate_is_named(tmp_path):
                                     model=CostlyModel(), gate=tmp_path / "missing", progress=False)
 
 
-def _expected_peak_plan(times_ms, gate_times_ms, mass, threshold, neighbours):
+def _expected_peak_plan(times_ms, gate_times_ms, mass, threshold, neighbours, pick="max"):
     """Brute force of the peak rule: runs of passing gate windows, each run's maximum, the grid
     window nearest it and its neighbours; the run's other grid windows take the nearest of those."""
     passing = mass >= threshold
@@ -170,7 +170,7 @@ def _expected_peak_plan(times_ms, gate_times_ms, mass, threshold, neighbours):
     candidates, source = np.zeros(len(times_ms), bool), np.full(len(times_ms), -1)
     chosen_per_run = []
     for run in runs:
-        peak = max(run, key=lambda g: (mass[g], -g))
+        peak = max(run, key=lambda g: (mass[g], -g)) if pick == "max" else run[(len(run) - 1) // 2]
         centre = int(np.argmin(np.abs(times_ms - gate_times_ms[peak])))
         chosen = [i for i in range(centre - neighbours, centre + neighbours + 1) if 0 <= i < len(times_ms)]
         chosen_per_run.append(chosen)
@@ -183,19 +183,24 @@ def _expected_peak_plan(times_ms, gate_times_ms, mass, threshold, neighbours):
     return candidates, source
 
 
-@pytest.mark.parametrize("stride_ms, gate_stride_ms, neighbours, held_as",
-                         [(80, None, 0, "min"), (80, 40, 1, "costly"), (40, 80, 0, "min"), (80, None, 0, "costly")])
-def test_the_peak_rule_scores_each_runs_peak_and_holds_it_over_the_run(stride_ms, gate_stride_ms, neighbours, held_as):
+@pytest.mark.parametrize("stride_ms, gate_stride_ms, neighbours, held_as, pick",
+                         [(80, None, 0, "min", "max"), (80, 40, 1, "costly", "max"), (40, 80, 0, "min", "max"),
+                          (40, None, 0, "costly", "centre"), (80, 40, 0, "min", "centre")])
+def test_the_peak_rule_scores_each_runs_peak_and_holds_it_over_the_run(stride_ms, gate_stride_ms, neighbours, held_as,
+                                                                      pick):
     audio, _ = _recording(seconds=20)
     gate, costly = StandInModel(), CostlyModel()
     settings = cascade.GateSettings(threshold=0.5, stride_ms=gate_stride_ms, rule="peak", neighbours=neighbours,
-                                    held=held_as)
+                                    held=held_as, peak=pick)
     out = cascade.cascade_scores(costly, gate, audio, stride_ms, settings, batch_size=16, progress=False)
 
     gate_alone = stream_scores(StandInModel(), audio, gate_stride_ms or stride_ms, progress=False)
     alone = stream_scores(CostlyModel(), audio, stride_ms, progress=False)
     mass = gate_alone.scores[:, 2:].sum(axis=1)
-    expected, source = _expected_peak_plan(alone.times_ms, gate_alone.times_ms, mass, 0.5, neighbours)
+    expected, source = _expected_peak_plan(alone.times_ms, gate_alone.times_ms, mass, 0.5, neighbours, pick)
+    if pick == "centre":  # the fixture's runs make the two picks differ
+        other, _ = _expected_peak_plan(alone.times_ms, gate_alone.times_ms, mass, 0.5, neighbours, "max")
+        assert (other != expected).any()
     np.testing.assert_array_equal(out.candidates, expected)
     margin = cascade.candidate_mask(alone.times_ms, gate_alone.times_ms, mass >= 0.5, 0)
     assert 0 < expected.sum() < margin.sum()  # fewer costly windows than the margin rule's
@@ -236,10 +241,11 @@ def test_the_peak_rule_with_wide_neighbours_is_the_margin_rule_at_zero_margin():
 
 
 def test_peak_rule_settings_are_checked_and_the_tool_takes_them(tmp_path):
-    for bad in (dict(rule="max"), dict(neighbours=-1), dict(held="max")):
+    for bad in (dict(rule="max"), dict(neighbours=-1), dict(held="max"), dict(peak="min")):
         with pytest.raises(StageError, match="gate"):
             cascade.GateSettings(**bad)
     from pipeline.tools import stream_eval as tool
     args = tool._parser().parse_args(["--model", "m", "--wav", "w", "--ground-truth", "g", "--gate", "x",
-                                      "--gate-rule", "peak", "--gate-neighbours", "2", "--gate-held", "costly"])
-    assert (args.gate_rule, args.gate_neighbours, args.gate_held) == ("peak", 2, "costly")
+                                      "--gate-rule", "peak", "--gate-neighbours", "2", "--gate-held", "costly",
+                                      "--gate-peak", "centre"])
+    assert (args.gate_rule, args.gate_neighbours, args.gate_held, args.gate_peak) == ("peak", 2, "costly", "centre")

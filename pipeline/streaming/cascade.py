@@ -19,8 +19,8 @@ hop: at an 80 ms stride that is ~2-3x real time. The cascade:
 That is the ``margin`` rule (the default). A word keeps the gate's mass high over ~0.5 s of window
 offsets, so it flags 4-14 costly windows per spoken word. The ``peak`` rule flags fewer: per *run*
 of consecutive passing gate windows, only the costly window nearest the run's keyword-mass maximum
-(the gate's most confident offset), and ``neighbours`` costly-grid windows either side of it, are
-candidates; every other window of the costly grid whose nearest gate window is in the run is
+(the gate's most confident offset; with ``peak`` ``centre``, the run's middle window instead),
+and ``neighbours`` costly-grid windows either side of it, are candidates; every other window of the costly grid whose nearest gate window is in the run is
 *held* at the run's nearest candidate, so the decoder's average over ``average_window_ms`` sees
 the costly model's verdict across the run, never the gate's passing scores alone. ``held``
 says how: ``min`` (the default) takes, label by label, the smaller of the candidate's costly
@@ -60,6 +60,7 @@ from pipeline.streaming.scores import BATCH, StreamScores, score_windows, stream
 
 RULES = ("margin", "peak")
 HELD = ("min", "costly")
+PEAKS = ("max", "centre")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class GateSettings:
     rule: str = "margin"
     neighbours: int = 0
     held: str = "min"
+    peak: str = "max"
 
     def __post_init__(self):
         if not 0 <= self.threshold <= 1:
@@ -86,6 +88,8 @@ class GateSettings:
             raise StageError(f"gate stride {self.stride_ms} ms: must be at least 1")
         if self.rule not in RULES:
             raise StageError(f"gate rule {self.rule!r}: must be one of {', '.join(RULES)}")
+        if self.peak not in PEAKS:
+            raise StageError(f"gate peak {self.peak!r}: must be one of {', '.join(PEAKS)}")
         if self.held not in HELD:
             raise StageError(f"gate held {self.held!r}: must be one of {', '.join(HELD)}")
         if self.neighbours < 0:
@@ -141,8 +145,10 @@ def passing_runs(passing: np.ndarray) -> list[tuple[int, int]]:
 
 
 def peak_plan(times_ms: np.ndarray, gate_times_ms: np.ndarray, mass: np.ndarray, passing: np.ndarray,
-              neighbours: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``peak`` rule on windows starting at sorted ``times_ms``: (candidates mask, source), where
+              neighbours: int, peak: str = "max") -> tuple[np.ndarray, np.ndarray]:
+    """The ``peak`` rule on windows starting at sorted ``times_ms``: each run's gate window at its
+    keyword-mass maximum (``peak`` max) or its middle (``centre``, the earlier of two), the grid
+    window nearest it and ``neighbours`` either side; returns (candidates mask, source), where
     ``source[i]`` is the candidate whose scores window ``i`` takes (``i`` itself for a candidate,
     the run's nearest candidate for a held window, -1: the gate's scores)."""
     times_ms = np.asarray(times_ms, np.int64)
@@ -155,8 +161,8 @@ def peak_plan(times_ms: np.ndarray, gate_times_ms: np.ndarray, mass: np.ndarray,
     runs = passing_runs(passing)
     picked = []
     for first, end in runs:
-        peak = first + int(np.argmax(mass[first:end]))  # ties: the earliest
-        centre = int(nearest(times_ms, gate_times_ms[peak : peak + 1])[0])
+        top = first + int(np.argmax(mass[first:end])) if peak == "max" else (first + end - 1) // 2
+        centre = int(nearest(times_ms, gate_times_ms[top : top + 1])[0])  # argmax ties: the earliest
         picked.append(np.arange(max(0, centre - neighbours), min(len(times_ms), centre + neighbours + 1)))
         candidates[picked[-1]] = True
     for (first, end), chosen in zip(runs, picked):
@@ -187,7 +193,8 @@ def cascade_scores(model, gate_model, audio: np.ndarray, clip_stride_ms: float,
     offsets = window_offsets(len(audio), int(model.desired_samples), stride)
     times_ms = offsets * 1000 // rate
     if settings.rule == "peak":
-        candidates, source = peak_plan(times_ms, gate.times_ms, mass, passing, settings.neighbours)
+        candidates, source = peak_plan(times_ms, gate.times_ms, mass, passing, settings.neighbours,
+                                       settings.peak)
     else:
         candidates = candidate_mask(times_ms, gate.times_ms, passing, settings.margin_ms)
         source = np.where(candidates, np.arange(len(times_ms)), -1)

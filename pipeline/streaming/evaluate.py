@@ -131,7 +131,8 @@ def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConf
         metrics["streaming_model"] = True  # scored by model_streaming.tflite, one call per frame
     if isinstance(scores, CascadeScores):
         metrics["cascade"] = {"threshold": gate_settings.threshold, "margin_ms": gate_settings.margin_ms,
-                              **({"rule": "peak", "neighbours": gate_settings.neighbours, "held": gate_settings.held}
+                              **({"rule": "peak", "neighbours": gate_settings.neighbours, "held": gate_settings.held,
+                                  "peak": gate_settings.peak}
                                  if gate_settings.rule == "peak" else {}),
                               "gate_stride_ms": gate_settings.stride_ms or cfg.clip_stride_ms,
                               **stage_costs(scores, duration_s)}

@@ -4,7 +4,8 @@ test_streaming_accuracy).
     python -m pipeline.tools.stream_eval --model PATH --wav FILE --ground-truth FILE
         [--labels FILE] [--json OUT] [--sweep-csv OUT] [--clip-stride-ms 30 ...] [--streaming]
         [--gate GATE_MODEL [--gate-threshold 0.5] [--gate-margin-ms 160] [--gate-stride-ms MS]
-                           [--gate-rule margin|peak] [--gate-neighbours 0] [--gate-held min|costly]]
+                           [--gate-rule margin|peak] [--gate-neighbours 0] [--gate-held min|costly]
+                           [--gate-peak max|centre]]
 
 ``--streaming`` runs the export's ``model_streaming.tflite`` (one call per feature frame) instead
 of the window model. ``--gate`` makes a cascade (pipeline/streaming/cascade.py): the gate (a cheap
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from pipeline.cli import run_main
 from pipeline.core.fs import atomic_write_json, atomic_write_text, check_output_file
-from pipeline.streaming.cascade import HELD, RULES, GateSettings
+from pipeline.streaming.cascade import HELD, PEAKS, RULES, GateSettings
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.evaluate import format_summary, run_stream_eval, sweep_csv
 from pipeline.streaming.scores import BATCH
@@ -64,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
                              f"its scores (default {gate.rule})")
     parser.add_argument("--gate-neighbours", type=int, default=gate.neighbours,
                         help=f"peak rule: grid windows either side of each peak also scored (default {gate.neighbours})")
+    parser.add_argument("--gate-peak", choices=PEAKS, default=gate.peak,
+                        help="peak rule: each run's window at the gate's keyword-mass maximum (max) or the "
+                             f"run's middle window (centre) (default {gate.peak})")
     parser.add_argument("--gate-held", choices=HELD, default=gate.held,
                         help="peak rule, the run's other windows: min: label by label the smaller of the "
                              "peak's costly score and their own gate score; costly: the peak's scores "
@@ -80,7 +84,7 @@ def main(argv=None) -> int:
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(StreamEvalConfig)}
     cfg = StreamEvalConfig.from_dict(settings, prefix="stream_eval")
     gate = GateSettings(args.gate_threshold, args.gate_margin_ms, args.gate_stride_ms, args.gate_rule,
-                        args.gate_neighbours, args.gate_held)
+                        args.gate_neighbours, args.gate_held, args.gate_peak)
     metrics, sweep, detections, scores = run_stream_eval(
         Path(args.model), Path(args.wav), Path(args.ground_truth), cfg, args.labels,
         frame_reuse=not args.no_frame_reuse, batch_size=args.batch_size, streaming=args.streaming,
