@@ -158,15 +158,12 @@ def peak_plan(times_ms: np.ndarray, gate_times_ms: np.ndarray, mass: np.ndarray,
     if len(times_ms) == 0 or len(gate_times_ms) == 0:
         return candidates, source
     owner = nearest(gate_times_ms, times_ms)
-    runs = passing_runs(passing)
-    picked = []
-    for first, end in runs:
+    for first, end in passing_runs(passing):
         top = first + int(np.argmax(mass[first:end])) if peak == "max" else (first + end - 1) // 2
         centre = int(nearest(times_ms, gate_times_ms[top : top + 1])[0])  # argmax ties: the earliest
-        picked.append(np.arange(max(0, centre - neighbours), min(len(times_ms), centre + neighbours + 1)))
-        candidates[picked[-1]] = True
-    for (first, end), chosen in zip(runs, picked):
-        members = np.flatnonzero((owner >= first) & (owner < end))
+        chosen = np.arange(max(0, centre - neighbours), min(len(times_ms), centre + neighbours + 1))
+        candidates[chosen] = True
+        members = np.flatnonzero((owner >= first) & (owner < end))  # the run's windows (disjoint runs)
         source[members] = chosen[nearest(times_ms[chosen], times_ms[members])]
     source[candidates] = np.flatnonzero(candidates)  # a candidate keeps its own scores
     return candidates, source
