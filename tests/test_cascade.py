@@ -2,6 +2,7 @@
 model only on candidate windows; with gate threshold 0 it is the costly model alone."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -67,6 +68,10 @@ def test_the_costly_model_scores_only_the_candidate_windows(stride_ms, gate_stri
     costs = cascade.stage_costs(out, len(audio) / RATE)
     assert costs["costly"]["windows"] == expected.sum() and costs["gate"]["windows"] == len(gate_alone.times_ms)
     assert costs["whole"]["seconds"] >= costs["gate"]["seconds"] + costs["costly"]["seconds"] - 1e-6
+    # A stage too fast to time (no candidates) still gives strict JSON: no infinity.
+    untimed = cascade.stage_costs(dataclasses.replace(out, costly_seconds=0.0), len(audio) / RATE)
+    assert untimed["costly"]["times_real_time"] is None
+    json.dumps(untimed, allow_nan=False)
 
 
 def test_gate_threshold_zero_is_the_costly_model_alone(tmp_path):

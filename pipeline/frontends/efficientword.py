@@ -133,7 +133,8 @@ class EfficientWord(FrontEnd):
         return EMBEDDING_DIM
 
     def compute_numpy(self, audio: np.ndarray, cfg, batch_size: int) -> np.ndarray:
-        return embed(audio, progress=len(audio) > 64)
+        # featurize shows one bar over all clips; streaming shows none (no inner bar here).
+        return embed(audio)
 
 
 FRONTEND = EfficientWord()

@@ -215,7 +215,8 @@ def stage_costs(scores: CascadeScores, duration_s: float) -> dict:
     def cost(windows, seconds):
         return {"windows": int(windows), "seconds": seconds,
                 "real_time_factor": seconds / duration_s if duration_s else 0.0,
-                "times_real_time": duration_s / seconds if seconds > 0 else float("inf")}
+                # None when too fast to time (JSON has no infinity).
+                "times_real_time": duration_s / seconds if seconds > 0 else None}
 
     return {
         "gate": cost(len(scores.gate.times_ms), scores.gate.seconds),

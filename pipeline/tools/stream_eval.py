@@ -98,8 +98,8 @@ def main(argv=None) -> int:
     if "cascade" in metrics:
         for stage in ("gate", "costly", "whole"):
             cost = metrics["cascade"][stage]
-            print(f"  {stage:<7} {cost['windows']:>7,} windows {cost['seconds']:>8.1f} s  "
-                  f"{cost['times_real_time']:>7.0f}x real time")
+            speed = "not timed" if cost["times_real_time"] is None else f"{cost['times_real_time']:>7.0f}x real time"
+            print(f"  {stage:<7} {cost['windows']:>7,} windows {cost['seconds']:>8.1f} s  {speed}")
     if args.json:
         atomic_write_json(args.json, {"model": str(args.model), **metrics})
     if args.sweep_csv:
