@@ -103,42 +103,31 @@ def stream_of(audio, y, fold, silence, labels, folds, noise, settings):
 
 
 def stream_windows(bundle, train_folds, noise, streams, seed, duration, near_ms=NEAR_MS, far_ms=FAR_MS):
-    """Training windows cut from ``streams`` synthetic streams of the training speakers, embedded
-    as streaming embeds them (``embedding.stream_features``, real context): every window starting
-    within ``near_ms`` of a word's start, labelled with that word (``_unknown_`` for unknown
-    words), and as many windows starting more than ``far_ms`` from every word, labelled
-    ``_silence_`` (the places where a detection is a false positive). Windows in between, which
-    hold part of a word, are left out. Returns ``(x [n, frames, 96], y [n])``."""
-    from pipeline.frontends import embedding
+    """Training windows cut from ``streams`` synthetic streams of the training speakers, as the
+    pipeline's ``stream_windows`` section cuts them (``pipeline.data.stream_windows``: every
+    window starting within ``near_ms`` of a word labelled with it, as many starting more than
+    ``far_ms`` from every word labelled ``_silence_``, embedded as streaming embeds them).
+    Returns ``(x [n, frames, 96], y [n])``."""
+    from pipeline.data.stream_windows import StreamWindowsConfig, stream_examples, window_rng
+    from pipeline.frontends import FeatureConfig
     from pipeline.streaming.config import StreamConfig
 
     audio, y, fold, silence, labels = bundle
-    frames = embedding.windows_for(16000)
-    hop = embedding.EMBEDDING_HOP_SAMPLES
-    rng = np.random.default_rng(seed)
+    features = FeatureConfig(preprocess="embedding")
+    cfg = StreamWindowsConfig(streams=streams, duration_s=duration, stride_ms=STRIDE_MS, near_ms=near_ms,
+                              far_ms=far_ms, seed=seed)
     xs, ys = [], []
-    for k in range(streams):
-        recording, truth = stream_of(audio, y, fold, silence, labels, train_folds, noise,
-                                     StreamConfig(duration_s=int(duration), seed=seed + k))
-        feats = embedding.stream_features(recording)
-        starts = np.arange(0, len(recording) - 16000, hop) // hop
-        times = starts * hop * 1000 // 16000
-        word_times = np.array([t for _, t in truth], float)
-        word_labels = np.array([labels.index(label) for label, _ in truth])
-        distance = times[:, None] - word_times[None, :]
-        nearest = np.argmin(np.abs(distance), axis=1)
-        gap = np.abs(distance[np.arange(len(times)), nearest])
-        near = np.nonzero(gap <= near_ms)[0]
-        far = rng.permutation(np.nonzero(gap > far_ms)[0])[: len(near)]
-        chosen = np.concatenate([near, far])
-        xs.append(feats[starts[chosen][:, None] + np.arange(frames)])
-        ys.append(np.concatenate([word_labels[nearest[near]], np.zeros(len(far), int)]))
+    for k, settings in enumerate(cfg.stream_settings(StreamConfig())):
+        recording, truth = stream_of(audio, y, fold, silence, labels, train_folds, noise, settings)
+        x, t = stream_examples(recording, truth, labels, features, cfg, window_rng(cfg, k))
+        xs.append(x)
+        ys.append(t)
     return np.concatenate(xs), np.concatenate(ys)
 
 
 def config_tag(args) -> str:
     key = json.dumps(dict(classifier=args.classifier, copies=args.copies, ensemble=args.ensemble,
-                          stream_windows=args.stream_windows, duration=args.duration, v=2), sort_keys=True)
+                          stream_windows=args.stream_windows, duration=args.duration, v=3), sort_keys=True)
     return hashlib.sha1(key.encode()).hexdigest()[:10]
 
 
