@@ -1,7 +1,7 @@
 """The streaming operating point, chosen on validation streams and reported on test streams.
 
     python bench/operating_point.py [--rotations 5] [--stream-seeds 2] [--classifier seq]
-        [--copies 4] [--ensemble 1] [--stream-windows 0] [--duration 600]
+        [--copies 4] [--ensemble 1] [--stream-windows 0] [--near-ms 160] [--far-ms 750] [--duration 600]
 
 Speakers of ../shared/data/speech_commands_mini are split as bench/kfold.py folds them (salted
 speaker hash, 5 folds). Rotation ``r`` trains the classifier on folds r, r+1, r+2 (mod 5) and
@@ -127,7 +127,9 @@ def stream_windows(bundle, train_folds, noise, streams, seed, duration, near_ms=
 
 def config_tag(args) -> str:
     key = json.dumps(dict(classifier=args.classifier, copies=args.copies, ensemble=args.ensemble,
-                          stream_windows=args.stream_windows, duration=args.duration, v=3), sort_keys=True)
+                          stream_windows=args.stream_windows, duration=args.duration, v=3,
+                          **({} if (args.near_ms, args.far_ms) == (NEAR_MS, FAR_MS) else
+                             dict(near_ms=args.near_ms, far_ms=args.far_ms))), sort_keys=True)
     return hashlib.sha1(key.encode()).hexdigest()[:10]
 
 
@@ -147,7 +149,8 @@ def rotation_scores(r, bundle, aug, clean, noise, args):
     x = np.concatenate([clean[train]] + [a[train] for a in aug])
     t = np.concatenate([y[train]] * (1 + len(aug)))
     if args.stream_windows:
-        xs, ys = stream_windows(bundle, train_folds, noise, args.stream_windows, 100000 + 100 * r, args.duration)
+        xs, ys = stream_windows(bundle, train_folds, noise, args.stream_windows, 100000 + 100 * r, args.duration,
+                                args.near_ms, args.far_ms)
         x = np.concatenate([x, xs.reshape(len(xs), *x.shape[1:]).astype(x.dtype)])
         t = np.concatenate([t, ys.astype(t.dtype)])
     start = time.perf_counter()
@@ -227,6 +230,8 @@ def main(argv=None) -> int:
     parser.add_argument("--ensemble", type=int, default=1, help="classifiers (seeds) averaged")
     parser.add_argument("--stream-windows", type=int, default=0, metavar="N",
                         help="add windows cut from N streams of the training speakers (words and _silence_)")
+    parser.add_argument("--near-ms", type=int, default=NEAR_MS, help="stream windows: word windows start this near a word")
+    parser.add_argument("--far-ms", type=int, default=FAR_MS, help="stream windows: _silence_ windows start this far from every word")
     parser.add_argument("--rotations", type=int, default=5, help="fold rotations (1-5)")
     parser.add_argument("--stream-seeds", type=int, default=2, help="validation/test stream pairs per rotation")
     parser.add_argument("--duration", type=float, default=600)
