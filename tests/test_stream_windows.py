@@ -195,3 +195,19 @@ def test_the_embedding_windows_see_their_real_context():
     with pytest.raises(ParamError, match="stream_windows.stride_ms 30 .*'embedding'.*80 ms"):
         stream_examples(recording, [], LABELS, features, StreamWindowsConfig(streams=1, stride_ms=30),
                         np.random.default_rng(0))
+
+
+def test_a_front_end_without_frame_reuse_featurizes_each_window_alone():
+    """micro has no frame reuse: stream_eval featurizes each window's own audio, and so do the
+    stream windows (at any stride)."""
+    recording, truth = _recording()
+    features = FeatureConfig(preprocess="micro", window_stride_ms=20)
+    assert not features.frontend.frame_reuse
+    cfg = StreamWindowsConfig(streams=1, stride_ms=70)
+    x, y = stream_examples(recording, truth, LABELS, features, cfg, np.random.default_rng(0))
+    starts = np.arange(0, len(recording) - 16000, 1120)
+    chosen, labels = label_windows(starts / 16, truth, LABELS, 160, 750, np.random.default_rng(0))
+    np.testing.assert_array_equal(y, labels)
+    assert x.shape == (len(chosen), *features.feature_shape)
+    own = features_numpy(np.stack([recording[s : s + 16000] for s in starts[chosen]]), features)
+    np.testing.assert_allclose(x, own, atol=1e-5)
