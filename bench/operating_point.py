@@ -25,9 +25,11 @@ configuration (what a preset sets): picked on all validation streams pooled, app
 test stream (pooled, and mean +- sd per stream).
 
 Training levers: ``--stream-windows N`` adds windows cut from N streams of the *training*
-speakers (embedded as streaming embeds them): those starting within 160 ms of a word, labelled
-with it, and as many starting more than the time tolerance (750 ms) from every word, labelled
-``_silence_`` (hard negatives: where a detection can only be a false positive); ``--copies``
+speakers (embedded as streaming embeds them), with the pipeline's own code
+(``pipeline.data.stream_windows``, what featurize runs for ``stream_windows.streams``): those
+starting within ``--near-ms`` (160) of a word, labelled with it, and as many starting more than
+``--far-ms`` (750, the time tolerance) from every word, labelled ``_silence_`` (hard negatives:
+where a detection can only be a false positive); ``--copies``
 augmented copies per clip; ``--ensemble K`` seeds averaged.
 """
 from __future__ import annotations
