@@ -1,7 +1,7 @@
 """The streaming operating point, chosen on validation streams and reported on test streams.
 
     python bench/operating_point.py [--rotations 5] [--stream-seeds 2] [--classifier seq]
-        [--copies 4] [--ensemble 1] [--stream-windows 0] [--duration 600]
+        [--copies 4] [--ensemble 1] [--stream-windows 0] [--near-ms 160] [--far-ms 750] [--duration 600]
 
 Speakers of ../shared/data/speech_commands_mini are split as bench/kfold.py folds them (salted
 speaker hash, 5 folds). Rotation ``r`` trains the classifier on folds r, r+1, r+2 (mod 5) and
@@ -25,9 +25,11 @@ configuration (what a preset sets): picked on all validation streams pooled, app
 test stream (pooled, and mean +- sd per stream).
 
 Training levers: ``--stream-windows N`` adds windows cut from N streams of the *training*
-speakers (embedded as streaming embeds them): those starting within 160 ms of a word, labelled
-with it, and as many starting more than the time tolerance (750 ms) from every word, labelled
-``_silence_`` (hard negatives: where a detection can only be a false positive); ``--copies``
+speakers (embedded as streaming embeds them), with the pipeline's own code
+(``pipeline.data.stream_windows``, what featurize runs for ``stream_windows.streams``): those
+starting within ``--near-ms`` (160) of a word, labelled with it, and as many starting more than
+``--far-ms`` (750, the time tolerance) from every word, labelled ``_silence_`` (hard negatives:
+where a detection can only be a false positive); ``--copies``
 augmented copies per clip; ``--ensemble K`` seeds averaged.
 """
 from __future__ import annotations
@@ -103,42 +105,33 @@ def stream_of(audio, y, fold, silence, labels, folds, noise, settings):
 
 
 def stream_windows(bundle, train_folds, noise, streams, seed, duration, near_ms=NEAR_MS, far_ms=FAR_MS):
-    """Training windows cut from ``streams`` synthetic streams of the training speakers, embedded
-    as streaming embeds them (``embedding.stream_features``, real context): every window starting
-    within ``near_ms`` of a word's start, labelled with that word (``_unknown_`` for unknown
-    words), and as many windows starting more than ``far_ms`` from every word, labelled
-    ``_silence_`` (the places where a detection is a false positive). Windows in between, which
-    hold part of a word, are left out. Returns ``(x [n, frames, 96], y [n])``."""
-    from pipeline.frontends import embedding
+    """Training windows cut from ``streams`` synthetic streams of the training speakers, as the
+    pipeline's ``stream_windows`` section cuts them (``pipeline.data.stream_windows``: every
+    window starting within ``near_ms`` of a word labelled with it, as many starting more than
+    ``far_ms`` from every word labelled ``_silence_``, embedded as streaming embeds them).
+    Returns ``(x [n, frames, 96], y [n])``."""
+    from pipeline.data.stream_windows import StreamWindowsConfig, stream_examples, window_rng
+    from pipeline.frontends import FeatureConfig
     from pipeline.streaming.config import StreamConfig
 
     audio, y, fold, silence, labels = bundle
-    frames = embedding.windows_for(16000)
-    hop = embedding.EMBEDDING_HOP_SAMPLES
-    rng = np.random.default_rng(seed)
+    features = FeatureConfig(preprocess="embedding")
+    cfg = StreamWindowsConfig(streams=streams, duration_s=duration, stride_ms=STRIDE_MS, near_ms=near_ms,
+                              far_ms=far_ms, seed=seed)
     xs, ys = [], []
-    for k in range(streams):
-        recording, truth = stream_of(audio, y, fold, silence, labels, train_folds, noise,
-                                     StreamConfig(duration_s=int(duration), seed=seed + k))
-        feats = embedding.stream_features(recording)
-        starts = np.arange(0, len(recording) - 16000, hop) // hop
-        times = starts * hop * 1000 // 16000
-        word_times = np.array([t for _, t in truth], float)
-        word_labels = np.array([labels.index(label) for label, _ in truth])
-        distance = times[:, None] - word_times[None, :]
-        nearest = np.argmin(np.abs(distance), axis=1)
-        gap = np.abs(distance[np.arange(len(times)), nearest])
-        near = np.nonzero(gap <= near_ms)[0]
-        far = rng.permutation(np.nonzero(gap > far_ms)[0])[: len(near)]
-        chosen = np.concatenate([near, far])
-        xs.append(feats[starts[chosen][:, None] + np.arange(frames)])
-        ys.append(np.concatenate([word_labels[nearest[near]], np.zeros(len(far), int)]))
+    for k, settings in enumerate(cfg.stream_settings(StreamConfig())):
+        recording, truth = stream_of(audio, y, fold, silence, labels, train_folds, noise, settings)
+        x, t = stream_examples(recording, truth, labels, features, cfg, window_rng(cfg, k))
+        xs.append(x)
+        ys.append(t)
     return np.concatenate(xs), np.concatenate(ys)
 
 
 def config_tag(args) -> str:
     key = json.dumps(dict(classifier=args.classifier, copies=args.copies, ensemble=args.ensemble,
-                          stream_windows=args.stream_windows, duration=args.duration, v=2), sort_keys=True)
+                          stream_windows=args.stream_windows, duration=args.duration, v=3,
+                          **({} if (args.near_ms, args.far_ms) == (NEAR_MS, FAR_MS) else
+                             dict(near_ms=args.near_ms, far_ms=args.far_ms))), sort_keys=True)
     return hashlib.sha1(key.encode()).hexdigest()[:10]
 
 
@@ -158,7 +151,8 @@ def rotation_scores(r, bundle, aug, clean, noise, args):
     x = np.concatenate([clean[train]] + [a[train] for a in aug])
     t = np.concatenate([y[train]] * (1 + len(aug)))
     if args.stream_windows:
-        xs, ys = stream_windows(bundle, train_folds, noise, args.stream_windows, 100000 + 100 * r, args.duration)
+        xs, ys = stream_windows(bundle, train_folds, noise, args.stream_windows, 100000 + 100 * r, args.duration,
+                                args.near_ms, args.far_ms)
         x = np.concatenate([x, xs.reshape(len(xs), *x.shape[1:]).astype(x.dtype)])
         t = np.concatenate([t, ys.astype(t.dtype)])
     start = time.perf_counter()
@@ -238,6 +232,8 @@ def main(argv=None) -> int:
     parser.add_argument("--ensemble", type=int, default=1, help="classifiers (seeds) averaged")
     parser.add_argument("--stream-windows", type=int, default=0, metavar="N",
                         help="add windows cut from N streams of the training speakers (words and _silence_)")
+    parser.add_argument("--near-ms", type=int, default=NEAR_MS, help="stream windows: word windows start this near a word")
+    parser.add_argument("--far-ms", type=int, default=FAR_MS, help="stream windows: _silence_ windows start this far from every word")
     parser.add_argument("--rotations", type=int, default=5, help="fold rotations (1-5)")
     parser.add_argument("--stream-seeds", type=int, default=2, help="validation/test stream pairs per rotation")
     parser.add_argument("--duration", type=float, default=600)

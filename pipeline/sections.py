@@ -13,6 +13,7 @@ from pipeline.core.params import SECTION_NAMES, check_section_names, section_fro
 from pipeline.core.schema import Section
 from pipeline.data.augment import AugmentConfig
 from pipeline.data.config import DataConfig, SplitConfig
+from pipeline.data.stream_windows import StreamWindowsConfig
 from pipeline.frontends import FeatureConfig
 from pipeline.models.config import ModelConfig
 from pipeline.streaming.config import StreamConfig, StreamEvalConfig
@@ -20,7 +21,7 @@ from pipeline.training.config import TrainConfig
 
 SECTIONS: dict[str, type[Section]] = {
     cls.section: cls
-    for cls in (DataConfig, SplitConfig, FeatureConfig, AugmentConfig, ModelConfig, TrainConfig,
+    for cls in (DataConfig, SplitConfig, FeatureConfig, AugmentConfig, StreamWindowsConfig, ModelConfig, TrainConfig,
                 StreamConfig, StreamEvalConfig)
 }
 

@@ -19,7 +19,7 @@ from pipeline.core.schema import Section, read_yaml
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 # The sections of params.yaml, in file order (tests check each has its Section class).
-SECTION_NAMES = ("data", "split", "features", "augment", "model", "train", "stream", "stream_eval")
+SECTION_NAMES = ("data", "split", "features", "augment", "stream_windows", "model", "train", "stream", "stream_eval")
 
 
 def read_params(path: str | Path = DEFAULT_PARAMS_PATH) -> dict[str, Any]:

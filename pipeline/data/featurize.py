@@ -6,7 +6,9 @@ Reads ``data/split/{train,validation,test}.csv`` and the clips they name from th
 split ``data/features/<split>/x.npy`` (float32 ``[N, frames, bins]``) and ``y.npy`` (int32 ``[N]``),
 plus ``labels.txt`` and ``meta.json``. Training rows get ``augment.copies`` augmented copies (0: one
 un-augmented copy), computed once here and cached by DVC, so the 2-core training loop only reads
-arrays.
+arrays. With ``stream_windows.streams`` > 0 the training split also gets, after its rows, the
+windows cut from recordings synthesized from the training split (``data/stream_windows.py``; the
+stage synthesizes the recordings); off, the outputs are exactly those without it.
 
 Memory stays flat in the data size: rows are featurized ``CHUNK`` examples at a time and each chunk
 is appended to ``x.npy`` (``pipeline.core.npy.NpyWriter``) before the next is computed; readers map
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 from tqdm import tqdm
@@ -35,6 +37,7 @@ from pipeline.data.augment import AugmentConfig, augment_clip, clip_rng, load_ba
 from pipeline.data.clip_store import ClipReader, ClipStore
 from pipeline.data.feature_store import FEATURE_NAMES, X_FILE, Y_FILE
 from pipeline.data.manifest import MANIFEST_NAMES, SPLITS, Row, read_manifest
+from pipeline.data.stream_windows import StreamWindowsConfig, stream_examples, stride_samples, window_rng
 from pipeline.frontends import FeatureConfig, features_numpy
 
 log = logging.getLogger(__name__)
@@ -58,9 +61,11 @@ def featurize_split(
     clips: ClipReader,
     out_dir: Path,
     desc: str = "",
+    extra: Iterable[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Write one split's ``x.npy`` and ``y.npy`` into ``out_dir`` (training rows repeated per
-    augmented copy), a chunk at a time; return counts and the sha256 of each file's data."""
+    augmented copy), a chunk at a time; return counts and the sha256 of each file's data.
+    ``extra`` (stream windows): more ``(x, y)`` examples appended after the rows."""
     training = split == "training" and acfg.copies > 0
     copies = acfg.copies if training else 1
     shift = acfg.time_shift_samples(fcfg.sample_rate)
@@ -88,11 +93,20 @@ def featurize_split(
                     y[(start + i) * copies + c] = row.label_index
             x_file.append(features_numpy(audio, fcfg))
             bar.update(len(audio))
+        extra_y = []
+        for x_more, y_more in extra or ():
+            x_file.append(np.asarray(x_more, np.float32))
+            extra_y.append(np.asarray(y_more, np.int32))
         x_sha = x_file.close()
     with NpyWriter(out_dir / Y_FILE, "<i4") as y_file:
         y_file.append(y)
+        for y_more in extra_y:
+            y_file.append(y_more)
         y_sha = y_file.close()
-    return {"rows": len(rows), "examples": n, "x_sha256": x_sha, "y_sha256": y_sha}
+    counts = {"rows": len(rows), "examples": n + sum(len(v) for v in extra_y), "x_sha256": x_sha, "y_sha256": y_sha}
+    if extra is not None:
+        counts["stream_windows"] = sum(len(v) for v in extra_y)
+    return counts
 
 
 def featurize(
@@ -102,12 +116,21 @@ def featurize(
     features: FeatureConfig = FeatureConfig(),
     augment: AugmentConfig = AugmentConfig(),
     base_dir=".",
+    stream_windows: StreamWindowsConfig = StreamWindowsConfig(),
+    streams: Iterable[tuple[np.ndarray, list]] | None = None,
 ) -> dict[str, Any]:
     """Write the features of the three splits, labels.txt and meta.json into ``out_dir`` atomically.
 
     Manifest paths are relative to ``base_dir`` (the repository root for the stage); background
-    noise comes from the store ``raw_dir/dataset``.
+    noise comes from the store ``raw_dir/dataset``. With ``stream_windows.streams`` > 0,
+    ``streams`` yields that many ``(recording, [(label, time_ms), ...])`` synthesized from the
+    TRAINING split's clips (``pipeline.streaming.synthesize.synthesize``); their windows
+    (``data/stream_windows.py``) are added to the training split.
     """
+    if stream_windows.streams:
+        stride_samples(stream_windows, features)  # a ParamError before any work
+        if streams is None:
+            raise ValueError("featurize: stream_windows.streams > 0 needs the training streams")
     split_dir, base_dir = Path(split_dir), Path(base_dir)
     labels_path = split_dir / "labels.txt"
     if not labels_path.is_file():
@@ -142,10 +165,23 @@ def featurize(
         "noise_files": noise_names,
         "counts": {},
     }
+    if stream_windows.streams:
+        meta["stream_windows"] = stream_windows.to_dict()
+
+    def windows():
+        with tqdm(total=stream_windows.streams, desc="stream windows", unit="stream", leave=False) as bar:
+            for k, (recording, truth) in enumerate(streams):
+                if k >= stream_windows.streams:
+                    break
+                yield stream_examples(recording, truth, labels, features, stream_windows,
+                                      window_rng(stream_windows, k))
+                bar.update(1)
+
     with atomic_dir(out_dir) as tmp, ClipReader(base_dir) as clips:
         for out, (split, rows) in manifests.items():
+            extra = windows() if split == "training" and stream_windows.streams else None
             meta["counts"][out] = featurize_split(rows, split, features, augment, noises, clips, tmp / out,
-                                                  f"featurize {out}")
+                                                  f"featurize {out}", extra)
             log.info("%s: %d rows -> %d examples of %s", out, len(rows), meta["counts"][out]["examples"],
                      features.feature_shape)
         write_labels(tmp / "labels.txt", labels)

@@ -10,6 +10,8 @@ Background noise is laid under the whole recording in overlapping segments of
 Only test clips are used so that a model is never scored on words it trained on. Seeded.
 
 Writes ``data/stream/stream.wav`` and ``data/stream/stream_labels.txt`` (``label, time_ms``).
+The featurize stage synthesizes recordings the same way from the TRAINING split's clips
+(``split_streams``) to cut training windows from (``stream_windows``, data/stream_windows.py).
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from pipeline.core.audio import write_wav
 from pipeline.core.errors import StageError
 from pipeline.core.fs import atomic_dir, atomic_write_text
 from pipeline.core.labels import BACKGROUND_NOISE_DIR, SILENCE_LABEL, UNKNOWN_LABEL, read_labels
-from pipeline.data.clip_store import ClipStore, is_store
+from pipeline.data.clip_store import ClipReader, ClipStore, is_store
 from pipeline.data.manifest import read_manifest
 from pipeline.streaming.config import StreamConfig
 
@@ -57,21 +59,22 @@ def mix_in(track, offset, sample, duration, volume, ramp_in, ramp_out) -> None:
 
 def synthesize(word_clips: dict[str, list], unknown_clips: list, backgrounds: list,
                settings: StreamConfig, sample_rate: int, progress: bool = True,
-               read: Callable[[str], np.ndarray] | None = None):
+               read: Callable[[str], np.ndarray] | None = None, where: str = "the test split"):
     """Build the recording; return ``(audio float32, [(label, time_ms), ...])``.
 
     ``word_clips`` maps each wanted word (in label order) to its clips, ``unknown_clips`` lists
     the unknown-word clips and ``backgrounds`` the noise recordings; clips are float arrays or
     names that ``read`` turns into float samples at ``sample_rate`` (each read once, when first
-    chosen; e.g. ``ClipReader.read`` for manifest paths).
+    chosen; e.g. ``ClipReader.read`` for manifest paths). ``where`` names the clips' source in
+    errors.
     """
     rate = sample_rate
     words = [word for word, clips in word_clips.items() if clips]
     if not words:
-        raise StageError("no wanted-word clips to place in the stream (the test split has none)")
+        raise StageError(f"no wanted-word clips to place in the stream ({where} has none)")
     if settings.unknown_percentage > 0 and not unknown_clips:
         raise StageError(
-            f"stream.unknown_percentage is {settings.unknown_percentage} but the test split has "
+            f"stream.unknown_percentage is {settings.unknown_percentage} but {where} has "
             f"no {UNKNOWN_LABEL} rows"
         )
     if settings.background_volume > 0 and not backgrounds:
@@ -127,9 +130,9 @@ def format_labels(labels) -> str:
     return "".join(f"{label}, {time_ms:f}\n" for label, time_ms in labels)
 
 
-def read_test_manifest(manifest: Path, labels_path: Path):
-    """Wanted-word clips (in label order) and unknown clips from the test split's manifest, as
-    manifest paths (clips in the stores)."""
+def read_test_manifest(manifest: Path, labels_path: Path, split: str = "test"):
+    """Wanted-word clips (in label order) and unknown clips from a split's manifest (the test
+    split's for synthesize_stream), as manifest paths (clips in the stores)."""
     rows = read_manifest(manifest)
     wanted = [label for label in read_labels(labels_path) if label not in (SILENCE_LABEL, UNKNOWN_LABEL)]
     word_clips: dict[str, list] = {word: [] for word in wanted}
@@ -145,7 +148,7 @@ def read_test_manifest(manifest: Path, labels_path: Path):
             raise StageError(f"{manifest}: label {row.label!r} is not in {labels_path}")
     empty = [word for word, clips in word_clips.items() if not clips]
     if empty:
-        log.warning("test split has no clips of %s; the stream leaves them out", ", ".join(empty))
+        log.warning("%s split has no clips of %s; the stream leaves them out", split, ", ".join(empty))
     return word_clips, unknown
 
 
@@ -155,6 +158,19 @@ def background_clips(dataset: Path) -> list[str]:
         return []
     with ClipStore(dataset) as store:
         return [f"{Path(dataset).as_posix()}/{entry.name}" for entry in store.of_word(BACKGROUND_NOISE_DIR)]
+
+
+def split_streams(manifest: Path, labels_path: Path, dataset: Path, settings: list[StreamConfig],
+                  sample_rate: int, base_dir=".", split: str = "training"):
+    """Recordings synthesized as synthesize_stream does, from the clips of ``manifest`` (one
+    split's: only its speakers) over the noise of the store ``dataset``: one
+    ``(audio, [(label, time_ms), ...])`` per entry of ``settings``, yielded one at a time."""
+    word_clips, unknown = read_test_manifest(manifest, labels_path, split)
+    backgrounds = background_clips(dataset)
+    with ClipReader(base_dir) as clips:
+        for cfg in settings:
+            yield synthesize(word_clips, unknown, backgrounds, cfg, sample_rate, progress=False,
+                             read=clips.read, where=f"the {split} split ({manifest})")
 
 
 def write_stream(out_dir: Path, audio: np.ndarray, labels, sample_rate: int) -> None:
