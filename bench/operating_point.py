@@ -10,8 +10,9 @@ synthesizes streams (as the synthesize_stream stage does: a word every 3 s, 30% 
 background noise) from the speakers of fold r+3 (validation) and of fold r+4 (test), one of each
 per stream seed: every rotation and seed is one validation/test pair, no speaker in two of its
 parts. Streams are scored by the speech embedding (``--frontend``: its float or int8 model) with
-frame reuse (one embedding per 80 ms) and the classifier (``--ensemble K``: the mean of K seeds' softmax); the scores are cached in
-``--cache``, so changing only the decoder choice reruns in seconds.
+frame reuse (one embedding per 80 ms) and the classifier (``--ensemble K``: the mean of K seeds'
+softmax); the scores are cached in ``--cache``, so changing only the decoder choice reruns in
+seconds.
 
 The decoder is RecognizeCommands as stream_eval runs it (pipeline.streaming; clip stride 80 ms).
 Each *decoder choice* row names the stream_eval params searched (a grid; the rest at their
