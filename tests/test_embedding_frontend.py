@@ -1,7 +1,7 @@
 """The speech-embedding front end computed fast (batched featurize, frame reuse in streaming) gives
 the numbers of the plain computation: one mel-model call per clip, one 76-frame embedding call
-per window (``embedding.reference_embed``, which runs the two TFLite models as shipped, or the
-committed int8 embedding model for ``embedding_int8``)."""
+per window (``embedding.reference_embed``, which runs the two TFLite models as shipped; for
+``embedding_int8`` the committed int8 embedding model on the numpy mel of the whole padded clip)."""
 from __future__ import annotations
 
 import json
