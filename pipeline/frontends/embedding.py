@@ -35,6 +35,9 @@ the windows every 8 frames, each equal to the 76-frame model's output for that w
   numbers (tests/test_embedding_frontend.py; where the context runs past the recording's ends,
   the clamp differs: the recording's loudest frame, not the window's).
 
+``features.preprocess: embedding_int8`` is the same front end with an int8 embedding model (see
+INT8_MODEL below): about 2.4x faster to featurize, its features a little off the float model's.
+
 ``reference_embed`` keeps the original computation (one mel call per clip, one 76-frame embedding
 call per window) as the reference the tests and ``bench/embedding_speed.py`` compare against.
 
@@ -85,10 +88,11 @@ MODEL_THREADS = 2
 # ``python -m pipeline.tools.quantize_embedding``, committed next to this module (Apache-2.0,
 # assets/NOTICE), run by onnxruntime. Featurize runs INT8_WORKERS threads, each taking
 # INT8_CLIPS_PER_CALL clips at a time through mel and model (a one-thread session), with numpy's
-# BLAS held to one thread (its own threads fought the workers for the two cores: 750 -> 1,200
-# clips/s). Measured with bench/embedding_speed.py; the alternative, the mel of the next batch in
-# a second thread while the model runs on 2 threads (as the float path), gave ~630 clips/s (load
-# ~1.7). One call over a long recording (streaming) uses INT8_THREADS threads.
+# BLAS held to one thread (its own threads fought the workers for the two cores: 630-770 ->
+# ~1,200 clips/s in a scratch test; bench/embedding_speed.py: 1,150 at load 1.2). Not taken: the
+# float path's layout (the mel of the next batch in a second thread while the model runs on 2
+# threads) ~630 clips/s; 128 clips a call ~940. One call over a long recording (streaming) uses
+# INT8_THREADS threads. The int8 features do not depend on threads or batch.
 INT8_MODEL = "embedding_model_int8.onnx"
 INT8_THREADS = 2
 INT8_WORKERS = 2
