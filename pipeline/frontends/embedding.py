@@ -36,7 +36,7 @@ the windows every 8 frames, each equal to the 76-frame model's output for that w
   the clamp differs: the recording's loudest frame, not the window's).
 
 ``features.preprocess: embedding_int8`` is the same front end with an int8 embedding model (see
-INT8_MODEL below): about 2.4x faster to featurize, its features a little off the float model's.
+INT8_MODEL below): about 2.5x faster to featurize, its features a little off the float model's.
 
 ``reference_embed`` keeps the original computation (one mel call per clip, one 76-frame embedding
 call per window) as the reference the tests and ``bench/embedding_speed.py`` compare against.
@@ -357,7 +357,7 @@ def reference_embed(audio: np.ndarray, pad: int = PAD_SAMPLES, precision: str = 
 
     The mel: the mel model itself for the float model. For the int8 model the mel of the whole
     padded clip comes from ``mel_db`` (numpy; equal to the mel model's within 1e-3, see
-    tests/test_embedding_frontend.py): the int8 model rounds its input to steps of ~0.03, so the
+    tests/test_embedding_frontend.py): the int8 model rounds its input to steps of 0.052, so the
     two mel computations' ~1e-4 differences flip a rounding now and then, and the flip can move an
     embedding value by a few units (2.6 seen over 64 real clips) -- a difference of mel code, not
     of what this reference checks (windows, batching, workers)."""
