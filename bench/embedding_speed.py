@@ -1,17 +1,20 @@
 """Benchmark: the speech-embedding front end's speed, batched and streamed (frame reuse).
 
-- featurize: clips/s of ``features_numpy`` with ``preprocess: embedding`` (batched: mel in numpy
-  in a second thread, one embedding-model call per batch of clips), with the CPU time of each
-  step alone (what caps it), against the plain computation it must equal (one
-  mel-model call per clip, one embedding call per window: ``embedding.reference_embed``), and the
-  default ``mfcc`` front end for scale; on real clips of ../shared/data/speech_commands_mini.
+- featurize: clips/s of ``features_numpy`` with ``preprocess: embedding`` (float model; batched:
+  mel in numpy in a second thread, one embedding-model call per batch of clips) and
+  ``embedding_int8`` (the int8 model on onnxruntime; ``--int8-workers`` threads each taking mel
+  and model), with the CPU time of each step alone (what caps it), against the plain computation
+  each must equal (one mel-model call per clip, one embedding call per window:
+  ``embedding.reference_embed``), and the default ``mfcc`` front end for scale; on real clips of
+  ../shared/data/speech_commands_mini.
 - streaming: an untrained stand-in ``embedding_head`` exported by the freeze stage's code (a
   bundle: front end + float TFLite head; the same cost as a trained one) scoring a recording
-  synthesized like the synthesize_stream stage, with frame reuse (clip stride 80 ms: mel once,
-  each embedding once per hop) and, on the first ``--per-window-seconds``, window by window.
+  synthesized like the synthesize_stream stage, for each front end of ``--stream-frontends``,
+  with frame reuse (clip stride 80 ms: mel once, each embedding once per hop) and, on the first
+  ``--per-window-seconds``, window by window.
 
     python bench/embedding_speed.py [--clips 1024] [--duration 600] [--per-window-seconds 30]
-        [--model-threads 1 2]
+        [--model-threads 1 2] [--int8-workers 1 2] [--stream-frontends embedding embedding_int8]
 """
 from __future__ import annotations
 
@@ -65,6 +68,9 @@ def main(argv=None) -> int:
     parser.add_argument("--before-module", help="an older embedding.py to time in the same run")
     parser.add_argument("--model-threads", type=int, nargs="+", default=[1, 2],
                         help="TFLite threads of the embedding model to time featurize with")
+    parser.add_argument("--int8-workers", type=int, nargs="+", default=[1, 2],
+                        help="featurize workers (mel + one-thread int8 model each) to time")
+    parser.add_argument("--stream-frontends", nargs="+", default=["embedding", "embedding_int8"])
     args = parser.parse_args(argv)
     from pipeline.frontends import FeatureConfig, embedding, features_numpy
 
@@ -81,6 +87,15 @@ def main(argv=None) -> int:
         rows.append((f"embedding, featurize (model threads {threads})", args.clips / fast_s,
                      1000 * fast_cpu / args.clips))
     embedding.MODEL_THREADS = 1
+    int8_cfg = FeatureConfig(preprocess="embedding_int8")
+    default_workers = embedding.INT8_WORKERS
+    for workers in args.int8_workers:
+        embedding.INT8_WORKERS = workers
+        features_numpy(clips[:256], int8_cfg)
+        fast8, fast8_s, fast8_cpu = timed_cpu(features_numpy, clips, int8_cfg)
+        rows.append((f"embedding_int8, featurize ({workers} worker{'s' * (workers > 1)})", args.clips / fast8_s,
+                     1000 * fast8_cpu / args.clips))
+    embedding.INT8_WORKERS = default_workers
     if args.before_module:  # e.g. `git show 63da499:pipeline/frontends/embedding.py > /tmp/old.py`
         import importlib.util
 
@@ -93,12 +108,18 @@ def main(argv=None) -> int:
         print(f"max |now - {args.before_module}| = {float(np.abs(old - fast).max()):.1e}")
     ref, ref_s, ref_cpu = timed_cpu(embedding.reference_embed, clips[: args.reference_clips])
     rows.append(("embedding, per clip and window (reference)", len(ref) / ref_s, 1000 * ref_cpu / len(ref)))
+    ref8, ref8_s, ref8_cpu = timed_cpu(lambda c: embedding.reference_embed(c, precision="int8"),
+                                       clips[: args.reference_clips])
+    rows.append(("embedding_int8, per clip and window (reference)", len(ref8) / ref8_s, 1000 * ref8_cpu / len(ref8)))
     mfcc_cfg = FeatureConfig(preprocess="mfcc")
     features_numpy(clips[:8], mfcc_cfg)
     _, mfcc_s, mfcc_cpu = timed_cpu(features_numpy, clips, mfcc_cfg)
     rows.append(("mfcc (the default front end)", args.clips / mfcc_s, 1000 * mfcc_cpu / args.clips))
     diff = float(np.abs(fast[: len(ref)] - ref).max())
-    print(f"\nfeaturize ({args.clips} real clips; max |batched - reference| = {diff:.1e})")
+    diff8 = float(np.abs(fast8[: len(ref8)] - ref8).max())
+    cosine = (fast * fast8).sum(-1) / np.linalg.norm(fast, axis=-1) / np.linalg.norm(fast8, axis=-1)
+    print(f"\nfeaturize ({args.clips} real clips; max |batched - reference|: float {diff:.1e}, int8 {diff8:.1e}; "
+          f"int8 vs float per window: cosine mean {cosine.mean():.4f}, min {cosine.min():.4f})")
     print(f"{'front end':<48} {'clips/s':>9} {'CPU ms/clip':>12}")
     for name, rate, cpu in rows:
         print(f"{name:<48} {rate:>9,.0f} {cpu:>12.2f}")
@@ -113,6 +134,10 @@ def main(argv=None) -> int:
     spec, _, clamp_cpu = timed_cpu(lambda: embedding.clamp_scale(db)[..., None])
     _, _, model_cpu = timed_cpu(lambda: [embedding._run("embedding_model.tflite", spec[i : i + per])
                                          for i in range(0, len(clips), per)])
+    per8 = embedding.INT8_CLIPS_PER_CALL
+    embedding.run_embedding_model(spec[:per8], "int8", threads=1)
+    _, _, int8_cpu = timed_cpu(lambda: [embedding.run_embedding_model(spec[i : i + per8], "int8", threads=1)
+                                        for i in range(0, len(clips), per8)])
     row_frames = -(-frames // embedding.WINDOW_STEP_FRAMES) * embedding.WINDOW_STEP_FRAMES + embedding.WINDOW_STEP_FRAMES
     row = np.zeros((len(clips), row_frames, embedding.MEL_BINS), np.float32)
     row[:, :frames] = spec[..., 0]
@@ -123,6 +148,7 @@ def main(argv=None) -> int:
         ("mel, frames touching the clip (featurize)", db_cpu),
         ("clamp and scale", clamp_cpu),
         (f"embedding model, [{per}, {frames}, 32, 1] a call (featurize)", model_cpu),
+        (f"int8 embedding model, [{per8}, {frames}, 32, 1] a call (featurize int8)", int8_cpu),
         (f"embedding model, 51 clips end to end ({row_frames} frames each, before)", row_cpu),
     ]
     print(f"\nfeaturize steps, one thread each ({args.clips} clips)")
@@ -136,29 +162,31 @@ def main(argv=None) -> int:
     from pipeline.streaming.evaluate import evaluate_scores
     from pipeline.streaming.scores import stream_scores
 
-    params = copy.deepcopy(repo_params())
-    params["features"] = dataclasses.replace(params["features"], preprocess="embedding")
-    params["train"] = dataclasses.replace(params["train"], model_architecture="embedding_head")
-    audio, truth, source = recording(args.duration, params)
-    settings = dataclasses.replace(params["stream_eval"], clip_stride_ms=80)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        export = stand_in_export(params, stand_in_keras(params, tmp / "keras"), tmp)
-        for name in ("model_float.tflite", "model_int8.tflite"):
-            model = load_model(export / name)
-            seconds = len(audio) / model.sample_rate
-            scores = stream_scores(model, audio, settings.clip_stride_ms, progress=False)
-            evaluate_scores(model.labels, scores, truth, seconds, settings)
-            rows.append((name, "frame reuse, stride 80 ms", seconds, len(scores.times_ms), scores.seconds))
-        part = audio[: int(args.per_window_seconds * 16000)]
-        for stride in (80, 30):
-            slow = stream_scores(model, part, stride, frame_reuse=False, progress=False)
-            rows.append((name, f"per window, stride {stride} ms", len(part) / 16000, len(slow.times_ms), slow.seconds))
-    print(f"\nstreaming ({source}; stand-in embedding_head bundle)")
-    print(f"{'model':<20} {'path':<28} {'audio s':>8} {'windows':>8} {'seconds':>8} {'x real time':>12}")
-    for name, path, audio_s, windows, secs in rows:
-        print(f"{name:<20} {path:<28} {audio_s:>8.0f} {windows:>8,} {secs:>8.1f} {audio_s / secs:>12.0f}")
+    for frontend in args.stream_frontends:
+        params = copy.deepcopy(repo_params())
+        params["features"] = dataclasses.replace(params["features"], preprocess=frontend)
+        params["train"] = dataclasses.replace(params["train"], model_architecture="embedding_head")
+        audio, truth, source = recording(args.duration, params)
+        settings = dataclasses.replace(params["stream_eval"], clip_stride_ms=80)
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            export = stand_in_export(params, stand_in_keras(params, tmp / "keras"), tmp)
+            for name in ("model_float.tflite", "model_int8.tflite"):
+                model = load_model(export / name)
+                seconds = len(audio) / model.sample_rate
+                scores = stream_scores(model, audio, settings.clip_stride_ms, progress=False)
+                evaluate_scores(model.labels, scores, truth, seconds, settings)
+                rows.append((frontend, name, "frame reuse, stride 80 ms", seconds, len(scores.times_ms), scores.seconds))
+            part = audio[: int(args.per_window_seconds * 16000)]
+            for stride in (80, 30):
+                slow = stream_scores(model, part, stride, frame_reuse=False, progress=False)
+                rows.append((frontend, name, f"per window, stride {stride} ms", len(part) / 16000, len(slow.times_ms),
+                             slow.seconds))
+    print(f"\nstreaming ({source}; stand-in embedding_head bundle; head = the exported .tflite)")
+    print(f"{'front end':<16} {'head':<20} {'path':<28} {'audio s':>8} {'windows':>8} {'seconds':>8} {'x real time':>12}")
+    for frontend, name, path, audio_s, windows, secs in rows:
+        print(f"{frontend:<16} {name:<20} {path:<28} {audio_s:>8.0f} {windows:>8,} {secs:>8.1f} {audio_s / secs:>12.0f}")
     print(f"\nload at end: {os.getloadavg()[0]:.1f}")
     return 0
 

@@ -2,15 +2,17 @@
 
     python bench/operating_point.py [--rotations 5] [--stream-seeds 2] [--classifier seq]
         [--copies 4] [--ensemble 1] [--stream-windows 0] [--near-ms 160] [--far-ms 750] [--duration 600]
+        [--frontend embedding|embedding_int8]
 
 Speakers of ../shared/data/speech_commands_mini are split as bench/kfold.py folds them (salted
 speaker hash, 5 folds). Rotation ``r`` trains the classifier on folds r, r+1, r+2 (mod 5) and
 synthesizes streams (as the synthesize_stream stage does: a word every 3 s, 30% unknown words,
 background noise) from the speakers of fold r+3 (validation) and of fold r+4 (test), one of each
 per stream seed: every rotation and seed is one validation/test pair, no speaker in two of its
-parts. Streams are scored by the speech embedding with frame reuse (one embedding per 80 ms) and
-the classifier (``--ensemble K``: the mean of K seeds' softmax); the scores are cached in
-``--cache``, so changing only the decoder choice reruns in seconds.
+parts. Streams are scored by the speech embedding (``--frontend``: its float or int8 model) with
+frame reuse (one embedding per 80 ms) and the classifier (``--ensemble K``: the mean of K seeds'
+softmax); the scores are cached in ``--cache``, so changing only the decoder choice reruns in
+seconds.
 
 The decoder is RecognizeCommands as stream_eval runs it (pipeline.streaming; clip stride 80 ms).
 Each *decoder choice* row names the stream_eval params searched (a grid; the rest at their
@@ -78,16 +80,17 @@ class StreamingHead:
     sample_rate = desired_samples = 16000
     supports_frames = True
 
-    def __init__(self, labels, predict):
+    def __init__(self, labels, predict, precision="float"):
         from pipeline.frontends import embedding
 
         self.labels, self.predict = labels, predict
         self.frames_per_clip = embedding.windows_for(16000)
         self.frame_stride_samples = embedding.EMBEDDING_HOP_SAMPLES
         self.embedding = embedding
+        self.precision = precision
 
     def frame_features(self, audio):
-        return self.embedding.stream_features(audio)
+        return self.embedding.stream_features(audio, self.precision)
 
     def predict_features(self, features):
         return self.predict(np.asarray(features, np.float32))
@@ -104,7 +107,8 @@ def stream_of(audio, y, fold, silence, labels, folds, noise, settings):
     return recording, [(label, round(t)) for label, t in truth]
 
 
-def stream_windows(bundle, train_folds, noise, streams, seed, duration, near_ms=NEAR_MS, far_ms=FAR_MS):
+def stream_windows(bundle, train_folds, noise, streams, seed, duration, near_ms=NEAR_MS, far_ms=FAR_MS,
+                   frontend="embedding"):
     """Training windows cut from ``streams`` synthetic streams of the training speakers, as the
     pipeline's ``stream_windows`` section cuts them (``pipeline.data.stream_windows``: every
     window starting within ``near_ms`` of a word labelled with it, as many starting more than
@@ -115,7 +119,7 @@ def stream_windows(bundle, train_folds, noise, streams, seed, duration, near_ms=
     from pipeline.streaming.config import StreamConfig
 
     audio, y, fold, silence, labels = bundle
-    features = FeatureConfig(preprocess="embedding")
+    features = FeatureConfig(preprocess=frontend)
     cfg = StreamWindowsConfig(streams=streams, duration_s=duration, stride_ms=STRIDE_MS, near_ms=near_ms,
                               far_ms=far_ms, seed=seed)
     xs, ys = [], []
@@ -127,11 +131,20 @@ def stream_windows(bundle, train_folds, noise, streams, seed, duration, near_ms=
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def precision_of(frontend: str) -> str:
+    from pipeline.frontends import get_frontend
+
+    return get_frontend(frontend).precision
+
+
 def config_tag(args) -> str:
-    key = json.dumps(dict(classifier=args.classifier, copies=args.copies, ensemble=args.ensemble,
-                          stream_windows=args.stream_windows, duration=args.duration, v=3,
-                          **({} if (args.near_ms, args.far_ms) == (NEAR_MS, FAR_MS) else
-                             dict(near_ms=args.near_ms, far_ms=args.far_ms))), sort_keys=True)
+    key = dict(classifier=args.classifier, copies=args.copies, ensemble=args.ensemble,
+               stream_windows=args.stream_windows, duration=args.duration, v=3)
+    if (args.near_ms, args.far_ms) != (NEAR_MS, FAR_MS):
+        key.update(near_ms=args.near_ms, far_ms=args.far_ms)
+    if args.frontend != "embedding":  # (the float front end keeps its earlier cache keys)
+        key["frontend"] = args.frontend
+    key = json.dumps(key, sort_keys=True)
     return hashlib.sha1(key.encode()).hexdigest()[:10]
 
 
@@ -152,7 +165,7 @@ def rotation_scores(r, bundle, aug, clean, noise, args):
     t = np.concatenate([y[train]] * (1 + len(aug)))
     if args.stream_windows:
         xs, ys = stream_windows(bundle, train_folds, noise, args.stream_windows, 100000 + 100 * r, args.duration,
-                                args.near_ms, args.far_ms)
+                                args.near_ms, args.far_ms, frontend=args.frontend)
         x = np.concatenate([x, xs.reshape(len(xs), *x.shape[1:]).astype(x.dtype)])
         t = np.concatenate([t, ys.astype(t.dtype)])
     start = time.perf_counter()
@@ -163,7 +176,7 @@ def rotation_scores(r, bundle, aug, clean, noise, args):
     def predict(z):
         return np.mean([p(z) for p in predictors], axis=0)
 
-    model = StreamingHead(labels, predict)
+    model = StreamingHead(labels, predict, precision_of(args.frontend))
     streams = []
     for k in range(args.stream_seeds):
         for role, which in (("validation", val_fold), ("test", test_fold)):
@@ -241,16 +254,19 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=SHARED_MINI)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/kws_kfold_cache"))
     parser.add_argument("--json", type=Path, help="write every pair's figures as JSON")
+    parser.add_argument("--frontend", default="embedding", choices=["embedding", "embedding_int8"],
+                        help="the speech embedding's model: float (embedding) or int8 (embedding_int8)")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: no such folder of real clips")
     args.cache.mkdir(parents=True, exist_ok=True)
     bundle = dataset(args.data, "kfold", FOLDS)
     audio, y, fold, silence, labels = bundle
-    clean = features_of("embedding", audio, args.cache, "clean")
-    cached = all((args.cache / f"embedding_aug{c}.npy").is_file() for c in range(args.copies))
+    clean = features_of(args.frontend, audio, args.cache, "clean")
+    cached = all((args.cache / f"{args.frontend}_aug{c}.npy").is_file() for c in range(args.copies))
     copies = None if cached else augmented(audio, silence, args.copies, args.data)
-    aug = [features_of("embedding", None if cached else copies[c], args.cache, f"aug{c}") for c in range(args.copies)]
+    aug = [features_of(args.frontend, None if cached else copies[c], args.cache, f"aug{c}")
+           for c in range(args.copies)]
     noise = background_noises(args.data)
     streams = [s for r in range(args.rotations) for s in rotation_scores(r, bundle, aug, clean, noise, args)]
     pairs = sorted({(s["rotation"], s["pair"]) for s in streams})

@@ -26,6 +26,7 @@ TOOLS = {
     "summary": "summary",
     "compare-metrics": "compare_metrics",
     "extract-clip": "extract_clip",
+    "quantize-embedding": "quantize_embedding",
 }
 
 

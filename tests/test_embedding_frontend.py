@@ -1,6 +1,7 @@
 """The speech-embedding front end computed fast (batched featurize, frame reuse in streaming) gives
 the numbers of the plain computation: one mel-model call per clip, one 76-frame embedding call
-per window (``embedding.reference_embed``, which runs the two TFLite models as shipped)."""
+per window (``embedding.reference_embed``, which runs the two TFLite models as shipped; for
+``embedding_int8`` the committed int8 embedding model on the numpy mel of the whole padded clip)."""
 from __future__ import annotations
 
 import json
@@ -17,6 +18,12 @@ from tests.conftest import word_clip
 # below this (a clip's features with another clip's clamp, or a misplaced window, differ by > 1).
 ATOL = 2e-3
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
+# Both precisions of the embedding model: the float TFLite model and the committed int8 ONNX model.
+FRONT_ENDS = pytest.mark.parametrize("preprocess", ["embedding", "embedding_int8"])
+
+
+def _precision(preprocess: str) -> str:
+    return embedding.FRONTEND_INT8.precision if preprocess == "embedding_int8" else "float"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -34,26 +41,44 @@ def _clips():
     return np.stack([*words, quiet, silence]).astype(np.float32)
 
 
-def test_batched_features_equal_the_per_window_computation():
+@FRONT_ENDS
+def test_batched_features_equal_the_per_window_computation(preprocess):
     clips = _clips()
-    cfg = FeatureConfig(preprocess="embedding")
+    cfg = FeatureConfig(preprocess=preprocess)
     fast = features_numpy(clips, cfg)
-    reference = embedding.reference_embed(clips)
+    reference = embedding.reference_embed(clips, precision=_precision(preprocess))
     assert fast.shape == reference.shape == (len(clips), *cfg.feature_shape)
     np.testing.assert_allclose(fast, reference, atol=ATOL)
     # A batch of one and a batch of many agree (no clip depends on its neighbours).
     np.testing.assert_allclose(features_numpy(clips[4], cfg), fast[4], atol=ATOL)
 
 
+@FRONT_ENDS
 @pytest.mark.parametrize("per_call, block", [(1, 1), (4, 3)])
-def test_batches_cut_into_several_calls_give_the_same_features(monkeypatch, per_call, block):
+def test_batches_cut_into_several_calls_give_the_same_features(monkeypatch, preprocess, per_call, block):
     """Batches larger than one model call (and one mel block) are cut, with the same result; the
-    last call is shorter than the others."""
+    last call is shorter than the others (int8: cut among the featurize workers)."""
     clips = _clips()
-    whole = embedding.embed(clips)
+    precision = _precision(preprocess)
+    whole = embedding.embed(clips, precision=precision)
     monkeypatch.setattr(embedding, "CLIPS_PER_CALL", per_call)
+    monkeypatch.setattr(embedding, "INT8_CLIPS_PER_CALL", per_call)
     monkeypatch.setattr(embedding, "MEL_BLOCK", block)
-    np.testing.assert_allclose(embedding.embed(clips), whole, atol=ATOL)
+    np.testing.assert_allclose(embedding.embed(clips, precision=precision), whole, atol=ATOL)
+
+
+def test_the_int8_model_approximates_the_float_model():
+    """The int8 model computes the float model's function (every window, in order): each window's
+    96 values point the same way as the float model's (a window out of place would not)."""
+    clips = _clips()[:4]
+    exact = embedding.embed(clips)
+    quantized = embedding.embed(clips, precision="int8")
+    assert quantized.shape == exact.shape
+    cosine = (exact * quantized).sum(-1) / np.linalg.norm(exact, axis=-1) / np.linalg.norm(quantized, axis=-1)
+    assert cosine.min() > 0.95, cosine.min()
+    assert not np.allclose(quantized, exact, atol=ATOL)  # it is another model, not the float one
+    with pytest.raises(ValueError, match="embedding precision 'int4'"):
+        embedding.run_embedding_model(np.zeros((1, 76, 32, 1), np.float32), "int4")
 
 
 @pytest.mark.parametrize("samples", [16000, 12345, 300, 4600])
@@ -81,21 +106,23 @@ def _recording(seconds=4):
     return audio
 
 
-def _keras_embedding_model(tmp_path):
+def _keras_embedding_model(tmp_path, preprocess="embedding"):
     from pipeline.inference import load_model
     from pipeline.models import build_model
 
-    cfg = FeatureConfig(preprocess="embedding")
+    cfg = FeatureConfig(preprocess=preprocess)
     build_model("embedding_head", cfg.feature_shape, len(LABELS), 0.5).save(tmp_path / "model.keras")
     write_labels(tmp_path / "labels.txt", LABELS)
     (tmp_path / "meta.json").write_text(json.dumps({"features": cfg.to_dict()}))
     return load_model(tmp_path / "model.keras")
 
 
-def test_streamed_scores_equal_the_per_window_computation(tmp_path):
+@FRONT_ENDS
+def test_streamed_scores_equal_the_per_window_computation(tmp_path, preprocess):
     """stream_eval's frame reuse (mel once per recording, each embedding once per 80 ms hop) gives
     every window the scores of computing that window alone, in its 250 ms of context."""
-    model = _keras_embedding_model(tmp_path)
+    precision = _precision(preprocess)
+    model = _keras_embedding_model(tmp_path, preprocess)
     assert model.supports_frames and model.frame_stride_samples == embedding.EMBEDDING_HOP_SAMPLES
     audio = _recording()
     fast = stream_scores.stream_scores(model, audio, 80, frame_reuse=True, progress=False)
@@ -107,11 +134,12 @@ def test_streamed_scores_equal_the_per_window_computation(tmp_path):
               if s >= embedding.PAD_SAMPLES and s + 16000 + embedding.PAD_SAMPLES <= len(audio)]
     assert len(inside) > 20
     context = np.stack([embedding.context_window(audio, int(offsets[i]), 16000) for i in inside])
-    per_window = model.predict_features(embedding.reference_embed(context, pad=0))
+    per_window = model.predict_features(embedding.reference_embed(context, pad=0, precision=precision))
     np.testing.assert_allclose(fast.scores[inside], per_window, atol=1e-4)
-    features = embedding.stream_features(audio)
+    features = embedding.stream_features(audio, precision)
     for i in inside[::7]:
-        np.testing.assert_allclose(features[i : i + 9], embedding.reference_embed(context[inside.index(i)][None], pad=0)[0], atol=ATOL)
+        np.testing.assert_allclose(features[i : i + 9], embedding.reference_embed(
+            context[inside.index(i)][None], pad=0, precision=precision)[0], atol=ATOL)
 
 
 def test_strides_off_the_embedding_hop_fall_back_to_per_window(tmp_path):
@@ -129,3 +157,29 @@ def test_a_missing_model_package_or_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"resources/models/absent\.tflite: speech-embedding model file missing"):
         package_models_dir("openwakeword", "openwakeword==0.5.1", "resources/models", ["absent.tflite"],
                            "speech-embedding model")
+
+
+@pytest.mark.real_data
+def test_the_quantize_tool_regenerates_the_committed_int8_model_byte_for_byte(shared_mini, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    from pipeline.tools import quantize_embedding
+
+    out = tmp_path / "int8.onnx"
+    assert quantize_embedding.main(["--data", str(shared_mini), "--out", str(out)]) == 0
+    assert out.read_bytes() == embedding.int8_model_path().read_bytes()
+    assert quantize_embedding.main(["--data", str(shared_mini), "--out", str(out), "--check"]) == 0
+    assert "identical" in capsys.readouterr().out
+
+
+def test_the_quantize_tool_names_a_missing_data_folder_and_writes_nothing(tmp_path):
+    from pipeline.core.errors import StageError
+    from pipeline.tools import quantize_embedding
+
+    out = tmp_path / "int8.onnx"
+    with pytest.raises(StageError, match="no-such-folder: no such folder"):
+        quantize_embedding.main(["--data", str(tmp_path / "no-such-folder"), "--out", str(out)])
+    empty = tmp_path / "empty"
+    (empty / "yes").mkdir(parents=True)
+    with pytest.raises(StageError, match="empty: no clips"):
+        quantize_embedding.main(["--data", str(empty), "--out", str(out)])
+    assert not out.exists()

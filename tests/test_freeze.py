@@ -175,8 +175,10 @@ def test_freeze_rejects_label_mismatch_and_leaves_nothing(exported, tmp_path):
         freeze(root / "keras", out, tmp_path / "export.json", other, WANTED, inputs)
 
 
-def test_embedding_export_is_a_bundle_that_runs_from_wav(tmp_path):
-    """preprocess: embedding exports TFLite heads + bundle.json; load_model runs it end to end."""
+@pytest.mark.parametrize("preprocess", ["embedding", "embedding_int8"])
+def test_embedding_export_is_a_bundle_that_runs_from_wav(tmp_path, preprocess):
+    """preprocess: embedding exports TFLite heads + bundle.json; load_model runs it end to end,
+    with the front end it was trained on (embedding_int8: the int8 embedding model)."""
     import keras
 
     from pipeline.frontends import embedding
@@ -191,7 +193,7 @@ def test_embedding_export_is_a_bundle_that_runs_from_wav(tmp_path):
     from pipeline.frontends import FeatureConfig, features_numpy
     from pipeline.inference import load_model
 
-    features = dict(FEATURES, preprocess="embedding")
+    features = dict(FEATURES, preprocess=preprocess)
     cfg = FeatureConfig.from_dict(features)
     audio, y = tiny_clips(range(8))
     x = features_numpy(audio, cfg)
@@ -216,6 +218,8 @@ def test_embedding_export_is_a_bundle_that_runs_from_wav(tmp_path):
     bundle = load_model(export)
     assert bundle.labels == LABELS
     test_audio, test_y = tiny_clips(range(30, 33))
+    assert bundle.cfg.preprocess == preprocess
+    np.testing.assert_array_equal(bundle.features(test_audio), features_numpy(test_audio, cfg))
     reference = load_model(keras_dir).predict_audio(test_audio)
     np.testing.assert_allclose(bundle.predict_audio(test_audio), reference, atol=1e-4)
     one = bundle.predict_wav_bytes(encode_wav(test_audio[2], 16000))

@@ -90,6 +90,26 @@ def package_models_dir(module: str, requirement: str, subfolder: str, files, wha
     return folder
 
 
+_ONNX_SESSIONS: dict[Any, Any] = {}
+
+
+def onnx_session(path: Path, threads: int = 1, spinning: bool = True):
+    """An onnxruntime CPU session of the ONNX model at ``path`` (one per path and settings, kept):
+    ``threads`` intra-op threads, one inter-op thread; ``spinning`` False makes idle intra-op
+    threads sleep instead of spinning (better when another thread of ours shares the cores)."""
+    key = (str(path), threads, spinning)
+    if key not in _ONNX_SESSIONS:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        _ONNX_SESSIONS[key] = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return _ONNX_SESSIONS[key]
+
+
 _TF_FUNCTIONS: dict[Any, Any] = {}
 
 

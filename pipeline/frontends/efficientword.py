@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import ParamError
-from pipeline.frontends.base import FrontEnd, package_models_dir
+from pipeline.frontends.base import FrontEnd, onnx_session, package_models_dir
 
 SAMPLE_RATE = 16000
 WINDOW_SAMPLES = 24000  # 1.5 s
@@ -32,7 +32,6 @@ BINS = 64
 EMBEDDING_DIM = 2048
 MODEL_FILES = {"float": "slim_93%_accuracy_72.7390%.onnx", "int8": "slim_93%_accuracy_72.7390%_qint8.onnx"}
 
-_SESSIONS: dict[str, object] = {}
 _FILTERBANK: list[np.ndarray] = []
 
 
@@ -82,15 +81,7 @@ def log_filterbank(audio: np.ndarray) -> np.ndarray:
 
 
 def _session(kind: str):
-    if kind not in _SESSIONS:
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        _SESSIONS[kind] = onnxruntime.InferenceSession(
-            str(models_dir() / MODEL_FILES[kind]), options, providers=["CPUExecutionProvider"])
-    return _SESSIONS[kind]
+    return onnx_session(models_dir() / MODEL_FILES[kind])
 
 
 def embed(audio: np.ndarray, kind: str = "float", progress: bool = False) -> np.ndarray:

@@ -35,6 +35,9 @@ the windows every 8 frames, each equal to the 76-frame model's output for that w
   numbers (tests/test_embedding_frontend.py; where the context runs past the recording's ends,
   the clamp differs: the recording's loudest frame, not the window's).
 
+``features.preprocess: embedding_int8`` is the same front end with an int8 embedding model (see
+INT8_MODEL below): about 2.5x faster to featurize, its features a little off the float model's.
+
 ``reference_embed`` keeps the original computation (one mel call per clip, one 76-frame embedding
 call per window) as the reference the tests and ``bench/embedding_speed.py`` compare against.
 
@@ -51,7 +54,7 @@ import scipy.fft
 
 from pipeline.core.errors import ParamError
 from pipeline.core.tf import tflite_interpreter
-from pipeline.frontends.base import FrontEnd, package_models_dir
+from pipeline.frontends.base import FrontEnd, onnx_session, package_models_dir
 
 EMBEDDING_DIM = 96
 MEL_BINS = 32
@@ -80,6 +83,21 @@ MEL_BLOCK = 16
 # bench/embedding_speed.py at load 1.9: 467 clips/s with 2 threads, 342 with 1; at load 2.5-4.9
 # (both cores taken by other jobs) the same within 5%. The features are identical either way.
 MODEL_THREADS = 2
+# The int8 model (``features.preprocess: embedding_int8``): the wheel's embedding_model.onnx with a
+# free time axis, statically quantized (calibrated on real speech) by
+# ``python -m pipeline.tools.quantize_embedding``, committed next to this module (Apache-2.0,
+# assets/NOTICE), run by onnxruntime. Featurize runs INT8_WORKERS threads, each taking
+# INT8_CLIPS_PER_CALL clips at a time through mel and model (a one-thread session), with numpy's
+# BLAS held to one thread (its own threads fought the workers for the two cores: 630-770 ->
+# ~1,200 clips/s in a scratch test; bench/embedding_speed.py: 1,150 at load 1.2). Not taken: the
+# float path's layout (the mel of the next batch in a second thread while the model runs on 2
+# threads) ~630 clips/s; 128 clips a call ~940. One call over a long recording (streaming) uses
+# INT8_THREADS threads. The int8 features do not depend on threads or batch.
+INT8_MODEL = "embedding_model_int8.onnx"
+INT8_THREADS = 2
+INT8_WORKERS = 2
+INT8_CLIPS_PER_CALL = 64
+PRECISIONS = ("float", "int8")
 # Interpreters kept per (model, input shape); resizing one costs more than a call.
 _CACHE_SIZE = 8
 _INTERPRETERS: OrderedDict = OrderedDict()
@@ -89,6 +107,14 @@ def models_dir() -> Path:
     """The folder of the openwakeword wheel's TFLite models."""
     return package_models_dir("openwakeword", "openwakeword==0.5.1", "resources/models", MODEL_FILES,
                               "speech-embedding model")
+
+
+def int8_model_path(must_exist: bool = True) -> Path:
+    """The committed int8 embedding model (see pipeline/tools/quantize_embedding.py)."""
+    path = Path(__file__).resolve().parent / "assets" / INT8_MODEL
+    if must_exist and not path.is_file():
+        raise FileNotFoundError(f"{path}: int8 embedding model missing (python -m pipeline.tools.quantize_embedding)")
+    return path
 
 
 def mel_frames_for(samples: int) -> int:
@@ -131,6 +157,21 @@ def _run(name: str, x: np.ndarray) -> np.ndarray:
     interp.set_tensor(interp.get_input_details()[0]["index"], x)
     interp.invoke()
     return interp.get_tensor(interp.get_output_details()[0]["index"]).copy()
+
+
+def run_embedding_model(spec: np.ndarray, precision: str = "float", threads: int | None = None) -> np.ndarray:
+    """Scaled mel ``[clips, frames, 32, 1]`` -> ``[clips, windows, 96]``: the float TFLite model or
+    the int8 ONNX model (on ``threads``, default INT8_THREADS; the result does not depend on it),
+    each returning every window of 76 frames every 8 (see the module docstring)."""
+    spec = np.ascontiguousarray(spec, np.float32)
+    if precision == "float":
+        out = _run("embedding_model.tflite", spec)
+    elif precision == "int8":
+        session = onnx_session(int8_model_path(), threads or INT8_THREADS, spinning=False)
+        out = session.run(None, {session.get_inputs()[0].name: spec})[0]
+    else:
+        raise ValueError(f"embedding precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return out.reshape(len(spec), -1, EMBEDDING_DIM)
 
 
 def _int16_valued(audio: np.ndarray) -> np.ndarray:
@@ -232,7 +273,7 @@ def clamp_scale(db: np.ndarray, axes=(-2, -1)) -> np.ndarray:
     return (np.maximum(db, floor) / 10.0 + 2.0).astype(np.float32)
 
 
-def embeddings_of(spec: np.ndarray) -> np.ndarray:
+def embeddings_of(spec: np.ndarray, precision: str = "float") -> np.ndarray:
     """Scaled mel ``[frames, 32]`` -> the embeddings of its windows every 8 frames
     ``[1 + (frames - 76) // 8, 96]``, one fully convolutional call per segment."""
     total = _windows_of(len(spec))
@@ -242,11 +283,11 @@ def embeddings_of(spec: np.ndarray) -> np.ndarray:
         count = min(per_call, total - first)
         start = first * WINDOW_STEP_FRAMES
         piece = spec[start : start + (count - 1) * WINDOW_STEP_FRAMES + WINDOW_FRAMES]
-        parts.append(_run("embedding_model.tflite", piece[None, :, :, None]).reshape(-1, EMBEDDING_DIM))
+        parts.append(run_embedding_model(piece[None, :, :, None], precision)[0])
     return np.concatenate(parts) if parts else np.zeros((0, EMBEDDING_DIM), np.float32)
 
 
-def embed(audio: np.ndarray, progress: bool = False) -> np.ndarray:
+def embed(audio: np.ndarray, progress: bool = False, precision: str = "float") -> np.ndarray:
     """``[batch, samples]`` audio -> ``[batch, windows, 96]`` speech embeddings (float32).
 
     Batched: ``CLIPS_PER_CALL`` clips at a time, the dB mel of each padded clip (numpy, only the
@@ -267,6 +308,8 @@ def embed(audio: np.ndarray, progress: bool = False) -> np.ndarray:
     if windows < 1:
         raise ValueError(f"embedding: {samples} samples is too short for one window")
     frames = (windows - 1) * WINDOW_STEP_FRAMES + WINDOW_FRAMES
+    if precision != "float":
+        return _embed_workers(audio, frames, windows, progress, precision)
 
     def scaled_mel(first: int) -> np.ndarray:
         return clamp_scale(padded_clip_db(audio[first : first + CLIPS_PER_CALL], frames))[..., None]
@@ -280,23 +323,56 @@ def embed(audio: np.ndarray, progress: bool = False) -> np.ndarray:
             spec = pending.result()
             if first + CLIPS_PER_CALL < len(audio):
                 pending = pool.submit(scaled_mel, first + CLIPS_PER_CALL)
-            out[first : first + len(spec)] = _run("embedding_model.tflite", spec).reshape(len(spec), windows, EMBEDDING_DIM)
+            out[first : first + len(spec)] = run_embedding_model(spec, precision)
             bar.update(len(spec))
     return out
 
 
-def reference_embed(audio: np.ndarray, pad: int = PAD_SAMPLES) -> np.ndarray:
+def _embed_workers(audio: np.ndarray, frames: int, windows: int, progress: bool, precision: str) -> np.ndarray:
+    """``embed`` for the int8 model: INT8_WORKERS threads, each taking INT8_CLIPS_PER_CALL clips
+    at a time through the mel (numpy) and the model (a one-thread onnxruntime session); numpy's
+    BLAS is held to one thread meanwhile. The features do not depend on the split."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+    from tqdm import tqdm
+
+    out = np.empty((len(audio), windows, EMBEDDING_DIM), np.float32)
+
+    def work(first: int) -> int:
+        spec = clamp_scale(padded_clip_db(audio[first : first + INT8_CLIPS_PER_CALL], frames))[..., None]
+        out[first : first + len(spec)] = run_embedding_model(spec, precision, threads=1)
+        return len(spec)
+
+    with tqdm(total=len(audio), desc="speech embedding (int8)", unit="clip", disable=not progress, leave=False) as bar, \
+            threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=INT8_WORKERS) as pool:
+        for done in pool.map(work, range(0, len(audio), INT8_CLIPS_PER_CALL)):
+            bar.update(done)
+    return out
+
+
+def reference_embed(audio: np.ndarray, pad: int = PAD_SAMPLES, precision: str = "float") -> np.ndarray:
     """The plain computation ``embed`` must equal: per clip one mel call over the clip padded with
-    ``pad`` samples of silence each side, per window one call of the 76-frame embedding model."""
+    ``pad`` samples of silence each side, per window one call of the 76-frame embedding model.
+
+    The mel: the mel model itself for the float model. For the int8 model the mel of the whole
+    padded clip comes from ``mel_db`` (numpy; equal to the mel model's within 1e-3, see
+    tests/test_embedding_frontend.py): the int8 model rounds its input to steps of 0.052, so the
+    two mel computations' ~1e-4 differences flip a rounding now and then, and the flip can move an
+    embedding value by a few units (2.6 seen over 64 real clips) -- a difference of mel code, not
+    of what this reference checks (windows, batching, workers)."""
     audio = np.asarray(audio, np.float32)
     rows = []
     for clip in audio:
-        spec = _run("melspectrogram.tflite", _int16_valued(np.pad(clip, (pad, pad)))[None, :])[0, 0] / 10.0 + 2.0
+        padded = np.pad(clip, (pad, pad))
+        if precision == "float":
+            spec = _run("melspectrogram.tflite", _int16_valued(padded)[None, :])[0, 0] / 10.0 + 2.0
+        else:
+            spec = clamp_scale(mel_db(padded))
         count = _windows_of(len(spec))
         rows.append([
-            _run("embedding_model.tflite",
-                 spec[None, w * WINDOW_STEP_FRAMES : w * WINDOW_STEP_FRAMES + WINDOW_FRAMES, :, None]
-                 ).reshape(EMBEDDING_DIM)
+            run_embedding_model(spec[None, w * WINDOW_STEP_FRAMES : w * WINDOW_STEP_FRAMES + WINDOW_FRAMES, :, None],
+                                precision).reshape(EMBEDDING_DIM)
             for w in range(count)
         ])
     return np.asarray(rows, np.float32).reshape(len(audio), -1, EMBEDDING_DIM)
@@ -309,7 +385,7 @@ def context_window(recording: np.ndarray, start: int, samples: int) -> np.ndarra
     return padded[start : start + samples + 2 * PAD_SAMPLES]
 
 
-def stream_features(recording: np.ndarray) -> np.ndarray:
+def stream_features(recording: np.ndarray, precision: str = "float") -> np.ndarray:
     """A whole recording -> its embeddings every 80 ms ``[n, 96]``; embedding ``i`` is the first
     window of the clip starting at sample ``i * EMBEDDING_HOP_SAMPLES`` (in its context). The mel
     frames are clamped at top_db below the recording's maximum, as the mel model does with
@@ -323,7 +399,7 @@ def stream_features(recording: np.ndarray) -> np.ndarray:
         parts.append(mel_db(padded[start : start + (count - 1) * MEL_HOP_SAMPLES + MEL_WINDOW_SAMPLES]))
     if not parts:
         return np.zeros((0, EMBEDDING_DIM), np.float32)
-    return embeddings_of(clamp_scale(np.concatenate(parts)))
+    return embeddings_of(clamp_scale(np.concatenate(parts)), precision)
 
 
 class SpeechEmbedding(FrontEnd):
@@ -335,10 +411,11 @@ class SpeechEmbedding(FrontEnd):
     in_graph = False
     # Streaming slices a recording's embeddings (one per 80 ms); windows keep their real context.
     frame_reuse = True
+    precision = "float"
 
     def check(self, cfg) -> None:
         if cfg.sample_rate != 16000:
-            raise ParamError("params: features.preprocess 'embedding' needs sample_rate 16000")
+            raise ParamError(f"params: features.preprocess {self.name!r} needs sample_rate 16000")
 
     def frames_for(self, cfg, samples: int) -> int:
         return windows_for(samples)
@@ -347,13 +424,25 @@ class SpeechEmbedding(FrontEnd):
         return EMBEDDING_DIM
 
     def compute_numpy(self, audio: np.ndarray, cfg, batch_size: int) -> np.ndarray:
-        return embed(audio)
+        return embed(audio, precision=self.precision)
 
     def stream_stride_samples(self, cfg) -> int:
         return EMBEDDING_HOP_SAMPLES
 
     def stream_features(self, audio: np.ndarray, cfg) -> np.ndarray:
-        return stream_features(audio)
+        return stream_features(audio, self.precision)
+
+
+class SpeechEmbeddingInt8(SpeechEmbedding):
+    """The same front end with the int8 embedding model (the mel is unchanged)."""
+
+    name = "embedding_int8"
+    description = (
+        "Google speech embedding with the embedding model statically quantized to int8 "
+        "(assets/embedding_model_int8.onnx on onnxruntime), see pipeline/frontends/embedding.py"
+    )
+    precision = "int8"
 
 
 FRONTEND = SpeechEmbedding()
+FRONTEND_INT8 = SpeechEmbeddingInt8()

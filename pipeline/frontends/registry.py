@@ -12,7 +12,7 @@ from pipeline.frontends.base import FrontEnd
 
 FRONTENDS: dict[str, FrontEnd] = {
     fe.name: fe
-    for fe in (mfcc.FRONTEND, average.FRONTEND, micro.FRONTEND, embedding.FRONTEND, efficientword.FRONTEND,
+    for fe in (mfcc.FRONTEND, average.FRONTEND, micro.FRONTEND, embedding.FRONTEND, embedding.FRONTEND_INT8, efficientword.FRONTEND,
                word_pair.FRONTEND)
 }
 
