@@ -18,7 +18,7 @@ from pipeline.data.manifest import MANIFEST_NAMES
 from pipeline.streaming.config import StreamConfig
 from pipeline.streaming.synthesize import (
     background_clips,
-    read_test_manifest,
+    read_split_manifest,
     synthesize,
     write_stream,
 )
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     parser.add_argument("--params", default=str(paths.PARAMS))
     args = parser.parse_args(argv)
     cfg, clip = load_params(args.params, StreamConfig, ClipFormat)
-    word_clips, unknown = read_test_manifest(paths.SPLIT_DIR / MANIFEST_NAMES["testing"], paths.SPLIT_LABELS)
+    word_clips, unknown = read_split_manifest(paths.SPLIT_DIR / MANIFEST_NAMES["testing"], paths.SPLIT_LABELS)
     backgrounds = background_clips(paths.DATASET_DIR)
     with ClipReader() as clips:
         audio, labels = synthesize(word_clips, unknown, backgrounds, cfg, clip.sample_rate, read=clips.read)

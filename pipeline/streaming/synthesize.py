@@ -130,7 +130,7 @@ def format_labels(labels) -> str:
     return "".join(f"{label}, {time_ms:f}\n" for label, time_ms in labels)
 
 
-def read_test_manifest(manifest: Path, labels_path: Path, split: str = "test"):
+def read_split_manifest(manifest: Path, labels_path: Path, split: str = "test"):
     """Wanted-word clips (in label order) and unknown clips from a split's manifest (the test
     split's for synthesize_stream), as manifest paths (clips in the stores)."""
     rows = read_manifest(manifest)
@@ -165,7 +165,7 @@ def split_streams(manifest: Path, labels_path: Path, dataset: Path, settings: li
     """Recordings synthesized as synthesize_stream does, from the clips of ``manifest`` (one
     split's: only its speakers) over the noise of the store ``dataset``: one
     ``(audio, [(label, time_ms), ...])`` per entry of ``settings``, yielded one at a time."""
-    word_clips, unknown = read_test_manifest(manifest, labels_path, split)
+    word_clips, unknown = read_split_manifest(manifest, labels_path, split)
     backgrounds = background_clips(dataset)
     with ClipReader(base_dir) as clips:
         for cfg in settings:
