@@ -125,7 +125,7 @@ def main(argv=None) -> int:
         print(f"{name:<48} {rate:>9,.0f} {cpu:>12.2f}")
 
     # Where the time goes: each step of featurize alone, one thread, CPU time per clip.
-    frames = (embedding.windows_for(clips.shape[1]) - 1) * embedding.WINDOW_STEP_FRAMES + embedding.WINDOW_FRAMES
+    frames = embedding.clip_input_frames(clips.shape[1])
     padded = np.pad(clips, ((0, 0), (embedding.PAD_SAMPLES, embedding.PAD_SAMPLES)))
     per = embedding.CLIPS_PER_CALL
     _, _, full_cpu = timed_cpu(lambda: [embedding.mel_db(padded[i : i + per]) for i in range(0, len(clips), per)])

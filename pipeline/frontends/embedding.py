@@ -135,6 +135,17 @@ def windows_for(samples: int) -> int:
     return _windows_of(mel_frames_for(samples))
 
 
+def clip_input_frames(samples: int) -> int:
+    """Mel frames of a padded clip of ``samples`` that its windows read: ``(windows - 1) * 8 + 76``."""
+    return (windows_for(samples) - 1) * WINDOW_STEP_FRAMES + WINDOW_FRAMES
+
+
+def clip_model_input(audio: np.ndarray, frames: int) -> np.ndarray:
+    """``[clips, samples]`` -> the embedding model's input ``[clips, frames, 32, 1]``: each clip
+    padded, its dB mel clamped at its own maximum and scaled (what featurize feeds the model)."""
+    return clamp_scale(padded_clip_db(audio, frames))[..., None]
+
+
 def _interpreter(name: str, shape: tuple[int, ...]):
     key = (name, shape, MODEL_THREADS)
     if key in _INTERPRETERS:
@@ -307,12 +318,12 @@ def embed(audio: np.ndarray, progress: bool = False, precision: str = "float") -
     windows = windows_for(samples)
     if windows < 1:
         raise ValueError(f"embedding: {samples} samples is too short for one window")
-    frames = (windows - 1) * WINDOW_STEP_FRAMES + WINDOW_FRAMES
+    frames = clip_input_frames(samples)
     if precision != "float":
         return _embed_workers(audio, frames, windows, progress, precision)
 
     def scaled_mel(first: int) -> np.ndarray:
-        return clamp_scale(padded_clip_db(audio[first : first + CLIPS_PER_CALL], frames))[..., None]
+        return clip_model_input(audio[first : first + CLIPS_PER_CALL], frames)
 
     out = np.empty((len(audio), windows, EMBEDDING_DIM), np.float32)
     starts = range(0, len(audio), CLIPS_PER_CALL)
@@ -340,7 +351,7 @@ def _embed_workers(audio: np.ndarray, frames: int, windows: int, progress: bool,
     out = np.empty((len(audio), windows, EMBEDDING_DIM), np.float32)
 
     def work(first: int) -> int:
-        spec = clamp_scale(padded_clip_db(audio[first : first + INT8_CLIPS_PER_CALL], frames))[..., None]
+        spec = clip_model_input(audio[first : first + INT8_CLIPS_PER_CALL], frames)
         out[first : first + len(spec)] = run_embedding_model(spec, precision, threads=1)
         return len(spec)
 

@@ -89,14 +89,14 @@ def calibration_mel(data: Path) -> np.ndarray:
     """Scaled mel ``[clips, 140, 32, 1]`` of every CALIBRATION_STEP-th real clip under ``data``."""
     from pipeline.core.audio import fit_to_length, read_wav
     from pipeline.core.labels import BACKGROUND_NOISE_DIR
+    from pipeline.data.clip_store import list_wavs
     from pipeline.frontends import embedding
 
-    paths = sorted(p for p in data.glob("*/*.wav") if p.parent.name != BACKGROUND_NOISE_DIR)
+    paths = [p for p in list_wavs(data) if p.parent.name != BACKGROUND_NOISE_DIR]
     if not paths:
         raise StageError(f"{data}: no clips (<word>/*.wav) to calibrate on")
     audio = np.stack([fit_to_length(read_wav(p, 16000), 16000) for p in paths[::CALIBRATION_STEP]]).astype(np.float32)
-    frames = (embedding.windows_for(audio.shape[1]) - 1) * embedding.WINDOW_STEP_FRAMES + embedding.WINDOW_FRAMES
-    return embedding.clamp_scale(embedding.padded_clip_db(audio, frames))[..., None]
+    return embedding.clip_model_input(audio, embedding.clip_input_frames(audio.shape[1]))
 
 
 def _widened(low: float, high: float) -> tuple[float, float]:
