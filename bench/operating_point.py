@@ -238,8 +238,8 @@ def pick(rows, budget):
     return max(ok, key=lambda kr: (kr[1]["detection_rate"], -kr[1]["false_alarms_per_hour"], kr[0][1]))[0]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_stream_args(parser: argparse.ArgumentParser) -> None:
+    """The options that decide the streams and their scores (and so the cache key)."""
     parser.add_argument("--classifier", default="seq", choices=["logreg", "head", "seq"])
     parser.add_argument("--copies", type=int, default=4, help="augmented copies of each training clip")
     parser.add_argument("--ensemble", type=int, default=1, help="classifiers (seeds) averaged")
@@ -250,13 +250,15 @@ def main(argv=None) -> int:
     parser.add_argument("--rotations", type=int, default=5, help="fold rotations (1-5)")
     parser.add_argument("--stream-seeds", type=int, default=2, help="validation/test stream pairs per rotation")
     parser.add_argument("--duration", type=float, default=600)
-    parser.add_argument("--decoders", nargs="+", default=list(DECODERS), choices=list(DECODERS))
     parser.add_argument("--data", type=Path, default=SHARED_MINI)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/kws_kfold_cache"))
-    parser.add_argument("--json", type=Path, help="write every pair's figures as JSON")
     parser.add_argument("--frontend", default="embedding", choices=["embedding", "embedding_int8"],
                         help="the speech embedding's model: float (embedding) or int8 (embedding_int8)")
-    args = parser.parse_args(argv)
+
+
+def bench_streams(args):
+    """Every rotation's scored validation and test streams (trained and scored, or from the
+    cache) and the labels."""
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: no such folder of real clips")
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -269,6 +271,16 @@ def main(argv=None) -> int:
            for c in range(args.copies)]
     noise = background_noises(args.data)
     streams = [s for r in range(args.rotations) for s in rotation_scores(r, bundle, aug, clean, noise, args)]
+    return streams, labels
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_stream_args(parser)
+    parser.add_argument("--decoders", nargs="+", default=list(DECODERS), choices=list(DECODERS))
+    parser.add_argument("--json", type=Path, help="write every pair's figures as JSON")
+    args = parser.parse_args(argv)
+    streams, labels = bench_streams(args)
     pairs = sorted({(s["rotation"], s["pair"]) for s in streams})
     by = {(s["rotation"], s["pair"], s["role"]): s for s in streams}
     print(f"\nclassifier {args.classifier}, {args.copies} augmented copies, ensemble {args.ensemble}, "
