@@ -188,16 +188,26 @@ class ClipReader:
         self._stores: dict[Path, ClipStore] = {}
         self._is_store: dict[Path, bool] = {}
 
+    def store(self, folder) -> ClipStore | None:
+        """The store at ``folder`` (relative to ``base_dir``), opened once; None if it is not one."""
+        return self._open(self.base_dir / folder)
+
+    def _open(self, folder: Path) -> ClipStore | None:
+        if folder not in self._is_store:
+            self._is_store[folder] = is_store(folder)
+        if not self._is_store[folder]:
+            return None
+        if folder not in self._stores:
+            self._stores[folder] = ClipStore(folder)
+        return self._stores[folder]
+
     def locate(self, path: str) -> tuple[ClipStore, str]:
         """The store holding ``path`` and the clip's name in it; StageError if none does."""
         full = self.base_dir / path
         for folder in full.parents:
-            if folder not in self._is_store:
-                self._is_store[folder] = is_store(folder)
-            if self._is_store[folder]:
-                if folder not in self._stores:
-                    self._stores[folder] = ClipStore(folder)
-                return self._stores[folder], full.relative_to(folder).as_posix()
+            store = self._open(folder)
+            if store is not None:
+                return store, full.relative_to(folder).as_posix()
         raise StageError(f"{path}: no clip store holds it (expected <store>/<word>/<file>.wav under "
                          f"a folder with {INDEX_FILE} and {AUDIO_FILE}; run the download stage)")
 

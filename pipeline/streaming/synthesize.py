@@ -28,7 +28,7 @@ from pipeline.core.audio import write_wav
 from pipeline.core.errors import StageError
 from pipeline.core.fs import atomic_dir, atomic_write_text
 from pipeline.core.labels import BACKGROUND_NOISE_DIR, SILENCE_LABEL, UNKNOWN_LABEL, read_labels
-from pipeline.data.clip_store import ClipReader, ClipStore, is_store
+from pipeline.data.clip_store import ClipReader
 from pipeline.data.manifest import read_manifest
 from pipeline.streaming.config import StreamConfig
 
@@ -152,24 +152,26 @@ def read_split_manifest(manifest: Path, labels_path: Path, split: str = "test"):
     return word_clips, unknown
 
 
-def background_clips(dataset: Path) -> list[str]:
-    """The background noise of the data set's clip store, as clip paths (none without a store)."""
-    if not is_store(dataset):
+def background_clips(dataset: Path, clips: ClipReader) -> list[str]:
+    """The background noise of the data set's clip store, as clip paths (none without a store);
+    the store is opened through ``clips``, which then reads them (its index parsed once)."""
+    store = clips.store(dataset)
+    if store is None:
         return []
-    with ClipStore(dataset) as store:
-        return [f"{Path(dataset).as_posix()}/{entry.name}" for entry in store.of_word(BACKGROUND_NOISE_DIR)]
+    return [f"{Path(dataset).as_posix()}/{entry.name}" for entry in store.of_word(BACKGROUND_NOISE_DIR)]
 
 
 def split_streams(manifest: Path, labels_path: Path, dataset: Path, settings: list[StreamConfig],
-                  sample_rate: int, base_dir=".", split: str = "training"):
-    """Recordings synthesized as synthesize_stream does, from the clips of ``manifest`` (one
-    split's: only its speakers) over the noise of the store ``dataset``: one
-    ``(audio, [(label, time_ms), ...])`` per entry of ``settings``, yielded one at a time."""
+                  sample_rate: int, split: str = "training", progress: bool = False):
+    """Recordings synthesized from the clips of ``manifest`` (one split's: only its speakers) over
+    the noise of the store ``dataset``, as the synthesize_stream stage does for the test split:
+    one ``(audio, [(label, time_ms), ...])`` per entry of ``settings``, yielded one at a time.
+    Manifest paths are relative to the working directory, as the stages run."""
     word_clips, unknown = read_split_manifest(manifest, labels_path, split)
-    backgrounds = background_clips(dataset)
-    with ClipReader(base_dir) as clips:
+    with ClipReader() as clips:
+        backgrounds = background_clips(dataset, clips)
         for cfg in settings:
-            yield synthesize(word_clips, unknown, backgrounds, cfg, sample_rate, progress=False,
+            yield synthesize(word_clips, unknown, backgrounds, cfg, sample_rate, progress=progress,
                              read=clips.read, where=f"the {split} split ({manifest})")
 
 
