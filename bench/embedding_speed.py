@@ -53,12 +53,6 @@ def timed_cpu(fn, *args):
     return out, time.perf_counter() - start, time.process_time() - cpu
 
 
-def timed(fn, *args):
-    start = time.perf_counter()
-    out = fn(*args)
-    return out, time.perf_counter() - start
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=1024)
