@@ -84,10 +84,9 @@ def _session(kind: str):
     return onnx_session(models_dir() / MODEL_FILES[kind])
 
 
-def embed(audio: np.ndarray, kind: str = "float", progress: bool = False) -> np.ndarray:
-    """``[batch, samples]`` (at most 1.5 s; centred in the window) -> ``[batch, 1, 2048]``."""
-    from tqdm import tqdm
-
+def embed(audio: np.ndarray, kind: str = "float") -> np.ndarray:
+    """``[batch, samples]`` (at most 1.5 s; centred in the window) -> ``[batch, 1, 2048]``; no
+    progress bar of its own (featurize shows one over all clips, streaming one over windows)."""
     audio = np.asarray(audio, np.float32)
     if audio.shape[1] > WINDOW_SAMPLES:
         raise ValueError(f"efficientword: {audio.shape[1]} samples is longer than the 1.5 s window")
@@ -95,7 +94,7 @@ def embed(audio: np.ndarray, kind: str = "float", progress: bool = False) -> np.
     session = _session(kind)
     name = session.get_inputs()[0].name
     out = np.zeros((len(audio), 1, EMBEDDING_DIM), np.float32)
-    for i in tqdm(range(len(audio)), desc="efficientword", unit="clip", disable=not progress, leave=False):
+    for i in range(len(audio)):
         window = np.zeros(WINDOW_SAMPLES, np.float32)
         window[before : before + audio.shape[1]] = audio[i]
         fbank = log_filterbank(window[None])[0].astype(np.float32)
@@ -124,7 +123,6 @@ class EfficientWord(FrontEnd):
         return EMBEDDING_DIM
 
     def compute_numpy(self, audio: np.ndarray, cfg, batch_size: int) -> np.ndarray:
-        # featurize shows one bar over all clips; streaming shows none (no inner bar here).
         return embed(audio)
 
 

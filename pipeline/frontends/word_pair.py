@@ -35,7 +35,7 @@ class WordPair(FrontEnd):
 
     def compute_numpy(self, audio: np.ndarray, cfg, batch_size: int) -> np.ndarray:
         first = embedding.embed(audio).reshape(len(audio), 1, -1)
-        second = efficientword.embed(audio)  # no bar of its own: featurize and streaming show theirs
+        second = efficientword.embed(audio)
         return np.concatenate([first, second], axis=2)
 
 
