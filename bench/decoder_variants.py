@@ -32,58 +32,48 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from bench.operating_point import BUDGETS, STRIDE_MS, TARGET, THRESHOLDS, add_stream_args, bench_streams, pick, pooled  # noqa: E402
+from bench.operating_point import BUDGETS, STRIDE_MS, TARGET, add_stream_args, bench_streams, pick, pooled, sweep  # noqa: E402
 
 WINDOWS_MS = (500, 750, 1000, 1500)
 UNKNOWN_WEIGHTS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 LOOK_AHEAD_MS = (0, 160, 320, 480)
 
 
-def decode_peak(labels, averages, threshold, suppression_ms, look_steps):
-    """decode() with a look-ahead: a crossing reports the highest average within ``look_steps``."""
+def peak_decoder(look_steps: int):
+    """recognize.decode with a look-ahead: a crossing reports the highest average within the
+    next ``look_steps`` steps (0: decode itself)."""
     from pipeline.core.labels import SILENCE_LABEL
     from pipeline.streaming.recognize import decode
 
-    if look_steps == 0:
-        return decode(labels, averages, threshold, suppression_ms)
-    score, index, times = averages.top_score, averages.top_index, averages.times_ms
-    previous_label, previous_time, done_until = SILENCE_LABEL, -math.inf, -1
-    found = []
-    for step in np.nonzero((score > threshold) & averages.valid)[0].tolist():
-        if step <= done_until:
-            continue
-        best = step + int(np.argmax(score[step : step + look_steps + 1]))
-        label, now = labels[index[best]], times[best]
-        if label == previous_label or (previous_label != SILENCE_LABEL and now - previous_time <= suppression_ms):
-            continue
-        previous_label, previous_time, done_until = label, now, best
-        if label != SILENCE_LABEL:
-            found.append((label, int(now), float(score[best])))
-    return found
+    def decode_peak(labels, averages, threshold, suppression_ms, minimum_margin=0.0):
+        score, index, times = averages.top_score, averages.top_index, averages.times_ms
+        previous_label, previous_time, done_until = SILENCE_LABEL, -math.inf, -1
+        found = []
+        for step in np.nonzero((score > threshold) & averages.valid)[0].tolist():
+            if step <= done_until:
+                continue
+            best = step + int(np.argmax(score[step : step + look_steps + 1]))
+            label, now = labels[index[best]], times[best]
+            if label == previous_label or (previous_label != SILENCE_LABEL and now - previous_time <= suppression_ms):
+                continue
+            previous_label, previous_time, done_until = label, now, best
+            if label != SILENCE_LABEL:
+                found.append((label, int(now), float(score[best])))
+        return found
+
+    return decode if look_steps == 0 else decode_peak
 
 
-def sweep(stream, labels, variant: str, value: float) -> dict:
-    """{(window, threshold): summary} for one variant value on one stream."""
+def variant_sweep(stream, labels, variant: str, value: float) -> dict:
+    """operating_point.sweep over the threshold and ``average_window_ms`` for one variant value."""
     from pipeline.core.labels import UNKNOWN_LABEL
-    from pipeline.streaming.config import StreamEvalConfig
-    from pipeline.streaming.evaluate import summarize
-    from pipeline.streaming.recognize import score_detections, window_averages
 
-    cfg = StreamEvalConfig(clip_stride_ms=STRIDE_MS)
-    scores = np.asarray(stream["scores"], np.float64)
     if variant == "unknown weight":
-        scores = scores.copy()
+        scores = np.array(stream["scores"], np.float64)
         scores[:, labels.index(UNKNOWN_LABEL)] *= value
-        scores /= scores.sum(axis=1, keepdims=True)
+        stream = dict(stream, scores=scores / scores.sum(axis=1, keepdims=True))
     look_steps = int(value) // STRIDE_MS if variant == "peak look-ahead" else 0
-    rows = {}
-    for window in WINDOWS_MS:
-        averages = window_averages(stream["times_ms"], scores, window, cfg.minimum_count)
-        for threshold in THRESHOLDS:
-            found = decode_peak(labels, averages, threshold, cfg.suppression_ms, look_steps)
-            stats = score_detections(stream["truth"], found, cfg.time_tolerance_ms)
-            rows[(window, threshold)] = summarize(stats, stream["duration_s"], len(found))
-    return rows
+    return sweep(stream, labels, {"average_window_ms": WINDOWS_MS}, peak_decoder(look_steps))[1]
 
 
 def main(argv=None) -> int:
@@ -99,7 +89,7 @@ def main(argv=None) -> int:
           + "-" * len(header))
     for variant, values in (("unknown weight", UNKNOWN_WEIGHTS), ("peak look-ahead", LOOK_AHEAD_MS)):
         for value in values:
-            swept = {role: [sweep(s, labels, variant, value) for s in ss] for role, ss in by_role.items()}
+            swept = {role: [variant_sweep(s, labels, variant, value) for s in ss] for role, ss in by_role.items()}
             val, test = (pooled(swept[r], durations[r]) for r in ("validation", "test"))
             for budget in BUDGETS:
                 key = pick(val, budget)
@@ -109,7 +99,7 @@ def main(argv=None) -> int:
                 fa = np.array([rows[key]["false_alarms_per_hour"] for rows in swept["test"]])
                 met = sum(d >= 100 * TARGET[0] and f <= TARGET[1] for d, f in zip(det, fa))
                 shown = f"{value:g} ms" if variant == "peak look-ahead" else f"{value:g}"
-                print(f"{variant:<16} {shown:>6} {budget:>6} {f'thr {key[1]:.2f}, {key[0]} ms':<18} "
+                print(f"{variant:<16} {shown:>6} {budget:>6} {f'thr {key[1]:.2f}, {key[0][0]} ms':<18} "
                       f"{100 * val[key]['detection_rate']:>6.1f}% {val[key]['false_alarms_per_hour']:>8.0f} "
                       f"{100 * test[key]['detection_rate']:>7.1f}% {test[key]['false_alarms_per_hour']:>9.0f} "
                       f"{det.mean():>7.1f}±{det.std(ddof=1):>4.1f}% {fa.mean():>9.0f}±{fa.std(ddof=1):>3.0f} "

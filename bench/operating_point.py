@@ -194,11 +194,14 @@ def rotation_scores(r, bundle, aug, clean, noise, args):
     return streams
 
 
-def sweep(stream, labels, grid):
-    """Every (decoder params, threshold) of ``grid`` on one stream -> {(params, threshold): row}."""
+def sweep(stream, labels, grid, decoder=None):
+    """Every (decoder params, threshold) of ``grid`` on one stream -> {(params, threshold): row}.
+    ``decoder`` replaces recognize.decode (same arguments; bench/decoder_variants.py)."""
     from pipeline.streaming.config import StreamEvalConfig
     from pipeline.streaming.evaluate import summarize
     from pipeline.streaming.recognize import decode, score_detections, window_averages
+
+    decoder = decoder or decode
 
     names = sorted(grid)
     rows = {}
@@ -211,7 +214,7 @@ def sweep(stream, labels, grid):
             cache[window] = window_averages(stream["times_ms"], stream["scores"], *window)
         averages = cache[window]
         for threshold in THRESHOLDS:
-            found = decode(labels, averages, threshold, cfg.suppression_ms, cfg.minimum_margin)
+            found = decoder(labels, averages, threshold, cfg.suppression_ms, cfg.minimum_margin)
             stats = score_detections(stream["truth"], found, cfg.time_tolerance_ms)
             rows[(values, threshold)] = summarize(stats, stream["duration_s"], len(found))
     return names, rows
