@@ -1,6 +1,7 @@
 """The DAG's streaming operating point, picked on validation streams of its own split.
 
     python bench/dag_operating_point.py [--workspace .] [--streams 4] [--test-streams 4] [--duration 600]
+        [--average-with OTHER/models/export]
 
 For a workspace where `dvc repro` (or `kws preset ... --run`) has run: synthesizes ``--streams``
 recordings from the *validation* split's clips (data/split/validation.csv: its speakers only), as
@@ -18,7 +19,8 @@ seeds). Prints the picks, the test figures (and, for reference only, what the te
 own sweep would allow), and what the test recording's errors are at
 each pick: a keyword detected as another keyword, a keyword on an unknown word, ``_unknown_`` on
 a keyword, a second detection of one word, false positives (no word within the tolerance), and
-the words missed.
+the words missed. ``--average-with`` scores every recording with a second export too (one trained
+on the same split, e.g. another preset's) and decodes the mean of the two models' scores.
 """
 from __future__ import annotations
 
@@ -83,8 +85,12 @@ def main(argv=None) -> int:
     parser.add_argument("--test-streams", type=int, default=4,
                         help="more test-split recordings (pooled, beside data/stream)")
     parser.add_argument("--duration", type=float, default=600, help="seconds of each validation recording")
+    parser.add_argument("--average-with", type=Path, metavar="EXPORT",
+                        help="a second export (models/export of a workspace trained on the same split): "
+                             "its window scores are averaged with the workspace model's (an ensemble of two)")
     args = parser.parse_args(argv)
     ws = args.workspace.resolve()
+    other_dir = args.average_with.resolve() if args.average_with else None
     os.chdir(ws)  # manifest paths are relative to the workspace
 
     from pipeline.core import paths
@@ -101,17 +107,26 @@ def main(argv=None) -> int:
     model = load_model(paths.EXPORT_DIR)
     labels = list(model.labels)
     rate = int(model.sample_rate)
+    other = load_model(other_dir) if other_dir else None
+    if other is not None and (list(other.labels) != labels or int(other.sample_rate) != rate):
+        raise SystemExit(f"{other_dir}: its labels or sample rate differ from {paths.EXPORT_DIR}'s")
     settings = [dataclasses.replace(stream, duration_s=args.duration, seed=VALIDATION_SEED + k)
                 for k in range(args.streams)]
 
     def scored(audio, truth, role):
         start = time.perf_counter()
         s = stream_scores(model, audio, cfg.clip_stride_ms, progress=False)
+        if other is not None:
+            s2 = stream_scores(other, audio, cfg.clip_stride_ms, progress=False)
+            if not np.array_equal(s.times_ms, s2.times_ms):
+                raise SystemExit(f"{other_dir}: scores at other window times than {paths.EXPORT_DIR}'s")
+            s = dataclasses.replace(s, scores=(np.asarray(s.scores) + np.asarray(s2.scores)) / 2)
         print(f"  {role}: {len(audio) / rate:.0f} s, {len(truth)} words, scored in {time.perf_counter() - start:.1f} s",
               flush=True)
         return dict(times_ms=s.times_ms, scores=s.scores, truth=truth, duration_s=len(audio) / rate)
 
-    print(f"workspace {ws}: model {model.kind}, stride {cfg.clip_stride_ms} ms; {args.streams} validation "
+    print(f"workspace {ws}: model {model.kind}" + (f" averaged with {other_dir}" if other_dir else "") +
+          f", stride {cfg.clip_stride_ms} ms; {args.streams} validation "
           f"recordings of {args.duration:.0f} s from the validation split's speakers")
     validation = [scored(audio, [(label, round(t)) for label, t in truth], f"validation {k}")
                   for k, (audio, truth) in enumerate(split_streams(
