@@ -254,3 +254,26 @@ def test_peak_rule_settings_are_checked_and_the_tool_takes_them(tmp_path):
                                       "--gate-rule", "peak", "--gate-neighbours", "2", "--gate-held", "costly",
                                       "--gate-peak", "centre"])
     assert (args.gate_rule, args.gate_neighbours, args.gate_held, args.gate_peak) == ("peak", 2, "costly", "centre")
+
+
+@pytest.mark.parametrize("settings", [cascade.GateSettings(threshold=0.5, margin_ms=100),
+                                      cascade.GateSettings(threshold=0.5, rule="peak", neighbours=1)])
+def test_the_cascade_from_scores_already_computed_is_the_cascade(settings):
+    """combine() over the costly model's scores of every window (what the operating-point bench
+    looks up from its cache) equals the cascade that runs the costly model on the candidates."""
+    audio, _ = _recording(seconds=20)
+    out = cascade.cascade_scores(CostlyModel(), StandInModel(), audio, 80, settings, progress=False)
+    gate = stream_scores(StandInModel(), audio, 80, progress=False)
+    alone = stream_scores(CostlyModel(), audio, 80, progress=False)
+    asked = []
+
+    def lookup(mask):
+        asked.append(mask.copy())
+        return alone.scores[mask]
+
+    scores, candidates, held = cascade.combine(LABELS, alone.times_ms, gate, lookup, settings)
+    assert len(asked) == 1 and 0 < candidates.sum() < len(candidates)
+    np.testing.assert_array_equal(asked[0], out.candidates)
+    np.testing.assert_array_equal(held, out.held)
+    np.testing.assert_allclose(scores, out.scores, atol=1e-6)
+    assert not np.allclose(scores, alone.scores, atol=1e-3)  # the gate ruled windows out

@@ -169,6 +169,33 @@ def peak_plan(times_ms: np.ndarray, gate_times_ms: np.ndarray, mass: np.ndarray,
     return candidates, source
 
 
+def combine(labels, times_ms: np.ndarray, gate: StreamScores, costly_scores,
+            settings: GateSettings = GateSettings()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cascade's scores on the windows starting at ``times_ms`` (the costly model's grid), from
+    the gate's scores (any grid) and ``costly_scores(mask)``: the costly model's scores of the
+    windows in ``mask`` (called once). Returns (scores, candidates mask, held mask). Computing
+    the costly model from its audio (``cascade_scores``) or looking up scores already computed
+    on every window (bench/dag_operating_point.py) gives the same cascade."""
+    times_ms = np.asarray(times_ms, np.int64)
+    mass = keyword_mass(labels, gate.scores)
+    passing = mass >= settings.threshold
+    if settings.rule == "peak":
+        candidates, source = peak_plan(times_ms, gate.times_ms, mass, passing, settings.neighbours,
+                                       settings.peak)
+    else:
+        candidates = candidate_mask(times_ms, gate.times_ms, passing, settings.margin_ms)
+        source = np.where(candidates, np.arange(len(times_ms)), -1)
+    if len(gate.times_ms):
+        scores = np.asarray(gate.scores)[nearest(gate.times_ms, times_ms)].astype(np.float32)
+    else:
+        scores = np.zeros((len(times_ms), len(labels)), np.float32)
+    scores[candidates] = costly_scores(candidates)
+    held = (source >= 0) & ~candidates
+    scores[held] = (np.minimum(scores[source[held]], scores[held]) if settings.held == "min"
+                    else scores[source[held]])
+    return scores, candidates, held
+
+
 def cascade_scores(model, gate_model, audio: np.ndarray, clip_stride_ms: float,
                    settings: GateSettings = GateSettings(), batch_size: int = BATCH,
                    progress: bool = True) -> CascadeScores:
@@ -184,28 +211,20 @@ def cascade_scores(model, gate_model, audio: np.ndarray, clip_stride_ms: float,
     start = time.perf_counter()
     gate = stream_scores(gate_model, audio, settings.stride_ms or clip_stride_ms, frame_reuse=True,
                          batch_size=batch_size, progress=progress)
-    mass = keyword_mass(gate_model.labels, gate.scores)
-    passing = mass >= settings.threshold
     stride = int(clip_stride_ms * rate / 1000)
     offsets = window_offsets(len(audio), int(model.desired_samples), stride)
     times_ms = offsets * 1000 // rate
-    if settings.rule == "peak":
-        candidates, source = peak_plan(times_ms, gate.times_ms, mass, passing, settings.neighbours,
-                                       settings.peak)
-    else:
-        candidates = candidate_mask(times_ms, gate.times_ms, passing, settings.margin_ms)
-        source = np.where(candidates, np.arange(len(times_ms)), -1)
-    if len(gate.times_ms):
-        scores = gate.scores[nearest(gate.times_ms, times_ms)].astype(np.float32)
-    else:
-        scores = np.zeros((len(times_ms), len(model.labels)), np.float32)
-    costly_start = time.perf_counter()
-    with tqdm(total=int(candidates.sum()), desc="candidate windows", unit="win", disable=not progress) as bar:
-        scores[candidates] = score_windows(model, audio, offsets[candidates], batch_size, bar)
-    costly_seconds = time.perf_counter() - costly_start
-    held = (source >= 0) & ~candidates
-    scores[held] = (np.minimum(scores[source[held]], scores[held]) if settings.held == "min"
-                    else scores[source[held]])
+    costly_seconds = 0.0
+
+    def costly_scores(candidates):
+        nonlocal costly_seconds
+        costly_start = time.perf_counter()
+        with tqdm(total=int(candidates.sum()), desc="candidate windows", unit="win", disable=not progress) as bar:
+            out = score_windows(model, audio, offsets[candidates], batch_size, bar)
+        costly_seconds = time.perf_counter() - costly_start
+        return out
+
+    scores, candidates, held = combine(model.labels, times_ms, gate, costly_scores, settings)
     return CascadeScores(times_ms, scores, gate.frame_reuse, time.perf_counter() - start,
                          gate=gate, candidates=candidates, held=held, costly_seconds=costly_seconds)
 
