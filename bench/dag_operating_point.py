@@ -1,7 +1,8 @@
 """The DAG's streaming operating point, picked on validation streams of its own split.
 
     python bench/dag_operating_point.py [--workspace .] [--streams 4] [--test-streams 4] [--duration 600]
-        [--average-with OTHER/models/export]
+        [--average-with OTHER/models/export] [--gate GATE/models/export [--gate-thresholds 0.1 0.3]
+        [--gate-rules margin peak] [--margin-ms 160]] [--cache /tmp/kws_dag_cache]
 
 For a workspace where `dvc repro` (or `kws preset ... --run`) has run: synthesizes ``--streams``
 recordings from the *validation* split's clips (data/split/validation.csv: its speakers only), as
@@ -19,14 +20,23 @@ seeds). Prints the picks, the test figures (and, for reference only, what the te
 own sweep would allow), and what the test recording's errors are at
 each pick: a keyword detected as another keyword, a keyword on an unknown word, ``_unknown_`` on
 a keyword, a second detection of one word, false positives (no word within the tolerance), and
-the words missed. ``--average-with`` scores every recording with a second export too (one trained
-on the same split, e.g. another preset's) and decodes the mean of the two models' scores.
+the words missed.
+
+Each *combination* is picked and reported on its own: the workspace model alone; with
+``--average-with`` (an export trained on the same split, e.g. another preset's) the mean of the two
+models' window scores (weighted by ``--average-weights``, picked on validation); with ``--gate`` the cascade of pipeline/streaming/cascade.py (the gate's
+candidates scored by the workspace model, the rest kept at the gate's scores; ``combine`` over
+the workspace model's scores of every window, which equals running it on the candidates only:
+tests/test_cascade.py), its gate threshold picked on validation with the decoder's, and the gate
+alone. Every model's window scores are cached in ``--cache`` by the export's files, the scoring
+code and the recording's samples, so a second run with other combinations only decodes.
 """
 from __future__ import annotations
 
 import argparse
 import collections
 import dataclasses
+import hashlib
 import os
 import sys
 import time
@@ -78,6 +88,45 @@ def error_kinds(truth, found, tolerance_ms) -> collections.Counter:
     return kinds
 
 
+def export_digest(folder: Path) -> str:
+    """A digest of an export's files and of the code that turns audio into its scores (the cache
+    key's model half)."""
+    digest = hashlib.sha256()
+    code = [REPO / "pipeline/streaming/scores.py", *sorted((REPO / "pipeline/frontends").rglob("*.py")),
+            *sorted((REPO / "pipeline/inference").rglob("*.py"))]
+    for path in [*sorted(p for p in folder.iterdir() if p.is_file()), *code]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class CachedScorer:
+    """An export's window scores of a recording at ``stride_ms``, cached in ``cache`` by the
+    export's digest and the audio's (scoring a 600 s recording with the EfficientWord-Net pair
+    takes ~3 min; every combination below reuses it)."""
+
+    def __init__(self, folder: Path, stride_ms: int, cache: Path):
+        from pipeline.inference import load_model
+
+        self.folder, self.stride_ms, self.cache = folder, stride_ms, cache
+        self.model = load_model(folder)
+        self.key = export_digest(folder)
+
+    def __call__(self, audio):
+        from pipeline.streaming.scores import StreamScores, stream_scores
+
+        audio = np.ascontiguousarray(audio, np.float32)
+        path = self.cache / f"{self.key}_{hashlib.sha256(audio.tobytes()).hexdigest()[:16]}_{self.stride_ms}.npz"
+        if path.exists():
+            with np.load(path) as z:
+                return StreamScores(z["times_ms"], z["scores"], bool(z["frame_reuse"]), float(z["seconds"]))
+        s = stream_scores(self.model, audio, self.stride_ms, progress=False)
+        self.cache.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, times_ms=s.times_ms, scores=s.scores, frame_reuse=s.frame_reuse, seconds=s.seconds)
+        tmp.replace(path)
+        return s
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path, default=Path("."))
@@ -88,46 +137,57 @@ def main(argv=None) -> int:
     parser.add_argument("--average-with", type=Path, metavar="EXPORT",
                         help="a second export (models/export of a workspace trained on the same split): "
                              "its window scores are averaged with the workspace model's (an ensemble of two)")
+    parser.add_argument("--average-weights", type=float, nargs="+", default=[0.5],
+                        help="the workspace model's weights in the mean (picked on validation)")
+    parser.add_argument("--gate", type=Path, metavar="EXPORT",
+                        help="a gate export (same split): the cascade of it and the workspace model "
+                             "(pipeline/streaming/cascade.py, margin rule) at each --gate-thresholds")
+    parser.add_argument("--gate-thresholds", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5])
+    parser.add_argument("--gate-rules", nargs="+", choices=("margin", "peak"), default=["margin"],
+                        help="the cascade's candidate rules (peak: one costly window per run, held min)")
+    parser.add_argument("--margin-ms", type=int, default=160, help="the margin rule's candidate margin")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/kws_dag_cache"),
+                        help="window scores by export and recording (delete it to rescore)")
     args = parser.parse_args(argv)
     ws = args.workspace.resolve()
-    other_dir = args.average_with.resolve() if args.average_with else None
+    extra_dirs = {name: d.resolve() for name, d in (("average", args.average_with), ("gate", args.gate)) if d}
     os.chdir(ws)  # manifest paths are relative to the workspace
 
     from pipeline.core import paths
     from pipeline.core.audio import read_wav
     from pipeline.core.params import load_params
     from pipeline.data.manifest import MANIFEST_NAMES
-    from pipeline.inference import load_model
+    from pipeline.streaming.cascade import GateSettings, combine
     from pipeline.streaming.config import StreamConfig, StreamEvalConfig
     from pipeline.streaming.recognize import decode, read_ground_truth, window_averages
-    from pipeline.streaming.scores import stream_scores
     from pipeline.streaming.synthesize import split_streams
 
     stream, cfg = load_params(paths.PARAMS, StreamConfig, StreamEvalConfig)
-    model = load_model(paths.EXPORT_DIR)
-    labels = list(model.labels)
-    rate = int(model.sample_rate)
-    other = load_model(other_dir) if other_dir else None
-    if other is not None and (list(other.labels) != labels or int(other.sample_rate) != rate):
-        raise SystemExit(f"{other_dir}: its labels or sample rate differ from {paths.EXPORT_DIR}'s")
+    scorer = CachedScorer(paths.EXPORT_DIR.resolve(), cfg.clip_stride_ms, args.cache)
+    labels = list(scorer.model.labels)
+    rate = int(scorer.model.sample_rate)
+    others = {name: CachedScorer(d, cfg.clip_stride_ms, args.cache) for name, d in extra_dirs.items()}
+    for name, other in others.items():
+        if list(other.model.labels) != labels or int(other.model.sample_rate) != rate:
+            raise SystemExit(f"{other.folder}: its labels or sample rate differ from {paths.EXPORT_DIR}'s")
     settings = [dataclasses.replace(stream, duration_s=args.duration, seed=VALIDATION_SEED + k)
                 for k in range(args.streams)]
 
     def scored(audio, truth, role):
         start = time.perf_counter()
-        s = stream_scores(model, audio, cfg.clip_stride_ms, progress=False)
-        if other is not None:
-            s2 = stream_scores(other, audio, cfg.clip_stride_ms, progress=False)
-            if not np.array_equal(s.times_ms, s2.times_ms):
-                raise SystemExit(f"{other_dir}: scores at other window times than {paths.EXPORT_DIR}'s")
-            s = dataclasses.replace(s, scores=(np.asarray(s.scores) + np.asarray(s2.scores)) / 2)
+        own = scorer(audio)
+        rest = {name: other(audio) for name, other in others.items()}
+        for name, s in rest.items():
+            if not np.array_equal(own.times_ms, s.times_ms):
+                raise SystemExit(f"{others[name].folder}: scores at other window times than {paths.EXPORT_DIR}'s")
         print(f"  {role}: {len(audio) / rate:.0f} s, {len(truth)} words, scored in {time.perf_counter() - start:.1f} s",
               flush=True)
-        return dict(times_ms=s.times_ms, scores=s.scores, truth=truth, duration_s=len(audio) / rate)
+        return dict(own=own, others=rest, truth=truth, duration_s=len(audio) / rate)
 
-    print(f"workspace {ws}: model {model.kind}" + (f" averaged with {other_dir}" if other_dir else "") +
-          f", stride {cfg.clip_stride_ms} ms; {args.streams} validation "
-          f"recordings of {args.duration:.0f} s from the validation split's speakers")
+    names = [str(scorer.folder)] + [f"{name} {o.folder}" for name, o in others.items()]
+    print(f"workspace {ws}: {scorer.model.kind} models {'; '.join(names)}, stride {cfg.clip_stride_ms} ms; "
+          f"{args.streams} validation recordings of {args.duration:.0f} s from the validation split's speakers; "
+          f"scores cached in {args.cache}")
     validation = [scored(audio, [(label, round(t)) for label, t in truth], f"validation {k}")
                   for k, (audio, truth) in enumerate(split_streams(
                       paths.SPLIT_DIR / MANIFEST_NAMES["validation"], paths.SPLIT_LABELS, paths.DATASET_DIR,
@@ -140,43 +200,73 @@ def main(argv=None) -> int:
                  paths.SPLIT_DIR / MANIFEST_NAMES["testing"], paths.SPLIT_LABELS, paths.DATASET_DIR,
                  more, rate, split="test"))]
 
-    print(f"\n{'decoder choice':<28} {'budget':>6} {'picked':<28} {'val det':>7} {'val FA/h':>8} "
+    # What is decoded: per combination, its variants (extra sweep parameters) -> scores of a recording.
+    combinations = {"workspace model alone": {(): lambda r: r["own"].scores}}
+    if "average" in others:
+        combinations["mean with --average-with"] = {
+            (w,): (lambda r, w=w: w * np.asarray(r["own"].scores) + (1 - w) * np.asarray(r["others"]["average"].scores))
+            for w in args.average_weights}
+    if "gate" in others:
+        for rule in args.gate_rules:
+            combinations[f"cascade behind --gate, {rule} rule"] = {
+                (t,): (lambda r, g=GateSettings(threshold=t, margin_ms=args.margin_ms, rule=rule):
+                       combine(labels, r["own"].times_ms, r["others"]["gate"],
+                               lambda mask: np.asarray(r["own"].scores)[mask], g)[0])
+                for t in args.gate_thresholds}
+        combinations["gate alone"] = {(): lambda r: r["others"]["gate"].scores}
+
+    def as_stream(recording, variant):
+        return dict(times_ms=recording["own"].times_ms, scores=variant(recording), truth=recording["truth"],
+                    duration_s=recording["duration_s"])
+
+    print(f"\n{'combination, decoder choice':<48} {'budget':>6} {'picked':<36} {'val det':>7} {'val FA/h':>8} "
           f"{'test det':>8} {'test FA/h':>9} {'(test own sweep)':>16} {'target':>6} "
           f"{'test split pooled':>17}")
     picks = []
-    for decoder, grid in DECODERS.items():
-        val_sweeps = []
-        for v in validation:
-            names, rows = sweep(v, labels, grid)
-            val_sweeps.append(rows)
-        names, test_rows = sweep(test, labels, grid)
-        extra_pooled = pooled([sweep(e, labels, grid)[1] for e in extra], [e["duration_s"] for e in extra]) if extra else {}
-        val_pooled = pooled(val_sweeps, [v["duration_s"] for v in validation])
-        for budget in BUDGETS:
-            key = pick(val_pooled, budget)
-            if key is None:
-                print(f"{decoder:<28} {budget:>6} no operating point within the budget on validation")
-                continue
-            own = pick({k: r for k, r in test_rows.items()}, budget)
-            v, t = val_pooled[key], test_rows[key]
-            params = ", ".join(f"{n}={x}" for n, x in zip(names, key[0]))
-            picked = f"thr {key[1]:.2f}" + (f", {params}" if params else "")
-            met = t["detection_rate"] >= TARGET[0] and t["false_alarms_per_hour"] <= TARGET[1]
-            print(f"{decoder:<28} {budget:>6} {picked:<28} {100 * v['detection_rate']:>6.1f}% "
-                  f"{v['false_alarms_per_hour']:>8.0f} {100 * t['detection_rate']:>7.1f}% "
-                  f"{t['false_alarms_per_hour']:>9.0f} "
-                  f"{100 * test_rows[own]['detection_rate'] if own else float('nan'):>15.1f}% {'yes' if met else 'no':>6} "
-                  + (f"{100 * extra_pooled[key]['detection_rate']:>8.1f}% at {extra_pooled[key]['false_alarms_per_hour']:>3.0f}/h"
-                     if extra else ""))
-            picks.append((decoder, budget, picked, dict(zip(names, key[0])), key[1]))
+    for combination, variants in combinations.items():
+        variant_names = (["gate_threshold"] if combination.startswith("cascade") else
+                         ["weight"] if combination.startswith("mean") else [])
+        for decoder, grid in DECODERS.items():
+            val_pooled, test_rows, extra_pooled = {}, {}, {}
+            for vkey, variant in variants.items():
+                sweeps = [sweep(as_stream(v, variant), labels, grid)[1] for v in validation]
+                names, rows = sweep(as_stream(test, variant), labels, grid)
+                extra_rows = (pooled([sweep(as_stream(e, variant), labels, grid)[1] for e in extra],
+                                     [e["duration_s"] for e in extra]) if extra else {})
+                lift = lambda d: {((*vkey, *k[0]), k[1]): x for k, x in d.items()}  # noqa: E731
+                val_pooled.update(lift(pooled(sweeps, [v["duration_s"] for v in validation])))
+                test_rows.update(lift(rows))
+                extra_pooled.update(lift(extra_rows))
+            names = variant_names + names
+            label = f"{combination}, {decoder}"
+            for budget in BUDGETS:
+                key = pick(val_pooled, budget)
+                if key is None:
+                    print(f"{label:<48} {budget:>6} no operating point within the budget on validation")
+                    continue
+                own = pick(test_rows, budget)
+                v, t = val_pooled[key], test_rows[key]
+                params = ", ".join(f"{n}={x}" for n, x in zip(names, key[0]))
+                picked = f"thr {key[1]:.2f}" + (f", {params}" if params else "")
+                met = t["detection_rate"] >= TARGET[0] and t["false_alarms_per_hour"] <= TARGET[1]
+                print(f"{label:<48} {budget:>6} {picked:<36} {100 * v['detection_rate']:>6.1f}% "
+                      f"{v['false_alarms_per_hour']:>8.0f} {100 * t['detection_rate']:>7.1f}% "
+                      f"{t['false_alarms_per_hour']:>9.0f} "
+                      f"{100 * test_rows[own]['detection_rate'] if own else float('nan'):>15.1f}% "
+                      f"{'yes' if met else 'no':>6} "
+                      + (f"{100 * extra_pooled[key]['detection_rate']:>8.1f}% at "
+                         f"{extra_pooled[key]['false_alarms_per_hour']:>3.0f}/h" if extra else ""), flush=True)
+                params = dict(zip(names, key[0]))
+                variant = variants[tuple(params.pop(n) for n in variant_names)]
+                picks.append((label, budget, picked, params, key[1], variant))
 
     print("\ntest recording's errors at each pick (counts)")
-    for decoder, budget, picked, params, threshold in picks:
+    for label, budget, picked, params, threshold, variant in picks:
         c = dataclasses.replace(cfg, **params)
-        averages = window_averages(test["times_ms"], test["scores"], c.average_window_ms, c.minimum_count)
+        averages = window_averages(test["own"].times_ms, variant(test), c.average_window_ms, c.minimum_count)
         found = decode(labels, averages, threshold, c.suppression_ms, c.minimum_margin)
         kinds = error_kinds(test_truth, found, c.time_tolerance_ms)
-        print(f"  {decoder}, {budget}/h ({picked}): " + ", ".join(f"{k} {n}" for k, n in kinds.items()))
+        print(f"  {label}, {budget}/h ({picked}): " + ", ".join(f"{k} {n}" for k, n in kinds.items()))
     return 0
 
 
