@@ -1,7 +1,7 @@
 """The DAG's streaming operating point, picked on validation streams of its own split.
 
     python bench/dag_operating_point.py [--workspace .] [--streams 4] [--test-streams 4] [--duration 600]
-        [--average-with OTHER/models/export] [--gate GATE/models/export [--gate-thresholds 0.1 0.3]
+        [--average-with OTHER/models/export [...] [--average-weights 0.5 0.7]] [--gate GATE/models/export [--gate-thresholds 0.1 0.3]
         [--gate-rules margin peak] [--margin-ms 160]] [--cache /tmp/kws_dag_cache]
 
 For a workspace where `dvc repro` (or `kws preset ... --run`) has run: synthesizes ``--streams``
@@ -134,11 +134,12 @@ def main(argv=None) -> int:
     parser.add_argument("--test-streams", type=int, default=4,
                         help="more test-split recordings (pooled, beside data/stream)")
     parser.add_argument("--duration", type=float, default=600, help="seconds of each validation recording")
-    parser.add_argument("--average-with", type=Path, metavar="EXPORT",
-                        help="a second export (models/export of a workspace trained on the same split): "
-                             "its window scores are averaged with the workspace model's (an ensemble of two)")
-    parser.add_argument("--average-weights", type=float, nargs="+", default=[0.5],
-                        help="the workspace model's weights in the mean (picked on validation)")
+    parser.add_argument("--average-with", type=Path, nargs="+", metavar="EXPORT", default=[],
+                        help="more exports (models/export of workspaces trained on the same split): their "
+                             "window scores are averaged with the workspace model's (an ensemble)")
+    parser.add_argument("--average-weights", type=float, nargs="+", default=[None],
+                        help="the workspace model's weights in the mean, the others sharing the rest "
+                             "equally (picked on validation; default: all equal)")
     parser.add_argument("--gate", type=Path, metavar="EXPORT",
                         help="a gate export (same split): the cascade of it and the workspace model "
                              "(pipeline/streaming/cascade.py, margin rule) at each --gate-thresholds")
@@ -150,7 +151,9 @@ def main(argv=None) -> int:
                         help="window scores by export and recording (delete it to rescore)")
     args = parser.parse_args(argv)
     ws = args.workspace.resolve()
-    extra_dirs = {name: d.resolve() for name, d in (("average", args.average_with), ("gate", args.gate)) if d}
+    extra_dirs = {**{f"average {k + 1}": d.resolve() for k, d in enumerate(args.average_with)},
+                  **({"gate": args.gate.resolve()} if args.gate else {})}
+    members = [f"average {k + 1}" for k in range(len(args.average_with))]
     os.chdir(ws)  # manifest paths are relative to the workspace
 
     from pipeline.core import paths
@@ -202,10 +205,14 @@ def main(argv=None) -> int:
 
     # What is decoded: per combination, its variants (extra sweep parameters) -> scores of a recording.
     combinations = {"workspace model alone": {(): lambda r: r["own"].scores}}
-    if "average" in others:
+    if members:
+        def mean(r, w):
+            w = 1 / (len(members) + 1) if w is None else w
+            rest = sum(np.asarray(r["others"][m].scores, np.float64) for m in members) / len(members)
+            return (w * np.asarray(r["own"].scores, np.float64) + (1 - w) * rest).astype(np.float32)
+
         combinations["mean with --average-with"] = {
-            (w,): (lambda r, w=w: w * np.asarray(r["own"].scores) + (1 - w) * np.asarray(r["others"]["average"].scores))
-            for w in args.average_weights}
+            (w,) if w is not None else (): (lambda r, w=w: mean(r, w)) for w in args.average_weights}
     if "gate" in others:
         for rule in args.gate_rules:
             combinations[f"cascade behind --gate, {rule} rule"] = {
@@ -225,7 +232,7 @@ def main(argv=None) -> int:
     picks = []
     for combination, variants in combinations.items():
         variant_names = (["gate_threshold"] if combination.startswith("cascade") else
-                         ["weight"] if combination.startswith("mean") else [])
+                         ["weight"] if combination.startswith("mean") and args.average_weights != [None] else [])
         for decoder, grid in DECODERS.items():
             val_pooled, test_rows, extra_pooled = {}, {}, {}
             for vkey, variant in variants.items():
