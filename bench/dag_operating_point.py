@@ -187,8 +187,8 @@ def main(argv=None) -> int:
               flush=True)
         return dict(own=own, others=rest, truth=truth, duration_s=len(audio) / rate)
 
-    names = [str(scorer.folder)] + [f"{name} {o.folder}" for name, o in others.items()]
-    print(f"workspace {ws}: {scorer.model.kind} models {'; '.join(names)}, stride {cfg.clip_stride_ms} ms; "
+    models = [str(scorer.folder)] + [f"{name} {o.folder}" for name, o in others.items()]
+    print(f"workspace {ws}: {scorer.model.kind} models {'; '.join(models)}, stride {cfg.clip_stride_ms} ms; "
           f"{args.streams} validation recordings of {args.duration:.0f} s from the validation split's speakers; "
           f"scores cached in {args.cache}")
     validation = [scored(audio, [(label, round(t)) for label, t in truth], f"validation {k}")
@@ -203,24 +203,26 @@ def main(argv=None) -> int:
                  paths.SPLIT_DIR / MANIFEST_NAMES["testing"], paths.SPLIT_LABELS, paths.DATASET_DIR,
                  more, rate, split="test"))]
 
-    # What is decoded: per combination, its variants (extra sweep parameters) -> scores of a recording.
-    combinations = {"workspace model alone": {(): lambda r: r["own"].scores}}
+    # What is decoded: per combination, the names of its extra parameters (picked on validation
+    # with the decoder's) and its variants: parameter values -> the scores of a recording.
+    combinations = {"workspace model alone": ([], {(): lambda r: r["own"].scores})}
     if members:
         def mean(r, w):
             w = 1 / (len(members) + 1) if w is None else w
             rest = sum(np.asarray(r["others"][m].scores, np.float64) for m in members) / len(members)
             return (w * np.asarray(r["own"].scores, np.float64) + (1 - w) * rest).astype(np.float32)
 
-        combinations["mean with --average-with"] = {
-            (w,) if w is not None else (): (lambda r, w=w: mean(r, w)) for w in args.average_weights}
+        weighted = args.average_weights != [None]
+        combinations["mean with --average-with"] = (["weight"] if weighted else [], {
+            (w,) if weighted else (): (lambda r, w=w: mean(r, w)) for w in args.average_weights})
     if "gate" in others:
         for rule in args.gate_rules:
-            combinations[f"cascade behind --gate, {rule} rule"] = {
+            combinations[f"cascade behind --gate, {rule} rule"] = (["gate_threshold"], {
                 (t,): (lambda r, g=GateSettings(threshold=t, margin_ms=args.margin_ms, rule=rule):
                        combine(labels, r["own"].times_ms, r["others"]["gate"],
                                lambda mask: np.asarray(r["own"].scores)[mask], g)[0])
-                for t in args.gate_thresholds}
-        combinations["gate alone"] = {(): lambda r: r["others"]["gate"].scores}
+                for t in args.gate_thresholds})
+        combinations["gate alone"] = ([], {(): lambda r: r["others"]["gate"].scores})
 
     def as_stream(recording, variant):
         return dict(times_ms=recording["own"].times_ms, scores=variant(recording), truth=recording["truth"],
@@ -230,9 +232,7 @@ def main(argv=None) -> int:
           f"{'test det':>8} {'test FA/h':>9} {'(test own sweep)':>16} {'target':>6} "
           f"{'test split pooled':>17}")
     picks = []
-    for combination, variants in combinations.items():
-        variant_names = (["gate_threshold"] if combination.startswith("cascade") else
-                         ["weight"] if combination.startswith("mean") and args.average_weights != [None] else [])
+    for combination, (variant_names, variants) in combinations.items():
         for decoder, grid in DECODERS.items():
             val_pooled, test_rows, extra_pooled = {}, {}, {}
             for vkey, variant in variants.items():
