@@ -233,12 +233,15 @@ def main(argv=None) -> int:
           f"{'test split pooled':>17}")
     picks = []
     for combination, (variant_names, variants) in combinations.items():
+        # Each variant's scores of every recording, computed once for both decoder choices.
+        decoded = {vkey: ([as_stream(v, variant) for v in validation], as_stream(test, variant),
+                          [as_stream(e, variant) for e in extra]) for vkey, variant in variants.items()}
         for decoder, grid in DECODERS.items():
             val_pooled, test_rows, extra_pooled = {}, {}, {}
-            for vkey, variant in variants.items():
-                sweeps = [sweep(as_stream(v, variant), labels, grid)[1] for v in validation]
-                names, rows = sweep(as_stream(test, variant), labels, grid)
-                extra_rows = (pooled([sweep(as_stream(e, variant), labels, grid)[1] for e in extra],
+            for vkey, (val_streams, test_stream, extra_streams) in decoded.items():
+                sweeps = [sweep(v, labels, grid)[1] for v in val_streams]
+                names, rows = sweep(test_stream, labels, grid)
+                extra_rows = (pooled([sweep(e, labels, grid)[1] for e in extra_streams],
                                      [e["duration_s"] for e in extra]) if extra else {})
                 lift = lambda d: {((*vkey, *k[0]), k[1]): x for k, x in d.items()}  # noqa: E731
                 val_pooled.update(lift(pooled(sweeps, [v["duration_s"] for v in validation])))
@@ -264,13 +267,13 @@ def main(argv=None) -> int:
                       + (f"{100 * extra_pooled[key]['detection_rate']:>8.1f}% at "
                          f"{extra_pooled[key]['false_alarms_per_hour']:>3.0f}/h" if extra else ""), flush=True)
                 params = dict(zip(names, key[0]))
-                variant = variants[tuple(params.pop(n) for n in variant_names)]
-                picks.append((label, budget, picked, params, key[1], variant))
+                test_stream = decoded[tuple(params.pop(n) for n in variant_names)][1]
+                picks.append((label, budget, picked, params, key[1], test_stream["scores"]))
 
     print("\ntest recording's errors at each pick (counts)")
-    for label, budget, picked, params, threshold, variant in picks:
+    for label, budget, picked, params, threshold, scores in picks:
         c = dataclasses.replace(cfg, **params)
-        averages = window_averages(test["own"].times_ms, variant(test), c.average_window_ms, c.minimum_count)
+        averages = window_averages(test["own"].times_ms, scores, c.average_window_ms, c.minimum_count)
         found = decode(labels, averages, threshold, c.suppression_ms, c.minimum_margin)
         kinds = error_kinds(test_truth, found, c.time_tolerance_ms)
         print(f"  {label}, {budget}/h ({picked}): " + ", ".join(f"{k} {n}" for k, n in kinds.items()))
