@@ -25,7 +25,9 @@ reused by every fold and classifier; only the classifier trains per fold. A conf
   project's ``embedding_head`` Keras model, trained as the real-speech preset trains it, fewer
   steps), ``linear`` (the project's ``linear_head``: per-feature normalization and one dense
   layer, logistic regression as a Keras model that exports to TFLite), ``seq`` (the project's
-  ``embedding_conv``: 1-D convolutions over the embedding windows), ``ds_cnn-<padding>`` (the
+  ``embedding_conv``: 1-D convolutions over the embedding windows), ``pairseq`` (the project's
+  ``word_pair_conv``, for ``embedding+efficientword`` only: ``seq`` over the speech embedding's
+  windows beside ``linear``'s standardized EfficientWord-Net vector), ``ds_cnn-<padding>`` (the
   project's ``ds_cnn`` with its default blocks and ``model.ds_cnn.padding`` same, valid or causal,
   on frame features such as ``mfcc``; trained with the train stage's defaults: adam, 2,000 steps
   at 0.002 then 500 at 0.0002, batches of 100, dropout 0.3), e.g. ``mfcc:aug2/ds_cnn-valid``.
@@ -158,6 +160,8 @@ def train_keras(x, y, seed, kind, labels):
     elif kind == "linear":  # the project's linear_head: logistic regression as a Keras model
         shape = x.shape[1:] if x.ndim == 3 else (1, x.shape[1])
         model = build_model("linear_head", shape, len(labels), 0.5)
+    elif kind == "pairseq":  # the project's word_pair_conv (joined embedding+efficientword only)
+        model = build_model("word_pair_conv", (1, int(np.prod(x.shape[1:]))), len(labels), 0.5)
     else:  # seq: the project's embedding_conv, 1-D convolutions over the embedding windows
         model = build_model("embedding_conv", x.shape[1:], len(labels), 0.5)
     x = x.reshape(len(x), *model.input_shape[1:])

@@ -63,7 +63,8 @@ def test_parameter_counts_equal_the_original(architecture, shape, labels):
 
 @pytest.mark.parametrize("architecture", sorted(MODELS))
 def test_every_architecture_outputs_logits_per_label(architecture):
-    shape = (9, 96) if architecture in ("embedding_head", "embedding_conv", "linear_head") else (98, 40)
+    shape = {"embedding_head": (9, 96), "embedding_conv": (9, 96), "linear_head": (9, 96),
+             "word_pair_conv": (1, 9 * 96 + 2048)}.get(architecture, (98, 40))
     model = build_model(architecture, shape, 12, dropout=0.5)
     x = np.random.default_rng(0).normal(size=(3, *shape)).astype(np.float32)
     out = np.asarray(model(x, training=False))
@@ -175,3 +176,29 @@ def test_linear_head_weight_penalty_enters_the_training_loss():
         losses[l2] = float(step(tf.constant(x), tf.constant(y), tf.constant(0.0))[0])
     weights = model.get_layer("final_fc").kernel.numpy()
     np.testing.assert_allclose(losses[100.0] - losses[0.0], 100.0 * np.sum(weights ** 2), rtol=1e-4)
+
+
+def test_word_pair_conv_reads_the_speech_windows_and_the_other_vector(tmp_path):
+    """The first windows x width values reach the convolutions as [windows, width], the rest the
+    standardization; the logits depend on both; a .keras file round-trips; features too short for
+    the speech part are a ParamError that names the front end to use."""
+    from pipeline.models.io import save_model_file
+    from pipeline.models.word_pair_conv import WordPairConvOptions
+
+    options = WordPairConvOptions(windows=3, width=8, channels=4)
+    model = build_model("word_pair_conv", (1, 3 * 8 + 5), 4, dropout=0.0, options=options)
+    x = np.random.default_rng(0).normal(size=(2, 1, 29)).astype(np.float32)
+    windows = keras.Model(model.inputs, model.get_layer("speech_windows").output)(x)
+    np.testing.assert_array_equal(np.asarray(windows), x[:, 0, :24].reshape(2, 3, 8))
+    vector = keras.Model(model.inputs, model.get_layer("standardize").input)(x)
+    np.testing.assert_array_equal(np.asarray(vector), x[:, 0, 24:])
+    out = np.asarray(model(x))
+    for part in (slice(0, 24), slice(24, 29)):
+        changed = x.copy()
+        changed[:, 0, part] += np.random.default_rng(1).normal(size=changed[:, 0, part].shape)
+        assert np.abs(np.asarray(model(changed)) - out).max() > 1e-2
+    save_model_file(with_softmax(model), tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), np.asarray(with_softmax(model)(x)), rtol=1e-5)
+    with pytest.raises(ParamError, match="embedding_efficientword"):
+        build_model("word_pair_conv", (9, 96), 12)

@@ -20,14 +20,21 @@ class ConvHeadOptions(Section):
     inner_dropout: float = param(0.3, number(0, 0.99))
 
 
-def build(x, num_labels, dropout, options: ConvHeadOptions):
+def conv_over_windows(x, options: ConvHeadOptions):
+    """[windows, width] -> [channels]: the layers before the classifier (word_pair_conv reuses them)."""
     from keras import layers
 
     x = layers.LayerNormalization(name="norm")(x)
     x = layers.Conv1D(options.channels, options.kernel, padding="same", activation="relu", name="conv1")(x)
     x = layers.Dropout(options.inner_dropout, name="conv1_dropout")(x)
     x = layers.Conv1D(options.channels, options.kernel, padding="same", activation="relu", name="conv2")(x)
-    x = layers.GlobalMaxPooling1D(name="max_over_time")(x)
+    return layers.GlobalMaxPooling1D(name="max_over_time")(x)
+
+
+def build(x, num_labels, dropout, options: ConvHeadOptions):
+    from keras import layers
+
+    x = conv_over_windows(x, options)
     x = layers.Dropout(dropout, name="dropout")(x)
     return layers.Dense(num_labels, name="final_fc")(x)
 

@@ -19,6 +19,7 @@ from pipeline.models import (
     single_fc,
     tiny_conv,
     tiny_embedding_conv,
+    word_pair_conv,
 )
 from pipeline.models.base import ModelSpec
 
@@ -35,6 +36,7 @@ MODELS: dict[str, ModelSpec] = {
         embedding_head.MODEL,
         embedding_conv.MODEL,
         linear_head.MODEL,
+        word_pair_conv.MODEL,
     )
 }
 # The original's trainable parameter counts (98 x 40 MFCC input, 12 labels), for the tests.
