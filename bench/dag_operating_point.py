@@ -102,7 +102,11 @@ def export_digest(folder: Path) -> str:
 class CachedScorer:
     """An export's window scores of a recording at ``stride_ms``, cached in ``cache`` by the
     export's digest and the audio's (scoring a 600 s recording with the EfficientWord-Net pair
-    takes ~3 min; every combination below reuses it)."""
+    takes ~3 min; every combination below reuses it). For a front end that cannot reuse frames,
+    the windows' *features* are cached too, by the front end's settings and code alone: another
+    head trained on the same front end (a ``dvc exp run`` that changes only train or model params)
+    then scores a recording in seconds. Its scores are those of ``stream_scores``: the same
+    windows, the same batches of ``BATCH``."""
 
     def __init__(self, folder: Path, stride_ms: int, cache: Path):
         from pipeline.inference import load_model
@@ -112,19 +116,65 @@ class CachedScorer:
         self.key = export_digest(folder)
 
     def __call__(self, audio):
-        from pipeline.streaming.scores import StreamScores, stream_scores
+        from pipeline.inference.base import FeatureModel
+        from pipeline.streaming.scores import StreamScores, can_reuse_frames, stream_scores
 
         audio = np.ascontiguousarray(audio, np.float32)
-        path = self.cache / f"{self.key}_{hashlib.sha256(audio.tobytes()).hexdigest()[:16]}_{self.stride_ms}.npz"
+        audio_key = hashlib.sha256(audio.tobytes()).hexdigest()[:16]
+        path = self.cache / f"{self.key}_{audio_key}_{self.stride_ms}.npz"
         if path.exists():
             with np.load(path) as z:
                 return StreamScores(z["times_ms"], z["scores"], bool(z["frame_reuse"]), float(z["seconds"]))
-        s = stream_scores(self.model, audio, self.stride_ms, progress=False)
-        self.cache.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, times_ms=s.times_ms, scores=s.scores, frame_reuse=s.frame_reuse, seconds=s.seconds)
-        tmp.replace(path)
+        stride = int(self.stride_ms * int(self.model.sample_rate) / 1000)
+        if isinstance(self.model, FeatureModel) and not can_reuse_frames(self.model, stride):
+            s = self._from_window_features(audio, audio_key, stride)
+        else:
+            s = stream_scores(self.model, audio, self.stride_ms, progress=False)
+        save_npz(path, times_ms=s.times_ms, scores=s.scores, frame_reuse=s.frame_reuse, seconds=s.seconds)
         return s
+
+    def _from_window_features(self, audio, audio_key, stride):
+        from pipeline.streaming.scores import BATCH, StreamScores, window_offsets
+
+        model = self.model
+        offsets = window_offsets(len(audio), int(model.desired_samples), stride)
+        path = self.cache / f"features_{frontend_digest(model.feature_params)}_{audio_key}_{stride}.npy"
+        span = np.arange(int(model.desired_samples))
+        if path.exists():
+            features = np.load(path)
+        else:
+            features = np.concatenate([np.zeros((0, *model.feature_shape), np.float32)] + [
+                model.features(audio[offsets[i : i + BATCH, None] + span]) for i in range(0, len(offsets), BATCH)])
+            save_npy(path, features)
+        start = time.perf_counter()
+        scores = np.concatenate([np.zeros((0, len(model.labels)), np.float32)] + [
+            np.asarray(model.predict_features(features[i : i + BATCH]), np.float32)
+            for i in range(0, len(features), BATCH)])
+        return StreamScores(offsets * 1000 // int(model.sample_rate), scores, False, time.perf_counter() - start)
+
+
+def frontend_digest(feature_params: dict) -> str:
+    """A digest of a front end's settings and of its code and assets (the window-feature cache key)."""
+    import json
+
+    digest = hashlib.sha256(json.dumps(feature_params, sort_keys=True, default=str).encode())
+    for path in sorted(p for p in (REPO / "pipeline/frontends").rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def save_npz(path: Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def save_npy(path: Path, array) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, array)
+    tmp.replace(path)
 
 
 def main(argv=None) -> int:

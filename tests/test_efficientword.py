@@ -50,13 +50,20 @@ def test_needs_16_khz_and_at_most_a_1500_ms_clip():
         FeatureConfig(preprocess="efficientword", clip_duration_ms=2000)
 
 
-def test_the_pair_joins_both_embeddings():
+def test_the_pair_joins_both_embeddings_on_one_int8_scale():
+    """The speech embedding's windows, then EfficientWord-Net's vector times the gain that puts
+    both on comparable ranges: an int8 input has one scale, and at EfficientWord-Net's own
+    range (+-0.34 against the speech embedding's +-100) its values would all round to zero."""
     _package_logfbank()
     from pipeline.frontends import embedding, efficientword as ewn
+    from pipeline.frontends.word_pair import EFFICIENTWORD_GAIN
 
     cfg = FeatureConfig(preprocess="embedding_efficientword")
     clips = np.stack([word_clip(w, s, 0) for w, s in zip(["go", "stop"], range(2))])
     out = features_numpy(clips, cfg)
     assert out.shape == (2, 1, 9 * 96 + 2048) == (2, *cfg.feature_shape)
     np.testing.assert_allclose(out[:, 0, : 9 * 96], embedding.embed(clips).reshape(2, -1), atol=1e-4)
-    np.testing.assert_allclose(out[:, 0, 9 * 96 :], ewn.embed(clips)[:, 0], atol=1e-5)
+    np.testing.assert_allclose(out[:, 0, 9 * 96 :], EFFICIENTWORD_GAIN * ewn.embed(clips)[:, 0], atol=256e-5)
+    speech, other = np.abs(out[:, 0, : 9 * 96]).max(), np.abs(out[:, 0, 9 * 96 :]).max()
+    int8_step = max(speech, other) / 127
+    assert other > 20 * int8_step and speech > 20 * int8_step
