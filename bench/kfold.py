@@ -132,9 +132,15 @@ def features_of(name: str, audio: np.ndarray, cache: Path, tag: str) -> np.ndarr
 
 
 def joined(names: list[str], audio_fn, cache: Path, tag: str) -> np.ndarray:
+    """The front ends' features side by side; ``embedding+efficientword`` as the
+    ``embedding_efficientword`` front end joins them (its EfficientWord-Net gain included)."""
+    from pipeline.frontends.word_pair import EFFICIENTWORD_GAIN
+
     parts = [features_of(n, audio_fn(), cache, tag) for n in names]
     if len(parts) == 1:
         return parts[0]
+    if names == ["embedding", "efficientword"]:
+        parts[1] = parts[1] * EFFICIENTWORD_GAIN
     return np.concatenate([p.reshape(len(p), -1) for p in parts], axis=1)
 
 

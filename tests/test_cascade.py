@@ -148,6 +148,12 @@ def test_stream_eval_tool_runs_a_cascade_of_exports(tmp_path, monkeypatch, capsy
     assert both["cascade"]["threshold"] == 0.0
     for key in ("detections", "correct", "wrong", "false_positives"):
         assert both[key] == alone[key]
+    # --average-with: the model averaged with itself is the model; the JSON says how many more.
+    assert tool.main([*common, "--average-with", str(folders[0]), "--json", str(tmp_path / "mean.json")]) == 0
+    mean = json.loads((tmp_path / "mean.json").read_text())
+    assert mean["averaged_with"] == 1 and "mean of 2 window models" in capsys.readouterr().out
+    for key in ("detections", "correct", "wrong", "false_positives"):
+        assert mean[key] == alone[key]
 
 
 def test_a_missing_gate_is_named(tmp_path):
@@ -277,3 +283,48 @@ def test_the_cascade_from_scores_already_computed_is_the_cascade(settings):
     np.testing.assert_array_equal(held, out.held)
     np.testing.assert_allclose(scores, out.scores, atol=1e-6)
     assert not np.allclose(scores, alone.scores, atol=1e-3)  # the gate ruled windows out
+
+
+def test_averaging_with_other_models_decodes_the_mean_of_their_scores(tmp_path):
+    """``average_with``: every model scores every window and the decoder reads the mean; a
+    model averaged with itself is itself; other labels, or a gate beside it, are refused."""
+    _recording(seconds=30, tmp_path=tmp_path)
+    cfg = StreamEvalConfig(detection_threshold=0.5)
+    wav, truth = tmp_path / "stream.wav", tmp_path / "labels.txt"
+    one, *_, one_scores = stream_eval.run_stream_eval(None, wav, truth, cfg, model=StandInModel(), progress=False)
+    two, *_, two_scores = stream_eval.run_stream_eval(None, wav, truth, cfg, model=CostlyModel(), progress=False)
+    both, _, found, both_scores = stream_eval.run_stream_eval(
+        None, wav, truth, cfg, model=StandInModel(), average_with=[CostlyModel()], progress=False)
+    np.testing.assert_allclose(both_scores.scores, (one_scores.scores + two_scores.scores) / 2, atol=1e-6)
+    assert both["averaged_with"] == 1 and "averaged_with" not in one
+    assert not np.allclose(both_scores.scores, one_scores.scores)
+    itself, *_, itself_scores = stream_eval.run_stream_eval(
+        None, wav, truth, cfg, model=StandInModel(), average_with=[StandInModel()], progress=False)
+    np.testing.assert_allclose(itself_scores.scores, one_scores.scores, atol=1e-6)
+    assert {k: itself[k] for k in ("correct", "wrong", "false_positives")} == \
+        {k: one[k] for k in ("correct", "wrong", "false_positives")}
+    other = StandInModel()
+    other.labels = [*LABELS[:2], "no", "yes"]
+    with pytest.raises(StageError, match="other labels"):
+        stream_eval.run_stream_eval(None, wav, truth, cfg, model=StandInModel(), average_with=[other], progress=False)
+    with pytest.raises(StageError, match="not with a gate"):
+        stream_eval.run_stream_eval(None, wav, truth, cfg, model=CostlyModel(), gate=StandInModel(),
+                                    average_with=[StandInModel()], progress=False)
+
+
+def test_mean_scores_weights_and_checks_the_windows():
+    from pipeline.streaming.scores import StreamScores, mean_scores
+
+    times = np.array([0, 30, 60])
+    a = StreamScores(times, np.array([[1.0, 0.0]] * 3, np.float32), True, 1.0)
+    b = StreamScores(times, np.array([[0.0, 1.0]] * 3, np.float32), False, 2.0)
+    c = StreamScores(times, np.array([[0.5, 0.5]] * 3, np.float32), True, 3.0)
+    np.testing.assert_allclose(mean_scores(a, [b]).scores, [[0.5, 0.5]] * 3)
+    np.testing.assert_allclose(mean_scores(a, [b, c]).scores, [[0.5, 0.5]] * 3)
+    np.testing.assert_allclose(mean_scores(a, [b, c], 0.7).scores, [[0.7 + 0.3 * 0.25, 0.3 * 0.75]] * 3, rtol=1e-6)
+    assert mean_scores(a, [b]).seconds == 3.0 and not mean_scores(a, [b]).frame_reuse
+    assert mean_scores(a, []) is a
+    with pytest.raises(StageError, match="same windows"):
+        mean_scores(a, [StreamScores(times + 10, b.scores, False, 0.0)])
+    with pytest.raises(StageError, match="weight"):
+        mean_scores(a, [b], 1.5)

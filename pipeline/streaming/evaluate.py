@@ -21,7 +21,8 @@ from pipeline.streaming.recognize import (
     score_detections,
     window_averages,
 )
-from pipeline.streaming.scores import BATCH, StreamScores, can_reuse_frames, stream_scores, streaming_scores
+from pipeline.streaming.scores import (BATCH, StreamScores, can_reuse_frames, mean_scores, stream_scores,
+                                      streaming_scores)
 
 STREAMING_MODEL = "model_streaming.tflite"
 
@@ -83,17 +84,25 @@ def _fmt(value):
 
 def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConfig,
                     labels_path=None, *, frame_reuse=True, batch_size=BATCH, progress=True,
-                    model=None, streaming=False, gate=None, gate_settings: GateSettings = GateSettings()):
+                    model=None, streaming=False, gate=None, gate_settings: GateSettings = GateSettings(),
+                    average_with=()):
     """Load (or take) a model, score the recording, decode, score against the ground truth.
 
     ``streaming``: score with the export's ``model_streaming.tflite`` instead, one call per
     feature frame (``model_path`` is the export folder; its window model gives the front end).
     ``gate``: a cheap model (a path, or a loaded model) that scores every window, the model only
     the candidate windows (cascade.py); metrics gain ``cascade`` with each stage's cost.
+    ``average_with``: more models (paths or loaded) with the same labels, each scoring every
+    window; the decoder reads the mean of all the models' scores (``scores.mean_scores``), and
+    metrics gain ``averaged_with`` (how many).
     Returns ``(metrics, sweep rows, detections, StreamScores)``.
     """
     if gate is not None and streaming:
         raise StageError("a gate (cascade) and the streaming model cannot be combined; use one")
+    average_with = list(average_with)
+    if average_with and (gate is not None or streaming):
+        raise StageError("averaging with other models works with the window model alone, not with a "
+                         "gate or the streaming model")
     # Check the cheap inputs before loading a model.
     for path, what in ((wav_path, "recording"), (ground_truth_path, "ground-truth file")):
         if not Path(path).is_file():
@@ -106,6 +115,15 @@ def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConf
             model = load_model(model_path, labels_path)
         if isinstance(gate, (str, Path)):
             gate = load_model(Path(gate))
+    if any(isinstance(other, (str, Path)) for other in average_with):
+        from pipeline.inference import load_model
+
+        average_with = [load_model(Path(o)) if isinstance(o, (str, Path)) else o for o in average_with]
+    for other in average_with:
+        if list(other.labels) != list(model.labels) or int(other.sample_rate) != int(model.sample_rate):
+            raise StageError(f"a model averaged with {model_path or 'the model'} has other labels or another "
+                             f"sample rate ({list(other.labels)} at {other.sample_rate} Hz against "
+                             f"{list(model.labels)} at {model.sample_rate} Hz)")
     audio = read_wav(wav_path, sample_rate=int(model.sample_rate))
     if len(audio) <= model.desired_samples:
         raise StageError(f"{wav_path}: {len(audio)} samples is not longer than one clip "
@@ -120,6 +138,8 @@ def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConf
         scores = cascade_scores(model, gate, audio, cfg.clip_stride_ms, gate_settings, batch_size, progress)
     else:
         scores = stream_scores(model, audio, cfg.clip_stride_ms, frame_reuse, batch_size, progress)
+        scores = mean_scores(scores, [stream_scores(other, audio, cfg.clip_stride_ms, frame_reuse, batch_size,
+                                                    progress) for other in average_with])
     duration_s = len(audio) / model.sample_rate
     metrics, sweep, detections = evaluate_scores(model.labels, scores, ground_truth, duration_s, cfg)
     settings = cfg.to_dict()
@@ -127,6 +147,8 @@ def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConf
         del settings["minimum_margin"]
     metrics.update(**settings, duration_s=duration_s, windows=int(len(scores.times_ms)),
                    frame_reuse=scores.frame_reuse)
+    if average_with:
+        metrics["averaged_with"] = len(average_with)
     if streaming:
         metrics["streaming_model"] = True  # scored by model_streaming.tflite, one call per frame
     if isinstance(scores, CascadeScores):

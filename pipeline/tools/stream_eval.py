@@ -3,6 +3,7 @@ test_streaming_accuracy).
 
     python -m pipeline.tools.stream_eval --model PATH --wav FILE --ground-truth FILE
         [--labels FILE] [--json OUT] [--sweep-csv OUT] [--clip-stride-ms 30 ...] [--streaming]
+        [--average-with OTHER_MODEL [...]]
         [--gate GATE_MODEL [--gate-threshold 0.5] [--gate-margin-ms 160] [--gate-stride-ms MS]
                            [--gate-rule margin|peak] [--gate-neighbours 0] [--gate-held min|costly]
                            [--gate-peak max|centre]]
@@ -11,7 +12,9 @@ test_streaming_accuracy).
 of the window model. ``--gate`` makes a cascade (pipeline/streaming/cascade.py): the gate (a cheap
 model on a frame-reusing front end) scores every window, ``--model`` only the windows near the
 gate's keyword evidence (keyword mass >= the gate threshold); for a model whose front end cannot
-reuse frames, e.g. EfficientWord-Net's.
+reuse frames, e.g. EfficientWord-Net's. ``--average-with`` decodes the mean of the model's window
+scores and other models' (trained on the same labels; an ensemble, see the README's streaming
+operating point).
 
 The decoder options default to the original's (the same as params.yaml's stream_eval section).
 """
@@ -47,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--streaming", action="store_true",
                         help="score with the export's model_streaming.tflite, one call per feature "
                              "frame (--model is the export folder)")
+    parser.add_argument("--average-with", nargs="+", default=[], metavar="OTHER_MODEL",
+                        help="more models (export folders, .tflite, .keras) with the same labels: the "
+                             "decoder reads the mean of every model's window scores")
     gate = GateSettings()
     parser.add_argument("--gate", help="cascade: a cheap model (export folder, .tflite, .keras) that scores "
                                        "every window; --model scores only the candidate windows")
@@ -88,13 +94,14 @@ def main(argv=None) -> int:
     metrics, sweep, detections, scores = run_stream_eval(
         Path(args.model), Path(args.wav), Path(args.ground_truth), cfg, args.labels,
         frame_reuse=not args.no_frame_reuse, batch_size=args.batch_size, streaming=args.streaming,
-        gate=Path(args.gate) if args.gate else None, gate_settings=gate)
+        gate=Path(args.gate) if args.gate else None, gate_settings=gate,
+        average_with=[Path(p) for p in args.average_with])
     if args.verbose:
         for label, t, score, outcome in detections:
             print(f"{t}ms {label}: {score:.3f} ({outcome})")
     print(format_summary(metrics))
     print(f"scored {metrics['duration_s']:.0f} s of audio in {scores.seconds:.1f} s: real-time factor "
-          f"{scores.seconds / metrics['duration_s']:.4f} ({'streaming model' if args.streaming else 'cascade' if args.gate else 'window model'})")
+          f"{scores.seconds / metrics['duration_s']:.4f} ({'streaming model' if args.streaming else 'cascade' if args.gate else f'mean of {1 + len(args.average_with)} window models' if args.average_with else 'window model'})")
     if "cascade" in metrics:
         for stage in ("gate", "costly", "whole"):
             cost = metrics["cascade"][stage]
