@@ -16,15 +16,14 @@ from pipeline.models.embedding_conv import ConvHeadOptions, conv_over_windows
 
 
 @dataclass(frozen=True)
-class WordPairConvOptions(Section):
+class WordPairConvOptions(ConvHeadOptions):
+    """embedding_conv's options for the convolutions, and where the speech embedding's part ends."""
+
     section = "model.word_pair_conv"
 
     # The speech embedding's part, first in the flat vector: windows x width values.
     windows: int = param(9, integer(1, 1024))
     width: int = param(96, integer(1, 4096))
-    channels: int = param(128, integer(1, 4096))
-    kernel: int = param(3, integer(1, 64))
-    inner_dropout: float = param(0.3, number(0, 0.99))
     # L2 penalty of the dense layer (linear_head's).
     l2: float = param(0.001, number(0, 10))
 
@@ -41,7 +40,7 @@ def build(x, num_labels, dropout, options: WordPairConvOptions):
             f"{sequence} values (the speech embedding's windows, then another embedding's values); "
             f"these have {total}: use features.preprocess: embedding_efficientword")
     windows = layers.Reshape((options.windows, options.width), name="speech_windows")(flat[:, :sequence])
-    windows = conv_over_windows(windows, ConvHeadOptions(channels=options.channels, kernel=options.kernel, inner_dropout=options.inner_dropout))
+    windows = conv_over_windows(windows, options)
     vector = layers.BatchNormalization(center=False, scale=False, momentum=0.9, name="standardize")(flat[:, sequence:])
     joined = layers.Concatenate(name="joined")([windows, vector])
     joined = layers.Dropout(dropout, name="dropout")(joined)

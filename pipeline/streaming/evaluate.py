@@ -108,17 +108,10 @@ def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConf
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: {what} not found")
     ground_truth = read_ground_truth(ground_truth_path)
-    if model is None or isinstance(gate, (str, Path)):
-        from pipeline.inference import load_model
-
-        if model is None:
-            model = load_model(model_path, labels_path)
-        if isinstance(gate, (str, Path)):
-            gate = load_model(Path(gate))
-    if any(isinstance(other, (str, Path)) for other in average_with):
-        from pipeline.inference import load_model
-
-        average_with = [load_model(Path(o)) if isinstance(o, (str, Path)) else o for o in average_with]
+    if model is None:
+        model = _loaded(model_path, labels_path)
+    gate = _loaded(gate)
+    average_with = [_loaded(other) for other in average_with]
     for other in average_with:
         if list(other.labels) != list(model.labels) or int(other.sample_rate) != int(model.sample_rate):
             raise StageError(f"a model averaged with {model_path or 'the model'} has other labels or another "
@@ -165,6 +158,15 @@ def run_stream_eval(model_path, wav_path, ground_truth_path, cfg: StreamEvalConf
              if isinstance(scores, CascadeScores)
              else f"frame reuse {'on' if scores.frame_reuse else 'off'}")
     return metrics, sweep, detections, scores
+
+
+def _loaded(model, labels_path=None):
+    """A model given as a path loaded (pipeline.inference, imported only then); others as they are."""
+    if not isinstance(model, (str, Path)):
+        return model
+    from pipeline.inference import load_model
+
+    return load_model(Path(model), labels_path)
 
 
 def has_streaming_model(export_dir) -> bool:
