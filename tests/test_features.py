@@ -183,7 +183,8 @@ def test_embedding_shape_and_batch_independence():
     out = features_numpy(clips, cfg, batch_size=2)
     assert out.shape == (3, *cfg.feature_shape) and cfg.feature_shape[1] == 96
     assert cfg.feature_shape[0] >= 3 and np.isfinite(out).all()
-    np.testing.assert_allclose(features_numpy(clips[1], cfg), out[1], rtol=1e-5, atol=1e-5)
+    # Embeddings span about +-100; other batch shapes round differently (more so on AVX2-only CPUs).
+    np.testing.assert_allclose(features_numpy(clips[1], cfg), out[1], rtol=1e-5, atol=1e-4)
     assert not np.allclose(out[0], out[1])  # different words give different embeddings
 
 
