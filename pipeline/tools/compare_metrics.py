@@ -72,7 +72,8 @@ class Headline:
 
 
 # Tolerances: about twice the largest change measured when training ran with other CPU numerics
-# (README "Reproducibility": an AVX2-only oneDNN, oneDNN off, one thread instead of two), in whole
+# (README "Reproducibility": an AVX2-only oneDNN, oneDNN off, one thread instead of two, and a real
+# AVX2-only CPU, whose fresh clone moved false alarms by 48 per hour), in whole
 # clips / words of the default data set (168 test, 154 int8 WAVs, 204 validation clips, 200 words).
 HEADLINES = (
     Headline("test accuracy", paths.EVALUATE_METRICS, "accuracy", "fraction", 0.025),
@@ -80,7 +81,7 @@ HEADLINES = (
     Headline("validation accuracy", paths.TRAIN_METRICS, "validation_accuracy", "fraction", 0.04),
     Headline("streaming: correct", paths.STREAM_METRICS, "correct_percentage", "percent", 6.0),
     Headline("streaming: false alarms per hour", paths.STREAM_METRICS, "false_alarms_per_hour",
-             "number", 50.0),
+             "number", 100.0),
 )
 
 
