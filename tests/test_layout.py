@@ -8,6 +8,7 @@ validation accepts come from the registries.
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from pipeline.core import paths
 from pipeline.core.schema import read_yaml
 from pipeline.frontends import FRONTENDS, FeatureConfig, features_numpy
 from pipeline.models import MODELS
-from pipeline.tools.stage_deps import check_stage, closure, layer_violations, stage_modules
+from pipeline.tools.stage_deps import check_stage, closure, layer_violations, stage_modules, stale_lock_deps
 from pipeline.training.config import TrainConfig
 from tests.conftest import REPO_ROOT
 
@@ -41,6 +42,37 @@ def test_the_dependency_check_can_fail():
     assert any("pipeline/training/loop.py but dvc.yaml does not list it" in p for p in problems)
     extra = check_stage(REPO_ROOT, "train", "pipeline.stages.train", deps + ["pipeline/streaming"])
     assert extra == ["train: dep pipeline/streaming is code the stage does not run"]
+
+
+def test_dvc_lock_records_the_committed_code_and_params():
+    """A commit that changes a stage's code without `dvc repro` leaves dvc.lock naming other code:
+    every fresh clone then reruns that stage and its metrics drift from the committed ones. Skipped
+    while stage code, params or the lock have uncommitted changes (the lock lags by design then)."""
+    dvc = Path(sys.executable).parent / "dvc"
+    if not dvc.exists():
+        pytest.skip("dvc is installed by `make install`")
+    try:
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "pipeline", "params.yaml", "dvc.yaml",
+                                "dvc.lock"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    if dirty.strip():
+        pytest.skip("uncommitted changes to stage code or params: run `dvc repro` before committing")
+    out = subprocess.run([str(dvc), "status", "--json"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert stale_lock_deps(json.loads(out.stdout)) == []
+
+
+def test_the_lock_check_can_fail():
+    """Code and params changes are reported; missing data deps and outputs (a fresh clone) are not."""
+    status = {
+        "train": [{"changed deps": {"data/features": "deleted", "pipeline/models": "modified",
+                                    "params.yaml": {"train.dropout": "modified"}}},
+                  {"changed outs": {"models/keras": "not in cache"}}],
+        "evaluate": [{"changed deps": {"models/keras": "deleted"}}],
+        "download": ["always changed"],
+    }
+    assert stale_lock_deps(status) == ["train: pipeline/models modified",
+                                       "train: params.yaml {'train.dropout': 'modified'}"]
 
 
 def test_function_level_imports_count():

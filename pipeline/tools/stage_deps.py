@@ -171,6 +171,21 @@ def layer_violations(root: Path) -> list[str]:
     return problems
 
 
+def stale_lock_deps(status: dict) -> list[str]:
+    """``dvc status --json`` -> each stage's code or params that changed after dvc.lock recorded
+    them (a commit of code without ``dvc repro``: every clone then reruns the stage and gets
+    other outputs than the committed metrics). Deps that are other stages' outputs are left out:
+    a fresh clone has none of them, which says nothing about the lock."""
+    stale = []
+    for stage, changes in status.items():
+        for change in changes:
+            deps = change.get("changed deps", {}) if isinstance(change, dict) else {}
+            for path, state in deps.items():
+                if path == PACKAGE or path.startswith(f"{PACKAGE}/") or isinstance(state, dict):
+                    stale.append(f"{stage}: {path} {state}")  # a params file's state is {key: state}
+    return stale
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=".", help="the repository root")
