@@ -41,6 +41,7 @@ import argparse
 import collections
 import dataclasses
 import hashlib
+import io
 import os
 import sys
 import time
@@ -168,17 +169,21 @@ def frontend_digest(feature_params: dict) -> str:
 
 
 def save_npz(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    _atomic(path, lambda f: np.savez(f, **arrays))
 
 
 def save_npy(path: Path, array) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, array)
-    tmp.replace(path)
+    _atomic(path, lambda f: np.save(f, array))
+
+
+def _atomic(path: Path, write) -> None:
+    """The project's atomic write (a unique temporary, then a rename), so two runs sharing the
+    cache never read a half-written file nor clobber each other's temporary."""
+    from pipeline.core.fs import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    write(buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def main(argv=None) -> int:
