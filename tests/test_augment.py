@@ -117,12 +117,57 @@ def test_load_background(tmp_path):
 
 
 def test_augment_config_from_params():
-    cfg = AugmentConfig.from_dict({"time_shift_ms": 100, "background_volume": 0.1,
-                                     "background_frequency": 0.8, "copies": 2, "seed": 1})
+    base = {"time_shift_ms": 100, "background_volume": 0.1, "background_frequency": 0.8, "copies": 2,
+            "foreground_gain_db": [0, 0], "seed": 1}
+    cfg = AugmentConfig.from_dict(base)
     assert cfg.time_shift_samples(16000) == 1600 and cfg.copies == 2
     with pytest.raises(ParamError, match="background_volume"):
-        AugmentConfig.from_dict({"time_shift_ms": 100, "background_volume": 2.0,
-                                   "background_frequency": 0.8, "copies": 2, "seed": 1})
+        AugmentConfig.from_dict({**base, "background_volume": 2.0})
+
+
+@pytest.mark.parametrize("gain, problem", [([-20], "exactly two"), ([0, -20], "above high"),
+                                           ([-90, 0], "out of range"), (["-20", 0], "type str")])
+def test_a_bad_foreground_gain_is_named(gain, problem):
+    base = {"time_shift_ms": 100, "background_volume": 0.1, "background_frequency": 0.8, "copies": 2,
+            "seed": 1}
+    with pytest.raises(ParamError, match=r"augment\.foreground_gain_db.*" + problem):
+        AugmentConfig.from_dict({**base, "foreground_gain_db": gain})
+
+
+def test_foreground_gain_scales_words_within_its_bounds_and_leaves_silence_alone():
+    clip = np.full(N, 0.5, np.float32)
+    gains = []
+    for row in range(200):
+        out = augment_clip(clip, False, clip_rng(9, "training", row), [], True, 0, gain_db=(-20, -6))
+        gains.append(20 * np.log10(out[0] / 0.5))
+    gains = np.array(gains)
+    assert gains.min() >= -20 - 1e-4 and gains.max() <= -6 + 1e-4
+    assert gains.max() - gains.min() > 10  # drawn, not fixed
+    fixed = augment_clip(clip, False, clip_rng(9, "training", 0), [], True, 0, gain_db=(-6, -6))
+    assert np.allclose(fixed, 0.5 * 10 ** (-6 / 20))
+    evaluation = augment_clip(clip, False, clip_rng(9, "validation", 0), [], False, 0, gain_db=(-20, -6))
+    assert np.array_equal(evaluation, clip)  # validation/test clips keep their level
+    silence = augment_clip(clip, True, clip_rng(9, "training", 0), [], True, 0, gain_db=(-20, -6))
+    assert not silence.any()
+
+
+def test_without_a_gain_range_the_other_draws_are_unchanged():
+    """[0, 0] draws nothing: every copy's shift and noise follow the original's draws (shift, noise
+    file, offset, frequency, volume), so the features the committed dvc.lock records stay the same."""
+    rng = np.random.default_rng(0)
+    clip = rng.normal(0, 0.1, N).astype(np.float32)
+    noise = [rng.normal(0, 0.1, 3 * N).astype(np.float32), rng.normal(0, 0.2, 3 * N).astype(np.float32)]
+    for row in range(20):
+        out = augment_clip(clip, False, clip_rng(3, "training", row), noise, True, 100, 0.3, 1.0, (0, 0))
+        draws = clip_rng(3, "training", row)
+        shifted = time_shift(clip, int(draws.integers(-100, 100)))
+        chosen = noise[int(draws.integers(len(noise)))]
+        offset = int(draws.integers(0, len(chosen) - N))
+        assert draws.uniform(0, 1) < 1.0
+        expected = np.clip(shifted + chosen[offset : offset + N] * np.float32(draws.uniform(0, 0.3)), -1, 1)
+        assert np.array_equal(out, expected)
+        on = augment_clip(clip, False, clip_rng(3, "training", row), noise, True, 100, 0.3, 1.0, (-20, 0))
+        assert not np.array_equal(on, out)
 
 
 def test_spec_augment_masks_bands_deterministically():

@@ -88,7 +88,7 @@ def featurize_split(
                     rng = clip_rng(acfg.seed, split, start + i, c)
                     audio[i * copies + c] = augment_clip(
                         clip, silence, rng, noises, training, shift,
-                        acfg.background_volume, acfg.background_frequency,
+                        acfg.background_volume, acfg.background_frequency, acfg.foreground_gain_db,
                     )
                     y[(start + i) * copies + c] = row.label_index
             x_file.append(features_numpy(audio, fcfg))
