@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 import hashlib
 import json
 import math
@@ -149,6 +150,16 @@ def test_silence_and_unknown_arithmetic(medium_dataset, silence, unknown):
                 assert r.speaker == r.path.rsplit("/", 1)[1].split("_nohash_")[0]
     speakers = [{r.speaker for r in splits[s] if r.speaker} for s in SPLITS]
     assert not (speakers[0] & speakers[1] or speakers[0] & speakers[2] or speakers[1] & speakers[2])
+
+
+def test_asking_for_more_unknown_words_than_there_are_says_all_are_used(medium_dataset, caplog):
+    with caplog.at_level(logging.INFO, logger="pipeline.data.split"):
+        build_split(medium_dataset, WANTED, 20, 20, 10, 10)
+    assert "unknown-word clips" not in caplog.text
+    with caplog.at_level(logging.INFO, logger="pipeline.data.split"):
+        _, facts = build_split(medium_dataset, WANTED, 20, 20, 10, 400)
+    assert f"more than the {facts['unknown_pool']['training']} there are: all of them are used" in caplog.text
+    assert "training: split.unknown_percentage=400" in caplog.text
 
 
 def original_prepare_data_index(root, wanted, validation, testing, silence, unknown, seed):
