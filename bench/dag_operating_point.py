@@ -60,13 +60,13 @@ TEST_SEED = 8001
 DECODERS = {"threshold": {}, "threshold + average window": {"average_window_ms": (500, 750, 1000, 1500)}}
 
 
-def error_kinds(truth, found, tolerance_ms, window_scores=None, labels=None) -> collections.Counter:
+def error_kinds(truth, found, tolerance_ms, averages=None, labels=None) -> collections.Counter:
     """What each non-correct detection was, and the words left undetected (as score_detections
-    matches them: the first ground-truth word within the tolerance decides). With
-    ``window_scores`` ``(times_ms, scores, average_window_ms)`` and ``labels`` a missed word is also told by what the averaged scores said
-    where its own label's average peaked (in the 1.5 s after it starts): ``_silence_`` on top (a
-    word the model did not hear: a quiet speaker under the noise), its own label on top (below the
-    threshold, or suppressed by an earlier detection), or another label on top."""
+    matches them: the first ground-truth word within the tolerance decides). With the decoder's
+    ``averages`` (recognize.window_averages) and ``labels``, a missed word is also told by the
+    label on top where its own label's average peaked (in the 1.5 s after it starts): ``_silence_``
+    (a word the model did not hear: a quiet speaker under the noise), its own label (under the
+    threshold, or suppressed by an earlier detection), or another label."""
     from pipeline.core.labels import SILENCE_LABEL, UNKNOWN_LABEL
     from pipeline.streaming.recognize import score_detections
 
@@ -94,8 +94,8 @@ def error_kinds(truth, found, tolerance_ms, window_scores=None, labels=None) -> 
     missed = [truth[i] for i in range(len(truth)) if i not in detected]
     kinds["missed keywords"] = sum(1 for w, _ in missed if w != UNKNOWN_LABEL)
     kinds["missed unknown words"] = sum(1 for w, _ in missed if w == UNKNOWN_LABEL)
-    if window_scores is not None and missed:
-        times, averaged = trailing_means(*window_scores)
+    if averages is not None and missed:
+        times, averaged = averages.times_ms, averages.means
         for word, start in missed:
             rows = np.nonzero((times >= start) & (times <= start + 1500))[0]
             if not len(rows):
@@ -106,17 +106,6 @@ def error_kinds(truth, found, tolerance_ms, window_scores=None, labels=None) -> 
                                 else "own label on top (under the threshold or suppressed)" if top == word
                                 else "another label on top")] += 1
     return kinds
-
-
-def trailing_means(times_ms, scores, average_window_ms):
-    """Every label's mean score over the windows of the last ``average_window_ms`` at each step
-    (what RecognizeCommands averages; window_averages keeps only the top label's)."""
-    times = np.asarray(times_ms, np.float64)
-    scores = np.asarray(scores, np.float64)
-    first = np.searchsorted(times, times - average_window_ms, side="left")
-    sums = np.vstack([np.zeros((1, scores.shape[1])), np.cumsum(scores, axis=0)])
-    steps = np.arange(len(times))
-    return times, (sums[steps + 1] - sums[first]) / (steps - first + 1)[:, None]
 
 
 def export_digest(folder: Path) -> str:
@@ -362,8 +351,7 @@ def main(argv=None) -> int:
         c = dataclasses.replace(cfg, **params)
         averages = window_averages(test["own"].times_ms, scores, c.average_window_ms, c.minimum_count)
         found = decode(labels, averages, threshold, c.suppression_ms, c.minimum_margin)
-        kinds = error_kinds(test_truth, found, c.time_tolerance_ms,
-                            (test["own"].times_ms, scores, c.average_window_ms), list(labels))
+        kinds = error_kinds(test_truth, found, c.time_tolerance_ms, averages, list(labels))
         print(f"  {label}, {budget}/h ({picked}): " + ", ".join(f"{k} {n}" for k, n in kinds.items()))
     return 0
 

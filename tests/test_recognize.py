@@ -168,6 +168,18 @@ def test_vectorized_decode_equals_the_class(seed):
     assert found[(200, 0.3, 0.5)] != found[(200, 0.3, 0.0)]
 
 
+def test_window_averages_keep_every_labels_mean():
+    rng = np.random.default_rng(5)
+    times = np.cumsum(rng.integers(20, 60, 80))
+    scores = rng.random((80, len(LABELS)))
+    averages = window_averages(times, scores, 300, 2)
+    for step in range(80):
+        inside = (times >= times[step] - 300) & (times <= times[step])
+        np.testing.assert_allclose(averages.means[step], scores[inside].mean(axis=0), rtol=1e-12)
+    np.testing.assert_array_equal(np.argmax(averages.means, axis=1), averages.top_index)
+    np.testing.assert_array_equal(averages.means.max(axis=1), averages.top_score)
+
+
 def test_margin_blocks_an_ambiguous_average():
     """minimum_margin: "no" at 0.55 against "yes" at 0.40 passes a 0.5 threshold but not a margin
     of 0.2; a clear 0.9 passes both. 0 keeps the original rule."""

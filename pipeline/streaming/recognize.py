@@ -118,13 +118,15 @@ class RecognizeCommands:
 @dataclass(frozen=True)
 class WindowAverages:
     """Per step: whether the window had enough results, the top label index, its average score
-    and how far it is above the second-highest average (the margin)."""
+    and how far it is above the second-highest average (the margin); ``means`` holds every
+    label's average (``[steps, labels]``, for diagnostics such as what a missed word scored)."""
 
     times_ms: np.ndarray
     valid: np.ndarray
     top_index: np.ndarray
     top_score: np.ndarray
     margin: np.ndarray
+    means: np.ndarray
 
 
 def window_averages(times_ms, scores, average_window_duration_ms, minimum_count) -> WindowAverages:
@@ -152,7 +154,7 @@ def window_averages(times_ms, scores, average_window_duration_ms, minimum_count)
         margin = top_score - np.partition(total, -2, axis=1)[:, -2]
     else:
         margin = top_score.copy()
-    return WindowAverages(times, valid, top_index, top_score, margin)
+    return WindowAverages(times, valid, top_index, top_score, margin, total)
 
 
 def decode(labels, averages: WindowAverages, detection_threshold, suppression_ms, minimum_margin=0.0):
