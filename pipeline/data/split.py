@@ -173,7 +173,7 @@ def build_split(
         pool = list(unknown[s])
         rng.shuffle(pool)
         unknown_size = int(math.ceil(set_size * cfg.unknown_percentage / 100))
-        if unknown_size > len(pool) and cfg.unknown_percentage > 0:
+        if unknown_size > len(pool):
             log.info("%s: split.unknown_percentage=%g asks for %d unknown-word clips, more than the %d "
                      "there are: all of them are used", s, cfg.unknown_percentage, unknown_size, len(pool))
         splits[s] += pool[:unknown_size]
