@@ -64,11 +64,12 @@ def test_parameter_counts_equal_the_original(architecture, shape, labels):
 @pytest.mark.parametrize("architecture", sorted(MODELS))
 def test_every_architecture_outputs_logits_per_label(architecture):
     shape = {"embedding_head": (9, 96), "embedding_conv": (9, 96), "linear_head": (9, 96),
-             "word_pair_conv": (1, 9 * 96 + 2048)}.get(architecture, (98, 40))
+             "word_pair_conv": (1, 9 * 96 + 2048), "word_pair_mean": (1, 9 * 96 + 2048)}.get(architecture, (98, 40))
     model = build_model(architecture, shape, 12, dropout=0.5)
     x = np.random.default_rng(0).normal(size=(3, *shape)).astype(np.float32)
     out = np.asarray(model(x, training=False))
-    assert out.shape == (3, 12)
+    # Logits per label, or per head and label for a committee (base.py).
+    assert out.shape == ((3, 2, 12) if architecture == "word_pair_mean" else (3, 12))
     assert np.isfinite(out).all()
     # Inference is deterministic (dropout off) ...
     np.testing.assert_array_equal(out, np.asarray(model(x, training=False)))
@@ -202,3 +203,88 @@ def test_word_pair_conv_reads_the_speech_windows_and_the_other_vector(tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), np.asarray(with_softmax(model)(x)), rtol=1e-5)
     with pytest.raises(ParamError, match="embedding_efficientword"):
         build_model("word_pair_conv", (9, 96), 12)
+
+
+def small_committee(dropout=0.0):
+    from pipeline.models.word_pair_mean import WordPairMeanOptions
+
+    keras.utils.set_random_seed(5)
+    options = WordPairMeanOptions(windows=3, width=8, channels=4)
+    return build_model("word_pair_mean", (1, 3 * 8 + 5), 4, dropout=dropout, options=options)
+
+
+def test_committee_heads_train_apart():
+    """word_pair_mean's training loss gives each head exactly the gradient of its own cross
+    entropy (the two models trained apart on the same batches), not of their mixture."""
+    import tensorflow as tf
+
+    from pipeline.training.optim import cross_entropy
+
+    model = small_committee()
+    x = tf.constant(np.random.default_rng(0).normal(size=(6, 1, 29)).astype(np.float32))
+    y = tf.constant(np.arange(6, dtype=np.int32) % 4)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    variables = model.trainable_variables
+    with tf.GradientTape(persistent=True) as tape:
+        logits = model(x, training=True)
+        joint = cross_entropy(loss_fn, y, logits)
+        alone = [loss_fn(y, logits[:, head]) for head in range(2)]
+        mixture = loss_fn(y, tf.math.log(tf.reduce_mean(tf.nn.softmax(logits), axis=1)))
+    np.testing.assert_allclose(float(joint), float(alone[0] + alone[1]), rtol=1e-6)
+    joint_grads = tape.gradient(joint, variables)
+    own = [tape.gradient(loss, variables, unconnected_gradients="zero") for loss in alone]
+    heads_of = [0 if not v.path.startswith("linear_") else 1 for v in variables]
+    assert set(heads_of) == {0, 1}
+    for i, (variable, head, grad) in enumerate(zip(variables, heads_of, joint_grads)):
+        np.testing.assert_allclose(np.asarray(grad), np.asarray(own[head][i]),
+                                   rtol=1e-5, atol=1e-7, err_msg=variable.path)
+        # ... and the other head's loss does not reach this head's weights.
+        assert not np.asarray(own[1 - head][i]).any(), variable.path
+    mixture_grads = tape.gradient(mixture, variables)
+    assert any(not np.allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+               for a, b in zip(joint_grads, mixture_grads))
+
+
+def test_committee_scores_are_the_mean_of_its_heads(tmp_path):
+    """The saved model's scores are the mean of the heads' softmaxes, in Keras (round-tripped
+    through a .keras file), the training loop's prediction, and the float and int8 TFLite
+    conversions the freeze stage writes."""
+    import tensorflow as tf
+
+    from pipeline.export.convert import convert_int8_tflite, features_tflite
+    from pipeline.core.tf import tflite_interpreter
+    from pipeline.models.io import save_model_file
+    from pipeline.training.optim import predicted_labels
+
+    model = small_committee()
+    x = np.random.default_rng(1).normal(size=(16, 1, 29)).astype(np.float32)
+    logits = np.asarray(model(x))
+    heads = np.exp(logits - logits.max(-1, keepdims=True))
+    expected = (heads / heads.sum(-1, keepdims=True)).mean(axis=1)
+    scores = with_softmax(model)
+    np.testing.assert_allclose(np.asarray(scores(x)), expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(np.asarray(predicted_labels(tf.constant(logits))), expected.argmax(1))
+    save_model_file(scores, tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-7)
+
+    cfg = type("Shape", (), {"feature_shape": (1, 29)})()
+    for flat, tolerance in ((features_tflite(loaded, cfg, False), 1e-5),
+                            (convert_int8_tflite(loaded, cfg, False, x), 0.05)):
+        interpreter = tflite_interpreter(model_content=flat)
+        interpreter.allocate_tensors()
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        got = []
+        for row in x:
+            value = row[None]
+            if inp["dtype"] == np.int8:
+                scale, zero = inp["quantization"]
+                value = np.clip(np.round(value / scale + zero), -128, 127).astype(np.int8)
+            interpreter.set_tensor(inp["index"], value)
+            interpreter.invoke()
+            result = interpreter.get_tensor(out["index"]).astype(np.float32)
+            if out["dtype"] == np.int8:
+                scale, zero = out["quantization"]
+                result = (result - zero) * scale
+            got.append(result[0])
+        np.testing.assert_allclose(np.array(got), expected, atol=tolerance)

@@ -147,6 +147,32 @@ def test_optimizers_and_spec_augment_train(tmp_path):
     assert metrics["validation_accuracy"] >= 0.9
 
 
+def test_a_committee_trains_each_head_and_saves_their_mean(tmp_path):
+    """word_pair_mean through the train stage: both heads learn (each alone classifies the
+    validation set), and the saved model scores with the mean of their softmaxes."""
+    from pipeline.models.io import load_model_file
+    from pipeline.models.word_pair_mean import WordPairMeanOptions
+
+    make_features(tmp_path / "data/features", frames=1, bins=60, noise=0.5)
+    options = WordPairMeanOptions(windows=4, width=10, channels=8)
+    metrics = train(TrainConfig(**settings(model_architecture="word_pair_mean")), tmp_path / "data/features",
+                    outputs(tmp_path), model_options=options, progress=False)
+    assert metrics["validation_accuracy"] >= 0.9
+    scores_model = load_model_file(tmp_path / "models/keras/model.keras")
+    logits_model = scores_model.get_layer("word_pair_mean")
+    x = np.load(tmp_path / "data/features/validation/x.npy")
+    y = np.load(tmp_path / "data/features/validation/y.npy")
+    logits = np.asarray(logits_model(x))
+    assert logits.shape == (len(x), 2, len(LABELS))
+    for head in range(2):
+        assert np.mean(logits[:, head].argmax(1) == y) >= 0.9, head
+    heads = np.exp(logits - logits.max(-1, keepdims=True))
+    np.testing.assert_allclose(np.asarray(scores_model(x)),
+                               (heads / heads.sum(-1, keepdims=True)).mean(1), rtol=1e-5, atol=1e-7)
+    meta = json.loads((tmp_path / "models/keras/meta.json").read_text())
+    assert meta["model_options"]["windows"] == 4 and meta["architecture"] == "word_pair_mean"
+
+
 def test_training_data_is_memory_mapped(tmp_path):
     """Training reads batches from the mapped features: x is never loaded whole."""
     from pipeline.training.loop import load_training_data

@@ -1,7 +1,10 @@
 """What a model is: a builder, its own hyperparameters, and the original's parameter count.
 
 Every builder takes features of one clip (``[frames, bins]``, or ``[windows, 96]`` speech
-embeddings) and returns logits; the train stage adds the softmax. A model is one module that
+embeddings) and returns logits ``[batch, labels]``; the train stage adds the softmax. A committee
+of independent heads returns ``[batch, heads, labels]`` (``stack_heads``): training minimises each
+head's own cross entropy (their sum, so no head leans on another, as if trained apart) and the
+model's scores are the mean of the heads' softmaxes (``models/io.with_softmax``). A model is one module that
 defines ``MODEL = ModelSpec(...)``, listed in ``pipeline/models/registry.py``. Its hyperparameters
 are a :class:`~pipeline.core.schema.Section` (``options``) that params.yaml holds under
 ``model.<name>``, validated like every other key. A model that can run frame by frame also gives
@@ -68,6 +71,14 @@ def conv2d(filters: int, kernel, strides, padding: str, name: str, activation="r
         bias_initializer="zeros",
         name=name,
     )
+
+
+def stack_heads(heads):
+    """Logits of independent heads, each ``[batch, labels]`` -> ``[batch, heads, labels]``."""
+    from keras import layers
+
+    rows = [layers.Reshape((1, int(h.shape[-1])), name=f"head{i}")(h) for i, h in enumerate(heads)]
+    return layers.Concatenate(axis=1, name="heads")(rows)
 
 
 def as_image(x):

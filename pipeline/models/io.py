@@ -23,9 +23,16 @@ def count_parameters(model: keras.Model) -> int:
 
 
 def with_softmax(logits_model: keras.Model) -> keras.Model:
-    """Wrap a logits model so that it outputs class scores, like the original's labels_softmax."""
+    """Wrap a logits model so that it outputs class scores, like the original's labels_softmax.
+
+    A committee's ``[batch, heads, labels]`` logits give the mean of the heads' softmaxes."""
     inputs = keras.Input(shape=logits_model.input_shape[1:], name="features")
-    scores = layers.Softmax(name="labels_softmax")(logits_model(inputs))
+    logits = logits_model(inputs)
+    if len(logits.shape) == 3:
+        per_head = layers.Softmax(axis=-1, name="head_softmax")(logits)
+        scores = layers.GlobalAveragePooling1D(name="labels_softmax")(per_head)
+    else:
+        scores = layers.Softmax(name="labels_softmax")(logits)
     return keras.Model(inputs, scores, name=f"{logits_model.name}_scores")
 
 

@@ -18,14 +18,21 @@ class LinearOptions(Section):
     l2: float = param(0.001, number(0, 10))
 
 
-def build(x, num_labels, dropout, options: LinearOptions):
+def logistic_regression(flat, num_labels, dropout, l2: float, prefix: str = ""):
+    """[values] -> logits: standardize, dropout, one dense layer with an L2 penalty (word_pair_mean
+    reuses it with a ``prefix`` on the layer names)."""
     import keras
     from keras import layers
 
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.BatchNormalization(center=False, scale=False, momentum=0.9, name="standardize")(x)
-    x = layers.Dropout(dropout, name="dropout")(x)
-    return layers.Dense(num_labels, kernel_regularizer=keras.regularizers.L2(options.l2), name="final_fc")(x)
+    x = layers.BatchNormalization(center=False, scale=False, momentum=0.9, name=f"{prefix}standardize")(flat)
+    x = layers.Dropout(dropout, name=f"{prefix}dropout")(x)
+    return layers.Dense(num_labels, kernel_regularizer=keras.regularizers.L2(l2), name=f"{prefix}final_fc")(x)
+
+
+def build(x, num_labels, dropout, options: LinearOptions):
+    from keras import layers
+
+    return logistic_regression(layers.Flatten(name="flatten")(x), num_labels, dropout, options.l2)
 
 
 MODEL = ModelSpec("linear_head", build, "logistic regression on frozen embeddings", LinearOptions)

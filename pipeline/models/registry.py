@@ -20,6 +20,7 @@ from pipeline.models import (
     tiny_conv,
     tiny_embedding_conv,
     word_pair_conv,
+    word_pair_mean,
 )
 from pipeline.models.base import ModelSpec
 
@@ -37,6 +38,7 @@ MODELS: dict[str, ModelSpec] = {
         embedding_conv.MODEL,
         linear_head.MODEL,
         word_pair_conv.MODEL,
+        word_pair_mean.MODEL,
     )
 }
 # The original's trainable parameter counts (98 x 40 MFCC input, 12 labels), for the tests.
@@ -56,7 +58,8 @@ def get_model(name: str) -> ModelSpec:
 
 def build_model(architecture: str, feature_shape, num_labels: int, dropout: float = 0.5,
                 options: Section | None = None):
-    """Build ``architecture`` for inputs ``[frames, bins]``; the model outputs logits.
+    """Build ``architecture`` for inputs ``[frames, bins]``; the model outputs logits
+    (``[batch, heads, labels]`` for a committee, see base.py).
 
     ``options`` is the model's own hyperparameter section (its defaults when None).
     """
@@ -73,4 +76,7 @@ def build_model(architecture: str, feature_shape, num_labels: int, dropout: floa
 
     inputs = keras.Input(shape=feature_shape, name="features")
     logits = spec.build(inputs, num_labels, float(dropout), options)
+    if len(logits.shape) not in (2, 3) or logits.shape[-1] != num_labels:
+        raise ValueError(f"{architecture} gives logits of shape {tuple(logits.shape)}; expected "
+                         f"[batch, {num_labels}] or [batch, heads, {num_labels}]")
     return keras.Model(inputs, logits, name=architecture)

@@ -28,18 +28,26 @@ class WordPairConvOptions(ConvHeadOptions):
     l2: float = param(0.001, number(0, 10))
 
 
-def build(x, num_labels, dropout, options: WordPairConvOptions):
-    import keras
+def split_pair(x, options: WordPairConvOptions):
+    """The flat joined vector and its speech-embedding part as ``[windows, width]``."""
     from keras import layers
 
     flat = layers.Flatten(name="flatten")(x)
     total, sequence = int(flat.shape[-1]), options.windows * options.width
     if total <= sequence:
         raise ParamError(
-            f"word_pair_conv needs features longer than model.word_pair_conv's windows x width = "
-            f"{sequence} values (the speech embedding's windows, then another embedding's values); "
-            f"these have {total}: use features.preprocess: embedding_efficientword")
-    windows = layers.Reshape((options.windows, options.width), name="speech_windows")(flat[:, :sequence])
+            f"{options.section.split('.')[-1]} needs features longer than {options.section}'s "
+            f"windows x width = {sequence} values (the speech embedding's windows, then another "
+            f"embedding's values); these have {total}: use features.preprocess: embedding_efficientword")
+    return flat, layers.Reshape((options.windows, options.width), name="speech_windows")(flat[:, :sequence])
+
+
+def build(x, num_labels, dropout, options: WordPairConvOptions):
+    import keras
+    from keras import layers
+
+    flat, windows = split_pair(x, options)
+    sequence = options.windows * options.width
     windows = conv_over_windows(windows, options)
     vector = layers.BatchNormalization(center=False, scale=False, momentum=0.9, name="standardize")(flat[:, sequence:])
     joined = layers.Concatenate(name="joined")([windows, vector])

@@ -9,7 +9,7 @@ float32 before the loss under any mixed policy.
 """
 from __future__ import annotations
 
-from pipeline.training.optim import make_train_step
+from pipeline.training.optim import cross_entropy, make_train_step, predicted_labels
 
 
 def make_step(model, optimizer, strategy=None, policy: str = "float32"):
@@ -26,13 +26,13 @@ def make_step(model, optimizer, strategy=None, policy: str = "float32"):
     def replica_step(x, y, global_batch):
         with tf.GradientTape() as tape:
             logits = tf.cast(model(x, training=True), tf.float32)
-            loss = loss_fn(y, logits) / global_batch
+            loss = cross_entropy(loss_fn, y, logits) / global_batch
             if model.losses:  # the layers' weight penalties (linear_head's L2), once over all replicas
                 loss = loss + tf.cast(tf.add_n(model.losses), tf.float32) / replicas
             objective = optimizer.scale_loss(loss) if scaled else loss
         grads = tape.gradient(objective, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
+        predicted = predicted_labels(logits)
         correct = tf.reduce_sum(tf.cast(tf.equal(predicted, y), tf.float32))
         finite = tf.math.is_finite(loss)
         if not scaled:  # with loss scaling an overflowing gradient is expected: the optimizer skips

@@ -32,7 +32,7 @@ from pipeline.training.batches import step_batches
 from pipeline.training.config import TrainConfig
 from pipeline.training.devices import Placement, detect_placement, make_strategy
 from pipeline.training.logs import TrainingLog, write_curve
-from pipeline.training.optim import learning_rate_at, make_optimizer
+from pipeline.training.optim import learning_rate_at, make_optimizer, predicted_labels
 
 log = logging.getLogger("pipeline.train")
 
@@ -121,9 +121,7 @@ class Session:
         self.plain = strategy is None and self.policy == "float32"
         self.train_step = make_step(self.model, self.optimizer, strategy, self.policy)
         self._predict_step = tf.function(
-            lambda x: tf.argmax(self.model(x, training=False), axis=1, output_type=tf.int32),
-            reduce_retracing=True,
-        )
+            lambda x: predicted_labels(self.model(x, training=False)), reduce_retracing=True)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.concatenate([self._predict_step(x[i : i + PREDICT_BATCH]).numpy()

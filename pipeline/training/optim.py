@@ -27,9 +27,29 @@ def make_optimizer(name: str, learning_rate: float):
     raise ValueError(f"unknown optimizer {name!r}")
 
 
+def cross_entropy(loss_fn, y, logits):
+    """``loss_fn`` on logits ``[batch, labels]``; on a committee's ``[batch, heads, labels]`` the
+    sum of each head's own loss (models/base.py), so each head gets its gradient alone."""
+    if len(logits.shape) == 3:
+        import tensorflow as tf
+
+        return tf.add_n([loss_fn(y, logits[:, head]) for head in range(logits.shape[1])])
+    return loss_fn(y, logits)
+
+
+def predicted_labels(logits):
+    """The top label of each example (a committee's: of the mean of its heads' softmaxes)."""
+    import tensorflow as tf
+
+    if len(logits.shape) == 3:
+        logits = tf.reduce_mean(tf.nn.softmax(logits), axis=1)
+    return tf.argmax(logits, axis=-1, output_type=tf.int32)
+
+
 def make_train_step(model, optimizer):
     """A compiled step ``(x, y, learning_rate) -> (loss, batch accuracy, all finite)``: sparse
-    softmax cross entropy on the logits, dropout on, one optimizer update."""
+    softmax cross entropy on the logits (each head's, for a committee), dropout on, one
+    optimizer update."""
     import keras
     import tensorflow as tf
 
@@ -40,12 +60,12 @@ def make_train_step(model, optimizer):
         optimizer.learning_rate.assign(rate)
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
-            loss = loss_fn(y, logits)
+            loss = cross_entropy(loss_fn, y, logits)
             if model.losses:  # weight penalties of the model's layers (linear_head's L2)
                 loss = loss + tf.add_n(model.losses)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
+        predicted = predicted_labels(logits)
         accuracy = tf.reduce_mean(tf.cast(tf.equal(predicted, y), tf.float32))
         finite = tf.math.is_finite(loss) & tf.math.is_finite(tf.linalg.global_norm(grads))
         return loss, accuracy, finite

@@ -1,0 +1,38 @@
+"""``word_pair_mean``: the two models whose mean scored best on streams (README, "Every unknown
+word"), as one committee: ``embedding_conv`` over the speech embedding's 9 windows (the
+real-speech preset's model) and ``linear_head`` over the whole joined vector (the
+real-speech-pair preset's), for ``features.preprocess: embedding_efficientword``. Each head
+minimises its own cross entropy, so training is the two models trained apart on the same batches;
+the scores are the mean of their softmaxes, one export that the DAG freezes and streams.
+(``word_pair_conv`` joins the same parts under one dense layer: a mean of logits, trained
+together, which did worse on streams.)"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.models.base import ModelSpec, stack_heads
+from pipeline.models.embedding_conv import conv_over_windows
+from pipeline.models.linear_head import logistic_regression
+from pipeline.models.word_pair_conv import WordPairConvOptions, split_pair
+
+
+@dataclass(frozen=True)
+class WordPairMeanOptions(WordPairConvOptions):
+    """embedding_conv's options for the windows' head, linear_head's ``l2`` for the other."""
+
+    section = "model.word_pair_mean"
+
+
+def build(x, num_labels, dropout, options: WordPairMeanOptions):
+    from keras import layers
+
+    flat, windows = split_pair(x, options)
+    windows = layers.Dropout(dropout, name="conv_dropout")(conv_over_windows(windows, options))
+    conv_logits = layers.Dense(num_labels, name="conv_fc")(windows)
+    linear_logits = logistic_regression(flat, num_labels, dropout, options.l2, prefix="linear_")
+    return stack_heads([conv_logits, linear_logits])
+
+
+MODEL = ModelSpec("word_pair_mean", build,
+                  "embedding_conv and linear_head trained side by side; their softmaxes averaged",
+                  WordPairMeanOptions)
