@@ -205,22 +205,23 @@ def test_word_pair_conv_reads_the_speech_windows_and_the_other_vector(tmp_path):
         build_model("word_pair_conv", (9, 96), 12)
 
 
-def small_committee(dropout=0.0):
+def small_committee(dropout=0.0, members=1):
     from pipeline.models.word_pair_mean import WordPairMeanOptions
 
     keras.utils.set_random_seed(5)
-    options = WordPairMeanOptions(windows=3, width=8, channels=4)
+    options = WordPairMeanOptions(windows=3, width=8, channels=4, members=members)
     return build_model("word_pair_mean", (1, 3 * 8 + 5), 4, dropout=dropout, options=options)
 
 
 def test_committee_heads_train_apart():
     """word_pair_mean's training loss gives each head exactly the gradient of its own cross
-    entropy (the two models trained apart on the same batches), not of their mixture."""
+    entropy (the models trained apart on the same batches), not of their mixture; with
+    ``members: 2`` there are 4 heads, each with weights of its own and its own initialization."""
     import tensorflow as tf
 
     from pipeline.training.optim import cross_entropy
 
-    model = small_committee()
+    model = small_committee(members=2)
     x = tf.constant(np.random.default_rng(0).normal(size=(6, 1, 29)).astype(np.float32))
     y = tf.constant(np.arange(6, dtype=np.int32) % 4)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -228,21 +229,26 @@ def test_committee_heads_train_apart():
     with tf.GradientTape(persistent=True) as tape:
         logits = model(x, training=True)
         joint = cross_entropy(loss_fn, y, logits)
-        alone = [loss_fn(y, logits[:, head]) for head in range(2)]
+        alone = [loss_fn(y, logits[:, head]) for head in range(logits.shape[1])]
         mixture = loss_fn(y, tf.math.log(tf.reduce_mean(tf.nn.softmax(logits), axis=1)))
-    np.testing.assert_allclose(float(joint), float(alone[0] + alone[1]), rtol=1e-6)
+    assert len(alone) == 4
+    np.testing.assert_allclose(float(joint), float(tf.add_n(alone)), rtol=1e-6)
     joint_grads = tape.gradient(joint, variables)
     own = [tape.gradient(loss, variables, unconnected_gradients="zero") for loss in alone]
-    heads_of = [0 if not v.path.startswith("linear_") else 1 for v in variables]
-    assert set(heads_of) == {0, 1}
-    for i, (variable, head, grad) in enumerate(zip(variables, heads_of, joint_grads)):
-        np.testing.assert_allclose(np.asarray(grad), np.asarray(own[head][i]),
+    owners = []
+    for i, (variable, grad) in enumerate(zip(variables, joint_grads)):
+        reached = [head for head in range(4) if np.asarray(own[head][i]).any()]
+        assert len(reached) == 1, (variable.path, reached)  # one head's loss reaches each weight
+        np.testing.assert_allclose(np.asarray(grad), np.asarray(own[reached[0]][i]),
                                    rtol=1e-5, atol=1e-7, err_msg=variable.path)
-        # ... and the other head's loss does not reach this head's weights.
-        assert not np.asarray(own[1 - head][i]).any(), variable.path
+        owners.append(reached[0])
+    assert set(owners) == {0, 1, 2, 3}
     mixture_grads = tape.gradient(mixture, variables)
     assert any(not np.allclose(np.asarray(a), np.asarray(b), atol=1e-6)
                for a, b in zip(joint_grads, mixture_grads))
+    # Members of a kind start apart: their logits differ on the same input.
+    out = np.asarray(model(x))
+    assert not np.allclose(out[:, 0], out[:, 2]) and not np.allclose(out[:, 1], out[:, 3])
 
 
 def test_committee_scores_are_the_mean_of_its_heads(tmp_path):

@@ -20,15 +20,16 @@ class ConvHeadOptions(Section):
     inner_dropout: float = param(0.3, number(0, 0.99))
 
 
-def conv_over_windows(x, options: ConvHeadOptions):
-    """[windows, width] -> [channels]: the layers before the classifier (word_pair_conv reuses them)."""
+def conv_over_windows(x, options: ConvHeadOptions, prefix: str = ""):
+    """[windows, width] -> [channels]: the layers before the classifier (word_pair_conv and
+    word_pair_mean reuse them; ``prefix`` names a committee member's layers apart)."""
     from keras import layers
 
-    x = layers.LayerNormalization(name="norm")(x)
-    x = layers.Conv1D(options.channels, options.kernel, padding="same", activation="relu", name="conv1")(x)
-    x = layers.Dropout(options.inner_dropout, name="conv1_dropout")(x)
-    x = layers.Conv1D(options.channels, options.kernel, padding="same", activation="relu", name="conv2")(x)
-    return layers.GlobalMaxPooling1D(name="max_over_time")(x)
+    x = layers.LayerNormalization(name=f"{prefix}norm")(x)
+    x = layers.Conv1D(options.channels, options.kernel, padding="same", activation="relu", name=f"{prefix}conv1")(x)
+    x = layers.Dropout(options.inner_dropout, name=f"{prefix}conv1_dropout")(x)
+    x = layers.Conv1D(options.channels, options.kernel, padding="same", activation="relu", name=f"{prefix}conv2")(x)
+    return layers.GlobalMaxPooling1D(name=f"{prefix}max_over_time")(x)
 
 
 def build(x, num_labels, dropout, options: ConvHeadOptions):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.core.schema import integer, param
 from pipeline.models.base import ModelSpec, stack_heads
 from pipeline.models.embedding_conv import conv_over_windows
 from pipeline.models.linear_head import logistic_regression
@@ -18,19 +19,28 @@ from pipeline.models.word_pair_conv import WordPairConvOptions, split_pair
 
 @dataclass(frozen=True)
 class WordPairMeanOptions(WordPairConvOptions):
-    """embedding_conv's options for the windows' head, linear_head's ``l2`` for the other."""
+    """embedding_conv's options for the windows' heads, linear_head's ``l2`` for the others."""
 
     section = "model.word_pair_mean"
+
+    # Heads of each kind: ``members`` embedding_conv and as many linear_head heads, each with its
+    # own initialization and dropout (a mean over training's luck; the front end, not the heads,
+    # is what streaming pays for).
+    members: int = param(1, integer(1, 16))
 
 
 def build(x, num_labels, dropout, options: WordPairMeanOptions):
     from keras import layers
 
-    flat, windows = split_pair(x, options)
-    windows = layers.Dropout(dropout, name="conv_dropout")(conv_over_windows(windows, options))
-    conv_logits = layers.Dense(num_labels, name="conv_fc")(windows)
-    linear_logits = logistic_regression(flat, num_labels, dropout, options.l2, prefix="linear_")
-    return stack_heads([conv_logits, linear_logits])
+    flat, sequence = split_pair(x, options)
+    heads = []
+    for member in range(options.members):
+        tag = f"m{member}_" if options.members > 1 else ""
+        windows = conv_over_windows(sequence, options, prefix=tag)
+        windows = layers.Dropout(dropout, name=f"{tag}conv_dropout")(windows)
+        heads.append(layers.Dense(num_labels, name=f"{tag}conv_fc")(windows))
+        heads.append(logistic_regression(flat, num_labels, dropout, options.l2, prefix=f"{tag}linear_"))
+    return stack_heads(heads)
 
 
 MODEL = ModelSpec("word_pair_mean", build,
