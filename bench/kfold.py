@@ -27,7 +27,9 @@ reused by every fold and classifier; only the classifier trains per fold. A conf
   layer, logistic regression as a Keras model that exports to TFLite), ``seq`` (the project's
   ``embedding_conv``: 1-D convolutions over the embedding windows), ``pairseq`` (the project's
   ``word_pair_conv``, for ``embedding+efficientword`` only: ``seq`` over the speech embedding's
-  windows beside ``linear``'s standardized EfficientWord-Net vector), ``ds_cnn-<padding>`` (the
+  windows beside ``linear``'s standardized EfficientWord-Net vector), ``pairmean`` (the project's
+  ``word_pair_mean`` with 2 heads of each kind, ``presets/real-speech-mean.yaml``'s model: ``seq``
+  and ``linear`` heads trained apart, their softmaxes averaged), ``ds_cnn-<padding>`` (the
   project's ``ds_cnn`` with its default blocks and ``model.ds_cnn.padding`` same, valid or causal,
   on frame features such as ``mfcc``; trained with the train stage's defaults: adam, 2,000 steps
   at 0.002 then 500 at 0.0002, batches of 100, dropout 0.3), e.g. ``mfcc:aug2/ds_cnn-valid``.
@@ -156,8 +158,14 @@ def train_logreg(x, y, seed):
 
 def train_keras(x, y, seed, kind, labels):
     import keras
+    import tensorflow as tf
 
     from pipeline.models import build_model
+    from pipeline.models.io import with_softmax
+    from pipeline.training.optim import cross_entropy as per_head
+
+    def head_losses(loss_fn, truth, logits):
+        return per_head(loss_fn, tf.reshape(tf.cast(truth, tf.int32), [-1]), logits)
 
     keras.utils.set_random_seed(seed)
     if kind == "head":
@@ -168,18 +176,24 @@ def train_keras(x, y, seed, kind, labels):
         model = build_model("linear_head", shape, len(labels), 0.5)
     elif kind == "pairseq":  # the project's word_pair_conv (joined embedding+efficientword only)
         model = build_model("word_pair_conv", (1, int(np.prod(x.shape[1:]))), len(labels), 0.5)
+    elif kind == "pairmean":  # the project's word_pair_mean, 2 heads of each kind (the preset's)
+        from pipeline.models.word_pair_mean import WordPairMeanOptions
+
+        model = build_model("word_pair_mean", (1, int(np.prod(x.shape[1:]))), len(labels), 0.5,
+                            WordPairMeanOptions(members=2))
     else:  # seq: the project's embedding_conv, 1-D convolutions over the embedding windows
         model = build_model("embedding_conv", x.shape[1:], len(labels), 0.5)
     x = x.reshape(len(x), *model.input_shape[1:])
     steps, batch = 2000, 100
     schedule = keras.optimizers.schedules.PiecewiseConstantDecay([1500], [1e-3, 1e-4])
+    cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    # A committee's [batch, heads, labels] logits: each head's own loss, as the train stage does.
     model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+                  loss=lambda truth, logits: head_losses(cross_entropy, truth, logits))
     epochs = max(1, round(steps * batch / len(x)))
     model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=True)
-    softmax = keras.layers.Softmax()
-    return lambda z: np.asarray(softmax(model.predict(z.reshape(len(z), *model.input_shape[1:]),
-                                                      batch_size=512, verbose=0)))
+    scores = with_softmax(model)
+    return lambda z: scores.predict(z.reshape(len(z), *model.input_shape[1:]), batch_size=512, verbose=0)
 
 
 def train_ds_cnn(x, y, seed, padding, labels):
