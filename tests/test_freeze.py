@@ -225,3 +225,44 @@ def test_embedding_export_is_a_bundle_that_runs_from_wav(tmp_path, preprocess):
     one = bundle.predict_wav_bytes(encode_wav(test_audio[2], 16000))
     assert one.argmax() == reference[2].argmax()
     assert np.mean(reference.argmax(1) == test_y) >= 0.6
+
+
+def test_a_committee_freezes_and_every_format_scores_its_mean(tmp_path):
+    """word_pair_mean (4 heads) through the train stage's loop and freeze: float TFLite, int8 and
+    the SavedModel score the mean of its heads as Keras does; it is registered but not
+    streamable frame by frame, and the export says so."""
+    from pipeline.export.freeze import ExportInputs, freeze
+    from pipeline.frontends import FeatureConfig, features_numpy
+    from pipeline.inference import load_model
+    from pipeline.models.word_pair_mean import WordPairMeanOptions
+    from pipeline.training.config import TrainConfig
+    from pipeline.training.loop import TrainOutputs, train
+
+    cfg = FeatureConfig.from_dict(FEATURES)
+    features = tmp_path / "features"
+    for split, speakers in (("train", range(10)), ("validation", range(10, 14))):
+        audio, y = tiny_clips(speakers)
+        write_features(features, split, features_numpy(audio, cfg), y)
+    (features / "labels.txt").write_text("".join(f"{label}\n" for label in LABELS))
+    (features / "meta.json").write_text(json.dumps({"features": FEATURES, "feature_shape": list(cfg.feature_shape)}))
+    settings = dict(model_architecture="word_pair_mean", how_many_training_steps=[150, 50],
+                    learning_rate=[0.01, 0.001], batch_size=32, optimizer="adam", dropout=0.2,
+                    eval_step_interval=100, save_step_interval=100, check_nans=True, spec_augment=False,
+                    mixed_precision=False, online_augment=False, online_time_shift_frames=10, seed=3)
+    keras_dir = tmp_path / "keras"
+    train(TrainConfig(**settings), features,
+          TrainOutputs(keras_dir, tmp_path / "ckpt", tmp_path / "logs", tmp_path / "train.json", tmp_path / "curve.csv"),
+          model_options=WordPairMeanOptions(windows=7, width=20, channels=8, members=2), progress=False)
+    manifest, _ = write_split(tmp_path, range(30, 40))
+    metrics = freeze(keras_dir, tmp_path / "export", tmp_path / "export.json", cfg, WANTED,
+                     ExportInputs(features_dir=features, test_manifest=manifest, data_root=Path("/")))
+    acc = metrics["accuracy"]
+    assert acc["keras"] >= 0.85, acc
+    assert acc["saved_model"] == acc["keras"] == acc["tflite_float"]
+    assert abs(metrics["int8_drop_points"]) <= 2.0
+    assert metrics["streaming"]["exported"] is False
+    audio, _ = tiny_clips(range(60, 62))
+    reference = load_model(keras_dir).predict_audio(audio)
+    np.testing.assert_allclose(reference.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(load_model(tmp_path / "export" / "model_float.tflite").predict_audio(audio),
+                               reference, atol=1e-4)
