@@ -239,3 +239,26 @@ def test_online_augmentation_never_blanks_a_one_frame_embedding_whole():
         out = np.asarray(augment_batch(x, seed=3, step=step, shift_frames=10))
         kept = (out == x).mean(axis=(1, 2))
         assert kept.min() >= 1 - 2 * 8 / 256  # at most two frequency bands of 8 bins masked
+
+
+def test_the_replica_step_sums_a_committees_head_losses():
+    """The step for strategies and mixed policies takes a committee's ``[batch, heads, labels]``
+    logits as the plain step does: the same loss (each head's own, summed) and accuracy."""
+    import keras
+
+    from pipeline.models import build_model
+    from pipeline.models.word_pair_mean import WordPairMeanOptions
+    from pipeline.training.distributed import make_step
+    from pipeline.training.optim import make_train_step
+
+    def model():
+        keras.utils.set_random_seed(0)
+        return build_model("word_pair_mean", (1, 29), 4, dropout=0.0,
+                           options=WordPairMeanOptions(windows=3, width=8, channels=4, members=2))
+
+    x = np.random.default_rng(0).normal(size=(8, 1, 29)).astype(np.float32)
+    y = np.arange(8, dtype=np.int32) % 4
+    plain = [float(v) for v in make_train_step(model(), keras.optimizers.SGD())(x, y, 0.0)[:2]]
+    other = [float(v) for v in make_step(model(), keras.optimizers.SGD(), policy="mixed_bfloat16")(x, y, 0.0)[:2]]
+    assert other == pytest.approx(plain, rel=1e-5)
+    assert plain[0] > 4 * 1.0  # four heads' cross entropies near ln(4) each, summed
