@@ -29,7 +29,8 @@ class WordPairConvOptions(ConvHeadOptions):
 
 
 def split_pair(x, options: WordPairConvOptions):
-    """The flat joined vector and its speech-embedding part as ``[windows, width]``."""
+    """The flat joined vector, its speech-embedding part as ``[windows, width]``, and the rest
+    (the other embedding's values)."""
     from keras import layers
 
     flat = layers.Flatten(name="flatten")(x)
@@ -39,17 +40,17 @@ def split_pair(x, options: WordPairConvOptions):
             f"{options.section.split('.')[-1]} needs features longer than {options.section}'s "
             f"windows x width = {sequence} values (the speech embedding's windows, then another "
             f"embedding's values); these have {total}: use features.preprocess: embedding_efficientword")
-    return flat, layers.Reshape((options.windows, options.width), name="speech_windows")(flat[:, :sequence])
+    windows = layers.Reshape((options.windows, options.width), name="speech_windows")(flat[:, :sequence])
+    return flat, windows, flat[:, sequence:]
 
 
 def build(x, num_labels, dropout, options: WordPairConvOptions):
     import keras
     from keras import layers
 
-    flat, windows = split_pair(x, options)
-    sequence = options.windows * options.width
+    _, windows, rest = split_pair(x, options)
     windows = conv_over_windows(windows, options)
-    vector = layers.BatchNormalization(center=False, scale=False, momentum=0.9, name="standardize")(flat[:, sequence:])
+    vector = layers.BatchNormalization(center=False, scale=False, momentum=0.9, name="standardize")(rest)
     joined = layers.Concatenate(name="joined")([windows, vector])
     joined = layers.Dropout(dropout, name="dropout")(joined)
     return layers.Dense(num_labels, kernel_regularizer=keras.regularizers.L2(options.l2), name="final_fc")(joined)

@@ -32,7 +32,7 @@ class WordPairMeanOptions(WordPairConvOptions):
 def build(x, num_labels, dropout, options: WordPairMeanOptions):
     from keras import layers
 
-    flat, sequence = split_pair(x, options)
+    flat, sequence, _ = split_pair(x, options)
     heads = []
     for member in range(options.members):
         tag = f"m{member}_" if options.members > 1 else ""
