@@ -21,8 +21,8 @@ class ConvHeadOptions(Section):
 
 
 def conv_over_windows(x, options: ConvHeadOptions, prefix: str = ""):
-    """[windows, width] -> [channels]: the layers before the classifier (word_pair_conv and
-    word_pair_mean reuse them; ``prefix`` names a committee member's layers apart)."""
+    """[windows, width] -> [channels]: the layers before the classifier (word_pair_conv reuses
+    them; ``prefix`` names a committee head's layers apart)."""
     from keras import layers
 
     x = layers.LayerNormalization(name=f"{prefix}norm")(x)
@@ -32,12 +32,18 @@ def conv_over_windows(x, options: ConvHeadOptions, prefix: str = ""):
     return layers.GlobalMaxPooling1D(name=f"{prefix}max_over_time")(x)
 
 
-def build(x, num_labels, dropout, options: ConvHeadOptions):
+def conv_classifier(x, num_labels, dropout, options: ConvHeadOptions, prefix: str = ""):
+    """[windows, width] -> logits: the whole head (word_pair_mean reuses it with a ``prefix`` on
+    the layer names)."""
     from keras import layers
 
-    x = conv_over_windows(x, options)
-    x = layers.Dropout(dropout, name="dropout")(x)
-    return layers.Dense(num_labels, name="final_fc")(x)
+    x = conv_over_windows(x, options, prefix)
+    x = layers.Dropout(dropout, name=f"{prefix}dropout")(x)
+    return layers.Dense(num_labels, name=f"{prefix}final_fc")(x)
+
+
+def build(x, num_labels, dropout, options: ConvHeadOptions):
+    return conv_classifier(x, num_labels, dropout, options)
 
 
 MODEL = ModelSpec("embedding_conv", build, "1-D convolutions over the speech-embedding windows", ConvHeadOptions)

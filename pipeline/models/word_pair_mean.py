@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pipeline.core.schema import integer, param
 from pipeline.models.base import ModelSpec, stack_heads
-from pipeline.models.embedding_conv import conv_over_windows
+from pipeline.models.embedding_conv import conv_classifier
 from pipeline.models.linear_head import logistic_regression
 from pipeline.models.word_pair_conv import WordPairConvOptions, split_pair
 
@@ -30,15 +30,11 @@ class WordPairMeanOptions(WordPairConvOptions):
 
 
 def build(x, num_labels, dropout, options: WordPairMeanOptions):
-    from keras import layers
-
     flat, sequence, _ = split_pair(x, options)
     heads = []
     for member in range(options.members):
         tag = f"m{member}_" if options.members > 1 else ""
-        windows = conv_over_windows(sequence, options, prefix=tag)
-        windows = layers.Dropout(dropout, name=f"{tag}conv_dropout")(windows)
-        heads.append(layers.Dense(num_labels, name=f"{tag}conv_fc")(windows))
+        heads.append(conv_classifier(sequence, num_labels, dropout, options, prefix=f"{tag}conv_"))
         heads.append(logistic_regression(flat, num_labels, dropout, options.l2, prefix=f"{tag}linear_"))
     return stack_heads(heads)
 
