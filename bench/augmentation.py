@@ -8,6 +8,7 @@ the throughput of each feature front end.
     python -m bench.augmentation            # defaults: 48 speakers, 35 words, 4 copies
     python -m bench.augmentation --speakers 8 --examples 1000   # quick
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,11 @@ def write_manifests(root: Path, dataset: Path, words, speakers: int) -> Path:
     split_dir.mkdir(parents=True)
     (split_dir / "labels.txt").write_text("".join(f"{l}\n" for l in labels))
     rng = np.random.default_rng(0)
-    for name, split, lo, hi in (("train.csv", "training", 0.2, 1.0), ("validation.csv", "validation", 0.0, 0.1),
-                                ("test.csv", "testing", 0.1, 0.2)):
+    for name, split, lo, hi in (
+        ("train.csv", "training", 0.2, 1.0),
+        ("validation.csv", "validation", 0.0, 0.1),
+        ("test.csv", "testing", 0.1, 0.2),
+    ):
         chosen = [s for s in range(speakers) if lo <= (s % 10) / 10 < hi]
         wanted, unknown = [], []
         for s in chosen:
@@ -62,8 +66,16 @@ def write_manifests(root: Path, dataset: Path, words, speakers: int) -> Path:
     return split_dir
 
 
-def onthefly_dataset(paths, labels, silence, noises, fcfg: FeatureConfig, acfg: AugmentConfig,
-                     batch_size: int, seed: int = 0):
+def onthefly_dataset(
+    paths,
+    labels,
+    silence,
+    noises,
+    fcfg: FeatureConfig,
+    acfg: AugmentConfig,
+    batch_size: int,
+    seed: int = 0,
+):
     """The original's per-step work as a tf.data pipeline: decode, shift, mix, features."""
     desired = fcfg.desired_samples
     shift = acfg.time_shift_samples(fcfg.sample_rate)
@@ -72,7 +84,9 @@ def onthefly_dataset(paths, labels, silence, noises, fcfg: FeatureConfig, acfg: 
 
     def load(path, label, is_silence, seeds):
         s = tf.random.experimental.stateless_split(seeds, 6)
-        audio = tf.audio.decode_wav(tf.io.read_file(path), desired_channels=1, desired_samples=desired).audio[:, 0]
+        audio = tf.audio.decode_wav(
+            tf.io.read_file(path), desired_channels=1, desired_samples=desired
+        ).audio[:, 0]
         audio = audio * tf.cast(tf.logical_not(is_silence), tf.float32)
         amount = tf.random.stateless_uniform([], s[0], -shift, shift, tf.int32) if shift > 0 else 0
         padded = tf.pad(audio, [[tf.maximum(amount, 0), tf.maximum(-amount, 0)]])
@@ -81,8 +95,11 @@ def onthefly_dataset(paths, labels, silence, noises, fcfg: FeatureConfig, acfg: 
         offset = tf.random.stateless_uniform([], s[2], 0, noise_len - desired, tf.int32)
         segment = noise[which, offset : offset + desired]
         use = tf.random.stateless_uniform([], s[3]) < acfg.background_frequency
-        volume = tf.where(is_silence, tf.random.stateless_uniform([], s[4]),
-                          tf.where(use, tf.random.stateless_uniform([], s[5], 0, acfg.background_volume), 0.0))
+        volume = tf.where(
+            is_silence,
+            tf.random.stateless_uniform([], s[4]),
+            tf.where(use, tf.random.stateless_uniform([], s[5], 0, acfg.background_volume), 0.0),
+        )
         return tf.clip_by_value(audio + segment * volume, -1.0, 1.0), label
 
     n = len(paths)
@@ -90,15 +107,24 @@ def onthefly_dataset(paths, labels, silence, noises, fcfg: FeatureConfig, acfg: 
     seeds = tf.data.Dataset.random(seed=seed + 1).batch(2)
     table = (tf.constant(paths), tf.constant(labels, tf.int32), tf.constant(silence))
     ds = tf.data.Dataset.zip((index, seeds)).map(
-        lambda i, sd: load(table[0][i], table[1][i], table[2][i], sd), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(batch_size).map(lambda a, y: (compute_features(a, fcfg), y), num_parallel_calls=tf.data.AUTOTUNE)
+        lambda i, sd: load(table[0][i], table[1][i], table[2][i], sd),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    ds = ds.batch(batch_size).map(
+        lambda a, y: (compute_features(a, fcfg), y), num_parallel_calls=tf.data.AUTOTUNE
+    )
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def precomputed_dataset(x, y, batch_size: int, seed: int = 0):
     """What training reads after featurize: sampled batches from in-memory arrays."""
-    return (tf.data.Dataset.from_tensor_slices((x, y)).repeat().shuffle(len(y), seed=seed)
-            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    return (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .repeat()
+        .shuffle(len(y), seed=seed)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def examples_per_second(ds, examples: int, batch_size: int) -> float:
@@ -140,14 +166,19 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
-        dataset = make_store(root / "dataset", words=words, speakers=args.speakers, noise_seconds=60)
+        dataset = make_store(
+            root / "dataset", words=words, speakers=args.speakers, noise_seconds=60
+        )
         gen_s = time.perf_counter() - t0
         split_dir = write_manifests(root, dataset, words, args.speakers)
 
         t0 = time.perf_counter()
         meta = featurize(split_dir, dataset.parent, root / "features", fcfg, acfg, base_dir=root)
         featurize_s = time.perf_counter() - t0
-        x, y = np.load(root / "features" / "train" / "x.npy"), np.load(root / "features" / "train" / "y.npy")
+        x, y = (
+            np.load(root / "features" / "train" / "x.npy"),
+            np.load(root / "features" / "train" / "y.npy"),
+        )
 
         with open(split_dir / "train.csv") as handle:
             rows = list(csv.DictReader(handle))
@@ -158,23 +189,32 @@ def main(argv=None) -> int:
         with ClipStore(dataset) as store:
             noises, _ = load_background(store, 16000, fcfg.desired_samples)
 
-        fly = examples_per_second(onthefly_dataset(paths, labels, silence, noises, fcfg, acfg, args.batch_size),
-                                  args.examples, args.batch_size)
-        pre = examples_per_second(precomputed_dataset(x, y, args.batch_size), args.examples * 10, args.batch_size)
+        fly = examples_per_second(
+            onthefly_dataset(paths, labels, silence, noises, fcfg, acfg, args.batch_size),
+            args.examples,
+            args.batch_size,
+        )
+        pre = examples_per_second(
+            precomputed_dataset(x, y, args.batch_size), args.examples * 10, args.batch_size
+        )
         clips = np.stack([fit_to_length(read_wav(p, 16000), 16000) for p in paths[:300]])
         rates = front_end_rates(clips)
 
     counts = meta["counts"]
-    print(f"\nStand-in data set: {args.speakers} speakers x {len(words)} words "
-          f"(generated in {gen_s:.1f} s); rows train/validation/test = "
-          f"{counts['train']['rows']}/{counts['validation']['rows']}/{counts['test']['rows']}, "
-          f"{args.copies} copies -> {counts['train']['examples']} training examples; "
-          f"{os.cpu_count()} CPU cores\n")
+    print(
+        f"\nStand-in data set: {args.speakers} speakers x {len(words)} words "
+        f"(generated in {gen_s:.1f} s); rows train/validation/test = "
+        f"{counts['train']['rows']}/{counts['validation']['rows']}/{counts['test']['rows']}, "
+        f"{args.copies} copies -> {counts['train']['examples']} training examples; "
+        f"{os.cpu_count()} CPU cores\n"
+    )
     print("| pipeline | examples/s delivered to training | one-off cost |")
     print("| --- | ---: | --- |")
     print(f"| on the fly (tf.data: decode, shift, mix, mfcc per step) | {fly:,.0f} | none |")
-    print(f"| precomputed copies (featurize, then arrays) | {pre:,.0f} | featurize {featurize_s:.1f} s "
-          f"({sum(c['examples'] for c in counts.values()) / featurize_s:,.0f} examples/s) |")
+    print(
+        f"| precomputed copies (featurize, then arrays) | {pre:,.0f} | featurize {featurize_s:.1f} s "
+        f"({sum(c['examples'] for c in counts.values()) / featurize_s:,.0f} examples/s) |"
+    )
     print("\n| front end | clips/s (features_numpy, 1 s clips) |")
     print("| --- | ---: |")
     for mode, rate in rates:

@@ -4,6 +4,7 @@ A benchmark of speed needs a model of the configured architecture and front end,
 (an untrained one costs the same per call); before `dvc repro` has trained one, this exports an
 untrained stand-in with the freeze stage's own code.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,9 @@ def stand_in_keras(params: dict, folder: Path) -> Path:
 
     features, train = params["features"], params["train"]
     labels = prepare_words_list(params["split"].wanted_words)
-    model = build_model(train.model_architecture, features.feature_shape, len(labels), train.dropout)
+    model = build_model(
+        train.model_architecture, features.feature_shape, len(labels), train.dropout
+    )
     folder.mkdir(parents=True)
     with_softmax(model).save(folder / "model.keras")
     write_labels(folder / "labels.txt", labels)
@@ -53,8 +56,18 @@ def stand_in_export(params: dict, keras_dir: Path, work: Path) -> Path:
 
     features = params["features"]
     rng = np.random.default_rng(0)
-    write_features(work, "train", rng.normal(0, 1, (64, *features.feature_shape)).astype(np.float32),
-                   np.zeros(64, np.int32))
-    freeze(keras_dir, work / "export", work / "export.json", features, params["split"].wanted_words,
-           ExportInputs(features_dir=work, test_manifest=None))
+    write_features(
+        work,
+        "train",
+        rng.normal(0, 1, (64, *features.feature_shape)).astype(np.float32),
+        np.zeros(64, np.int32),
+    )
+    freeze(
+        keras_dir,
+        work / "export",
+        work / "export.json",
+        features,
+        params["split"].wanted_words,
+        ExportInputs(features_dir=work, test_manifest=None),
+    )
     return work / "export"

@@ -35,6 +35,7 @@ front end that cannot reuse frames (the EfficientWord-Net pair) the windows' fea
 too, by the front end's settings and code: another model on the same front end (a ``dvc exp
 run`` that changes only train or model params) scores the 9 recordings in seconds, not ~30 min.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,7 +58,10 @@ from bench.operating_point import BUDGETS, TARGET, pick, pooled, sweep  # noqa: 
 
 VALIDATION_SEED = 9001
 TEST_SEED = 8001
-DECODERS = {"threshold": {}, "threshold + average window": {"average_window_ms": (500, 750, 1000, 1500)}}
+DECODERS = {
+    "threshold": {},
+    "threshold + average window": {"average_window_ms": (500, 750, 1000, 1500)},
+}
 
 
 def error_kinds(truth, found, tolerance_ms, averages=None, labels=None) -> collections.Counter:
@@ -75,7 +79,10 @@ def error_kinds(truth, found, tolerance_ms, averages=None, labels=None) -> colle
     kinds = collections.Counter()
     detected = set()
     for (label, t, *_), outcome in zip(found, stats.outcomes):
-        hit = next((i for i, (_, tt) in enumerate(truth) if t - tolerance_ms <= tt <= t + tolerance_ms), None)
+        hit = next(
+            (i for i, (_, tt) in enumerate(truth) if t - tolerance_ms <= tt <= t + tolerance_ms),
+            None,
+        )
         if outcome == "correct":
             detected.add(hit)
             continue
@@ -102,9 +109,16 @@ def error_kinds(truth, found, tolerance_ms, averages=None, labels=None) -> colle
                 continue
             peak = rows[np.argmax(averaged[rows, labels.index(word)])]
             top = labels[int(np.argmax(averaged[peak]))]
-            kinds["missed: " + ("not heard (_silence_ on top)" if top == SILENCE_LABEL
-                                else "own label on top (under the threshold or suppressed)" if top == word
-                                else "another label on top")] += 1
+            kinds[
+                "missed: "
+                + (
+                    "not heard (_silence_ on top)"
+                    if top == SILENCE_LABEL
+                    else "own label on top (under the threshold or suppressed)"
+                    if top == word
+                    else "another label on top"
+                )
+            ] += 1
     return kinds
 
 
@@ -112,8 +126,11 @@ def export_digest(folder: Path) -> str:
     """A digest of an export's files and of the code that turns audio into its scores (the cache
     key's model half)."""
     digest = hashlib.sha256()
-    code = [REPO / "pipeline/streaming/scores.py", *sorted((REPO / "pipeline/frontends").rglob("*.py")),
-            *sorted((REPO / "pipeline/inference").rglob("*.py"))]
+    code = [
+        REPO / "pipeline/streaming/scores.py",
+        *sorted((REPO / "pipeline/frontends").rglob("*.py")),
+        *sorted((REPO / "pipeline/inference").rglob("*.py")),
+    ]
     for path in [*sorted(p for p in folder.iterdir() if p.is_file()), *code]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
@@ -144,13 +161,17 @@ class CachedScorer:
         path = self.cache / f"{self.key}_{audio_key}_{self.stride_ms}.npz"
         if path.exists():
             with np.load(path) as z:
-                return StreamScores(z["times_ms"], z["scores"], bool(z["frame_reuse"]), float(z["seconds"]))
+                return StreamScores(
+                    z["times_ms"], z["scores"], bool(z["frame_reuse"]), float(z["seconds"])
+                )
         stride = int(self.stride_ms * int(self.model.sample_rate) / 1000)
         if isinstance(self.model, FeatureModel) and not can_reuse_frames(self.model, stride):
             s = self._from_window_features(audio, audio_key, stride)
         else:
             s = stream_scores(self.model, audio, self.stride_ms, progress=False)
-        save_npz(path, times_ms=s.times_ms, scores=s.scores, frame_reuse=s.frame_reuse, seconds=s.seconds)
+        save_npz(
+            path, times_ms=s.times_ms, scores=s.scores, frame_reuse=s.frame_reuse, seconds=s.seconds
+        )
         return s
 
     def _from_window_features(self, audio, audio_key, stride):
@@ -158,19 +179,33 @@ class CachedScorer:
 
         model = self.model
         offsets = window_offsets(len(audio), int(model.desired_samples), stride)
-        path = self.cache / f"features_{frontend_digest(model.feature_params)}_{audio_key}_{stride}.npy"
+        path = (
+            self.cache
+            / f"features_{frontend_digest(model.feature_params)}_{audio_key}_{stride}.npy"
+        )
         span = np.arange(int(model.desired_samples))
         if path.exists():
             features = np.load(path)
         else:
-            features = np.concatenate([np.zeros((0, *model.feature_shape), np.float32)] + [
-                model.features(audio[offsets[i : i + BATCH, None] + span]) for i in range(0, len(offsets), BATCH)])
+            features = np.concatenate(
+                [np.zeros((0, *model.feature_shape), np.float32)]
+                + [
+                    model.features(audio[offsets[i : i + BATCH, None] + span])
+                    for i in range(0, len(offsets), BATCH)
+                ]
+            )
             save_npy(path, features)
         start = time.perf_counter()
-        scores = np.concatenate([np.zeros((0, len(model.labels)), np.float32)] + [
-            np.asarray(model.predict_features(features[i : i + BATCH]), np.float32)
-            for i in range(0, len(features), BATCH)])
-        return StreamScores(offsets * 1000 // int(model.sample_rate), scores, False, time.perf_counter() - start)
+        scores = np.concatenate(
+            [np.zeros((0, len(model.labels)), np.float32)]
+            + [
+                np.asarray(model.predict_features(features[i : i + BATCH]), np.float32)
+                for i in range(0, len(features), BATCH)
+            ]
+        )
+        return StreamScores(
+            offsets * 1000 // int(model.sample_rate), scores, False, time.perf_counter() - start
+        )
 
 
 def frontend_digest(feature_params: dict) -> str:
@@ -178,7 +213,11 @@ def frontend_digest(feature_params: dict) -> str:
     import json
 
     digest = hashlib.sha256(json.dumps(feature_params, sort_keys=True, default=str).encode())
-    for path in sorted(p for p in (REPO / "pipeline/frontends").rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    for path in sorted(
+        p
+        for p in (REPO / "pipeline/frontends").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    ):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -205,30 +244,68 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path, default=Path("."))
     parser.add_argument("--streams", type=int, default=4, help="validation recordings (pooled)")
-    parser.add_argument("--test-streams", type=int, default=4,
-                        help="more test-split recordings (pooled, beside data/stream)")
-    parser.add_argument("--test-seed", type=int, default=TEST_SEED,
-                        help="the first of those recordings' seeds (another value: fresh recordings)")
-    parser.add_argument("--duration", type=float, default=600, help="seconds of each validation recording")
-    parser.add_argument("--average-with", type=Path, nargs="+", metavar="EXPORT", default=[],
-                        help="more exports (models/export of workspaces trained on the same split): their "
-                             "window scores are averaged with the workspace model's (an ensemble)")
-    parser.add_argument("--average-weights", type=float, nargs="+", default=[None],
-                        help="the workspace model's weights in the mean, the others sharing the rest "
-                             "equally (picked on validation; default: all equal)")
-    parser.add_argument("--gate", type=Path, metavar="EXPORT",
-                        help="a gate export (same split): the cascade of it and the workspace model "
-                             "(pipeline/streaming/cascade.py, margin rule) at each --gate-thresholds")
+    parser.add_argument(
+        "--test-streams",
+        type=int,
+        default=4,
+        help="more test-split recordings (pooled, beside data/stream)",
+    )
+    parser.add_argument(
+        "--test-seed",
+        type=int,
+        default=TEST_SEED,
+        help="the first of those recordings' seeds (another value: fresh recordings)",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=600, help="seconds of each validation recording"
+    )
+    parser.add_argument(
+        "--average-with",
+        type=Path,
+        nargs="+",
+        metavar="EXPORT",
+        default=[],
+        help="more exports (models/export of workspaces trained on the same split): their "
+        "window scores are averaged with the workspace model's (an ensemble)",
+    )
+    parser.add_argument(
+        "--average-weights",
+        type=float,
+        nargs="+",
+        default=[None],
+        help="the workspace model's weights in the mean, the others sharing the rest "
+        "equally (picked on validation; default: all equal)",
+    )
+    parser.add_argument(
+        "--gate",
+        type=Path,
+        metavar="EXPORT",
+        help="a gate export (same split): the cascade of it and the workspace model "
+        "(pipeline/streaming/cascade.py, margin rule) at each --gate-thresholds",
+    )
     parser.add_argument("--gate-thresholds", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5])
-    parser.add_argument("--gate-rules", nargs="+", choices=("margin", "peak"), default=["margin"],
-                        help="the cascade's candidate rules (peak: one costly window per run, held min)")
-    parser.add_argument("--margin-ms", type=int, default=160, help="the margin rule's candidate margin")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/kws_dag_cache"),
-                        help="window scores by export and recording (delete it to rescore)")
+    parser.add_argument(
+        "--gate-rules",
+        nargs="+",
+        choices=("margin", "peak"),
+        default=["margin"],
+        help="the cascade's candidate rules (peak: one costly window per run, held min)",
+    )
+    parser.add_argument(
+        "--margin-ms", type=int, default=160, help="the margin rule's candidate margin"
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("/tmp/kws_dag_cache"),
+        help="window scores by export and recording (delete it to rescore)",
+    )
     args = parser.parse_args(argv)
     ws = args.workspace.resolve()
-    extra_dirs = {**{f"average {k + 1}": d.resolve() for k, d in enumerate(args.average_with)},
-                  **({"gate": args.gate.resolve()} if args.gate else {})}
+    extra_dirs = {
+        **{f"average {k + 1}": d.resolve() for k, d in enumerate(args.average_with)},
+        **({"gate": args.gate.resolve()} if args.gate else {}),
+    }
     members = [f"average {k + 1}" for k in range(len(args.average_with))]
     os.chdir(ws)  # manifest paths are relative to the workspace
 
@@ -246,12 +323,18 @@ def main(argv=None) -> int:
     scorer = CachedScorer(paths.EXPORT_DIR.resolve(), cfg.clip_stride_ms, args.cache)
     labels = list(scorer.model.labels)
     rate = int(scorer.model.sample_rate)
-    others = {name: CachedScorer(d, cfg.clip_stride_ms, args.cache) for name, d in extra_dirs.items()}
+    others = {
+        name: CachedScorer(d, cfg.clip_stride_ms, args.cache) for name, d in extra_dirs.items()
+    }
     for name, other in others.items():
         if list(other.model.labels) != labels or int(other.model.sample_rate) != rate:
-            raise SystemExit(f"{other.folder}: its labels or sample rate differ from {paths.EXPORT_DIR}'s")
-    settings = [dataclasses.replace(stream, duration_s=args.duration, seed=VALIDATION_SEED + k)
-                for k in range(args.streams)]
+            raise SystemExit(
+                f"{other.folder}: its labels or sample rate differ from {paths.EXPORT_DIR}'s"
+            )
+    settings = [
+        dataclasses.replace(stream, duration_s=args.duration, seed=VALIDATION_SEED + k)
+        for k in range(args.streams)
+    ]
 
     def scored(audio, truth, role):
         start = time.perf_counter()
@@ -259,66 +342,126 @@ def main(argv=None) -> int:
         rest = {name: other(audio) for name, other in others.items()}
         for name, s in rest.items():
             if not np.array_equal(own.times_ms, s.times_ms):
-                raise SystemExit(f"{others[name].folder}: scores at other window times than {paths.EXPORT_DIR}'s")
-        print(f"  {role}: {len(audio) / rate:.0f} s, {len(truth)} words, scored in {time.perf_counter() - start:.1f} s",
-              flush=True)
+                raise SystemExit(
+                    f"{others[name].folder}: scores at other window times than {paths.EXPORT_DIR}'s"
+                )
+        print(
+            f"  {role}: {len(audio) / rate:.0f} s, {len(truth)} words, scored in {time.perf_counter() - start:.1f} s",
+            flush=True,
+        )
         return dict(own=own, others=rest, truth=truth, duration_s=len(audio) / rate)
 
     models = [str(scorer.folder)] + [f"{name} {o.folder}" for name, o in others.items()]
-    print(f"workspace {ws}: {scorer.model.kind} models {'; '.join(models)}, stride {cfg.clip_stride_ms} ms; "
-          f"{args.streams} validation recordings of {args.duration:.0f} s from the validation split's speakers; "
-          f"{args.test_streams} more test recordings (seeds {args.test_seed}-{args.test_seed + args.test_streams - 1}); "
-          f"scores cached in {args.cache}")
-    validation = [scored(audio, [(label, round(t)) for label, t in truth], f"validation {k}")
-                  for k, (audio, truth) in enumerate(split_streams(
-                      paths.SPLIT_DIR / MANIFEST_NAMES["validation"], paths.SPLIT_LABELS, paths.DATASET_DIR,
-                      settings, rate, split="validation"))]
+    print(
+        f"workspace {ws}: {scorer.model.kind} models {'; '.join(models)}, stride {cfg.clip_stride_ms} ms; "
+        f"{args.streams} validation recordings of {args.duration:.0f} s from the validation split's speakers; "
+        f"{args.test_streams} more test recordings (seeds {args.test_seed}-{args.test_seed + args.test_streams - 1}); "
+        f"scores cached in {args.cache}"
+    )
+    validation = [
+        scored(audio, [(label, round(t)) for label, t in truth], f"validation {k}")
+        for k, (audio, truth) in enumerate(
+            split_streams(
+                paths.SPLIT_DIR / MANIFEST_NAMES["validation"],
+                paths.SPLIT_LABELS,
+                paths.DATASET_DIR,
+                settings,
+                rate,
+                split="validation",
+            )
+        )
+    ]
     test_truth = read_ground_truth(paths.STREAM_LABELS)
     test = scored(read_wav(paths.STREAM_WAV, sample_rate=rate), test_truth, "test (data/stream)")
-    more = [dataclasses.replace(stream, duration_s=args.duration, seed=args.test_seed + k) for k in range(args.test_streams)]
-    extra = [scored(audio, [(label, round(t)) for label, t in truth], f"test split {k}")
-             for k, (audio, truth) in enumerate(split_streams(
-                 paths.SPLIT_DIR / MANIFEST_NAMES["testing"], paths.SPLIT_LABELS, paths.DATASET_DIR,
-                 more, rate, split="test"))]
+    more = [
+        dataclasses.replace(stream, duration_s=args.duration, seed=args.test_seed + k)
+        for k in range(args.test_streams)
+    ]
+    extra = [
+        scored(audio, [(label, round(t)) for label, t in truth], f"test split {k}")
+        for k, (audio, truth) in enumerate(
+            split_streams(
+                paths.SPLIT_DIR / MANIFEST_NAMES["testing"],
+                paths.SPLIT_LABELS,
+                paths.DATASET_DIR,
+                more,
+                rate,
+                split="test",
+            )
+        )
+    ]
 
     # What is decoded: per combination, the names of its extra parameters (picked on validation
     # with the decoder's) and its variants: parameter values -> the scores of a recording.
     combinations = {"workspace model alone": ([], {(): lambda r: r["own"].scores})}
     if members:
+
         def mean(r, w):  # as `kws stream-eval --average-with` averages
             return mean_scores(r["own"], [r["others"][m] for m in members], w).scores
 
         weighted = args.average_weights != [None]
-        combinations["mean with --average-with"] = (["weight"] if weighted else [], {
-            (w,) if weighted else (): (lambda r, w=w: mean(r, w)) for w in args.average_weights})
+        combinations["mean with --average-with"] = (
+            ["weight"] if weighted else [],
+            {(w,) if weighted else (): (lambda r, w=w: mean(r, w)) for w in args.average_weights},
+        )
     if "gate" in others:
         for rule in args.gate_rules:
-            combinations[f"cascade behind --gate, {rule} rule"] = (["gate_threshold"], {
-                (t,): (lambda r, g=GateSettings(threshold=t, margin_ms=args.margin_ms, rule=rule):
-                       combine(labels, r["own"].times_ms, r["others"]["gate"],
-                               lambda mask: np.asarray(r["own"].scores)[mask], g)[0])
-                for t in args.gate_thresholds})
+            combinations[f"cascade behind --gate, {rule} rule"] = (
+                ["gate_threshold"],
+                {
+                    (t,): (
+                        lambda r, g=GateSettings(threshold=t, margin_ms=args.margin_ms, rule=rule): (
+                            combine(
+                                labels,
+                                r["own"].times_ms,
+                                r["others"]["gate"],
+                                lambda mask: np.asarray(r["own"].scores)[mask],
+                                g,
+                            )[0]
+                        )
+                    )
+                    for t in args.gate_thresholds
+                },
+            )
         combinations["gate alone"] = ([], {(): lambda r: r["others"]["gate"].scores})
 
     def as_stream(recording, variant):
-        return dict(times_ms=recording["own"].times_ms, scores=variant(recording), truth=recording["truth"],
-                    duration_s=recording["duration_s"])
+        return dict(
+            times_ms=recording["own"].times_ms,
+            scores=variant(recording),
+            truth=recording["truth"],
+            duration_s=recording["duration_s"],
+        )
 
-    print(f"\n{'combination, decoder choice':<48} {'budget':>6} {'picked':<36} {'val det':>7} {'val FA/h':>8} "
-          f"{'test det':>8} {'test FA/h':>9} {'(test own sweep)':>16} {'target':>6} "
-          f"{'test split pooled':>17}")
+    print(
+        f"\n{'combination, decoder choice':<48} {'budget':>6} {'picked':<36} {'val det':>7} {'val FA/h':>8} "
+        f"{'test det':>8} {'test FA/h':>9} {'(test own sweep)':>16} {'target':>6} "
+        f"{'test split pooled':>17}"
+    )
     picks = []
     for combination, (variant_names, variants) in combinations.items():
         # Each variant's scores of every recording, computed once for both decoder choices.
-        decoded = {vkey: ([as_stream(v, variant) for v in validation], as_stream(test, variant),
-                          [as_stream(e, variant) for e in extra]) for vkey, variant in variants.items()}
+        decoded = {
+            vkey: (
+                [as_stream(v, variant) for v in validation],
+                as_stream(test, variant),
+                [as_stream(e, variant) for e in extra],
+            )
+            for vkey, variant in variants.items()
+        }
         for decoder, grid in DECODERS.items():
             val_pooled, test_rows, extra_pooled = {}, {}, {}
             for vkey, (val_streams, test_stream, extra_streams) in decoded.items():
                 sweeps = [sweep(v, labels, grid)[1] for v in val_streams]
                 names, rows = sweep(test_stream, labels, grid)
-                extra_rows = (pooled([sweep(e, labels, grid)[1] for e in extra_streams],
-                                     [e["duration_s"] for e in extra]) if extra else {})
+                extra_rows = (
+                    pooled(
+                        [sweep(e, labels, grid)[1] for e in extra_streams],
+                        [e["duration_s"] for e in extra],
+                    )
+                    if extra
+                    else {}
+                )
                 lift = lambda d: {((*vkey, *k[0]), k[1]): x for k, x in d.items()}  # noqa: E731
                 val_pooled.update(lift(pooled(sweeps, [v["duration_s"] for v in validation])))
                 test_rows.update(lift(rows))
@@ -328,20 +471,29 @@ def main(argv=None) -> int:
             for budget in BUDGETS:
                 key = pick(val_pooled, budget)
                 if key is None:
-                    print(f"{label:<48} {budget:>6} no operating point within the budget on validation")
+                    print(
+                        f"{label:<48} {budget:>6} no operating point within the budget on validation"
+                    )
                     continue
                 own = pick(test_rows, budget)
                 v, t = val_pooled[key], test_rows[key]
                 params = ", ".join(f"{n}={x}" for n, x in zip(names, key[0]))
                 picked = f"thr {key[1]:.2f}" + (f", {params}" if params else "")
                 met = t["detection_rate"] >= TARGET[0] and t["false_alarms_per_hour"] <= TARGET[1]
-                print(f"{label:<48} {budget:>6} {picked:<36} {100 * v['detection_rate']:>6.1f}% "
-                      f"{v['false_alarms_per_hour']:>8.0f} {100 * t['detection_rate']:>7.1f}% "
-                      f"{t['false_alarms_per_hour']:>9.0f} "
-                      f"{100 * test_rows[own]['detection_rate'] if own else float('nan'):>15.1f}% "
-                      f"{'yes' if met else 'no':>6} "
-                      + (f"{100 * extra_pooled[key]['detection_rate']:>8.1f}% at "
-                         f"{extra_pooled[key]['false_alarms_per_hour']:>3.0f}/h" if extra else ""), flush=True)
+                print(
+                    f"{label:<48} {budget:>6} {picked:<36} {100 * v['detection_rate']:>6.1f}% "
+                    f"{v['false_alarms_per_hour']:>8.0f} {100 * t['detection_rate']:>7.1f}% "
+                    f"{t['false_alarms_per_hour']:>9.0f} "
+                    f"{100 * test_rows[own]['detection_rate'] if own else float('nan'):>15.1f}% "
+                    f"{'yes' if met else 'no':>6} "
+                    + (
+                        f"{100 * extra_pooled[key]['detection_rate']:>8.1f}% at "
+                        f"{extra_pooled[key]['false_alarms_per_hour']:>3.0f}/h"
+                        if extra
+                        else ""
+                    ),
+                    flush=True,
+                )
                 params = dict(zip(names, key[0]))
                 test_stream = decoded[tuple(params.pop(n) for n in variant_names)][1]
                 picks.append((label, budget, picked, params, key[1], test_stream["scores"]))
@@ -349,10 +501,14 @@ def main(argv=None) -> int:
     print("\ntest recording's errors at each pick (counts)")
     for label, budget, picked, params, threshold, scores in picks:
         c = dataclasses.replace(cfg, **params)
-        averages = window_averages(test["own"].times_ms, scores, c.average_window_ms, c.minimum_count)
+        averages = window_averages(
+            test["own"].times_ms, scores, c.average_window_ms, c.minimum_count
+        )
         found = decode(labels, averages, threshold, c.suppression_ms, c.minimum_margin)
         kinds = error_kinds(test_truth, found, c.time_tolerance_ms, averages, list(labels))
-        print(f"  {label}, {budget}/h ({picked}): " + ", ".join(f"{k} {n}" for k, n in kinds.items()))
+        print(
+            f"  {label}, {budget}/h ({picked}): " + ", ".join(f"{k} {n}" for k, n in kinds.items())
+        )
     return 0
 
 

@@ -20,6 +20,7 @@ key, so its cached scores are reused). Per variant value, the detection threshol
 no more than the budget) and applied once to every test stream, as operating_point.py's pooled
 rows; value 1 / 0 ms is the plain decoder.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,16 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from bench.operating_point import BUDGETS, STRIDE_MS, TARGET, add_stream_args, bench_streams, pick, pooled, sweep  # noqa: E402
+from bench.operating_point import (
+    BUDGETS,
+    STRIDE_MS,
+    TARGET,
+    add_stream_args,
+    bench_streams,
+    pick,
+    pooled,
+    sweep,
+)  # noqa: E402
 
 WINDOWS_MS = (500, 750, 1000, 1500)
 UNKNOWN_WEIGHTS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
@@ -54,7 +64,9 @@ def peak_decoder(look_steps: int):
                 continue
             best = step + int(np.argmax(score[step : step + look_steps + 1]))
             label, now = labels[index[best]], times[best]
-            if label == previous_label or (previous_label != SILENCE_LABEL and now - previous_time <= suppression_ms):
+            if label == previous_label or (
+                previous_label != SILENCE_LABEL and now - previous_time <= suppression_ms
+            ):
                 continue
             previous_label, previous_time, done_until = label, now, best
             if label != SILENCE_LABEL:
@@ -83,13 +95,23 @@ def main(argv=None) -> int:
     streams, labels = bench_streams(args)
     by_role = {role: [s for s in streams if s["role"] == role] for role in ("validation", "test")}
     durations = {role: [s["duration_s"] for s in ss] for role, ss in by_role.items()}
-    header = (f"{'variant':<16} {'value':>6} {'budget':>6} {'picked':<18} {'val det':>7} {'val FA/h':>8} "
-              f"{'test det':>8} {'test FA/h':>9} {'per stream det':>14} {'per stream FA/h':>15} {'target':>6}")
-    print(f"\n{len(by_role['test'])} validation/test pairs; picked on the validation streams pooled\n{header}\n"
-          + "-" * len(header))
-    for variant, values in (("unknown weight", UNKNOWN_WEIGHTS), ("peak look-ahead", LOOK_AHEAD_MS)):
+    header = (
+        f"{'variant':<16} {'value':>6} {'budget':>6} {'picked':<18} {'val det':>7} {'val FA/h':>8} "
+        f"{'test det':>8} {'test FA/h':>9} {'per stream det':>14} {'per stream FA/h':>15} {'target':>6}"
+    )
+    print(
+        f"\n{len(by_role['test'])} validation/test pairs; picked on the validation streams pooled\n{header}\n"
+        + "-" * len(header)
+    )
+    for variant, values in (
+        ("unknown weight", UNKNOWN_WEIGHTS),
+        ("peak look-ahead", LOOK_AHEAD_MS),
+    ):
         for value in values:
-            swept = {role: [variant_sweep(s, labels, variant, value) for s in ss] for role, ss in by_role.items()}
+            swept = {
+                role: [variant_sweep(s, labels, variant, value) for s in ss]
+                for role, ss in by_role.items()
+            }
             val, test = (pooled(swept[r], durations[r]) for r in ("validation", "test"))
             for budget in BUDGETS:
                 key = pick(val, budget)
@@ -99,11 +121,14 @@ def main(argv=None) -> int:
                 fa = np.array([rows[key]["false_alarms_per_hour"] for rows in swept["test"]])
                 met = sum(d >= 100 * TARGET[0] and f <= TARGET[1] for d, f in zip(det, fa))
                 shown = f"{value:g} ms" if variant == "peak look-ahead" else f"{value:g}"
-                print(f"{variant:<16} {shown:>6} {budget:>6} {f'thr {key[1]:.2f}, {key[0][0]} ms':<18} "
-                      f"{100 * val[key]['detection_rate']:>6.1f}% {val[key]['false_alarms_per_hour']:>8.0f} "
-                      f"{100 * test[key]['detection_rate']:>7.1f}% {test[key]['false_alarms_per_hour']:>9.0f} "
-                      f"{det.mean():>7.1f}±{det.std(ddof=1):>4.1f}% {fa.mean():>9.0f}±{fa.std(ddof=1):>3.0f} "
-                      f"{met:>3}/{len(det)}", flush=True)
+                print(
+                    f"{variant:<16} {shown:>6} {budget:>6} {f'thr {key[1]:.2f}, {key[0][0]} ms':<18} "
+                    f"{100 * val[key]['detection_rate']:>6.1f}% {val[key]['false_alarms_per_hour']:>8.0f} "
+                    f"{100 * test[key]['detection_rate']:>7.1f}% {test[key]['false_alarms_per_hour']:>9.0f} "
+                    f"{det.mean():>7.1f}±{det.std(ddof=1):>4.1f}% {fa.mean():>9.0f}±{fa.std(ddof=1):>3.0f} "
+                    f"{met:>3}/{len(det)}",
+                    flush=True,
+                )
     return 0
 
 

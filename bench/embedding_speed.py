@@ -16,6 +16,7 @@
     python bench/embedding_speed.py [--clips 1024] [--duration 600] [--per-window-seconds 30]
         [--model-threads 1 2] [--int8-workers 1 2] [--stream-frontends embedding embedding_int8]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,10 +61,20 @@ def main(argv=None) -> int:
     parser.add_argument("--duration", type=float, default=600)
     parser.add_argument("--per-window-seconds", type=float, default=30)
     parser.add_argument("--before-module", help="an older embedding.py to time in the same run")
-    parser.add_argument("--model-threads", type=int, nargs="+", default=[1, 2],
-                        help="TFLite threads of the embedding model to time featurize with")
-    parser.add_argument("--int8-workers", type=int, nargs="+", default=[1, 2],
-                        help="featurize workers (mel + one-thread int8 model each) to time")
+    parser.add_argument(
+        "--model-threads",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="TFLite threads of the embedding model to time featurize with",
+    )
+    parser.add_argument(
+        "--int8-workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="featurize workers (mel + one-thread int8 model each) to time",
+    )
     parser.add_argument("--stream-frontends", nargs="+", default=["embedding", "embedding_int8"])
     args = parser.parse_args(argv)
     from pipeline.frontends import FeatureConfig, embedding, features_numpy
@@ -78,8 +89,13 @@ def main(argv=None) -> int:
         embedding.MODEL_THREADS = threads
         features_numpy(clips[:8], cfg)
         fast, fast_s, fast_cpu = timed_cpu(features_numpy, clips, cfg)
-        rows.append((f"embedding, featurize (model threads {threads})", args.clips / fast_s,
-                     1000 * fast_cpu / args.clips))
+        rows.append(
+            (
+                f"embedding, featurize (model threads {threads})",
+                args.clips / fast_s,
+                1000 * fast_cpu / args.clips,
+            )
+        )
     embedding.MODEL_THREADS = 1
     int8_cfg = FeatureConfig(preprocess="embedding_int8")
     default_workers = embedding.INT8_WORKERS
@@ -87,8 +103,13 @@ def main(argv=None) -> int:
         embedding.INT8_WORKERS = workers
         features_numpy(clips[:256], int8_cfg)
         fast8, fast8_s, fast8_cpu = timed_cpu(features_numpy, clips, int8_cfg)
-        rows.append((f"embedding_int8, featurize ({workers} worker{'s' * (workers > 1)})", args.clips / fast8_s,
-                     1000 * fast8_cpu / args.clips))
+        rows.append(
+            (
+                f"embedding_int8, featurize ({workers} worker{'s' * (workers > 1)})",
+                args.clips / fast8_s,
+                1000 * fast8_cpu / args.clips,
+            )
+        )
     embedding.INT8_WORKERS = default_workers
     if args.before_module:  # e.g. `git show 63da499:pipeline/frontends/embedding.py > /tmp/old.py`
         import importlib.util
@@ -98,13 +119,28 @@ def main(argv=None) -> int:
         spec.loader.exec_module(before)
         before.embed(clips[:8])
         old, old_s, old_cpu = timed_cpu(before.embed, clips)
-        rows.append((f"embedding, {Path(args.before_module).name}", args.clips / old_s, 1000 * old_cpu / args.clips))
+        rows.append(
+            (
+                f"embedding, {Path(args.before_module).name}",
+                args.clips / old_s,
+                1000 * old_cpu / args.clips,
+            )
+        )
         print(f"max |now - {args.before_module}| = {float(np.abs(old - fast).max()):.1e}")
     ref, ref_s, ref_cpu = timed_cpu(embedding.reference_embed, clips[: args.reference_clips])
-    rows.append(("embedding, per clip and window (reference)", len(ref) / ref_s, 1000 * ref_cpu / len(ref)))
-    ref8, ref8_s, ref8_cpu = timed_cpu(lambda c: embedding.reference_embed(c, precision="int8"),
-                                       clips[: args.reference_clips])
-    rows.append(("embedding_int8, per clip and window (reference)", len(ref8) / ref8_s, 1000 * ref8_cpu / len(ref8)))
+    rows.append(
+        ("embedding, per clip and window (reference)", len(ref) / ref_s, 1000 * ref_cpu / len(ref))
+    )
+    ref8, ref8_s, ref8_cpu = timed_cpu(
+        lambda c: embedding.reference_embed(c, precision="int8"), clips[: args.reference_clips]
+    )
+    rows.append(
+        (
+            "embedding_int8, per clip and window (reference)",
+            len(ref8) / ref8_s,
+            1000 * ref8_cpu / len(ref8),
+        )
+    )
     mfcc_cfg = FeatureConfig(preprocess="mfcc")
     features_numpy(clips[:8], mfcc_cfg)
     _, mfcc_s, mfcc_cpu = timed_cpu(features_numpy, clips, mfcc_cfg)
@@ -112,8 +148,10 @@ def main(argv=None) -> int:
     diff = float(np.abs(fast[: len(ref)] - ref).max())
     diff8 = float(np.abs(fast8[: len(ref8)] - ref8).max())
     cosine = (fast * fast8).sum(-1) / np.linalg.norm(fast, axis=-1) / np.linalg.norm(fast8, axis=-1)
-    print(f"\nfeaturize ({args.clips} real clips; max |batched - reference|: float {diff:.1e}, int8 {diff8:.1e}; "
-          f"int8 vs float per window: cosine mean {cosine.mean():.4f}, min {cosine.min():.4f})")
+    print(
+        f"\nfeaturize ({args.clips} real clips; max |batched - reference|: float {diff:.1e}, int8 {diff8:.1e}; "
+        f"int8 vs float per window: cosine mean {cosine.mean():.4f}, min {cosine.min():.4f})"
+    )
     print(f"{'front end':<48} {'clips/s':>9} {'CPU ms/clip':>12}")
     for name, rate, cpu in rows:
         print(f"{name:<48} {rate:>9,.0f} {cpu:>12.2f}")
@@ -122,21 +160,44 @@ def main(argv=None) -> int:
     frames = embedding.clip_input_frames(clips.shape[1])
     padded = np.pad(clips, ((0, 0), (embedding.PAD_SAMPLES, embedding.PAD_SAMPLES)))
     per = embedding.CLIPS_PER_CALL
-    _, _, full_cpu = timed_cpu(lambda: [embedding.mel_db(padded[i : i + per]) for i in range(0, len(clips), per)])
-    db, _, db_cpu = timed_cpu(lambda: np.concatenate(
-        [embedding.padded_clip_db(clips[i : i + per], frames) for i in range(0, len(clips), per)]))
+    _, _, full_cpu = timed_cpu(
+        lambda: [embedding.mel_db(padded[i : i + per]) for i in range(0, len(clips), per)]
+    )
+    db, _, db_cpu = timed_cpu(
+        lambda: np.concatenate(
+            [
+                embedding.padded_clip_db(clips[i : i + per], frames)
+                for i in range(0, len(clips), per)
+            ]
+        )
+    )
     spec, _, clamp_cpu = timed_cpu(lambda: embedding.clamp_scale(db)[..., None])
-    _, _, model_cpu = timed_cpu(lambda: [embedding._run("embedding_model.tflite", spec[i : i + per])
-                                         for i in range(0, len(clips), per)])
+    _, _, model_cpu = timed_cpu(
+        lambda: [
+            embedding._run("embedding_model.tflite", spec[i : i + per])
+            for i in range(0, len(clips), per)
+        ]
+    )
     per8 = embedding.INT8_CLIPS_PER_CALL
     embedding.run_embedding_model(spec[:per8], "int8", threads=1)
-    _, _, int8_cpu = timed_cpu(lambda: [embedding.run_embedding_model(spec[i : i + per8], "int8", threads=1)
-                                        for i in range(0, len(clips), per8)])
-    row_frames = -(-frames // embedding.WINDOW_STEP_FRAMES) * embedding.WINDOW_STEP_FRAMES + embedding.WINDOW_STEP_FRAMES
+    _, _, int8_cpu = timed_cpu(
+        lambda: [
+            embedding.run_embedding_model(spec[i : i + per8], "int8", threads=1)
+            for i in range(0, len(clips), per8)
+        ]
+    )
+    row_frames = (
+        -(-frames // embedding.WINDOW_STEP_FRAMES) * embedding.WINDOW_STEP_FRAMES
+        + embedding.WINDOW_STEP_FRAMES
+    )
     row = np.zeros((len(clips), row_frames, embedding.MEL_BINS), np.float32)
     row[:, :frames] = spec[..., 0]
-    _, _, row_cpu = timed_cpu(lambda: [embedding.embeddings_of(row[i : i + 51].reshape(-1, embedding.MEL_BINS))
-                                       for i in range(0, len(clips), 51)])
+    _, _, row_cpu = timed_cpu(
+        lambda: [
+            embedding.embeddings_of(row[i : i + 51].reshape(-1, embedding.MEL_BINS))
+            for i in range(0, len(clips), 51)
+        ]
+    )
     steps = [
         ("mel, every frame of the padded clips", full_cpu),
         ("mel, frames touching the clip (featurize)", db_cpu),
@@ -171,16 +232,37 @@ def main(argv=None) -> int:
                 seconds = len(audio) / model.sample_rate
                 scores = stream_scores(model, audio, settings.clip_stride_ms, progress=False)
                 evaluate_scores(model.labels, scores, truth, seconds, settings)
-                rows.append((frontend, name, "frame reuse, stride 80 ms", seconds, len(scores.times_ms), scores.seconds))
+                rows.append(
+                    (
+                        frontend,
+                        name,
+                        "frame reuse, stride 80 ms",
+                        seconds,
+                        len(scores.times_ms),
+                        scores.seconds,
+                    )
+                )
             part = audio[: int(args.per_window_seconds * 16000)]
             for stride in (80, 30):
                 slow = stream_scores(model, part, stride, frame_reuse=False, progress=False)
-                rows.append((frontend, name, f"per window, stride {stride} ms", len(part) / 16000, len(slow.times_ms),
-                             slow.seconds))
+                rows.append(
+                    (
+                        frontend,
+                        name,
+                        f"per window, stride {stride} ms",
+                        len(part) / 16000,
+                        len(slow.times_ms),
+                        slow.seconds,
+                    )
+                )
     print(f"\nstreaming ({source}; stand-in embedding_head bundle; head = the exported .tflite)")
-    print(f"{'front end':<16} {'head':<20} {'path':<28} {'audio s':>8} {'windows':>8} {'seconds':>8} {'x real time':>12}")
+    print(
+        f"{'front end':<16} {'head':<20} {'path':<28} {'audio s':>8} {'windows':>8} {'seconds':>8} {'x real time':>12}"
+    )
     for frontend, name, path, audio_s, windows, secs in rows:
-        print(f"{frontend:<16} {name:<20} {path:<28} {audio_s:>8.0f} {windows:>8,} {secs:>8.1f} {audio_s / secs:>12.0f}")
+        print(
+            f"{frontend:<16} {name:<20} {path:<28} {audio_s:>8.0f} {windows:>8,} {secs:>8.1f} {audio_s / secs:>12.0f}"
+        )
     print(f"\nload at end: {os.getloadavg()[0]:.1f}")
     return 0
 

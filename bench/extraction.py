@@ -9,6 +9,7 @@ best of ``--repeat`` runs. Prints a markdown table.
     python bench/extraction.py                 # 5,000 clips (160 MB extracted)
     python bench/extraction.py --clips 500     # quick
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,10 @@ def build(root: Path, clips: int) -> tuple[Path, Path, int]:
     rng = np.random.default_rng(0)
     t = np.arange(RATE) / RATE
     tar_path, zip_path, total = root / "clips.tar.gz", root / "clips.zip", 0
-    with tarfile.open(tar_path, "w:gz") as tar, zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+    with (
+        tarfile.open(tar_path, "w:gz") as tar,
+        zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf,
+    ):
         for i in range(clips):
             audio = 0.3 * np.sin(2 * np.pi * rng.uniform(200, 800) * t) + rng.normal(0, 0.05, RATE)
             data = encode_wav(audio.astype(np.float32), RATE)
@@ -79,17 +83,34 @@ def main() -> None:
                 zf.extractall(dest)
 
         rows = [
-            ("tar.gz", "extract (checked)", tar_path, best(lambda d: extract(tar_path, d), root / "o", args.repeat)),
-            ("tar.gz", 'tarfile, filter="data"', tar_path, best(stdlib_tar, root / "o", args.repeat)),
-            ("zip", "extract (checked)", zip_path, best(lambda d: extract(zip_path, d), root / "o", args.repeat)),
+            (
+                "tar.gz",
+                "extract (checked)",
+                tar_path,
+                best(lambda d: extract(tar_path, d), root / "o", args.repeat),
+            ),
+            (
+                "tar.gz",
+                'tarfile, filter="data"',
+                tar_path,
+                best(stdlib_tar, root / "o", args.repeat),
+            ),
+            (
+                "zip",
+                "extract (checked)",
+                zip_path,
+                best(lambda d: extract(zip_path, d), root / "o", args.repeat),
+            ),
             ("zip", "zipfile.extractall", zip_path, best(stdlib_zip, root / "o", args.repeat)),
         ]
         print(f"{args.clips:,} clips, {total / 1e6:.0f} MB extracted; best of {args.repeat}\n")
         print("| archive | extraction | archive MB | seconds | clips/s |")
         print("| --- | --- | ---: | ---: | ---: |")
         for kind, how, path, seconds in rows:
-            print(f"| {kind} | {how} | {path.stat().st_size / 1e6:.0f} | {seconds:.2f} | "
-                  f"{args.clips / seconds:,.0f} |")
+            print(
+                f"| {kind} | {how} | {path.stat().st_size / 1e6:.0f} | {seconds:.2f} | "
+                f"{args.clips / seconds:,.0f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ reused by every fold and classifier; only the classifier trains per fold. A conf
   on frame features such as ``mfcc``; trained with the train stage's defaults: adam, 2,000 steps
   at 0.002 then 500 at 0.0002, batches of 100, dropout 0.3), e.g. ``mfcc:aug2/ds_cnn-valid``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -113,9 +114,20 @@ def augmented(audio: np.ndarray, silence: np.ndarray, copies: int, data: Path) -
     out = np.zeros((copies, *audio.shape), np.float32)
     for c in range(copies):
         for i, clip in enumerate(audio):
-            out[c, i] = augment_clip(clip, False, clip_rng(cfg.seed, "training", i, c), noises, True,
-                                     cfg.time_shift_samples(16000), cfg.background_volume,
-                                     cfg.background_frequency) if not silence[i] else clip
+            out[c, i] = (
+                augment_clip(
+                    clip,
+                    False,
+                    clip_rng(cfg.seed, "training", i, c),
+                    noises,
+                    True,
+                    cfg.time_shift_samples(16000),
+                    cfg.background_volume,
+                    cfg.background_frequency,
+                )
+                if not silence[i]
+                else clip
+            )
     return out
 
 
@@ -128,7 +140,10 @@ def features_of(name: str, audio: np.ndarray, cache: Path, tag: str) -> np.ndarr
         return np.load(path)
     start = time.perf_counter()
     x = features_numpy(audio, FeatureConfig(preprocess=name), batch_size=512)
-    print(f"  features {name} {tag}: {len(audio)} clips in {time.perf_counter() - start:.0f} s", flush=True)
+    print(
+        f"  features {name} {tag}: {len(audio)} clips in {time.perf_counter() - start:.0f} s",
+        flush=True,
+    )
     np.save(path, x)
     return x
 
@@ -151,7 +166,9 @@ def train_logreg(x, y, seed):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=300, random_state=seed))
+    model = make_pipeline(
+        StandardScaler(), LogisticRegression(C=0.5, max_iter=300, random_state=seed)
+    )
     model.fit(x.reshape(len(x), -1), y)
     return lambda z: model.predict_proba(z.reshape(len(z), -1))
 
@@ -179,8 +196,13 @@ def train_keras(x, y, seed, kind, labels):
     elif kind == "pairmean":  # the project's word_pair_mean, 2 heads of each kind (the preset's)
         from pipeline.models.word_pair_mean import WordPairMeanOptions
 
-        model = build_model("word_pair_mean", (1, int(np.prod(x.shape[1:]))), len(labels), 0.5,
-                            WordPairMeanOptions(members=2))
+        model = build_model(
+            "word_pair_mean",
+            (1, int(np.prod(x.shape[1:]))),
+            len(labels),
+            0.5,
+            WordPairMeanOptions(members=2),
+        )
     else:  # seq: the project's embedding_conv, 1-D convolutions over the embedding windows
         model = build_model("embedding_conv", x.shape[1:], len(labels), 0.5)
     x = x.reshape(len(x), *model.input_shape[1:])
@@ -188,12 +210,16 @@ def train_keras(x, y, seed, kind, labels):
     schedule = keras.optimizers.schedules.PiecewiseConstantDecay([1500], [1e-3, 1e-4])
     cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     # A committee's [batch, heads, labels] logits: each head's own loss, as the train stage does.
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss=lambda truth, logits: head_losses(cross_entropy, truth, logits))
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=lambda truth, logits: head_losses(cross_entropy, truth, logits),
+    )
     epochs = max(1, round(steps * batch / len(x)))
     model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=True)
     scores = with_softmax(model)
-    return lambda z: scores.predict(z.reshape(len(z), *model.input_shape[1:]), batch_size=512, verbose=0)
+    return lambda z: scores.predict(
+        z.reshape(len(z), *model.input_shape[1:]), batch_size=512, verbose=0
+    )
 
 
 def train_ds_cnn(x, y, seed, padding, labels):
@@ -207,8 +233,10 @@ def train_ds_cnn(x, y, seed, padding, labels):
     model = build_model("ds_cnn", x.shape[1:], len(labels), 0.3, DsCnnOptions(padding=padding))
     steps, batch = 2500, 100
     schedule = keras.optimizers.schedules.PiecewiseConstantDecay([2000], [2e-3, 2e-4])
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     rng = np.random.default_rng(seed)
     for _ in range(steps):  # steps of random batches, as the train stage samples them
         index = rng.integers(0, len(x), size=batch)
@@ -225,9 +253,23 @@ def run_config(config: str, data_bundle, args) -> dict:
     copies = next((int(o[3:]) for o in options[1:] if o.startswith("aug")), 0)
     tta = "tta" in options[1:]
     clean = joined(names, lambda: audio, args.cache, "clean")
-    aug = [joined(names, lambda c=c: augmented(audio, silence, copies, args.data)[c], args.cache, f"aug{c}")
-           for c in range(copies)]
-    shifts = [joined(names, lambda ms=ms: shifted(audio, ms), args.cache, f"shift{ms}") for ms in SHIFTS_MS] if tta else []
+    aug = [
+        joined(
+            names,
+            lambda c=c: augmented(audio, silence, copies, args.data)[c],
+            args.cache,
+            f"aug{c}",
+        )
+        for c in range(copies)
+    ]
+    shifts = (
+        [
+            joined(names, lambda ms=ms: shifted(audio, ms), args.cache, f"shift{ms}")
+            for ms in SHIFTS_MS
+        ]
+        if tta
+        else []
+    )
     accs, correct = [], np.zeros(len(y), bool)
     start = time.perf_counter()
     for f in range(args.folds):
@@ -251,16 +293,27 @@ def run_config(config: str, data_bundle, args) -> dict:
     accs_a = np.array(accs)
     half = stats.t.ppf(0.975, len(accs) - 1) * accs_a.std(ddof=1) / np.sqrt(len(accs))
     speech = ~silence
-    return dict(config=config, mean=float(accs_a.mean()), std=float(accs_a.std(ddof=1)),
-                low=float(accs_a.min()), high=float(accs_a.max()), ci95=float(half),
-                pooled=float(correct[speech].mean()), clips=int(speech.sum()), folds=accs,
-                seconds=time.perf_counter() - start)
+    return dict(
+        config=config,
+        mean=float(accs_a.mean()),
+        std=float(accs_a.std(ddof=1)),
+        low=float(accs_a.min()),
+        high=float(accs_a.max()),
+        ci95=float(half),
+        pooled=float(correct[speech].mean()),
+        clips=int(speech.sum()),
+        folds=accs,
+        seconds=time.perf_counter() - start,
+    )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+",
-                        default=["embedding:aug4/seq", "embedding:aug4/head", "embedding+efficientword/logreg"])
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        default=["embedding:aug4/seq", "embedding:aug4/head", "embedding+efficientword/logreg"],
+    )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--salt", default="kfold")
     parser.add_argument("--data", type=Path, default=SHARED_MINI)
@@ -272,7 +325,9 @@ def main(argv=None) -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     bundle = dataset(args.data, args.salt, args.folds)
     sizes = [int(((bundle[2] == f) & ~bundle[3]).sum()) for f in range(args.folds)]
-    print(f"{len(bundle[0])} clips ({int((~bundle[3]).sum())} speech), fold sizes {sizes}", flush=True)
+    print(
+        f"{len(bundle[0])} clips ({int((~bundle[3]).sum())} speech), fold sizes {sizes}", flush=True
+    )
     rows = []
     for config in args.configs:
         rows.append(run_config(config, bundle, args))
@@ -282,8 +337,10 @@ def main(argv=None) -> int:
     header = f"{'configuration':<40} {'mean':>6} {'95% CI':>7} {'min':>6} {'max':>6} {'sd':>5} {'pooled':>7} {'s':>5}"
     print("\n" + header + "\n" + "-" * len(header))
     for r in rows:
-        print(f"{r['config']:<40} {100 * r['mean']:>5.1f}% {100 * r['ci95']:>6.1f} {100 * r['low']:>5.1f}% "
-              f"{100 * r['high']:>5.1f}% {100 * r['std']:>5.1f} {100 * r['pooled']:>6.1f}% {r['seconds']:>5.0f}")
+        print(
+            f"{r['config']:<40} {100 * r['mean']:>5.1f}% {100 * r['ci95']:>6.1f} {100 * r['low']:>5.1f}% "
+            f"{100 * r['high']:>5.1f}% {100 * r['std']:>5.1f} {100 * r['pooled']:>6.1f}% {r['seconds']:>5.0f}"
+        )
     return 0
 
 

@@ -12,6 +12,7 @@ matter for latency).
 
     python bench/latency.py [--export models/export] [--repeats 200] [--json OUT]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,8 +81,10 @@ def main(argv=None) -> int:
             params = repo_params()
             keras_dir = stand_in_keras(params, Path(tmp) / "keras")
             export = stand_in_export(params, keras_dir, Path(tmp))
-            note = (f"stand-in: untrained {params['train'].model_architecture} "
-                    f"({params['features'].preprocess} front end)")
+            note = (
+                f"stand-in: untrained {params['train'].model_architecture} "
+                f"({params['features'].preprocess} front end)"
+            )
         targets = [
             ("SavedModel (WAV bytes)", export / "saved_model", "wav"),
             ("TFLite float", export / "model_float.tflite", "wav"),
@@ -96,18 +99,35 @@ def main(argv=None) -> int:
                 continue
             model = load_model(path)
             times = time_calls(lambda: model.predict_wav_bytes(wav), args.repeats)
-            rows.append({"format": name, "path": str(path), "median_ms": float(np.median(times)),
-                         "p90_ms": float(np.percentile(times, 90)), "size_bytes": size_of(path)})
+            rows.append(
+                {
+                    "format": name,
+                    "path": str(path),
+                    "median_ms": float(np.median(times)),
+                    "p90_ms": float(np.percentile(times, 90)),
+                    "size_bytes": size_of(path),
+                }
+            )
     print(f"one-second clip ({clip_name}), {args.repeats} calls each, model: {note}")
     print(f"{'format':<24} {'median ms':>10} {'p90 ms':>8} {'size':>12}")
     for row in rows:
-        print(f"{row['format']:<24} {row['median_ms']:>10.2f} {row['p90_ms']:>8.2f} "
-              f"{row['size_bytes']:>12,d}")
+        print(
+            f"{row['format']:<24} {row['median_ms']:>10.2f} {row['p90_ms']:>8.2f} "
+            f"{row['size_bytes']:>12,d}"
+        )
     if args.json:
         from pipeline.core.fs import atomic_write_json
 
-        atomic_write_json(args.json, {"model": note, "clip": clip_name, "repeats": args.repeats,
-                                      "cpu_count": os.cpu_count(), "results": rows})
+        atomic_write_json(
+            args.json,
+            {
+                "model": note,
+                "clip": clip_name,
+                "repeats": args.repeats,
+                "cpu_count": os.cpu_count(),
+                "results": rows,
+            },
+        )
     return 0
 
 

@@ -9,6 +9,7 @@ bytes and the headline metrics. The settings stand in for another machine: an in
 without AVX-512 for oneDNN, oneDNN off, one thread instead of all cores. Takes 20-40 minutes on
 2 cores. Prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,14 @@ SETTINGS = [
 
 
 def run(cmd: list[str], cwd: Path, extra: dict | None = None) -> None:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "KWS_NO_PROGRESS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **(extra or {})}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "KWS_NO_PROGRESS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **(extra or {}),
+    }
     subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -42,7 +49,9 @@ def snapshot(work: Path) -> dict:
     values = {}
     for headline in HEADLINES:
         values[headline.label] = headline.read(json.loads((work / headline.path).read_text()))
-    values["model.keras"] = hashlib.md5((work / "models/keras/model.keras").read_bytes()).hexdigest()
+    values["model.keras"] = hashlib.md5(
+        (work / "models/keras/model.keras").read_bytes()
+    ).hexdigest()
     return values
 
 
@@ -69,11 +78,21 @@ def main(argv=None) -> int:
     header = ["train ran with", "model.keras"] + [h.label for h in HEADLINES]
     print(" | ".join(header))
     for name, values in rows:
-        same = "—" if values is base else ("identical" if values["model.keras"] == base["model.keras"] else "differs")
+        same = (
+            "—"
+            if values is base
+            else ("identical" if values["model.keras"] == base["model.keras"] else "differs")
+        )
         print(" | ".join([name, same] + [h.show(values[h.label]) for h in HEADLINES]))
-    print(" | ".join(["largest change", ""] + [
-        h.show_delta(max(abs(v[h.label] - base[h.label]) for _, v in rows)).lstrip("+")
-        for h in HEADLINES]))
+    print(
+        " | ".join(
+            ["largest change", ""]
+            + [
+                h.show_delta(max(abs(v[h.label] - base[h.label]) for _, v in rows)).lstrip("+")
+                for h in HEADLINES
+            ]
+        )
+    )
     return 0
 
 

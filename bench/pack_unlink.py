@@ -16,6 +16,7 @@ them to disk (``sync``, as 3 GB extracted a minute earlier are), and times, each
 
 Everything goes under ``--work`` (default /tmp/kws-pack-unlink), deleted at the end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,7 @@ from pipeline.core.audio import encode_pcm16  # noqa: E402
 from pipeline.data.clip_store import list_wavs, pack_folder  # noqa: E402
 
 RATE = 16000
-VARIANTS = ["pack_folder(consume=True)", "pack, then rmtree",
-            "pack, rmtree per word", "pack only"]
+VARIANTS = ["pack_folder(consume=True)", "pack, then rmtree", "pack, rmtree per word", "pack only"]
 
 
 def make_folder(root: Path, files: int, words: int = 35) -> None:
@@ -56,7 +56,9 @@ def run(variant: str, src: Path, dest: Path) -> tuple[float, float]:
         by_word: dict[Path, int] = {}
         for path in list_wavs(src):
             by_word[path.parent] = by_word.get(path.parent, 0) + 1
-        pack_folder(src, dest, RATE, consume=False, progress=False)  # packing time, then the deletes
+        pack_folder(
+            src, dest, RATE, consume=False, progress=False
+        )  # packing time, then the deletes
         packed = time.perf_counter()
         for folder in by_word:
             shutil.rmtree(folder)
@@ -72,7 +74,11 @@ def run(variant: str, src: Path, dest: Path) -> tuple[float, float]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=20000)
-    parser.add_argument("--variants", default="", help="comma-separated indices into VARIANTS, repeats allowed (default: each once)")
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="comma-separated indices into VARIANTS, repeats allowed (default: each once)",
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/kws-pack-unlink"))
     args = parser.parse_args(argv)
     shutil.rmtree(args.work, ignore_errors=True)
@@ -86,8 +92,11 @@ def main(argv=None) -> int:
             make_folder(src, args.files)
             pack_s, delete_s = run(variant, src, dest)
             total = pack_s + delete_s
-            print(f"| {variant} | {pack_s:.1f} s | {delete_s:.1f} s | {total:.1f} s | "
-                  f"{args.files / total:,.0f} |", flush=True)
+            print(
+                f"| {variant} | {pack_s:.1f} s | {delete_s:.1f} s | {total:.1f} s | "
+                f"{args.files / total:,.0f} |",
+                flush=True,
+            )
             shutil.rmtree(args.work)
             os.sync()
     finally:

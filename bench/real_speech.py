@@ -12,6 +12,7 @@ below. Prints a table of test accuracy on held-out speakers with the training ti
 One split of ~255 test clips moves by several points with the speakers it happens to hold: decide
 between configurations with bench/kfold.py (speaker-disjoint 5-fold over every clip).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,22 +38,39 @@ CONFIGS = {
     "embedding": (
         {"preprocess": "embedding"},
         {"copies": 4},
-        {"model_architecture": "embedding_head", "how_many_training_steps": [2000, 500],
-         "learning_rate": [0.001, 0.0001], "batch_size": 100, "optimizer": "adam", "dropout": 0.5},
+        {
+            "model_architecture": "embedding_head",
+            "how_many_training_steps": [2000, 500],
+            "learning_rate": [0.001, 0.0001],
+            "batch_size": 100,
+            "optimizer": "adam",
+            "dropout": 0.5,
+        },
     ),
     "ds_cnn": (
         {"preprocess": "mfcc"},
         {"copies": 4},
-        {"model_architecture": "ds_cnn", "how_many_training_steps": [3000, 1000],
-         "learning_rate": [0.002, 0.0002], "batch_size": 100, "optimizer": "adam", "dropout": 0.3,
-         "spec_augment": True},
+        {
+            "model_architecture": "ds_cnn",
+            "how_many_training_steps": [3000, 1000],
+            "learning_rate": [0.002, 0.0002],
+            "batch_size": 100,
+            "optimizer": "adam",
+            "dropout": 0.3,
+            "spec_augment": True,
+        },
     ),
     "conv": (
         {"preprocess": "mfcc"},
         {"copies": 4},
         # The original's topology and optimizer; far fewer steps than its 18,000 (2 CPU cores).
-        {"model_architecture": "conv", "how_many_training_steps": [600, 150],
-         "learning_rate": [0.001, 0.0001], "batch_size": 50, "optimizer": "gradient_descent"},
+        {
+            "model_architecture": "conv",
+            "how_many_training_steps": [600, 150],
+            "learning_rate": [0.001, 0.0001],
+            "batch_size": 50,
+            "optimizer": "gradient_descent",
+        },
     ),
 }
 
@@ -61,14 +79,20 @@ def run_stage(stage: str, work: Path) -> float:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", f"pipeline.stages.{stage}"], cwd=work, env=env, capture_output=True, text=True
+        [sys.executable, "-m", f"pipeline.stages.{stage}"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise SystemExit(f"{stage} failed in {work}:\n{result.stderr[-3000:]}")
     return time.perf_counter() - start
 
 
-def write_params(work: Path, base: dict, features: dict, augment: dict, train: dict, data_dir: Path) -> None:
+def write_params(
+    work: Path, base: dict, features: dict, augment: dict, train: dict, data_dir: Path
+) -> None:
     params = copy.deepcopy(base)
     params["data"].update(source="dir", dir=str(data_dir), test_set="hash")
     params["split"]["hash_salt"] = "x"
@@ -81,8 +105,12 @@ def write_params(work: Path, base: dict, features: dict, augment: dict, train: d
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="real clips in the training layout")
-    parser.add_argument("--workdir", type=Path, help="keep the work here (default: a temporary folder)")
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="real clips in the training layout"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the work here (default: a temporary folder)"
+    )
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: no such folder of real clips")
@@ -109,18 +137,24 @@ def main(argv=None) -> int:
         run_stage("evaluate", work)
         train_metrics = json.loads((work / "metrics/train.json").read_text())
         test_metrics = json.loads((work / "metrics/evaluate.json").read_text())
-        split = json.loads((work / "metrics/split.json").read_text()) if (work / "metrics/split.json").is_file() else {}
-        rows.append({
-            "config": name,
-            "preprocess": features["preprocess"],
-            "architecture": train["model_architecture"],
-            "parameters": train_metrics["parameters"],
-            "steps": train_metrics["steps"],
-            "train_s": train_seconds,
-            "validation": train_metrics["validation_accuracy"],
-            "test": test_metrics["accuracy"],
-            "test_n": test_metrics["examples"],
-        })
+        split = (
+            json.loads((work / "metrics/split.json").read_text())
+            if (work / "metrics/split.json").is_file()
+            else {}
+        )
+        rows.append(
+            {
+                "config": name,
+                "preprocess": features["preprocess"],
+                "architecture": train["model_architecture"],
+                "parameters": train_metrics["parameters"],
+                "steps": train_metrics["steps"],
+                "train_s": train_seconds,
+                "validation": train_metrics["validation_accuracy"],
+                "test": test_metrics["accuracy"],
+                "test_n": test_metrics["examples"],
+            }
+        )
         print(f"[{name}] {json.dumps(rows[-1])}", flush=True)
         if split:
             print(f"[{name}] split: {json.dumps(split)[:300]}", flush=True)

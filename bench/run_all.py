@@ -1,8 +1,9 @@
 """Run every benchmark in turn; each prints its own table (see the README for the latest).
 
-    python bench/run_all.py                 # all of them
-    python bench/run_all.py --skip real_speech
+python bench/run_all.py                 # all of them
+python bench/run_all.py --skip real_speech
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,17 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ["augmentation", "train_throughput", "latency", "streaming", "embedding_speed", "real_speech",
-           "kfold", "operating_point", "extraction"]
+SCRIPTS = [
+    "augmentation",
+    "train_throughput",
+    "latency",
+    "streaming",
+    "embedding_speed",
+    "real_speech",
+    "kfold",
+    "operating_point",
+    "extraction",
+]
 
 
 def main(argv=None) -> int:
@@ -27,7 +37,9 @@ def main(argv=None) -> int:
         print(f"\n=== bench/{name}.py", flush=True)
         start = time.perf_counter()
         result = subprocess.run([sys.executable, str(BENCH / f"{name}.py")], cwd=BENCH.parent)
-        print(f"=== bench/{name}.py: exit {result.returncode} in {time.perf_counter() - start:.0f} s")
+        print(
+            f"=== bench/{name}.py: exit {result.returncode} in {time.perf_counter() - start:.0f} s"
+        )
         if result.returncode:
             failed.append(name)
     if failed:

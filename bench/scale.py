@@ -24,6 +24,7 @@ fresh clone, with object counts.
 Everything goes under ``--work`` (default /tmp/kws-scale), deleted at the end unless ``--keep``;
 the generated archives are kept in ``--work``/archives and reused by the next run of the same size.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,16 +63,36 @@ V2_COUNTS = {
     "wow": 2123, "yes": 4044, "zero": 4052,
 }  # fmt: skip
 V2_TOTAL = 105_829
-NOISES = {"white_noise": 61, "pink_noise": 61, "brown_noise": 61, "doing_the_dishes": 95,
-          "exercise_bike": 61, "dude_miaowing": 62}  # seconds
+NOISES = {
+    "white_noise": 61,
+    "pink_noise": 61,
+    "brown_noise": 61,
+    "doing_the_dishes": 95,
+    "exercise_bike": 61,
+    "dude_miaowing": 62,
+}  # seconds
 WANTED = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 OFFICIAL_TEST_CLIPS = 4890
 RATE = 16000
-STAGES = ["download", "split", "featurize", "train", "evaluate", "freeze", "synthesize_stream", "stream_eval"]
+STAGES = [
+    "download",
+    "split",
+    "featurize",
+    "train",
+    "evaluate",
+    "freeze",
+    "synthesize_stream",
+    "stream_eval",
+]
 STAGE_OUTS = {
-    "download": ["data/raw"], "split": ["data/split"], "featurize": ["data/features"],
-    "train": ["models/keras"], "evaluate": [], "freeze": ["models/export"],
-    "synthesize_stream": ["data/stream"], "stream_eval": [],
+    "download": ["data/raw"],
+    "split": ["data/split"],
+    "featurize": ["data/features"],
+    "train": ["models/keras"],
+    "evaluate": [],
+    "freeze": ["models/export"],
+    "synthesize_stream": ["data/stream"],
+    "stream_eval": [],
 }
 
 
@@ -96,7 +117,9 @@ class ClipMaker:
             f1, f2 = 300 + (digest % 23) * 120, 700 + ((digest // 23) % 19) * 160
             shift = 1.0 + 0.04 * (pitch - 3)
             t = np.arange(burst) / RATE
-            tone = 0.3 * np.sin(2 * np.pi * f1 * shift * t) + 0.2 * np.sin(2 * np.pi * f2 * shift * t)
+            tone = 0.3 * np.sin(2 * np.pi * f1 * shift * t) + 0.2 * np.sin(
+                2 * np.pi * f2 * shift * t
+            )
             self._tones[key] = (np.hanning(burst) * tone).astype(np.float32)
         return self._tones[key]
 
@@ -132,8 +155,10 @@ def build_dataset_archive(path: Path, clips: int, speakers: int, seed: int = 0) 
     counts = {w: max(1, round(n * clips / V2_TOTAL)) for w, n in V2_COUNTS.items()}
     validation, testing = [], []
     tmp = path.with_suffix(".part")
-    with tarfile.open(tmp, "w:gz", compresslevel=1) as tar, \
-            tqdm(total=sum(counts.values()), desc="archive", unit="clip", mininterval=2) as bar:
+    with (
+        tarfile.open(tmp, "w:gz", compresslevel=1) as tar,
+        tqdm(total=sum(counts.values()), desc="archive", unit="clip", mininterval=2) as bar,
+    ):
         for word in sorted(counts):
             takes: dict[int, int] = {}
             for _ in range(counts[word]):
@@ -142,7 +167,9 @@ def build_dataset_archive(path: Path, clips: int, speakers: int, seed: int = 0) 
                 name = f"{word}/{ids[s]}_nohash_{takes[s]}.wav"
                 _add(tar, name, encode_pcm16(maker.clip(word, s, maker.length()), RATE))
                 which = which_set(name, 10, 10)
-                (validation if which == "validation" else testing if which == "testing" else []).append(name)
+                (
+                    validation if which == "validation" else testing if which == "testing" else []
+                ).append(name)
                 bar.update()
         for noise, seconds in NOISES.items():
             audio = np.clip(rng.normal(0, 0.1, seconds * RATE) * 32767, -32768, 32767).astype("<i2")
@@ -171,7 +198,10 @@ def build_test_archive(path: Path, clips: int, seed: int = 1) -> dict:
                     name, audio = f"{folder}/silence_{k:04d}.wav", maker.clip("", s, RATE) // 4
                 elif folder == "_unknown_":
                     word = others[int(rng.integers(len(others)))]
-                    name, audio = f"{folder}/{word}_{ids[s]}_nohash_{k}.wav", maker.clip(word, s, RATE)
+                    name, audio = (
+                        f"{folder}/{word}_{ids[s]}_nohash_{k}.wav",
+                        maker.clip(word, s, RATE),
+                    )
                 else:
                     name, audio = f"{folder}/{ids[s]}_nohash_{k}.wav", maker.clip(folder, s, RATE)
                 _add(tar, name, encode_pcm16(audio, RATE))
@@ -194,7 +224,10 @@ class Sampler(threading.Thread):
 
         while not self.stop.is_set():
             try:
-                procs = [psutil.Process(self.pid), *psutil.Process(self.pid).children(recursive=True)]
+                procs = [
+                    psutil.Process(self.pid),
+                    *psutil.Process(self.pid).children(recursive=True),
+                ]
             except psutil.Error:
                 break
             for proc in procs:
@@ -220,8 +253,12 @@ def run_measured(cmd: list[str], cwd: Path, env: dict, log) -> dict:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed (exit {proc.returncode}); see {log.name}")
-    return {"seconds": seconds, "peak_rss": usage.ru_maxrss * 1024, "peak_anon": sampler.peak_anon,
-            "written": usage.ru_oublock * 512}
+    return {
+        "seconds": seconds,
+        "peak_rss": usage.ru_maxrss * 1024,
+        "peak_anon": sampler.peak_anon,
+        "written": usage.ru_oublock * 512,
+    }
 
 
 def timed(cmd: list[str], cwd: Path, env: dict, repeat: int = 3) -> float:
@@ -240,7 +277,9 @@ def disk_bytes(*paths: Path) -> int:
     present = [str(p) for p in paths if p.exists()]
     if not present:
         return 0
-    out = subprocess.run(["du", "-s", "-c", "-B1", *present], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        ["du", "-s", "-c", "-B1", *present], check=True, capture_output=True, text=True
+    )
     return int(out.stdout.strip().splitlines()[-1].split()[0])
 
 
@@ -271,15 +310,25 @@ def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(folder)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(Quiet, directory=str(folder))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def copy_project(dest: Path) -> None:
     """The repository's tracked and unignored files, as a fresh git repository."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
-                           capture_output=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, files):
         source = REPO / name
         if source.is_file():
@@ -295,11 +344,19 @@ def git(repo: Path, env: dict, *args: str) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=int, default=V2_TOTAL, help="clips in the data set (v0.02: 105,829)")
-    parser.add_argument("--speakers", type=int, default=None, help="default: 2,618 scaled to --clips")
-    parser.add_argument("--test-clips", type=int, default=None, help="official test set (default 4,890 scaled)")
+    parser.add_argument(
+        "--clips", type=int, default=V2_TOTAL, help="clips in the data set (v0.02: 105,829)"
+    )
+    parser.add_argument(
+        "--speakers", type=int, default=None, help="default: 2,618 scaled to --clips"
+    )
+    parser.add_argument(
+        "--test-clips", type=int, default=None, help="official test set (default 4,890 scaled)"
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/kws-scale"))
-    parser.add_argument("--keep", action="store_true", help="keep the project copy, remote and clone")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the project copy, remote and clone"
+    )
     args = parser.parse_args(argv)
     speakers = args.speakers or max(20, round(2618 * args.clips / V2_TOTAL))
     test_clips = args.test_clips or max(120, round(OFFICIAL_TEST_CLIPS * args.clips / V2_TOTAL))
@@ -317,24 +374,41 @@ def main(argv=None) -> int:
         build_dataset_archive(dataset_tar, args.clips, speakers)
     if not test_tar.is_file():
         build_test_archive(test_tar, test_clips)
-    print(f"archives: {dataset_tar.name} {gb(dataset_tar.stat().st_size)}, {test_tar.name} "
-          f"{gb(test_tar.stat().st_size)} (built or reused in {mmss(time.perf_counter() - start)})")
+    print(
+        f"archives: {dataset_tar.name} {gb(dataset_tar.stat().st_size)}, {test_tar.name} "
+        f"{gb(test_tar.stat().st_size)} (built or reused in {mmss(time.perf_counter() - start)})"
+    )
 
     load_before = os.getloadavg()
     server, url = serve(archives)
     repo, log_path = work / "repo", work / "dvc.log"
-    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
-    env.update(PATH=f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}", NO_PROXY="127.0.0.1,localhost",
-               DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2", KWS_NO_PROGRESS="1",
-               GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@example.invalid",
-               GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@example.invalid")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+    }
+    env.update(
+        PATH=f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        NO_PROXY="127.0.0.1,localhost",
+        DVC_NO_ANALYTICS="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        KWS_NO_PROGRESS="1",
+        GIT_AUTHOR_NAME="bench",
+        GIT_AUTHOR_EMAIL="bench@example.invalid",
+        GIT_COMMITTER_NAME="bench",
+        GIT_COMMITTER_EMAIL="bench@example.invalid",
+    )
     try:
         repo.mkdir()
         copy_project(repo)
         params_path = repo / "params.yaml"
         params = read_yaml(params_path.read_text())
-        params["data"].update(source="url", url=f"{url}/{dataset_tar.name}", test_set="official",
-                              test_set_source=f"{url}/{test_tar.name}")
+        params["data"].update(
+            source="url",
+            url=f"{url}/{dataset_tar.name}",
+            test_set="official",
+            test_set_source=f"{url}/{test_tar.name}",
+        )
         text = params_path.read_text()
         for key in ("source", "url", "test_set", "test_set_source"):  # keep the file's comments
             text = _set_key(text, key, params["data"][key])
@@ -348,69 +422,110 @@ def main(argv=None) -> int:
             for stage in STAGES:
                 before = disk_bytes(cache)
                 figures = run_measured(["dvc", "repro", "--single-item", stage], repo, env, log)
-                figures["outs"] = sum(file_bytes(repo / out) for out in STAGE_OUTS[stage] if (repo / out).exists())
+                figures["outs"] = sum(
+                    file_bytes(repo / out) for out in STAGE_OUTS[stage] if (repo / out).exists()
+                )
                 figures["cache_growth"] = disk_bytes(cache) - before
                 rows.append((stage, figures))
                 print(f"  {stage}: {mmss(figures['seconds'])}", flush=True)
         total = sum(f["seconds"] for _, f in rows)
 
-        print(f"\nScale benchmark: {args.clips:,} clips ({speakers:,} speakers, 35 words, "
-              f"{len(NOISES)} noise recordings) + official test set of {test_clips:,}; "
-              f"{os.cpu_count()} CPU cores, load average before the DAG {load_before[0]:.1f} (1 min) / "
-              f"{load_before[1]:.1f} (5 min), after it {os.getloadavg()[0]:.1f} / {os.getloadavg()[1]:.1f}\n")
-        print("| stage | wall time | peak RSS | peak anon. memory | bytes written | outputs | DVC cache growth |")
+        print(
+            f"\nScale benchmark: {args.clips:,} clips ({speakers:,} speakers, 35 words, "
+            f"{len(NOISES)} noise recordings) + official test set of {test_clips:,}; "
+            f"{os.cpu_count()} CPU cores, load average before the DAG {load_before[0]:.1f} (1 min) / "
+            f"{load_before[1]:.1f} (5 min), after it {os.getloadavg()[0]:.1f} / {os.getloadavg()[1]:.1f}\n"
+        )
+        print(
+            "| stage | wall time | peak RSS | peak anon. memory | bytes written | outputs | DVC cache growth |"
+        )
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for stage, f in rows:
-            print(f"| {stage} | {mmss(f['seconds'])} | {gb(f['peak_rss'])} | {gb(f['peak_anon'])} | "
-                  f"{gb(f['written'])} | {gb(f['outs'])} | {gb(f['cache_growth'])} |")
-        print(f"| **whole DAG** | **{mmss(total)}** | {gb(max(f['peak_rss'] for _, f in rows))} | "
-              f"{gb(max(f['peak_anon'] for _, f in rows))} | {gb(sum(f['written'] for _, f in rows))} | | "
-              f"{gb(sum(f['cache_growth'] for _, f in rows))} |")
+            print(
+                f"| {stage} | {mmss(f['seconds'])} | {gb(f['peak_rss'])} | {gb(f['peak_anon'])} | "
+                f"{gb(f['written'])} | {gb(f['outs'])} | {gb(f['cache_growth'])} |"
+            )
+        print(
+            f"| **whole DAG** | **{mmss(total)}** | {gb(max(f['peak_rss'] for _, f in rows))} | "
+            f"{gb(max(f['peak_anon'] for _, f in rows))} | {gb(sum(f['written'] for _, f in rows))} | | "
+            f"{gb(sum(f['cache_growth'] for _, f in rows))} |"
+        )
 
         git(repo, env, "add", "-A")
         git(repo, env, "commit", "-q", "-m", "reproduced")
         version = timed(["dvc", "version"], repo, env)
         noop = timed(["dvc", "repro"], repo, env)
         status = timed(["dvc", "status"], repo, env)
-        print(f"\n| command | median of 3 |\n| --- | ---: |\n| `dvc version` | {version:.2f} s |\n"
-              f"| no-op `dvc repro` | {noop:.2f} s ({noop / version:.1f}x) |\n"
-              f"| no-op `dvc status` | {status:.2f} s ({status / version:.1f}x) |")
+        print(
+            f"\n| command | median of 3 |\n| --- | ---: |\n| `dvc version` | {version:.2f} s |\n"
+            f"| no-op `dvc repro` | {noop:.2f} s ({noop / version:.1f}x) |\n"
+            f"| no-op `dvc status` | {status:.2f} s ({status / version:.1f}x) |"
+        )
 
         features = file_bytes(repo / "data" / "features")
         archive = dataset_tar.stat().st_size + test_tar.stat().st_size
         used = disk_bytes(repo / "data", repo / "models", cache)
         downloads = disk_bytes(repo / ".cache" / "downloads")
-        print(f"\nDisk: workspace (data/, models/) + .dvc/cache = {gb(used)}; archives {gb(archive)} + "
-              f"features {gb(features)} = {gb(archive + features)}: {used / (archive + features):.2f}x. "
-              f"Workspace files: {count_files(repo / 'data') + count_files(repo / 'models')}; "
-              f"the download cache .cache/downloads holds {gb(downloads)} (data.keep_download: "
-              f"{params['data'].get('keep_download', True)}); keeping the archives there "
-              f"(data.keep_download: true) would make it "
-              f"{gb(used + archive)}: {(used + archive) / (archive + features):.2f}x.")
+        print(
+            f"\nDisk: workspace (data/, models/) + .dvc/cache = {gb(used)}; archives {gb(archive)} + "
+            f"features {gb(features)} = {gb(archive + features)}: {used / (archive + features):.2f}x. "
+            f"Workspace files: {count_files(repo / 'data') + count_files(repo / 'models')}; "
+            f"the download cache .cache/downloads holds {gb(downloads)} (data.keep_download: "
+            f"{params['data'].get('keep_download', True)}); keeping the archives there "
+            f"(data.keep_download: true) would make it "
+            f"{gb(used + archive)}: {(used + archive) / (archive + features):.2f}x."
+        )
 
         remote = work / "remote"
-        subprocess.run(["dvc", "remote", "add", "--local", "-d", "bench", str(remote)], cwd=repo, env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["dvc", "remote", "add", "--local", "-d", "bench", str(remote)],
+            cwd=repo,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         with open(log_path, "a") as log:
             push = run_measured(["dvc", "push"], repo, env, log)
         objects = count_files(remote)
         clone = work / "clone"
         git(work, env, "clone", "-q", str(repo), str(clone))
-        subprocess.run(["dvc", "remote", "add", "--local", "-d", "bench", str(remote)], cwd=clone, env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["dvc", "remote", "add", "--local", "-d", "bench", str(remote)],
+            cwd=clone,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         with open(log_path, "a") as log:
             pull = run_measured(["dvc", "pull"], clone, env, log)
         pulled = count_files(clone / ".dvc" / "cache")
-        clean = subprocess.run(["dvc", "status"], cwd=clone, env=env, capture_output=True, text=True).stdout
-        print(f"\n| transfer | time | objects | size |\n| --- | ---: | ---: | ---: |\n"
-              f"| `dvc push` (every output, to a local remote) | {mmss(push['seconds'])} | {objects} | "
-              f"{gb(disk_bytes(remote))} |\n"
-              f"| `dvc pull` (a fresh clone) | {mmss(pull['seconds'])} | {pulled} | "
-              f"{gb(disk_bytes(clone / '.dvc' / 'cache'))} |")
-        print(f"\nthe clone after the pull: `dvc status` says {clean.strip().splitlines()[-1] if clean.strip() else '(nothing)'}")
-        summary = {"clips": args.clips, "stages": dict(rows), "dag_seconds": total, "dvc_version_s": version,
-                   "noop_repro_s": noop, "noop_status_s": status, "disk_bytes": used, "archive_bytes": archive,
-                   "feature_bytes": features, "push": push, "pull": pull, "objects": objects}
+        clean = subprocess.run(
+            ["dvc", "status"], cwd=clone, env=env, capture_output=True, text=True
+        ).stdout
+        print(
+            f"\n| transfer | time | objects | size |\n| --- | ---: | ---: | ---: |\n"
+            f"| `dvc push` (every output, to a local remote) | {mmss(push['seconds'])} | {objects} | "
+            f"{gb(disk_bytes(remote))} |\n"
+            f"| `dvc pull` (a fresh clone) | {mmss(pull['seconds'])} | {pulled} | "
+            f"{gb(disk_bytes(clone / '.dvc' / 'cache'))} |"
+        )
+        print(
+            f"\nthe clone after the pull: `dvc status` says {clean.strip().splitlines()[-1] if clean.strip() else '(nothing)'}"
+        )
+        summary = {
+            "clips": args.clips,
+            "stages": dict(rows),
+            "dag_seconds": total,
+            "dvc_version_s": version,
+            "noop_repro_s": noop,
+            "noop_status_s": status,
+            "disk_bytes": used,
+            "archive_bytes": archive,
+            "feature_bytes": features,
+            "push": push,
+            "pull": pull,
+            "objects": objects,
+        }
         (work / "scale.json").write_text(json.dumps(summary, indent=2))
     finally:
         server.shutdown()

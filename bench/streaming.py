@@ -15,6 +15,7 @@ synthesize_stream stage from the test split (which_set) of ../shared/data/speech
 
     python bench/streaming.py [--duration 600] [--per-window-seconds 60] [--json OUT]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,13 +67,23 @@ def recording(duration_s: float, params: dict):
         if folder.name == BACKGROUND_NOISE_DIR or folder.name not in ALL_WORDS:
             continue
         for path in sorted(folder.glob("*.wav")):
-            if which_set(path.name, split.validation_percentage, split.testing_percentage) != "testing":
+            if (
+                which_set(path.name, split.validation_percentage, split.testing_percentage)
+                != "testing"
+            ):
                 continue
             (word_clips[folder.name] if folder.name in wanted else unknown).append(path)
     settings = dataclasses.replace(params["stream"], duration_s=duration_s)
     noise = sorted((SHARED_MINI / BACKGROUND_NOISE_DIR).glob("*.wav"))
-    audio, labels = synthesize(word_clips, unknown, noise, settings, rate, progress=False,
-                               read=lambda path: read_wav(path, sample_rate=rate))
+    audio, labels = synthesize(
+        word_clips,
+        unknown,
+        noise,
+        settings,
+        rate,
+        progress=False,
+        read=lambda path: read_wav(path, sample_rate=rate),
+    )
     truth = [(label, round(t)) for label, t in labels]
     clips = sum(map(len, word_clips.values())) + len(unknown)
     return audio, truth, f"synthesized from {clips} test-split clips of {SHARED_MINI.name}"
@@ -92,8 +103,11 @@ def default_models(params: dict, tmp: Path, tflite: bool):
         note = ""
     found = [(export, f"{export.name}/saved_model{note}")]
     if tflite:
-        found += [(export / name, f"{export.name}/{name}{note}")
-                  for name in ("model_float.tflite", "model_int8.tflite") if (export / name).is_file()]
+        found += [
+            (export / name, f"{export.name}/{name}{note}")
+            for name in ("model_float.tflite", "model_int8.tflite")
+            if (export / name).is_file()
+        ]
     return found
 
 
@@ -107,26 +121,50 @@ def bench(name, path, audio, truth, settings, per_window_seconds):
     rows = []
     fast = stream_scores(model, audio, settings.clip_stride_ms, progress=False)
     metrics, _, _ = evaluate_scores(model.labels, fast, truth, duration, settings)
-    rows.append(dict(model=name, path="frame reuse" if fast.frame_reuse else "per window",
-                     audio_s=duration, windows=len(fast.times_ms), seconds=fast.seconds,
-                     x_real_time=duration / fast.seconds, load_s=load_s,
-                     correct_percentage=metrics["correct_percentage"],
-                     false_alarms_per_hour=metrics["false_alarms_per_hour"]))
+    rows.append(
+        dict(
+            model=name,
+            path="frame reuse" if fast.frame_reuse else "per window",
+            audio_s=duration,
+            windows=len(fast.times_ms),
+            seconds=fast.seconds,
+            x_real_time=duration / fast.seconds,
+            load_s=load_s,
+            correct_percentage=metrics["correct_percentage"],
+            false_alarms_per_hour=metrics["false_alarms_per_hour"],
+        )
+    )
     if per_window_seconds > 0 and fast.frame_reuse:
         part = audio[: int(per_window_seconds * model.sample_rate)]
-        slow = stream_scores(model, part, settings.clip_stride_ms, frame_reuse=False, progress=False)
+        slow = stream_scores(
+            model, part, settings.clip_stride_ms, frame_reuse=False, progress=False
+        )
         part_s = len(part) / model.sample_rate
-        rows.append(dict(model=name, path="per window", audio_s=part_s, windows=len(slow.times_ms),
-                         seconds=slow.seconds, x_real_time=part_s / slow.seconds, load_s=load_s,
-                         correct_percentage=None, false_alarms_per_hour=None))
+        rows.append(
+            dict(
+                model=name,
+                path="per window",
+                audio_s=part_s,
+                windows=len(slow.times_ms),
+                seconds=slow.seconds,
+                x_real_time=part_s / slow.seconds,
+                load_s=load_s,
+                correct_percentage=None,
+                false_alarms_per_hour=None,
+            )
+        )
     return rows
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=600, help="seconds to synthesize")
-    parser.add_argument("--per-window-seconds", type=float, default=60,
-                        help="seconds scored window by window for comparison (0: skip)")
+    parser.add_argument(
+        "--per-window-seconds",
+        type=float,
+        default=60,
+        help="seconds scored window by window for comparison (0: skip)",
+    )
     parser.add_argument("--skip-frozen", action="store_true")
     parser.add_argument("--tflite", action="store_true", help="also the exported .tflite models")
     parser.add_argument("--json", help="write the rows here")
@@ -134,27 +172,45 @@ def main(argv=None) -> int:
     params = repo_params()
     settings = params["stream_eval"]
     audio, truth, source = recording(args.duration, params)
-    print(f"recording: {len(audio) / params['features'].sample_rate:.0f} s, {len(truth)} words, {source}")
+    print(
+        f"recording: {len(audio) / params['features'].sample_rate:.0f} s, {len(truth)} words, {source}"
+    )
     print(f"stream_eval: {settings}; {os.cpu_count()} CPU cores")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for path, name in default_models(params, Path(tmp), args.tflite):
-            rows += bench(name, path, audio, truth, settings,
-                          0 if path.suffix == ".tflite" else args.per_window_seconds)
+            rows += bench(
+                name,
+                path,
+                audio,
+                truth,
+                settings,
+                0 if path.suffix == ".tflite" else args.per_window_seconds,
+            )
         if not args.skip_frozen and FROZEN.is_file():
-            rows += bench("original conv_actions_frozen.pb", FROZEN, audio, truth, settings,
-                          args.per_window_seconds)
+            rows += bench(
+                "original conv_actions_frozen.pb",
+                FROZEN,
+                audio,
+                truth,
+                settings,
+                args.per_window_seconds,
+            )
     if any("[stand-in]" in r["model"] for r in rows):
-        print("[stand-in]: no trained model yet; an untrained one of params.yaml's architecture "
-              "(timing only, its accuracy means nothing)")
+        print(
+            "[stand-in]: no trained model yet; an untrained one of params.yaml's architecture "
+            "(timing only, its accuracy means nothing)"
+        )
     header = f"{'model':50} {'path':12} {'audio s':>8} {'windows':>8} {'seconds':>8} {'x real time':>11} {'correct %':>9} {'FA/hour':>8}"
     print(header)
     print("-" * len(header))
     for r in rows:
         correct = "-" if r["correct_percentage"] is None else f"{r['correct_percentage']:.1f}"
         alarms = "-" if r["false_alarms_per_hour"] is None else f"{r['false_alarms_per_hour']:.1f}"
-        print(f"{r['model'][:50]:50} {r['path']:12} {r['audio_s']:8.0f} {r['windows']:8d} "
-              f"{r['seconds']:8.2f} {r['x_real_time']:11.1f} {correct:>9} {alarms:>8}")
+        print(
+            f"{r['model'][:50]:50} {r['path']:12} {r['audio_s']:8.0f} {r['windows']:8d} "
+            f"{r['seconds']:8.2f} {r['x_real_time']:11.1f} {correct:>9} {alarms:>8}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     return 0

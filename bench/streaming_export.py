@@ -18,6 +18,7 @@ have a window-model detection of the same label within 100 ms, and the % of word
 
     python bench/streaming_export.py RUN_DIR [RUN_DIR ...] [--no-stream-eval]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,10 +44,12 @@ from pipeline.streaming.evaluate import run_stream_eval  # noqa: E402
 
 NEAR_MS = 100  # a detection "near" one of the window model's: same label, at most this far
 
-HEADER = ("| run | model | form | per call | ms per call | MACs per call | bytes | test accuracy | "
-          "stream: seconds | real-time factor | detections (same as window; same label within 100 ms) | "
-          "stream: correct |\n"
-          "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+HEADER = (
+    "| run | model | form | per call | ms per call | MACs per call | bytes | test accuracy | "
+    "stream: seconds | real-time factor | detections (same as window; same label within 100 ms) | "
+    "stream: correct |\n"
+    "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+)
 
 
 def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:
@@ -62,7 +65,9 @@ def _int8_scores(flat: bytes, x: np.ndarray) -> np.ndarray:
     (si, zi), (so, zo) = inp["quantization"], out["quantization"]
     rows = []
     for clip in x:
-        interpreter.set_tensor(inp["index"], np.clip(np.round(clip / si + zi), -128, 127).astype(np.int8)[None])
+        interpreter.set_tensor(
+            inp["index"], np.clip(np.round(clip / si + zi), -128, 127).astype(np.int8)[None]
+        )
         interpreter.invoke()
         rows.append((interpreter.get_tensor(out["index"])[0].astype(np.float32) - zo) * so)
     return np.stack(rows)
@@ -77,52 +82,114 @@ def bench_run(run: Path, stream_eval: bool) -> list[str]:
     model = load_model_file(run / "models" / "keras" / "model.keras")
     x, y = read_features(run / "data" / "features", "test", num_labels=len(meta["labels"]))
     x = np.asarray(x)
-    name = meta["architecture"] + ("" if meta["architecture"] != "ds_cnn"
-                                   else f" ({meta['model_options'].get('padding', 'same')})")
+    name = meta["architecture"] + (
+        ""
+        if meta["architecture"] != "ds_cnn"
+        else f" ({meta['model_options'].get('padding', 'same')})"
+    )
     window = features_tflite(model, cfg, needs_softmax=False)
     window_acc = _accuracy(np.asarray(model.predict(x, batch_size=256, verbose=0)), y)
-    rows = [[run.name, name, "window (float)", "window", tflite_invoke_ms(window), tflite_macs(window),
-             len(window), window_acc]]
+    rows = [
+        [
+            run.name,
+            name,
+            "window (float)",
+            "window",
+            tflite_invoke_ms(window),
+            tflite_macs(window),
+            len(window),
+            window_acc,
+        ]
+    ]
     int8 = (export / "model_int8.tflite").read_bytes()
-    rows.append([run.name, name, "int8" + (" (C array)" if (export / "model_data.cc").is_file() else ""),
-                 "window", tflite_invoke_ms(int8), tflite_macs(int8), len(int8), _accuracy(_int8_scores(int8, x), y)])
+    rows.append(
+        [
+            run.name,
+            name,
+            "int8" + (" (C array)" if (export / "model_data.cc").is_file() else ""),
+            "window",
+            tflite_invoke_ms(int8),
+            tflite_macs(int8),
+            len(int8),
+            _accuracy(_int8_scores(int8, x), y),
+        ]
+    )
     streaming_path = export / "model_streaming.tflite"
     has_streaming = streaming_path.is_file()
     if has_streaming:
         flat = streaming_path.read_bytes()
-        states = read_json(export / "frontend.json")["streaming"]["inputs"][1:]  # after the frame, in order
+        states = read_json(export / "frontend.json")["streaming"]["inputs"][
+            1:
+        ]  # after the frame, in order
         runner = StreamingTFLite(states, content=flat)
         last = []
         for clip in x:
             runner.reset()
             last.append(runner.run(clip)[-1])
-        rows.append([run.name, name, "streaming (float)", "frame", tflite_invoke_ms(flat), tflite_macs(flat),
-                     len(flat), _accuracy(np.stack(last), y)])
+        rows.append(
+            [
+                run.name,
+                name,
+                "streaming (float)",
+                "frame",
+                tflite_invoke_ms(flat),
+                tflite_macs(flat),
+                len(flat),
+                _accuracy(np.stack(last), y),
+            ]
+        )
     if stream_eval and (run / "data" / "stream" / "stream.wav").is_file():
         cfg_eval = load_params(run / "params.yaml", StreamEvalConfig)
-        wav, truth = run / "data" / "stream" / "stream.wav", run / "data" / "stream" / "stream_labels.txt"
-        window_metrics, _, window_found, window_scores = run_stream_eval(export, wav, truth, cfg_eval,
-                                                                         progress=False)
+        wav, truth = (
+            run / "data" / "stream" / "stream.wav",
+            run / "data" / "stream" / "stream_labels.txt",
+        )
+        window_metrics, _, window_found, window_scores = run_stream_eval(
+            export, wav, truth, cfg_eval, progress=False
+        )
         duration = window_metrics["duration_s"]
         reference = {(label, t) for label, t, _, _ in window_found}
-        rows[0] += [window_scores.seconds, window_scores.seconds / duration, f"{len(window_found)}",
-                    window_metrics["correct_percentage"]]
+        rows[0] += [
+            window_scores.seconds,
+            window_scores.seconds / duration,
+            f"{len(window_found)}",
+            window_metrics["correct_percentage"],
+        ]
         if has_streaming:
-            metrics, _, found, scores = run_stream_eval(export, wav, truth, cfg_eval, progress=False,
-                                                        streaming=True)
+            metrics, _, found, scores = run_stream_eval(
+                export, wav, truth, cfg_eval, progress=False, streaming=True
+            )
             same = sum((label, t) in reference for label, t, _, _ in found)
-            near = sum(any(label == ref and abs(t - u) <= NEAR_MS for ref, u in reference)
-                       for label, t, _, _ in found)
-            rows[-1] += [scores.seconds, scores.seconds / duration, f"{len(found)} ({same}; {near})",
-                         metrics["correct_percentage"]]
+            near = sum(
+                any(label == ref and abs(t - u) <= NEAR_MS for ref, u in reference)
+                for label, t, _, _ in found
+            )
+            rows[-1] += [
+                scores.seconds,
+                scores.seconds / duration,
+                f"{len(found)} ({same}; {near})",
+                metrics["correct_percentage"],
+            ]
     return [_format(row) for row in rows]
 
 
 def _format(row) -> str:
     run, model, form, per, ms, macs, size, acc, *stream = row
-    cells = [run, f"`{model}`", form, per, f"{ms:.3f}", f"{macs:,}", f"{size:,}", f"{100 * acc:.1f}%"]
-    cells += ([f"{stream[0]:.1f}", f"{stream[1]:.4f}", stream[2], f"{stream[3]:.1f}%"] if stream
-              else ["–"] * 4)
+    cells = [
+        run,
+        f"`{model}`",
+        form,
+        per,
+        f"{ms:.3f}",
+        f"{macs:,}",
+        f"{size:,}",
+        f"{100 * acc:.1f}%",
+    ]
+    cells += (
+        [f"{stream[0]:.1f}", f"{stream[1]:.4f}", stream[2], f"{stream[3]:.1f}%"]
+        if stream
+        else ["–"] * 4
+    )
     return "| " + " | ".join(cells) + " |"
 
 

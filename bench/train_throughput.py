@@ -9,6 +9,7 @@ pipeline/training/optim.py, after two warm-up steps), on the device training wou
 when TensorFlow sees one; pipeline/training/devices.py). ``--mixed-precision`` times the step of
 ``train.mixed_precision: true`` (mixed_float16 on a GPU, mixed_bfloat16 on a CPU).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,9 @@ EMBEDDING_SHAPE = (9, 96)
 MFCC_SHAPE = (98, 40)
 
 
-def measure(architecture: str, steps: int, batch_size: int, labels: int = 12,
-            policy: str = "float32") -> dict:
+def measure(
+    architecture: str, steps: int, batch_size: int, labels: int = 12, policy: str = "float32"
+) -> dict:
     import keras
     import tensorflow as tf
 
@@ -81,8 +83,10 @@ def main(argv=None) -> int:
 
     placement = detect_placement()
     policy = policy_name(args.mixed_precision, placement.on_gpu)
-    print(f"CPU cores: {os.cpu_count()}, batch {args.batch_size}, {args.steps} timed steps (adam), "
-          f"on {placement.devices[0] if placement.devices else 'the CPU'}, {policy}")
+    print(
+        f"CPU cores: {os.cpu_count()}, batch {args.batch_size}, {args.steps} timed steps (adam), "
+        f"on {placement.devices[0] if placement.devices else 'the CPU'}, {policy}"
+    )
     header = f"{'architecture':<20} {'input':>7} {'params':>9} {'original':>9} {'ms/step':>9} {'examples/s':>11}"
     print(header)
     print("-" * len(header))

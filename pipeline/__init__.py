@@ -1,4 +1,5 @@
 """Keyword spotting as a reproducible DVC pipeline (see docs/architecture.md for the layers)."""
+
 from pipeline.core.tf import quiet_tensorflow
 
 # TensorFlow's C++ start-up chatter, hidden before any stage or tool imports it (warnings and

@@ -4,12 +4,13 @@ Stages are run by dvc.yaml as ``python -m pipeline.stages.<stage>``; tools as
 ``python -m pipeline.tools.<tool>`` or ``kws <tool>``. Expected failures (bad parameters, bad
 input files, a broken download) print one clear line and exit 1 instead of a traceback.
 """
+
 from __future__ import annotations
 
 import importlib
 import logging
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from pipeline.core.errors import EXPECTED_ERRORS
 from pipeline.core.tf import quiet_tensorflow
@@ -51,8 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in TOOLS:
         names = "\n".join(f"  kws {name}" for name in TOOLS)
-        print(f"usage: kws <tool> [options]   (kws <tool> --help for its options)\n\ntools:\n{names}",
-              file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        print(
+            f"usage: kws <tool> [options]   (kws <tool> --help for its options)\n\ntools:\n{names}",
+            file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout,
+        )
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
     module = importlib.import_module(f"pipeline.tools.{TOOLS[argv[0]]}")
     run_main(module.main, argv[1:])

@@ -4,6 +4,7 @@ Stages load only the sections they read (``pipeline.core.params.load_params``), 
 params never imports a layer the stage does not run. This table, which imports every layer, is for
 the tools and tests that deal with a whole params file (validating it, checking a preset).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,15 +22,26 @@ from pipeline.training.config import TrainConfig
 
 SECTIONS: dict[str, type[Section]] = {
     cls.section: cls
-    for cls in (DataConfig, SplitConfig, FeatureConfig, AugmentConfig, StreamWindowsConfig, ModelConfig, TrainConfig,
-                StreamConfig, StreamEvalConfig)
+    for cls in (
+        DataConfig,
+        SplitConfig,
+        FeatureConfig,
+        AugmentConfig,
+        StreamWindowsConfig,
+        ModelConfig,
+        TrainConfig,
+        StreamConfig,
+        StreamEvalConfig,
+    )
 }
 
 
 def validate_params(params: Any, sections=None) -> dict[str, Section]:
     """Check a whole params mapping (or only ``sections``); the typed sections by name."""
     check_section_names(params)
-    names = [name for name in SECTION_NAMES if name in SECTIONS] if sections is None else list(sections)
+    names = (
+        [name for name in SECTION_NAMES if name in SECTIONS] if sections is None else list(sections)
+    )
     unknown = [name for name in names if name not in SECTIONS]
     if unknown:
         raise ParamError(f"params: unknown section {unknown[0]!r}")

@@ -3,6 +3,7 @@
 Each word is a distinct, learnable sound (a word-specific pair of tones with a per-speaker pitch
 offset and a random onset), so small models can reach high accuracy on it in a few seconds.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,7 +28,9 @@ def speaker_id(index: int) -> str:
 
 def word_clip(word: str, speaker: int, take: int, sample_rate: int = 16000, seconds: float = 1.0):
     """A 1 s clip whose spectrum identifies ``word``; speaker and take vary pitch and timing."""
-    rng = np.random.default_rng(int(hashlib.md5(f"{word}/{speaker}/{take}".encode()).hexdigest()[:8], 16))
+    rng = np.random.default_rng(
+        int(hashlib.md5(f"{word}/{speaker}/{take}".encode()).hexdigest()[:8], 16)
+    )
     digest = int(hashlib.md5(word.encode()).hexdigest(), 16)
     f1 = 300 + (digest % 23) * 120
     f2 = 700 + ((digest // 23) % 19) * 160
@@ -60,9 +63,15 @@ def make_dataset(
                 write_wav(path, word_clip(word, s, k, sample_rate), sample_rate)
     rng = np.random.default_rng(0)
     noise_dir = root / "_background_noise_"
-    write_wav(noise_dir / "white_noise.wav", rng.normal(0, 0.2, int(noise_seconds * sample_rate)).clip(-1, 1), sample_rate)
+    write_wav(
+        noise_dir / "white_noise.wav",
+        rng.normal(0, 0.2, int(noise_seconds * sample_rate)).clip(-1, 1),
+        sample_rate,
+    )
     brown = np.cumsum(rng.normal(0, 0.02, int(noise_seconds * sample_rate)))
-    write_wav(noise_dir / "brown_noise.wav", (brown / (np.abs(brown).max() + 1e-9) * 0.5), sample_rate)
+    write_wav(
+        noise_dir / "brown_noise.wav", (brown / (np.abs(brown).max() + 1e-9) * 0.5), sample_rate
+    )
     return root
 
 

@@ -3,6 +3,7 @@
 No GPU is needed: MirroredStrategy runs for real over two logical CPU devices in a subprocess, and
 the placement choice is tested on device-name lists.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -139,18 +140,24 @@ for mixed in (False, True):
 @pytest.mark.slow
 def test_mirrored_strategy_trains_over_two_replicas(tmp_path):
     make_features(tmp_path / "data/features", noise=0.5)
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(MIRRORED), str(tmp_path)],
-                            cwd=REPO_ROOT, capture_output=True, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(MIRRORED), str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     error = next(line for line in lines if line.startswith("ERROR"))
     assert "train.batch_size 15 must be a multiple of the 2 replicas" in error
-    runs = [json.loads(line[len("METRICS "):]) for line in lines if line.startswith("METRICS")]
+    runs = [json.loads(line[len("METRICS ") :]) for line in lines if line.startswith("METRICS")]
     # Two CPU replicas are not a GPU: mixed precision is bfloat16 there.
     assert [m["dtype_policy"] for m in runs] == ["float32", "mixed_bfloat16"]
     for metrics in runs:
-        assert metrics["replicas"] == 2 and "MirroredStrategy over 2 devices" in metrics["placement"]
+        assert (
+            metrics["replicas"] == 2 and "MirroredStrategy over 2 devices" in metrics["placement"]
+        )
         assert metrics["resumed_from_step"] == 0 and metrics["validation_accuracy"] >= 0.9
     assert json.loads((tmp_path / "models/logs/run.json").read_text())["replicas"] == 2
     # The saved model is a plain float32 model (built outside the strategy), loadable anywhere.
@@ -166,8 +173,13 @@ def test_batch_size_must_split_evenly_over_replicas(tmp_path):
     make_features(tmp_path / "data/features")
     placement = Placement("mirrored", ("/device:GPU:0", "/device:GPU:1", "/device:GPU:2"))
     with pytest.raises(StageError, match="batch_size 16 must be a multiple of the 3 replicas"):
-        train(TrainConfig(**settings()), tmp_path / "data/features", outputs(tmp_path),
-              progress=False, placement=placement)
+        train(
+            TrainConfig(**settings()),
+            tmp_path / "data/features",
+            outputs(tmp_path),
+            progress=False,
+            placement=placement,
+        )
     assert not (tmp_path / "models/keras").exists()
 
 
@@ -207,7 +219,9 @@ def test_the_mixed_precision_step_counts_the_weight_penalties(policy):
     def model():
         keras.utils.set_random_seed(0)
         inputs = keras.Input((4,))
-        return keras.Model(inputs, keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(10.0))(inputs))
+        return keras.Model(
+            inputs, keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(10.0))(inputs)
+        )
 
     x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
     y = np.arange(8, dtype=np.int32) % 3
@@ -253,12 +267,20 @@ def test_the_replica_step_sums_a_committees_head_losses():
 
     def model():
         keras.utils.set_random_seed(0)
-        return build_model("word_pair_mean", (1, 29), 4, dropout=0.0,
-                           options=WordPairMeanOptions(windows=3, width=8, channels=4, members=2))
+        return build_model(
+            "word_pair_mean",
+            (1, 29),
+            4,
+            dropout=0.0,
+            options=WordPairMeanOptions(windows=3, width=8, channels=4, members=2),
+        )
 
     x = np.random.default_rng(0).normal(size=(8, 1, 29)).astype(np.float32)
     y = np.arange(8, dtype=np.int32) % 4
     plain = [float(v) for v in make_train_step(model(), keras.optimizers.SGD())(x, y, 0.0)[:2]]
-    other = [float(v) for v in make_step(model(), keras.optimizers.SGD(), policy="mixed_bfloat16")(x, y, 0.0)[:2]]
+    other = [
+        float(v)
+        for v in make_step(model(), keras.optimizers.SGD(), policy="mixed_bfloat16")(x, y, 0.0)[:2]
+    ]
     assert other == pytest.approx(plain, rel=1e-5)
     assert plain[0] > 4 * 1.0  # four heads' cross entropies near ln(4) each, summed

@@ -1,4 +1,5 @@
 """Augmentation: the original's semantics, seeded."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,8 +49,16 @@ def test_background_probability_and_volume_range():
     noise = [np.ones(5 * N, np.float32)]
     volumes = []
     for row in range(500):
-        out = augment_clip(np.zeros(N, np.float32), False, clip_rng(2, "training", row), noise, True,
-                           0, background_volume=0.2, background_frequency=0.75)
+        out = augment_clip(
+            np.zeros(N, np.float32),
+            False,
+            clip_rng(2, "training", row),
+            noise,
+            True,
+            0,
+            background_volume=0.2,
+            background_frequency=0.75,
+        )
         assert np.ptp(out) == 0  # a constant noise gives a constant added level
         volumes.append(out[0])
     volumes = np.array(volumes)
@@ -60,21 +69,36 @@ def test_background_probability_and_volume_range():
 def test_silence_mutes_foreground_and_uses_volume_up_to_one():
     noise = [np.full(5 * N, 0.5, np.float32)]
     loud = np.full(N, 0.9, np.float32)
-    levels = [augment_clip(loud, True, clip_rng(3, "training", r), noise, True, 100)[0] for r in range(200)]
-    assert 0 <= min(levels) and max(levels) < 0.5 and max(levels) > 0.4  # 0.5 * U(0, 1)
+    levels = [
+        augment_clip(loud, True, clip_rng(3, "training", r), noise, True, 100)[0]
+        for r in range(200)
+    ]
+    assert min(levels) >= 0 and max(levels) < 0.5 and max(levels) > 0.4  # 0.5 * U(0, 1)
 
 
 def test_noise_offset_and_file_are_random():
     ramp = np.linspace(-0.5, 0.5, 10 * N).astype(np.float32)
-    outs = {augment_clip(np.zeros(N, np.float32), True, clip_rng(4, "training", r), [ramp, -ramp], True)[10]
-            for r in range(20)}
+    outs = {
+        augment_clip(
+            np.zeros(N, np.float32), True, clip_rng(4, "training", r), [ramp, -ramp], True
+        )[10]
+        for r in range(20)
+    }
     assert len(outs) == 20
 
 
 def test_output_clipped_to_unit_range():
     noise = [np.full(5 * N, 1.0, np.float32)]
-    out = augment_clip(np.full(N, 0.95, np.float32), False, clip_rng(5, "training", 0), noise, True,
-                       0, background_volume=1.0, background_frequency=1.0)
+    out = augment_clip(
+        np.full(N, 0.95, np.float32),
+        False,
+        clip_rng(5, "training", 0),
+        noise,
+        True,
+        0,
+        background_volume=1.0,
+        background_frequency=1.0,
+    )
     assert out.max() <= 1.0 and out.dtype == np.float32
 
 
@@ -109,27 +133,51 @@ def test_load_background(tmp_path):
         noises, names = load_background(store, 16000, N)
         with pytest.raises(StageError, match="clips are at 16000 Hz, features.sample_rate is 8000"):
             load_background(store, 8000, N)
-    assert [round(float(n[0]), 2) for n in noises] == [-0.25, 0.25] and names == ["a.wav", "b.wav"]  # name order
+    assert [round(float(n[0]), 2) for n in noises] == [-0.25, 0.25] and names == [
+        "a.wav",
+        "b.wav",
+    ]  # name order
     assert load_background(None, 16000, N) == ([], [])
     write_wav(noise / "c.wav", np.zeros(N), 16000)
-    with ClipStore(pack(tmp_path)) as store, pytest.raises(WavError, match="_background_noise_/c.wav.*needs more than"):
+    with (
+        ClipStore(pack(tmp_path)) as store,
+        pytest.raises(WavError, match="_background_noise_/c.wav.*needs more than"),
+    ):
         load_background(store, 16000, N)
 
 
 def test_augment_config_from_params():
-    base = {"time_shift_ms": 100, "background_volume": 0.1, "background_frequency": 0.8, "copies": 2,
-            "foreground_gain_db": [0, 0], "seed": 1}
+    base = {
+        "time_shift_ms": 100,
+        "background_volume": 0.1,
+        "background_frequency": 0.8,
+        "copies": 2,
+        "foreground_gain_db": [0, 0],
+        "seed": 1,
+    }
     cfg = AugmentConfig.from_dict(base)
     assert cfg.time_shift_samples(16000) == 1600 and cfg.copies == 2
     with pytest.raises(ParamError, match="background_volume"):
         AugmentConfig.from_dict({**base, "background_volume": 2.0})
 
 
-@pytest.mark.parametrize("gain, problem", [([-20], "exactly two"), ([0, -20], "above high"),
-                                           ([-90, 0], "out of range"), (["-20", 0], "type str")])
+@pytest.mark.parametrize(
+    "gain, problem",
+    [
+        ([-20], "exactly two"),
+        ([0, -20], "above high"),
+        ([-90, 0], "out of range"),
+        (["-20", 0], "type str"),
+    ],
+)
 def test_a_bad_foreground_gain_is_named(gain, problem):
-    base = {"time_shift_ms": 100, "background_volume": 0.1, "background_frequency": 0.8, "copies": 2,
-            "seed": 1}
+    base = {
+        "time_shift_ms": 100,
+        "background_volume": 0.1,
+        "background_frequency": 0.8,
+        "copies": 2,
+        "seed": 1,
+    }
     with pytest.raises(ParamError, match=r"augment\.foreground_gain_db.*" + problem):
         AugmentConfig.from_dict({**base, "foreground_gain_db": gain})
 
@@ -138,14 +186,18 @@ def test_foreground_gain_scales_words_within_its_bounds_and_leaves_silence_alone
     clip = np.full(N, 0.5, np.float32)
     gains = []
     for row in range(200):
-        out = augment_clip(clip, False, clip_rng(9, "training", row), [], True, 0, gain_db=(-20, -6))
+        out = augment_clip(
+            clip, False, clip_rng(9, "training", row), [], True, 0, gain_db=(-20, -6)
+        )
         gains.append(20 * np.log10(out[0] / 0.5))
     gains = np.array(gains)
     assert gains.min() >= -20 - 1e-4 and gains.max() <= -6 + 1e-4
     assert gains.max() - gains.min() > 10  # drawn, not fixed
     fixed = augment_clip(clip, False, clip_rng(9, "training", 0), [], True, 0, gain_db=(-6, -6))
     assert np.allclose(fixed, 0.5 * 10 ** (-6 / 20))
-    evaluation = augment_clip(clip, False, clip_rng(9, "validation", 0), [], False, 0, gain_db=(-20, -6))
+    evaluation = augment_clip(
+        clip, False, clip_rng(9, "validation", 0), [], False, 0, gain_db=(-20, -6)
+    )
     assert np.array_equal(evaluation, clip)  # validation/test clips keep their level
     silence = augment_clip(clip, True, clip_rng(9, "training", 0), [], True, 0, gain_db=(-20, -6))
     assert not silence.any()
@@ -156,17 +208,26 @@ def test_without_a_gain_range_the_other_draws_are_unchanged():
     file, offset, frequency, volume), so the features the committed dvc.lock records stay the same."""
     rng = np.random.default_rng(0)
     clip = rng.normal(0, 0.1, N).astype(np.float32)
-    noise = [rng.normal(0, 0.1, 3 * N).astype(np.float32), rng.normal(0, 0.2, 3 * N).astype(np.float32)]
+    noise = [
+        rng.normal(0, 0.1, 3 * N).astype(np.float32),
+        rng.normal(0, 0.2, 3 * N).astype(np.float32),
+    ]
     for row in range(20):
-        out = augment_clip(clip, False, clip_rng(3, "training", row), noise, True, 100, 0.3, 1.0, (0, 0))
+        out = augment_clip(
+            clip, False, clip_rng(3, "training", row), noise, True, 100, 0.3, 1.0, (0, 0)
+        )
         draws = clip_rng(3, "training", row)
         shifted = time_shift(clip, int(draws.integers(-100, 100)))
         chosen = noise[int(draws.integers(len(noise)))]
         offset = int(draws.integers(0, len(chosen) - N))
         assert draws.uniform(0, 1) < 1.0
-        expected = np.clip(shifted + chosen[offset : offset + N] * np.float32(draws.uniform(0, 0.3)), -1, 1)
+        expected = np.clip(
+            shifted + chosen[offset : offset + N] * np.float32(draws.uniform(0, 0.3)), -1, 1
+        )
         assert np.array_equal(out, expected)
-        on = augment_clip(clip, False, clip_rng(3, "training", row), noise, True, 100, 0.3, 1.0, (-20, 0))
+        on = augment_clip(
+            clip, False, clip_rng(3, "training", row), noise, True, 100, 0.3, 1.0, (-20, 0)
+        )
         assert not np.array_equal(on, out)
 
 
@@ -185,6 +246,8 @@ def test_spec_augment_masks_bands_deterministically():
         rows = changed[i].all(axis=1).sum()  # fully masked frames
         cols = changed[i].all(axis=0).sum()  # fully masked bins
         assert rows <= 20 and cols <= 16
-    np.testing.assert_array_equal(spec_augment(x, np.random.default_rng(2), time_mask_max=0, freq_mask_max=0), x)
+    np.testing.assert_array_equal(
+        spec_augment(x, np.random.default_rng(2), time_mask_max=0, freq_mask_max=0), x
+    )
     with pytest.raises(ValueError, match="batch"):
         spec_augment(x[0], np.random.default_rng(0))

@@ -1,5 +1,6 @@
 """The streaming cascade (pipeline/streaming/cascade.py): a cheap gate on every window, the costly
 model only on candidate windows; with gate threshold 0 it is the costly model alone."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -49,24 +50,32 @@ def test_the_costly_model_scores_only_the_candidate_windows(stride_ms, gate_stri
     audio, _ = _recording(seconds=20)
     gate, costly = StandInModel(), CostlyModel()
     settings = cascade.GateSettings(threshold=0.5, margin_ms=100, stride_ms=gate_stride_ms)
-    out = cascade.cascade_scores(costly, gate, audio, stride_ms, settings, batch_size=16, progress=False)
+    out = cascade.cascade_scores(
+        costly, gate, audio, stride_ms, settings, batch_size=16, progress=False
+    )
 
     gate_alone = stream_scores(StandInModel(), audio, gate_stride_ms or stride_ms, progress=False)
     alone = stream_scores(CostlyModel(), audio, stride_ms, progress=False)
-    expected = _expected_candidates(alone.times_ms, gate_alone.times_ms, gate_alone.scores, 0.5, 100)
+    expected = _expected_candidates(
+        alone.times_ms, gate_alone.times_ms, gate_alone.scores, 0.5, 100
+    )
     np.testing.assert_array_equal(out.times_ms, alone.times_ms)
     np.testing.assert_array_equal(out.candidates, expected)
     assert 0 < expected.sum() < 0.6 * len(expected)  # the gate rules out most windows
     # The costly model saw exactly the candidate windows' audio, in order, and nothing else.
     starts = alone.times_ms[expected] * RATE // 1000
     assert len(costly.windows) == expected.sum()
-    np.testing.assert_array_equal(np.stack(costly.windows), np.stack([audio[s : s + RATE] for s in starts]))
+    np.testing.assert_array_equal(
+        np.stack(costly.windows), np.stack([audio[s : s + RATE] for s in starts])
+    )
     # Its scores are used there; elsewhere the nearest gate window's scores.
     np.testing.assert_allclose(out.scores[expected], alone.scores[expected], atol=1e-6)
     nearest = [int(np.argmin(np.abs(gate_alone.times_ms - t))) for t in alone.times_ms[~expected]]
     np.testing.assert_allclose(out.scores[~expected], gate_alone.scores[nearest], atol=1e-6)
     costs = cascade.stage_costs(out, len(audio) / RATE)
-    assert costs["costly"]["windows"] == expected.sum() and costs["gate"]["windows"] == len(gate_alone.times_ms)
+    assert costs["costly"]["windows"] == expected.sum() and costs["gate"]["windows"] == len(
+        gate_alone.times_ms
+    )
     assert costs["whole"]["seconds"] >= costs["gate"]["seconds"] + costs["costly"]["seconds"] - 1e-6
     # A stage too fast to time (no candidates) still gives strict JSON: no infinity.
     untimed = cascade.stage_costs(dataclasses.replace(out, costly_seconds=0.0), len(audio) / RATE)
@@ -79,29 +88,49 @@ def test_gate_threshold_zero_is_the_costly_model_alone(tmp_path):
     cfg = StreamEvalConfig()
     wav, truth = tmp_path / "stream.wav", tmp_path / "labels.txt"
     alone, _, alone_found, alone_scores = stream_eval.run_stream_eval(
-        None, wav, truth, cfg, model=CostlyModel(), progress=False)
+        None, wav, truth, cfg, model=CostlyModel(), progress=False
+    )
     costly = CostlyModel()
     both, _, both_found, both_scores = stream_eval.run_stream_eval(
-        None, wav, truth, cfg, model=costly, gate=StandInModel(), progress=False,
-        gate_settings=cascade.GateSettings(threshold=0.0))
+        None,
+        wav,
+        truth,
+        cfg,
+        model=costly,
+        gate=StandInModel(),
+        progress=False,
+        gate_settings=cascade.GateSettings(threshold=0.0),
+    )
     assert both_scores.candidates.all() and len(costly.windows) == len(alone_scores.times_ms)
     np.testing.assert_allclose(both_scores.scores, alone_scores.scores, atol=1e-6)
     assert both_found == alone_found
-    assert {k: both[k] for k in ("correct", "wrong", "false_positives")} == \
-        {k: alone[k] for k in ("correct", "wrong", "false_positives")}
+    assert {k: both[k] for k in ("correct", "wrong", "false_positives")} == {
+        k: alone[k] for k in ("correct", "wrong", "false_positives")
+    }
     assert both["cascade"]["costly"]["share_of_windows"] == 1.0 and "cascade" not in alone
 
 
 def test_a_cascade_keeps_the_words_with_a_fraction_of_the_costly_windows(tmp_path):
     _recording(seconds=60, tmp_path=tmp_path)
     wav, truth = tmp_path / "stream.wav", tmp_path / "labels.txt"
-    alone, *_ = stream_eval.run_stream_eval(None, wav, truth, StreamEvalConfig(), model=CostlyModel(),
-                                            progress=False)
-    both, *_ = stream_eval.run_stream_eval(None, wav, truth, StreamEvalConfig(), model=CostlyModel(),
-                                           gate=StandInModel(), progress=False,
-                                           gate_settings=cascade.GateSettings(threshold=0.3))
+    alone, *_ = stream_eval.run_stream_eval(
+        None, wav, truth, StreamEvalConfig(), model=CostlyModel(), progress=False
+    )
+    both, *_ = stream_eval.run_stream_eval(
+        None,
+        wav,
+        truth,
+        StreamEvalConfig(),
+        model=CostlyModel(),
+        gate=StandInModel(),
+        progress=False,
+        gate_settings=cascade.GateSettings(threshold=0.3),
+    )
     assert both["cascade"]["costly"]["share_of_windows"] < 0.6
-    assert both["correct"] >= alone["correct"] - 1 and both["false_positives"] <= alone["false_positives"] + 1
+    assert (
+        both["correct"] >= alone["correct"] - 1
+        and both["false_positives"] <= alone["false_positives"] + 1
+    )
 
 
 def test_gate_and_model_must_agree_and_settings_are_checked():
@@ -124,8 +153,16 @@ def test_stream_eval_tool_runs_a_cascade_of_exports(tmp_path, monkeypatch, capsy
     from pipeline.models import build_model
     from pipeline.tools import stream_eval as tool
 
-    cfg = FeatureConfig.from_dict(dict(sample_rate=RATE, clip_duration_ms=1000, window_size_ms=30,
-                                       window_stride_ms=10, feature_bin_count=40, preprocess="mfcc"))
+    cfg = FeatureConfig.from_dict(
+        dict(
+            sample_rate=RATE,
+            clip_duration_ms=1000,
+            window_size_ms=30,
+            window_stride_ms=10,
+            feature_bin_count=40,
+            preprocess="mfcc",
+        )
+    )
     folders = []
     for name, arch in (("model", "conv"), ("gate", "ds_cnn")):
         folder = tmp_path / name
@@ -135,11 +172,31 @@ def test_stream_eval_tool_runs_a_cascade_of_exports(tmp_path, monkeypatch, capsy
         (folder / "meta.json").write_text(json.dumps({"features": cfg.to_dict()}))
         folders.append(folder / "model.keras")
     _recording(seconds=4, tmp_path=tmp_path)
-    common = ["--model", str(folders[0]), "--wav", str(tmp_path / "stream.wav"),
-              "--ground-truth", str(tmp_path / "labels.txt"), "--detection-threshold", "0.3"]
+    common = [
+        "--model",
+        str(folders[0]),
+        "--wav",
+        str(tmp_path / "stream.wav"),
+        "--ground-truth",
+        str(tmp_path / "labels.txt"),
+        "--detection-threshold",
+        "0.3",
+    ]
     assert tool.main([*common, "--json", str(tmp_path / "alone.json")]) == 0
-    assert tool.main([*common, "--gate", str(folders[1]), "--gate-threshold", "0",
-                      "--json", str(tmp_path / "both.json")]) == 0
+    assert (
+        tool.main(
+            [
+                *common,
+                "--gate",
+                str(folders[1]),
+                "--gate-threshold",
+                "0",
+                "--json",
+                str(tmp_path / "both.json"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "gate" in out and "costly" in out
     alone = json.loads((tmp_path / "alone.json").read_text())
@@ -149,7 +206,12 @@ def test_stream_eval_tool_runs_a_cascade_of_exports(tmp_path, monkeypatch, capsy
     for key in ("detections", "correct", "wrong", "false_positives"):
         assert both[key] == alone[key]
     # --average-with: the model averaged with itself is the model; the JSON says how many more.
-    assert tool.main([*common, "--average-with", str(folders[0]), "--json", str(tmp_path / "mean.json")]) == 0
+    assert (
+        tool.main(
+            [*common, "--average-with", str(folders[0]), "--json", str(tmp_path / "mean.json")]
+        )
+        == 0
+    )
     mean = json.loads((tmp_path / "mean.json").read_text())
     assert mean["averaged_with"] == 1 and "mean of 2 window models" in capsys.readouterr().out
     for key in ("detections", "correct", "wrong", "false_positives"):
@@ -159,8 +221,15 @@ def test_stream_eval_tool_runs_a_cascade_of_exports(tmp_path, monkeypatch, capsy
 def test_a_missing_gate_is_named(tmp_path):
     _recording(seconds=3, tmp_path=tmp_path)
     with pytest.raises((FileNotFoundError, StageError), match="missing"):
-        stream_eval.run_stream_eval(None, tmp_path / "stream.wav", tmp_path / "labels.txt", StreamEvalConfig(),
-                                    model=CostlyModel(), gate=tmp_path / "missing", progress=False)
+        stream_eval.run_stream_eval(
+            None,
+            tmp_path / "stream.wav",
+            tmp_path / "labels.txt",
+            StreamEvalConfig(),
+            model=CostlyModel(),
+            gate=tmp_path / "missing",
+            progress=False,
+        )
 
 
 def _expected_peak_plan(times_ms, gate_times_ms, mass, threshold, neighbours, pick="max"):
@@ -183,7 +252,9 @@ def _expected_peak_plan(times_ms, gate_times_ms, mass, threshold, neighbours, pi
     for run in runs:
         peak = max(run, key=lambda g: (mass[g], -g)) if pick == "max" else run[(len(run) - 1) // 2]
         centre = int(np.argmin(np.abs(times_ms - gate_times_ms[peak])))
-        chosen = [i for i in range(centre - neighbours, centre + neighbours + 1) if 0 <= i < len(times_ms)]
+        chosen = [
+            i for i in range(centre - neighbours, centre + neighbours + 1) if 0 <= i < len(times_ms)
+        ]
         chosen_per_run.append(chosen)
         candidates[chosen] = True
     for run, chosen in zip(runs, chosen_per_run):
@@ -194,23 +265,43 @@ def _expected_peak_plan(times_ms, gate_times_ms, mass, threshold, neighbours, pi
     return candidates, source
 
 
-@pytest.mark.parametrize("stride_ms, gate_stride_ms, neighbours, held_as, pick",
-                         [(80, None, 0, "min", "max"), (80, 40, 1, "costly", "max"), (40, 80, 0, "min", "max"),
-                          (40, None, 0, "costly", "centre"), (80, 40, 0, "min", "centre")])
-def test_the_peak_rule_scores_each_runs_peak_and_holds_it_over_the_run(stride_ms, gate_stride_ms, neighbours, held_as,
-                                                                      pick):
+@pytest.mark.parametrize(
+    "stride_ms, gate_stride_ms, neighbours, held_as, pick",
+    [
+        (80, None, 0, "min", "max"),
+        (80, 40, 1, "costly", "max"),
+        (40, 80, 0, "min", "max"),
+        (40, None, 0, "costly", "centre"),
+        (80, 40, 0, "min", "centre"),
+    ],
+)
+def test_the_peak_rule_scores_each_runs_peak_and_holds_it_over_the_run(
+    stride_ms, gate_stride_ms, neighbours, held_as, pick
+):
     audio, _ = _recording(seconds=20)
     gate, costly = StandInModel(), CostlyModel()
-    settings = cascade.GateSettings(threshold=0.5, stride_ms=gate_stride_ms, rule="peak", neighbours=neighbours,
-                                    held=held_as, peak=pick)
-    out = cascade.cascade_scores(costly, gate, audio, stride_ms, settings, batch_size=16, progress=False)
+    settings = cascade.GateSettings(
+        threshold=0.5,
+        stride_ms=gate_stride_ms,
+        rule="peak",
+        neighbours=neighbours,
+        held=held_as,
+        peak=pick,
+    )
+    out = cascade.cascade_scores(
+        costly, gate, audio, stride_ms, settings, batch_size=16, progress=False
+    )
 
     gate_alone = stream_scores(StandInModel(), audio, gate_stride_ms or stride_ms, progress=False)
     alone = stream_scores(CostlyModel(), audio, stride_ms, progress=False)
     mass = gate_alone.scores[:, 2:].sum(axis=1)
-    expected, source = _expected_peak_plan(alone.times_ms, gate_alone.times_ms, mass, 0.5, neighbours, pick)
+    expected, source = _expected_peak_plan(
+        alone.times_ms, gate_alone.times_ms, mass, 0.5, neighbours, pick
+    )
     if pick == "centre":  # the fixture's runs make the two picks differ
-        other, _ = _expected_peak_plan(alone.times_ms, gate_alone.times_ms, mass, 0.5, neighbours, "max")
+        other, _ = _expected_peak_plan(
+            alone.times_ms, gate_alone.times_ms, mass, 0.5, neighbours, "max"
+        )
         assert (other != expected).any()
     np.testing.assert_array_equal(out.candidates, expected)
     margin = cascade.candidate_mask(alone.times_ms, gate_alone.times_ms, mass >= 0.5, 0)
@@ -218,14 +309,18 @@ def test_the_peak_rule_scores_each_runs_peak_and_holds_it_over_the_run(stride_ms
     # The costly model saw exactly the peaks' (and neighbours') audio, in order, and nothing else.
     starts = alone.times_ms[expected] * RATE // 1000
     assert len(costly.windows) == expected.sum()
-    np.testing.assert_array_equal(np.stack(costly.windows), np.stack([audio[s : s + RATE] for s in starts]))
+    np.testing.assert_array_equal(
+        np.stack(costly.windows), np.stack([audio[s : s + RATE] for s in starts])
+    )
     # Candidates: their own costly scores; held windows: their candidate's (or, label by label,
     # the smaller of those and their own gate scores); the rest: the gate's.
     held = (source >= 0) & ~expected
     assert held.sum() > 0
     np.testing.assert_array_equal(out.held, held)
     np.testing.assert_allclose(out.scores[expected], alone.scores[expected], atol=1e-6)
-    own = gate_alone.scores[[int(np.argmin(np.abs(gate_alone.times_ms - t))) for t in alone.times_ms]]
+    own = gate_alone.scores[
+        [int(np.argmin(np.abs(gate_alone.times_ms - t))) for t in alone.times_ms]
+    ]
     want = alone.scores[source[held]]
     if held_as == "min":
         want = np.minimum(want, own[held])
@@ -240,15 +335,29 @@ def test_the_peak_rule_scores_each_runs_peak_and_holds_it_over_the_run(stride_ms
 
 def test_the_peak_rule_with_wide_neighbours_is_the_margin_rule_at_zero_margin():
     audio, _ = _recording(seconds=20)
-    wide = cascade.cascade_scores(CostlyModel(), StandInModel(), audio, 80,
-                                  cascade.GateSettings(threshold=0.5, rule="peak", neighbours=1000), progress=False)
-    margin = cascade.cascade_scores(CostlyModel(), StandInModel(), audio, 80,
-                                    cascade.GateSettings(threshold=0.5, margin_ms=0), progress=False)
+    wide = cascade.cascade_scores(
+        CostlyModel(),
+        StandInModel(),
+        audio,
+        80,
+        cascade.GateSettings(threshold=0.5, rule="peak", neighbours=1000),
+        progress=False,
+    )
+    margin = cascade.cascade_scores(
+        CostlyModel(),
+        StandInModel(),
+        audio,
+        80,
+        cascade.GateSettings(threshold=0.5, margin_ms=0),
+        progress=False,
+    )
     assert margin.candidates.sum() > 0
     np.testing.assert_array_equal(wide.candidates & margin.candidates, margin.candidates)
     # Beyond the runs the wide rule also scores gate-only windows; where the margin rule scored,
     # both hold the costly model's own scores.
-    np.testing.assert_allclose(wide.scores[margin.candidates], margin.scores[margin.candidates], atol=1e-6)
+    np.testing.assert_allclose(
+        wide.scores[margin.candidates], margin.scores[margin.candidates], atol=1e-6
+    )
 
 
 def test_peak_rule_settings_are_checked_and_the_tool_takes_them(tmp_path):
@@ -256,14 +365,42 @@ def test_peak_rule_settings_are_checked_and_the_tool_takes_them(tmp_path):
         with pytest.raises(StageError, match="gate"):
             cascade.GateSettings(**bad)
     from pipeline.tools import stream_eval as tool
-    args = tool._parser().parse_args(["--model", "m", "--wav", "w", "--ground-truth", "g", "--gate", "x",
-                                      "--gate-rule", "peak", "--gate-neighbours", "2", "--gate-held", "costly",
-                                      "--gate-peak", "centre"])
-    assert (args.gate_rule, args.gate_neighbours, args.gate_held, args.gate_peak) == ("peak", 2, "costly", "centre")
+
+    args = tool._parser().parse_args(
+        [
+            "--model",
+            "m",
+            "--wav",
+            "w",
+            "--ground-truth",
+            "g",
+            "--gate",
+            "x",
+            "--gate-rule",
+            "peak",
+            "--gate-neighbours",
+            "2",
+            "--gate-held",
+            "costly",
+            "--gate-peak",
+            "centre",
+        ]
+    )
+    assert (args.gate_rule, args.gate_neighbours, args.gate_held, args.gate_peak) == (
+        "peak",
+        2,
+        "costly",
+        "centre",
+    )
 
 
-@pytest.mark.parametrize("settings", [cascade.GateSettings(threshold=0.5, margin_ms=100),
-                                      cascade.GateSettings(threshold=0.5, rule="peak", neighbours=1)])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        cascade.GateSettings(threshold=0.5, margin_ms=100),
+        cascade.GateSettings(threshold=0.5, rule="peak", neighbours=1),
+    ],
+)
 def test_the_cascade_from_scores_already_computed_is_the_cascade(settings):
     """combine() over the costly model's scores of every window (what the operating-point bench
     looks up from its cache) equals the cascade that runs the costly model on the candidates."""
@@ -291,25 +428,44 @@ def test_averaging_with_other_models_decodes_the_mean_of_their_scores(tmp_path):
     _recording(seconds=30, tmp_path=tmp_path)
     cfg = StreamEvalConfig(detection_threshold=0.5)
     wav, truth = tmp_path / "stream.wav", tmp_path / "labels.txt"
-    one, *_, one_scores = stream_eval.run_stream_eval(None, wav, truth, cfg, model=StandInModel(), progress=False)
-    two, *_, two_scores = stream_eval.run_stream_eval(None, wav, truth, cfg, model=CostlyModel(), progress=False)
+    one, *_, one_scores = stream_eval.run_stream_eval(
+        None, wav, truth, cfg, model=StandInModel(), progress=False
+    )
+    two, *_, two_scores = stream_eval.run_stream_eval(
+        None, wav, truth, cfg, model=CostlyModel(), progress=False
+    )
     both, _, found, both_scores = stream_eval.run_stream_eval(
-        None, wav, truth, cfg, model=StandInModel(), average_with=[CostlyModel()], progress=False)
-    np.testing.assert_allclose(both_scores.scores, (one_scores.scores + two_scores.scores) / 2, atol=1e-6)
+        None, wav, truth, cfg, model=StandInModel(), average_with=[CostlyModel()], progress=False
+    )
+    np.testing.assert_allclose(
+        both_scores.scores, (one_scores.scores + two_scores.scores) / 2, atol=1e-6
+    )
     assert both["averaged_with"] == 1 and "averaged_with" not in one
     assert not np.allclose(both_scores.scores, one_scores.scores)
     itself, *_, itself_scores = stream_eval.run_stream_eval(
-        None, wav, truth, cfg, model=StandInModel(), average_with=[StandInModel()], progress=False)
+        None, wav, truth, cfg, model=StandInModel(), average_with=[StandInModel()], progress=False
+    )
     np.testing.assert_allclose(itself_scores.scores, one_scores.scores, atol=1e-6)
-    assert {k: itself[k] for k in ("correct", "wrong", "false_positives")} == \
-        {k: one[k] for k in ("correct", "wrong", "false_positives")}
+    assert {k: itself[k] for k in ("correct", "wrong", "false_positives")} == {
+        k: one[k] for k in ("correct", "wrong", "false_positives")
+    }
     other = StandInModel()
     other.labels = [*LABELS[:2], "no", "yes"]
     with pytest.raises(StageError, match="other labels"):
-        stream_eval.run_stream_eval(None, wav, truth, cfg, model=StandInModel(), average_with=[other], progress=False)
+        stream_eval.run_stream_eval(
+            None, wav, truth, cfg, model=StandInModel(), average_with=[other], progress=False
+        )
     with pytest.raises(StageError, match="not with a gate"):
-        stream_eval.run_stream_eval(None, wav, truth, cfg, model=CostlyModel(), gate=StandInModel(),
-                                    average_with=[StandInModel()], progress=False)
+        stream_eval.run_stream_eval(
+            None,
+            wav,
+            truth,
+            cfg,
+            model=CostlyModel(),
+            gate=StandInModel(),
+            average_with=[StandInModel()],
+            progress=False,
+        )
 
 
 def test_mean_scores_weights_and_checks_the_windows():
@@ -321,7 +477,9 @@ def test_mean_scores_weights_and_checks_the_windows():
     c = StreamScores(times, np.array([[0.5, 0.5]] * 3, np.float32), True, 3.0)
     np.testing.assert_allclose(mean_scores(a, [b]).scores, [[0.5, 0.5]] * 3)
     np.testing.assert_allclose(mean_scores(a, [b, c]).scores, [[0.5, 0.5]] * 3)
-    np.testing.assert_allclose(mean_scores(a, [b, c], 0.7).scores, [[0.7 + 0.3 * 0.25, 0.3 * 0.75]] * 3, rtol=1e-6)
+    np.testing.assert_allclose(
+        mean_scores(a, [b, c], 0.7).scores, [[0.7 + 0.3 * 0.25, 0.3 * 0.75]] * 3, rtol=1e-6
+    )
     assert mean_scores(a, [b]).seconds == 3.0 and not mean_scores(a, [b]).frame_reuse
     assert mean_scores(a, []) is a
     with pytest.raises(StageError, match="same windows"):

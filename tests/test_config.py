@@ -1,4 +1,5 @@
 """Parameter validation: every stage refuses bad params with a message naming the key."""
+
 from __future__ import annotations
 
 import copy
@@ -18,6 +19,7 @@ from pipeline.training.config import TrainConfig
 
 def validate(params, sections=None):
     return validate_params(params, sections)
+
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,11 +151,17 @@ def test_stage_entry_point_prints_one_line_and_exits_1(tmp_path):
     text = (REPO_ROOT / "params.yaml").read_text().replace("batch_size: 100", "batch_size: -1")
     (tmp_path / "params.yaml").write_text(text)
     result = subprocess.run(
-        [sys.executable, "-c", "from pipeline.cli import run_main\n"
-         "from pipeline.core.params import load_params\n"
-         "from pipeline.training.config import TrainConfig\n"
-         "run_main(lambda argv: load_params('params.yaml', TrainConfig))"],
-        cwd=tmp_path, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "from pipeline.cli import run_main\n"
+            "from pipeline.core.params import load_params\n"
+            "from pipeline.training.config import TrainConfig\n"
+            "run_main(lambda argv: load_params('params.yaml', TrainConfig))",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
     assert "train.batch_size = -1 is out of range" in result.stderr

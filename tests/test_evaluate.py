@@ -1,4 +1,5 @@
 """The evaluate stage: metrics from the model's own predictions, confusion CSV/PNG, errors."""
+
 from __future__ import annotations
 
 import csv
@@ -24,9 +25,13 @@ def trained(tmp_path_factory):
 
 def run_evaluate(work):
     return evaluate_test_split(
-        work / "models/keras", work / "data/features",
-        EvaluationOutputs(work / "metrics/evaluate.json", work / "metrics/confusion.csv",
-                          work / "metrics/confusion.png"),
+        work / "models/keras",
+        work / "data/features",
+        EvaluationOutputs(
+            work / "metrics/evaluate.json",
+            work / "metrics/confusion.csv",
+            work / "metrics/confusion.png",
+        ),
     )
 
 
@@ -35,7 +40,12 @@ def test_score_by_hand():
     predicted = np.array([0, 1, 1, 1, 1])
     metrics, matrix = score(actual, predicted, ["a", "b", "c"])
     assert metrics["accuracy"] == pytest.approx(3 / 5)
-    assert metrics["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+    assert metrics["per_class"]["a"] == {
+        "precision": 1.0,
+        "recall": 0.5,
+        "f1": pytest.approx(2 / 3),
+        "support": 2,
+    }
     assert metrics["per_class"]["b"]["precision"] == pytest.approx(2 / 4)
     assert metrics["per_class"]["b"]["recall"] == 1.0
     assert metrics["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
@@ -46,7 +56,10 @@ def test_evaluate_writes_metrics_that_match_the_model(trained):
     from pipeline.models.io import load_model_file
 
     metrics = run_evaluate(trained)
-    x, y = np.load(trained / "data/features/test/x.npy"), np.load(trained / "data/features/test/y.npy")
+    x, y = (
+        np.load(trained / "data/features/test/x.npy"),
+        np.load(trained / "data/features/test/y.npy"),
+    )
     model = load_model_file(trained / "models/keras/model.keras")
     predicted = np.asarray(model(x)).argmax(axis=1)
     assert metrics["accuracy"] == pytest.approx(np.mean(predicted == y))
@@ -57,7 +70,9 @@ def test_evaluate_writes_metrics_that_match_the_model(trained):
     with open(trained / "metrics/confusion.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(y)
-    assert [(r["actual"], r["predicted"]) for r in rows] == [(LABELS[a], LABELS[p]) for a, p in zip(y, predicted)]
+    assert [(r["actual"], r["predicted"]) for r in rows] == [
+        (LABELS[a], LABELS[p]) for a, p in zip(y, predicted)
+    ]
     png = (trained / "metrics/confusion.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
 
@@ -68,10 +83,24 @@ def test_evaluate_rejects_mismatched_inputs(trained, tmp_path):
 
     other = make_features(tmp_path / "features", frames=7, bins=4)
     with pytest.raises(StageError, match="do not fit the model's input"):
-        evaluate(trained / "models/keras", other, tmp_path / "e.json", tmp_path / "c.csv", tmp_path / "c.png")
+        evaluate(
+            trained / "models/keras",
+            other,
+            tmp_path / "e.json",
+            tmp_path / "c.csv",
+            tmp_path / "c.png",
+        )
     (other / "labels.txt").write_text("_silence_\n_unknown_\nup\ndown\n")
     with pytest.raises(StageError, match="labels differ"):
-        evaluate(trained / "models/keras", other, tmp_path / "e.json", tmp_path / "c.csv", tmp_path / "c.png")
+        evaluate(
+            trained / "models/keras",
+            other,
+            tmp_path / "e.json",
+            tmp_path / "c.csv",
+            tmp_path / "c.png",
+        )
     with pytest.raises(FileNotFoundError, match="run the train stage first"):
-        evaluate(tmp_path / "nowhere", other, tmp_path / "e.json", tmp_path / "c.csv", tmp_path / "c.png")
+        evaluate(
+            tmp_path / "nowhere", other, tmp_path / "e.json", tmp_path / "c.csv", tmp_path / "c.png"
+        )
     assert not (tmp_path / "e.json").exists()

@@ -1,4 +1,5 @@
 """Feature front ends: equality with the original ops and the original pretrained graph."""
+
 from __future__ import annotations
 
 import math
@@ -14,7 +15,9 @@ from tests.conftest import word_clip
 
 
 def _clips(n=3, seconds=1.0):
-    return np.stack([word_clip(w, s, 0, seconds=seconds) for w, s in zip(["yes", "no", "up", "cat"], range(n))])
+    return np.stack(
+        [word_clip(w, s, 0, seconds=seconds) for w, s in zip(["yes", "no", "up", "cat"], range(n))]
+    )
 
 
 def _spectrogram_one(clip, window, stride):
@@ -26,12 +29,22 @@ def _spectrogram_one(clip, window, stride):
 
 @pytest.mark.parametrize(
     "preprocess,window_ms,stride_ms,bins",
-    [("mfcc", 30, 10, 40), ("mfcc", 20, 20, 13), ("average", 30, 10, 40), ("average", 25, 10, 16),
-     ("micro", 30, 20, 40), ("micro", 30, 10, 20)],
+    [
+        ("mfcc", 30, 10, 40),
+        ("mfcc", 20, 20, 13),
+        ("average", 30, 10, 40),
+        ("average", 25, 10, 16),
+        ("micro", 30, 20, 40),
+        ("micro", 30, 10, 20),
+    ],
 )
 def test_shape_formula(preprocess, window_ms, stride_ms, bins):
-    cfg = FeatureConfig(window_size_ms=window_ms, window_stride_ms=stride_ms, feature_bin_count=bins,
-                        preprocess=preprocess)
+    cfg = FeatureConfig(
+        window_size_ms=window_ms,
+        window_stride_ms=stride_ms,
+        feature_bin_count=bins,
+        preprocess=preprocess,
+    )
     window, stride = 16 * window_ms, 16 * stride_ms
     frames = 1 + (16000 - window) // stride
     if preprocess == "average":
@@ -56,7 +69,9 @@ def test_mfcc_equals_raw_ops_per_clip():
     ours = features_numpy(clips, cfg)
     for clip, got in zip(clips, ours):
         spec = _spectrogram_one(clip, 480, 160)
-        want = tf.raw_ops.Mfcc(spectrogram=spec, sample_rate=16000, dct_coefficient_count=40).numpy()[0]
+        want = tf.raw_ops.Mfcc(
+            spectrogram=spec, sample_rate=16000, dct_coefficient_count=40
+        ).numpy()[0]
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
@@ -66,8 +81,13 @@ def test_average_equals_original_pooling_per_clip():
     ours = features_numpy(clips, cfg)
     for clip, got in zip(clips, ours):
         spec = _spectrogram_one(clip, 480, 160)
-        want = tf.nn.pool(tf.expand_dims(spec, -1), window_shape=[1, 6], strides=[1, 6],
-                          pooling_type="AVG", padding="SAME").numpy()
+        want = tf.nn.pool(
+            tf.expand_dims(spec, -1),
+            window_shape=[1, 6],
+            strides=[1, 6],
+            pooling_type="AVG",
+            padding="SAME",
+        ).numpy()
         np.testing.assert_allclose(got.ravel(), want.ravel(), rtol=1e-5, atol=1e-6)
 
 
@@ -83,8 +103,14 @@ def test_micro_equals_frontend_op_per_clip():
     for clip, got in zip(clips, ours):
         pcm = np.clip(clip * 32768, -32768, 32767).astype(np.int16)
         want = audio_microfrontend_op.audio_microfrontend(
-            tf.constant(pcm), sample_rate=16000, window_size=30, window_step=20, num_channels=40,
-            out_scale=1, out_type=tf.float32).numpy() * (10.0 / 256.0)
+            tf.constant(pcm),
+            sample_rate=16000,
+            window_size=30,
+            window_step=20,
+            num_channels=40,
+            out_scale=1,
+            out_type=tf.float32,
+        ).numpy() * (10.0 / 256.0)
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
@@ -105,7 +131,9 @@ def _frozen_graph_mfcc(pretrained, wavs: list[bytes]):
 
 def _check_against_frozen_graph(pretrained, wavs):
     frozen, window, stride, bins = _frozen_graph_mfcc(pretrained, wavs)
-    cfg = FeatureConfig(window_size_ms=window / 16, window_stride_ms=stride / 16, feature_bin_count=bins)
+    cfg = FeatureConfig(
+        window_size_ms=window / 16, window_stride_ms=stride / 16, feature_bin_count=bins
+    )
     audio = np.stack([fit_to_length(decode_wav_bytes(w)[0], 16000) for w in wavs])
     ours = features_numpy(audio, cfg)
     assert ours.shape == (len(wavs), *frozen[0].shape)
@@ -135,7 +163,9 @@ def test_longer_signal_reuses_frames(preprocess):
     for start_frame in (0, 37, 150, 200):
         clip = long[start_frame * 160 : start_frame * 160 + 16000]
         per_clip = features_numpy(clip[None, :], cfg)[0]
-        np.testing.assert_allclose(stream[start_frame : start_frame + 98], per_clip, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            stream[start_frame : start_frame + 98], per_clip, rtol=1e-5, atol=1e-5
+        )
 
 
 def test_micro_longer_signal_keeps_its_prefix():
@@ -149,8 +179,10 @@ def test_micro_longer_signal_keeps_its_prefix():
 @pytest.mark.parametrize("preprocess", ["mfcc", "average", "micro"])
 def test_compute_features_inside_tf_function(preprocess):
     cfg = FeatureConfig(preprocess=preprocess)
-    fn = tf.function(lambda a: compute_features(a, cfg),
-                     input_signature=[tf.TensorSpec([None, 16000], tf.float32)])
+    fn = tf.function(
+        lambda a: compute_features(a, cfg),
+        input_signature=[tf.TensorSpec([None, 16000], tf.float32)],
+    )
     clips = _clips(2)
     out = fn(tf.constant(clips))
     assert tuple(out.shape) == (2, *cfg.feature_shape)
@@ -171,8 +203,16 @@ def test_bad_configs_are_param_errors():
     with pytest.raises(ParamError, match="whole number"):
         FeatureConfig(preprocess="micro", window_size_ms=25.5)
     with pytest.raises(ParamError, match="preprocess"):
-        FeatureConfig.from_dict({"sample_rate": 16000, "clip_duration_ms": 1000, "window_size_ms": 30,
-                                   "window_stride_ms": 10, "feature_bin_count": 40, "preprocess": "fft"})
+        FeatureConfig.from_dict(
+            {
+                "sample_rate": 16000,
+                "clip_duration_ms": 1000,
+                "window_size_ms": 30,
+                "window_stride_ms": 10,
+                "feature_bin_count": 40,
+                "preprocess": "fft",
+            }
+        )
     with pytest.raises(ValueError, match="shorter than one"):
         features_numpy(np.zeros((1, 100), np.float32), FeatureConfig())
 

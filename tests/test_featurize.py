@@ -1,4 +1,5 @@
 """The featurize stage on a tiny generated data set."""
+
 from __future__ import annotations
 
 import csv
@@ -13,8 +14,8 @@ import yaml
 from pipeline.core.audio import fit_to_length, read_wav
 from pipeline.core.errors import StageError
 from pipeline.core.schema import read_yaml
-from pipeline.data.augment import AugmentConfig
 from pipeline.data import featurize as featurize_module
+from pipeline.data.augment import AugmentConfig
 from pipeline.data.featurize import featurize
 from pipeline.frontends import FeatureConfig, features_numpy
 from pipeline.stages.featurize import main
@@ -29,14 +30,19 @@ def _write_split(root: Path, dataset: Path) -> Path:
     split_dir = root / "split"
     split_dir.mkdir()
     (split_dir / "labels.txt").write_text("".join(f"{l}\n" for l in LABELS))
-    plan = {"train.csv": ("training", range(0, 5)), "validation.csv": ("validation", range(5, 7)),
-            "test.csv": ("testing", range(7, 8))}
+    plan = {
+        "train.csv": ("training", range(0, 5)),
+        "validation.csv": ("validation", range(5, 7)),
+        "test.csv": ("testing", range(7, 8)),
+    }
     for name, (split, speakers) in plan.items():
         rows = []
         for s in speakers:
             for word, label in (("yes", "yes"), ("no", "no"), ("cat", "_unknown_")):
                 rel = (dataset / word / f"{speaker_id(s)}_nohash_0.wav").relative_to(root)
-                rows.append([rel.as_posix(), word, label, LABELS.index(label), speaker_id(s), split])
+                rows.append(
+                    [rel.as_posix(), word, label, LABELS.index(label), speaker_id(s), split]
+                )
         rows.append(["", "_silence_", "_silence_", 0, "", split])
         with open(split_dir / name, "w", newline="") as handle:
             csv.writer(handle, lineterminator="\n").writerows([COLUMNS, *rows])
@@ -66,8 +72,16 @@ def load(out: Path, name: str) -> dict[str, np.ndarray]:
     return {"x": np.load(out / name / "x.npy", mmap_mode="r"), "y": np.load(out / name / "y.npy")}
 
 
-FILES = ("train/x.npy", "train/y.npy", "validation/x.npy", "validation/y.npy", "test/x.npy", "test/y.npy",
-         "labels.txt", "meta.json")
+FILES = (
+    "train/x.npy",
+    "train/y.npy",
+    "validation/x.npy",
+    "validation/y.npy",
+    "test/x.npy",
+    "test/y.npy",
+    "labels.txt",
+    "meta.json",
+)
 
 
 def test_outputs_shapes_and_labels(project):
@@ -80,9 +94,14 @@ def test_outputs_shapes_and_labels(project):
     assert (out / "labels.txt").read_text().split() == LABELS
     meta = json.loads((out / "meta.json").read_text())
     assert meta["feature_shape"] == [98, 40] and meta["augment"]["copies"] == 2
-    assert {k: meta["counts"]["train"][k] for k in ("rows", "examples")} == {"rows": 16, "examples": 32}
-    assert meta["counts"]["train"]["x_sha256"] == hashlib.sha256(
-        (out / "train" / "x.npy").read_bytes()[128:]).hexdigest()  # the data after the .npy header
+    assert {k: meta["counts"]["train"][k] for k in ("rows", "examples")} == {
+        "rows": 16,
+        "examples": 32,
+    }
+    assert (
+        meta["counts"]["train"]["x_sha256"]
+        == hashlib.sha256((out / "train" / "x.npy").read_bytes()[128:]).hexdigest()
+    )  # the data after the .npy header
     assert meta["features"]["preprocess"] == "mfcc"
 
 
@@ -118,8 +137,9 @@ def test_validation_words_are_plain_features(project):
     out = _run(project)
     rows = list(csv.DictReader(open(split_dir / "validation.csv")))
     clip = fit_to_length(read_wav(root / rows[0]["path"], 16000), 16000)  # the WAV beside the store
-    np.testing.assert_allclose(load(out, "validation")["x"][0], features_numpy(clip, FeatureConfig()),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        load(out, "validation")["x"][0], features_numpy(clip, FeatureConfig()), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_copies_zero_gives_one_plain_copy(project):
@@ -147,16 +167,23 @@ def test_silence_rows_use_noise(project):
 
 
 def test_other_preprocess_modes(project):
-    out = _run(project, features=FeatureConfig(preprocess="average"), augment=AugmentConfig(copies=1))
+    out = _run(
+        project, features=FeatureConfig(preprocess="average"), augment=AugmentConfig(copies=1)
+    )
     assert load(out, "test")["x"].shape == (4, 98, 43)
 
 
 def test_a_clip_missing_from_the_store_fails_cleanly(project):
     root, split_dir, dataset = project
-    rows = (split_dir / "train.csv").read_text().replace(f"yes/{speaker_id(0)}_nohash_0.wav",
-                                                          "yes/gone_nohash_0.wav")
+    rows = (
+        (split_dir / "train.csv")
+        .read_text()
+        .replace(f"yes/{speaker_id(0)}_nohash_0.wav", "yes/gone_nohash_0.wav")
+    )
     (split_dir / "train.csv").write_text(rows)
-    with pytest.raises(StageError, match="yes/gone_nohash_0.wav: no clip 'yes/gone_nohash_0.wav' in the clip store"):
+    with pytest.raises(
+        StageError, match="yes/gone_nohash_0.wav: no clip 'yes/gone_nohash_0.wav' in the clip store"
+    ):
         _run(project)
     assert not (root / "features").exists()
     assert not [p for p in root.iterdir() if p.name.startswith(".features")]
@@ -197,5 +224,6 @@ def test_recorded_silence_clip_is_used_as_is(project):
     (split_dir / "test.csv").write_text("\n".join(rows) + "\n")
     out = _run(project, augment=AugmentConfig(copies=1))
     clip = fit_to_length(read_wav(root / noise, 16000), 16000)
-    np.testing.assert_allclose(load(out, "test")["x"][-1], features_numpy(clip, FeatureConfig()),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        load(out, "test")["x"][-1], features_numpy(clip, FeatureConfig()), rtol=1e-6, atol=1e-6
+    )

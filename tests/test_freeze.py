@@ -1,4 +1,5 @@
 """freeze: every export format round-trips a tiny trained model, and the SavedModel stands alone."""
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,16 @@ def write_split(root: Path, speakers) -> tuple[Path, Path]:
         if label != 0:
             path = str(root / "clips" / LABELS[label] / f"clip{i}_nohash_0.wav")
             write_wav(path, clip, 16000)
-        rows.append({"path": path, "word": LABELS[label], "label": LABELS[label],
-                     "label_index": int(label), "speaker": "s", "split": "testing"})
+        rows.append(
+            {
+                "path": path,
+                "word": LABELS[label],
+                "label": LABELS[label],
+                "label_index": int(label),
+                "speaker": "s",
+                "split": "testing",
+            }
+        )
     manifest = root / "test.csv"
     with open(manifest, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -53,9 +62,14 @@ def build_export(root: Path) -> tuple[Path, dict]:
     audio, y = tiny_clips(range(10))
     write_features(root, "train", features_numpy(audio, FeatureConfig.from_dict(FEATURES)), y)
     manifest, _ = write_split(root, range(30, 50))
-    metrics = freeze(keras_dir, root / "export", root / "metrics" / "export.json",
-                     FeatureConfig.from_dict(FEATURES), WANTED,
-                     ExportInputs(features_dir=root, test_manifest=manifest, data_root=Path("/")))
+    metrics = freeze(
+        keras_dir,
+        root / "export",
+        root / "metrics" / "export.json",
+        FeatureConfig.from_dict(FEATURES),
+        WANTED,
+        ExportInputs(features_dir=root, test_manifest=manifest, data_root=Path("/")),
+    )
     return root / "export", metrics
 
 
@@ -68,8 +82,14 @@ def exported(tmp_path_factory):
 
 def test_export_files_and_metrics(exported):
     root, export, metrics = exported
-    for name in ("saved_model/saved_model.pb", "model_float.tflite", "model_int8.tflite",
-                 "labels.txt", "frontend.json", "saved_model/assets/labels.txt"):
+    for name in (
+        "saved_model/saved_model.pb",
+        "model_float.tflite",
+        "model_int8.tflite",
+        "labels.txt",
+        "frontend.json",
+        "saved_model/assets/labels.txt",
+    ):
         assert (export / name).is_file(), name
     assert json.loads((root / "metrics" / "export.json").read_text()) == metrics
     assert metrics["test_clips"] == 20 * 6  # silence rows have no audio file
@@ -79,8 +99,13 @@ def test_export_files_and_metrics(exported):
     assert acc["saved_model"] == acc["keras"] == acc["tflite_float"]
     assert abs(metrics["int8_drop_points"]) <= 1.0
     # The test model is no registered architecture: no streaming export, and the reason why.
-    assert metrics["streaming"]["exported"] is False and "not a registered model" in metrics["streaming"]["reason"]
-    assert not (export / "model_streaming.tflite").exists() and not (export / "model_data.cc").exists()
+    assert (
+        metrics["streaming"]["exported"] is False
+        and "not a registered model" in metrics["streaming"]["reason"]
+    )
+    assert (
+        not (export / "model_streaming.tflite").exists() and not (export / "model_data.cc").exists()
+    )
     sizes = metrics["size_bytes"]
     assert sizes["model_int8.tflite"] < sizes["model_float.tflite"]
     assert sizes["model_float.tflite"] == (export / "model_float.tflite").stat().st_size
@@ -97,8 +122,11 @@ def test_every_format_agrees_with_keras(exported):
     root, export, _ = exported
     audio, y = tiny_clips(range(60, 64))
     reference = load_model(root / "keras").predict_audio(audio)
-    for target, atol in ((export, 1e-4), (export / "saved_model", 1e-4),
-                         (export / "model_float.tflite", 1e-4)):
+    for target, atol in (
+        (export, 1e-4),
+        (export / "saved_model", 1e-4),
+        (export / "model_float.tflite", 1e-4),
+    ):
         model = load_model(target)
         assert model.labels == LABELS
         np.testing.assert_allclose(model.predict_audio(audio), reference, atol=atol)
@@ -115,11 +143,14 @@ def test_saved_model_frame_signatures(exported):
     model = load_model(export)
     assert model.supports_frames and model.frames_per_clip == 49
     audio, _ = tiny_clips([70])
-    long = np.concatenate([np.zeros(model.frame_stride_samples * 3, np.float32), audio[0], audio[1]])
+    long = np.concatenate(
+        [np.zeros(model.frame_stride_samples * 3, np.float32), audio[0], audio[1]]
+    )
     frames = model.frame_features(long)
     window = frames[3 : 3 + model.frames_per_clip][None]
-    np.testing.assert_allclose(model.predict_features(window), model.predict_audio(audio[:1]),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        model.predict_features(window), model.predict_audio(audio[:1]), atol=1e-4
+    )
 
 
 def test_saved_model_runs_without_this_package(exported, tmp_path):
@@ -134,8 +165,13 @@ def test_saved_model_runs_without_this_package(exported, tmp_path):
         "assert not any(k == 'pipeline' or k.startswith('pipeline.') for k in sys.modules)\n"
         "print(int(tf.argmax(s['labels_softmax'][0])))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            cwd=tmp_path, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout.split()[-1]) == LABELS.index("no")
 
@@ -151,9 +187,27 @@ def test_freeze_stage_command_line(exported, tmp_path, capsys):
     params["split"]["wanted_words"] = list(WANTED)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out, metrics = tmp_path / "models" / "export", tmp_path / "metrics" / "export.json"
-    assert main(["--params", str(tmp_path / "params.yaml"), "--keras-dir", str(root / "keras"),
-                 "--out", str(out), "--metrics", str(metrics), "--features-dir", str(root),
-                 "--split-dir", str(root), "--test-limit", "30"]) == 0
+    assert (
+        main(
+            [
+                "--params",
+                str(tmp_path / "params.yaml"),
+                "--keras-dir",
+                str(root / "keras"),
+                "--out",
+                str(out),
+                "--metrics",
+                str(metrics),
+                "--features-dir",
+                str(root),
+                "--split-dir",
+                str(root),
+                "--test-limit",
+                "30",
+            ]
+        )
+        == 0
+    )
     written = json.loads(metrics.read_text())
     assert written["test_clips"] == 30 and (out / "saved_model" / "saved_model.pb").is_file()
     assert '"saved_model"' in capsys.readouterr().out
@@ -167,8 +221,14 @@ def test_freeze_rejects_label_mismatch_and_leaves_nothing(exported, tmp_path):
     out = tmp_path / "export"
     inputs = ExportInputs(features_dir=root, test_manifest=None)
     with pytest.raises(StageError, match="wanted_words"):
-        freeze(root / "keras", out, tmp_path / "export.json", FeatureConfig.from_dict(FEATURES),
-               ["yes", "no"], inputs)
+        freeze(
+            root / "keras",
+            out,
+            tmp_path / "export.json",
+            FeatureConfig.from_dict(FEATURES),
+            ["yes", "no"],
+            inputs,
+        )
     assert not out.exists() and not (tmp_path / "export.json").exists()
     other = FeatureConfig.from_dict(dict(FEATURES, feature_bin_count=13))
     with pytest.raises(StageError, match="trained with features"):
@@ -210,8 +270,14 @@ def test_embedding_export_is_a_bundle_that_runs_from_wav(tmp_path, preprocess):
     write_labels(keras_dir / "labels.txt", LABELS)
     (keras_dir / "meta.json").write_text(json.dumps({"features": features}))
     write_features(tmp_path, "train", x, y)
-    metrics = freeze(keras_dir, tmp_path / "export", tmp_path / "export.json", cfg, WANTED,
-                     ExportInputs(features_dir=tmp_path, test_manifest=None))
+    metrics = freeze(
+        keras_dir,
+        tmp_path / "export",
+        tmp_path / "export.json",
+        cfg,
+        WANTED,
+        ExportInputs(features_dir=tmp_path, test_manifest=None),
+    )
     export = tmp_path / "export"
     assert (export / "bundle.json").is_file() and not (export / "saved_model").exists()
     assert metrics["parameters"]["float_tflite_input"] == "features"
@@ -244,18 +310,48 @@ def test_a_committee_freezes_and_every_format_scores_its_mean(tmp_path):
         audio, y = tiny_clips(speakers)
         write_features(features, split, features_numpy(audio, cfg), y)
     (features / "labels.txt").write_text("".join(f"{label}\n" for label in LABELS))
-    (features / "meta.json").write_text(json.dumps({"features": FEATURES, "feature_shape": list(cfg.feature_shape)}))
-    settings = dict(model_architecture="word_pair_mean", how_many_training_steps=[150, 50],
-                    learning_rate=[0.01, 0.001], batch_size=32, optimizer="adam", dropout=0.2,
-                    eval_step_interval=100, save_step_interval=100, check_nans=True, spec_augment=False,
-                    mixed_precision=False, online_augment=False, online_time_shift_frames=10, seed=3)
+    (features / "meta.json").write_text(
+        json.dumps({"features": FEATURES, "feature_shape": list(cfg.feature_shape)})
+    )
+    settings = dict(
+        model_architecture="word_pair_mean",
+        how_many_training_steps=[150, 50],
+        learning_rate=[0.01, 0.001],
+        batch_size=32,
+        optimizer="adam",
+        dropout=0.2,
+        eval_step_interval=100,
+        save_step_interval=100,
+        check_nans=True,
+        spec_augment=False,
+        mixed_precision=False,
+        online_augment=False,
+        online_time_shift_frames=10,
+        seed=3,
+    )
     keras_dir = tmp_path / "keras"
-    train(TrainConfig(**settings), features,
-          TrainOutputs(keras_dir, tmp_path / "ckpt", tmp_path / "logs", tmp_path / "train.json", tmp_path / "curve.csv"),
-          model_options=WordPairMeanOptions(windows=7, width=20, channels=8, members=2), progress=False)
+    train(
+        TrainConfig(**settings),
+        features,
+        TrainOutputs(
+            keras_dir,
+            tmp_path / "ckpt",
+            tmp_path / "logs",
+            tmp_path / "train.json",
+            tmp_path / "curve.csv",
+        ),
+        model_options=WordPairMeanOptions(windows=7, width=20, channels=8, members=2),
+        progress=False,
+    )
     manifest, _ = write_split(tmp_path, range(30, 40))
-    metrics = freeze(keras_dir, tmp_path / "export", tmp_path / "export.json", cfg, WANTED,
-                     ExportInputs(features_dir=features, test_manifest=manifest, data_root=Path("/")))
+    metrics = freeze(
+        keras_dir,
+        tmp_path / "export",
+        tmp_path / "export.json",
+        cfg,
+        WANTED,
+        ExportInputs(features_dir=features, test_manifest=manifest, data_root=Path("/")),
+    )
     acc = metrics["accuracy"]
     assert acc["keras"] >= 0.85, acc
     assert acc["saved_model"] == acc["keras"] == acc["tflite_float"]
@@ -264,5 +360,8 @@ def test_a_committee_freezes_and_every_format_scores_its_mean(tmp_path):
     audio, _ = tiny_clips(range(60, 62))
     reference = load_model(keras_dir).predict_audio(audio)
     np.testing.assert_allclose(reference.sum(1), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(load_model(tmp_path / "export" / "model_float.tflite").predict_audio(audio),
-                               reference, atol=1e-4)
+    np.testing.assert_allclose(
+        load_model(tmp_path / "export" / "model_float.tflite").predict_audio(audio),
+        reference,
+        atol=1e-4,
+    )

@@ -1,5 +1,6 @@
 """Atomic outputs (pipeline/core/fs.py): modes that follow the umask, stale temporaries of killed
 writers, and a named error for an output path that cannot be a file."""
+
 from __future__ import annotations
 
 import os
@@ -41,7 +42,11 @@ def test_outputs_get_the_modes_of_ordinary_files_under_the_umask(tmp_path, umask
         handle.write("x")
     (tmp_path / "ordinary").mkdir()
 
-    assert mode(tmp_path / "metrics" / "train.json") == 0o666 & ~mask == mode(tmp_path / "ordinary.txt")
+    assert (
+        mode(tmp_path / "metrics" / "train.json")
+        == 0o666 & ~mask
+        == mode(tmp_path / "ordinary.txt")
+    )
     assert mode(tmp_path / "data" / "raw") == 0o777 & ~mask == mode(tmp_path / "ordinary")
     assert mode(tmp_path / "data" / "raw" / "dataset" / "yes" / "a.wav") == 0o666 & ~mask
 
@@ -72,7 +77,9 @@ def test_only_the_targets_own_temporaries_of_dead_writers_are_stale(tmp_path):
 
     stale = sorted([n for n, is_stale in names.items() if is_stale] + [f".raw.{dead}.abcdefgh.tmp"])
     assert sorted(p.name for p in removed) == stale
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, s in names.items() if not s)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        n for n, s in names.items() if not s
+    )
 
 
 def test_atomic_writes_remove_their_targets_stale_temporaries(tmp_path):
@@ -91,7 +98,9 @@ def test_a_file_output_that_is_a_folder_is_a_named_error(tmp_path):
     with pytest.raises(StageError, match=r"results: is a folder; give the path of a file"):
         atomic_write_json(tmp_path / "results", {})
     (tmp_path / "plain").write_text("x")
-    with pytest.raises(StageError, match=r"plain/out.json: cannot write there, .*plain is not a folder"):
+    with pytest.raises(
+        StageError, match=r"plain/out.json: cannot write there, .*plain is not a folder"
+    ):
         atomic_write_bytes(tmp_path / "plain" / "out.json", b"{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "results"]
 
@@ -102,5 +111,13 @@ def test_a_tool_given_a_folder_for_its_output_names_it(tmp_path, shared_pretrain
     data = make_dataset(tmp_path / "data", words=("yes",), speakers=1, noise_seconds=1.0)
     (tmp_path / "out").mkdir()
     with pytest.raises(StageError, match="out: is a folder"):
-        evaluate_dir_main(["--model", str(shared_pretrained / "conv_actions_frozen.pb"),
-                           "--data-dir", str(data), "--json", str(tmp_path / "out")])
+        evaluate_dir_main(
+            [
+                "--model",
+                str(shared_pretrained / "conv_actions_frozen.pb"),
+                "--data-dir",
+                str(data),
+                "--json",
+                str(tmp_path / "out"),
+            ]
+        )

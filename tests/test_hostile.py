@@ -6,6 +6,7 @@ nothing was written outside the target and no data/raw was left behind. A seeded
 builds hundreds of random hostile archives (link chains of random depth and direction, random
 corruption) and checks that extraction gives exactly the clean members or refuses.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -122,8 +123,13 @@ def raw(tmp_path, archive: Path, **data):
     """build_raw for ``data.source: archive`` into tmp_path/project/data/raw."""
     config = DataConfig(source="archive", archive=str(archive), **data)
     out = tmp_path / "project" / "data" / "raw"
-    return build_raw(out, config, ClipFormat(sample_rate=RATE, clip_duration_ms=1000), tmp_path / "cache",
-                     progress=False)
+    return build_raw(
+        out,
+        config,
+        ClipFormat(sample_rate=RATE, clip_duration_ms=1000),
+        tmp_path / "cache",
+        progress=False,
+    )
 
 
 def refused(tmp_path, archive: Path, match: str, **data) -> str:
@@ -145,8 +151,14 @@ def refused(tmp_path, archive: Path, match: str, **data) -> str:
 CHAINS = {
     # the issue's chain: each link checked as text stays inside, together they climb out
     "issue": [("a", "->", "."), ("a/b", "->", ".."), ("a/b/c", "->", ".."), ("a/b/c/x.wav", CLIP)],
-    "longer": [("a", "->", "."), ("a/b", "->", "."), ("a/b/c", "->", ".."), ("a/b/c/d", "->", ".."),
-               ("a/b/c/d/e", "->", ".."), ("a/b/c/d/e/etc/x.wav", CLIP)],
+    "longer": [
+        ("a", "->", "."),
+        ("a/b", "->", "."),
+        ("a/b/c", "->", ".."),
+        ("a/b/c/d", "->", ".."),
+        ("a/b/c/d/e", "->", ".."),
+        ("a/b/c/d/e/etc/x.wav", CLIP),
+    ],
     "file then link": [("yes/x.wav", CLIP), ("a", "->", "yes"), ("a/x.wav", CLIP)],
     "sibling": [("w", "->", "yes"), ("w/y.wav", CLIP)],
 }
@@ -163,14 +175,22 @@ def test_members_below_link_chains_are_refused_and_nothing_lands_outside(tmp_pat
 
 
 def test_a_link_to_a_file_inside_becomes_a_copy_never_a_link(tmp_path):
-    members = [("yes/a.wav", b"RIFF-a"), ("no/b.wav", "->", "../yes/a.wav"),
-               ("no/c.wav", "->", "b.wav"), ("up/d.wav", "->", "../no/c.wav")]
+    members = [
+        ("yes/a.wav", b"RIFF-a"),
+        ("no/b.wav", "->", "../yes/a.wav"),
+        ("no/c.wav", "->", "b.wav"),
+        ("up/d.wav", "->", "../no/c.wav"),
+    ]
     for fmt, data in (("zip", zip_bytes(members)), ("tar", tar_bytes(members, compress=False))):
         archive = tmp_path / f"links.{fmt}"
         archive.write_bytes(data)
         extract(archive, tmp_path / fmt)
-        assert tree(tmp_path / fmt) == {"yes/a.wav": b"RIFF-a", "no/b.wav": b"RIFF-a",
-                                        "no/c.wav": b"RIFF-a", "up/d.wav": b"RIFF-a"}
+        assert tree(tmp_path / fmt) == {
+            "yes/a.wav": b"RIFF-a",
+            "no/b.wav": b"RIFF-a",
+            "no/c.wav": b"RIFF-a",
+            "up/d.wav": b"RIFF-a",
+        }
 
 
 def test_tar_hard_links_resolve_from_the_archive_root(tmp_path):
@@ -190,29 +210,46 @@ def test_links_in_archives_made_by_tar_and_zip_become_copies(tmp_path):
     (src / "yes" / "a.wav").write_bytes(CLIP)
     (src / "no" / "b.wav").symlink_to("../yes/a.wav")
     os.link(src / "yes" / "a.wav", src / "no" / "hard.wav")
-    commands = {"t.zip": ["zip", "-qry"], "t.tgz": ["tar", "czf"], "t.tbz": ["tar", "cjf"],
-                "t.txz": ["tar", "cJf"], "pax.tgz": ["tar", "--format=posix", "-czf"]}
+    commands = {
+        "t.zip": ["zip", "-qry"],
+        "t.tgz": ["tar", "czf"],
+        "t.tbz": ["tar", "cjf"],
+        "t.txz": ["tar", "cJf"],
+        "pax.tgz": ["tar", "--format=posix", "-czf"],
+    }
     for name, command in commands.items():
         subprocess.run([*command, str(tmp_path / name), "speech"], cwd=src.parent, check=True)
         extract(tmp_path / name, tmp_path / f"out-{name}")
-        assert tree(tmp_path / f"out-{name}") == {"speech/yes/a.wav": CLIP, "speech/no/b.wav": CLIP,
-                                                   "speech/no/hard.wav": CLIP}, name
+        assert tree(tmp_path / f"out-{name}") == {
+            "speech/yes/a.wav": CLIP,
+            "speech/no/b.wav": CLIP,
+            "speech/no/hard.wav": CLIP,
+        }, name
 
 
 @pytest.mark.filterwarnings("ignore:Duplicate name")
-@pytest.mark.parametrize("links, problem", [
-    ([("no/a.wav", "->", "b.wav"), ("no/b.wav", "->", "a.wav")], "loops"),
-    ([("no/a.wav", "->", "a.wav")], "loops"),
-    ([("no/a.wav", "->", "../missing.wav")], "which is not a file in the archive"),
-    ([("no/a.wav", "->", "../yes")], "link to a folder"),
-    ([("no/a.wav", "->", "../yes/x.wav/y")], "through the file"),
-    ([("no/a.wav", "->", "../nothing/../yes/x.wav")], "through 'nothing', which is not in the archive"),
-    ([("no/a.wav", "->", "../../outside.wav")], "pointing outside the archive"),
-    ([("no/a.wav", "->", "b.wav"), ("no/b.wav", "->", "../../x.wav")], "pointing outside the archive"),
-    ([("l", "->", "."), ("no/a.wav", "->", "../l/../../x.wav")], "link to a folder"),
-    ([("no/a.wav", "->", "/etc/passwd")], "absolute path"),
-    ([("yes/x.wav", "->", "../yes/x.wav")], "appears twice"),
-])
+@pytest.mark.parametrize(
+    "links, problem",
+    [
+        ([("no/a.wav", "->", "b.wav"), ("no/b.wav", "->", "a.wav")], "loops"),
+        ([("no/a.wav", "->", "a.wav")], "loops"),
+        ([("no/a.wav", "->", "../missing.wav")], "which is not a file in the archive"),
+        ([("no/a.wav", "->", "../yes")], "link to a folder"),
+        ([("no/a.wav", "->", "../yes/x.wav/y")], "through the file"),
+        (
+            [("no/a.wav", "->", "../nothing/../yes/x.wav")],
+            "through 'nothing', which is not in the archive",
+        ),
+        ([("no/a.wav", "->", "../../outside.wav")], "pointing outside the archive"),
+        (
+            [("no/a.wav", "->", "b.wav"), ("no/b.wav", "->", "../../x.wav")],
+            "pointing outside the archive",
+        ),
+        ([("l", "->", "."), ("no/a.wav", "->", "../l/../../x.wav")], "link to a folder"),
+        ([("no/a.wav", "->", "/etc/passwd")], "absolute path"),
+        ([("yes/x.wav", "->", "../yes/x.wav")], "appears twice"),
+    ],
+)
 @pytest.mark.parametrize("fmt", ["zip", "tar.gz"])
 def test_bad_links_are_refused_by_name(tmp_path, fmt, links, problem):
     members = [("yes/x.wav", CLIP), *links]
@@ -223,12 +260,15 @@ def test_bad_links_are_refused_by_name(tmp_path, fmt, links, problem):
 
 
 @pytest.mark.filterwarnings("ignore:Duplicate name")
-@pytest.mark.parametrize("members, problem", [
-    ([("yes/x.wav", CLIP), ("yes/x.wav", CLIP)], "appears twice"),
-    ([("yes", CLIP), ("yes/x.wav", CLIP)], "lies below the file member"),
-    ([("yes/x.wav", CLIP), ("yes", CLIP)], "other members lie below it"),
-    ([("yes/x.wav", CLIP), ("yes/x.wav", "/")], "appears twice"),
-])
+@pytest.mark.parametrize(
+    "members, problem",
+    [
+        ([("yes/x.wav", CLIP), ("yes/x.wav", CLIP)], "appears twice"),
+        ([("yes", CLIP), ("yes/x.wav", CLIP)], "lies below the file member"),
+        ([("yes/x.wav", CLIP), ("yes", CLIP)], "other members lie below it"),
+        ([("yes/x.wav", CLIP), ("yes/x.wav", "/")], "appears twice"),
+    ],
+)
 @pytest.mark.parametrize("fmt", ["zip", "tar.gz"])
 def test_clashing_names_are_named_errors_not_tracebacks(tmp_path, fmt, members, problem):
     archive = tmp_path / f"clash.{fmt}"
@@ -244,7 +284,7 @@ def test_a_zip_member_name_that_claims_utf8_but_is_not_is_a_damaged_archive(tmp_
         data[flags_at] |= 0x00
         data[flags_at + 1] |= 0x08
         name_at = data.index(b"yes/ab", at)
-        data[name_at + 4:name_at + 6] = b"\xff\xfe"
+        data[name_at + 4 : name_at + 6] = b"\xff\xfe"
     archive = tmp_path / "names.zip"
     archive.write_bytes(bytes(data))
     refused(tmp_path, archive, "damaged or truncated archive")
@@ -255,8 +295,13 @@ def test_a_zip_member_name_that_claims_utf8_but_is_not_is_a_damaged_archive(tmp_
 
 def _clips_tar(n=20, compress=True) -> bytes:
     rng = np.random.default_rng(0)
-    members = [(f"yes/{i:08x}_nohash_0.wav", encode_wav(rng.uniform(-0.5, 0.5, RATE).astype(np.float32), RATE))
-               for i in range(n)]
+    members = [
+        (
+            f"yes/{i:08x}_nohash_0.wav",
+            encode_wav(rng.uniform(-0.5, 0.5, RATE).astype(np.float32), RATE),
+        )
+        for i in range(n)
+    ]
     return tar_bytes(members, compress)
 
 
@@ -268,7 +313,7 @@ def _header_offset(tar: bytes, index: int) -> int:
 def test_zeroed_bytes_in_the_middle_of_a_tar_gz_are_an_error(tmp_path):
     data = bytearray(_clips_tar())
     middle = len(data) // 2
-    data[middle:middle + 4] = bytes(4)
+    data[middle : middle + 4] = bytes(4)
     archive = tmp_path / "zeroed.tar.gz"
     archive.write_bytes(bytes(data))
     refused(tmp_path, archive, "damaged or truncated archive")
@@ -277,7 +322,7 @@ def test_zeroed_bytes_in_the_middle_of_a_tar_gz_are_an_error(tmp_path):
 def test_a_garbage_member_header_in_the_middle_is_an_error(tmp_path):
     tar = bytearray(_clips_tar(compress=False))
     at = _header_offset(bytes(tar), 10)
-    tar[at:at + 512] = random.Random(1).randbytes(512)
+    tar[at : at + 512] = random.Random(1).randbytes(512)
     archive = tmp_path / "garbage.tar.gz"
     archive.write_bytes(gzip.compress(bytes(tar)))
     message = refused(tmp_path, archive, "damaged or truncated archive")
@@ -287,7 +332,7 @@ def test_a_garbage_member_header_in_the_middle_is_an_error(tmp_path):
 def test_a_zeroed_member_header_is_an_error_not_an_early_end(tmp_path):
     tar = bytearray(_clips_tar(compress=False))
     at = _header_offset(bytes(tar), 7)
-    tar[at:at + 512] = bytes(512)  # reads as the end-of-archive marker; clips follow it
+    tar[at : at + 512] = bytes(512)  # reads as the end-of-archive marker; clips follow it
     archive = tmp_path / "early_end.tar"
     archive.write_bytes(bytes(tar))
     refused(tmp_path, archive, "data after the end-of-archive marker")
@@ -297,8 +342,11 @@ def test_a_zeroed_member_header_is_an_error_not_an_early_end(tmp_path):
 def test_truncated_archives_are_errors(tmp_path, cut):
     tar = _clips_tar(compress=False)
     at = _header_offset(tar, 5)
-    data = {"at a header": tar[:at], "inside a header": tar[:at + 100],
-            "inside data": tar[:at + 2000]}.get(cut)
+    data = {
+        "at a header": tar[:at],
+        "inside a header": tar[: at + 100],
+        "inside data": tar[: at + 2000],
+    }.get(cut)
     if data is None:
         data = gzip.compress(tar)[:-6]
     archive = tmp_path / ("cut.tar.gz" if cut == "gzip tail" else "cut.tar")
@@ -337,11 +385,14 @@ def test_a_zip_whose_directory_lists_only_some_members_is_an_error(tmp_path):
     """Cut the central directory's first entry: zipfile would list the others and be happy."""
     data = bytearray(zip_bytes([(f"yes/{i}_nohash_0.wav", CLIP) for i in range(3)]))
     eocd = data.rindex(b"PK\x05\x06")
-    size, start = int.from_bytes(data[eocd + 12:eocd + 16], "little"), int.from_bytes(data[eocd + 16:eocd + 20], "little")
+    size, start = (
+        int.from_bytes(data[eocd + 12 : eocd + 16], "little"),
+        int.from_bytes(data[eocd + 16 : eocd + 20], "little"),
+    )
     second = data.index(b"PK\x01\x02", start + 4)
-    data[eocd + 8:eocd + 12] = (2).to_bytes(2, "little") * 2
-    data[eocd + 12:eocd + 16] = (size - (second - start)).to_bytes(4, "little")
-    data[eocd + 16:eocd + 20] = second.to_bytes(4, "little")
+    data[eocd + 8 : eocd + 12] = (2).to_bytes(2, "little") * 2
+    data[eocd + 12 : eocd + 16] = (size - (second - start)).to_bytes(4, "little")
+    data[eocd + 16 : eocd + 20] = second.to_bytes(4, "little")
     archive = tmp_path / "partial.zip"
     archive.write_bytes(bytes(data))
     with zipfile.ZipFile(archive) as zf:
@@ -356,15 +407,18 @@ def test_a_zip_after_a_stub_extracts_but_a_stub_holding_a_member_is_refused(tmp_
     archive = tmp_path / "stub.zip"
     archive.write_bytes(b"#!/bin/sh\nexit 0\n" + zip_bytes(members))
     extract(archive, tmp_path / "out")
-    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.wav")) == [
-        name for name, _ in members]
+    assert sorted(
+        p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.wav")
+    ) == [name for name, _ in members]
     lost = tmp_path / "lost.zip"
     lost.write_bytes(b"PK\x03\x04 a member's header" + zip_bytes(members))
     refused(tmp_path, lost, "local header lies before the first member")
 
 
 def test_a_corrupt_zip_member_is_an_error(tmp_path):
-    data = bytearray(zip_bytes([("yes/a_nohash_0.wav", encode_wav(np.linspace(-1, 1, RATE), RATE))]))
+    data = bytearray(
+        zip_bytes([("yes/a_nohash_0.wav", encode_wav(np.linspace(-1, 1, RATE), RATE))])
+    )
     data[200] ^= 0xFF
     archive = tmp_path / "corrupt.zip"
     archive.write_bytes(bytes(data))
@@ -377,21 +431,32 @@ class _Quiet(SimpleHTTPRequestHandler):
 
 
 def test_a_damaged_download_is_an_error_and_is_not_kept_in_the_cache(tmp_path, monkeypatch):
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+    for name in (
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ):
         monkeypatch.delenv(name, raising=False)
     served = tmp_path / "served"
     served.mkdir()
     good = _clips_tar()
     damaged = bytearray(good)
-    damaged[len(damaged) // 2:len(damaged) // 2 + 4] = bytes(4)
+    damaged[len(damaged) // 2 : len(damaged) // 2 + 4] = bytes(4)
     (served / "speech.tar.gz").write_bytes(bytes(damaged))
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(served)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        config = DataConfig(source="url", url=f"http://127.0.0.1:{server.server_address[1]}/speech.tar.gz")
+        config = DataConfig(
+            source="url", url=f"http://127.0.0.1:{server.server_address[1]}/speech.tar.gz"
+        )
         out, cache = tmp_path / "project" / "data" / "raw", tmp_path / "cache"
         clip = ClipFormat(sample_rate=RATE, clip_duration_ms=1000)
-        with pytest.raises(StageError, match="damaged or truncated archive.*removed from the cache"):
+        with pytest.raises(
+            StageError, match="damaged or truncated archive.*removed from the cache"
+        ):
             build_raw(out, config, clip, cache, progress=False)
         assert not out.exists() and list(cache.iterdir()) == []  # nothing half-cached
         (served / "speech.tar.gz").write_bytes(good)  # fixed on the server: the next run fetches it
@@ -411,7 +476,7 @@ def test_a_member_beyond_the_size_limit_is_refused_before_it_is_written(tmp_path
     huge = tarfile.TarInfo("yes/huge_nohash_0.wav")
     huge.size = 10_000 * MB
     head = tar_bytes([("yes/a_nohash_0.wav", CLIP)], compress=False)
-    data = head[:512 + (len(CLIP) + 511) // 512 * 512] + huge.tobuf() + bytes(4096)
+    data = head[: 512 + (len(CLIP) + 511) // 512 * 512] + huge.tobuf() + bytes(4096)
     archive = tmp_path / "huge.tar.gz"
     archive.write_bytes(gzip.compress(data))
     message = refused(tmp_path, archive, "data.max_member_mb")
@@ -426,7 +491,9 @@ def test_members_adding_up_beyond_the_total_limit_are_refused(tmp_path, fmt):
     assert archive.stat().st_size < 100_000
     refused(tmp_path, archive, r"more than the limit of 1 MB \(data.max_total_mb\)", max_total_mb=1)
     with pytest.raises(StageError, match="data.max_member_mb"):
-        extract(archive, tmp_path / "out", Limits(max_member_bytes=500_000, max_total_bytes=10 * MB))
+        extract(
+            archive, tmp_path / "out", Limits(max_member_bytes=500_000, max_total_bytes=10 * MB)
+        )
     assert not (tmp_path / "out").exists()
     extract(archive, tmp_path / "ok", Limits(max_member_bytes=600_000, max_total_bytes=1_800_000))
     assert len(tree(tmp_path / "ok")) == 3
@@ -462,7 +529,9 @@ def words(tmp_path) -> Path:
     for word in ("yes", "no"):
         for k in range(2):
             write_wav(root / word / f"{word}{k}_nohash_0.wav", np.zeros(RATE), RATE)
-    write_wav(root / "_background_noise_" / "long_noise.wav", np.zeros(40 * RATE), RATE)  # not a clip
+    write_wav(
+        root / "_background_noise_" / "long_noise.wav", np.zeros(40 * RATE), RATE
+    )  # not a clip
     write_wav(root / "yes" / "three_nohash_0.wav", np.zeros(3 * RATE), RATE)
     write_wav(root / "no" / "twelve_nohash_0.wav", np.zeros(12 * RATE), RATE)
     return root
@@ -483,11 +552,19 @@ def test_long_clips_are_kept_counted_and_warned_about_by_default(words, caplog):
 def test_long_clips_skip_or_error_by_their_own_policy(words):
     (words / "no" / "twelve_nohash_0.wav").unlink()
     with pytest.raises(WavError, match="3.00 s long, longer than one clip") as caught:
-        validate_dataset(words, RATE, RATE, on_bad_file="skip", on_long_clip="error", max_clip_multiple=10)
+        validate_dataset(
+            words, RATE, RATE, on_bad_file="skip", on_long_clip="error", max_clip_multiple=10
+        )
     assert caught.value.path == "words/yes/three_nohash_0.wav"
-    rows = validate_dataset(words, RATE, RATE, on_bad_file="error", on_long_clip="skip", max_clip_multiple=10)
-    assert rows == [("yes/three_nohash_0.wav",
-                     "3.00 s long, longer than one clip (1000 ms) (data.on_long_clip: skip)")]
+    rows = validate_dataset(
+        words, RATE, RATE, on_bad_file="error", on_long_clip="skip", max_clip_multiple=10
+    )
+    assert rows == [
+        (
+            "yes/three_nohash_0.wav",
+            "3.00 s long, longer than one clip (1000 ms) (data.on_long_clip: skip)",
+        )
+    ]
     assert not (words / "yes" / "three_nohash_0.wav").exists()
 
 
@@ -495,12 +572,19 @@ def test_warnings_name_data_raw_not_the_temporary_folder(tmp_path, words, caplog
     caplog.set_level(logging.WARNING)
     config = DataConfig(source="dir", dir=str(words), on_bad_file="skip")
     out = tmp_path / "data" / "raw"
-    info = build_raw(out, config, ClipFormat(sample_rate=RATE, clip_duration_ms=1000), tmp_path / "c",
-                     progress=False)
+    info = build_raw(
+        out,
+        config,
+        ClipFormat(sample_rate=RATE, clip_duration_ms=1000),
+        tmp_path / "c",
+        progress=False,
+    )
     assert info["skipped"] == 1
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(f"skipped 1 bad file(s) of 7 under {out.as_posix()}/dataset" in w for w in warnings)
-    assert any(f"1 clip(s) under {out.as_posix()}/dataset are longer than one clip" in w for w in warnings)
+    assert any(
+        f"1 clip(s) under {out.as_posix()}/dataset are longer than one clip" in w for w in warnings
+    )
     assert not any(".tmp" in w for w in warnings), warnings
 
 
@@ -517,8 +601,11 @@ def test_a_clip_inflating_to_a_quarter_hour_in_an_archive_is_a_bad_file(tmp_path
     """A 15-minute 'clip' in a word folder (29 MB of silence, 30 kB compressed) is never a clip;
     with a lower data.max_member_mb it is not even extracted."""
     frames = 15 * 60 * RATE
-    members = [("yes/a_nohash_0.wav", CLIP), ("no/b_nohash_0.wav", CLIP),
-               ("yes/long_nohash_0.wav", encode_wav(np.zeros(frames, np.float32), RATE))]
+    members = [
+        ("yes/a_nohash_0.wav", CLIP),
+        ("no/b_nohash_0.wav", CLIP),
+        ("yes/long_nohash_0.wav", encode_wav(np.zeros(frames, np.float32), RATE)),
+    ]
     archive = tmp_path / "long.tar.gz"
     archive.write_bytes(tar_bytes(members))
     with pytest.raises(WavError, match=r"900.0 s long, more than 10 clips") as caught:
@@ -527,8 +614,12 @@ def test_a_clip_inflating_to_a_quarter_hour_in_an_archive_is_a_bad_file(tmp_path
     assert not (tmp_path / "project" / "data" / "raw").exists()
     info = raw(tmp_path, archive, on_bad_file="skip")
     assert info["skipped"] == 1 and info["counts"] == {"no": 1, "yes": 1}
-    refused(tmp_path, archive, r"'yes/long_nohash_0.wav' is 27.5 MB, more than the limit of 16 MB",
-            max_member_mb=16)
+    refused(
+        tmp_path,
+        archive,
+        r"'yes/long_nohash_0.wav' is 27.5 MB, more than the limit of 16 MB",
+        max_member_mb=16,
+    )
 
 
 # ------------------------------------------------------------------ 6. names, unreadable, loops
@@ -575,16 +666,26 @@ SKIPPED = {
 }
 
 
-def test_loops_unreadable_files_and_non_utf8_names_are_listed_when_skipped(tmp_path, hostile_dir, locked):
+def test_loops_unreadable_files_and_non_utf8_names_are_listed_when_skipped(
+    tmp_path, hostile_dir, locked
+):
     config = DataConfig(source="dir", dir=str(hostile_dir), on_bad_file="skip")
     out = tmp_path / "data" / "raw"
-    info = build_raw(out, config, ClipFormat(sample_rate=RATE, clip_duration_ms=1000), tmp_path / "c",
-                     progress=False)
+    info = build_raw(
+        out,
+        config,
+        ClipFormat(sample_rate=RATE, clip_duration_ms=1000),
+        tmp_path / "c",
+        progress=False,
+    )
     rows = list(csv.reader((out / "skipped.csv").open(encoding="utf-8")))
     assert rows[0] == ["path", "problem"]
     assert {path: problem for path, problem in rows[1:]} == {
-        f"{out.as_posix()}/dataset/{name}": problem for name, problem in SKIPPED.items()}
-    assert info["skipped"] == len(SKIPPED) and info["counts"]["yes"] == 2 and info["counts"]["no"] == 2
+        f"{out.as_posix()}/dataset/{name}": problem for name, problem in SKIPPED.items()
+    }
+    assert (
+        info["skipped"] == len(SKIPPED) and info["counts"]["yes"] == 2 and info["counts"]["no"] == 2
+    )
     assert all(os.fsencode(p).decode("utf-8") for p in (out / "dataset").rglob("*"))
 
 
@@ -592,8 +693,13 @@ def test_the_first_of_them_is_named_in_error_mode(tmp_path, hostile_dir, locked)
     config = DataConfig(source="dir", dir=str(hostile_dir))
     out = tmp_path / "data" / "raw"
     with pytest.raises(WavError) as caught:
-        build_raw(out, config, ClipFormat(sample_rate=RATE, clip_duration_ms=1000), tmp_path / "c",
-                  progress=False)
+        build_raw(
+            out,
+            config,
+            ClipFormat(sample_rate=RATE, clip_duration_ms=1000),
+            tmp_path / "c",
+            progress=False,
+        )
     assert caught.value.path == f"{out.as_posix()}/dataset/no/dangling.wav"
     assert "4 other file(s) are bad too" in str(caught.value)
     assert not out.exists()
@@ -601,7 +707,9 @@ def test_the_first_of_them_is_named_in_error_mode(tmp_path, hostile_dir, locked)
 
 def test_a_non_utf8_member_name_in_a_tar_is_a_bad_file(tmp_path):
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.GNU_FORMAT, encoding="latin-1") as tar:
+    with tarfile.open(
+        fileobj=buffer, mode="w:gz", format=tarfile.GNU_FORMAT, encoding="latin-1"
+    ) as tar:
         for name in ("yes/a_nohash_0.wav", "no/b_nohash_0.wav", "yes/\xe9t\xe9_nohash_0.wav"):
             info = tarfile.TarInfo(name)
             info.size = len(CLIP)
@@ -629,7 +737,9 @@ def _random_case(rng: random.Random):
     for word in rng.sample(CLEAN_WORDS, rng.randint(1, 3)):
         for k in range(rng.randint(1, 3)):
             size = rng.randint(1, 3000)
-            files[f"{word}/{k}_nohash_0.wav"] = rng.randbytes(size) if rng.random() < 0.5 else bytes(size)
+            files[f"{word}/{k}_nohash_0.wav"] = (
+                rng.randbytes(size) if rng.random() < 0.5 else bytes(size)
+            )
     members = list(files.items())
     expected: dict | None = dict(files)
     hostile = rng.choice(["none", "nested", "flat", "flat"])
@@ -638,8 +748,15 @@ def _random_case(rng: random.Random):
         depth = rng.randint(1, 6)
         names = ["/".join(f"l{i}" for i in range(j + 1)) for j in range(depth)]
         members += [(name, "->", rng.choice(DIRECTIONS)) for name in names]
-        members.append((names[-1] + "/" + "/".join(rng.choice(["x", "etc", "yes"]) for _ in range(rng.randint(0, 2)))
-                        + "/evil.wav", b"EVIL"))
+        members.append(
+            (
+                names[-1]
+                + "/"
+                + "/".join(rng.choice(["x", "etc", "yes"]) for _ in range(rng.randint(0, 2)))
+                + "/evil.wav",
+                b"EVIL",
+            )
+        )
         expected = None
     elif hostile == "flat":  # chain/c0.wav -> c1.wav -> ... -> an end of random direction
         depth = rng.randint(1, 8)
@@ -648,8 +765,14 @@ def _random_case(rng: random.Random):
             members.append((f"chain/c{i}.wav", link, target))
         end_kind = rng.choice(["file", "file", "outside", "loop", "missing", "folder", "absolute"])
         some = rng.choice(sorted(files))
-        ends = {"file": some, "outside": "../" * rng.randint(1, 4) + "outside.wav", "loop": "chain/c0.wav",
-                "missing": "chain/none.wav", "folder": some.split("/")[0], "absolute": "/tmp/escape.wav"}
+        ends = {
+            "file": some,
+            "outside": "../" * rng.randint(1, 4) + "outside.wav",
+            "loop": "chain/c0.wav",
+            "missing": "chain/none.wav",
+            "folder": some.split("/")[0],
+            "absolute": "/tmp/escape.wav",
+        }
         end = ends[end_kind]
         if link == "->" and end_kind not in ("absolute",):
             end = "../" + end if end_kind != "loop" else "c0.wav"
@@ -711,17 +834,24 @@ def test_random_hostile_archives_extract_exactly_the_clean_members_or_are_refuse
             got = tree(dest)
             assert expected is not None and got == expected, (
                 f"case {case} ({fmt}, corrupt={corrupt}): extracted {sorted(got)}, expected "
-                f"{None if expected is None else sorted(expected)}; members {_outline(members)}")
+                f"{None if expected is None else sorted(expected)}; members {_outline(members)}"
+            )
             outcomes["extracted corrupt" if corrupt else "extracted"] += 1
             shutil.rmtree(dest)
-        assert snapshot(tmp_path, skip=dest) == before, f"case {case}: something was written outside"
+        assert snapshot(tmp_path, skip=dest) == before, (
+            f"case {case}: something was written outside"
+        )
     # The generator reaches every outcome (so the property is not vacuous).
-    assert outcomes["extracted"] > 30 and outcomes["refused"] > 30 and outcomes["refused corrupt"] > 30, outcomes
+    assert (
+        outcomes["extracted"] > 30 and outcomes["refused"] > 30 and outcomes["refused corrupt"] > 30
+    ), outcomes
 
 
 def _outline(members) -> list:
     """Members without their contents, for a readable failure message."""
-    return [m if len(m) == 3 else (m[0], "/" if m[1] == "/" else f"{len(m[1])} bytes") for m in members]
+    return [
+        m if len(m) == 3 else (m[0], "/" if m[1] == "/" else f"{len(m[1])} bytes") for m in members
+    ]
 
 
 # ------------------------------------------------------------------ end to end: the stage
@@ -734,15 +864,16 @@ def _stage_cases(tmp_path: Path) -> dict:
     chain = inputs / "chain.zip"
     chain.write_bytes(zip_bytes([("yes/a_nohash_0.wav", CLIP), *CHAINS["issue"]]))
     zeroed = bytearray(_clips_tar())
-    zeroed[len(zeroed) // 2:len(zeroed) // 2 + 4] = bytes(4)
+    zeroed[len(zeroed) // 2 : len(zeroed) // 2 + 4] = bytes(4)
     (inputs / "zeroed.tar.gz").write_bytes(bytes(zeroed))
     tar = bytearray(_clips_tar(compress=False))
     at = _header_offset(bytes(tar), 10)
-    tar[at:at + 512] = random.Random(2).randbytes(512)
+    tar[at : at + 512] = random.Random(2).randbytes(512)
     (inputs / "garbage.tar.gz").write_bytes(gzip.compress(bytes(tar)))
     (inputs / "cut.tar.gz").write_bytes(_clips_tar()[:-100])
-    (inputs / "big.zip").write_bytes(zip_bytes([("yes/a_nohash_0.wav", CLIP),
-                                                ("yes/b_nohash_0.wav", bytes(2 * MB))]))
+    (inputs / "big.zip").write_bytes(
+        zip_bytes([("yes/a_nohash_0.wav", CLIP), ("yes/b_nohash_0.wav", bytes(2 * MB))])
+    )
     long = inputs / "long"
     write_wav(long / "yes" / "a_nohash_0.wav", np.zeros(RATE), RATE)
     write_wav(long / "yes" / "long_nohash_0.wav", np.zeros(3 * RATE), RATE)
@@ -758,23 +889,52 @@ def _stage_cases(tmp_path: Path) -> dict:
         write_wav(locked / "yes" / "a_nohash_0.wav", np.zeros(RATE), RATE)
         write_wav(locked / "yes" / "b_nohash_0.wav", np.zeros(RATE), RATE)
         (locked / "yes" / "b_nohash_0.wav").chmod(0)
-        cases["unreadable file"] = (dict(source="dir", dir=str(locked)), "data/raw/dataset/yes/b_nohash_0.wav",
-                                    "cannot read: Permission denied")
+        cases["unreadable file"] = (
+            dict(source="dir", dir=str(locked)),
+            "data/raw/dataset/yes/b_nohash_0.wav",
+            "cannot read: Permission denied",
+        )
     return cases | {
-        "zip link chain": (dict(source="archive", archive=str(chain)), chain, "lies below the link member 'a'"),
-        "zeroed tar.gz": (dict(source="archive", archive=str(inputs / "zeroed.tar.gz")),
-                          inputs / "zeroed.tar.gz", "damaged or truncated archive"),
-        "garbage header": (dict(source="archive", archive=str(inputs / "garbage.tar.gz")),
-                           inputs / "garbage.tar.gz", f"damaged member header at byte {at}"),
-        "truncated tar.gz": (dict(source="archive", archive=str(inputs / "cut.tar.gz")),
-                             inputs / "cut.tar.gz", "damaged or truncated archive (Compressed file ended"),
-        "member too big": (dict(source="archive", archive=str(inputs / "big.zip"), max_member_mb=1),
-                           inputs / "big.zip", "more than the limit of 1 MB (data.max_member_mb)"),
-        "long clip": (dict(source="dir", dir=str(long), on_long_clip="error"),
-                      "data/raw/dataset/yes/long_nohash_0.wav", "3.00 s long, longer than one clip"),
-        "link loop": (dict(source="dir", dir=str(loops)), "data/raw/dataset/yes/loop.wav", "a symbolic link loop"),
-        "non-UTF-8 name": (dict(source="dir", dir=str(names)), "data/raw/dataset/yes/\\xff_nohash_0.wav",
-                           "file name is not valid UTF-8"),
+        "zip link chain": (
+            dict(source="archive", archive=str(chain)),
+            chain,
+            "lies below the link member 'a'",
+        ),
+        "zeroed tar.gz": (
+            dict(source="archive", archive=str(inputs / "zeroed.tar.gz")),
+            inputs / "zeroed.tar.gz",
+            "damaged or truncated archive",
+        ),
+        "garbage header": (
+            dict(source="archive", archive=str(inputs / "garbage.tar.gz")),
+            inputs / "garbage.tar.gz",
+            f"damaged member header at byte {at}",
+        ),
+        "truncated tar.gz": (
+            dict(source="archive", archive=str(inputs / "cut.tar.gz")),
+            inputs / "cut.tar.gz",
+            "damaged or truncated archive (Compressed file ended",
+        ),
+        "member too big": (
+            dict(source="archive", archive=str(inputs / "big.zip"), max_member_mb=1),
+            inputs / "big.zip",
+            "more than the limit of 1 MB (data.max_member_mb)",
+        ),
+        "long clip": (
+            dict(source="dir", dir=str(long), on_long_clip="error"),
+            "data/raw/dataset/yes/long_nohash_0.wav",
+            "3.00 s long, longer than one clip",
+        ),
+        "link loop": (
+            dict(source="dir", dir=str(loops)),
+            "data/raw/dataset/yes/loop.wav",
+            "a symbolic link loop",
+        ),
+        "non-UTF-8 name": (
+            dict(source="dir", dir=str(names)),
+            "data/raw/dataset/yes/\\xff_nohash_0.wav",
+            "file name is not valid UTF-8",
+        ),
     }
 
 
@@ -788,11 +948,21 @@ def test_each_case_through_the_stage_is_one_named_line_and_leaves_nothing(tmp_pa
         project.mkdir()
         case_params = {**params, "data": {**params["data"], **data}}
         (project / "params.yaml").write_text(yaml.safe_dump(case_params))
-        result = subprocess.run([sys.executable, "-m", "pipeline.stages.download"], cwd=project,
-                                capture_output=True, text=True, errors="backslashreplace")
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline.stages.download"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            errors="backslashreplace",
+        )
         errors = [line for line in result.stderr.splitlines() if line.startswith("error ")]
-        if not (result.returncode == 1 and "Traceback" not in result.stderr and len(errors) == 1
-                and str(named) in errors[0] and words in errors[0]):
+        if not (
+            result.returncode == 1
+            and "Traceback" not in result.stderr
+            and len(errors) == 1
+            and str(named) in errors[0]
+            and words in errors[0]
+        ):
             failures.append(f"{name}: rc {result.returncode}\n{result.stderr[-2000:]}")
         if sorted(p.name for p in project.rglob("*")) != ["data", "params.yaml"]:
             failures.append(f"{name}: left {sorted(str(p) for p in project.rglob('*'))}")

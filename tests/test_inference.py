@@ -1,4 +1,5 @@
 """load_model: the original frozen graph and a tiny trained Keras model through one interface."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,14 @@ from tests.conftest import word_clip
 WANTED = ["yes", "no", "up", "down"]
 UNKNOWN = ["cat", "dog"]
 LABELS = ["_silence_", "_unknown_", *WANTED]
-FEATURES = dict(sample_rate=16000, clip_duration_ms=1000, window_size_ms=30, window_stride_ms=20,
-                feature_bin_count=20, preprocess="mfcc")
+FEATURES = dict(
+    sample_rate=16000,
+    clip_duration_ms=1000,
+    window_size_ms=30,
+    window_stride_ms=20,
+    feature_bin_count=20,
+    preprocess="mfcc",
+)
 
 
 def tiny_clips(speakers=range(8)):
@@ -56,8 +63,10 @@ def train_tiny_keras(folder: Path, features=FEATURES, epochs=40) -> Path:
     model.save(folder / "model.keras")
     write_labels(folder / "labels.txt", LABELS)
     # Nested as the train stage writes it: meta["features"] is featurize's meta.json.
-    meta = {"architecture": "test_conv",
-            "features": {"features": features, "feature_shape": list(cfg.feature_shape)}}
+    meta = {
+        "architecture": "test_conv",
+        "features": {"features": features, "feature_shape": list(cfg.feature_shape)},
+    }
     (folder / "meta.json").write_text(json.dumps(meta))
     return folder
 
@@ -95,8 +104,9 @@ def test_pretrained_graph_frame_reuse(shared_pretrained, shared_mini):
     frames = model.frame_features(long)
     assert frames.shape == (1 + (len(long) - 320) // 160, 40)
     window = frames[7 : 7 + 99][None]
-    np.testing.assert_allclose(model.predict_features(window), model.predict_audio(clip[None]),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        model.predict_features(window), model.predict_audio(clip[None]), atol=1e-4
+    )
 
 
 def test_pretrained_graph_bad_wav_and_missing_labels(shared_pretrained, tmp_path):

@@ -1,4 +1,5 @@
 """Label files: the order the models use, and a clear error for an empty file."""
+
 from __future__ import annotations
 
 import pytest

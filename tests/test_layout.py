@@ -5,6 +5,7 @@ output that DVC calls up to date), stages must not import each other, library co
 import an entry point, outputs live where pipeline/core/paths.py says, and the lists that params
 validation accepts come from the registries.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,7 +21,13 @@ from pipeline.core import paths
 from pipeline.core.schema import read_yaml
 from pipeline.frontends import FRONTENDS, FeatureConfig, features_numpy
 from pipeline.models import MODELS
-from pipeline.tools.stage_deps import check_stage, closure, layer_violations, stage_modules, stale_lock_deps
+from pipeline.tools.stage_deps import (
+    check_stage,
+    closure,
+    layer_violations,
+    stage_modules,
+    stale_lock_deps,
+)
 from pipeline.training.config import TrainConfig
 from tests.conftest import REPO_ROOT
 
@@ -52,27 +59,54 @@ def test_dvc_lock_records_the_committed_code_and_params():
     if not dvc.exists():
         pytest.skip("dvc is installed by `make install`")
     try:
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "pipeline", "params.yaml", "dvc.yaml",
-                                "dvc.lock"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+        dirty = subprocess.run(
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--",
+                "pipeline",
+                "params.yaml",
+                "dvc.yaml",
+                "dvc.lock",
+            ],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout")
     if dirty.strip():
-        pytest.skip("uncommitted changes to stage code or params: run `dvc repro` before committing")
-    out = subprocess.run([str(dvc), "status", "--json"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+        pytest.skip(
+            "uncommitted changes to stage code or params: run `dvc repro` before committing"
+        )
+    out = subprocess.run(
+        [str(dvc), "status", "--json"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
     assert stale_lock_deps(json.loads(out.stdout)) == []
 
 
 def test_the_lock_check_can_fail():
     """Code and params changes are reported; missing data deps and outputs (a fresh clone) are not."""
     status = {
-        "train": [{"changed deps": {"data/features": "deleted", "pipeline/models": "modified",
-                                    "params.yaml": {"train.dropout": "modified"}}},
-                  {"changed outs": {"models/keras": "not in cache"}}],
+        "train": [
+            {
+                "changed deps": {
+                    "data/features": "deleted",
+                    "pipeline/models": "modified",
+                    "params.yaml": {"train.dropout": "modified"},
+                }
+            },
+            {"changed outs": {"models/keras": "not in cache"}},
+        ],
         "evaluate": [{"changed deps": {"models/keras": "deleted"}}],
         "download": ["always changed"],
     }
-    assert stale_lock_deps(status) == ["train: pipeline/models modified",
-                                       "train: params.yaml {'train.dropout': 'modified'}"]
+    assert stale_lock_deps(status) == [
+        "train: pipeline/models modified",
+        "train: params.yaml {'train.dropout': 'modified'}",
+    ]
 
 
 def test_function_level_imports_count():
@@ -88,11 +122,17 @@ def test_layering_rules_hold():
 
 def test_layering_check_catches_a_stage_importing_a_stage(tmp_path):
     root = tmp_path / "repo"
-    for name in ("pipeline/__init__.py", "pipeline/stages/__init__.py", "pipeline/data/__init__.py"):
+    for name in (
+        "pipeline/__init__.py",
+        "pipeline/stages/__init__.py",
+        "pipeline/data/__init__.py",
+    ):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text("")
     (root / "pipeline/stages/split.py").write_text("X = 1\n")
-    (root / "pipeline/stages/train.py").write_text("def main():\n    from pipeline.stages.split import X\n")
+    (root / "pipeline/stages/train.py").write_text(
+        "def main():\n    from pipeline.stages.split import X\n"
+    )
     (root / "pipeline/data/helper.py").write_text("from pipeline.cli import run_main\n")
     (root / "pipeline/data/upward.py").write_text("import pipeline.training.loop\n")
     (root / "pipeline/training/loop.py").parent.mkdir()
@@ -113,12 +153,20 @@ def test_dvc_outs_are_where_the_paths_module_says():
             for out in spec.get(key, []):
                 outs[str(next(iter(out)) if isinstance(out, dict) else out)] = stage
     expected = {
-        paths.RAW_DIR: "download", paths.SPLIT_DIR: "split", paths.SPLIT_METRICS: "split",
-        paths.FEATURES_DIR: "featurize", paths.MODEL_DIR: "train", paths.TRAIN_METRICS: "train",
-        paths.TRAIN_CURVE: "train", paths.EVALUATE_METRICS: "evaluate",
-        paths.CONFUSION_CSV: "evaluate", paths.CONFUSION_PNG: "evaluate",
-        paths.EXPORT_DIR: "freeze", paths.EXPORT_METRICS: "freeze",
-        paths.STREAM_DIR: "synthesize_stream", paths.STREAM_METRICS: "stream_eval",
+        paths.RAW_DIR: "download",
+        paths.SPLIT_DIR: "split",
+        paths.SPLIT_METRICS: "split",
+        paths.FEATURES_DIR: "featurize",
+        paths.MODEL_DIR: "train",
+        paths.TRAIN_METRICS: "train",
+        paths.TRAIN_CURVE: "train",
+        paths.EVALUATE_METRICS: "evaluate",
+        paths.CONFUSION_CSV: "evaluate",
+        paths.CONFUSION_PNG: "evaluate",
+        paths.EXPORT_DIR: "freeze",
+        paths.EXPORT_METRICS: "freeze",
+        paths.STREAM_DIR: "synthesize_stream",
+        paths.STREAM_METRICS: "stream_eval",
         paths.STREAM_SWEEP: "stream_eval",
     }
     assert outs == {p.as_posix(): stage for p, stage in expected.items()}
@@ -145,8 +193,9 @@ def test_every_front_end_computes_the_shape_it_declares(name):
         longer = np.concatenate([audio[0], np.zeros_like(audio[1])])
         frames = frontend.stream_features(longer, cfg)
         assert len(frames) > cfg.feature_shape[0]
-        np.testing.assert_allclose(frames[: cfg.feature_shape[0]], features_numpy(audio[0], cfg),
-                                   atol=1e-4, rtol=1e-5)
+        np.testing.assert_allclose(
+            frames[: cfg.feature_shape[0]], features_numpy(audio[0], cfg), atol=1e-4, rtol=1e-5
+        )
 
 
 def test_kws_command_runs_the_tools():
@@ -155,6 +204,9 @@ def test_kws_command_runs_the_tools():
         pytest.skip("the kws console script is installed by `make install`")
     result = subprocess.run([str(kws), "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "kws label-wav" in result.stdout
-    result = subprocess.run([str(kws), "label-wav", "--model", "nowhere", "--wav", "x.wav"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(kws), "label-wav", "--model", "nowhere", "--wav", "x.wav"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1 and "error [pipeline.tools.label_wav]" in result.stderr

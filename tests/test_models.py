@@ -1,4 +1,5 @@
 """The model zoo: original shapes and parameter counts, the SVDF layer, serialisation."""
+
 from __future__ import annotations
 
 import math
@@ -36,18 +37,25 @@ def original_counts(frames: int, bins: int, labels: int) -> dict[str, int]:
     return {
         "single_fc": dense(frames * bins, labels),
         "conv": conv(20, 8, 1, 64) + conv(10, 4, 64, 64) + dense(pooled * 64, labels),
-        "low_latency_conv": conv(frames, 8, 1, 186) + dense((bins - 8 + 1) * 186, 128)
-        + dense(128, 128) + dense(128, labels),
-        "low_latency_svdf": bins * units * rank + units * rank * frames + units
-        + dense(units, 256) + dense(256, 256) + dense(256, labels),
+        "low_latency_conv": conv(frames, 8, 1, 186)
+        + dense((bins - 8 + 1) * 186, 128)
+        + dense(128, 128)
+        + dense(128, labels),
+        "low_latency_svdf": bins * units * rank
+        + units * rank * frames
+        + units
+        + dense(units, 256)
+        + dense(256, 256)
+        + dense(256, labels),
         "tiny_conv": conv(10, 8, 1, 8) + dense(tiny * 8, labels),
-        "tiny_embedding_conv": conv(10, 8, 1, 8) + conv(10, 8, 8, 8)
+        "tiny_embedding_conv": conv(10, 8, 1, 8)
+        + conv(10, 8, 8, 8)
         + dense(same(same(frames, 2), 8) * same(same(bins, 2), 8) * 8, labels),
     }
 
 
 def test_table_matches_the_original_shapes():
-    assert ORIGINAL_PARAMETER_COUNTS == original_counts(98, 40, 12)
+    assert original_counts(98, 40, 12) == ORIGINAL_PARAMETER_COUNTS
     # The published round figures.
     assert round(ORIGINAL_PARAMETER_COUNTS["conv"], -3) == 927_000
     assert round(ORIGINAL_PARAMETER_COUNTS["low_latency_conv"], -4) == 950_000
@@ -63,8 +71,13 @@ def test_parameter_counts_equal_the_original(architecture, shape, labels):
 
 @pytest.mark.parametrize("architecture", sorted(MODELS))
 def test_every_architecture_outputs_logits_per_label(architecture):
-    shape = {"embedding_head": (9, 96), "embedding_conv": (9, 96), "linear_head": (9, 96),
-             "word_pair_conv": (1, 9 * 96 + 2048), "word_pair_mean": (1, 9 * 96 + 2048)}.get(architecture, (98, 40))
+    shape = {
+        "embedding_head": (9, 96),
+        "embedding_conv": (9, 96),
+        "linear_head": (9, 96),
+        "word_pair_conv": (1, 9 * 96 + 2048),
+        "word_pair_mean": (1, 9 * 96 + 2048),
+    }.get(architecture, (98, 40))
     model = build_model(architecture, shape, 12, dropout=0.5)
     x = np.random.default_rng(0).normal(size=(3, *shape)).astype(np.float32)
     out = np.asarray(model(x, training=False))
@@ -121,7 +134,9 @@ def test_saved_model_with_custom_layer_round_trips(tmp_path):
 def test_model_options_size_the_model_and_are_validated():
     """Each model's own hyperparameters (params.yaml model.<name>) reach its builder."""
     default = count_parameters(build_model("ds_cnn", (98, 40), 12))
-    narrow = build_model("ds_cnn", (98, 40), 12, options=DsCnnOptions(channels=16, blocks=[[5, 1], [7, 2]]))
+    narrow = build_model(
+        "ds_cnn", (98, 40), 12, options=DsCnnOptions(channels=16, blocks=[[5, 1], [7, 2]])
+    )
     assert count_parameters(narrow) < default / 4
     svdf = build_model("low_latency_svdf", (98, 40), 12, options=SvdfOptions(units=64, rank=1))
     assert svdf.get_layer("svdf").units == 64
@@ -156,8 +171,9 @@ def test_model_file_is_byte_identical_for_identical_weights(tmp_path):
     assert (tmp_path / "model0.keras").read_bytes() == (tmp_path / "model1.keras").read_bytes()
     loaded = keras.saving.load_model(tmp_path / "model0.keras")
     x = np.random.default_rng(0).normal(size=(2, 98, 40)).astype(np.float32)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), models[0].predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), models[0].predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_linear_head_weight_penalty_enters_the_training_loss():
@@ -176,7 +192,7 @@ def test_linear_head_weight_penalty_enters_the_training_loss():
         step = make_train_step(model, make_optimizer("adam", 0.0))
         losses[l2] = float(step(tf.constant(x), tf.constant(y), tf.constant(0.0))[0])
     weights = model.get_layer("final_fc").kernel.numpy()
-    np.testing.assert_allclose(losses[100.0] - losses[0.0], 100.0 * np.sum(weights ** 2), rtol=1e-4)
+    np.testing.assert_allclose(losses[100.0] - losses[0.0], 100.0 * np.sum(weights**2), rtol=1e-4)
 
 
 def test_word_pair_conv_reads_the_speech_windows_and_the_other_vector(tmp_path):
@@ -200,7 +216,9 @@ def test_word_pair_conv_reads_the_speech_windows_and_the_other_vector(tmp_path):
         assert np.abs(np.asarray(model(changed)) - out).max() > 1e-2
     save_model_file(with_softmax(model), tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), np.asarray(with_softmax(model)(x)), rtol=1e-5)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), np.asarray(with_softmax(model)(x)), rtol=1e-5
+    )
     with pytest.raises(ParamError, match="embedding_efficientword"):
         build_model("word_pair_conv", (9, 96), 12)
 
@@ -239,13 +257,20 @@ def test_committee_heads_train_apart():
     for i, (variable, grad) in enumerate(zip(variables, joint_grads)):
         reached = [head for head in range(4) if np.asarray(own[head][i]).any()]
         assert len(reached) == 1, (variable.path, reached)  # one head's loss reaches each weight
-        np.testing.assert_allclose(np.asarray(grad), np.asarray(own[reached[0]][i]),
-                                   rtol=1e-5, atol=1e-7, err_msg=variable.path)
+        np.testing.assert_allclose(
+            np.asarray(grad),
+            np.asarray(own[reached[0]][i]),
+            rtol=1e-5,
+            atol=1e-7,
+            err_msg=variable.path,
+        )
         owners.append(reached[0])
     assert set(owners) == {0, 1, 2, 3}
     mixture_grads = tape.gradient(mixture, variables)
-    assert any(not np.allclose(np.asarray(a), np.asarray(b), atol=1e-6)
-               for a, b in zip(joint_grads, mixture_grads))
+    assert any(
+        not np.allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+        for a, b in zip(joint_grads, mixture_grads)
+    )
     # Members of a kind start apart: their logits differ on the same input.
     out = np.asarray(model(x))
     assert not np.allclose(out[:, 0], out[:, 2]) and not np.allclose(out[:, 1], out[:, 3])
@@ -257,8 +282,8 @@ def test_committee_scores_are_the_mean_of_its_heads(tmp_path):
     conversions the freeze stage writes."""
     import tensorflow as tf
 
-    from pipeline.export.convert import convert_int8_tflite, features_tflite
     from pipeline.core.tf import tflite_interpreter
+    from pipeline.export.convert import convert_int8_tflite, features_tflite
     from pipeline.models.io import save_model_file
     from pipeline.training.optim import predicted_labels
 
@@ -269,14 +294,18 @@ def test_committee_scores_are_the_mean_of_its_heads(tmp_path):
     expected = (heads / heads.sum(-1, keepdims=True)).mean(axis=1)
     scores = with_softmax(model)
     np.testing.assert_allclose(np.asarray(scores(x)), expected, rtol=1e-5, atol=1e-7)
-    np.testing.assert_array_equal(np.asarray(predicted_labels(tf.constant(logits))), expected.argmax(1))
+    np.testing.assert_array_equal(
+        np.asarray(predicted_labels(tf.constant(logits))), expected.argmax(1)
+    )
     save_model_file(scores, tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-7)
 
     cfg = type("Shape", (), {"feature_shape": (1, 29)})()
-    for flat, tolerance in ((features_tflite(loaded, cfg, False), 1e-5),
-                            (convert_int8_tflite(loaded, cfg, False, x), 0.05)):
+    for flat, tolerance in (
+        (features_tflite(loaded, cfg, False), 1e-5),
+        (convert_int8_tflite(loaded, cfg, False, x), 0.05),
+    ):
         interpreter = tflite_interpreter(model_content=flat)
         interpreter.allocate_tensors()
         inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]

@@ -1,4 +1,5 @@
 """Presets: files of params overrides, validated, turned into the flags dvc exp run applies."""
+
 from __future__ import annotations
 
 import copy
@@ -16,7 +17,9 @@ PRESETS = sorted(p.stem for p in (REPO_ROOT / PRESETS_DIR).glob("*.yaml"))
 
 
 def test_the_readme_presets_exist():
-    assert {"tutorial", "low-latency-conv", "low-latency-svdf", "micro", "real-speech"} <= set(PRESETS)
+    assert {"tutorial", "low-latency-conv", "low-latency-svdf", "micro", "real-speech"} <= set(
+        PRESETS
+    )
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -29,7 +32,9 @@ def test_every_preset_names_keys_of_params_yaml_and_validates(name, monkeypatch)
     assert experiment_flags([name])
 
 
-@pytest.mark.parametrize("names", [[p] for p in PRESETS] + [["real-speech", "shared-mini", "official-test"]])
+@pytest.mark.parametrize(
+    "names", [[p] for p in PRESETS] + [["real-speech", "shared-mini", "official-test"]]
+)
 def test_dvc_applies_the_flags_to_exactly_the_preset_values(names, tmp_path, monkeypatch):
     """What `dvc exp run -S ...` does to params.yaml (DVC's own override code) equals the
     presets merged onto params.yaml."""
@@ -42,7 +47,11 @@ def test_dvc_applies_the_flags_to_exactly_the_preset_values(names, tmp_path, mon
     apply_overrides(target, flags[1::2])
     expected = read_yaml((REPO_ROOT / "params.yaml").read_text())
     for name in names:
-        apply(expected, flatten(read_yaml((REPO_ROOT / PRESETS_DIR / f"{name}.yaml").read_text())), name)
+        apply(
+            expected,
+            flatten(read_yaml((REPO_ROOT / PRESETS_DIR / f"{name}.yaml").read_text())),
+            name,
+        )
     assert read_yaml(target.read_text()) == expected
 
 

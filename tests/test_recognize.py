@@ -1,4 +1,5 @@
 """RecognizeCommands and streaming scoring: one test per rule of the original."""
+
 from __future__ import annotations
 
 import math
@@ -36,11 +37,18 @@ def feed(rc, items):
     """
     results = [rc.process_latest_result(onehot(label), time) for time, label in items]
     times = [time for time, _ in items]
-    averages = window_averages(times, [onehot(label) for _, label in items],
-                               rc.average_window_duration_ms, rc.minimum_count)
+    averages = window_averages(
+        times,
+        [onehot(label) for _, label in items],
+        rc.average_window_duration_ms,
+        rc.minimum_count,
+    )
     fast = decode(LABELS, averages, rc.detection_threshold, rc.suppression_ms)
-    slow = [(r.found_command, t, r.score) for t, r in zip(times, results)
-            if r.is_new_command and r.found_command != "_silence_"]
+    slow = [
+        (r.found_command, t, r.score)
+        for t, r in zip(times, results)
+        if r.is_new_command and r.found_command != "_silence_"
+    ]
     assert fast == slow
     return results
 
@@ -63,7 +71,11 @@ def test_too_few_results_returns_previous_label_with_zero_score():
     rc = make(window=100, minimum=3)
     first, second = feed(rc, [(0, "yes"), (30, "yes")])
     for result in (first, second):
-        assert (result.found_command, result.score, result.is_new_command) == ("_silence_", 0.0, False)
+        assert (result.found_command, result.score, result.is_new_command) == (
+            "_silence_",
+            0.0,
+            False,
+        )
     third = rc.process_latest_result(onehot("yes"), 60)
     assert third.found_command == "yes" and third.is_new_command
     assert third.score == pytest.approx(0.9)
@@ -125,7 +137,14 @@ def test_suppression_blocks_a_different_label_too_soon():
 
 def test_after_silence_there_is_no_suppression():
     rc = make(window=60, minimum=1, suppression=100)
-    items = [(0, "yes"), (30, "yes"), (200, "_silence_"), (230, "_silence_"), (260, "no"), (290, "no")]
+    items = [
+        (0, "yes"),
+        (30, "yes"),
+        (200, "_silence_"),
+        (230, "_silence_"),
+        (260, "no"),
+        (290, "no"),
+    ]
     results = feed(rc, items)
     # Silence becomes the top label at 230 ms; "no" fires at 290 ms, only 60 ms later.
     assert [r.is_new_command for r in results] == [False, True, False, True, False, True]
@@ -151,8 +170,12 @@ def test_vectorized_decode_equals_the_class(seed):
     scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     found = {}
     for window, minimum, threshold, suppression, margin in [
-            (500, 3, 0.6, 300, 0.0), (200, 1, 0.3, 0, 0.0), (90, 4, 0.8, 1500, 0.0),
-            (200, 1, 0.3, 0, 0.5), (500, 3, 0.4, 300, 0.3)]:
+        (500, 3, 0.6, 300, 0.0),
+        (200, 1, 0.3, 0, 0.0),
+        (90, 4, 0.8, 1500, 0.0),
+        (200, 1, 0.3, 0, 0.5),
+        (500, 3, 0.4, 300, 0.3),
+    ]:
         rc = RecognizeCommands(LABELS, window, threshold, suppression, minimum, margin)
         expected = []
         for time, row in zip(times.tolist(), scores):
@@ -209,7 +232,13 @@ def test_correct_wrong_and_false_positive():
     found = [("yes", 1200), ("yes", 4100), ("_unknown_", 6500), ("no", 10000)]
     stats = score_detections(TRUTH, found, time_tolerance_ms=750)
     assert stats.outcomes == ["correct", "wrong", "correct", "false_positive"]
-    assert (stats.ground_truth_words, stats.matched, stats.correct, stats.wrong, stats.false_positives) == (3, 3, 2, 1, 1)
+    assert (
+        stats.ground_truth_words,
+        stats.matched,
+        stats.correct,
+        stats.wrong,
+        stats.false_positives,
+    ) == (3, 3, 2, 1, 1)
     p = stats.percentages
     assert p["correct_percentage"] == pytest.approx(200 / 3)
     assert p["false_positive_percentage"] == pytest.approx(100 / 3)
@@ -253,18 +282,21 @@ def test_read_ground_truth_sorts_and_rounds(tmp_path):
     assert read_ground_truth(path) == [("yes", 1000), ("no", 4001)]
 
 
-@pytest.mark.parametrize("line, problem", [
-    ("yes, 1000, 2000", "not `label, time_ms` (3 comma-separated fields)"),
-    ("yes\t1000", "not `label, time_ms` (1 comma-separated fields)"),
-    ("label,time_ms", "time 'time_ms' is not a number"),
-    ("%%$#@ garbage", "not `label, time_ms`"),
-    ("yes, soon", "time 'soon' is not a number"),
-    ("yes, nan", "must be a finite number"),
-    ("yes, -40", "must be a finite number of milliseconds >= 0"),
-    (", 1000", "no single-word label"),
-    ("two words, 1000", "no single-word label"),
-    ("yes\x00\x00, 1000", "binary data"),
-])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("yes, 1000, 2000", "not `label, time_ms` (3 comma-separated fields)"),
+        ("yes\t1000", "not `label, time_ms` (1 comma-separated fields)"),
+        ("label,time_ms", "time 'time_ms' is not a number"),
+        ("%%$#@ garbage", "not `label, time_ms`"),
+        ("yes, soon", "time 'soon' is not a number"),
+        ("yes, nan", "must be a finite number"),
+        ("yes, -40", "must be a finite number of milliseconds >= 0"),
+        (", 1000", "no single-word label"),
+        ("two words, 1000", "no single-word label"),
+        ("yes\x00\x00, 1000", "binary data"),
+    ],
+)
 def test_each_unreadable_ground_truth_line_is_named(tmp_path, line, problem):
     path = tmp_path / "labels.txt"
     path.write_text(f"no, 500.0\n\n{line}\nyes, 3000.0\n")
@@ -274,11 +306,14 @@ def test_each_unreadable_ground_truth_line_is_named(tmp_path, line, problem):
     assert problem in str(caught.value)
 
 
-@pytest.mark.parametrize("data, problem", [
-    (b"", "no `label, time_ms` entries"),
-    (b"\n  \n\n", "no `label, time_ms` entries"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "not a text file (byte 0 is not UTF-8)"),
-])
+@pytest.mark.parametrize(
+    "data, problem",
+    [
+        (b"", "no `label, time_ms` entries"),
+        (b"\n  \n\n", "no `label, time_ms` entries"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "not a text file (byte 0 is not UTF-8)"),
+    ],
+)
 def test_an_empty_or_binary_ground_truth_is_an_error_naming_the_file(tmp_path, data, problem):
     path = tmp_path / "labels.txt"
     path.write_bytes(data)

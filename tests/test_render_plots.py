@@ -1,4 +1,5 @@
 """Offline plot rendering: PNGs and a self-contained HTML page from `dvc plots diff --json`."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,13 @@ plots:
 
 
 def _git(cwd, *args):
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid",
-               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid")
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.invalid",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.invalid",
+    )
     subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
 
 
@@ -75,9 +81,13 @@ def test_cli_without_plots_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     _git(tmp_path, "init", "-q")
     subprocess.run(["dvc", "init", "-q"], cwd=tmp_path, check=True)
-    result = subprocess.run([sys.executable, "-m", "pipeline.tools.render_plots", "--show"], cwd=tmp_path,
-                            capture_output=True, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.tools.render_plots", "--show"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])),
+    )
     assert result.returncode == 1
     assert "no plots found" in result.stderr
 

@@ -1,10 +1,11 @@
 """The split stage: the original which_set rule, silence/unknown arithmetic, errors, determinism."""
+
 from __future__ import annotations
 
 import collections
-import logging
 import hashlib
 import json
+import logging
 import math
 import random
 import shutil
@@ -26,12 +27,27 @@ from tests.conftest import REPO_ROOT, make_dataset, make_store, pack, speaker_id
 WANTED = ["yes", "no", "up", "down"]
 
 
-def build_split(root, wanted, validation, testing, silence, unknown, seed=59185, salt="",
-                official_test_root=None):
+def build_split(
+    root,
+    wanted,
+    validation,
+    testing,
+    silence,
+    unknown,
+    seed=59185,
+    salt="",
+    official_test_root=None,
+):
     """The split of ``root`` with these split params (the rest at their defaults)."""
-    cfg = SplitConfig(wanted_words=list(wanted), validation_percentage=validation,
-                      testing_percentage=testing, silence_percentage=silence,
-                      unknown_percentage=unknown, seed=seed, hash_salt=salt)
+    cfg = SplitConfig(
+        wanted_words=list(wanted),
+        validation_percentage=validation,
+        testing_percentage=testing,
+        silence_percentage=silence,
+        unknown_percentage=unknown,
+        seed=seed,
+        hash_salt=salt,
+    )
     return _build_split(root, cfg, official_test_root=official_test_root)
 
 
@@ -66,7 +82,9 @@ def names(count, seed=0):
 @pytest.mark.parametrize("validation,testing", [(10, 10), (0, 0), (25, 5), (33.3, 40), (0, 100)])
 def test_which_set_matches_reference(validation, testing):
     for name in names(3000):
-        assert which_set(name, validation, testing) == reference_which_set(name, validation, testing)
+        assert which_set(name, validation, testing) == reference_which_set(
+            name, validation, testing
+        )
         assert which_set(name, validation, testing, "x") == reference_which_set(
             name, validation, testing, "x"
         )
@@ -93,7 +111,9 @@ def test_which_set_properties():
     # A salt gives another assignment (many names move) that still keeps speakers together.
     moved = sum(which_set(n, 10, 10) != which_set(n, 10, 10, "x") for n in all_names)
     assert moved > 2000
-    sets = {which_set(f"{w}/{speaker}_nohash_{k}.wav", 10, 10, "x") for w in WANTED for k in range(5)}
+    sets = {
+        which_set(f"{w}/{speaker}_nohash_{k}.wav", 10, 10, "x") for w in WANTED for k in range(5)
+    }
     assert len(sets) == 1
 
 
@@ -146,7 +166,9 @@ def test_silence_and_unknown_arithmetic(medium_dataset, silence, unknown):
             if r.label == SILENCE_LABEL:
                 assert (r.path, r.word, r.label_index, r.speaker) == ("", SILENCE_LABEL, 0, "")
             else:
-                assert r.label_index == (1 if r.label == UNKNOWN_LABEL else 2 + WANTED.index(r.label))
+                assert r.label_index == (
+                    1 if r.label == UNKNOWN_LABEL else 2 + WANTED.index(r.label)
+                )
                 assert r.speaker == r.path.rsplit("/", 1)[1].split("_nohash_")[0]
     speakers = [{r.speaker for r in splits[s] if r.speaker} for s in SPLITS]
     assert not (speakers[0] & speakers[1] or speakers[0] & speakers[2] or speakers[1] & speakers[2])
@@ -158,7 +180,10 @@ def test_asking_for_more_unknown_words_than_there_are_says_all_are_used(medium_d
     assert "unknown-word clips" not in caplog.text
     with caplog.at_level(logging.INFO, logger="pipeline.data.split"):
         _, facts = build_split(medium_dataset, WANTED, 20, 20, 10, 400)
-    assert f"more than the {facts['unknown_pool']['training']} there are: all of them are used" in caplog.text
+    assert (
+        f"more than the {facts['unknown_pool']['training']} there are: all of them are used"
+        in caplog.text
+    )
     assert "training: split.unknown_percentage=400" in caplog.text
 
 
@@ -207,7 +232,9 @@ def test_errors_name_the_folder(tmp_path, tiny_dataset):
     with pytest.raises(StageError, match="absent: data set not found.*download"):
         build_split(tmp_path / "absent", WANTED, 10, 10, 10, 10)
     with pytest.raises(StageError, match="loose: data set not found"):  # WAVs, but no clip store
-        build_split(make_dataset(tmp_path / "loose", words=("yes",), speakers=1), WANTED, 10, 10, 10, 10)
+        build_split(
+            make_dataset(tmp_path / "loose", words=("yes",), speakers=1), WANTED, 10, 10, 10, 10
+        )
     pack(tiny_dataset)
     with pytest.raises(StageError, match=r"wanted word\(s\) left.*left/\*\.wav"):
         build_split(tiny_dataset, WANTED + ["left"], 10, 10, 10, 10)
@@ -223,7 +250,9 @@ def test_a_requested_split_left_empty_is_an_error_naming_it(tmp_path):
     few = make_store(tmp_path / "few", words=("yes", "no", "cat"), speakers=8)
     sets = {which_set(p.name, 10, 10) for p in (few / "yes").glob("*.wav")}
     assert "testing" not in sets  # these eight speakers all hash elsewhere
-    with pytest.raises(StageError, match=r"hash to testing \(8 speakers, split.testing_percentage=10\)"):
+    with pytest.raises(
+        StageError, match=r"hash to testing \(8 speakers, split.testing_percentage=10\)"
+    ):
         build_split(few, ["yes", "no"], 10, 10, 10, 10)
     # Asking for no test split at all is allowed.
     splits, _ = build_split(few, ["yes", "no"], 10, 0, 10, 10)
@@ -254,7 +283,9 @@ def test_official_test_set(tmp_path, medium_dataset):
     assert sorted(r.path for r in test) == expected
     for r in test:
         folder = r.path.split("/")[-2]
-        assert r.label == {"_unknown_": UNKNOWN_LABEL, "_silence_": SILENCE_LABEL}.get(folder, folder)
+        assert r.label == {"_unknown_": UNKNOWN_LABEL, "_silence_": SILENCE_LABEL}.get(
+            folder, folder
+        )
         assert r.split == "testing"
     dataset_paths = {r.path for s in SPLITS for r in splits[s]} & {
         p.as_posix() for p in medium_dataset.glob("*/*.wav")
@@ -283,7 +314,16 @@ def write_params(path, **split):
 def run_stage(tmp_path, raw, tag, **split):
     params = write_params(tmp_path / f"params_{tag}.yaml", **split)
     out, metrics = tmp_path / f"split_{tag}", tmp_path / f"split_{tag}.json"
-    argv = ["--params", str(params), "--raw", str(raw), "--out", str(out), "--metrics", str(metrics)]
+    argv = [
+        "--params",
+        str(params),
+        "--raw",
+        str(raw),
+        "--out",
+        str(out),
+        "--metrics",
+        str(metrics),
+    ]
     assert main(argv) == 0
     return out, metrics
 
@@ -291,9 +331,15 @@ def run_stage(tmp_path, raw, tag, **split):
 def test_stage_outputs_are_complete_and_byte_identical(tmp_path):
     raw = tmp_path / "raw"
     make_store(raw / "dataset", words=("yes", "no", "up", "down", "cat"), speakers=20)
-    (raw / "skipped.csv").write_text("path,problem\nyes/bad_nohash_0.wav,2 channels; expected mono\n")
-    out_a, metrics_a = run_stage(tmp_path, raw, "a", validation_percentage=20, testing_percentage=20)
-    out_b, metrics_b = run_stage(tmp_path, raw, "b", validation_percentage=20, testing_percentage=20)
+    (raw / "skipped.csv").write_text(
+        "path,problem\nyes/bad_nohash_0.wav,2 channels; expected mono\n"
+    )
+    out_a, metrics_a = run_stage(
+        tmp_path, raw, "a", validation_percentage=20, testing_percentage=20
+    )
+    out_b, metrics_b = run_stage(
+        tmp_path, raw, "b", validation_percentage=20, testing_percentage=20
+    )
     names = ["train.csv", "validation.csv", "test.csv", "labels.txt", "skipped.csv"]
     assert sorted(p.name for p in out_a.iterdir()) == sorted(names)
     for name in names:
@@ -316,7 +362,9 @@ def test_stage_outputs_are_complete_and_byte_identical(tmp_path):
     assert metrics["total"] == total and metrics["skipped_files"] == 1
     assert "2 channels" in (out_a / "skipped.csv").read_text()
     # Another seed gives other files (same rows, other order).
-    out_c, _ = run_stage(tmp_path, raw, "c", validation_percentage=20, testing_percentage=20, seed=7)
+    out_c, _ = run_stage(
+        tmp_path, raw, "c", validation_percentage=20, testing_percentage=20, seed=7
+    )
     assert (out_c / "train.csv").read_bytes() != (out_a / "train.csv").read_bytes()
 
 
@@ -325,7 +373,16 @@ def test_stage_failure_writes_nothing(tmp_path):
     make_store(raw / "dataset", words=("yes", "no"), speakers=11)
     params = write_params(tmp_path / "params.yaml")
     out, metrics = tmp_path / "split", tmp_path / "split.json"
-    argv = ["--params", str(params), "--raw", str(raw), "--out", str(out), "--metrics", str(metrics)]
+    argv = [
+        "--params",
+        str(params),
+        "--raw",
+        str(raw),
+        "--out",
+        str(out),
+        "--metrics",
+        str(metrics),
+    ]
     with pytest.raises(StageError, match="wanted word"):
         main(argv)
     assert not out.exists() and not metrics.exists()
@@ -345,7 +402,9 @@ def test_read_manifest_names_file_and_line_of_a_bad_row(tmp_path):
     path.write_text(header + good)
     rows = read_manifest(path)
     assert [(r.path, r.label, r.label_index) for r in rows] == [
-        ("a/x_nohash_0.wav", "yes", 2), ("", SILENCE_LABEL, 0)]
+        ("a/x_nohash_0.wav", "yes", 2),
+        ("", SILENCE_LABEL, 0),
+    ]
     path.write_text(header + good + "b/y_nohash_0.wav,no,no,three,y,testing\n")
     with pytest.raises(StageError, match=r"test.csv:4: label_index 'three' is not an integer"):
         read_manifest(path)
@@ -367,7 +426,9 @@ def test_real_clips(shared_mini, tmp_path):
     assert salted == {"training": 2095, "validation": 458, "testing": 251}
 
     wanted = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
-    splits, facts = build_split(pack(shared_mini, tmp_path / "mini"), wanted, 10, 10, 10, 10, salt="x")
+    splits, facts = build_split(
+        pack(shared_mini, tmp_path / "mini"), wanted, 10, 10, 10, 10, salt="x"
+    )
     for s in SPLITS:
         n_wanted = sum(r.label in wanted for r in splits[s])
         counts = collections.Counter(r.label for r in splits[s])

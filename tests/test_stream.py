@@ -1,5 +1,6 @@
 """synthesize_stream and stream_eval on tiny recordings (a stand-in model; the real front ends
 where cheap)."""
+
 from __future__ import annotations
 
 import csv
@@ -28,7 +29,11 @@ DEFAULTS = StreamEvalConfig()
 
 
 def synthesize(word_clips, unknown_clips, backgrounds, settings, progress=False, read=None):
-    return _synthesize(word_clips, unknown_clips, backgrounds, settings, RATE, progress=progress, read=read)
+    return _synthesize(
+        word_clips, unknown_clips, backgrounds, settings, RATE, progress=progress, read=read
+    )
+
+
 from tests.conftest import make_store, word_clip
 
 RATE = 16000
@@ -79,8 +84,14 @@ def test_words_are_where_the_labels_say():
 
 def test_unknown_share_follows_the_percentage():
     clips = {"yes": [tone(500, 0.1)], "no": [tone(900, 0.1)]}
-    settings = StreamConfig(duration_s=600, word_interval_ms=300, word_gap_ms=100,
-                              unknown_percentage=30, background_volume=0.0, seed=1)
+    settings = StreamConfig(
+        duration_s=600,
+        word_interval_ms=300,
+        word_gap_ms=100,
+        unknown_percentage=30,
+        background_volume=0.0,
+        seed=1,
+    )
     _, labels = synthesize(clips, [tone(2000, 0.1)], [], settings, progress=False)
     share = sum(label == "_unknown_" for label, _ in labels) / len(labels)
     assert len(labels) == 2000 and 0.26 < share < 0.34
@@ -92,7 +103,9 @@ def test_unknown_share_follows_the_percentage():
 def test_background_fills_the_recording_within_volume():
     noise = np.ones(3 * RATE, dtype=np.float32)
     settings = StreamConfig(duration_s=20, unknown_percentage=0, background_volume=0.1, seed=5)
-    audio, labels = synthesize({"yes": [np.zeros(100, np.float32)]}, [], [noise], settings, progress=False)
+    audio, labels = synthesize(
+        {"yes": [np.zeros(100, np.float32)]}, [], [noise], settings, progress=False
+    )
     assert audio.max() <= 0.2 + 1e-6  # at most two overlapping segments at < 0.1 each
     # Every sample after the first ramp has noise (overlapping segments leave no gap).
     assert np.all(audio[4000:-4000] > 0)
@@ -101,8 +114,13 @@ def test_background_fills_the_recording_within_volume():
 def test_same_seed_same_stream_other_seed_differs():
     clips = {"yes": [tone(500), tone(600)], "no": [tone(1300)]}
     noise = [np.random.default_rng(0).normal(0, 0.3, 2 * RATE).astype(np.float32)]
-    run = lambda seed: synthesize(clips, [tone(2900)], noise,  # noqa: E731
-                                  StreamConfig(duration_s=30, seed=seed), progress=False)
+    run = lambda seed: synthesize(
+        clips,
+        [tone(2900)],
+        noise,  # noqa: E731
+        StreamConfig(duration_s=30, seed=seed),
+        progress=False,
+    )
     a, la = run(7)
     b, lb = run(7)
     c, lc = run(8)
@@ -113,13 +131,25 @@ def test_same_seed_same_stream_other_seed_differs():
 def test_bad_settings_and_missing_pools():
     clips = {"yes": [tone(500)]}
     with pytest.raises(ParamError, match="word_gap_ms"):
-        synthesize(clips, [tone(1)], [], StreamConfig(word_gap_ms=4000, background_volume=0), progress=False)
+        synthesize(
+            clips,
+            [tone(1)],
+            [],
+            StreamConfig(word_gap_ms=4000, background_volume=0),
+            progress=False,
+        )
     with pytest.raises(StageError, match="_unknown_"):
         synthesize(clips, [], [], StreamConfig(duration_s=10, background_volume=0), progress=False)
     with pytest.raises(StageError, match="background"):
         synthesize(clips, [tone(1)], [], StreamConfig(duration_s=10), progress=False)
     with pytest.raises(StageError, match="wanted-word"):
-        synthesize({"yes": []}, [tone(1)], [], StreamConfig(duration_s=10, background_volume=0), progress=False)
+        synthesize(
+            {"yes": []},
+            [tone(1)],
+            [],
+            StreamConfig(duration_s=10, background_volume=0),
+            progress=False,
+        )
 
 
 def _write_split(root: Path, dataset: Path, words=("yes", "no"), unknown_words=("cat",)):
@@ -133,27 +163,54 @@ def _write_split(root: Path, dataset: Path, words=("yes", "no"), unknown_words=(
         writer.writerow(["", "_silence_", "_silence_", 0, "", "testing"])
         for index, word in enumerate(words):
             for path in sorted((dataset / word).glob("*.wav")):
-                writer.writerow([path.relative_to(root).as_posix(), word, word, index + 2,
-                                 path.name.split("_nohash_")[0], "testing"])
+                writer.writerow(
+                    [
+                        path.relative_to(root).as_posix(),
+                        word,
+                        word,
+                        index + 2,
+                        path.name.split("_nohash_")[0],
+                        "testing",
+                    ]
+                )
         for word in unknown_words:
             for path in sorted((dataset / word).glob("*.wav")):
-                writer.writerow([path.relative_to(root).as_posix(), word, "_unknown_", 1,
-                                 path.name.split("_nohash_")[0], "testing"])
+                writer.writerow(
+                    [
+                        path.relative_to(root).as_posix(),
+                        word,
+                        "_unknown_",
+                        1,
+                        path.name.split("_nohash_")[0],
+                        "testing",
+                    ]
+                )
 
 
 def _params(root: Path, **stream):
-    values = dict(duration_s=12, word_interval_ms=3000, word_gap_ms=2000, unknown_percentage=30,
-                  background_volume=0.1, background_segment_ms=1500, seed=8)
+    values = dict(
+        duration_s=12,
+        word_interval_ms=3000,
+        word_gap_ms=2000,
+        unknown_percentage=30,
+        background_volume=0.1,
+        background_segment_ms=1500,
+        seed=8,
+    )
     values.update(stream)
-    text = "features:\n  sample_rate: 16000\n  clip_duration_ms: 1000\n  window_size_ms: 30\n" \
-           "  window_stride_ms: 10\n  feature_bin_count: 40\n  preprocess: mfcc\nstream:\n" \
-           + "".join(f"  {k}: {v}\n" for k, v in values.items())
+    text = (
+        "features:\n  sample_rate: 16000\n  clip_duration_ms: 1000\n  window_size_ms: 30\n"
+        "  window_stride_ms: 10\n  feature_bin_count: 40\n  preprocess: mfcc\nstream:\n"
+        + "".join(f"  {k}: {v}\n" for k, v in values.items())
+    )
     (root / "params.yaml").write_text(text)
 
 
 @pytest.fixture
 def stage_repo(tmp_path, monkeypatch):
-    dataset = make_store(tmp_path / "data" / "raw" / "dataset", words=("yes", "no", "cat"), speakers=3)
+    dataset = make_store(
+        tmp_path / "data" / "raw" / "dataset", words=("yes", "no", "cat"), speakers=3
+    )
     _write_split(tmp_path, dataset)
     _params(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -185,7 +242,9 @@ def test_stage_writes_wav_and_labels_deterministically(stage_repo):
 
 def test_stage_failure_leaves_no_output(stage_repo):
     manifest = stage_repo / "data" / "split" / "test.csv"
-    manifest.write_text(re.sub(r"yes/[0-9a-f]+_nohash_0", "yes/gone_nohash_0", manifest.read_text()))
+    manifest.write_text(
+        re.sub(r"yes/[0-9a-f]+_nohash_0", "yes/gone_nohash_0", manifest.read_text())
+    )
     _params(stage_repo, duration_s=60, unknown_percentage=0)
     with pytest.raises(StageError, match="no clip 'yes/gone_nohash_0.wav' in the clip store"):
         synthesize_stream.main([])
@@ -220,7 +279,9 @@ class StandInModel:
         self.calls = {"frame_features": 0, "predict_features": 0, "predict_audio": 0}
 
     def _frames(self, audio):
-        frames = np.lib.stride_tricks.sliding_window_view(audio, self.window)[:: self.frame_stride_samples]
+        frames = np.lib.stride_tricks.sliding_window_view(audio, self.window)[
+            :: self.frame_stride_samples
+        ]
         spectrum = np.abs(np.fft.rfft(frames * np.hanning(self.window), axis=-1)) ** 2
         freqs = np.fft.rfftfreq(self.window, 1 / RATE)
         energy = [spectrum[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in self.bands]
@@ -236,7 +297,10 @@ class StandInModel:
         # Evidence of each band in the middle half of the clip, silence when nothing is loud.
         middle = features[:, self.frames_per_clip // 4 : 3 * self.frames_per_clip // 4]
         loud = (middle > 0).mean(axis=1)  # [N, 4]: share of frames with band energy above 1
-        logits = np.stack([2 - 8 * loud[:, 1:].sum(axis=1), 6 * loud[:, 3], 6 * loud[:, 1], 6 * loud[:, 2]], axis=1)
+        logits = np.stack(
+            [2 - 8 * loud[:, 1:].sum(axis=1), 6 * loud[:, 3], 6 * loud[:, 1], 6 * loud[:, 2]],
+            axis=1,
+        )
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
 
@@ -267,19 +331,32 @@ def test_windows_follow_the_original_range():
 def test_frame_reuse_equals_per_window_scores():
     audio, _ = _recording(seconds=12)
     model = StandInModel()
-    fast = stream_scores.stream_scores(model, audio, 30, frame_reuse=True, batch_size=64, progress=False)
-    assert fast.frame_reuse and model.calls["frame_features"] == 1 and model.calls["predict_audio"] == 0
-    slow = stream_scores.stream_scores(model, audio, 30, frame_reuse=False, batch_size=64, progress=False)
+    fast = stream_scores.stream_scores(
+        model, audio, 30, frame_reuse=True, batch_size=64, progress=False
+    )
+    assert (
+        fast.frame_reuse
+        and model.calls["frame_features"] == 1
+        and model.calls["predict_audio"] == 0
+    )
+    slow = stream_scores.stream_scores(
+        model, audio, 30, frame_reuse=False, batch_size=64, progress=False
+    )
     assert not slow.frame_reuse and model.calls["predict_audio"] > 0
     np.testing.assert_array_equal(fast.times_ms, slow.times_ms)
-    assert fast.times_ms[:3].tolist() == [0, 30, 60] and len(fast.times_ms) == (12 * RATE - RATE - 1) // 480 + 1
+    assert (
+        fast.times_ms[:3].tolist() == [0, 30, 60]
+        and len(fast.times_ms) == (12 * RATE - RATE - 1) // 480 + 1
+    )
     np.testing.assert_allclose(fast.scores, slow.scores, atol=1e-6)
 
 
 def test_stride_not_a_multiple_of_the_frame_stride_falls_back():
     audio, _ = _recording(seconds=4)
     model = StandInModel()
-    scores = stream_scores.stream_scores(model, audio, 25, progress=False)  # 400 samples, frames of 160
+    scores = stream_scores.stream_scores(
+        model, audio, 25, progress=False
+    )  # 400 samples, frames of 160
     assert not scores.frame_reuse and model.calls["frame_features"] == 0
     assert scores.times_ms[:3].tolist() == [0, 25, 50]
 
@@ -287,8 +364,13 @@ def test_stride_not_a_multiple_of_the_frame_stride_falls_back():
 def test_stand_in_model_is_scored_well(tmp_path):
     _recording(seconds=60, tmp_path=tmp_path)
     metrics, sweep, detections, _ = stream_eval.run_stream_eval(
-        None, tmp_path / "stream.wav", tmp_path / "labels.txt", model=StandInModel(), progress=False,
-        cfg=DEFAULTS)
+        None,
+        tmp_path / "stream.wav",
+        tmp_path / "labels.txt",
+        model=StandInModel(),
+        progress=False,
+        cfg=DEFAULTS,
+    )
     assert metrics["ground_truth_words"] == 20
     assert metrics["correct"] >= 18 and metrics["false_positives"] <= 1
     assert metrics["detection_rate"] == pytest.approx(metrics["correct"] / 20)
@@ -297,8 +379,9 @@ def test_stand_in_model_is_scored_well(tmp_path):
     counts = [row["detections"] for row in sweep]
     assert counts == sorted(counts, reverse=True)
     row = next(r for r in sweep if r["threshold"] == 0.7)
-    assert {k: row[k] for k in ("correct", "wrong", "false_positives")} == \
-        {k: metrics[k] for k in ("correct", "wrong", "false_positives")}
+    assert {k: row[k] for k in ("correct", "wrong", "false_positives")} == {
+        k: metrics[k] for k in ("correct", "wrong", "false_positives")
+    }
     assert all(outcome in ("correct", "wrong", "false_positive") for *_, outcome in detections)
 
 
@@ -314,9 +397,22 @@ def test_cli_tool_writes_json_and_sweep(tmp_path, monkeypatch):
     model = StandInModel()
     monkeypatch.setattr("pipeline.inference.load_model", lambda path, labels=None: model)
     out, sweep = tmp_path / "m.json", tmp_path / "sweep.csv"
-    rc = stream_eval_tool.main(["--model", "whatever", "--wav", str(tmp_path / "stream.wav"),
-                           "--ground-truth", str(tmp_path / "labels.txt"), "--json", str(out),
-                           "--sweep-csv", str(sweep), "--suppression-ms", "500"])
+    rc = stream_eval_tool.main(
+        [
+            "--model",
+            "whatever",
+            "--wav",
+            str(tmp_path / "stream.wav"),
+            "--ground-truth",
+            str(tmp_path / "labels.txt"),
+            "--json",
+            str(out),
+            "--sweep-csv",
+            str(sweep),
+            "--suppression-ms",
+            "500",
+        ]
+    )
     assert rc == 0
     metrics = json.loads(out.read_text())
     assert metrics["suppression_ms"] == 500 and metrics["clip_stride_ms"] == 30
@@ -325,12 +421,27 @@ def test_cli_tool_writes_json_and_sweep(tmp_path, monkeypatch):
     assert list(rows[0]) == list(stream_eval.SWEEP_COLUMNS) and len(rows) == 19
     assert "minimum_margin" not in metrics  # off by default: the metrics of the original decoder
     with pytest.raises(ParamError, match="minimum_count"):
-        stream_eval_tool.main(["--model", "m", "--wav", "w", "--ground-truth", "g", "--minimum-count", "0"])
+        stream_eval_tool.main(
+            ["--model", "m", "--wav", "w", "--ground-truth", "g", "--minimum-count", "0"]
+        )
     with pytest.raises(ParamError, match="minimum_margin"):
-        stream_eval_tool.main(["--model", "m", "--wav", "w", "--ground-truth", "g", "--minimum-margin", "1.5"])
-    rc = stream_eval_tool.main(["--model", "whatever", "--wav", str(tmp_path / "stream.wav"),
-                                "--ground-truth", str(tmp_path / "labels.txt"), "--json", str(out),
-                                "--minimum-margin", "0.95"])
+        stream_eval_tool.main(
+            ["--model", "m", "--wav", "w", "--ground-truth", "g", "--minimum-margin", "1.5"]
+        )
+    rc = stream_eval_tool.main(
+        [
+            "--model",
+            "whatever",
+            "--wav",
+            str(tmp_path / "stream.wav"),
+            "--ground-truth",
+            str(tmp_path / "labels.txt"),
+            "--json",
+            str(out),
+            "--minimum-margin",
+            "0.95",
+        ]
+    )
     assert rc == 0
     strict = json.loads(out.read_text())
     assert strict["minimum_margin"] == 0.95
@@ -343,8 +454,14 @@ def test_wrong_rate_recording_is_rejected(tmp_path):
     write_wav(tmp_path / "s.wav", np.zeros(3 * 8000, np.float32), 8000)
     (tmp_path / "g.txt").write_text("yes, 100\n")
     with pytest.raises(WavError, match="8000 Hz"):
-        stream_eval.run_stream_eval(None, tmp_path / "s.wav", tmp_path / "g.txt", model=StandInModel(),
-                                    progress=False, cfg=DEFAULTS)
+        stream_eval.run_stream_eval(
+            None,
+            tmp_path / "s.wav",
+            tmp_path / "g.txt",
+            model=StandInModel(),
+            progress=False,
+            cfg=DEFAULTS,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,8 +491,16 @@ def test_keras_mfcc_model_frame_reuse(tmp_path):
     from pipeline.inference import load_model
     from pipeline.models import build_model
 
-    cfg = FeatureConfig.from_dict(dict(sample_rate=RATE, clip_duration_ms=1000, window_size_ms=30,
-                                         window_stride_ms=10, feature_bin_count=40, preprocess="mfcc"))
+    cfg = FeatureConfig.from_dict(
+        dict(
+            sample_rate=RATE,
+            clip_duration_ms=1000,
+            window_size_ms=30,
+            window_stride_ms=10,
+            feature_bin_count=40,
+            preprocess="mfcc",
+        )
+    )
     build_model("ds_cnn", cfg.feature_shape, len(LABELS), 0.5).save(tmp_path / "model.keras")
     write_labels(tmp_path / "labels.txt", LABELS)
     (tmp_path / "meta.json").write_text(json.dumps({"features": cfg.to_dict()}))
@@ -390,10 +515,14 @@ def test_keras_mfcc_model_frame_reuse(tmp_path):
 def test_stage_from_params(tmp_path, monkeypatch):
     (tmp_path / "data" / "stream").mkdir(parents=True)
     _recording(seconds=20, tmp_path=tmp_path / "data" / "stream")
-    os.replace(tmp_path / "data" / "stream" / "labels.txt", tmp_path / "data" / "stream" / "stream_labels.txt")
+    os.replace(
+        tmp_path / "data" / "stream" / "labels.txt",
+        tmp_path / "data" / "stream" / "stream_labels.txt",
+    )
     (tmp_path / "params.yaml").write_text(
         "stream_eval:\n  clip_stride_ms: 30\n  average_window_ms: 500\n  detection_threshold: 0.6\n"
-        "  suppression_ms: 1500\n  time_tolerance_ms: 750\n  minimum_count: 3\n  minimum_margin: 0.0\n")
+        "  suppression_ms: 1500\n  time_tolerance_ms: 750\n  minimum_count: 3\n  minimum_margin: 0.0\n"
+    )
     seen = {}
 
     def fake_load(path, labels=None):
@@ -421,8 +550,14 @@ def test_named_clips_are_read_once_through_the_reader():
         return tone(500, 0.5)
 
     settings = StreamConfig(duration_s=30, unknown_percentage=0, background_volume=0.0, seed=0)
-    audio, labels = synthesize({"yes": ["data/raw/dataset/yes/a_nohash_0.wav"]}, [], [], settings,
-                               progress=False, read=read)
+    audio, labels = synthesize(
+        {"yes": ["data/raw/dataset/yes/a_nohash_0.wav"]},
+        [],
+        [],
+        settings,
+        progress=False,
+        read=read,
+    )
     assert len(labels) == 10 and reads == ["data/raw/dataset/yes/a_nohash_0.wav"]  # cached
     offset = round(labels[0][1] * RATE / 1000)
     assert np.abs(audio[offset : offset + RATE // 2]).max() > 0.4
@@ -433,12 +568,24 @@ def test_named_clips_are_read_once_through_the_reader():
 def test_missing_inputs_are_named(tmp_path):
     _recording(seconds=3, tmp_path=tmp_path)
     with pytest.raises(FileNotFoundError, match="nope.txt: ground-truth file not found"):
-        stream_eval.run_stream_eval(None, tmp_path / "stream.wav", tmp_path / "nope.txt",
-                                    model=StandInModel(), progress=False, cfg=DEFAULTS)
+        stream_eval.run_stream_eval(
+            None,
+            tmp_path / "stream.wav",
+            tmp_path / "nope.txt",
+            model=StandInModel(),
+            progress=False,
+            cfg=DEFAULTS,
+        )
     (tmp_path / "bad.txt").write_text("yes, later\n")
     with pytest.raises(StageError, match="bad.txt: line 1"):
-        stream_eval.run_stream_eval(None, tmp_path / "stream.wav", tmp_path / "bad.txt",
-                                    model=StandInModel(), progress=False, cfg=DEFAULTS)
+        stream_eval.run_stream_eval(
+            None,
+            tmp_path / "stream.wav",
+            tmp_path / "bad.txt",
+            model=StandInModel(),
+            progress=False,
+            cfg=DEFAULTS,
+        )
 
 
 def test_stream_eval_tool_refuses_a_bad_ground_truth_before_loading_a_model(tmp_path, monkeypatch):
@@ -448,17 +595,31 @@ def test_stream_eval_tool_refuses_a_bad_ground_truth_before_loading_a_model(tmp_
     import sys
 
     _recording(seconds=3, tmp_path=tmp_path)
-    monkeypatch.setattr("pipeline.inference.load_model", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr(
+        "pipeline.inference.load_model", lambda *a, **k: pytest.fail("model loaded")
+    )
     truth = tmp_path / "truth.txt"
-    argv = ["--model", "unused", "--wav", str(tmp_path / "stream.wav"), "--ground-truth", str(truth)]
-    for text, problem in [("yes, 1000.0\nno, 2000.0, extra\n", "line 2: 'no, 2000.0, extra' is not"),
-                          ("", "no `label, time_ms` entries")]:
+    argv = [
+        "--model",
+        "unused",
+        "--wav",
+        str(tmp_path / "stream.wav"),
+        "--ground-truth",
+        str(truth),
+    ]
+    for text, problem in [
+        ("yes, 1000.0\nno, 2000.0, extra\n", "line 2: 'no, 2000.0, extra' is not"),
+        ("", "no `label, time_ms` entries"),
+    ]:
         truth.write_text(text)
         with pytest.raises(StageError, match="^" + re.escape(f"{truth}: {problem}")):
             stream_eval_tool.main(argv)
     truth.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
-    result = subprocess.run([sys.executable, "-m", "pipeline.tools.stream_eval", *argv],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.tools.stream_eval", *argv], capture_output=True, text=True
+    )
     assert result.returncode == 1
-    assert result.stderr.strip() == (f"error [pipeline.tools.stream_eval]: {truth}: not a text file "
-                                     "(byte 0 is not UTF-8); expected `label, time_ms` lines")
+    assert result.stderr.strip() == (
+        f"error [pipeline.tools.stream_eval]: {truth}: not a text file "
+        "(byte 0 is not UTF-8); expected `label, time_ms` lines"
+    )

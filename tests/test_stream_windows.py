@@ -1,4 +1,5 @@
 """Training windows cut from synthetic streams of the training speakers (``stream_windows``)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +15,12 @@ from pipeline.core.errors import ParamError
 from pipeline.core.schema import read_yaml
 from pipeline.data.augment import AugmentConfig
 from pipeline.data.featurize import featurize
-from pipeline.data.stream_windows import StreamWindowsConfig, label_windows, stream_examples, window_features
+from pipeline.data.stream_windows import (
+    StreamWindowsConfig,
+    label_windows,
+    stream_examples,
+    window_features,
+)
 from pipeline.frontends import FeatureConfig, embedding, features_numpy
 from pipeline.stages.featurize import main
 from pipeline.streaming.config import StreamConfig
@@ -24,13 +30,23 @@ from tests.test_featurize import _write_split
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 TRAIN_SPEAKERS, HELD_OUT = range(0, 5), range(5, 8)  # _write_split: 5-6 validation, 7 test
-FILES = ("train/x.npy", "train/y.npy", "validation/x.npy", "validation/y.npy", "test/x.npy",
-         "test/y.npy", "labels.txt", "meta.json")
+FILES = (
+    "train/x.npy",
+    "train/y.npy",
+    "validation/x.npy",
+    "validation/y.npy",
+    "test/x.npy",
+    "test/y.npy",
+    "labels.txt",
+    "meta.json",
+)
 
 
 @pytest.fixture
 def project(tmp_path):
-    dataset = make_store(tmp_path / "data" / "raw" / "dataset", words=("yes", "no", "cat"), speakers=8)
+    dataset = make_store(
+        tmp_path / "data" / "raw" / "dataset", words=("yes", "no", "cat"), speakers=8
+    )
     return tmp_path, _write_split(tmp_path, dataset), dataset
 
 
@@ -58,7 +74,9 @@ def _rewrite_speakers(dataset: Path, speakers, seed: int) -> None:
     """Replace every clip of ``speakers`` by other audio (a different take) and repack the store."""
     for s in speakers:
         for word in ("yes", "no", "cat"):
-            write_wav(dataset / word / f"{speaker_id(s)}_nohash_0.wav", word_clip(word, s, seed), 16000)
+            write_wav(
+                dataset / word / f"{speaker_id(s)}_nohash_0.wav", word_clip(word, s, seed), 16000
+            )
     pack(dataset)
 
 
@@ -141,7 +159,9 @@ def test_default_off_leaves_the_features_unchanged(project, monkeypatch):
     assert read_yaml((REPO_ROOT / "params.yaml").read_text())["stream_windows"]["streams"] == 0
     staged = _stage(root, monkeypatch, "staged")
     plain = root / "plain"
-    featurize(split_dir, dataset.parent, plain, FeatureConfig(), AugmentConfig(copies=1), base_dir=root)
+    featurize(
+        split_dir, dataset.parent, plain, FeatureConfig(), AugmentConfig(copies=1), base_dir=root
+    )
     for name in FILES:
         assert _digest(staged / name) == _digest(plain / name), name
     assert "stream_windows" not in json.loads((plain / "meta.json").read_text())
@@ -159,7 +179,10 @@ def test_a_stride_off_the_stream_frames_is_a_param_error(project, monkeypatch):
 
 
 def _recording(seconds=12):
-    words = {"yes": [word_clip("yes", s, 0) for s in range(3)], "no": [word_clip("no", s, 0) for s in range(3)]}
+    words = {
+        "yes": [word_clip("yes", s, 0) for s in range(3)],
+        "no": [word_clip("no", s, 0) for s in range(3)],
+    }
     noise = [np.random.default_rng(0).normal(0, 0.1, 48000).astype(np.float32)]
     settings = StreamConfig(duration_s=seconds, word_interval_ms=2000, word_gap_ms=500, seed=3)
     return synthesize(words, [word_clip("cat", 0, 0)], noise, settings, 16000, progress=False)
@@ -173,7 +196,9 @@ def test_frame_reuse_windows_equal_each_windows_own_features():
     starts = np.arange(0, len(recording) - 16000, 1280)
     chosen, labels = label_windows(starts / 16, truth, LABELS, 160, 750, np.random.default_rng(0))
     np.testing.assert_array_equal(y, labels)
-    own = features_numpy(np.stack([recording[s : s + 16000] for s in starts[chosen]]), FeatureConfig())
+    own = features_numpy(
+        np.stack([recording[s : s + 16000] for s in starts[chosen]]), FeatureConfig()
+    )
     np.testing.assert_allclose(x, own, atol=1e-3, rtol=1e-3)
 
 
@@ -193,8 +218,14 @@ def test_the_embedding_windows_see_their_real_context():
     padded = features_numpy(np.stack([recording[s : s + 16000] for s in starts]), features)
     assert np.abs(x - padded).max() > 0.1  # featurize's silence padding would differ
     with pytest.raises(ParamError, match="stream_windows.stride_ms 30 .*'embedding'.*80 ms"):
-        stream_examples(recording, [], LABELS, features, StreamWindowsConfig(streams=1, stride_ms=30),
-                        np.random.default_rng(0))
+        stream_examples(
+            recording,
+            [],
+            LABELS,
+            features,
+            StreamWindowsConfig(streams=1, stride_ms=30),
+            np.random.default_rng(0),
+        )
 
 
 def test_a_front_end_without_frame_reuse_featurizes_each_window_alone():

@@ -1,4 +1,5 @@
 """Streaming models (one feature frame per call, explicit states) and the microcontroller export."""
+
 from __future__ import annotations
 
 import csv
@@ -35,7 +36,9 @@ def _trained_like(architecture, options, shape=(30, 10), labels=6, seed=0):
     for layer in model.get_layer(architecture).layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.moving_mean.assign(rng.normal(0, 0.2, layer.moving_mean.shape).astype(np.float32))
-            layer.moving_variance.assign(rng.uniform(0.5, 2, layer.moving_variance.shape).astype(np.float32))
+            layer.moving_variance.assign(
+                rng.uniform(0.5, 2, layer.moving_variance.shape).astype(np.float32)
+            )
     return model
 
 
@@ -60,7 +63,9 @@ def test_ds_cnn_causal_outputs_ignore_the_future_and_same_padding_does_not_strea
     inner = model.get_layer("ds_cnn")
     probe = keras.Model(inner.input, inner.get_layer("block1_relu").output)
     before, after = np.asarray(probe(x)), np.asarray(probe(changed))
-    np.testing.assert_allclose(before[0, :20], after[0, :20], atol=1e-6)  # causal: the past is unchanged
+    np.testing.assert_allclose(
+        before[0, :20], after[0, :20], atol=1e-6
+    )  # causal: the past is unchanged
     assert np.abs(before[0, 20:] - after[0, 20:]).max() > 1e-3
     same = DsCnnOptions(channels=8, blocks=[[3, 1]], padding="same")
     with pytest.raises(NotStreamable, match="padding: valid"):
@@ -75,7 +80,9 @@ def test_svdf_streams_a_long_signal_window_by_window():
     signal = np.random.default_rng(3).normal(size=(50, 10)).astype(np.float32)
     per_frame = get_model("low_latency_svdf").stream(model, SMALL_SVDF).run_clip(signal)
     windows = np.stack([signal[t - 29 : t + 1] for t in range(29, 50)])
-    np.testing.assert_allclose(per_frame[29:], np.asarray(model(windows, training=False)), atol=1e-5)
+    np.testing.assert_allclose(
+        per_frame[29:], np.asarray(model(windows, training=False)), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("architecture,options", STREAMING)
@@ -110,16 +117,35 @@ def test_svdf_costs_one_frame_of_feature_filter_per_call():
     model = _trained_like("low_latency_svdf", options, shape=(98, 40), labels=12)
     filters = options.units * options.rank
     dense = options.units * 256 + 256 * 256 + 256 * 12
-    frame = tflite_macs(convert_streaming_tflite(get_model("low_latency_svdf").stream(model, options)))
+    frame = tflite_macs(
+        convert_streaming_tflite(get_model("low_latency_svdf").stream(model, options))
+    )
     assert frame == 40 * filters + filters * 98 + dense
     assert 700_000 < frame < 800_000
-    cfg = FeatureConfig.from_dict(dict(sample_rate=16000, clip_duration_ms=1000, window_size_ms=30,
-                                       window_stride_ms=10, feature_bin_count=40, preprocess="mfcc"))
-    assert tflite_macs(features_tflite(model, cfg, needs_softmax=False)) == 98 * 40 * filters + filters * 98 + dense
+    cfg = FeatureConfig.from_dict(
+        dict(
+            sample_rate=16000,
+            clip_duration_ms=1000,
+            window_size_ms=30,
+            window_stride_ms=10,
+            feature_bin_count=40,
+            preprocess="mfcc",
+        )
+    )
+    assert (
+        tflite_macs(features_tflite(model, cfg, needs_softmax=False))
+        == 98 * 40 * filters + filters * 98 + dense
+    )
 
 
-@pytest.mark.parametrize("blocks", [[[3, 1], [5, 2], [3, 1], [3, 2]], [[3, 1], [4, 2], [3, 1], [2, 2], [3, 1]],
-                                    [[5, 1], [7, 2], [9, 1], [11, 2], [13, 1]]])
+@pytest.mark.parametrize(
+    "blocks",
+    [
+        [[3, 1], [5, 2], [3, 1], [3, 2]],
+        [[3, 1], [4, 2], [3, 1], [2, 2], [3, 1]],
+        [[5, 1], [7, 2], [9, 1], [11, 2], [13, 1]],
+    ],
+)
 def test_valid_ds_cnn_streams_every_window_whatever_its_phase(blocks):
     """Valid padding: a window's scores depend on its frames only, so on a long signal every
     frame's streaming output is the window model's score of the window ending there, at every
@@ -144,9 +170,13 @@ def test_valid_ds_cnn_window_scores_ignore_frames_outside_the_receptive_field():
     model = _trained_like("ds_cnn", SMALL_VALID)
     x = np.random.default_rng(6).normal(size=(1, 30, 10)).astype(np.float32)
     inner = model.get_layer("ds_cnn")
-    probe = keras.Model(inner.input, inner.get_layer("block4_relu").output)  # 4 outputs, 4 frames apart
+    probe = keras.Model(
+        inner.input, inner.get_layer("block4_relu").output
+    )  # 4 outputs, 4 frames apart
     changed = x.copy()
-    changed[0, : 30 - receptive_field(SMALL_VALID.blocks) - 12] += 1.0  # before every output's field
+    changed[0, : 30 - receptive_field(SMALL_VALID.blocks) - 12] += (
+        1.0  # before every output's field
+    )
     np.testing.assert_allclose(np.asarray(probe(x)), np.asarray(probe(changed)), atol=1e-6)
     changed[0, -1] += 1.0  # the last frame: only the last output sees it
     diff = np.abs(np.asarray(probe(x)) - np.asarray(probe(changed))).max(axis=2)[0]
@@ -156,12 +186,20 @@ def test_valid_ds_cnn_window_scores_ignore_frames_outside_the_receptive_field():
 
 
 # ------------------------------------------------------------------ through freeze and stream_eval
-MFCC = dict(sample_rate=16000, clip_duration_ms=1000, window_size_ms=30, window_stride_ms=20,
-            feature_bin_count=20, preprocess="mfcc")
+MFCC = dict(
+    sample_rate=16000,
+    clip_duration_ms=1000,
+    window_size_ms=30,
+    window_stride_ms=20,
+    feature_bin_count=20,
+    preprocess="mfcc",
+)
 MICRO = dict(MFCC, feature_bin_count=40, preprocess="micro")
 
 
-def train_registered(folder: Path, architecture: str, options, features: dict, epochs: int = 30) -> Path:
+def train_registered(
+    folder: Path, architecture: str, options, features: dict, epochs: int = 30
+) -> Path:
     """A registered architecture trained on the tone words and saved as the train stage saves it."""
     from pipeline.core.labels import write_labels
     from pipeline.frontends import FeatureConfig, features_numpy
@@ -177,9 +215,15 @@ def train_registered(folder: Path, architecture: str, options, features: dict, e
     folder.mkdir(parents=True, exist_ok=True)
     save_model_file(model, folder / "model.keras")
     write_labels(folder / "labels.txt", LABELS)
-    (folder / "meta.json").write_text(json.dumps({
-        "architecture": architecture, "model_options": options.to_dict(),
-        "features": {"features": features, "feature_shape": list(cfg.feature_shape)}}))
+    (folder / "meta.json").write_text(
+        json.dumps(
+            {
+                "architecture": architecture,
+                "model_options": options.to_dict(),
+                "features": {"features": features, "feature_shape": list(cfg.feature_shape)},
+            }
+        )
+    )
     return folder
 
 
@@ -196,22 +240,38 @@ def freeze_tones(root: Path, keras_dir: Path, features: dict) -> dict:
     for i, (clip, label) in enumerate(zip(audio, y)):
         path = str(root / "clips" / LABELS[label] / f"clip{i}_nohash_0.wav")
         write_wav(path, clip, 16000)
-        rows.append({"path": path, "word": LABELS[label], "label": LABELS[label], "label_index": int(label),
-                     "speaker": "s", "split": "testing"})
+        rows.append(
+            {
+                "path": path,
+                "word": LABELS[label],
+                "label": LABELS[label],
+                "label_index": int(label),
+                "speaker": "s",
+                "split": "testing",
+            }
+        )
     with open(root / "test.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     pack(root / "clips")
     write_features(root, "test", features_numpy(audio, cfg), y)
-    return freeze(keras_dir, root / "export", root / "export.json", cfg, WANTED,
-                  ExportInputs(features_dir=root, test_manifest=root / "test.csv", data_root=Path("/")))
+    return freeze(
+        keras_dir,
+        root / "export",
+        root / "export.json",
+        cfg,
+        WANTED,
+        ExportInputs(features_dir=root, test_manifest=root / "test.csv", data_root=Path("/")),
+    )
 
 
 @pytest.fixture(scope="module")
 def svdf_export(tmp_path_factory):
     root = tmp_path_factory.mktemp("svdf")
-    keras_dir = train_registered(root / "keras", "low_latency_svdf", SvdfOptions(units=32, rank=2), MFCC)
+    keras_dir = train_registered(
+        root / "keras", "low_latency_svdf", SvdfOptions(units=32, rank=2), MFCC
+    )
     return root, freeze_tones(root, keras_dir, MFCC)
 
 
@@ -228,7 +288,10 @@ def test_freeze_writes_and_checks_the_streaming_model(svdf_export):
     dense = 32 * 256 + 256 * 256 + 256 * 6
     assert streaming["macs_per_frame"] == 20 * 64 + 64 * 49 + dense
     assert streaming["window_macs"] == 49 * 20 * 64 + 64 * 49 + dense
-    assert metrics["size_bytes"]["model_streaming.tflite"] == (export / "model_streaming.tflite").stat().st_size
+    assert (
+        metrics["size_bytes"]["model_streaming.tflite"]
+        == (export / "model_streaming.tflite").stat().st_size
+    )
     frontend = json.loads((export / "frontend.json").read_text())
     assert frontend["streaming"]["inputs"] == ["frame", "svdf_memory"]
     assert frontend["streaming"]["outputs"] == ["scores", "svdf_memory"]
@@ -237,7 +300,9 @@ def test_freeze_writes_and_checks_the_streaming_model(svdf_export):
 
 
 @pytest.mark.slow
-def test_stream_eval_with_the_streaming_model_gives_the_window_models_detections(svdf_export, tmp_path):
+def test_stream_eval_with_the_streaming_model_gives_the_window_models_detections(
+    svdf_export, tmp_path
+):
     from pipeline.streaming.config import StreamEvalConfig
     from pipeline.streaming.evaluate import run_stream_eval
 
@@ -259,8 +324,12 @@ def test_models_without_a_streaming_form_are_skipped_with_a_note(tmp_path):
     keras_dir = tmp_path / "keras"
     keras_dir.mkdir()
     options = get_model("tiny_conv").options()
-    (keras_dir / "meta.json").write_text(json.dumps({"architecture": "tiny_conv", "model_options": {}}))
-    streaming, reason = streaming_model(keras_dir, build_model("tiny_conv", (49, 20), 6, options=options))
+    (keras_dir / "meta.json").write_text(
+        json.dumps({"architecture": "tiny_conv", "model_options": {}})
+    )
+    streaming, reason = streaming_model(
+        keras_dir, build_model("tiny_conv", (49, 20), 6, options=options)
+    )
     assert streaming is None and "tiny_conv has no streaming form" in reason
 
 
@@ -270,7 +339,9 @@ def test_micro_export_is_full_integer_with_a_c_array(tmp_path):
     from pipeline.export.c_array import read_c_array
     from pipeline.inference import load_model
 
-    keras_dir = train_registered(tmp_path / "keras", "tiny_conv", get_model("tiny_conv").options(), MICRO)
+    keras_dir = train_registered(
+        tmp_path / "keras", "tiny_conv", get_model("tiny_conv").options(), MICRO
+    )
     metrics = freeze_tones(tmp_path, keras_dir, MICRO)
     export = tmp_path / "export"
     int8 = (export / "model_int8.tflite").read_bytes()
@@ -286,11 +357,21 @@ def test_micro_export_is_full_integer_with_a_c_array(tmp_path):
     assert accuracy["tflite_float_test_npz"] >= 0.8
     assert abs(accuracy["tflite_float_test_npz"] - accuracy["tflite_int8_test_npz"]) <= 0.01
     x, y = read_features(tmp_path, "test", num_labels=len(LABELS))
-    int8_model, float_model = load_model(export / "model_int8.tflite"), load_model(export / "model_float.tflite")
-    assert abs(np.mean(int8_model.predict_features(x).argmax(1) == y)
-               - np.mean(float_model.predict_features(x).argmax(1) == y)) <= 0.01
-    assert metrics["streaming"] == {"exported": False,
-                                    "reason": "tiny_conv has no streaming form (it runs on whole windows only)"}
+    int8_model, float_model = (
+        load_model(export / "model_int8.tflite"),
+        load_model(export / "model_float.tflite"),
+    )
+    assert (
+        abs(
+            np.mean(int8_model.predict_features(x).argmax(1) == y)
+            - np.mean(float_model.predict_features(x).argmax(1) == y)
+        )
+        <= 0.01
+    )
+    assert metrics["streaming"] == {
+        "exported": False,
+        "reason": "tiny_conv has no streaming form (it runs on whole windows only)",
+    }
 
 
 @pytest.mark.parametrize("labels,limit", [(4, 25_000), (12, 55_000)])
@@ -303,7 +384,9 @@ def test_micro_tiny_conv_int8_size(labels, limit):
 
     cfg = FeatureConfig.from_dict(MICRO)
     model = with_softmax(build_model("tiny_conv", cfg.feature_shape, labels))
-    calibration = np.random.default_rng(0).uniform(0, 26, (8, *cfg.feature_shape)).astype(np.float32)
+    calibration = (
+        np.random.default_rng(0).uniform(0, 26, (8, *cfg.feature_shape)).astype(np.float32)
+    )
     size = len(convert_int8_tflite(model, cfg, False, calibration))
     assert size <= limit
     assert size >= labels * 25 * 20 * 8  # the final layer's int8 weights are most of it
@@ -340,7 +423,9 @@ def test_int8_keeps_close_top_classes_apart_when_the_logits_span_far_below_them(
         row[0, second] = row[0, top] - rng.uniform(0.3, 0.45)
     expected = np.asarray(model(test, training=False)).argmax(1)
 
-    (tmp_path / "model_int8.tflite").write_bytes(convert_int8_tflite(model, cfg, False, calibration))
+    (tmp_path / "model_int8.tflite").write_bytes(
+        convert_int8_tflite(model, cfg, False, calibration)
+    )
     (tmp_path / "labels.txt").write_text("".join(f"w{i}\n" for i in range(labels)))
     (tmp_path / "frontend.json").write_text(json.dumps(frontend_dict(cfg, labels)))
     int8 = load_model(tmp_path / "model_int8.tflite").predict_features(test).argmax(1)
@@ -350,7 +435,9 @@ def test_int8_keeps_close_top_classes_apart_when_the_logits_span_far_below_them(
 # ------------------------------------------------------------------ valid ds_cnn on a recording
 # 49 frames of 20 ms: receptive field 3 + 2 + 4 + 2 * 2 + 2 * 2 + 2 * 4 = 25 frames, total stride 4;
 # a 40 ms clip stride (2 frames) puts windows at both phases against it.
-VALID_FOR_TONES = DsCnnOptions(channels=16, blocks=[[3, 1], [5, 2], [3, 1], [3, 2], [3, 1]], padding="valid")
+VALID_FOR_TONES = DsCnnOptions(
+    channels=16, blocks=[[3, 1], [5, 2], [3, 1], [3, 2], [3, 1]], padding="valid"
+)
 
 
 def tone_recording(folder: Path, clips=range(50, 56)) -> tuple[Path, Path]:
@@ -380,17 +467,29 @@ def valid_export(tmp_path_factory):
 def test_freeze_checks_the_valid_ds_cnn_streaming_model(valid_export):
     root, metrics = valid_export
     streaming = metrics["streaming"]
-    assert streaming["exported"] and streaming["max_abs_diff"] <= 1e-4 and streaming["clips_checked"] == 15 * 7
+    assert (
+        streaming["exported"]
+        and streaming["max_abs_diff"] <= 1e-4
+        and streaming["clips_checked"] == 15 * 7
+    )
     # (k - 1) x dilation frames per convolution; the pooling's 7 outputs of the last block (49 -> 47
     # -> 45 -> 21 -> 19 -> 9 -> 7), 4 frames apart: the last 6 x 4 of them at the full frame rate
-    assert streaming["states"] == {"conv0_buffer": [1, 2, 20], "dw1_buffer": [1, 2, 16], "dw2_buffer": [1, 4, 16],
-                                   "dw3_buffer": [1, 4, 16], "dw4_buffer": [1, 4, 16], "dw5_buffer": [1, 8, 16],
-                                   "pool_buffer": [1, 24, 16]}
+    assert streaming["states"] == {
+        "conv0_buffer": [1, 2, 20],
+        "dw1_buffer": [1, 2, 16],
+        "dw2_buffer": [1, 4, 16],
+        "dw3_buffer": [1, 4, 16],
+        "dw4_buffer": [1, 4, 16],
+        "dw5_buffer": [1, 8, 16],
+        "pool_buffer": [1, 24, 16],
+    }
     assert streaming["macs_per_frame"] * 10 < streaming["window_macs"]
 
 
 @pytest.mark.slow
-def test_valid_ds_cnn_streams_the_window_models_scores_at_every_window(valid_export, tmp_path, monkeypatch):
+def test_valid_ds_cnn_streams_the_window_models_scores_at_every_window(
+    valid_export, tmp_path, monkeypatch
+):
     """On a generated recording the streaming valid ds_cnn gives the window model's scores at
     every window (within 1e-4) and the same detections; the stream_eval stage records it."""
     from pipeline.stages import stream_eval as stage
@@ -420,10 +519,17 @@ def test_valid_ds_cnn_streams_the_window_models_scores_at_every_window(valid_exp
     recorded = json.loads((run / "metrics" / "stream.json").read_text())
     assert recorded["detections"] == len(window[2])
     assert recorded["streaming"]["compared"] and recorded["streaming"]["detections_equal"]
-    assert recorded["streaming"]["detections"] == len(window[2]) == recorded["streaming"]["same_detections"]
+    assert (
+        recorded["streaming"]["detections"]
+        == len(window[2])
+        == recorded["streaming"]["same_detections"]
+    )
     assert recorded["streaming"]["max_abs_score_diff"] <= 1e-4
     thirty = {**cfg.to_dict(), "clip_stride_ms": 30}  # 1.5 frames of 20 ms
     (run / "params.yaml").write_text(yaml.safe_dump({"stream_eval": thirty}))
     assert stage.main([]) == 0
     recorded = json.loads((run / "metrics" / "stream.json").read_text())
-    assert recorded["streaming"]["compared"] is False and "whole number" in recorded["streaming"]["reason"]
+    assert (
+        recorded["streaming"]["compared"] is False
+        and "whole number" in recorded["streaming"]["reason"]
+    )

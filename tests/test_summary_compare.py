@@ -1,4 +1,5 @@
 """The end-of-run summary and the tolerance comparison of headline metrics against a revision."""
+
 from __future__ import annotations
 
 import json
@@ -14,17 +15,30 @@ from pipeline.tools.summary import summary
 from tests.test_end_to_end import REPO_ROOT, run
 
 
-def write_metrics(root: Path, accuracy=0.94, int8=0.935, correct=78.0, false_alarms=174.0,
-                  validation=0.907) -> None:
+def write_metrics(
+    root: Path, accuracy=0.94, int8=0.935, correct=78.0, false_alarms=174.0, validation=0.907
+) -> None:
     (root / "metrics").mkdir(parents=True, exist_ok=True)
     documents = {
-        "train.json": {"architecture": "ds_cnn", "parameters": 32588, "steps": 2500,
-                       "validation_accuracy": validation},
+        "train.json": {
+            "architecture": "ds_cnn",
+            "parameters": 32588,
+            "steps": 2500,
+            "validation_accuracy": validation,
+        },
         "evaluate.json": {"accuracy": accuracy, "examples": 168},
-        "export.json": {"accuracy": {"tflite_int8": int8, "tflite_float": 0.94},
-                        "size_bytes": {"model_int8.tflite": 65688}, "test_clips": 154},
-        "stream.json": {"correct_percentage": correct, "false_alarms_per_hour": false_alarms,
-                        "ground_truth_words": 200, "duration_s": 600.0, "detection_threshold": 0.7},
+        "export.json": {
+            "accuracy": {"tflite_int8": int8, "tflite_float": 0.94},
+            "size_bytes": {"model_int8.tflite": 65688},
+            "test_clips": 154,
+        },
+        "stream.json": {
+            "correct_percentage": correct,
+            "false_alarms_per_hour": false_alarms,
+            "ground_truth_words": 200,
+            "duration_s": 600.0,
+            "detection_threshold": 0.7,
+        },
     }
     for name, document in documents.items():
         (root / "metrics" / name).write_text(json.dumps(document))
@@ -58,8 +72,11 @@ def test_summary_says_what_is_not_computed_yet(tmp_path):
 
 def test_compare_labels_changes_within_and_beyond_tolerance(repo):
     tolerance = {h.label: h.tolerance for h in HEADLINES}
-    write_metrics(repo, accuracy=0.94 - tolerance["test accuracy"] / 2,  # within
-                  correct=78.0 + 2 * tolerance["streaming: correct"])  # beyond
+    write_metrics(
+        repo,
+        accuracy=0.94 - tolerance["test accuracy"] / 2,  # within
+        correct=78.0 + 2 * tolerance["streaming: correct"],
+    )  # beyond
     rows = {row.headline.label: row for row in compare("HEAD", repo)}
     assert rows["test accuracy"].verdict == "same within tolerance"
     assert not rows["test accuracy"].beyond
@@ -72,8 +89,12 @@ def test_compare_labels_changes_within_and_beyond_tolerance(repo):
 
 def test_compare_command_fails_only_beyond_tolerance(repo):
     tool = [sys.executable, "-m", "pipeline.tools.compare_metrics", "--base", "HEAD", "--fail"]
-    env_root = {"cwd": repo, "capture_output": True, "text": True,
-                "env": {"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"}}
+    env_root = {
+        "cwd": repo,
+        "capture_output": True,
+        "text": True,
+        "env": {"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
+    }
     write_metrics(repo, accuracy=0.934)  # one test clip of 168 fewer: within
     within = subprocess.run(tool, **env_root)
     assert within.returncode == 0, within.stderr
@@ -82,7 +103,8 @@ def test_compare_command_fails_only_beyond_tolerance(repo):
     beyond = subprocess.run(tool, **env_root)
     assert beyond.returncode == 1
     assert beyond.stderr.strip().splitlines()[-1] == (
-        "error [pipeline.tools.compare_metrics]: beyond tolerance against HEAD: test accuracy")
+        "error [pipeline.tools.compare_metrics]: beyond tolerance against HEAD: test accuracy"
+    )
 
 
 def test_compare_names_a_bad_revision_and_a_bad_file(repo):
@@ -104,8 +126,10 @@ def test_changed_inputs_ignores_missing_outputs_but_not_changed_code_or_params()
 
     fresh_clone = {  # `dvc status --json` before any pull: outputs missing, nothing else changed
         "featurize": [{"changed outs": {"data/features": "deleted"}}],
-        "train": [{"changed deps": {"data/features": "deleted"}},
-                  {"changed outs": {"models/keras": "deleted"}}],
+        "train": [
+            {"changed deps": {"data/features": "deleted"}},
+            {"changed outs": {"models/keras": "deleted"}},
+        ],
     }
     assert changed_inputs(fresh_clone) == []
     assert changed_inputs({}) == []

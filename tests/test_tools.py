@@ -1,4 +1,5 @@
 """label_wav, evaluate_dir and wav_to_spectrogram on the pretrained graph and a tiny export."""
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,19 @@ def test_label_wav_pretrained_prints_original_format(shared_pretrained, shared_m
     from pipeline.tools.label_wav import main
 
     wav = sorted((shared_mini / "left").glob("*.wav"))[0]
-    assert main(["--graph", str(shared_pretrained / "conv_actions_frozen.pb"), "--labels",
-                 str(shared_pretrained / "conv_actions_labels.txt"), "--wav", str(wav)]) == 0
+    assert (
+        main(
+            [
+                "--graph",
+                str(shared_pretrained / "conv_actions_frozen.pb"),
+                "--labels",
+                str(shared_pretrained / "conv_actions_labels.txt"),
+                "--wav",
+                str(wav),
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
     matches = [LINE.match(line) for line in lines]
@@ -96,15 +108,31 @@ def test_evaluate_dir_counts_and_skips_bad_wav(shared_pretrained, tmp_path, caps
     data = make_dataset(tmp_path / "data", words=("yes", "no", "cat", "dog"), speakers=3)
     bad = add_bad_wav(data / "yes")
     out = tmp_path / "result.json"
-    assert main(["--model", str(shared_pretrained / "conv_actions_frozen.pb"), "--data-dir",
-                 str(data), "--json", str(out), "--batch-size", "5"]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                str(shared_pretrained / "conv_actions_frozen.pb"),
+                "--data-dir",
+                str(data),
+                "--json",
+                str(out),
+                "--batch-size",
+                "5",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "accuracy:" in printed and "deadbeef_nohash_0.wav" in printed
     result = json.loads(out.read_text())
     assert result["clips"] == 12
     assert [s["path"] for s in result["skipped"]] == [str(bad)]
     assert {k: v["clips"] for k, v in result["per_class"].items()} == {
-        "_unknown_": 6, "yes": 3, "no": 3}
+        "_unknown_": 6,
+        "yes": 3,
+        "no": 3,
+    }
     confusion = np.array(result["confusion_matrix"])
     assert confusion.shape == (12, 12) and confusion.sum() == 12
     assert result["accuracy"] == pytest.approx(np.trace(confusion) / 12)
@@ -149,8 +177,14 @@ def test_evaluate_dir_missing_folder(tmp_path, shared_pretrained):
     from pipeline.tools.evaluate_dir import main
 
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        main(["--model", str(shared_pretrained / "conv_actions_frozen.pb"), "--data-dir",
-              str(tmp_path / "nowhere")])
+        main(
+            [
+                "--model",
+                str(shared_pretrained / "conv_actions_frozen.pb"),
+                "--data-dir",
+                str(tmp_path / "nowhere"),
+            ]
+        )
 
 
 # ------------------------------------------------------------------------- wav_to_spectrogram
@@ -160,11 +194,29 @@ def test_spectrogram_png_size(tmp_path):
     wav = tmp_path / "yes.wav"
     write_wav(wav, word_clip("yes", 1, 0), 16000)
     out = tmp_path / "plot" / "yes.png"
-    assert main(["--wav", str(wav), "--out", str(out), "--params",
-                 str(REPO_ROOT / "params.yaml")]) == 0
+    assert (
+        main(["--wav", str(wav), "--out", str(out), "--params", str(REPO_ROOT / "params.yaml")])
+        == 0
+    )
     assert png_size(out) == (1000, 400)
-    assert main(["--wav", str(wav), "--out", str(out), "--features", "--width", "640",
-                 "--height", "480", "--params", str(REPO_ROOT / "params.yaml")]) == 0
+    assert (
+        main(
+            [
+                "--wav",
+                str(wav),
+                "--out",
+                str(out),
+                "--features",
+                "--width",
+                "640",
+                "--height",
+                "480",
+                "--params",
+                str(REPO_ROOT / "params.yaml"),
+            ]
+        )
+        == 0
+    )
     assert png_size(out) == (640, 480)
 
 
@@ -184,8 +236,20 @@ def test_spectrogram_with_pretrained_features(tmp_path, shared_pretrained):
     wav = tmp_path / "no.wav"
     write_wav(wav, word_clip("no", 2, 0), 16000)
     out = tmp_path / "no.png"
-    assert main(["--wav", str(wav), "--out", str(out), "--features", "--model-dir",
-                 str(shared_pretrained / "conv_actions_frozen.pb")]) == 0
+    assert (
+        main(
+            [
+                "--wav",
+                str(wav),
+                "--out",
+                str(out),
+                "--features",
+                "--model-dir",
+                str(shared_pretrained / "conv_actions_frozen.pb"),
+            ]
+        )
+        == 0
+    )
     assert png_size(out) == (1000, 700)
 
 
@@ -208,7 +272,9 @@ def tiny_models(tmp_path_factory) -> Path:
     features = FeatureConfig().to_dict()
     keras.utils.set_random_seed(0)
     inputs = keras.Input(FeatureConfig().feature_shape, name="features")
-    outputs = keras.layers.Dense(len(TINY_LABELS), activation="softmax")(keras.layers.Flatten()(inputs))
+    outputs = keras.layers.Dense(len(TINY_LABELS), activation="softmax")(
+        keras.layers.Flatten()(inputs)
+    )
     model = keras.Model(inputs, outputs)
     model.save(folder / "model.keras")
     (folder / "model.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
@@ -243,8 +309,10 @@ def _damaged(tiny_models: Path, folder: Path, kind: str) -> tuple[Path, str]:
             archive.writestr("model.weights.h5", b"\0" * 64)
         return path, "a zip archive without config.json"
     if kind == "keras:bad-crc":  # one byte of a stored member changed: only its CRC tells
-        with zipfile.ZipFile(tiny_models / "model.keras") as source, \
-                zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as target:
+        with (
+            zipfile.ZipFile(tiny_models / "model.keras") as source,
+            zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as target,
+        ):
             for info in source.infolist():
                 target.writestr(info.filename, source.read(info))
             config = source.read("config.json")
@@ -256,8 +324,17 @@ def _damaged(tiny_models: Path, folder: Path, kind: str) -> tuple[Path, str]:
     return path, damage[kind][1]
 
 
-DAMAGE = ["tflite:empty", "tflite:truncated", "tflite:garbage", "tflite:garbage-after-header",
-          "keras:empty", "keras:truncated", "keras:garbage", "keras:no-config", "keras:bad-crc"]
+DAMAGE = [
+    "tflite:empty",
+    "tflite:truncated",
+    "tflite:garbage",
+    "tflite:garbage-after-header",
+    "keras:empty",
+    "keras:truncated",
+    "keras:garbage",
+    "keras:no-config",
+    "keras:bad-crc",
+]
 
 
 def test_the_tiny_models_are_good(tiny_models, tmp_path, capsys):
@@ -281,7 +358,11 @@ def test_a_damaged_model_is_named_with_its_problem(tiny_models, tmp_path, kind):
     with pytest.raises(StageError) as caught:
         main(["--model", str(path), "--wav", str(wav)])
     message = str(caught.value)
-    assert message.startswith(f"{path}: ") and problem in message and "not found" not in message.lower()
+    assert (
+        message.startswith(f"{path}: ")
+        and problem in message
+        and "not found" not in message.lower()
+    )
 
 
 def test_every_model_tool_names_a_damaged_model(tiny_models, tmp_path):
@@ -299,10 +380,23 @@ def test_every_model_tool_names_a_damaged_model(tiny_models, tmp_path):
     (tmp_path / "truth.txt").write_text("yes, 1000.0\n")
     runs = {
         evaluate_dir.main: ["--model", str(tflite), "--data-dir", str(data)],
-        wav_to_spectrogram.main: ["--wav", str(wav), "--out", str(tmp_path / "s.png"), "--features",
-                                  "--model", str(keras_file)],
-        stream_eval.main: ["--model", str(tflite), "--wav", str(stream), "--ground-truth",
-                           str(tmp_path / "truth.txt")],
+        wav_to_spectrogram.main: [
+            "--wav",
+            str(wav),
+            "--out",
+            str(tmp_path / "s.png"),
+            "--features",
+            "--model",
+            str(keras_file),
+        ],
+        stream_eval.main: [
+            "--model",
+            str(tflite),
+            "--wav",
+            str(stream),
+            "--ground-truth",
+            str(tmp_path / "truth.txt"),
+        ],
     }
     for main, argv in runs.items():
         model = argv[argv.index("--model") + 1]
@@ -316,9 +410,13 @@ def _one_line_error(command: list[str], cwd: Path) -> str:
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", *command], cwd=cwd, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", *command], cwd=cwd, capture_output=True, text=True
+    )
     errors = [line for line in result.stderr.splitlines() if line.startswith("error [")]
-    assert result.returncode == 1 and "Traceback" not in result.stderr and len(errors) == 1, result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr and len(errors) == 1, (
+        result.stderr
+    )
     return errors[0]
 
 
@@ -327,15 +425,22 @@ def test_tools_print_one_line_for_damaged_models_and_folder_outputs(tiny_models,
     tflite, _ = _damaged(tiny_models, tmp_path / "t", "tflite:truncated")  # crashed TFLite before
     wav = tmp_path / "yes.wav"
     write_wav(wav, word_clip("yes", 1, 0), 16000)
-    line = _one_line_error(["pipeline.tools.label_wav", "--model", str(tflite), "--wav", str(wav)],
-                           tmp_path)
-    assert line == f"error [pipeline.tools.label_wav]: {tflite}: damaged or truncated TFLite model " \
-                   f"({tflite.stat().st_size} bytes)"
+    line = _one_line_error(
+        ["pipeline.tools.label_wav", "--model", str(tflite), "--wav", str(wav)], tmp_path
+    )
+    assert (
+        line == f"error [pipeline.tools.label_wav]: {tflite}: damaged or truncated TFLite model "
+        f"({tflite.stat().st_size} bytes)"
+    )
     (tmp_path / "plots").mkdir()
-    line = _one_line_error(["pipeline.tools.wav_to_spectrogram", "--wav", str(wav), "--out",
-                            str(tmp_path / "plots")], tmp_path)
-    assert line == (f"error [pipeline.tools.wav_to_spectrogram]: {tmp_path / 'plots'}: is a folder; "
-                    "give the path of a file to write")
+    line = _one_line_error(
+        ["pipeline.tools.wav_to_spectrogram", "--wav", str(wav), "--out", str(tmp_path / "plots")],
+        tmp_path,
+    )
+    assert line == (
+        f"error [pipeline.tools.wav_to_spectrogram]: {tmp_path / 'plots'}: is a folder; "
+        "give the path of a file to write"
+    )
 
 
 def test_extract_clip_lists_a_store_and_writes_clips_as_wav(tmp_path, capsys):

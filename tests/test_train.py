@@ -1,4 +1,5 @@
 """The train stage on small synthetic feature sets: schedule, outputs, NaN check, resume."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 LABELS = ("_silence_", "_unknown_", "yes", "no")
 
 
-def make_features(root: Path, n_train=240, n_eval=60, frames=20, bins=12, seed=0, noise=1.0) -> Path:
+def make_features(
+    root: Path, n_train=240, n_eval=60, frames=20, bins=12, seed=0, noise=1.0
+) -> Path:
     """Write a features folder (docs/architecture.md layout) whose classes are noisy prototypes."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -34,7 +37,9 @@ def make_features(root: Path, n_train=240, n_eval=60, frames=20, bins=12, seed=0
         x = prototypes[y] + rng.normal(0, noise, size=(n, frames, bins)).astype(np.float32)
         write_features(root, name, x.astype(np.float32), y)
     (root / "labels.txt").write_text("".join(f"{label}\n" for label in LABELS))
-    (root / "meta.json").write_text(json.dumps({"preprocess": "mfcc", "feature_shape": [frames, bins]}))
+    (root / "meta.json").write_text(
+        json.dumps({"preprocess": "mfcc", "feature_shape": [frames, bins]})
+    )
     return root
 
 
@@ -70,7 +75,9 @@ def outputs(work: Path) -> TrainOutputs:
 
 
 def run_train(work: Path, **overrides) -> dict:
-    return train(TrainConfig(**settings(**overrides)), work / "data/features", outputs(work), progress=False)
+    return train(
+        TrainConfig(**settings(**overrides)), work / "data/features", outputs(work), progress=False
+    )
 
 
 def model_weights(model_dir: Path) -> list[np.ndarray]:
@@ -81,7 +88,14 @@ def model_weights(model_dir: Path) -> list[np.ndarray]:
 
 def test_learning_rate_schedule_is_piecewise_constant_by_stage():
     steps, rates = [3, 2, 1], [0.1, 0.01, 0.001]
-    assert [learning_rate_at(s, steps, rates) for s in range(1, 7)] == [0.1, 0.1, 0.1, 0.01, 0.01, 0.001]
+    assert [learning_rate_at(s, steps, rates) for s in range(1, 7)] == [
+        0.1,
+        0.1,
+        0.1,
+        0.01,
+        0.01,
+        0.001,
+    ]
 
 
 def test_train_writes_model_metrics_and_curve(tmp_path):
@@ -91,8 +105,14 @@ def test_train_writes_model_metrics_and_curve(tmp_path):
     assert metrics["steps"] == 40 and metrics["resumed_from_step"] == 0
     assert metrics["examples_per_second"] > 0
     # The committed metric holds only what a rerun reproduces; timings go to the logs.
-    run_facts = {"resumed_from_step", "seconds", "examples_per_second", "placement", "replicas",
-                 "dtype_policy"}
+    run_facts = {
+        "resumed_from_step",
+        "seconds",
+        "examples_per_second",
+        "placement",
+        "replicas",
+        "dtype_policy",
+    }
     written = json.loads((tmp_path / "metrics/train.json").read_text())
     assert written == {k: v for k, v in metrics.items() if k not in run_facts}
     logged = json.loads((tmp_path / "models/logs/run.json").read_text())
@@ -155,8 +175,13 @@ def test_a_committee_trains_each_head_and_saves_their_mean(tmp_path):
 
     make_features(tmp_path / "data/features", frames=1, bins=60, noise=0.5)
     options = WordPairMeanOptions(windows=4, width=10, channels=8)
-    metrics = train(TrainConfig(**settings(model_architecture="word_pair_mean")), tmp_path / "data/features",
-                    outputs(tmp_path), model_options=options, progress=False)
+    metrics = train(
+        TrainConfig(**settings(model_architecture="word_pair_mean")),
+        tmp_path / "data/features",
+        outputs(tmp_path),
+        model_options=options,
+        progress=False,
+    )
     assert metrics["validation_accuracy"] >= 0.9
     scores_model = load_model_file(tmp_path / "models/keras/model.keras")
     logits_model = scores_model.get_layer("word_pair_mean")
@@ -167,8 +192,12 @@ def test_a_committee_trains_each_head_and_saves_their_mean(tmp_path):
     for head in range(2):
         assert np.mean(logits[:, head].argmax(1) == y) >= 0.9, head
     heads = np.exp(logits - logits.max(-1, keepdims=True))
-    np.testing.assert_allclose(np.asarray(scores_model(x)),
-                               (heads / heads.sum(-1, keepdims=True)).mean(1), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        np.asarray(scores_model(x)),
+        (heads / heads.sum(-1, keepdims=True)).mean(1),
+        rtol=1e-5,
+        atol=1e-7,
+    )
     meta = json.loads((tmp_path / "models/keras/meta.json").read_text())
     assert meta["model_options"]["windows"] == 4 and meta["architecture"] == "word_pair_mean"
 
@@ -200,7 +229,9 @@ def test_bad_features_give_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="labels.txt"):
         run_train(tmp_path)
     features = make_features(tmp_path / "data/features")
-    write_features(features, "validation", np.zeros((4, 20, 12), np.float32), np.array([0, 1, 2, 9], np.int32))
+    write_features(
+        features, "validation", np.zeros((4, 20, 12), np.float32), np.array([0, 1, 2, 9], np.int32)
+    )
     with pytest.raises(StageError, match=r"validation/y.npy: labels must be integers in \[0, 4\)"):
         run_train(tmp_path)
     write_features(features, "validation", np.zeros((4, 20, 13), np.float32), np.zeros(4, np.int32))
@@ -210,7 +241,9 @@ def test_bad_features_give_clear_errors(tmp_path):
     with pytest.raises(StageError, match=r"validation/x.npy: expected float32 features"):
         run_train(tmp_path)
     (features / "validation" / "y.npy").unlink()
-    with pytest.raises(FileNotFoundError, match=r"validation/y.npy: not found \(run the featurize stage"):
+    with pytest.raises(
+        FileNotFoundError, match=r"validation/y.npy: not found \(run the featurize stage"
+    ):
         run_train(tmp_path)
 
 
@@ -218,7 +251,9 @@ def test_bad_features_give_clear_errors(tmp_path):
 def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
     """Kill a real `python -m pipeline.stages.train` with SIGKILL, rerun it, and check it continues from
     the last checkpoint and ends with exactly the weights of an uninterrupted run."""
-    overrides = dict(how_many_training_steps=[300, 100], save_step_interval=25, eval_step_interval=100)
+    overrides = dict(
+        how_many_training_steps=[300, 100], save_step_interval=25, eval_step_interval=100
+    )
     reference = tmp_path / "reference"
     make_features(reference / "data/features")
     run_train(reference, **overrides)
@@ -231,7 +266,9 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     cmd = [sys.executable, "-m", "pipeline.stages.train", "--no-progress"]
-    process = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     checkpoints = work / "models/checkpoints"
     deadline = time.monotonic() + 120
     while not (checkpoints.is_dir() and any(p.suffix == ".npz" for p in checkpoints.iterdir())):
@@ -249,11 +286,16 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
     assert "resuming from" in result.stderr
     run = json.loads((work / "models/logs/run.json").read_text())
     assert run["resumed_from_step"] >= killed_at
-    for a, b in zip(model_weights(reference / "models/keras"), model_weights(work / "models/keras")):
+    for a, b in zip(
+        model_weights(reference / "models/keras"), model_weights(work / "models/keras")
+    ):
         np.testing.assert_array_equal(a, b)
     # Same weights, same bytes: DVC sees the resumed model as the uninterrupted one.
     assert (work / "models/keras/model.keras").read_bytes() == (
-        reference / "models/keras/model.keras").read_bytes()
-    assert (work / "metrics/train.json").read_text() == (reference / "metrics/train.json").read_text()
+        reference / "models/keras/model.keras"
+    ).read_bytes()
+    assert (work / "metrics/train.json").read_text() == (
+        reference / "metrics/train.json"
+    ).read_text()
     reference_curve = (reference / "metrics/train_curve.csv").read_text()
     assert (work / "metrics/train_curve.csv").read_text() == reference_curve

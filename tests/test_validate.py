@@ -1,4 +1,5 @@
 """validate_dataset: each kind of bad clip is named, skipped with a report, or resampled."""
+
 from __future__ import annotations
 
 import struct
@@ -40,7 +41,10 @@ def bad_files():
         "truncated": (good[: len(good) // 2], "truncated"),
         "eight_bit": (raw_wav(bytes(RATE), bits=8), "8-bit"),
         "stereo": (raw_wav(bytes(RATE * 4), channels=2), "2 channels"),
-        "cd_rate": (encode_wav(tone(rate=44100), 44100), "sample rate 44100 Hz; expected 16000 Hz (data.resample: true"),
+        "cd_rate": (
+            encode_wav(tone(rate=44100), 44100),
+            "sample rate 44100 Hz; expected 16000 Hz (data.resample: true",
+        ),
         "float": (raw_wav(bytes(RATE * 4), bits=32, fmt_tag=3), "not PCM"),
         "empty": (encode_wav(np.zeros(0, np.float32), RATE), "no audio samples"),
     }
@@ -164,4 +168,5 @@ def test_background_noise_of_exactly_one_clip_is_too_short(tiny_dataset):
     (tiny_dataset / "_background_noise_" / "one_clip.wav").write_bytes(encode_wav(tone(1.0), RATE))
     rows = validate_dataset(tiny_dataset, RATE, RATE, on_bad_file="skip")
     assert [(path, "not longer than one clip" in problem) for path, problem in rows] == [
-        ("_background_noise_/one_clip.wav", True)]
+        ("_background_noise_/one_clip.wav", True)
+    ]

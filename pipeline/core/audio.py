@@ -4,6 +4,7 @@ The data set is 16-bit mono PCM WAV. Reading parses the RIFF chunks itself so th
 bad file gets its own message (not a WAV, truncated, not PCM 16-bit, not mono, wrong rate) naming
 the file, which is what a user needs to fix or skip it.
 """
+
 from __future__ import annotations
 
 import io
@@ -134,7 +135,9 @@ def check_pcm16_mono(info: WavInfo, path, sample_rate: int | None = None) -> Non
         raise WavError(path, f"sample rate {info.sample_rate} Hz; expected {sample_rate} Hz")
 
 
-def decode_wav_bytes(data: bytes, path="<bytes>", sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+def decode_wav_bytes(
+    data: bytes, path="<bytes>", sample_rate: int | None = None
+) -> tuple[np.ndarray, int]:
     """Decode 16-bit mono PCM WAV bytes to float32 in [-1, 1); check the rate if given."""
     info, body = _parse(data, path)
     check_pcm16_mono(info, path, sample_rate)

@@ -4,6 +4,7 @@ These two keys live in params.yaml's ``features`` section (the tutorial's flag n
 stages that only handle audio (download, synthesize_stream) need nothing else of it: this partial
 view gives them the two keys, validated, without importing the front ends.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -4,6 +4,7 @@ A stage or tool that raises one of :data:`EXPECTED_ERRORS` prints one line namin
 parameter and the problem, and exits with status 1 (``pipeline.cli.run_main``); anything else is
 a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 

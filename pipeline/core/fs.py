@@ -7,6 +7,7 @@ the next write of the same target removes the temporaries of that target whose w
 Temporaries are created like ordinary files (mode 0666 / 0777 less the umask), so outputs suit a
 shared DVC cache or a team folder.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,8 +17,9 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pipeline.core.errors import StageError
 
@@ -104,7 +106,9 @@ def _prepare(path, folder: bool) -> Path:
     except (FileExistsError, NotADirectoryError):
         raise StageError(f"{path}: cannot write there, {path.parent} is not a folder") from None
     except OSError as exc:
-        raise StageError(f"{path}: cannot create its folder {path.parent} ({exc.strerror})") from None
+        raise StageError(
+            f"{path}: cannot create its folder {path.parent} ({exc.strerror})"
+        ) from None
     temporary = _temporary_pattern()
     if not any(temporary.fullmatch(part) for part in path.parent.parts):
         remove_stale_temporaries(path)

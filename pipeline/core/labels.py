@@ -1,4 +1,5 @@
 """Label names and order, as in the original input_data.py."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,12 +14,7 @@ SILENCE_INDEX = 0
 UNKNOWN_INDEX = 1
 
 # The 35 words of Speech Commands v0.02 (v0.01 has the first 30).
-ALL_WORDS = (
-    "yes no up down left right on off stop go "
-    "zero one two three four five six seven eight nine "
-    "bed bird cat dog happy house marvin sheila tree wow "
-    "backward forward follow learn visual"
-).split()
+ALL_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow", "backward", "forward", "follow", "learn", "visual"]
 
 
 def prepare_words_list(wanted_words) -> list[str]:

@@ -10,6 +10,7 @@ only on the rows appended (no timestamps), and the sha256 of the data is compute
 
 Readers open the result with ``np.load(path, mmap_mode="r")``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,7 +25,9 @@ from pipeline.core.errors import StageError
 def _header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
     buffer = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        buffer, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+        buffer,
+        {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape},
+    )
     return buffer.getvalue()
 
 
@@ -49,7 +52,9 @@ class NpyWriter:
     def append(self, array: np.ndarray) -> None:
         array = np.asarray(array)
         if tuple(array.shape[1:]) != self.row_shape:
-            raise ValueError(f"{self.path}: rows of shape {array.shape[1:]}; expected {self.row_shape}")
+            raise ValueError(
+                f"{self.path}: rows of shape {array.shape[1:]}; expected {self.row_shape}"
+            )
         data = np.ascontiguousarray(array, dtype=self.dtype).tobytes()
         self._file.write(data)
         self._digest.update(data)
@@ -61,14 +66,18 @@ class NpyWriter:
         if self._file.closed:
             raise ValueError(f"{self.path}: already closed")
         header = _header(self.dtype, (self.rows, *self.row_shape))
-        if len(header) != len(self._header):  # numpy's padding makes this impossible below 10^21 rows
-            raise StageError(f"{self.path}: the .npy header grew from {len(self._header)} to {len(header)} bytes")
+        if len(header) != len(
+            self._header
+        ):  # numpy's padding makes this impossible below 10^21 rows
+            raise StageError(
+                f"{self.path}: the .npy header grew from {len(self._header)} to {len(header)} bytes"
+            )
         self._file.seek(0)
         self._file.write(header)
         self._file.close()
         return self._digest.hexdigest()
 
-    def __enter__(self) -> "NpyWriter":
+    def __enter__(self) -> NpyWriter:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
@@ -77,4 +86,3 @@ class NpyWriter:
                 self.close()
             else:
                 self._file.close()
-

@@ -7,6 +7,7 @@ them (``DataConfig`` in ``pipeline.data.config``, ``FeatureConfig`` in ``pipelin
 ...); this module knows only the section names, so loading params never imports a layer a stage
 does not run.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,7 +20,17 @@ from pipeline.core.schema import Section, read_yaml
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 # The sections of params.yaml, in file order (tests check each has its Section class).
-SECTION_NAMES = ("data", "split", "features", "augment", "stream_windows", "model", "train", "stream", "stream_eval")
+SECTION_NAMES = (
+    "data",
+    "split",
+    "features",
+    "augment",
+    "stream_windows",
+    "model",
+    "train",
+    "stream",
+    "stream_eval",
+)
 
 
 def read_params(path: str | Path = DEFAULT_PARAMS_PATH) -> dict[str, Any]:
@@ -44,7 +55,9 @@ def check_section_names(params: Any) -> dict[str, Any]:
         raise ParamError("params: the file must hold a mapping of sections")
     unknown = sorted(set(params) - set(SECTION_NAMES))
     if unknown:
-        raise ParamError(f"params: unknown section {unknown[0]!r}; allowed: " + ", ".join(SECTION_NAMES))
+        raise ParamError(
+            f"params: unknown section {unknown[0]!r}; allowed: " + ", ".join(SECTION_NAMES)
+        )
     return params
 
 

@@ -3,6 +3,7 @@
 dvc.yaml lists the same paths as the stages' outs (a test checks that they agree), and the stage
 entry points take these as their defaults.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -8,13 +8,15 @@ it and says what is allowed; rules relating two keys live in the section's ``__p
 
 YAML is read with YAML 1.2 booleans, as DVC writes params.yaml (see :func:`read_yaml`).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import yaml
 
@@ -54,7 +56,7 @@ class Spec:
     low: float | None = None
     high: float | None = None
     choices: tuple | None = None
-    item: "Spec | None" = None  # for lists: the spec of every element
+    item: Spec | None = None  # for lists: the spec of every element
     check: Callable[[Any], str | None] | None = None  # returns an error text or None
     nonempty: bool = False
 
@@ -89,9 +91,13 @@ class Spec:
         if isinstance(value, float) and not math.isfinite(value):
             raise ParamError(f"params: {key} = {value!r} is not a finite number")
         if self.choices is not None and value not in self.choices:
-            raise ParamError(f"params: {key} = {value!r} is not allowed; expected {self.describe()}")
+            raise ParamError(
+                f"params: {key} = {value!r} is not allowed; expected {self.describe()}"
+            )
         if self.low is not None and value < self.low or self.high is not None and value > self.high:
-            raise ParamError(f"params: {key} = {value!r} is out of range; expected {self.describe()}")
+            raise ParamError(
+                f"params: {key} = {value!r} is out of range; expected {self.describe()}"
+            )
         if self.nonempty and len(value) == 0:
             raise ParamError(f"params: {key} must not be empty; expected {self.describe()}")
         if self.item is not None:
@@ -160,7 +166,9 @@ class Section:
         """Validate ``values`` (the section's mapping) and build the typed section."""
         prefix = prefix or cls.section
         if not isinstance(values, dict):
-            raise ParamError(f"params: {prefix} must be a mapping of keys, got {type(values).__name__}")
+            raise ParamError(
+                f"params: {prefix} must be a mapping of keys, got {type(values).__name__}"
+            )
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(names))
         if unknown and not cls.partial:

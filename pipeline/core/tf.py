@@ -7,6 +7,7 @@ raising an error.
 TensorFlow is imported inside functions, not at module level, so that stages and tools that do
 not need it (split, download, the plots) start in a fraction of a second.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,7 +40,9 @@ def check_tflite(data: bytes, name) -> None:
     if not data:
         raise StageError(f"{name}: empty file, not a TFLite model")
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise StageError(f"{name}: not a TFLite model (no TFL3 identifier; damaged, or another format)")
+        raise StageError(
+            f"{name}: not a TFLite model (no TFL3 identifier; damaged, or another format)"
+        )
     tensorflow()
     from tensorflow.lite.python import schema_py_generated as schema
 
@@ -66,12 +69,16 @@ def _tflite_inconsistency(model, size: int) -> str:
         for op in graph.operators or []:
             if not 0 <= op.opcodeIndex < len(codes):
                 return "an operator names an operator code that does not exist"
-            used = [*(op.inputs if op.inputs is not None else []),
-                    *(op.outputs if op.outputs is not None else [])]
+            used = [
+                *(op.inputs if op.inputs is not None else []),
+                *(op.outputs if op.outputs is not None else []),
+            ]
             if any(not -1 <= int(i) < len(tensors) for i in used):
                 return "an operator names a tensor that does not exist"
-        ends = [*(graph.inputs if graph.inputs is not None else []),
-                *(graph.outputs if graph.outputs is not None else [])]
+        ends = [
+            *(graph.inputs if graph.inputs is not None else []),
+            *(graph.outputs if graph.outputs is not None else []),
+        ]
         if any(not 0 <= int(i) < len(tensors) for i in ends):
             return "a model input or output names a tensor that does not exist"
     return ""

@@ -22,6 +22,7 @@ Archives come from the network, so extraction trusts nothing in them:
 Any failure is a :class:`StageError` naming the archive and the problem; what was extracted into
 a ``dest`` that did not exist before is removed again.
 """
+
 from __future__ import annotations
 
 import lzma
@@ -45,9 +46,18 @@ MAX_LINK_HOPS = 40  # Linux's limit on symbolic links followed in one path (ELOO
 MAX_LINK_TARGET = 4096  # bytes; a zip link member's content is its target
 BLOCK = tarfile.BLOCKSIZE
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # a zip local file header, 30 bytes
-_DAMAGED = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError,
-            UnicodeDecodeError, NotImplementedError, struct.error,
-            ValueError, OverflowError)
+_DAMAGED = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    UnicodeDecodeError,
+    NotImplementedError,
+    struct.error,
+    ValueError,
+    OverflowError,
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,7 @@ class Limits:
     max_members: int = 1_000_000
 
     @classmethod
-    def of(cls, data) -> "Limits":
+    def of(cls, data) -> Limits:
         """The limits a :class:`~pipeline.data.config.DataConfig` states."""
         return cls(data.max_member_mb * MB, data.max_total_mb * MB, data.max_members)
 
@@ -67,8 +77,10 @@ class Limits:
 def _too_many(archive, limits: Limits, count: int | None = None) -> StageError:
     """``count``: the members a zip lists (a tar is refused on reaching the limit, uncounted)."""
     has = f"{count} members, more than" if count is not None else "more members than"
-    return StageError(f"{archive}: refusing the archive: it has {has} the limit of {limits.max_members} "
-                      "(data.max_members)")
+    return StageError(
+        f"{archive}: refusing the archive: it has {has} the limit of {limits.max_members} "
+        "(data.max_members)"
+    )
 
 
 class DamagedArchiveError(StageError):
@@ -80,7 +92,9 @@ def _refuse(archive, member: str, problem: str) -> StageError:
 
 
 def _damaged(archive, problem: str) -> StageError:
-    return DamagedArchiveError(f"{archive}: damaged or truncated archive ({' '.join(problem.split())})")
+    return DamagedArchiveError(
+        f"{archive}: damaged or truncated archive ({' '.join(problem.split())})"
+    )
 
 
 def _safe_name(archive, name: str) -> str:
@@ -116,15 +130,20 @@ class _Tree:
             return
         known = self.kinds.get(name)
         if known is not None and not (known == "dir" and kind == "dir"):
-            raise _refuse(self.archive, raw, f"appears twice in the archive (also {self.raw[name]!r})")
+            raise _refuse(
+                self.archive, raw, f"appears twice in the archive (also {self.raw[name]!r})"
+            )
         if kind != "dir" and name in self.below:
             raise _refuse(self.archive, raw, f"is a {kind} but other members lie below it")
         for parent in _parents(name):
             parent_kind = self.kinds.get(parent)
             if parent_kind == "link":
-                raise _refuse(self.archive, raw,
-                              f"lies below the link member {self.raw[parent]!r} "
-                              "(members below links are not extracted)")
+                raise _refuse(
+                    self.archive,
+                    raw,
+                    f"lies below the link member {self.raw[parent]!r} "
+                    "(members below links are not extracted)",
+                )
             if parent_kind == "file":
                 raise _refuse(self.archive, raw, f"lies below the file member {self.raw[parent]!r}")
             self.below.add(parent)
@@ -153,7 +172,9 @@ class _Tree:
                 continue
             if part == "..":
                 if not done:
-                    raise _refuse(self.archive, raw, f"is a link pointing outside the archive ({target!r})")
+                    raise _refuse(
+                        self.archive, raw, f"is a link pointing outside the archive ({target!r})"
+                    )
                 done.pop()
                 continue
             here = "/".join(done + [part])
@@ -161,28 +182,48 @@ class _Tree:
             if kind == "link":
                 hops += 1
                 if hops > MAX_LINK_HOPS:
-                    raise _refuse(self.archive, raw,
-                                  f"is a link that loops (more than {MAX_LINK_HOPS} links deep)")
+                    raise _refuse(
+                        self.archive,
+                        raw,
+                        f"is a link that loops (more than {MAX_LINK_HOPS} links deep)",
+                    )
                 _, next_target, next_base = self.links[here]
                 if next_target.startswith("/") or re.match(r"^[A-Za-z]:", next_target):
-                    raise _refuse(self.archive, raw, f"is a link leading to an absolute path ({next_target!r})")
+                    raise _refuse(
+                        self.archive,
+                        raw,
+                        f"is a link leading to an absolute path ({next_target!r})",
+                    )
                 done = [p for p in next_base.split("/") if p]
                 todo = next_target.split("/") + todo
                 continue
             if any(p not in ("", ".") for p in todo):  # ``here`` must be a folder
                 if kind == "file":
-                    raise _refuse(self.archive, raw, f"is a link through the file {self.raw[here]!r} ({target!r})")
+                    raise _refuse(
+                        self.archive,
+                        raw,
+                        f"is a link through the file {self.raw[here]!r} ({target!r})",
+                    )
                 if kind is None and here not in self.below:
-                    raise _refuse(self.archive, raw, f"is a link through {here!r}, which is not in the archive "
-                                  f"({target!r})")
+                    raise _refuse(
+                        self.archive,
+                        raw,
+                        f"is a link through {here!r}, which is not in the archive ({target!r})",
+                    )
             done.append(part)
         final = "/".join(done)
         kind = self.kinds.get(final)
         if kind == "file":
             return final
         if kind == "dir" or final in self.below or not final:
-            raise _refuse(self.archive, raw, f"is a link to a folder ({target!r}); only links to files are extracted")
-        raise _refuse(self.archive, raw, f"is a link to {target!r}, which is not a file in the archive")
+            raise _refuse(
+                self.archive,
+                raw,
+                f"is a link to a folder ({target!r}); only links to files are extracted",
+            )
+        raise _refuse(
+            self.archive, raw, f"is a link to {target!r}, which is not a file in the archive"
+        )
 
 
 class _Writer:
@@ -196,13 +237,19 @@ class _Writer:
     def check_size(self, raw: str, size: int) -> None:
         """Refuse a member whose size breaks a limit, before writing it."""
         if size > self.limits.max_member_bytes:
-            raise _refuse(self.archive, raw,
-                          f"is {size / MB:.1f} MB, more than the limit of "
-                          f"{self.limits.max_member_bytes / MB:.0f} MB (data.max_member_mb)")
+            raise _refuse(
+                self.archive,
+                raw,
+                f"is {size / MB:.1f} MB, more than the limit of "
+                f"{self.limits.max_member_bytes / MB:.0f} MB (data.max_member_mb)",
+            )
         if self.total + size > self.limits.max_total_bytes:
-            raise _refuse(self.archive, raw,
-                          f"would take the extracted size to {(self.total + size) / MB:.1f} MB, more "
-                          f"than the limit of {self.limits.max_total_bytes / MB:.0f} MB (data.max_total_mb)")
+            raise _refuse(
+                self.archive,
+                raw,
+                f"would take the extracted size to {(self.total + size) / MB:.1f} MB, more "
+                f"than the limit of {self.limits.max_total_bytes / MB:.0f} MB (data.max_total_mb)",
+            )
 
     def folder(self, name: str) -> None:
         """Create ``name`` and its parents as real folders (refusing anything else in the way)."""
@@ -223,7 +270,13 @@ class _Writer:
         """Write ``size`` bytes from ``stream`` to a new file ``name``."""
         self.check_size(raw, size)
         self.folder(posixpath.dirname(name))
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        flags = (
+            os.O_WRONLY
+            | os.O_CREAT
+            | os.O_EXCL
+            | getattr(os, "O_NOFOLLOW", 0)
+            | getattr(os, "O_CLOEXEC", 0)
+        )
         try:
             fd = os.open(self.dest / name, flags, 0o666)
         except FileExistsError:
@@ -236,7 +289,9 @@ class _Writer:
                     break
                 written += len(block)
                 if written > size:
-                    raise _refuse(self.archive, raw, f"holds more data than its header's {size} bytes")
+                    raise _refuse(
+                        self.archive, raw, f"holds more data than its header's {size} bytes"
+                    )
                 out.write(block)
         if written != size:
             raise _damaged(self.archive, f"member {raw!r} has {written} of its {size} bytes")
@@ -263,7 +318,9 @@ def _tar_end_check(archive, tar: tarfile.TarFile, ended_on: bytes) -> None:
     if not ended_on:
         raise _damaged(archive, "it ends without an end-of-archive marker (truncated?)")
     if len(ended_on) < BLOCK:
-        raise _damaged(archive, f"it ends inside a member header at byte {tar.offset} of the tar data")
+        raise _damaged(
+            archive, f"it ends inside a member header at byte {tar.offset} of the tar data"
+        )
     if ended_on.count(0) != BLOCK:
         raise _damaged(archive, f"damaged member header at byte {tar.offset} of the tar data")
     zeros = BLOCK
@@ -273,8 +330,11 @@ def _tar_end_check(archive, tar: tarfile.TarFile, ended_on: bytes) -> None:
             break
         if block.count(0) != len(block):
             at = tar.offset + zeros + next(i for i, b in enumerate(block) if b)
-            raise _damaged(archive, f"data after the end-of-archive marker at byte {at} of the tar "
-                           "data (a damaged member header?)")
+            raise _damaged(
+                archive,
+                f"data after the end-of-archive marker at byte {at} of the tar "
+                "data (a damaged member header?)",
+            )
         zeros += len(block)
     if zeros < 2 * BLOCK:
         raise _damaged(archive, "no end-of-archive marker (truncated?)")
@@ -328,7 +388,9 @@ def _zip_kind(archive, info: zipfile.ZipInfo) -> str:
             raise _refuse(archive, info.filename, "is a device file")
         if stat.S_ISFIFO(mode):
             raise _refuse(archive, info.filename, "is a FIFO")
-        by_mode = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "link"}.get(stat.S_IFMT(mode))
+        by_mode = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "link"}.get(
+            stat.S_IFMT(mode)
+        )
         if by_mode is None:
             raise _refuse(archive, info.filename, "has an unsupported type")
         if kind == "dir" and by_mode != "dir":
@@ -349,8 +411,11 @@ def _zip_prefix(archive, fp, first: int) -> None:
         if not chunk:
             break
         if b"PK\x03\x04" in tail + chunk:
-            raise _damaged(archive, f"a member's local header lies before the first member the "
-                           f"central directory lists (at byte {first})")
+            raise _damaged(
+                archive,
+                f"a member's local header lies before the first member the "
+                f"central directory lists (at byte {first})",
+            )
         tail, position = chunk[-3:], position + len(chunk)
 
 
@@ -363,8 +428,11 @@ def _zip_tiling(archive, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> N
     _zip_prefix(archive, fp, expected)
     for info in sorted(infos, key=lambda i: i.header_offset):
         if info.header_offset != expected:
-            raise _damaged(archive, f"member {info.filename!r} starts at byte {info.header_offset}, "
-                           f"expected {expected}")
+            raise _damaged(
+                archive,
+                f"member {info.filename!r} starts at byte {info.header_offset}, "
+                f"expected {expected}",
+            )
         fp.seek(info.header_offset)
         header = fp.read(_LOCAL_HEADER.size)
         if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
@@ -378,8 +446,11 @@ def _zip_tiling(archive, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> N
             end += (4 if sig == b"PK\x07\x08" else 0) + 4 + 2 * size
         expected = end
     if expected != zf.start_dir:
-        raise _damaged(archive, f"the members end at byte {expected} but the central directory starts "
-                       f"at byte {zf.start_dir}")
+        raise _damaged(
+            archive,
+            f"the members end at byte {expected} but the central directory starts "
+            f"at byte {zf.start_dir}",
+        )
 
 
 def _extract_zip(archive, dest: Path, limits: Limits) -> None:
@@ -395,7 +466,9 @@ def _extract_zip(archive, dest: Path, limits: Limits) -> None:
             kind = kinds[info.filename] = _zip_kind(archive, info)
             if kind == "link":
                 if info.file_size > MAX_LINK_TARGET:
-                    raise _refuse(archive, info.filename, f"is a link with a {info.file_size}-byte target")
+                    raise _refuse(
+                        archive, info.filename, f"is a link with a {info.file_size}-byte target"
+                    )
                 target = zf.read(info).decode("utf-8")
                 tree.add_link(info.filename, name, target, hard=False)
             else:
@@ -404,8 +477,10 @@ def _extract_zip(archive, dest: Path, limits: Limits) -> None:
                     writer.check_size(info.filename, info.file_size)
         declared = sum(i.file_size for i in infos if kinds[i.filename] == "file")
         if declared > limits.max_total_bytes:
-            raise StageError(f"{archive}: refusing the archive: its files add up to {declared / MB:.1f} MB, "
-                             f"more than the limit of {limits.max_total_bytes / MB:.0f} MB (data.max_total_mb)")
+            raise StageError(
+                f"{archive}: refusing the archive: its files add up to {declared / MB:.1f} MB, "
+                f"more than the limit of {limits.max_total_bytes / MB:.0f} MB (data.max_total_mb)"
+            )
         for info in infos:
             name = _safe_name(archive, info.filename)
             if kinds[info.filename] == "dir":
@@ -434,7 +509,9 @@ def _kind(archive: Path) -> str:
         return "zip"
     if tarfile.is_tarfile(archive):  # an old (v7) tar header
         return ""
-    raise StageError(f"{archive}: not a .tar.gz, .tgz, .tar or .zip archive (nor one damaged at its start)")
+    raise StageError(
+        f"{archive}: not a .tar.gz, .tgz, .tar or .zip archive (nor one damaged at its start)"
+    )
 
 
 def extract(archive, dest, limits: Limits | None = None) -> None:
@@ -458,8 +535,9 @@ def extract(archive, dest, limits: Limits | None = None) -> None:
         except OSError as exc:
             if exc.errno is None:  # a decompressor's complaint (BadGzipFile, bz2, ...)
                 raise _damaged(archive, str(exc) or type(exc).__name__) from None
-            raise StageError(f"{archive}: cannot extract it into {dest}: {exc.strerror} "
-                             f"({exc.filename})") from None
+            raise StageError(
+                f"{archive}: cannot extract it into {dest}: {exc.strerror} ({exc.filename})"
+            ) from None
         except _DAMAGED as exc:
             raise _damaged(archive, str(exc) or type(exc).__name__) from None
     except BaseException:

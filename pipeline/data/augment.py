@@ -18,11 +18,12 @@ Differences from the original, on purpose:
   rows get FIXED noise seeded per split. The original draws that noise afresh on every evaluation
   (unseeded np.random), so its validation/test accuracy on silence moves between evaluations.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -68,7 +69,9 @@ def clip_rng(seed: int, split: str, row: int, copy: int = 0) -> np.random.Genera
     return np.random.default_rng([seed, SPLIT_CODES[split], row, copy])
 
 
-def load_background(store, sample_rate: int, desired_samples: int) -> tuple[list[np.ndarray], list[str]]:
+def load_background(
+    store, sample_rate: int, desired_samples: int
+) -> tuple[list[np.ndarray], list[str]]:
     """The ``_background_noise_/`` clips of a clip store in name order, and their names (none
     without a store).
 
@@ -77,8 +80,10 @@ def load_background(store, sample_rate: int, desired_samples: int) -> tuple[list
     if store is None:
         return [], []
     if store.sample_rate not in (None, sample_rate):
-        raise StageError(f"{store.folder}: clips are at {store.sample_rate} Hz, features.sample_rate is "
-                         f"{sample_rate} (rerun the download stage)")
+        raise StageError(
+            f"{store.folder}: clips are at {store.sample_rate} Hz, features.sample_rate is "
+            f"{sample_rate} (rerun the download stage)"
+        )
     noises, names = [], []
     for entry in store.of_word(BACKGROUND_NOISE_DIR):
         samples = store.read(entry.name)

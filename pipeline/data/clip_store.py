@@ -18,6 +18,7 @@ the path the clip would have if the store were unpacked: the split manifests' ``
 skip report, messages. :class:`ClipReader` resolves such paths. ``kws extract-clip`` lists a store
 and writes clips back out as WAV files.
 """
+
 from __future__ import annotations
 
 import csv
@@ -78,7 +79,8 @@ class ClipStore:
         self.folder = Path(folder)
         if not is_store(self.folder):
             raise FileNotFoundError(
-                f"{self.folder}: not a clip store (no {INDEX_FILE} and {AUDIO_FILE}; run the download stage)")
+                f"{self.folder}: not a clip store (no {INDEX_FILE} and {AUDIO_FILE}; run the download stage)"
+            )
         meta_path = self.folder / STORE_JSON
         meta = read_json(meta_path) if meta_path.is_file() else {}
         rate = meta.get("sample_rate", 0) if isinstance(meta, dict) else None
@@ -91,7 +93,9 @@ class ClipStore:
         except (ValueError, OSError) as exc:
             raise StageError(f"{audio_path}: not a .npy array ({exc})") from None
         if audio.dtype != np.dtype("<i2") or audio.ndim != 1:
-            raise StageError(f"{audio_path}: expected int16 samples [N], got {audio.dtype} {audio.shape}")
+            raise StageError(
+                f"{audio_path}: expected int16 samples [N], got {audio.dtype} {audio.shape}"
+            )
         self.total_samples = int(audio.shape[0])
         self._data_offset = int(audio.offset)
         del audio
@@ -105,17 +109,27 @@ class ClipStore:
             reader = csv.reader(handle)
             header = next(reader, None)
             if tuple(header or ()) != INDEX_COLUMNS:
-                raise StageError(f"{path}: expected columns {','.join(INDEX_COLUMNS)}, got {header}")
+                raise StageError(
+                    f"{path}: expected columns {','.join(INDEX_COLUMNS)}, got {header}"
+                )
             entries = []
             for n, row in enumerate(reader, start=2):
                 try:
                     name, word, speaker, offset, length = row
                     entry = ClipEntry(name, word, speaker, int(offset), int(length))
                 except ValueError:
-                    raise StageError(f"{path}:{n}: not a `{','.join(INDEX_COLUMNS)}` row: {row}") from None
-                if entry.offset < 0 or entry.length < 0 or entry.offset + entry.length > self.total_samples:
-                    raise StageError(f"{path}:{n}: clip {name!r} lies outside {AUDIO_FILE} "
-                                     f"({self.total_samples} samples)")
+                    raise StageError(
+                        f"{path}:{n}: not a `{','.join(INDEX_COLUMNS)}` row: {row}"
+                    ) from None
+                if (
+                    entry.offset < 0
+                    or entry.length < 0
+                    or entry.offset + entry.length > self.total_samples
+                ):
+                    raise StageError(
+                        f"{path}:{n}: clip {name!r} lies outside {AUDIO_FILE} "
+                        f"({self.total_samples} samples)"
+                    )
                 entries.append(entry)
         if len({e.name for e in entries}) != len(entries):
             raise StageError(f"{path}: a clip name appears twice")
@@ -151,7 +165,9 @@ class ClipStore:
         entry = self.entry(key)
         data = os.pread(self._fd, entry.length * 2, self._data_offset + entry.offset * 2)
         if len(data) != entry.length * 2:
-            raise StageError(f"{self.folder / AUDIO_FILE}: truncated (clip {entry.name!r} is cut off)")
+            raise StageError(
+                f"{self.folder / AUDIO_FILE}: truncated (clip {entry.name!r} is cut off)"
+            )
         return np.frombuffer(data, dtype="<i2")
 
     def read(self, key: str | int) -> np.ndarray:
@@ -169,7 +185,7 @@ class ClipStore:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> "ClipStore":
+    def __enter__(self) -> ClipStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -208,8 +224,10 @@ class ClipReader:
             store = self._open(folder)
             if store is not None:
                 return store, full.relative_to(folder).as_posix()
-        raise StageError(f"{path}: no clip store holds it (expected <store>/<word>/<file>.wav under "
-                         f"a folder with {INDEX_FILE} and {AUDIO_FILE}; run the download stage)")
+        raise StageError(
+            f"{path}: no clip store holds it (expected <store>/<word>/<file>.wav under "
+            f"a folder with {INDEX_FILE} and {AUDIO_FILE}; run the download stage)"
+        )
 
     def read(self, path: str) -> np.ndarray:
         store, name = self.locate(path)
@@ -228,7 +246,7 @@ class ClipReader:
             store.close()
         self._stores.clear()
 
-    def __enter__(self) -> "ClipReader":
+    def __enter__(self) -> ClipReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -248,7 +266,9 @@ def list_wavs(root) -> list[Path]:
     return sorted(Path(root).glob("*/*.wav"), key=lambda p: p.relative_to(root).as_posix())
 
 
-def pack_folder(src_root, dest, sample_rate: int, consume: bool = False, progress: bool = True) -> dict:
+def pack_folder(
+    src_root, dest, sample_rate: int, consume: bool = False, progress: bool = True
+) -> dict:
     """Pack ``src_root/<word>/*.wav`` (checked clips, all at ``sample_rate``) into the store ``dest``.
 
     ``consume`` deletes each WAV once packed (a temporary extraction: disk use stays at one copy).
@@ -261,8 +281,13 @@ def pack_folder(src_root, dest, sample_rate: int, consume: bool = False, progres
     entries: list[ClipEntry] = []
     offset = 0
     with NpyWriter(dest / AUDIO_FILE, "<i2") as writer:
-        for path in tqdm(list_wavs(src_root), desc=f"pack {dest.name}", unit="clip", disable=not progress,
-                         mininterval=1.0):
+        for path in tqdm(
+            list_wavs(src_root),
+            desc=f"pack {dest.name}",
+            unit="clip",
+            disable=not progress,
+            mininterval=1.0,
+        ):
             pcm = read_pcm16(path, sample_rate)
             writer.append(pcm)
             word = path.parent.name
@@ -273,13 +298,22 @@ def pack_folder(src_root, dest, sample_rate: int, consume: bool = False, progres
                 path.unlink()
         digest = writer.close()
     for extra in sorted(src_root.iterdir()) if src_root.resolve() != dest.resolve() else ():
-        if extra.is_file() and not extra.is_symlink() and extra.name not in (AUDIO_FILE, INDEX_FILE, STORE_JSON):
+        if (
+            extra.is_file()
+            and not extra.is_symlink()
+            and extra.name not in (AUDIO_FILE, INDEX_FILE, STORE_JSON)
+        ):
             if consume:
                 os.replace(extra, dest / extra.name)
             else:
                 shutil.copyfile(extra, dest / extra.name)
     atomic_write_text(dest / INDEX_FILE, index_text(entries))
-    meta = {"format": FORMAT, "sample_rate": sample_rate, "clips": len(entries), "samples": offset,
-            "audio_sha256": digest}
+    meta = {
+        "format": FORMAT,
+        "sample_rate": sample_rate,
+        "clips": len(entries),
+        "samples": offset,
+        "audio_sha256": digest,
+    }
     atomic_write_json(dest / STORE_JSON, meta)
     return meta

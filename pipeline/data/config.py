@@ -1,4 +1,5 @@
 """The ``data`` and ``split`` sections: where the clips come from and how they are divided."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

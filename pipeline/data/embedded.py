@@ -18,6 +18,7 @@ clip of ``clip_samples`` and add a low noise floor. A word longer than 95% of th
 re-synthesised once at a proportionally faster speaking rate; if it is still too long its end is
 trimmed with a short fade (both are counted in the returned statistics).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -154,11 +155,17 @@ class Espeak:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
         return 0
 
-    def synthesize(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int) -> np.ndarray:
+    def synthesize(
+        self, text: str, voice: str, rate: int, pitch: int, pitch_range: int
+    ) -> np.ndarray:
         """Speak ``text``; float32 samples at ``self.sample_rate``."""
         if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise EspeakError(f"espeak-ng has no voice {voice!r}")
-        for parameter, value in ((_ESPEAK_RATE, rate), (_ESPEAK_PITCH, pitch), (_ESPEAK_RANGE, pitch_range)):
+        for parameter, value in (
+            (_ESPEAK_RATE, rate),
+            (_ESPEAK_PITCH, pitch),
+            (_ESPEAK_RANGE, pitch_range),
+        ):
             self.lib.espeak_SetParameter(parameter, int(value), 0)
         self._chunks = []
         data = text.encode("utf-8") + b"\0"
@@ -215,12 +222,14 @@ def place_in_clip(word: np.ndarray, clip_samples: int, rng: np.random.Generator)
 
 def _pseudo_sentence(rng: np.random.Generator) -> str:
     """Speech-like nonsense for babble, never one of the 35 command words."""
-    onsets = "b d f g h k l m n p r s t v w z ch sh th".split()
-    vowels = "a e i o u ai ee oo".split()
+    onsets = ["b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z", "ch", "sh", "th"]
+    vowels = ["a", "e", "i", "o", "u", "ai", "ee", "oo"]
     words: list[str] = []
     target = int(rng.integers(6, 14))
     while len(words) < target:
-        word = "".join(rng.choice(onsets) + rng.choice(vowels) for _ in range(int(rng.integers(1, 4))))
+        word = "".join(
+            rng.choice(onsets) + rng.choice(vowels) for _ in range(int(rng.integers(1, 4)))
+        )
         if word not in ALL_WORDS:
             words.append(word)
     return " ".join(words) + "."
@@ -231,7 +240,9 @@ def _normalise_rms(samples: np.ndarray, rms: float) -> np.ndarray:
     return np.clip(samples * (rms / current), -1.0, 1.0).astype(np.float32)
 
 
-def _coloured_noise(n: int, exponent: float, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+def _coloured_noise(
+    n: int, exponent: float, rng: np.random.Generator, sample_rate: int
+) -> np.ndarray:
     """Gaussian noise with power ~ 1/f**exponent (0 white, 1 pink, 2 brown), 20 Hz high-pass."""
     spectrum = np.fft.rfft(rng.standard_normal(n))
     freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
@@ -252,7 +263,13 @@ def _babble(engine: Espeak, n: int, seed: int, sample_rate: int, streams: int = 
         pos = int(rng.integers(0, sample_rate))
         while pos < n:
             speech = _resample(
-                engine.synthesize(_pseudo_sentence(rng), talker.voice, talker.rate + 40, talker.pitch, talker.pitch_range),
+                engine.synthesize(
+                    _pseudo_sentence(rng),
+                    talker.voice,
+                    talker.rate + 40,
+                    talker.pitch,
+                    talker.pitch_range,
+                ),
                 engine.sample_rate,
                 sample_rate,
             )
@@ -275,7 +292,9 @@ class _Job:
     progress: bool
 
 
-def _word_clip(engine: Espeak, word: str, speaker: Speaker, take: int, job: _Job, stats: dict) -> np.ndarray:
+def _word_clip(
+    engine: Espeak, word: str, speaker: Speaker, take: int, job: _Job, stats: dict
+) -> np.ndarray:
     rng = _rng(job.seed, "clip", speaker.id, word, take)
     # Takes of one speaker differ a little in speed and pitch, like repeated real recordings.
     rate = int(np.clip(speaker.rate * rng.uniform(0.9, 1.1), 80, 450))
@@ -323,9 +342,15 @@ def _generate(job: _Job) -> dict:
     noise_dir.mkdir(parents=True, exist_ok=True)
     n = int(round(job.noise_seconds * job.sample_rate))
     noises = {
-        "white_noise": _normalise_rms(_coloured_noise(n, 0.0, _rng(job.seed, "white"), job.sample_rate), 0.3),
-        "pink_noise": _normalise_rms(_coloured_noise(n, 1.0, _rng(job.seed, "pink"), job.sample_rate), 0.3),
-        "brown_noise": _normalise_rms(_coloured_noise(n, 2.0, _rng(job.seed, "brown"), job.sample_rate), 0.3),
+        "white_noise": _normalise_rms(
+            _coloured_noise(n, 0.0, _rng(job.seed, "white"), job.sample_rate), 0.3
+        ),
+        "pink_noise": _normalise_rms(
+            _coloured_noise(n, 1.0, _rng(job.seed, "pink"), job.sample_rate), 0.3
+        ),
+        "brown_noise": _normalise_rms(
+            _coloured_noise(n, 2.0, _rng(job.seed, "brown"), job.sample_rate), 0.3
+        ),
         "babble": _babble(engine, n, job.seed, job.sample_rate),
     }
     for name in NOISE_NAMES:
@@ -392,7 +417,17 @@ def generate_dataset(
     """
     if clip_samples < sample_rate // 10:
         raise ValueError(f"clip_samples={clip_samples} is too short for a spoken word")
-    job = _Job(str(root), speakers, takes, float(noise_seconds), seed, sample_rate, clip_samples, tuple(words), progress)
+    job = _Job(
+        str(root),
+        speakers,
+        takes,
+        float(noise_seconds),
+        seed,
+        sample_rate,
+        clip_samples,
+        tuple(words),
+        progress,
+    )
     return _run_fresh(_generate, job)
 
 

@@ -6,6 +6,7 @@ memory); read by :func:`read_features`, which maps ``x`` (``np.load(..., mmap_mo
 than loading it, so training and evaluation hold only the rows they index, and checks what they
 rely on.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,15 +40,23 @@ def read_features(features_dir, name: str, num_labels: int) -> tuple[np.ndarray,
         x = np.load(x_path, mmap_mode="r")
         y = np.load(y_path)
     except (ValueError, OSError) as exc:
-        raise StageError(f"{x_path.parent}: not a features folder with x.npy and y.npy ({exc})") from None
+        raise StageError(
+            f"{x_path.parent}: not a features folder with x.npy and y.npy ({exc})"
+        ) from None
     if x.dtype != np.float32 or x.ndim != 3:
-        raise StageError(f"{x_path}: expected float32 features [N, frames, bins], got {x.dtype} {x.shape}")
+        raise StageError(
+            f"{x_path}: expected float32 features [N, frames, bins], got {x.dtype} {x.shape}"
+        )
     if y.ndim != 1 or len(x) != len(y):
-        raise StageError(f"{x_path.parent}: expected x [N, frames, bins] and y [N], got x {x.shape} and y {y.shape}")
+        raise StageError(
+            f"{x_path.parent}: expected x [N, frames, bins] and y [N], got x {x.shape} and y {y.shape}"
+        )
     if len(y) == 0:
         raise StageError(f"{x_path.parent}: holds no examples")
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= num_labels:
-        raise StageError(f"{y_path}: labels must be integers in [0, {num_labels}), got {y.dtype} in [{y.min()}, {y.max()}]")
+        raise StageError(
+            f"{y_path}: labels must be integers in [0, {num_labels}), got {y.dtype} in [{y.min()}, {y.max()}]"
+        )
     return x, y.astype(np.int32, copy=False)
 
 

@@ -14,11 +14,13 @@ Memory stays flat in the data size: rows are featurized ``CHUNK`` examples at a 
 is appended to ``x.npy`` (``pipeline.core.npy.NpyWriter``) before the next is computed; readers map
 the files (``feature_store.read_features``). Reruns give byte-identical files.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -26,18 +28,23 @@ from tqdm import tqdm
 from pipeline.core.audio import fit_to_length
 from pipeline.core.errors import StageError
 from pipeline.core.fs import atomic_dir, atomic_write_json
-from pipeline.core.npy import NpyWriter
 from pipeline.core.labels import (
     BACKGROUND_NOISE_DIR,
     SILENCE_LABEL,
     read_labels,
     write_labels,
 )
+from pipeline.core.npy import NpyWriter
 from pipeline.data.augment import AugmentConfig, augment_clip, clip_rng, load_background
 from pipeline.data.clip_store import ClipReader, ClipStore
 from pipeline.data.feature_store import FEATURE_NAMES, X_FILE, Y_FILE
 from pipeline.data.manifest import MANIFEST_NAMES, SPLITS, Row, read_manifest
-from pipeline.data.stream_windows import StreamWindowsConfig, stream_examples, stride_samples, window_rng
+from pipeline.data.stream_windows import (
+    StreamWindowsConfig,
+    stream_examples,
+    stride_samples,
+    window_rng,
+)
 from pipeline.frontends import FeatureConfig, features_numpy
 
 log = logging.getLogger(__name__)
@@ -74,8 +81,10 @@ def featurize_split(
     y = np.zeros(n, np.int32)
     step = max(1, CHUNK // copies)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with NpyWriter(out_dir / X_FILE, "<f4", fcfg.feature_shape) as x_file, \
-            tqdm(total=n, desc=desc or f"featurize {split}", unit="clip", leave=False) as bar:
+    with (
+        NpyWriter(out_dir / X_FILE, "<f4", fcfg.feature_shape) as x_file,
+        tqdm(total=n, desc=desc or f"featurize {split}", unit="clip", leave=False) as bar,
+    ):
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
             audio = np.zeros((len(chunk) * copies, desired), np.float32)
@@ -87,8 +96,15 @@ def featurize_split(
                 for c in range(copies):
                     rng = clip_rng(acfg.seed, split, start + i, c)
                     audio[i * copies + c] = augment_clip(
-                        clip, silence, rng, noises, training, shift,
-                        acfg.background_volume, acfg.background_frequency, acfg.foreground_gain_db,
+                        clip,
+                        silence,
+                        rng,
+                        noises,
+                        training,
+                        shift,
+                        acfg.background_volume,
+                        acfg.background_frequency,
+                        acfg.foreground_gain_db,
                     )
                     y[(start + i) * copies + c] = row.label_index
             x_file.append(features_numpy(audio, fcfg))
@@ -103,7 +119,12 @@ def featurize_split(
         for y_more in extra_y:
             y_file.append(y_more)
         y_sha = y_file.close()
-    counts = {"rows": len(rows), "examples": n + sum(len(v) for v in extra_y), "x_sha256": x_sha, "y_sha256": y_sha}
+    counts = {
+        "rows": len(rows),
+        "examples": n + sum(len(v) for v in extra_y),
+        "x_sha256": x_sha,
+        "y_sha256": y_sha,
+    }
     if extra is not None:
         counts["stream_windows"] = sum(len(v) for v in extra_y)
     return counts
@@ -136,8 +157,10 @@ def featurize(
     if not labels_path.is_file():
         raise FileNotFoundError(f"{labels_path}: not found (run the split stage first)")
     labels = read_labels(labels_path)
-    manifests = {FEATURE_NAMES[split]: (split, read_manifest(split_dir / MANIFEST_NAMES[split]))
-                 for split in SPLITS}
+    manifests = {
+        FEATURE_NAMES[split]: (split, read_manifest(split_dir / MANIFEST_NAMES[split]))
+        for split in SPLITS
+    }
     for out, (_, rows) in manifests.items():
         for r in rows:
             if not 0 <= r.label_index < len(labels) or labels[r.label_index] != r.label:
@@ -169,21 +192,35 @@ def featurize(
         meta["stream_windows"] = stream_windows.to_dict()
 
     def windows():
-        with tqdm(total=stream_windows.streams, desc="stream windows", unit="stream", leave=False) as bar:
+        with tqdm(
+            total=stream_windows.streams, desc="stream windows", unit="stream", leave=False
+        ) as bar:
             for k, (recording, truth) in enumerate(streams):
                 if k >= stream_windows.streams:
                     break
-                yield stream_examples(recording, truth, labels, features, stream_windows,
-                                      window_rng(stream_windows, k))
+                yield stream_examples(
+                    recording,
+                    truth,
+                    labels,
+                    features,
+                    stream_windows,
+                    window_rng(stream_windows, k),
+                )
                 bar.update(1)
 
     with atomic_dir(out_dir) as tmp, ClipReader(base_dir) as clips:
         for out, (split, rows) in manifests.items():
             extra = windows() if split == "training" and stream_windows.streams else None
-            meta["counts"][out] = featurize_split(rows, split, features, augment, noises, clips, tmp / out,
-                                                  f"featurize {out}", extra)
-            log.info("%s: %d rows -> %d examples of %s", out, len(rows), meta["counts"][out]["examples"],
-                     features.feature_shape)
+            meta["counts"][out] = featurize_split(
+                rows, split, features, augment, noises, clips, tmp / out, f"featurize {out}", extra
+            )
+            log.info(
+                "%s: %d rows -> %d examples of %s",
+                out,
+                len(rows),
+                meta["counts"][out]["examples"],
+                features.feature_shape,
+            )
         write_labels(tmp / "labels.txt", labels)
         atomic_write_json(tmp / "meta.json", meta)
     return meta

@@ -5,6 +5,7 @@ The Speech Commands tarball is 2.3 GB: an interrupted download must continue whe
 changed meanwhile (If-Range with the ETag or Last-Modified recorded when the download started);
 otherwise it starts again, so two versions are never spliced. What arrived is checkable (sha256).
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -15,7 +16,6 @@ import logging
 import os
 import posixpath
 import re
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -130,8 +130,11 @@ def _resume_point(url: str, part: Path) -> tuple[int, tuple[str, str] | None, di
     validator, state = _recorded(url, part) if size else (None, {})
     if validator is None:
         if size:
-            log.warning("%s: the server gave no strong validator (ETag or Last-Modified) for the "
-                        "partial download, so it cannot prove the file unchanged; starting again", part)
+            log.warning(
+                "%s: the server gave no strong validator (ETag or Last-Modified) for the "
+                "partial download, so it cannot prove the file unchanged; starting again",
+                part,
+            )
         _discard(part)
         return 0, None, {}
     return size, validator, state
@@ -197,10 +200,19 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
             atomic_write_json(_state_path(part), state)
         total = state.get("length")
         written = offset
-        with open(part, mode) as out, tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=f"download {part.name.split('-', 1)[-1]}", disable=not progress, mininterval=1.0,
-        ) as bar:
+        with (
+            open(part, mode) as out,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=f"download {part.name.split('-', 1)[-1]}",
+                disable=not progress,
+                mininterval=1.0,
+            ) as bar,
+        ):
             try:
                 while True:
                     block = response.read1(CHUNK)  # what has arrived, not a full CHUNK
@@ -209,7 +221,7 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
                     out.write(block)
                     written += len(block)
                     bar.update(len(block))
-            except (http.client.HTTPException, OSError, socket.timeout) as exc:
+            except (TimeoutError, http.client.HTTPException, OSError) as exc:
                 raise _Interrupted(f"connection lost after {written} bytes ({exc!r})") from None
         if total is not None and written < total:
             raise _Interrupted(f"connection closed after {written} of {total} bytes")
@@ -260,8 +272,11 @@ def fetch(
         if download_record(final).get("sha256") in (None, digest):
             log.info("using cached %s", final)
             return final, check_sha256(final, expected_sha256, url, delete=True, actual=digest)
-        log.warning("the cached %s no longer matches its recorded sha256 (damaged on disk); "
-                    "downloading it again", final)
+        log.warning(
+            "the cached %s no longer matches its recorded sha256 (damaged on disk); "
+            "downloading it again",
+            final,
+        )
         final.unlink()
         record_path(final).unlink(missing_ok=True)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -273,12 +288,16 @@ def fetch(
             have = part.stat().st_size if part.exists() else 0
             if attempt == retries:
                 if have and _recorded(url, part)[0]:
-                    kept = f"{have} bytes are kept in {part}; run the stage again to resume from there"
+                    kept = (
+                        f"{have} bytes are kept in {part}; run the stage again to resume from there"
+                    )
                 elif have:
                     _discard(part)
-                    kept = (f"the {have} bytes received were discarded: the server sends no ETag or "
-                            "Last-Modified to prove a resumed file unchanged; run the stage again to "
-                            "start over")
+                    kept = (
+                        f"the {have} bytes received were discarded: the server sends no ETag or "
+                        "Last-Modified to prove a resumed file unchanged; run the stage again to "
+                        "start over"
+                    )
                 else:
                     kept = "run the stage again to retry"
                 raise StageError(f"download of {url} failed: {exc}; {kept}") from None
@@ -291,6 +310,12 @@ def fetch(
     record: dict = {key: state.get(key) for key in ("url", "etag", "last_modified")}
     record.update(bytes=final.stat().st_size, sha256=digest)
     atomic_write_json(record_path(final), record)
-    log.info("downloaded %s: %d bytes, sha256 %s (ETag %s, Last-Modified %s)", url, record["bytes"],
-             digest, record["etag"], record["last_modified"])
+    log.info(
+        "downloaded %s: %d bytes, sha256 %s (ETag %s, Last-Modified %s)",
+        url,
+        record["bytes"],
+        digest,
+        record["etag"],
+        record["last_modified"],
+    )
     return final, digest

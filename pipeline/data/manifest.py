@@ -5,6 +5,7 @@ root, e.g. ``data/raw/dataset/yes/0a7c2a8d_nohash_0.wav``; empty for generated s
 folder name; ``_silence_`` for silence rows), ``label``, ``label_index``, ``speaker`` (the part of
 the file name before ``_nohash_``), ``split``. :func:`read_manifest` is the one reader.
 """
+
 from __future__ import annotations
 
 import csv
@@ -53,16 +54,22 @@ def read_manifest(path) -> list[Row]:
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
         if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise StageError(f"{path}: expected columns {','.join(COLUMNS)}, got {reader.fieldnames}")
+            raise StageError(
+                f"{path}: expected columns {','.join(COLUMNS)}, got {reader.fieldnames}"
+            )
         rows = []
         for n, r in enumerate(reader, start=2):
             try:
                 label_index = int(r["label_index"])
             except (TypeError, ValueError):  # TypeError: a short row leaves the field None
-                raise StageError(f"{path}:{n}: label_index {r['label_index']!r} is not an integer") from None
+                raise StageError(
+                    f"{path}:{n}: label_index {r['label_index']!r} is not an integer"
+                ) from None
             if r["label"] != SILENCE_LABEL and not r["path"]:
                 raise StageError(f"{path}:{n}: row of label {r['label']!r} has no path")
-            rows.append(Row(r["path"], r["word"], r["label"], label_index, r["speaker"], r["split"]))
+            rows.append(
+                Row(r["path"], r["word"], r["label"], label_index, r["speaker"], r["split"])
+            )
     return rows
 
 

@@ -13,6 +13,7 @@ and the temporary folder is deleted.
 data/raw/ is written atomically: a failure anywhere (network, checksum, a hostile archive, a bad
 clip with ``on_bad_file: error``) leaves no data/raw at all, so DVC never caches a partial one.
 """
+
 from __future__ import annotations
 
 import errno
@@ -50,7 +51,10 @@ def _clip_folders(root: Path) -> list[Path]:
     return sorted(
         p
         for p in root.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and p.name not in IGNORED_DIRS and any(p.glob("*.wav"))
+        if p.is_dir()
+        and not p.name.startswith(".")
+        and p.name not in IGNORED_DIRS
+        and any(p.glob("*.wav"))
     )
 
 
@@ -63,7 +67,9 @@ def find_layout_root(folder: Path, what: str) -> Path:
     if _clip_folders(folder):
         return folder
     subdirs = [
-        p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in IGNORED_DIRS
+        p
+        for p in folder.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name not in IGNORED_DIRS
     ]
     if len(subdirs) == 1 and _clip_folders(subdirs[0]):
         return subdirs[0]
@@ -90,7 +96,9 @@ def _not_a_file(path: Path) -> str:
     return ""
 
 
-def collect_clips(src_root: Path, dest: Path, move: bool, progress: bool = True) -> list[tuple[str, str]]:
+def collect_clips(
+    src_root: Path, dest: Path, move: bool, progress: bool = True
+) -> list[tuple[str, str]]:
     """Copy (or move) ``<folder>/*.wav`` and the kept top-level files into ``dest``.
 
     Returns ``(path relative to dest, problem)`` for what could not be taken: a symbolic link
@@ -105,10 +113,18 @@ def collect_clips(src_root: Path, dest: Path, move: bool, progress: bool = True)
             try:
                 os.listdir(folder)
             except OSError as exc:
-                problems.append((printable(folder.name) + "/", f"cannot read the folder: {exc.strerror}"))
-    files = [(folder.name, wav) for folder in _clip_folders(src_root) for wav in sorted(folder.glob("*.wav"))]
+                problems.append(
+                    (printable(folder.name) + "/", f"cannot read the folder: {exc.strerror}")
+                )
+    files = [
+        (folder.name, wav)
+        for folder in _clip_folders(src_root)
+        for wav in sorted(folder.glob("*.wav"))
+    ]
     dest.mkdir(parents=True, exist_ok=True)
-    for folder, wav in tqdm(files, desc="collect clips", unit="file", disable=not progress, mininterval=1.0):
+    for folder, wav in tqdm(
+        files, desc="collect clips", unit="file", disable=not progress, mininterval=1.0
+    ):
         rel = f"{folder}/{wav.name}"
         problem = _not_a_file(wav)
         if problem:
@@ -129,8 +145,9 @@ def collect_clips(src_root: Path, dest: Path, move: bool, progress: bool = True)
                     with open(target, "wb") as out:
                         shutil.copyfileobj(source, out, 1 << 20)
         except OSError as exc:
-            raise StageError(f"{printable(wav)}: copying it to {printable(target)} failed: "
-                             f"{exc.strerror or exc}") from None
+            raise StageError(
+                f"{printable(wav)}: copying it to {printable(target)} failed: {exc.strerror or exc}"
+            ) from None
     for name in KEPT_TOP_LEVEL:
         source = src_root / name
         if source.is_file() and not source.is_symlink():
@@ -149,8 +166,9 @@ def tree_sha256(root: Path) -> str:
     return digest.hexdigest()
 
 
-def _from_archive(archive: Path, dest: Path, staging: Path, what: str, progress: bool,
-                  limits: Limits | None) -> list[tuple[str, str]]:
+def _from_archive(
+    archive: Path, dest: Path, staging: Path, what: str, progress: bool, limits: Limits | None
+) -> list[tuple[str, str]]:
     """Extract into ``staging`` (inside the atomic output folder), then move clips into ``dest``."""
     extract(archive, staging, limits)
     problems = collect_clips(find_layout_root(staging, what), dest, move=True, progress=progress)
@@ -183,13 +201,17 @@ def materialise(
             problems += _from_archive(path, dest, staging, location, progress, limits)
         except DamagedArchiveError as exc:  # not worth keeping: the next run downloads it again
             forget(path)
-            raise DamagedArchiveError(f"{exc}; the download was removed from the cache ({path}), so "
-                                      "the next run fetches it again") from None
+            raise DamagedArchiveError(
+                f"{exc}; the download was removed from the cache ({path}), so "
+                "the next run fetches it again"
+            ) from None
         return {"url": location, "sha256": digest, "bytes": path.stat().st_size}
     if kind == "archive":
         path = Path(location)
         if not location or not path.is_file():
-            raise StageError(f"archive {location!r} not found (data.archive / data.test_set_source)")
+            raise StageError(
+                f"archive {location!r} not found (data.archive / data.test_set_source)"
+            )
         digest = check_sha256(path, sha256, str(path), delete=False)
         problems += _from_archive(path, dest, staging, str(path), progress, limits)
         return {"archive": str(path), "sha256": digest, "bytes": path.stat().st_size}
@@ -197,7 +219,9 @@ def materialise(
         path = Path(location)
         if not location or not path.is_dir():
             raise StageError(f"folder {location!r} not found (data.dir / data.test_set_source)")
-        problems += collect_clips(find_layout_root(path, str(path)), dest, move=False, progress=progress)
+        problems += collect_clips(
+            find_layout_root(path, str(path)), dest, move=False, progress=progress
+        )
         return {"dir": str(path), "sha256": tree_sha256(dest)}
     raise ValueError(f"unknown source kind {kind!r}")
 
@@ -219,8 +243,9 @@ def _count(root: Path) -> dict[str, int]:
     return {folder.name: len(list(folder.glob("*.wav"))) for folder in _clip_folders(root)}
 
 
-def _validate(root: Path, out: Path, sample_rate: int, clip_samples: int, data: DataConfig,
-              collected=()):
+def _validate(
+    root: Path, out: Path, sample_rate: int, clip_samples: int, data: DataConfig, collected=()
+):
     """Run the shared clip checks; report paths as they will be once data/raw is in place.
 
     ``collected``: ``(path, problem)`` of what :func:`collect_clips` could not take, under the
@@ -229,19 +254,33 @@ def _validate(root: Path, out: Path, sample_rate: int, clip_samples: int, data: 
         path, problem = collected[0]
         others = ""
         if len(collected) > 1:
-            others = (f" ({len(collected) - 1} other file(s) are bad too; set data.on_bad_file: skip "
-                      "to leave them out and list them)")
+            others = (
+                f" ({len(collected) - 1} other file(s) are bad too; set data.on_bad_file: skip "
+                "to leave them out and list them)"
+            )
         raise WavError((out / root.name / path).as_posix(), problem + others)
     try:
-        rows = validate_dataset(root, sample_rate, clip_samples, data.on_bad_file, data.resample,
-                                data.on_long_clip, data.max_clip_multiple, (out / root.name).as_posix())
+        rows = validate_dataset(
+            root,
+            sample_rate,
+            clip_samples,
+            data.on_bad_file,
+            data.resample,
+            data.on_long_clip,
+            data.max_clip_multiple,
+            (out / root.name).as_posix(),
+        )
     except WavError as exc:  # exc.path is "<root name>/<rel>"; name the final location instead
         raise WavError((out / exc.path).as_posix(), exc.problem) from None
-    return [((out / root.name / path).as_posix(), problem) for path, problem in sorted([*collected, *rows])]
+    return [
+        ((out / root.name / path).as_posix(), problem)
+        for path, problem in sorted([*collected, *rows])
+    ]
 
 
-def build_raw(out, data: DataConfig, clip: ClipFormat, cache_dir, progress: bool = True,
-              retries: int = 3) -> dict:
+def build_raw(
+    out, data: DataConfig, clip: ClipFormat, cache_dir, progress: bool = True, retries: int = 3
+) -> dict:
     """Write ``out`` (the stores dataset/ and official_test/, source.json, skipped.csv) atomically.
 
     Returns the contents of source.json.
@@ -258,27 +297,55 @@ def build_raw(out, data: DataConfig, clip: ClipFormat, cache_dir, progress: bool
         if data.source == "embedded":
             info.update(_generate(dataset, data, clip, progress))
         else:
-            info.update(materialise(data.source, data.location, data.sha256, dataset, tmp / ".extract",
-                                    cache_dir, progress, retries, limits, collected))
+            info.update(
+                materialise(
+                    data.source,
+                    data.location,
+                    data.sha256,
+                    dataset,
+                    tmp / ".extract",
+                    cache_dir,
+                    progress,
+                    retries,
+                    limits,
+                    collected,
+                )
+            )
             if data.source == "url":
                 fetched.append(data.location)
         skipped = _validate(dataset, out, sample_rate, clip_samples, data, collected)
         info["counts"] = _count(dataset)
         if BACKGROUND_NOISE_DIR not in info["counts"]:
-            log.warning("the data set has no %s folder: training will mix in no background noise", BACKGROUND_NOISE_DIR)
-        info["store"] = pack_folder(dataset, tmp / "dataset", sample_rate, consume=True, progress=progress)
+            log.warning(
+                "the data set has no %s folder: training will mix in no background noise",
+                BACKGROUND_NOISE_DIR,
+            )
+        info["store"] = pack_folder(
+            dataset, tmp / "dataset", sample_rate, consume=True, progress=progress
+        )
         if data.test_set == "official":
             official = loose / "official_test"
             kind = source_kind(data.test_set_source)
             collected = []
-            test_info = materialise(kind, data.test_set_source, data.test_set_sha256, official,
-                                    tmp / ".extract", cache_dir, progress, retries, limits, collected)
+            test_info = materialise(
+                kind,
+                data.test_set_source,
+                data.test_set_sha256,
+                official,
+                tmp / ".extract",
+                cache_dir,
+                progress,
+                retries,
+                limits,
+                collected,
+            )
             if kind == "url":
                 fetched.append(data.test_set_source)
             skipped += _validate(official, out, sample_rate, clip_samples, data, collected)
             test_info["counts"] = _count(official)
-            test_info["store"] = pack_folder(official, tmp / "official_test", sample_rate, consume=True,
-                                             progress=progress)
+            test_info["store"] = pack_folder(
+                official, tmp / "official_test", sample_rate, consume=True, progress=progress
+            )
             info["official_test"] = test_info
         remove(loose)
         info["skipped"] = len(skipped)
@@ -287,11 +354,18 @@ def build_raw(out, data: DataConfig, clip: ClipFormat, cache_dir, progress: bool
     if not data.keep_download:  # data/raw is in place: the archives are redundant now
         for url in fetched:
             forget(cache_path(url, cache_dir))
-            log.info("removed the downloaded %s from %s (data.keep_download: false)", url, cache_dir)
+            log.info(
+                "removed the downloaded %s from %s (data.keep_download: false)", url, cache_dir
+            )
     total = sum(n for k, n in info["counts"].items() if k != BACKGROUND_NOISE_DIR)
-    log.info("data set ready in %s: %d clips in %d word folders (%d skipped), packed into %s",
-             out, total, len(info["counts"]) - (BACKGROUND_NOISE_DIR in info["counts"]), len(skipped),
-             out / "dataset")
+    log.info(
+        "data set ready in %s: %d clips in %d word folders (%d skipped), packed into %s",
+        out,
+        total,
+        len(info["counts"]) - (BACKGROUND_NOISE_DIR in info["counts"]),
+        len(skipped),
+        out / "dataset",
+    )
     return info
 
 

@@ -11,6 +11,7 @@ used as-is) and the clips that the hash puts in ``testing`` are dropped rather t
 training, so no test-set speaker leaks into training. Training and validation are identical in
 both modes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -76,8 +77,9 @@ def _word_clips(root: Path) -> dict[str, list[str]]:
     return groups
 
 
-def _checked_word_clips(root: Path, wanted_words, what: str, not_found_hint: str,
-                        missing_hint: str = "") -> dict[str, list[str]]:
+def _checked_word_clips(
+    root: Path, wanted_words, what: str, not_found_hint: str, missing_hint: str = ""
+) -> dict[str, list[str]]:
     """``_word_clips(root)`` once the store is known to exist, hold clips and have every wanted
     word; else a StageError naming ``root`` (``what`` it is, and the hints for the fix)."""
     if not is_store(root):
@@ -118,7 +120,9 @@ def read_official_test(root, wanted_words) -> list[Row]:
     """The official test set, labelled by folder (other words -> _unknown_), in sorted order."""
     root = Path(root)
     groups = _checked_word_clips(
-        root, wanted_words, "official test set",
+        root,
+        wanted_words,
+        "official test set",
         "run the download stage with data.test_set: official, or use data.test_set: hash",
         "; use data.test_set: hash for these words",
     )
@@ -174,8 +178,14 @@ def build_split(
         rng.shuffle(pool)
         unknown_size = int(math.ceil(set_size * cfg.unknown_percentage / 100))
         if unknown_size > len(pool):
-            log.info("%s: split.unknown_percentage=%g asks for %d unknown-word clips, more than the %d "
-                     "there are: all of them are used", s, cfg.unknown_percentage, unknown_size, len(pool))
+            log.info(
+                "%s: split.unknown_percentage=%g asks for %d unknown-word clips, more than the %d "
+                "there are: all of them are used",
+                s,
+                cfg.unknown_percentage,
+                unknown_size,
+                len(pool),
+            )
         splits[s] += pool[:unknown_size]
     for s in ORIGINAL_ORDER:
         rng.shuffle(splits[s])

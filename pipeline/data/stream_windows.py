@@ -23,11 +23,12 @@ the windows:
 
 Deterministic: recording ``k`` uses seed ``seed + k`` and its silence draw ``[seed, k]``.
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -68,8 +69,10 @@ class StreamWindowsConfig(Section):
     def stream_settings(self, stream) -> list:
         """One synthesis setting per recording: the ``stream`` section's makeup (a StreamConfig)
         with this section's duration and seeds ``seed + k``."""
-        return [dataclasses.replace(stream, duration_s=self.duration_s, seed=self.seed + k)
-                for k in range(self.streams)]
+        return [
+            dataclasses.replace(stream, duration_s=self.duration_s, seed=self.seed + k)
+            for k in range(self.streams)
+        ]
 
 
 def stride_samples(cfg: StreamWindowsConfig, features: FeatureConfig) -> int:
@@ -89,8 +92,14 @@ def stride_samples(cfg: StreamWindowsConfig, features: FeatureConfig) -> int:
     return stride
 
 
-def label_windows(times_ms: np.ndarray, truth: Sequence[tuple[str, float]], labels: Sequence[str],
-                  near_ms: float, far_ms: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def label_windows(
+    times_ms: np.ndarray,
+    truth: Sequence[tuple[str, float]],
+    labels: Sequence[str],
+    near_ms: float,
+    far_ms: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """Which windows (by their start times) become examples, and their label indices.
 
     Windows starting within ``near_ms`` of a word's start (``truth``: ``(label, time_ms)``) take
@@ -113,11 +122,15 @@ def label_windows(times_ms: np.ndarray, truth: Sequence[tuple[str, float]], labe
     near = np.nonzero(gap <= near_ms)[0]
     far = np.sort(rng.permutation(np.nonzero(gap > far_ms)[0])[: len(near)])
     chosen = np.concatenate([near, far]).astype(np.int64)
-    y = np.concatenate([word_labels[nearest[near]], np.full(len(far), index[SILENCE_LABEL], np.int32)])
+    y = np.concatenate(
+        [word_labels[nearest[near]], np.full(len(far), index[SILENCE_LABEL], np.int32)]
+    )
     return chosen, y.astype(np.int32)
 
 
-def window_features(recording: np.ndarray, starts: np.ndarray, features: FeatureConfig) -> np.ndarray:
+def window_features(
+    recording: np.ndarray, starts: np.ndarray, features: FeatureConfig
+) -> np.ndarray:
     """The features ``[len(starts), frames, bins]`` of the windows of ``recording`` starting at
     ``starts`` (samples), as streaming computes them: sliced from the recording's frames for a
     front end with frame reuse (``starts`` whole stream frames), else each window's own audio."""
@@ -134,8 +147,10 @@ def window_features(recording: np.ndarray, starts: np.ndarray, features: Feature
         feats = np.asarray(frontend.stream_features(recording, features), np.float32)
         first = starts // frame
         if len(feats) < int(first.max()) + frames:
-            raise ValueError(f"{len(feats)} stream frames for {len(recording)} samples; "
-                             f"{int(first.max()) + frames} are needed")
+            raise ValueError(
+                f"{len(feats)} stream frames for {len(recording)} samples; "
+                f"{int(first.max()) + frames} are needed"
+            )
         return feats[first[:, None] + np.arange(frames)]
     span = np.arange(clip)
     parts = [np.zeros((0, *features.feature_shape), np.float32)]
@@ -144,16 +159,23 @@ def window_features(recording: np.ndarray, starts: np.ndarray, features: Feature
     return np.concatenate(parts)
 
 
-def stream_examples(recording: np.ndarray, truth: Sequence[tuple[str, float]], labels: Sequence[str],
-                    features: FeatureConfig, cfg: StreamWindowsConfig,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def stream_examples(
+    recording: np.ndarray,
+    truth: Sequence[tuple[str, float]],
+    labels: Sequence[str],
+    features: FeatureConfig,
+    cfg: StreamWindowsConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """One recording's training examples ``(x [n, frames, bins] float32, y [n] int32)``: its
     windows every ``cfg.stride_ms`` labelled by :func:`label_windows`, featurized by
     :func:`window_features`."""
     stride = stride_samples(cfg, features)
     recording = np.asarray(recording, np.float32).reshape(-1)
     starts = np.arange(0, max(0, len(recording) - features.desired_samples), stride, dtype=np.int64)
-    chosen, y = label_windows(starts * 1000 / features.sample_rate, truth, labels, cfg.near_ms, cfg.far_ms, rng)
+    chosen, y = label_windows(
+        starts * 1000 / features.sample_rate, truth, labels, cfg.near_ms, cfg.far_ms, rng
+    )
     return window_features(recording, starts[chosen], features), y
 
 

@@ -5,6 +5,7 @@ The download stage calls :func:`validate_dataset` on ``data/raw/dataset`` (and o
 crash featurize half way, or worse, be decoded as noise. Only headers are parsed (a 105k-clip data
 set is checked in seconds); samples are decoded only for the clips that are resampled.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,9 +24,9 @@ from pipeline.data.config import ON_BAD_FILE, ON_LONG_CLIP
 log = logging.getLogger(__name__)
 
 
-
-def _check(path: Path, sample_rate: int, clip_samples: int, resample: bool,
-           max_samples: int | None = None) -> tuple[bool, int]:
+def _check(
+    path: Path, sample_rate: int, clip_samples: int, resample: bool, max_samples: int | None = None
+) -> tuple[bool, int]:
     """Raise WavError for an unusable file; return (must be resampled, length in samples at
     ``sample_rate``)."""
     info = read_wav_header(path)
@@ -66,8 +67,14 @@ def printable(path) -> str:
 
 
 def validate_dataset(
-    root, sample_rate: int, clip_samples: int, on_bad_file: str = "error", resample: bool = False,
-    on_long_clip: str = "truncate", max_clip_multiple: float | None = None, shown: str = "",
+    root,
+    sample_rate: int,
+    clip_samples: int,
+    on_bad_file: str = "error",
+    resample: bool = False,
+    on_long_clip: str = "truncate",
+    max_clip_multiple: float | None = None,
+    shown: str = "",
 ) -> list[tuple[str, str]]:
     """Check (and with ``resample`` convert) every ``root/*/*.wav`` in place.
 
@@ -109,7 +116,11 @@ def validate_dataset(
             bad.append((path, f"cannot read: {exc.strerror or exc}"))
             continue
         except WavError as exc:
-            hint = " (data.resample: true converts it)" if exc.problem.startswith("sample rate") else ""
+            hint = (
+                " (data.resample: true converts it)"
+                if exc.problem.startswith("sample rate")
+                else ""
+            )
             bad.append((path, exc.problem + hint))
             continue
         if needs_resample:
@@ -118,8 +129,10 @@ def validate_dataset(
             long.append((path, frames))
 
     def describe(frames: int) -> str:
-        return (f"{frames / sample_rate:.2f} s long, longer than one clip "
-                f"({1000 * clip_samples / sample_rate:g} ms)")
+        return (
+            f"{frames / sample_rate:.2f} s long, longer than one clip "
+            f"({1000 * clip_samples / sample_rate:g} ms)"
+        )
 
     rows = [(printable(path.relative_to(root).as_posix()), problem) for path, problem in bad]
     if bad and on_bad_file == "error":
@@ -131,10 +144,15 @@ def validate_dataset(
         raise WavError(f"{root.name}/{first}", problem + others)
     if long and on_long_clip == "error":
         path, frames = long[0]
-        others = f" ({len(long) - 1} other clip(s) under {root.name}/ are too)" if len(long) > 1 else ""
-        raise WavError(f"{root.name}/{printable(path.relative_to(root).as_posix())}",
-                       describe(frames) + others
-                       + "; data.on_long_clip: truncate keeps them, skip leaves them out")
+        others = (
+            f" ({len(long) - 1} other clip(s) under {root.name}/ are too)" if len(long) > 1 else ""
+        )
+        raise WavError(
+            f"{root.name}/{printable(path.relative_to(root).as_posix())}",
+            describe(frames)
+            + others
+            + "; data.on_long_clip: truncate keeps them, skip leaves them out",
+        )
     if long and on_long_clip == "skip":
         bad.extend((path, describe(frames) + " (data.on_long_clip: skip)") for path, frames in long)
         bad.sort()
@@ -148,10 +166,17 @@ def validate_dataset(
     if long and on_long_clip == "truncate":
         path, frames = max(long, key=lambda item: item[1])
         clip_ms = 1000 * clip_samples / sample_rate
-        log.warning("%d clip(s) under %s are longer than one clip (%g ms), the longest %s of %.2f s; "
-                    "they are kept and featurize uses their first %g ms (data.on_long_clip: skip "
-                    "leaves them out, error stops)", len(long), shown, clip_ms,
-                    printable(path.relative_to(root).as_posix()), frames / sample_rate, clip_ms)
+        log.warning(
+            "%d clip(s) under %s are longer than one clip (%g ms), the longest %s of %.2f s; "
+            "they are kept and featurize uses their first %g ms (data.on_long_clip: skip "
+            "leaves them out, error stops)",
+            len(long),
+            shown,
+            clip_ms,
+            printable(path.relative_to(root).as_posix()),
+            frames / sample_rate,
+            clip_ms,
+        )
 
     for path in tqdm(to_resample, desc="resample", unit="file", disable=not to_resample):
         write_wav(path, read_wav(path, sample_rate, resample=True), sample_rate)

@@ -1,4 +1,5 @@
 """Classification metrics shared by training (validation) and evaluation (test split)."""
+
 from __future__ import annotations
 
 import io
@@ -14,7 +15,9 @@ def confusion_matrix(actual: np.ndarray, predicted: np.ndarray, num_labels: int)
     return matrix
 
 
-def score(actual: np.ndarray, predicted: np.ndarray, labels: list[str]) -> tuple[dict[str, Any], np.ndarray]:
+def score(
+    actual: np.ndarray, predicted: np.ndarray, labels: list[str]
+) -> tuple[dict[str, Any], np.ndarray]:
     """Accuracy and per-class precision/recall/F1/support (the metrics), and the confusion
     matrix (rows actual, columns predicted), kept out of the metrics so `dvc metrics show`
     stays readable."""
@@ -60,8 +63,15 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], title: str) -> bytes:
     threshold = matrix.max() / 2 if matrix.size else 0
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
-                    color="white" if matrix[i, j] > threshold else "black")
+            ax.text(
+                j,
+                i,
+                str(matrix[i, j]),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if matrix[i, j] > threshold else "black",
+            )
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})

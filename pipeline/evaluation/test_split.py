@@ -1,6 +1,7 @@
 """Score the trained model once on the test split, as the original does at the end of training:
 accuracy, per-class precision / recall / F1, and the confusion matrix (CSV for DVC's confusion
 template, PNG for people)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,8 +24,11 @@ class EvaluationOutputs:
     confusion_png: Path = paths.CONFUSION_PNG
 
 
-def evaluate_test_split(model_dir=paths.MODEL_DIR, features_dir=paths.FEATURES_DIR,
-                        outputs: EvaluationOutputs = EvaluationOutputs()) -> dict[str, Any]:
+def evaluate_test_split(
+    model_dir=paths.MODEL_DIR,
+    features_dir=paths.FEATURES_DIR,
+    outputs: EvaluationOutputs = EvaluationOutputs(),
+) -> dict[str, Any]:
     """Evaluate ``model_dir`` on ``features_dir/test/``; write the outputs; return the metrics."""
     from pipeline.models.io import batch_predictor, load_model_file
 
@@ -35,15 +39,21 @@ def evaluate_test_split(model_dir=paths.MODEL_DIR, features_dir=paths.FEATURES_D
     labels = read_labels(labels_path)
     feature_labels_path = features_dir / "labels.txt"
     if feature_labels_path.is_file() and read_labels(feature_labels_path) != labels:
-        raise StageError(f"{feature_labels_path}: labels differ from the model's {labels_path} (retrain the model)")
+        raise StageError(
+            f"{feature_labels_path}: labels differ from the model's {labels_path} (retrain the model)"
+        )
     x, y = read_features(features_dir, "test", len(labels))
     model = load_model_file(model_dir / "model.keras")
     expected = tuple(model.input_shape[1:])
     if tuple(x.shape[1:]) != expected:
-        raise StageError(f"{features_dir / 'test'}: features {x.shape[1:]} do not fit the model's input {expected}")
+        raise StageError(
+            f"{features_dir / 'test'}: features {x.shape[1:]} do not fit the model's input {expected}"
+        )
     scores = batch_predictor(model)(x, BATCH)
     if scores.shape[1] != len(labels):
-        raise StageError(f"{model_dir}: model has {scores.shape[1]} outputs but {labels_path} lists {len(labels)} labels")
+        raise StageError(
+            f"{model_dir}: model has {scores.shape[1]} outputs but {labels_path} lists {len(labels)} labels"
+        )
     predicted = scores.argmax(axis=1)
     metrics, matrix = score(y, predicted, labels)
 

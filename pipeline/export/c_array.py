@@ -3,6 +3,7 @@
 ``model_data.h`` declares ``g_model_data`` (aligned, as TFLM wants the flatbuffer) and
 ``g_model_data_len``; ``model_data.cc`` defines them, the bytes as ``0x..`` literals, 12 a line.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,12 @@ ALIGNMENT = 16
 _LITERAL = re.compile(r"0x([0-9a-f]{2})")
 
 
-def c_source(flat: bytes, header_name: str = "model_data.h", variable: str = "g_model_data",
-             source: str = "model_int8.tflite") -> tuple[str, str]:
+def c_source(
+    flat: bytes,
+    header_name: str = "model_data.h",
+    variable: str = "g_model_data",
+    source: str = "model_int8.tflite",
+) -> tuple[str, str]:
     """(``.cc`` text, ``.h`` text) holding ``flat``."""
     guard = re.sub(r"[^A-Z0-9]", "_", header_name.upper()) + "_"
     header = (
@@ -39,8 +44,9 @@ def c_source(flat: bytes, header_name: str = "model_data.h", variable: str = "g_
     return body, header
 
 
-def write_c_array(flat: bytes, folder: Path, stem: str = "model_data",
-                  source: str = "model_int8.tflite") -> tuple[Path, Path]:
+def write_c_array(
+    flat: bytes, folder: Path, stem: str = "model_data", source: str = "model_int8.tflite"
+) -> tuple[Path, Path]:
     """Write ``<stem>.cc`` and ``<stem>.h`` into ``folder``; return their paths."""
     body, header = c_source(flat, f"{stem}.h", source=source)
     cc, h = Path(folder) / f"{stem}.cc", Path(folder) / f"{stem}.h"

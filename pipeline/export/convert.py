@@ -13,6 +13,7 @@
 - ``streaming_model``, ``convert_streaming_tflite``: the trained model in its streaming form (if its
   ModelSpec has one), one feature frame and explicit states per call.
 """
+
 from __future__ import annotations
 
 import logging
@@ -77,8 +78,11 @@ def _final_dense(model, needs_softmax: bool):
         if not isinstance(logits_model, keras.Model):
             return None
     final = logits_model.layers[-1]
-    if (not isinstance(final, keras.layers.Dense) or final.activation is not keras.activations.linear
-            or len(final.input.shape) != 2):
+    if (
+        not isinstance(final, keras.layers.Dense)
+        or final.activation is not keras.activations.linear
+        or len(final.input.shape) != 2
+    ):
         return None
     return keras.Model(logits_model.input, final.input), final
 
@@ -103,14 +107,24 @@ def int8_scores_fn(model, needs_softmax: bool, calibration: np.ndarray):
         return scores_fn(model, needs_softmax), None
     body, dense = split
     kernel = np.asarray(dense.kernel, np.float32)
-    bias = np.asarray(dense.bias, np.float32) if dense.use_bias else np.zeros(kernel.shape[1], np.float32)
-    hidden = np.concatenate([np.asarray(body(calibration[i : i + 256], training=False))
-                             for i in range(0, len(calibration), 256)])
+    bias = (
+        np.asarray(dense.bias, np.float32)
+        if dense.use_bias
+        else np.zeros(kernel.shape[1], np.float32)
+    )
+    hidden = np.concatenate(
+        [
+            np.asarray(body(calibration[i : i + 256], training=False))
+            for i in range(0, len(calibration), 256)
+        ]
+    )
     floor = float((hidden @ kernel + bias).max(axis=1).min() - LOGIT_FLOOR_MARGIN)
     shifted = bias - np.float32(floor)
 
     def scores(features):
-        return tf.nn.softmax(tf.nn.relu(tf.matmul(body(features, training=False), kernel) + shifted))
+        return tf.nn.softmax(
+            tf.nn.relu(tf.matmul(body(features, training=False), kernel) + shifted)
+        )
 
     return scores, floor
 
@@ -133,8 +147,10 @@ def build_module(model, cfg: FeatureConfig, needs_softmax: bool, assets: dict[st
         def wav(self, wav_data):
             decoded = tf.audio.decode_wav(wav_data, desired_channels=1, desired_samples=samples)
             tf.debugging.assert_equal(
-                decoded.sample_rate, tf.constant(cfg.sample_rate, tf.int32),
-                message=f"WAV sample rate must be {cfg.sample_rate} Hz")
+                decoded.sample_rate,
+                tf.constant(cfg.sample_rate, tf.int32),
+                message=f"WAV sample rate must be {cfg.sample_rate} Hz",
+            )
             audio = tf.transpose(decoded.audio)  # [1, samples]
             return {"labels_softmax": scores(compute_features(audio, cfg))}
 
@@ -142,7 +158,9 @@ def build_module(model, cfg: FeatureConfig, needs_softmax: bool, assets: dict[st
         def audio(self, audio):
             return {"labels_softmax": scores(compute_features(audio, cfg))}
 
-        @tf.function(input_signature=[tf.TensorSpec([None, frames, bins], tf.float32, name="features")])
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, frames, bins], tf.float32, name="features")]
+        )
         def features(self, features):
             return {"labels_softmax": scores(features)}
 
@@ -171,15 +189,20 @@ def features_tflite(model, cfg: FeatureConfig, needs_softmax: bool) -> bytes:
     return _features_input_tflite(model, cfg, needs_softmax)
 
 
-def _features_input_tflite(model, cfg: FeatureConfig, needs_softmax: bool, int8_calibration=None) -> bytes:
+def _features_input_tflite(
+    model, cfg: FeatureConfig, needs_softmax: bool, int8_calibration=None
+) -> bytes:
     tf = tensorflow()
     frames, bins = (int(v) for v in cfg.feature_shape)
     scores = scores_fn(model, needs_softmax)
     if int8_calibration is not None:
         scores, floor = int8_scores_fn(model, needs_softmax, int8_calibration)
         if floor is not None:
-            log.info("int8: logits floored at %.3f (lowest top logit of the calibration clips - %.3f)",
-                     floor, LOGIT_FLOOR_MARGIN)
+            log.info(
+                "int8: logits floored at %.3f (lowest top logit of the calibration clips - %.3f)",
+                floor,
+                LOGIT_FLOOR_MARGIN,
+            )
     fn = tf.function(scores, input_signature=[tf.TensorSpec([1, frames, bins], tf.float32)])
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
     if int8_calibration is not None:
@@ -203,11 +226,16 @@ def convert_float_tflite(model, cfg: FeatureConfig, needs_softmax: bool, check_a
     """
     tf = tensorflow()
     if not cfg.frontend.in_graph:
-        return (_features_input_tflite(model, cfg, needs_softmax), "features",
-                f"the {cfg.preprocess!r} front end is not made of TensorFlow ops")
+        return (
+            _features_input_tflite(model, cfg, needs_softmax),
+            "features",
+            f"the {cfg.preprocess!r} front end is not made of TensorFlow ops",
+        )
     scores = scores_fn(model, needs_softmax)
-    fn = tf.function(lambda a: scores(compute_features(a, cfg)),
-                     input_signature=[tf.TensorSpec([1, cfg.desired_samples], tf.float32)])
+    fn = tf.function(
+        lambda a: scores(compute_features(a, cfg)),
+        input_signature=[tf.TensorSpec([1, cfg.desired_samples], tf.float32)],
+    )
     try:
         converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
         converter.allow_custom_ops = True
@@ -222,7 +250,9 @@ def convert_float_tflite(model, cfg: FeatureConfig, needs_softmax: bool, check_a
     return _features_input_tflite(model, cfg, needs_softmax), "features", reason
 
 
-def convert_int8_tflite(model, cfg: FeatureConfig, needs_softmax: bool, representative: np.ndarray) -> bytes:
+def convert_int8_tflite(
+    model, cfg: FeatureConfig, needs_softmax: bool, representative: np.ndarray
+) -> bytes:
     """Full-integer int8 model on features, calibrated on ``representative`` training features."""
     return _features_input_tflite(model, cfg, needs_softmax, int8_calibration=representative)
 
@@ -235,7 +265,10 @@ def convert_streaming_tflite(streaming) -> bytes:
 
     tf = tensorflow()
     specs = [tf.TensorSpec([1, streaming.bins], tf.float32, name="frame")]
-    specs += [tf.TensorSpec([1, *shape], tf.float32, name=name) for name, shape in streaming.state_shapes.items()]
+    specs += [
+        tf.TensorSpec([1, *shape], tf.float32, name=name)
+        for name, shape in streaming.state_shapes.items()
+    ]
 
     def step(frame, *states):
         return tuple(streaming([frame, *states], training=False))
@@ -267,8 +300,10 @@ def streaming_model(keras_dir: Path, trained):
         return None, f"architecture {architecture!r} (from {meta_path}) is not a registered model"
     if spec.stream is None:
         return None, f"{architecture} has no streaming form (it runs on whole windows only)"
-    options = spec.options.from_dict({**spec.options().to_dict(), **meta.get("model_options", {})},
-                                     prefix=f"model.{architecture}")
+    options = spec.options.from_dict(
+        {**spec.options().to_dict(), **meta.get("model_options", {})},
+        prefix=f"model.{architecture}",
+    )
     try:
         return spec.stream(trained, options), None
     except NotStreamable as exc:

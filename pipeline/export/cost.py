@@ -5,6 +5,7 @@ elements x the inner dimension), 2-D convolutions (output elements x kernel area
 channels), depthwise convolutions (output elements x kernel area) and elementwise multiplies (one
 each, e.g. the SVDF's time filter). Additions, activations, copies and selects are not counted.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,9 @@ def tflite_macs(flat: bytes) -> int:
     """Multiply-accumulates of one invocation of the TFLite model ``flat``."""
     interpreter = tflite_interpreter(model_content=flat)
     interpreter.allocate_tensors()
-    shapes = {d["index"]: tuple(int(v) for v in d["shape"]) for d in interpreter.get_tensor_details()}
+    shapes = {
+        d["index"]: tuple(int(v) for v in d["shape"]) for d in interpreter.get_tensor_details()
+    }
     total = 0
     for op in interpreter._get_ops_details():  # the only public-enough view of the graph
         name, ins, outs = op["op_name"], list(op["inputs"]), list(op["outputs"])

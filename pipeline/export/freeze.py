@@ -8,6 +8,7 @@ accuracy of every format on the same clips). With a front end that is not made o
 .tflite heads + frontend.json) that ``pipeline.inference.load_model`` runs end to end from WAV
 bytes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -70,8 +71,10 @@ def load_trained_model(keras_dir: Path, cfg: FeatureConfig, labels: list[str]):
 
     keras_labels = read_labels(keras_dir / "labels.txt")
     if keras_labels != labels:
-        raise StageError(f"{keras_dir}/labels.txt lists {keras_labels} but split.wanted_words "
-                         f"gives {labels}; rerun train")
+        raise StageError(
+            f"{keras_dir}/labels.txt lists {keras_labels} but split.wanted_words "
+            f"gives {labels}; rerun train"
+        )
     meta_path = keras_dir / "meta.json"
     if meta_path.is_file():
         try:
@@ -79,12 +82,16 @@ def load_trained_model(keras_dir: Path, cfg: FeatureConfig, labels: list[str]):
         except StageError:
             trained = None
         if trained is not None and trained != cfg.to_dict():
-            raise StageError(f"{keras_dir} was trained with features {trained} but params.yaml "
-                             f"has {cfg.to_dict()}; rerun featurize and train")
+            raise StageError(
+                f"{keras_dir} was trained with features {trained} but params.yaml "
+                f"has {cfg.to_dict()}; rerun featurize and train"
+            )
     model = load_model_file(keras_dir / "model.keras")
     if tuple(model.input_shape[1:]) != tuple(cfg.feature_shape):
-        raise StageError(f"{keras_dir}/model.keras takes {model.input_shape[1:]} but the features "
-                         f"are {tuple(cfg.feature_shape)}")
+        raise StageError(
+            f"{keras_dir}/model.keras takes {model.input_shape[1:]} but the features "
+            f"are {tuple(cfg.feature_shape)}"
+        )
     return model
 
 
@@ -95,12 +102,19 @@ def representative_features(features_dir: Path) -> np.ndarray:
         raise FileNotFoundError(f"{x_path}: training features not found (run featurize)")
     x_train = np.load(x_path, mmap_mode="r")
     pick = np.random.default_rng(REPRESENTATIVE_SEED).choice(
-        len(x_train), size=min(REPRESENTATIVE_CLIPS, len(x_train)), replace=False)
+        len(x_train), size=min(REPRESENTATIVE_CLIPS, len(x_train)), replace=False
+    )
     return np.asarray(x_train[np.sort(pick)], dtype=np.float32)
 
 
-def freeze(keras_dir: Path, out_dir: Path, metrics_path: Path, cfg: FeatureConfig,
-           wanted_words: list[str], inputs: ExportInputs = ExportInputs()) -> dict[str, Any]:
+def freeze(
+    keras_dir: Path,
+    out_dir: Path,
+    metrics_path: Path,
+    cfg: FeatureConfig,
+    wanted_words: list[str],
+    inputs: ExportInputs = ExportInputs(),
+) -> dict[str, Any]:
     """Export ``keras_dir`` into ``out_dir`` and write the export metrics; return them."""
     keras_dir, out_dir = Path(keras_dir), Path(out_dir)
     labels = prepare_words_list(wanted_words)
@@ -109,33 +123,66 @@ def freeze(keras_dir: Path, out_dir: Path, metrics_path: Path, cfg: FeatureConfi
     needs_softmax = not is_probability(model(representative[:8], training=False))
 
     with ClipReader(inputs.data_root) as clips:  # closed on every path, errors included
-        clip_paths, audio, y = [], np.zeros((0, cfg.desired_samples), np.float32), np.zeros(0, np.int32)
+        clip_paths, audio, y = (
+            [],
+            np.zeros((0, cfg.desired_samples), np.float32),
+            np.zeros(0, np.int32),
+        )
         if inputs.test_manifest is not None and Path(inputs.test_manifest).is_file():
-            clip_paths, audio, y = read_test_clips(Path(inputs.test_manifest), clips, labels,
-                                                   cfg.desired_samples, inputs.test_limit)
+            clip_paths, audio, y = read_test_clips(
+                Path(inputs.test_manifest), clips, labels, cfg.desired_samples, inputs.test_limit
+            )
         test_features = None
         test_x, test_y = feature_files(inputs.features_dir, "test")
         if test_x.is_file() and test_y.is_file():
             test_features = (np.load(test_x, mmap_mode="r"), np.load(test_y).astype(np.int32))
-        check_audio = audio[:4] if len(audio) else np.random.default_rng(0).uniform(
-            -0.5, 0.5, (2, cfg.desired_samples)).astype(np.float32)
+        check_audio = (
+            audio[:4]
+            if len(audio)
+            else np.random.default_rng(0)
+            .uniform(-0.5, 0.5, (2, cfg.desired_samples))
+            .astype(np.float32)
+        )
 
         with atomic_dir(out_dir) as tmp:
-            streaming = write_streaming(tmp, keras_dir, model, cfg, needs_softmax,
-                                        test_features[0] if test_features else representative)
-            float_input = write_exports(tmp, model, cfg, labels, needs_softmax, representative, check_audio,
-                                        streaming)
+            streaming = write_streaming(
+                tmp,
+                keras_dir,
+                model,
+                cfg,
+                needs_softmax,
+                test_features[0] if test_features else representative,
+            )
+            float_input = write_exports(
+                tmp, model, cfg, labels, needs_softmax, representative, check_audio, streaming
+            )
             accuracy = evaluate_exports(tmp, keras_dir, clip_paths, audio, y, test_features, clips)
-            metrics = export_metrics(cfg, wanted_words, len(representative), float_input, tmp,
-                                     keras_dir / "model.keras", accuracy, len(y),
-                                     len(test_features[1]) if test_features else 0)
+            metrics = export_metrics(
+                cfg,
+                wanted_words,
+                len(representative),
+                float_input,
+                tmp,
+                keras_dir / "model.keras",
+                accuracy,
+                len(y),
+                len(test_features[1]) if test_features else 0,
+            )
             metrics["streaming"] = streaming
     atomic_write_json(metrics_path, metrics)
     return metrics
 
 
-def write_exports(folder: Path, model, cfg: FeatureConfig, labels: list[str], needs_softmax: bool,
-                  representative: np.ndarray, check_audio: np.ndarray, streaming: dict[str, Any]) -> str:
+def write_exports(
+    folder: Path,
+    model,
+    cfg: FeatureConfig,
+    labels: list[str],
+    needs_softmax: bool,
+    representative: np.ndarray,
+    check_audio: np.ndarray,
+    streaming: dict[str, Any],
+) -> str:
     """Write every export file into ``folder`` (but the streaming model, already there, whose
     interface ``streaming`` gives); return what the float TFLite takes."""
     write_labels(folder / "labels.txt", labels)
@@ -146,27 +193,47 @@ def write_exports(folder: Path, model, cfg: FeatureConfig, labels: list[str], ne
     (folder / "model_int8.tflite").write_bytes(int8_flat)
     if cfg.preprocess in MICROCONTROLLER_FRONTENDS:
         write_c_array(int8_flat, folder)  # model_data.cc / .h for TensorFlow Lite Micro
-    frontend["tflite"] = {name: tflite_io(folder / name) for name in ("model_float.tflite", "model_int8.tflite")}
+    frontend["tflite"] = {
+        name: tflite_io(folder / name) for name in ("model_float.tflite", "model_int8.tflite")
+    }
     frontend["tflite"]["model_float.tflite"]["takes"] = float_input
     frontend["tflite"]["model_int8.tflite"]["takes"] = "features"
     if reason:
         frontend["tflite"]["model_float.tflite"]["why_features"] = reason
     if streaming["exported"]:
-        frontend["streaming"] = {key: streaming[key] for key in ("model", "inputs", "outputs", "states")}
+        frontend["streaming"] = {
+            key: streaming[key] for key in ("model", "inputs", "outputs", "states")
+        }
     atomic_write_json(folder / "frontend.json", frontend)
     if cfg.frontend.in_graph:
         module, signatures = build_module(
-            model, cfg, needs_softmax,
-            {"labels_asset": folder / "labels.txt", "frontend_asset": folder / "frontend.json"})
+            model,
+            cfg,
+            needs_softmax,
+            {"labels_asset": folder / "labels.txt", "frontend_asset": folder / "frontend.json"},
+        )
         save_saved_model(module, signatures, folder / "saved_model")
     else:
-        atomic_write_json(folder / "bundle.json", {"model": "model_float.tflite", "frontend": "frontend.json",
-                                                  "labels": "labels.txt", "int8_model": "model_int8.tflite"})
+        atomic_write_json(
+            folder / "bundle.json",
+            {
+                "model": "model_float.tflite",
+                "frontend": "frontend.json",
+                "labels": "labels.txt",
+                "int8_model": "model_int8.tflite",
+            },
+        )
     return float_input
 
 
-def write_streaming(folder: Path, keras_dir: Path, model, cfg: FeatureConfig, needs_softmax: bool,
-                    features: np.ndarray) -> dict[str, Any]:
+def write_streaming(
+    folder: Path,
+    keras_dir: Path,
+    model,
+    cfg: FeatureConfig,
+    needs_softmax: bool,
+    features: np.ndarray,
+) -> dict[str, Any]:
     """``model_streaming.tflite`` where the model streams, checked frame by frame on every clip of
     ``features`` against the whole-clip model; its part of metrics/export.json (or why not).
 
@@ -179,17 +246,37 @@ def write_streaming(folder: Path, keras_dir: Path, model, cfg: FeatureConfig, ne
         return {"exported": False, "reason": reason}
     flat = convert_streaming_tflite(streaming)
     (folder / "model_streaming.tflite").write_bytes(flat)
-    whole = np.concatenate([np.asarray(scores_fn(model, needs_softmax)(features[i : i + 256]))
-                            for i in range(0, len(features), 256)])
+    whole = np.concatenate(
+        [
+            np.asarray(scores_fn(model, needs_softmax)(features[i : i + 256]))
+            for i in range(0, len(features), 256)
+        ]
+    )
     worst = streaming_difference(flat, streaming.state_shapes, whole, features)
     if not worst <= STREAMING_TOLERANCE:
-        raise StageError(f"{folder.name}/model_streaming.tflite: frame by frame it differs from the "
-                         f"whole-clip model by {worst:.3g} at a clip's last frame (at most "
-                         f"{STREAMING_TOLERANCE:g} allowed)")
+        raise StageError(
+            f"{folder.name}/model_streaming.tflite: frame by frame it differs from the "
+            f"whole-clip model by {worst:.3g} at a clip's last frame (at most "
+            f"{STREAMING_TOLERANCE:g} allowed)"
+        )
     window_flat = features_tflite(model, cfg, needs_softmax)
-    metrics = streaming_metrics(streaming, worst, STREAMING_TOLERANCE, len(features), tflite_macs(flat),
-                                tflite_macs(window_flat), len(flat), len(window_flat))
-    log.info("streaming: %.4f ms per frame vs %.4f ms per window (one thread; %d vs %d MACs); "
-             "largest difference %.3g", tflite_invoke_ms(flat), tflite_invoke_ms(window_flat),
-             metrics["macs_per_frame"], metrics["window_macs"], worst)
+    metrics = streaming_metrics(
+        streaming,
+        worst,
+        STREAMING_TOLERANCE,
+        len(features),
+        tflite_macs(flat),
+        tflite_macs(window_flat),
+        len(flat),
+        len(window_flat),
+    )
+    log.info(
+        "streaming: %.4f ms per frame vs %.4f ms per window (one thread; %d vs %d MACs); "
+        "largest difference %.3g",
+        tflite_invoke_ms(flat),
+        tflite_invoke_ms(window_flat),
+        metrics["macs_per_frame"],
+        metrics["window_macs"],
+        worst,
+    )
     return metrics

@@ -1,6 +1,7 @@
 """Check the exports: the in-model front end against TensorFlow, and every format's accuracy on
 the same test clips (the SavedModel through its WAV signature, as a user would call it), and the
 streaming model frame by frame against the whole-clip model."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,8 +34,13 @@ def max_tflite_difference(flat: bytes, fn, clips: np.ndarray) -> float:
     return worst
 
 
-def read_test_clips(manifest: Path, clips: ClipReader, labels: list[str], desired_samples: int,
-                    limit: int | None = None):
+def read_test_clips(
+    manifest: Path,
+    clips: ClipReader,
+    labels: list[str],
+    desired_samples: int,
+    limit: int | None = None,
+):
     """Audio of the manifest's clips (read from the clip stores; silence rows have none) and
     their labels: ``(paths, audio [N, desired_samples], label indices [N])``."""
     rows = [r for r in read_manifest(manifest) if r.path]
@@ -56,8 +62,15 @@ def _accuracy(scores: np.ndarray, y: np.ndarray) -> float | None:
     return float(np.mean(scores.argmax(axis=1) == y)) if len(y) else None
 
 
-def evaluate_exports(export_dir: Path, keras_dir: Path, paths, audio, y, test_features=None,
-                     clips: ClipReader | None = None) -> dict[str, Any]:
+def evaluate_exports(
+    export_dir: Path,
+    keras_dir: Path,
+    paths,
+    audio,
+    y,
+    test_features=None,
+    clips: ClipReader | None = None,
+) -> dict[str, Any]:
     """Test accuracy of every format on the same clips (SavedModel through its WAV signature: the
     clips named by ``paths`` as WAV bytes from ``clips``)."""
     from pipeline.inference import load_model
@@ -67,8 +80,10 @@ def evaluate_exports(export_dir: Path, keras_dir: Path, paths, audio, y, test_fe
     results["keras"] = _accuracy(keras_model.predict_audio(audio), y)
     if (export_dir / "saved_model").is_dir():
         saved = load_model(export_dir)
-        scores = [saved.predict_wav_bytes(clips.wav_bytes(p), str(p))
-                  for p in tqdm(paths, desc="saved_model", leave=False)]
+        scores = [
+            saved.predict_wav_bytes(clips.wav_bytes(p), str(p))
+            for p in tqdm(paths, desc="saved_model", leave=False)
+        ]
         results["saved_model"] = _accuracy(np.array(scores), y) if scores else None
     for name in ("tflite_float", "tflite_int8"):
         model = load_model(export_dir / f"model_{name.split('_')[1]}.tflite")
@@ -83,7 +98,9 @@ def evaluate_exports(export_dir: Path, keras_dir: Path, paths, audio, y, test_fe
     return results
 
 
-def streaming_difference(flat: bytes, state_names, whole_clip_scores: np.ndarray, features: np.ndarray) -> float:
+def streaming_difference(
+    flat: bytes, state_names, whole_clip_scores: np.ndarray, features: np.ndarray
+) -> float:
     """Largest absolute difference between the streaming model (``flat``), run frame by frame
     over each clip's features [N, frames, bins] from zero states, at the clip's last frame, and
     the whole-clip model's scores of the clip [N, labels]."""
@@ -91,8 +108,12 @@ def streaming_difference(flat: bytes, state_names, whole_clip_scores: np.ndarray
 
     runner = StreamingTFLite(list(state_names), content=flat)
     worst = 0.0
-    bar = tqdm(total=int(features.shape[0] * features.shape[1]), desc="streaming check", unit="frame",
-               leave=False)
+    bar = tqdm(
+        total=int(features.shape[0] * features.shape[1]),
+        desc="streaming check",
+        unit="frame",
+        leave=False,
+    )
     for clip, expected in zip(features, whole_clip_scores):
         runner.reset()
         last = runner.run(clip, bar)[-1]

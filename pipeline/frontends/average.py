@@ -1,6 +1,7 @@
 """``average``: the power spectrogram's frequency bins average-pooled into buckets of
 ``floor(fft_bins / feature_bin_count)`` bins ("SAME" padding), so the width is
 ``ceil(fft_bins / that)`` -- 43, not 40, with the defaults, exactly as the original."""
+
 from __future__ import annotations
 
 import math

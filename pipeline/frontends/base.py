@@ -13,6 +13,7 @@ exactly what it was trained on. Each front end is one module registered in
   ``stream_features`` computes them for a whole recording and ``stream_stride_samples`` is the
   audio between two of its frames (a window's start must be a multiple of it).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -37,35 +38,35 @@ class FrontEnd:
     frame_reuse: ClassVar[bool] = False
     in_graph: ClassVar[bool] = True
 
-    def check(self, cfg: "FeatureConfig") -> None:
+    def check(self, cfg: FeatureConfig) -> None:
         """Raise ParamError for parameters this front end cannot use."""
 
-    def frames_for(self, cfg: "FeatureConfig", samples: int) -> int:
+    def frames_for(self, cfg: FeatureConfig, samples: int) -> int:
         """Frames that ``samples`` of audio give: 1 + (samples - window) // stride (0 if short)."""
         if samples < cfg.window_size_samples:
             return 0
         return 1 + (samples - cfg.window_size_samples) // cfg.window_stride_samples
 
-    def width(self, cfg: "FeatureConfig") -> int:
+    def width(self, cfg: FeatureConfig) -> int:
         """Values per frame."""
         return cfg.feature_bin_count
 
-    def compute(self, audio, cfg: "FeatureConfig"):
+    def compute(self, audio, cfg: FeatureConfig):
         """TensorFlow ops: float32 ``[batch, samples]`` -> ``[batch, frames, bins]``."""
         raise ValueError(
             f"compute_features: {self.name!r} is not made of TensorFlow ops; use features_numpy"
         )
 
-    def stream_stride_samples(self, cfg: "FeatureConfig") -> int:
+    def stream_stride_samples(self, cfg: FeatureConfig) -> int:
         """Samples between two frames of ``stream_features`` (front ends with ``frame_reuse``)."""
         return cfg.window_stride_samples
 
-    def stream_features(self, audio: np.ndarray, cfg: "FeatureConfig") -> np.ndarray:
+    def stream_features(self, audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
         """A whole recording ``[samples]`` -> ``[frames, bins]``; the clip starting at sample
         ``i * stream_stride_samples`` has features ``[i : i + frames_per_clip]``."""
         return np.asarray(self.compute(np.asarray(audio, np.float32).reshape(1, -1), cfg))[0]
 
-    def compute_numpy(self, audio: np.ndarray, cfg: "FeatureConfig", batch_size: int) -> np.ndarray:
+    def compute_numpy(self, audio: np.ndarray, cfg: FeatureConfig, batch_size: int) -> np.ndarray:
         """``compute`` on a numpy batch ``[N, samples]``, ``batch_size`` clips per call."""
         fn = _tf_function(cfg)
         parts = [fn(audio[i : i + batch_size]).numpy() for i in range(0, len(audio), batch_size)]
@@ -106,14 +107,16 @@ def onnx_session(path: Path, threads: int = 1, spinning: bool = True):
         options.inter_op_num_threads = 1
         if not spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        _ONNX_SESSIONS[key] = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        _ONNX_SESSIONS[key] = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
     return _ONNX_SESSIONS[key]
 
 
 _TF_FUNCTIONS: dict[Any, Any] = {}
 
 
-def _tf_function(cfg: "FeatureConfig"):
+def _tf_function(cfg: FeatureConfig):
     """One traced function per config (retracing per batch would dominate featurize time)."""
     from pipeline.core.tf import tensorflow
 
@@ -127,7 +130,7 @@ def _tf_function(cfg: "FeatureConfig"):
     return _TF_FUNCTIONS[cfg]
 
 
-def power_spectrogram(audio, cfg: "FeatureConfig"):
+def power_spectrogram(audio, cfg: FeatureConfig):
     """Power spectrogram [batch, frames, fft_bins] (tf.raw_ops.AudioSpectrogram, as the original);
     the batch rides on the op's channel axis."""
     import tensorflow as tf

@@ -1,4 +1,5 @@
 """Compute features with the configured front end, as TensorFlow ops or on numpy batches."""
+
 from __future__ import annotations
 
 import numpy as np

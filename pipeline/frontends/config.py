@@ -1,4 +1,5 @@
 """The ``features`` section: which front end and its window, plus the sizes derived from them."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

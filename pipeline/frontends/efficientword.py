@@ -13,6 +13,7 @@ features are its one 2,048-value vector, shape ``[1, 2048]``. The ResNet sees th
 so nothing is shared between overlapping windows (no frame reuse; about 30 ms per clip on one
 CPU core).
 """
+
 from __future__ import annotations
 
 import math
@@ -30,15 +31,23 @@ HOP_SAMPLES = 160  # 10 ms
 NFFT = 512
 BINS = 64
 EMBEDDING_DIM = 2048
-MODEL_FILES = {"float": "slim_93%_accuracy_72.7390%.onnx", "int8": "slim_93%_accuracy_72.7390%_qint8.onnx"}
+MODEL_FILES = {
+    "float": "slim_93%_accuracy_72.7390%.onnx",
+    "int8": "slim_93%_accuracy_72.7390%_qint8.onnx",
+}
 
 _FILTERBANK: list[np.ndarray] = []
 
 
 def models_dir() -> Path:
     """The folder of the efficientword-net wheel's ONNX models."""
-    return package_models_dir("eff_word_net", "efficientword-net==1.0.5", "models/resnet_50_arc",
-                              MODEL_FILES.values(), "word-embedding model")
+    return package_models_dir(
+        "eff_word_net",
+        "efficientword-net==1.0.5",
+        "models/resnet_50_arc",
+        MODEL_FILES.values(),
+        "word-embedding model",
+    )
 
 
 def frames_for_window(samples: int = WINDOW_SAMPLES) -> int:
@@ -49,6 +58,7 @@ def frames_for_window(samples: int = WINDOW_SAMPLES) -> int:
 def filterbank() -> np.ndarray:
     """The [64, 257] triangular mel filterbank of python_speech_features (0 Hz to 8 kHz)."""
     if not _FILTERBANK:
+
         def hz2mel(hz):
             return 2595 * np.log10(1 + hz / 700.0)
 
@@ -74,7 +84,9 @@ def log_filterbank(audio: np.ndarray) -> np.ndarray:
     frames = frames_for_window(audio.shape[-1])
     padded = np.zeros((*audio.shape[:-1], (frames - 1) * HOP_SAMPLES + FRAME_SAMPLES))
     padded[..., : audio.shape[-1]] = audio
-    windows = np.lib.stride_tricks.sliding_window_view(padded, FRAME_SAMPLES, axis=-1)[..., ::HOP_SAMPLES, :]
+    windows = np.lib.stride_tricks.sliding_window_view(padded, FRAME_SAMPLES, axis=-1)[
+        ..., ::HOP_SAMPLES, :
+    ]
     power = np.abs(np.fft.rfft(windows, NFFT, axis=-1)) ** 2 / NFFT
     energies = power @ filterbank().T
     return np.log(np.where(energies == 0, np.finfo(float).eps, energies))
@@ -114,7 +126,9 @@ class EfficientWord(FrontEnd):
         if cfg.sample_rate != SAMPLE_RATE:
             raise ParamError("params: features.preprocess 'efficientword' needs sample_rate 16000")
         if cfg.desired_samples > WINDOW_SAMPLES:
-            raise ParamError("params: features.preprocess 'efficientword' needs clips of at most 1500 ms")
+            raise ParamError(
+                "params: features.preprocess 'efficientword' needs clips of at most 1500 ms"
+            )
 
     def frames_for(self, cfg, samples: int) -> int:
         return 1

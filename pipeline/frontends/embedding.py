@@ -44,6 +44,7 @@ call per window) as the reference the tests and ``bench/embedding_speed.py`` com
 Not TensorFlow ops (two TFLite models), so it cannot live inside an exported graph: the export is
 a bundle that ``pipeline.inference`` runs with this module.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -105,15 +106,22 @@ _INTERPRETERS: OrderedDict = OrderedDict()
 
 def models_dir() -> Path:
     """The folder of the openwakeword wheel's TFLite models."""
-    return package_models_dir("openwakeword", "openwakeword==0.5.1", "resources/models", MODEL_FILES,
-                              "speech-embedding model")
+    return package_models_dir(
+        "openwakeword",
+        "openwakeword==0.5.1",
+        "resources/models",
+        MODEL_FILES,
+        "speech-embedding model",
+    )
 
 
 def int8_model_path(must_exist: bool = True) -> Path:
     """The committed int8 embedding model (see pipeline/tools/quantize_embedding.py)."""
     path = Path(__file__).resolve().parent / "assets" / INT8_MODEL
     if must_exist and not path.is_file():
-        raise FileNotFoundError(f"{path}: int8 embedding model missing (python -m pipeline.tools.quantize_embedding)")
+        raise FileNotFoundError(
+            f"{path}: int8 embedding model missing (python -m pipeline.tools.quantize_embedding)"
+        )
     return path
 
 
@@ -123,7 +131,9 @@ def mel_frames_for(samples: int) -> int:
 
 
 def _frames_of(samples: int) -> int:
-    return 0 if samples < MEL_WINDOW_SAMPLES else 1 + (samples - MEL_WINDOW_SAMPLES) // MEL_HOP_SAMPLES
+    return (
+        0 if samples < MEL_WINDOW_SAMPLES else 1 + (samples - MEL_WINDOW_SAMPLES) // MEL_HOP_SAMPLES
+    )
 
 
 def _windows_of(frames: int) -> int:
@@ -170,7 +180,9 @@ def _run(name: str, x: np.ndarray) -> np.ndarray:
     return interp.get_tensor(interp.get_output_details()[0]["index"]).copy()
 
 
-def run_embedding_model(spec: np.ndarray, precision: str = "float", threads: int | None = None) -> np.ndarray:
+def run_embedding_model(
+    spec: np.ndarray, precision: str = "float", threads: int | None = None
+) -> np.ndarray:
     """Scaled mel ``[clips, frames, 32, 1]`` -> ``[clips, windows, 96]``: the float TFLite model or
     the int8 ONNX model (on ``threads``, default INT8_THREADS; the result does not depend on it),
     each returning every window of 76 frames every 8 (see the module docstring)."""
@@ -181,12 +193,16 @@ def run_embedding_model(spec: np.ndarray, precision: str = "float", threads: int
         session = onnx_session(int8_model_path(), threads or INT8_THREADS, spinning=False)
         out = session.run(None, {session.get_inputs()[0].name: spec})[0]
     else:
-        raise ValueError(f"embedding precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+        raise ValueError(
+            f"embedding precision {precision!r}: expected one of {', '.join(PRECISIONS)}"
+        )
     return out.reshape(len(spec), -1, EMBEDDING_DIM)
 
 
 def _int16_valued(audio: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(np.asarray(audio, np.float32) * 32768.0), -32768, 32767).astype(np.float32)
+    return np.clip(np.round(np.asarray(audio, np.float32) * 32768.0), -32768, 32767).astype(
+        np.float32
+    )
 
 
 _MEL_CONSTANTS: dict[str, np.ndarray] = {}
@@ -213,7 +229,10 @@ def _mel_constants() -> dict[str, np.ndarray]:
             # The same rows doubled, for interleaved (real, imaginary) squares; DC as the model.
             matrix2=np.repeat(const("Const_3") * dc[:, None], 2, axis=0).astype(np.float32),
             floor=np.float32(const("Const_4")),
-            db=np.float32(const("onnx_tf_prefix_Constant_16") * const("onnx_tf_prefix_Div_19;onnx_tf_prefix_Constant_18")),
+            db=np.float32(
+                const("onnx_tf_prefix_Constant_16")
+                * const("onnx_tf_prefix_Div_19;onnx_tf_prefix_Constant_18")
+            ),
             top_db=np.float32(const("onnx_tf_prefix_Constant_23")),
         )
     return _MEL_CONSTANTS
@@ -234,7 +253,11 @@ def _db_of_windows(windows: np.ndarray) -> np.ndarray:
 def _framed(values: np.ndarray, first: int, count: int) -> np.ndarray:
     """Frames ``first .. first + count - 1`` of ``values [..., samples]`` as a strided view."""
     windows = np.lib.stride_tricks.sliding_window_view(values, MEL_WINDOW_SAMPLES, axis=-1)
-    return windows[..., first * MEL_HOP_SAMPLES : (first + count - 1) * MEL_HOP_SAMPLES + 1 : MEL_HOP_SAMPLES, :]
+    return windows[
+        ...,
+        first * MEL_HOP_SAMPLES : (first + count - 1) * MEL_HOP_SAMPLES + 1 : MEL_HOP_SAMPLES,
+        :,
+    ]
 
 
 def mel_db(audio: np.ndarray) -> np.ndarray:
@@ -272,7 +295,8 @@ def padded_clip_db(audio: np.ndarray, frames: int) -> np.ndarray:
         values[:, a - lo : b - lo] = _int16_valued(audio[:, a - PAD_SAMPLES : b - PAD_SAMPLES])
         for start in range(0, batch, MEL_BLOCK):  # blocks small enough to stay in cache
             out[start : start + MEL_BLOCK, first:last] = _db_of_windows(
-                _framed(values[start : start + MEL_BLOCK], 0, last - first))
+                _framed(values[start : start + MEL_BLOCK], 0, last - first)
+            )
     return out
 
 
@@ -330,8 +354,17 @@ def embed(audio: np.ndarray, progress: bool = False, precision: str = "float") -
 
     out = np.empty((len(audio), windows, EMBEDDING_DIM), np.float32)
     starts = range(0, len(audio), CLIPS_PER_CALL)
-    with tqdm(total=len(audio), desc="speech embedding", unit="clip", disable=not progress, leave=False) as bar, \
-            threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=1) as pool:
+    with (
+        tqdm(
+            total=len(audio),
+            desc="speech embedding",
+            unit="clip",
+            disable=not progress,
+            leave=False,
+        ) as bar,
+        threadpool_limits(limits=1, user_api="blas"),
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
         pending = pool.submit(scaled_mel, 0) if len(audio) else None
         for first in starts:
             spec = pending.result()
@@ -342,7 +375,9 @@ def embed(audio: np.ndarray, progress: bool = False, precision: str = "float") -
     return out
 
 
-def _embed_workers(audio: np.ndarray, frames: int, windows: int, progress: bool, precision: str) -> np.ndarray:
+def _embed_workers(
+    audio: np.ndarray, frames: int, windows: int, progress: bool, precision: str
+) -> np.ndarray:
     """``embed`` for the int8 model: INT8_WORKERS threads, each taking INT8_CLIPS_PER_CALL clips
     at a time through the mel (numpy) and the model (a one-thread onnxruntime session); numpy's
     BLAS is held to one thread meanwhile. The features do not depend on the split."""
@@ -358,14 +393,25 @@ def _embed_workers(audio: np.ndarray, frames: int, windows: int, progress: bool,
         out[first : first + len(spec)] = run_embedding_model(spec, precision, threads=1)
         return len(spec)
 
-    with tqdm(total=len(audio), desc="speech embedding (int8)", unit="clip", disable=not progress, leave=False) as bar, \
-            threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=INT8_WORKERS) as pool:
+    with (
+        tqdm(
+            total=len(audio),
+            desc="speech embedding (int8)",
+            unit="clip",
+            disable=not progress,
+            leave=False,
+        ) as bar,
+        threadpool_limits(limits=1, user_api="blas"),
+        ThreadPoolExecutor(max_workers=INT8_WORKERS) as pool,
+    ):
         for done in pool.map(work, range(0, len(audio), INT8_CLIPS_PER_CALL)):
             bar.update(done)
     return out
 
 
-def reference_embed(audio: np.ndarray, pad: int = PAD_SAMPLES, precision: str = "float") -> np.ndarray:
+def reference_embed(
+    audio: np.ndarray, pad: int = PAD_SAMPLES, precision: str = "float"
+) -> np.ndarray:
     """The plain computation ``embed`` must equal: per clip one mel call over the clip padded with
     ``pad`` samples of silence each side, per window one call of the 76-frame embedding model.
 
@@ -384,11 +430,20 @@ def reference_embed(audio: np.ndarray, pad: int = PAD_SAMPLES, precision: str = 
         else:
             spec = clamp_scale(mel_db(padded))
         count = _windows_of(len(spec))
-        rows.append([
-            run_embedding_model(spec[None, w * WINDOW_STEP_FRAMES : w * WINDOW_STEP_FRAMES + WINDOW_FRAMES, :, None],
-                                precision).reshape(EMBEDDING_DIM)
-            for w in range(count)
-        ])
+        rows.append(
+            [
+                run_embedding_model(
+                    spec[
+                        None,
+                        w * WINDOW_STEP_FRAMES : w * WINDOW_STEP_FRAMES + WINDOW_FRAMES,
+                        :,
+                        None,
+                    ],
+                    precision,
+                ).reshape(EMBEDDING_DIM)
+                for w in range(count)
+            ]
+        )
     return np.asarray(rows, np.float32).reshape(len(audio), -1, EMBEDDING_DIM)
 
 
@@ -410,7 +465,9 @@ def stream_features(recording: np.ndarray, precision: str = "float") -> np.ndarr
     for first in range(0, frames, SEGMENT_FRAMES):
         count = min(SEGMENT_FRAMES, frames - first)
         start = first * MEL_HOP_SAMPLES
-        parts.append(mel_db(padded[start : start + (count - 1) * MEL_HOP_SAMPLES + MEL_WINDOW_SAMPLES]))
+        parts.append(
+            mel_db(padded[start : start + (count - 1) * MEL_HOP_SAMPLES + MEL_WINDOW_SAMPLES])
+        )
     if not parts:
         return np.zeros((0, EMBEDDING_DIM), np.float32)
     return embeddings_of(clamp_scale(np.concatenate(parts)), precision)

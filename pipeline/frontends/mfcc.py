@@ -1,5 +1,6 @@
 """``mfcc``: AudioSpectrogram (power) -> Mfcc (20-4000 Hz, 40 filterbank channels), as the
 original input_data.py; identical to the ``Mfcc`` tensor of the original pretrained graph."""
+
 from __future__ import annotations
 
 from pipeline.frontends.base import FrontEnd, power_spectrogram

@@ -1,6 +1,7 @@
 """``micro``: the TFLite Micro audio front end (125-7500 Hz, PCAN, log), output * 10/256, as the
 original's micro mode. It is stateful (noise reduction adapts over time), so it is computed per
 clip and its frames cannot be reused across overlapping windows."""
+
 from __future__ import annotations
 
 from pipeline.core.errors import ParamError

@@ -4,6 +4,7 @@ To add a front end, write one module with a ``FrontEnd`` subclass (see base.py) 
 ``FRONTEND`` here; params validation, featurize, export and inference find it through this
 table.
 """
+
 from __future__ import annotations
 
 from pipeline.core.errors import ParamError
@@ -12,8 +13,15 @@ from pipeline.frontends.base import FrontEnd
 
 FRONTENDS: dict[str, FrontEnd] = {
     fe.name: fe
-    for fe in (mfcc.FRONTEND, average.FRONTEND, micro.FRONTEND, embedding.FRONTEND, embedding.FRONTEND_INT8, efficientword.FRONTEND,
-               word_pair.FRONTEND)
+    for fe in (
+        mfcc.FRONTEND,
+        average.FRONTEND,
+        micro.FRONTEND,
+        embedding.FRONTEND,
+        embedding.FRONTEND_INT8,
+        efficientword.FRONTEND,
+        word_pair.FRONTEND,
+    )
 }
 
 

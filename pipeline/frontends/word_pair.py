@@ -15,6 +15,7 @@ clips). Times 256 (a power of two: exact in float32) it spans about +-87 and bot
 input's int8 steps: int8 equal to float (95.3%) with either model. The models standardize each
 feature, so the gain does not change what they can learn.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,7 +42,10 @@ class WordPair(FrontEnd):
         return 1
 
     def width(self, cfg) -> int:
-        return embedding.windows_for(cfg.desired_samples) * embedding.EMBEDDING_DIM + efficientword.EMBEDDING_DIM
+        return (
+            embedding.windows_for(cfg.desired_samples) * embedding.EMBEDDING_DIM
+            + efficientword.EMBEDDING_DIM
+        )
 
     def compute_numpy(self, audio: np.ndarray, cfg, batch_size: int) -> np.ndarray:
         first = embedding.embed(audio).reshape(len(audio), 1, -1)

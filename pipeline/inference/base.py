@@ -8,6 +8,7 @@ frame-by-frame feature extractor also expose frame reuse for streaming: ``frame_
 -> [frames, bins]``, ``frames_per_clip``, ``frame_stride_samples`` and
 ``predict_features(float32[N, frames, bins]) -> scores[N, L]`` (``supports_frames`` says which).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -114,6 +115,8 @@ class FeatureModel(KwsModel):
 
     def predict_audio(self, audio: np.ndarray) -> np.ndarray:
         audio = self._check_audio(audio)
-        out = [self.predict_features(self.features(audio[i : i + BATCH]))
-               for i in range(0, len(audio), BATCH)]
+        out = [
+            self.predict_features(self.features(audio[i : i + BATCH]))
+            for i in range(0, len(audio), BATCH)
+        ]
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)

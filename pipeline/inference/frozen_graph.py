@@ -1,4 +1,5 @@
 """The original tutorial's frozen GraphDef, as a baseline and for compatibility."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,14 +34,23 @@ class FrozenGraphModel(KwsModel):
         except Exception as exc:  # protobuf raises its own DecodeError
             raise StageError(f"{path}: not a TensorFlow GraphDef ({exc})") from None
         nodes = {n.name: n for n in graph_def.node}
-        for name in ("wav_data", "decoded_sample_data", "AudioSpectrogram", "Mfcc", "labels_softmax"):
+        for name in (
+            "wav_data",
+            "decoded_sample_data",
+            "AudioSpectrogram",
+            "Mfcc",
+            "labels_softmax",
+        ):
             if name not in nodes:
-                raise StageError(f"{path}: frozen graph has no node {name!r}; expected the "
-                                 "original speech_commands freeze.py layout")
+                raise StageError(
+                    f"{path}: frozen graph has no node {name!r}; expected the "
+                    "original speech_commands freeze.py layout"
+                )
         decode, spec, mfcc = nodes["decoded_sample_data"], nodes["AudioSpectrogram"], nodes["Mfcc"]
         self.desired_samples = int(decode.attr["desired_samples"].i)
         self.spectrogram_attrs = dict(
-            window_size=int(spec.attr["window_size"].i), stride=int(spec.attr["stride"].i),
+            window_size=int(spec.attr["window_size"].i),
+            stride=int(spec.attr["stride"].i),
             magnitude_squared=bool(spec.attr["magnitude_squared"].b),
         )
         self.mfcc_attrs = dict(
@@ -56,10 +66,14 @@ class FrozenGraphModel(KwsModel):
             tf.import_graph_def(graph_def, name="")
             mfcc_shape = self.graph.get_tensor_by_name("Mfcc:0").shape
             self.features_in = tf.compat.v1.placeholder(
-                tf.float32, [None, *mfcc_shape[1:]], name="batched_features")
+                tf.float32, [None, *mfcc_shape[1:]], name="batched_features"
+            )
             (self.features_out,) = tf.import_graph_def(
-                graph_def, input_map={"Mfcc:0": self.features_in},
-                return_elements=[self.OUTPUT], name="batched")
+                graph_def,
+                input_map={"Mfcc:0": self.features_in},
+                return_elements=[self.OUTPUT],
+                name="batched",
+            )
         self.session = tf.compat.v1.Session(graph=self.graph)
         self.frames_per_clip = int(mfcc_shape[1])
         self.feature_shape = (int(mfcc_shape[1]), int(mfcc_shape[2]))
@@ -76,8 +90,11 @@ class FrozenGraphModel(KwsModel):
         """[samples, channels] -> [channels, frames, bins]; each channel is one signal."""
         tf = self.tf
         spectrogram = tf.raw_ops.AudioSpectrogram(input=audio_columns, **self.spectrogram_attrs)
-        return np.asarray(tf.raw_ops.Mfcc(spectrogram=spectrogram, sample_rate=self.sample_rate,
-                                          **self.mfcc_attrs))
+        return np.asarray(
+            tf.raw_ops.Mfcc(
+                spectrogram=spectrogram, sample_rate=self.sample_rate, **self.mfcc_attrs
+            )
+        )
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         return self._mfcc(np.ascontiguousarray(self._check_audio(audio).T))
@@ -87,13 +104,20 @@ class FrozenGraphModel(KwsModel):
 
     def predict_features(self, features: np.ndarray) -> np.ndarray:
         features = np.asarray(features, dtype=np.float32)
-        out = [self.session.run(self.features_out, {self.features_in: features[i : i + BATCH]})
-               for i in range(0, len(features), BATCH)]
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, len(self.labels)), np.float32)
+        out = [
+            self.session.run(self.features_out, {self.features_in: features[i : i + BATCH]})
+            for i in range(0, len(features), BATCH)
+        ]
+        return (
+            np.concatenate(out).astype(np.float32)
+            if out
+            else np.zeros((0, len(self.labels)), np.float32)
+        )
 
     def predict_audio(self, audio: np.ndarray) -> np.ndarray:
         audio = self._check_audio(audio)
-        out = [self.predict_features(self.features(audio[i : i + BATCH]))
-               for i in range(0, len(audio), BATCH)]
+        out = [
+            self.predict_features(self.features(audio[i : i + BATCH]))
+            for i in range(0, len(audio), BATCH)
+        ]
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
-

@@ -1,4 +1,5 @@
 """A trained ``.keras`` model (features in); the front end from its meta.json."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,4 +26,3 @@ class KerasModel(FeatureModel):
 
     def predict_features(self, features: np.ndarray) -> np.ndarray:
         return as_scores(self._predict(features, BATCH))
-

@@ -8,6 +8,7 @@ Formats: ``models/export/`` (or its ``saved_model/``), a ``.tflite`` file (front
 ``frontend.json`` beside it), a ``.keras`` file or ``models/keras/`` folder, an embedding bundle
 folder (``bundle.json``), and the original tutorial's frozen GraphDef (``.pb``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,7 +38,8 @@ def _find_labels(path: Path, labels_path, candidates: list[Path]) -> list[str]:
             return read_labels(candidate)
     raise StageError(
         f"{path}: no labels file found (looked for "
-        + ", ".join(str(c) for c in candidates) + "); pass --labels"
+        + ", ".join(str(c) for c in candidates)
+        + "); pass --labels"
     )
 
 
@@ -67,16 +69,22 @@ def load_model(path, labels_path=None) -> KwsModel:
             frontend = read_json(path / bundle.get("frontend", "frontend.json"))
             return TFLiteModel(path / bundle.get("model", "model_float.tflite"), labels, frontend)
         if (path / "saved_model.pb").is_file():
-            labels = _find_labels(path, labels_path, [path / "assets" / "labels.txt",
-                                                      path / "labels.txt", path.parent / "labels.txt"])
+            labels = _find_labels(
+                path,
+                labels_path,
+                [path / "assets" / "labels.txt", path / "labels.txt", path.parent / "labels.txt"],
+            )
             return SavedModelModel(path, labels)
         if (path / "saved_model" / "saved_model.pb").is_file():
-            return load_model(path / "saved_model", labels_path or (
-                path / "labels.txt" if (path / "labels.txt").is_file() else None))
+            return load_model(
+                path / "saved_model",
+                labels_path or (path / "labels.txt" if (path / "labels.txt").is_file() else None),
+            )
         if (path / "model.keras").is_file():
             return load_model(path / "model.keras", labels_path)
-        raise StageError(f"{path}: folder holds no saved_model.pb, saved_model/, model.keras "
-                         "or bundle.json")
+        raise StageError(
+            f"{path}: folder holds no saved_model.pb, saved_model/, model.keras or bundle.json"
+        )
     suffix = path.suffix.lower()
     if suffix == ".keras":
         labels = _find_labels(path, labels_path, [path.parent / "labels.txt"])
@@ -91,7 +99,10 @@ def load_model(path, labels_path=None) -> KwsModel:
         if path.name == "saved_model.pb":
             return load_model(path.parent, labels_path)
         stem = path.name[: -len(".pb")]
-        candidates = [path.with_name(stem.replace("_frozen", "") + "_labels.txt"),
-                      path.with_name(stem + "_labels.txt"), path.parent / "labels.txt"]
+        candidates = [
+            path.with_name(stem.replace("_frozen", "") + "_labels.txt"),
+            path.with_name(stem + "_labels.txt"),
+            path.parent / "labels.txt",
+        ]
         return FrozenGraphModel(path, _find_labels(path, labels_path, candidates))
     raise StageError(f"{path}: unknown model format (expected a folder, .keras, .tflite or .pb)")

@@ -1,4 +1,5 @@
 """The freeze stage's SavedModel (WAV bytes in, TensorFlow alone)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -50,8 +51,10 @@ class SavedModelModel(KwsModel):
     def predict_audio(self, audio: np.ndarray) -> np.ndarray:
         audio = self._check_audio(audio)
         fn = self.loaded.signatures["audio"]
-        out = [np.asarray(fn(audio=self.tf.constant(audio[i : i + BATCH]))["labels_softmax"])
-               for i in range(0, len(audio), BATCH)]
+        out = [
+            np.asarray(fn(audio=self.tf.constant(audio[i : i + BATCH]))["labels_softmax"])
+            for i in range(0, len(audio), BATCH)
+        ]
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
 
     def frame_features(self, audio: np.ndarray) -> np.ndarray:
@@ -65,7 +68,8 @@ class SavedModelModel(KwsModel):
             return super().predict_features(features)
         fn = self.loaded.signatures["features"]
         features = np.asarray(features, dtype=np.float32)
-        out = [np.asarray(fn(features=self.tf.constant(features[i : i + BATCH]))["labels_softmax"])
-               for i in range(0, len(features), BATCH)]
+        out = [
+            np.asarray(fn(features=self.tf.constant(features[i : i + BATCH]))["labels_softmax"])
+            for i in range(0, len(features), BATCH)
+        ]
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
-

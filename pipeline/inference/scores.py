@@ -1,4 +1,5 @@
 """Model outputs as class scores: one rule for "is this already a probability"."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """A ``.tflite`` model: audio in (front end inside) or features in (float or int8)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +23,9 @@ class TFLiteModel(FeatureModel):
         try:
             self.interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
-            raise StageError(f"{path}: TFLite cannot prepare the model ({first_line(exc)})") from None
+            raise StageError(
+                f"{path}: TFLite cannot prepare the model ({first_line(exc)})"
+            ) from None
         self.path = path
         self.labels = labels
         self._setup_features(params)
@@ -55,12 +58,19 @@ class TFLiteModel(FeatureModel):
             return super().predict_features(features)
         features = np.asarray(features, dtype=np.float32)
         rows = [self._run(f) for f in features]
-        return as_scores(np.stack(rows), self.output_step) if rows else np.zeros((0, len(self.labels)), np.float32)
+        return (
+            as_scores(np.stack(rows), self.output_step)
+            if rows
+            else np.zeros((0, len(self.labels)), np.float32)
+        )
 
     def predict_audio(self, audio: np.ndarray) -> np.ndarray:
         if not self.takes_audio:
             return super().predict_audio(audio)
         audio = self._check_audio(audio)
         rows = [self._run(a) for a in audio]
-        return as_scores(np.stack(rows), self.output_step) if rows else np.zeros((0, len(self.labels)), np.float32)
-
+        return (
+            as_scores(np.stack(rows), self.output_step)
+            if rows
+            else np.zeros((0, len(self.labels)), np.float32)
+        )

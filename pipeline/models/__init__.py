@@ -1,4 +1,5 @@
 """The model zoo: one module per architecture, registered in registry.py."""
+
 from pipeline.models.registry import (
     MODELS,
     ORIGINAL_PARAMETER_COUNTS,

@@ -10,10 +10,11 @@ are a :class:`~pipeline.core.schema.Section` (``options``) that params.yaml hold
 ``model.<name>``, validated like every other key. A model that can run frame by frame also gives
 ``stream`` (see ``pipeline/models/streaming.py``).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from pipeline.core.schema import Section
 
@@ -52,8 +53,11 @@ def dense(units: int, name: str, stddev: float = 0.01, activation=None):
     from keras import layers
 
     return layers.Dense(
-        units, activation=activation, kernel_initializer=truncated_normal(stddev),
-        bias_initializer="zeros", name=name,
+        units,
+        activation=activation,
+        kernel_initializer=truncated_normal(stddev),
+        bias_initializer="zeros",
+        name=name,
     )
 
 

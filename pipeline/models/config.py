@@ -5,6 +5,7 @@ which have none), so ``dvc exp run -S model.ds_cnn.channels=96`` works like any 
 train stage depends only on the section of the architecture it trains
 (``model.${train.model_architecture}`` in dvc.yaml).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,6 +25,9 @@ ModelConfig = dataclasses.make_dataclass(
     [(name, spec.options, subsection(spec.options)) for name, spec in MODELS.items()],
     bases=(Section,),
     frozen=True,
-    namespace={"section": "model", "options_for": _options_for,
-               "__doc__": "The model section: one options section per registered model."},
+    namespace={
+        "section": "model",
+        "options_for": _options_for,
+        "__doc__": "The model section: one options section per registered model.",
+    },
 )

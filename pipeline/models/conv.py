@@ -1,4 +1,5 @@
 """``conv``: the tutorial's default, "cnn-trad-fpool3" (Sainath & Parada 2015)."""
+
 from __future__ import annotations
 
 from pipeline.models.base import ModelSpec, as_image, conv2d, dense
@@ -18,4 +19,6 @@ def build(x, num_labels, dropout, options):
     return dense(num_labels, "final_fc")(x)
 
 
-MODEL = ModelSpec("conv", build, 'the tutorial\'s default, "cnn-trad-fpool3"', original_parameters=926_860)
+MODEL = ModelSpec(
+    "conv", build, 'the tutorial\'s default, "cnn-trad-fpool3"', original_parameters=926_860
+)

@@ -29,6 +29,7 @@ dense layer. About 33k parameters with the defaults.
 The 2-D DS-CNN of "Hello Edge" is as accurate but its depthwise 2-D gradients are ~25x slower on
 a CPU with TensorFlow (measured: 2.4 s vs 0.09 s per batch of 100 on 2 cores).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from pipeline.core.errors import ParamError
 from pipeline.core.schema import Section, integer, list_of, param, text
 from pipeline.models.base import ModelSpec
+
 
 def _pairs(blocks) -> str | None:
     if any(len(block) != 2 for block in blocks):
@@ -98,19 +100,33 @@ def build(x, num_labels, dropout, options: DsCnnOptions):
     causal, valid = options.padding == "causal", options.padding == "valid"
     padding = "same" if options.padding == "same" else "valid"
     if valid and int(x.shape[1]) < receptive_field(options.blocks):
-        raise ParamError(f"model.ds_cnn.padding: valid needs windows of at least "
-                         f"{receptive_field(options.blocks)} frames (the receptive field of "
-                         f"model.ds_cnn.blocks {options.blocks}); the features have {int(x.shape[1])}")
-    x = _conv(layers.Conv1D(channels, CONV0_KERNEL, padding=padding, use_bias=False, name="conv0"),
-              x, CONV0_KERNEL, causal, "conv0")
+        raise ParamError(
+            f"model.ds_cnn.padding: valid needs windows of at least "
+            f"{receptive_field(options.blocks)} frames (the receptive field of "
+            f"model.ds_cnn.blocks {options.blocks}); the features have {int(x.shape[1])}"
+        )
+    x = _conv(
+        layers.Conv1D(channels, CONV0_KERNEL, padding=padding, use_bias=False, name="conv0"),
+        x,
+        CONV0_KERNEL,
+        causal,
+        "conv0",
+    )
     x = layers.BatchNormalization(name="conv0_bn")(x)
     x = layers.ReLU(name="conv0_relu")(x)
     for i, (kernel, stride) in enumerate(options.blocks, start=1):
         shortcut = x
         if valid and stride > 1:
             x = _right_aligned(x, kernel, stride, f"dw{i}")
-        x = _conv(layers.DepthwiseConv1D(kernel, strides=stride, padding=padding, use_bias=False, name=f"dw{i}"),
-                  x, kernel, causal, f"dw{i}")
+        x = _conv(
+            layers.DepthwiseConv1D(
+                kernel, strides=stride, padding=padding, use_bias=False, name=f"dw{i}"
+            ),
+            x,
+            kernel,
+            causal,
+            f"dw{i}",
+        )
         x = layers.Conv1D(channels, 1, use_bias=False, name=f"pw{i}")(x)
         x = layers.BatchNormalization(name=f"block{i}_bn")(x)
         if stride == 1:
@@ -128,17 +144,30 @@ def stream(trained, options: DsCnnOptions):
     from pipeline.models.streaming import NotStreamable, logits_model
 
     if options.padding == "same":
-        raise NotStreamable("ds_cnn with padding 'same' sees frames after the window's end; train "
-                            "with model.ds_cnn.padding: valid (or causal) to stream it")
+        raise NotStreamable(
+            "ds_cnn with padding 'same' sees frames after the window's end; train "
+            "with model.ds_cnn.padding: valid (or causal) to stream it"
+        )
     model = logits_model(trained, "ds_cnn")
     return (_stream_valid if options.padding == "valid" else _stream_causal)(model, options)
 
 
 def _layers(model, options: DsCnnOptions):
-    return (model.get_layer("conv0"), model.get_layer("conv0_bn"),
-            [(kernel, stride, model.get_layer(f"dw{i}"), model.get_layer(f"pw{i}"), model.get_layer(f"block{i}_bn"))
-             for i, (kernel, stride) in enumerate(options.blocks, start=1)],
-            model.get_layer("final_fc"))
+    return (
+        model.get_layer("conv0"),
+        model.get_layer("conv0_bn"),
+        [
+            (
+                kernel,
+                stride,
+                model.get_layer(f"dw{i}"),
+                model.get_layer(f"pw{i}"),
+                model.get_layer(f"block{i}_bn"),
+            )
+            for i, (kernel, stride) in enumerate(options.blocks, start=1)
+        ],
+        model.get_layer("final_fc"),
+    )
 
 
 def _stream_valid(model, options: DsCnnOptions):
@@ -157,8 +186,13 @@ def _stream_valid(model, options: DsCnnOptions):
     rates = dilations(options.blocks)
     period = rates[-1] * options.blocks[-1][1]  # input frames between two outputs of the last block
     shapes = {"conv0_buffer": (CONV0_KERNEL - 1, bins)}
-    shapes.update({f"dw{i}_buffer": ((kernel - 1) * rate, options.channels)
-                   for i, ((kernel, *_), rate) in enumerate(zip(blocks, rates), start=1) if kernel > 1})
+    shapes.update(
+        {
+            f"dw{i}_buffer": ((kernel - 1) * rate, options.channels)
+            for i, ((kernel, *_), rate) in enumerate(zip(blocks, rates), start=1)
+            if kernel > 1
+        }
+    )
     if pooled > 1:
         shapes["pool_buffer"] = ((pooled - 1) * period, options.channels)
 
@@ -200,11 +234,18 @@ def _stream_causal(model, options: DsCnnOptions):
     frames = int(model.input_shape[1])
     pooled = int(model.get_layer("pool").input.shape[1])  # outputs of the last block per window
     conv0, bn0, blocks, final = _layers(model, options)
-    rates = list(np.cumprod([stride for _, stride, *_ in blocks]))  # input frames per output, after each block
+    rates = list(
+        np.cumprod([stride for _, stride, *_ in blocks])
+    )  # input frames per output, after each block
     period = float(rates[-1])
     shapes = {"conv0_buffer": (CONV0_KERNEL - 1, bins)}
-    shapes.update({f"dw{i}_buffer": (kernel - 1, options.channels)
-                   for i, (kernel, *_) in enumerate(blocks, start=1) if kernel > 1})
+    shapes.update(
+        {
+            f"dw{i}_buffer": (kernel - 1, options.channels)
+            for i, (kernel, *_) in enumerate(blocks, start=1)
+            if kernel > 1
+        }
+    )
     shapes["pool_buffer"] = (pooled, options.channels)
     shapes["phase"] = (1,)
 
@@ -224,9 +265,12 @@ def _stream_causal(model, options: DsCnnOptions):
                     new[key] = keep_if(active, window[:, 1:], named[key])
                 y = bn(pw(dw(window)), training=False)
                 x = ops.relu(y + x if stride == 1 else y)
-                active = ops.logical_and(active, ops.equal(ops.mod(phase, float(rates[i - 1])), 0.0))
-            new["pool_buffer"] = keep_if(active, append_frame(named["pool_buffer"], x)[:, 1:],
-                                         named["pool_buffer"])
+                active = ops.logical_and(
+                    active, ops.equal(ops.mod(phase, float(rates[i - 1])), 0.0)
+                )
+            new["pool_buffer"] = keep_if(
+                active, append_frame(named["pool_buffer"], x)[:, 1:], named["pool_buffer"]
+            )
             new["phase"] = ops.mod(named["phase"] + 1.0, period)
             logits = final(ops.mean(new["pool_buffer"], axis=1))
             return logits, [new[name] for name in self.state_shapes]
@@ -234,5 +278,6 @@ def _stream_causal(model, options: DsCnnOptions):
     return DsCnnStreaming(model, bins, frames, shapes, name="ds_cnn_streaming")
 
 
-MODEL = ModelSpec("ds_cnn", build, "depthwise-separable convolutions along time", DsCnnOptions,
-                  stream=stream)
+MODEL = ModelSpec(
+    "ds_cnn", build, "depthwise-separable convolutions along time", DsCnnOptions, stream=stream
+)

@@ -2,6 +2,7 @@
 per clip) rather than their flattened vector: layer norm, two 1-D convolutions along the windows,
 the maximum over time, then logits. In bench/kfold.py (speaker-disjoint 5-fold over the 2,804
 shared real clips) it beat the flat ``embedding_head`` by about 3 points on the same features."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,9 +27,13 @@ def conv_over_windows(x, options: ConvHeadOptions, prefix: str = ""):
     from keras import layers
 
     x = layers.LayerNormalization(name=f"{prefix}norm")(x)
-    x = layers.Conv1D(options.channels, options.kernel, padding="same", activation="relu", name=f"{prefix}conv1")(x)
+    x = layers.Conv1D(
+        options.channels, options.kernel, padding="same", activation="relu", name=f"{prefix}conv1"
+    )(x)
     x = layers.Dropout(options.inner_dropout, name=f"{prefix}conv1_dropout")(x)
-    x = layers.Conv1D(options.channels, options.kernel, padding="same", activation="relu", name=f"{prefix}conv2")(x)
+    x = layers.Conv1D(
+        options.channels, options.kernel, padding="same", activation="relu", name=f"{prefix}conv2"
+    )(x)
     return layers.GlobalMaxPooling1D(name=f"{prefix}max_over_time")(x)
 
 
@@ -46,4 +51,6 @@ def build(x, num_labels, dropout, options: ConvHeadOptions):
     return conv_classifier(x, num_labels, dropout, options)
 
 
-MODEL = ModelSpec("embedding_conv", build, "1-D convolutions over the speech-embedding windows", ConvHeadOptions)
+MODEL = ModelSpec(
+    "embedding_conv", build, "1-D convolutions over the speech-embedding windows", ConvHeadOptions
+)

@@ -1,6 +1,7 @@
 """``embedding_head``: a small trainable head on frozen speech embeddings ([windows, 96] per
 clip), in the spirit of openWakeWord's classifier: flatten, two dense layers with layer norm,
 then logits."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

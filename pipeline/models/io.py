@@ -1,4 +1,5 @@
 """Model files: canonical ``.keras`` saving, loading with clear errors, the softmax wrapper."""
+
 from __future__ import annotations
 
 import io
@@ -79,8 +80,10 @@ def check_keras_file(path: Path) -> None:
         if not path.stat().st_size:
             raise StageError(f"{path}: empty file, not a .keras model")
         if not zipfile.is_zipfile(path):
-            raise StageError(f"{path}: not a .keras model (not a zip archive: damaged, truncated "
-                             "or another format)")
+            raise StageError(
+                f"{path}: not a .keras model (not a zip archive: damaged, truncated "
+                "or another format)"
+            )
         with zipfile.ZipFile(path) as archive:
             if "config.json" not in archive.namelist():
                 raise StageError(f"{path}: not a .keras model (a zip archive without config.json)")
@@ -119,7 +122,11 @@ def batch_predictor(model: keras.Model):
         x = np.asarray(x, dtype=np.float32)
         if not len(x):
             return np.zeros((0, int(model.output_shape[-1])), np.float32)
-        return np.concatenate([np.asarray(call(tf.constant(x[i : i + batch_size])))
-                               for i in range(0, len(x), batch_size)])
+        return np.concatenate(
+            [
+                np.asarray(call(tf.constant(x[i : i + batch_size])))
+                for i in range(0, len(x), batch_size)
+            ]
+        )
 
     return predict

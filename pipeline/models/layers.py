@@ -1,4 +1,5 @@
 """Custom Keras layers (registered so that ``.keras`` files load with this package imported)."""
+
 from __future__ import annotations
 
 import keras

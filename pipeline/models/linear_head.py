@@ -3,6 +3,7 @@ normalization (batch statistics while training, their moving averages after), dr
 layer with an L2 penalty. On the joined word embeddings (``embedding_efficientword``) a plain
 logistic regression beat the two-layer ``embedding_head`` in bench/kfold.py; this is that
 classifier in a form the pipeline trains and exports (TFLite float and int8)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,9 +25,13 @@ def logistic_regression(flat, num_labels, dropout, l2: float, prefix: str = ""):
     import keras
     from keras import layers
 
-    x = layers.BatchNormalization(center=False, scale=False, momentum=0.9, name=f"{prefix}standardize")(flat)
+    x = layers.BatchNormalization(
+        center=False, scale=False, momentum=0.9, name=f"{prefix}standardize"
+    )(flat)
     x = layers.Dropout(dropout, name=f"{prefix}dropout")(x)
-    return layers.Dense(num_labels, kernel_regularizer=keras.regularizers.L2(l2), name=f"{prefix}final_fc")(x)
+    return layers.Dense(
+        num_labels, kernel_regularizer=keras.regularizers.L2(l2), name=f"{prefix}final_fc"
+    )(x)
 
 
 def build(x, num_labels, dropout, options: LinearOptions):

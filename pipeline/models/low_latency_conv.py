@@ -1,4 +1,5 @@
 """``low_latency_conv``: "cnn-one-fstride4", a filter spanning all frames."""
+
 from __future__ import annotations
 
 from pipeline.models.base import ModelSpec, as_image, conv2d, dense

@@ -1,4 +1,5 @@
 """``low_latency_svdf``: a rank-2 SVDF layer of 1280 units, then two dense layers."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,7 +31,6 @@ def build(x, num_labels, dropout, options: SvdfOptions):
     return dense(num_labels, "final_fc")(x)
 
 
-
 def stream(trained, options: SvdfOptions):
     """The SVDF with its runtime memory: one feature frame per call (see models/streaming.py)."""
     import keras
@@ -46,7 +46,9 @@ def stream(trained, options: SvdfOptions):
     class SvdfStreaming(StreamingModel):
         def step(self, frame, states):
             ops = keras.ops
-            (memory,) = states  # [batch, frames, filters]: feature-filter outputs of the last frames
+            (memory,) = (
+                states  # [batch, frames, filters]: feature-filter outputs of the last frames
+            )
             newest = ops.matmul(frame, svdf.weights_frequency)[:, None, :]
             memory = append_frame(memory, newest)[:, 1:]
             # Time filter over the memory: the whole-clip SVDF's sum over frames.
@@ -57,10 +59,16 @@ def stream(trained, options: SvdfOptions):
                 x = layer(x)
             return x, [memory]
 
-    return SvdfStreaming(model, bins, frames, {"svdf_memory": (frames, filters)}, name="low_latency_svdf_streaming")
+    return SvdfStreaming(
+        model, bins, frames, {"svdf_memory": (frames, filters)}, name="low_latency_svdf_streaming"
+    )
 
 
 MODEL = ModelSpec(
-    "low_latency_svdf", build, "rank-2 SVDF, 1280 units (whole-clip training, streams with its memory)", SvdfOptions,
-    original_parameters=751_372, stream=stream,
+    "low_latency_svdf",
+    build,
+    "rank-2 SVDF, 1280 units (whole-clip training, streams with its memory)",
+    SvdfOptions,
+    original_parameters=751_372,
+    stream=stream,
 )

@@ -4,6 +4,7 @@ To add a model, write one module that defines ``MODEL = ModelSpec(...)`` (see ba
 own ``options`` section, and list it here; params validation (``train.model_architecture`` and
 ``model.<name>``) and training find it through this table.
 """
+
 from __future__ import annotations
 
 from pipeline.core.errors import ParamError
@@ -56,8 +57,13 @@ def get_model(name: str) -> ModelSpec:
         ) from None
 
 
-def build_model(architecture: str, feature_shape, num_labels: int, dropout: float = 0.5,
-                options: Section | None = None):
+def build_model(
+    architecture: str,
+    feature_shape,
+    num_labels: int,
+    dropout: float = 0.5,
+    options: Section | None = None,
+):
     """Build ``architecture`` for inputs ``[frames, bins]``; the model outputs logits
     (``[batch, heads, labels]`` for a committee, see base.py).
 
@@ -66,17 +72,23 @@ def build_model(architecture: str, feature_shape, num_labels: int, dropout: floa
     spec = get_model(architecture)
     feature_shape = tuple(int(d) for d in feature_shape)
     if len(feature_shape) != 2 or min(feature_shape) < 1:
-        raise ValueError(f"feature_shape must be [frames, bins] with positive sizes, got {feature_shape}")
+        raise ValueError(
+            f"feature_shape must be [frames, bins] with positive sizes, got {feature_shape}"
+        )
     if num_labels < 2:
         raise ValueError(f"num_labels must be at least 2, got {num_labels}")
     options = spec.options() if options is None else options
     if not isinstance(options, spec.options):
-        raise TypeError(f"{architecture} takes {spec.options.__name__}, got {type(options).__name__}")
+        raise TypeError(
+            f"{architecture} takes {spec.options.__name__}, got {type(options).__name__}"
+        )
     import keras
 
     inputs = keras.Input(shape=feature_shape, name="features")
     logits = spec.build(inputs, num_labels, float(dropout), options)
     if len(logits.shape) not in (2, 3) or logits.shape[-1] != num_labels:
-        raise ValueError(f"{architecture} gives logits of shape {tuple(logits.shape)}; expected "
-                         f"[batch, {num_labels}] or [batch, heads, {num_labels}]")
+        raise ValueError(
+            f"{architecture} gives logits of shape {tuple(logits.shape)}; expected "
+            f"[batch, {num_labels}] or [batch, heads, {num_labels}]"
+        )
     return keras.Model(inputs, logits, name=architecture)

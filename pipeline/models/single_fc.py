@@ -1,4 +1,5 @@
 """``single_fc``: one fully connected layer, the original's simplest model."""
+
 from __future__ import annotations
 
 from pipeline.models.base import ModelSpec, dense

@@ -26,6 +26,7 @@ A streaming model's call takes ``[frame [batch, bins], *states]`` and returns
 ``[scores [batch, labels], *new states]`` in the order of ``state_shapes``; all states start at
 zero (the whole-clip model's zero padding before the clip).
 """
+
 from __future__ import annotations
 
 import keras
@@ -41,13 +42,21 @@ class NotStreamable(KwsError):
 class StreamingModel(keras.Model):
     """Base class: subclasses set ``state_shapes`` and implement ``step``."""
 
-    def __init__(self, source: keras.Model, bins: int, frames: int,
-                 state_shapes: dict[str, tuple[int, ...]], **kwargs):
+    def __init__(
+        self,
+        source: keras.Model,
+        bins: int,
+        frames: int,
+        state_shapes: dict[str, tuple[int, ...]],
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.source = source  # the trained model whose layers (and weights) step uses
         self.bins = int(bins)
         self.frames = int(frames)  # frames of the whole-clip model's window
-        self.state_shapes = {name: tuple(int(d) for d in shape) for name, shape in state_shapes.items()}
+        self.state_shapes = {
+            name: tuple(int(d) for d in shape) for name, shape in state_shapes.items()
+        }
 
     def initial_states(self, batch: int = 1) -> list[np.ndarray]:
         return [np.zeros((batch, *shape), np.float32) for shape in self.state_shapes.values()]

@@ -1,4 +1,5 @@
 """``tiny_conv``: the original's model for microcontrollers."""
+
 from __future__ import annotations
 
 from pipeline.models.base import ModelSpec, as_image, conv2d, dense

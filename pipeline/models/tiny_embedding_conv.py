@@ -1,4 +1,5 @@
 """``tiny_embedding_conv``: the original's smallest convolutional model."""
+
 from __future__ import annotations
 
 from pipeline.models.base import ModelSpec, as_image, conv2d, dense
@@ -16,4 +17,6 @@ def build(x, num_labels, dropout, options):
     return dense(num_labels, "final_fc")(x)
 
 
-MODEL = ModelSpec("tiny_embedding_conv", build, "the original's smallest", original_parameters=7_804)
+MODEL = ModelSpec(
+    "tiny_embedding_conv", build, "the original's smallest", original_parameters=7_804
+)

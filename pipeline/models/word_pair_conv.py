@@ -5,12 +5,13 @@ in bench/kfold.py, +3 points over a flat head), EfficientWord-Net's 2,048 values
 as ``linear_head`` standardizes them, and one dense layer reads both. It is the two models that
 averaged best on streams (the mean of ``real-speech`` and ``real-speech-pair``, README), trained
 as one."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from pipeline.core.errors import ParamError
-from pipeline.core.schema import Section, integer, number, param
+from pipeline.core.schema import integer, number, param
 from pipeline.models.base import ModelSpec
 from pipeline.models.embedding_conv import ConvHeadOptions, conv_over_windows
 
@@ -39,8 +40,11 @@ def split_pair(x, options: WordPairConvOptions):
         raise ParamError(
             f"{options.section.split('.')[-1]} needs features longer than {options.section}'s "
             f"windows x width = {sequence} values (the speech embedding's windows, then another "
-            f"embedding's values); these have {total}: use features.preprocess: embedding_efficientword")
-    windows = layers.Reshape((options.windows, options.width), name="speech_windows")(flat[:, :sequence])
+            f"embedding's values); these have {total}: use features.preprocess: embedding_efficientword"
+        )
+    windows = layers.Reshape((options.windows, options.width), name="speech_windows")(
+        flat[:, :sequence]
+    )
     return flat, windows, flat[:, sequence:]
 
 
@@ -50,12 +54,19 @@ def build(x, num_labels, dropout, options: WordPairConvOptions):
 
     _, windows, rest = split_pair(x, options)
     windows = conv_over_windows(windows, options)
-    vector = layers.BatchNormalization(center=False, scale=False, momentum=0.9, name="standardize")(rest)
+    vector = layers.BatchNormalization(center=False, scale=False, momentum=0.9, name="standardize")(
+        rest
+    )
     joined = layers.Concatenate(name="joined")([windows, vector])
     joined = layers.Dropout(dropout, name="dropout")(joined)
-    return layers.Dense(num_labels, kernel_regularizer=keras.regularizers.L2(options.l2), name="final_fc")(joined)
+    return layers.Dense(
+        num_labels, kernel_regularizer=keras.regularizers.L2(options.l2), name="final_fc"
+    )(joined)
 
 
-MODEL = ModelSpec("word_pair_conv", build,
-                  "embedding_conv over the speech embedding beside a linear map of EfficientWord-Net's",
-                  WordPairConvOptions)
+MODEL = ModelSpec(
+    "word_pair_conv",
+    build,
+    "embedding_conv over the speech embedding beside a linear map of EfficientWord-Net's",
+    WordPairConvOptions,
+)

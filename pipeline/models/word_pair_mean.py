@@ -6,6 +6,7 @@ minimises its own cross entropy, so training is the two models trained apart on 
 the scores are the mean of their softmaxes, one export that the DAG freezes and streams.
 (``word_pair_conv`` joins the same parts under one dense layer: a mean of logits, trained
 together, which did worse on streams.)"""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,10 +36,15 @@ def build(x, num_labels, dropout, options: WordPairMeanOptions):
     for member in range(options.members):
         tag = f"m{member}_" if options.members > 1 else ""
         heads.append(conv_classifier(sequence, num_labels, dropout, options, prefix=f"{tag}conv_"))
-        heads.append(logistic_regression(flat, num_labels, dropout, options.l2, prefix=f"{tag}linear_"))
+        heads.append(
+            logistic_regression(flat, num_labels, dropout, options.l2, prefix=f"{tag}linear_")
+        )
     return stack_heads(heads)
 
 
-MODEL = ModelSpec("word_pair_mean", build,
-                  "embedding_conv and linear_head trained side by side; their softmaxes averaged",
-                  WordPairMeanOptions)
+MODEL = ModelSpec(
+    "word_pair_mean",
+    build,
+    "embedding_conv and linear_head trained side by side; their softmaxes averaged",
+    WordPairMeanOptions,
+)

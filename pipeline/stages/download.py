@@ -3,6 +3,7 @@
 Usage: ``python -m pipeline.stages.download [--params params.yaml] [--out data/raw]
 [--cache-dir .cache/downloads]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default=str(paths.PARAMS))
     parser.add_argument("--out", default=str(paths.RAW_DIR))
-    parser.add_argument("--cache-dir", default=str(paths.DOWNLOAD_CACHE), help="download cache (partial downloads are kept between runs, complete ones only with data.keep_download)")
+    parser.add_argument(
+        "--cache-dir",
+        default=str(paths.DOWNLOAD_CACHE),
+        help="download cache (partial downloads are kept between runs, complete ones only with data.keep_download)",
+    )
     args = parser.parse_args(argv)
     data, clip = load_params(args.params, DataConfig, ClipFormat)
     build_raw(args.out, data, clip, args.cache_dir)

@@ -3,6 +3,7 @@ confusion matrix as a DVC plot and a PNG).
 
 Usage: ``python -m pipeline.stages.evaluate [--model-dir models/keras] [--features-dir data/features]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features-dir", default=str(paths.FEATURES_DIR))
     args = parser.parse_args(argv)
     metrics = evaluate_test_split(args.model_dir, args.features_dir)
-    log.info("test accuracy %.2f%% (N=%d), macro F1 %.3f", 100 * metrics["accuracy"], metrics["examples"], metrics["macro_f1"])
+    log.info(
+        "test accuracy %.2f%% (N=%d), macro F1 %.3f",
+        100 * metrics["accuracy"],
+        metrics["examples"],
+        metrics["macro_f1"],
+    )
     return 0
 
 

@@ -7,6 +7,7 @@ With ``stream_windows.streams`` > 0 it also synthesizes that many recordings fro
 split's clips (as synthesize_stream does, with the ``stream`` section's makeup) and adds their
 windows to the training split (pipeline/data/stream_windows.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,19 +29,33 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default=str(paths.PARAMS))
     parser.add_argument("--split-dir", default=str(paths.SPLIT_DIR))
-    parser.add_argument("--raw", default=str(paths.RAW_DIR), help="the download stage's clip stores")
+    parser.add_argument(
+        "--raw", default=str(paths.RAW_DIR), help="the download stage's clip stores"
+    )
     parser.add_argument("--out", default=str(paths.FEATURES_DIR))
     args = parser.parse_args(argv)
     features, augment, windows, stream = load_params(
-        args.params, FeatureConfig, AugmentConfig, StreamWindowsConfig, StreamConfig)
+        args.params, FeatureConfig, AugmentConfig, StreamWindowsConfig, StreamConfig
+    )
     streams = None
     if windows.streams:
         split_dir = Path(args.split_dir)
-        streams = split_streams(split_dir / MANIFEST_NAMES["training"], split_dir / "labels.txt",
-                                Path(args.raw) / "dataset", windows.stream_settings(stream),
-                                features.sample_rate)
-    meta = featurize(args.split_dir, args.raw, args.out, features, augment,
-                     stream_windows=windows, streams=streams)
+        streams = split_streams(
+            split_dir / MANIFEST_NAMES["training"],
+            split_dir / "labels.txt",
+            Path(args.raw) / "dataset",
+            windows.stream_settings(stream),
+            features.sample_rate,
+        )
+    meta = featurize(
+        args.split_dir,
+        args.raw,
+        args.out,
+        features,
+        augment,
+        stream_windows=windows,
+        streams=streams,
+    )
     print(f"featurize: {meta['counts']} feature shape {meta['feature_shape']} -> {args.out}")
     return 0
 

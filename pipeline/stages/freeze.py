@@ -4,6 +4,7 @@ every format on the same test clips.
 Usage: ``python -m pipeline.stages.freeze [--params params.yaml] [--keras-dir models/keras]
 [--out models/export] [--test-limit N]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,19 +28,32 @@ def main(argv=None) -> int:
     parser.add_argument("--metrics", default=str(paths.EXPORT_METRICS))
     parser.add_argument("--features-dir", default=str(paths.FEATURES_DIR))
     parser.add_argument("--split-dir", default=str(paths.SPLIT_DIR))
-    parser.add_argument("--test-limit", type=int, default=None,
-                        help="score only the first N test clips (quick checks)")
+    parser.add_argument(
+        "--test-limit",
+        type=int,
+        default=None,
+        help="score only the first N test clips (quick checks)",
+    )
     args = parser.parse_args(argv)
     features, split = load_params(args.params, FeatureConfig, SplitConfig)
     keras_dir = Path(args.keras_dir)
     if not (keras_dir / "model.keras").is_file():
         raise FileNotFoundError(f"{keras_dir}/model.keras not found (run the train stage first)")
-    inputs = ExportInputs(features_dir=Path(args.features_dir),
-                          test_manifest=Path(args.split_dir) / MANIFEST_NAMES["testing"],
-                          test_limit=args.test_limit)
-    metrics = freeze(keras_dir, Path(args.out), Path(args.metrics), features, split.wanted_words, inputs)
-    print(json.dumps({"accuracy": metrics["accuracy"], "size_bytes": metrics["size_bytes"]},
-                     indent=2, sort_keys=True))
+    inputs = ExportInputs(
+        features_dir=Path(args.features_dir),
+        test_manifest=Path(args.split_dir) / MANIFEST_NAMES["testing"],
+        test_limit=args.test_limit,
+    )
+    metrics = freeze(
+        keras_dir, Path(args.out), Path(args.metrics), features, split.wanted_words, inputs
+    )
+    print(
+        json.dumps(
+            {"accuracy": metrics["accuracy"], "size_bytes": metrics["size_bytes"]},
+            indent=2,
+            sort_keys=True,
+        )
+    )
     return 0
 
 

@@ -3,6 +3,7 @@
 Usage: ``python -m pipeline.stages.split [--params params.yaml] [--raw data/raw]
 [--out data/split] [--metrics metrics/split.json]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,9 @@ log = logging.getLogger(__name__)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default=str(paths.PARAMS))
-    parser.add_argument("--raw", default=str(paths.RAW_DIR), help="the download stage's output folder")
+    parser.add_argument(
+        "--raw", default=str(paths.RAW_DIR), help="the download stage's output folder"
+    )
     parser.add_argument("--out", default=str(paths.SPLIT_DIR))
     parser.add_argument("--metrics", default=str(paths.SPLIT_METRICS))
     args = parser.parse_args(argv)
@@ -32,9 +35,15 @@ def main(argv=None) -> int:
     official = raw / paths.OFFICIAL_TEST_DIR.name if data.test_set == "official" else None
     splits, facts = build_split(raw / paths.DATASET_DIR.name, cfg, official_test_root=official)
     skipped = read_skipped(raw / paths.SKIPPED_CSV.name)
-    metrics = write_split(args.out, args.metrics, splits, prepare_words_list(cfg.wanted_words), facts, skipped)
-    log.info("split: %s clips (training %d, validation %d, testing %d); test set: %s",
-             metrics["total"], *(metrics["splits"][s]["total"] for s in SPLITS), facts["test_set"])
+    metrics = write_split(
+        args.out, args.metrics, splits, prepare_words_list(cfg.wanted_words), facts, skipped
+    )
+    log.info(
+        "split: %s clips (training %d, validation %d, testing %d); test set: %s",
+        metrics["total"],
+        *(metrics["splits"][s]["total"] for s in SPLITS),
+        facts["test_set"],
+    )
     return 0
 
 

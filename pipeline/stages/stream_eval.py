@@ -10,6 +10,7 @@ factors of both go to the log only (timings are not reproducible).
 Usage: ``python -m pipeline.stages.stream_eval [--params params.yaml]``; the same evaluation of
 any model on any recording is the tool ``python -m pipeline.tools.stream_eval``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,12 +41,17 @@ def main(argv=None) -> int:
     metrics, sweep = window[0], window[1]
     print(format_summary(metrics))
     if has_streaming_model(paths.EXPORT_DIR):
-        metrics["streaming"], seconds = compare_streaming(paths.EXPORT_DIR, paths.STREAM_WAV,
-                                                          paths.STREAM_LABELS, cfg, window)
+        metrics["streaming"], seconds = compare_streaming(
+            paths.EXPORT_DIR, paths.STREAM_WAV, paths.STREAM_LABELS, cfg, window
+        )
         if seconds is not None:
             duration = metrics["duration_s"]
-            log.info("real-time factor: window model %.4f, streaming model %.4f (seconds per second "
-                     "of audio)", window[3].seconds / duration, seconds / duration)
+            log.info(
+                "real-time factor: window model %.4f, streaming model %.4f (seconds per second "
+                "of audio)",
+                window[3].seconds / duration,
+                seconds / duration,
+            )
         print(f"streaming model: {metrics['streaming']}")
     atomic_write_json(paths.STREAM_METRICS, {"model": str(paths.EXPORT_DIR), **metrics})
     atomic_write_text(paths.STREAM_SWEEP, sweep_csv(sweep))

@@ -3,6 +3,7 @@ ground truth (data/stream/stream.wav, stream_labels.txt).
 
 Usage: ``python -m pipeline.stages.synthesize_stream [--params params.yaml]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,12 +26,24 @@ def main(argv=None) -> int:
     parser.add_argument("--params", default=str(paths.PARAMS))
     args = parser.parse_args(argv)
     cfg, clip = load_params(args.params, StreamConfig, ClipFormat)
-    [(audio, labels)] = split_streams(paths.SPLIT_DIR / MANIFEST_NAMES["testing"], paths.SPLIT_LABELS,
-                                      paths.DATASET_DIR, [cfg], clip.sample_rate, split="test", progress=True)
+    [(audio, labels)] = split_streams(
+        paths.SPLIT_DIR / MANIFEST_NAMES["testing"],
+        paths.SPLIT_LABELS,
+        paths.DATASET_DIR,
+        [cfg],
+        clip.sample_rate,
+        split="test",
+        progress=True,
+    )
     write_stream(paths.STREAM_DIR, audio, labels, clip.sample_rate)
     unknown_count = sum(1 for label, _ in labels if label == UNKNOWN_LABEL)
-    log.info("wrote %s: %.0f s, %d words (%d unknown)", paths.STREAM_WAV,
-             len(audio) / clip.sample_rate, len(labels), unknown_count)
+    log.info(
+        "wrote %s: %.0f s, %d words (%d unknown)",
+        paths.STREAM_WAV,
+        len(audio) / clip.sample_rate,
+        len(labels),
+        unknown_count,
+    )
     return 0
 
 

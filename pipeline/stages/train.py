@@ -2,6 +2,7 @@
 
 Usage: ``python -m pipeline.stages.train [--params params.yaml] [--no-progress]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,11 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg, models = load_params(args.params, TrainConfig, ModelConfig)
     progress = not args.no_progress and os.environ.get("KWS_NO_PROGRESS") is None
-    metrics = train(cfg, model_options=models.options_for(cfg.model_architecture), progress=progress)
+    metrics = train(
+        cfg, model_options=models.options_for(cfg.model_architecture), progress=progress
+    )
     log.info(
         "trained %s (%d parameters): validation accuracy %.1f%% in %.0f s (%s examples/s)",
-        metrics["architecture"], metrics["parameters"], 100 * metrics["validation_accuracy"],
-        metrics["seconds"], metrics["examples_per_second"],
+        metrics["architecture"],
+        metrics["parameters"],
+        100 * metrics["validation_accuracy"],
+        metrics["seconds"],
+        metrics["examples_per_second"],
     )
     return 0
 

@@ -45,6 +45,7 @@ costly model must have the same labels in the same order. Windows are aligned by
 times (both models' windows start at ``offset``; with equal clip lengths they are the same
 audio).
 """
+
 from __future__ import annotations
 
 import time
@@ -55,8 +56,13 @@ from tqdm import tqdm
 
 from pipeline.core.errors import StageError
 from pipeline.core.labels import SILENCE_LABEL, UNKNOWN_LABEL
-from pipeline.streaming.scores import BATCH, StreamScores, score_windows, stream_scores, window_offsets
-
+from pipeline.streaming.scores import (
+    BATCH,
+    StreamScores,
+    score_windows,
+    stream_scores,
+    window_offsets,
+)
 
 RULES = ("margin", "peak")
 HELD = ("min", "costly")
@@ -125,8 +131,9 @@ def nearest(times_ms: np.ndarray, to_ms: np.ndarray) -> np.ndarray:
     return np.where(take_left, left, right)
 
 
-def candidate_mask(times_ms: np.ndarray, gate_times_ms: np.ndarray, passing: np.ndarray,
-                   margin_ms: float) -> np.ndarray:
+def candidate_mask(
+    times_ms: np.ndarray, gate_times_ms: np.ndarray, passing: np.ndarray, margin_ms: float
+) -> np.ndarray:
     """Windows (start ``times_ms``) with a passing gate window within ``margin_ms``, or whose
     nearest gate window passes."""
     times_ms = np.asarray(times_ms, np.int64)
@@ -144,8 +151,14 @@ def passing_runs(passing: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
 
 
-def peak_plan(times_ms: np.ndarray, gate_times_ms: np.ndarray, mass: np.ndarray, passing: np.ndarray,
-              neighbours: int, peak: str = "max") -> tuple[np.ndarray, np.ndarray]:
+def peak_plan(
+    times_ms: np.ndarray,
+    gate_times_ms: np.ndarray,
+    mass: np.ndarray,
+    passing: np.ndarray,
+    neighbours: int,
+    peak: str = "max",
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``peak`` rule on windows starting at sorted ``times_ms``: each run's gate window at its
     keyword-mass maximum (``peak`` max) or its middle (``centre``, the earlier of two), the grid
     window nearest it and ``neighbours`` either side; returns (candidates mask, source), where
@@ -160,17 +173,26 @@ def peak_plan(times_ms: np.ndarray, gate_times_ms: np.ndarray, mass: np.ndarray,
     owner = nearest(gate_times_ms, times_ms)
     for first, end in passing_runs(passing):
         top = first + int(np.argmax(mass[first:end])) if peak == "max" else (first + end - 1) // 2
-        centre = int(nearest(times_ms, gate_times_ms[top : top + 1])[0])  # argmax ties: the earliest
+        centre = int(
+            nearest(times_ms, gate_times_ms[top : top + 1])[0]
+        )  # argmax ties: the earliest
         chosen = np.arange(max(0, centre - neighbours), min(len(times_ms), centre + neighbours + 1))
         candidates[chosen] = True
-        members = np.flatnonzero((owner >= first) & (owner < end))  # the run's windows (disjoint runs)
+        members = np.flatnonzero(
+            (owner >= first) & (owner < end)
+        )  # the run's windows (disjoint runs)
         source[members] = chosen[nearest(times_ms[chosen], times_ms[members])]
     source[candidates] = np.flatnonzero(candidates)  # a candidate keeps its own scores
     return candidates, source
 
 
-def combine(labels, times_ms: np.ndarray, gate: StreamScores, costly_scores,
-            settings: GateSettings = GateSettings()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def combine(
+    labels,
+    times_ms: np.ndarray,
+    gate: StreamScores,
+    costly_scores,
+    settings: GateSettings = GateSettings(),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The cascade's scores on the windows starting at ``times_ms`` (the costly model's grid), from
     the gate's scores (any grid) and ``costly_scores(mask)``: the costly model's scores of the
     windows in ``mask`` (called once). Returns (scores, candidates mask, held mask). Computing
@@ -180,8 +202,9 @@ def combine(labels, times_ms: np.ndarray, gate: StreamScores, costly_scores,
     mass = keyword_mass(labels, gate.scores)
     passing = mass >= settings.threshold
     if settings.rule == "peak":
-        candidates, source = peak_plan(times_ms, gate.times_ms, mass, passing, settings.neighbours,
-                                       settings.peak)
+        candidates, source = peak_plan(
+            times_ms, gate.times_ms, mass, passing, settings.neighbours, settings.peak
+        )
     else:
         candidates = candidate_mask(times_ms, gate.times_ms, passing, settings.margin_ms)
         source = np.where(candidates, np.arange(len(times_ms)), -1)
@@ -191,26 +214,45 @@ def combine(labels, times_ms: np.ndarray, gate: StreamScores, costly_scores,
         scores = np.zeros((len(times_ms), len(labels)), np.float32)
     scores[candidates] = costly_scores(candidates)
     held = (source >= 0) & ~candidates
-    scores[held] = (np.minimum(scores[source[held]], scores[held]) if settings.held == "min"
-                    else scores[source[held]])
+    scores[held] = (
+        np.minimum(scores[source[held]], scores[held])
+        if settings.held == "min"
+        else scores[source[held]]
+    )
     return scores, candidates, held
 
 
-def cascade_scores(model, gate_model, audio: np.ndarray, clip_stride_ms: float,
-                   settings: GateSettings = GateSettings(), batch_size: int = BATCH,
-                   progress: bool = True) -> CascadeScores:
+def cascade_scores(
+    model,
+    gate_model,
+    audio: np.ndarray,
+    clip_stride_ms: float,
+    settings: GateSettings = GateSettings(),
+    batch_size: int = BATCH,
+    progress: bool = True,
+) -> CascadeScores:
     """Score every window of ``audio`` on ``model``'s grid (start every ``clip_stride_ms``):
     the gate everywhere, ``model`` on the candidates (see the module doc)."""
     if list(gate_model.labels) != list(model.labels):
-        raise StageError(f"the gate's labels {list(gate_model.labels)} differ from the model's "
-                         f"{list(model.labels)}; a cascade needs the same labels in the same order")
+        raise StageError(
+            f"the gate's labels {list(gate_model.labels)} differ from the model's "
+            f"{list(model.labels)}; a cascade needs the same labels in the same order"
+        )
     if int(gate_model.sample_rate) != int(model.sample_rate):
-        raise StageError(f"the gate runs at {gate_model.sample_rate} Hz, the model at {model.sample_rate} Hz")
+        raise StageError(
+            f"the gate runs at {gate_model.sample_rate} Hz, the model at {model.sample_rate} Hz"
+        )
     audio = np.asarray(audio, np.float32).reshape(-1)
     rate = int(model.sample_rate)
     start = time.perf_counter()
-    gate = stream_scores(gate_model, audio, settings.stride_ms or clip_stride_ms, frame_reuse=True,
-                         batch_size=batch_size, progress=progress)
+    gate = stream_scores(
+        gate_model,
+        audio,
+        settings.stride_ms or clip_stride_ms,
+        frame_reuse=True,
+        batch_size=batch_size,
+        progress=progress,
+    )
     stride = int(clip_stride_ms * rate / 1000)
     offsets = window_offsets(len(audio), int(model.desired_samples), stride)
     times_ms = offsets * 1000 // rate
@@ -219,28 +261,44 @@ def cascade_scores(model, gate_model, audio: np.ndarray, clip_stride_ms: float,
     def costly_scores(candidates):
         nonlocal costly_seconds
         costly_start = time.perf_counter()
-        with tqdm(total=int(candidates.sum()), desc="candidate windows", unit="win", disable=not progress) as bar:
+        with tqdm(
+            total=int(candidates.sum()), desc="candidate windows", unit="win", disable=not progress
+        ) as bar:
             out = score_windows(model, audio, offsets[candidates], batch_size, bar)
         costly_seconds = time.perf_counter() - costly_start
         return out
 
     scores, candidates, held = combine(model.labels, times_ms, gate, costly_scores, settings)
-    return CascadeScores(times_ms, scores, gate.frame_reuse, time.perf_counter() - start,
-                         gate=gate, candidates=candidates, held=held, costly_seconds=costly_seconds)
+    return CascadeScores(
+        times_ms,
+        scores,
+        gate.frame_reuse,
+        time.perf_counter() - start,
+        gate=gate,
+        candidates=candidates,
+        held=held,
+        costly_seconds=costly_seconds,
+    )
 
 
 def stage_costs(scores: CascadeScores, duration_s: float) -> dict:
     """Each stage's windows, seconds and real-time factor (processing / audio), and the whole."""
+
     def cost(windows, seconds):
-        return {"windows": int(windows), "seconds": seconds,
-                "real_time_factor": seconds / duration_s if duration_s else 0.0,
-                # None when too fast to time (JSON has no infinity).
-                "times_real_time": duration_s / seconds if seconds > 0 else None}
+        return {
+            "windows": int(windows),
+            "seconds": seconds,
+            "real_time_factor": seconds / duration_s if duration_s else 0.0,
+            # None when too fast to time (JSON has no infinity).
+            "times_real_time": duration_s / seconds if seconds > 0 else None,
+        }
 
     return {
         "gate": cost(len(scores.gate.times_ms), scores.gate.seconds),
-        "costly": {**cost(int(scores.candidates.sum()), scores.costly_seconds),
-                   "share_of_windows": float(scores.candidates.mean()) if len(scores.candidates) else 0.0,
-                   "held_windows": int(scores.held.sum())},
+        "costly": {
+            **cost(int(scores.candidates.sum()), scores.costly_seconds),
+            "share_of_windows": float(scores.candidates.mean()) if len(scores.candidates) else 0.0,
+            "held_windows": int(scores.held.sum()),
+        },
         "whole": cost(len(scores.times_ms), scores.seconds),
     }

@@ -4,6 +4,7 @@ They are separate so that tuning the decoder does not regenerate the recording. 
 ``stream_eval`` defaults are the original test_streaming_accuracy's, and the stream_eval tool
 takes them as its command-line defaults.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

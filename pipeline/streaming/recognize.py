@@ -18,6 +18,7 @@ For the threshold sweep, :func:`window_averages` precomputes the averaged scores
 (they do not depend on the threshold or the suppression) and :func:`decode` runs only the
 threshold-dependent state machine on them, giving the same detections as feeding the class.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,13 +44,22 @@ class RecognizeResult:
 class RecognizeCommands:
     """Smooth per-step model scores over a window and report new commands (the original rules)."""
 
-    def __init__(self, labels, average_window_duration_ms, detection_threshold, suppression_ms,
-                 minimum_count=3, minimum_margin=0.0):
+    def __init__(
+        self,
+        labels,
+        average_window_duration_ms,
+        detection_threshold,
+        suppression_ms,
+        minimum_count=3,
+        minimum_margin=0.0,
+    ):
         self.labels = list(labels)
         if not self.labels:
             raise ValueError("RecognizeCommands needs at least one label")
         if average_window_duration_ms <= 0:
-            raise ValueError(f"average_window_duration_ms must be > 0, got {average_window_duration_ms}")
+            raise ValueError(
+                f"average_window_duration_ms must be > 0, got {average_window_duration_ms}"
+            )
         if minimum_count < 1:
             raise ValueError(f"minimum_count must be >= 1, got {minimum_count}")
         if not 0 <= minimum_margin <= 1:
@@ -95,10 +105,13 @@ class RecognizeCommands:
             average += result / how_many
         top = int(np.argmax(average))  # the first of equal scores, as the original's stable sort
         second = float(np.partition(average, -2)[-2]) if len(average) > 1 else 0.0
-        return self._decide(self.labels[top], float(average[top]), current_time_ms,
-                            float(average[top]) - second)
+        return self._decide(
+            self.labels[top], float(average[top]), current_time_ms, float(average[top]) - second
+        )
 
-    def _decide(self, label: str, score: float, current_time_ms, margin: float = 1.0) -> RecognizeResult:
+    def _decide(
+        self, label: str, score: float, current_time_ms, margin: float = 1.0
+    ) -> RecognizeResult:
         if self._previous_top_label == SILENCE_LABEL or self._previous_top_time == -math.inf:
             time_since_last_top = math.inf
         else:
@@ -134,7 +147,9 @@ def window_averages(times_ms, scores, average_window_duration_ms, minimum_count)
     times = np.asarray(times_ms, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2 or scores.shape[0] != times.shape[0]:
-        raise ValueError(f"scores must be [steps, labels] matching {times.shape[0]} times, got {scores.shape}")
+        raise ValueError(
+            f"scores must be [steps, labels] matching {times.shape[0]} times, got {scores.shape}"
+        )
     if np.any(np.diff(times) < 0):
         raise ValueError("times must be in increasing order")
     steps = len(times)
@@ -157,7 +172,9 @@ def window_averages(times_ms, scores, average_window_duration_ms, minimum_count)
     return WindowAverages(times, valid, top_index, top_score, margin, total)
 
 
-def decode(labels, averages: WindowAverages, detection_threshold, suppression_ms, minimum_margin=0.0):
+def decode(
+    labels, averages: WindowAverages, detection_threshold, suppression_ms, minimum_margin=0.0
+):
     """Run the threshold-dependent rules on precomputed averages; return new non-silence commands.
 
     Each detection is ``(label, time_ms, score)``; the same list feeding every step through
@@ -208,8 +225,10 @@ def read_ground_truth(path) -> list[tuple[str, int]]:
     try:
         text = path.read_bytes().decode("utf-8-sig")  # a BOM is not part of the first label
     except UnicodeDecodeError as exc:
-        raise StageError(f"{path}: not a text file (byte {exc.start} is not UTF-8); expected "
-                         "`label, time_ms` lines") from None
+        raise StageError(
+            f"{path}: not a text file (byte {exc.start} is not UTF-8); expected "
+            "`label, time_ms` lines"
+        ) from None
     except IsADirectoryError:
         raise StageError(f"{path}: is a folder, not a ground-truth file") from None
     entries = []
@@ -221,20 +240,30 @@ def read_ground_truth(path) -> list[tuple[str, int]]:
             raise StageError(f"{where}: binary data; expected `label, time_ms` lines")
         pieces = line.split(",")
         if len(pieces) != 2:
-            raise StageError(f"{where}: {_shorten(line)!r} is not `label, time_ms` "
-                             f"({len(pieces)} comma-separated fields)")
+            raise StageError(
+                f"{where}: {_shorten(line)!r} is not `label, time_ms` "
+                f"({len(pieces)} comma-separated fields)"
+            )
         label, time_text = pieces[0].strip(), pieces[1].strip()
         if not label or any(c.isspace() for c in label):
-            raise StageError(f"{where}: {_shorten(line)!r} has no single-word label before the comma")
+            raise StageError(
+                f"{where}: {_shorten(line)!r} has no single-word label before the comma"
+            )
         try:
             time_ms = float(time_text)
         except ValueError:
-            raise StageError(f"{where}: time {_shorten(time_text)!r} is not a number of milliseconds") from None
+            raise StageError(
+                f"{where}: time {_shorten(time_text)!r} is not a number of milliseconds"
+            ) from None
         if not math.isfinite(time_ms) or time_ms < 0:
-            raise StageError(f"{where}: time {time_text!r} must be a finite number of milliseconds >= 0")
+            raise StageError(
+                f"{where}: time {time_text!r} must be a finite number of milliseconds >= 0"
+            )
         entries.append((label, round(time_ms)))
     if not entries:
-        raise StageError(f"{path}: no `label, time_ms` entries (an empty ground truth scores nothing)")
+        raise StageError(
+            f"{path}: no `label, time_ms` entries (an empty ground truth scores nothing)"
+        )
     entries.sort(key=lambda entry: entry[1])
     return entries
 
@@ -252,7 +281,9 @@ class StreamingStats:
     correct: int
     wrong: int
     false_positives: int
-    outcomes: list = field(default_factory=list, repr=False)  # per detection: correct/wrong/false_positive
+    outcomes: list = field(
+        default_factory=list, repr=False
+    )  # per detection: correct/wrong/false_positive
 
     def _percent(self, count):
         return 100.0 * count / self.ground_truth_words if self.ground_truth_words else 0.0
@@ -276,7 +307,9 @@ class StreamingStats:
         )
 
 
-def score_detections(ground_truth, found_words, time_tolerance_ms, up_to_time_ms=None) -> StreamingStats:
+def score_detections(
+    ground_truth, found_words, time_tolerance_ms, up_to_time_ms=None
+) -> StreamingStats:
     """Match detections ``(label, time_ms, ...)`` against ground truth ``(label, time_ms)``.
 
     The first ground-truth entry within +-tolerance of a detection decides it: correct when the

@@ -7,6 +7,7 @@ features are computed once for the whole recording and each window is a slice of
 frame what the per-clip front end computes), scored in large batches; otherwise each window's
 audio goes through ``predict_audio``, still batched.
 """
+
 from __future__ import annotations
 
 import time
@@ -39,13 +40,21 @@ def window_offsets(num_samples: int, clip_samples: int, stride_samples: int) -> 
 
 def can_reuse_frames(model, stride_samples: int) -> bool:
     """True when windows can be cut from one feature computation over the whole recording."""
-    supports = getattr(model, "supports_frames", getattr(model, "frames_per_clip", None) is not None)
+    supports = getattr(
+        model, "supports_frames", getattr(model, "frames_per_clip", None) is not None
+    )
     frame_stride = getattr(model, "frame_stride_samples", None)
     return bool(supports) and bool(frame_stride) and stride_samples % frame_stride == 0
 
 
-def stream_scores(model, audio: np.ndarray, clip_stride_ms: float, frame_reuse: bool = True,
-                  batch_size: int = BATCH, progress: bool = True) -> StreamScores:
+def stream_scores(
+    model,
+    audio: np.ndarray,
+    clip_stride_ms: float,
+    frame_reuse: bool = True,
+    batch_size: int = BATCH,
+    progress: bool = True,
+) -> StreamScores:
     """Score every window of ``audio`` (float32 1-D at the model's rate)."""
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     rate, clip = int(model.sample_rate), int(model.desired_samples)
@@ -90,19 +99,28 @@ def mean_scores(first: StreamScores, others, weight: float | None = None) -> Str
         return first
     for other in others:
         if not np.array_equal(first.times_ms, other.times_ms):
-            raise StageError("models averaged over a recording must score the same windows: use one "
-                             "clip stride and models with the same clip duration and sample rate")
+            raise StageError(
+                "models averaged over a recording must score the same windows: use one "
+                "clip stride and models with the same clip duration and sample rate"
+            )
     weight = 1 / (len(others) + 1) if weight is None else float(weight)
     if not 0 <= weight <= 1:
         raise StageError(f"the first model's weight in the mean must be in [0, 1], got {weight}")
     rest = sum(np.asarray(o.scores, np.float64) for o in others) / len(others)
-    scores = (weight * np.asarray(first.scores, np.float64) + (1 - weight) * rest).astype(np.float32)
-    return StreamScores(first.times_ms, scores, first.frame_reuse and all(o.frame_reuse for o in others),
-                        first.seconds + sum(o.seconds for o in others))
+    scores = (weight * np.asarray(first.scores, np.float64) + (1 - weight) * rest).astype(
+        np.float32
+    )
+    return StreamScores(
+        first.times_ms,
+        scores,
+        first.frame_reuse and all(o.frame_reuse for o in others),
+        first.seconds + sum(o.seconds for o in others),
+    )
 
 
-def score_windows(model, audio: np.ndarray, offsets: np.ndarray, batch_size: int = BATCH,
-                  bar=None) -> np.ndarray:
+def score_windows(
+    model, audio: np.ndarray, offsets: np.ndarray, batch_size: int = BATCH, bar=None
+) -> np.ndarray:
     """The scores ``[len(offsets), labels]`` of the windows starting at ``offsets``, each from its
     own audio (``predict_audio``), ``batch_size`` windows a call."""
     span = np.arange(int(model.desired_samples))
@@ -115,8 +133,9 @@ def score_windows(model, audio: np.ndarray, offsets: np.ndarray, batch_size: int
     return np.concatenate(out)
 
 
-def streaming_scores(runner, window_model, audio: np.ndarray, clip_stride_ms: float,
-                     progress: bool = True) -> StreamScores:
+def streaming_scores(
+    runner, window_model, audio: np.ndarray, clip_stride_ms: float, progress: bool = True
+) -> StreamScores:
     """The windows' scores from a streaming model: one call per feature frame, no window computed
     twice. ``runner`` is a StreamingTFLite (inference/streaming_tflite.py); ``window_model`` the
     export's window model, whose front end gives the recording's frames once. The window starting
@@ -128,8 +147,10 @@ def streaming_scores(runner, window_model, audio: np.ndarray, clip_stride_ms: fl
     rate, clip = int(window_model.sample_rate), int(window_model.desired_samples)
     stride = int(clip_stride_ms * rate / 1000)
     if not can_reuse_frames(window_model, stride):
-        raise StageError("streaming needs a front end whose frames of a long recording equal each "
-                         "clip's (frame reuse) and a clip stride of whole frames; this model has neither")
+        raise StageError(
+            "streaming needs a front end whose frames of a long recording equal each "
+            "clip's (frame reuse) and a clip stride of whole frames; this model has neither"
+        )
     offsets = window_offsets(len(audio), clip, stride)
     start = time.perf_counter()
     features = np.asarray(window_model.frame_features(audio), dtype=np.float32)
@@ -137,11 +158,15 @@ def streaming_scores(runner, window_model, audio: np.ndarray, clip_stride_ms: fl
     last = offsets // frame_stride + frames - 1  # the frame that completes each window
     needed = int(last[-1]) + 1 if len(last) else 0
     if features.shape[0] < needed:
-        raise StageError(f"frame_features gave {features.shape[0]} frames for {len(audio)} samples; "
-                         f"{needed} are needed")
+        raise StageError(
+            f"frame_features gave {features.shape[0]} frames for {len(audio)} samples; "
+            f"{needed} are needed"
+        )
     runner.reset()
     bar = tqdm(total=needed, desc="frames", unit="frame", disable=not progress)
     per_frame = runner.run(features[:needed], bar)
     bar.close()
     scores = per_frame[last] if len(last) else np.zeros((0, runner.num_labels), np.float32)
-    return StreamScores(offsets * 1000 // rate, scores.astype(np.float32), True, time.perf_counter() - start)
+    return StreamScores(
+        offsets * 1000 // rate, scores.astype(np.float32), True, time.perf_counter() - start
+    )

@@ -13,12 +13,13 @@ Writes ``data/stream/stream.wav`` and ``data/stream/stream_labels.txt`` (``label
 The featurize stage synthesizes recordings the same way from the TRAINING split's clips
 (``split_streams``) to cut training windows from (``stream_windows``, data/stream_windows.py).
 """
+
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -57,9 +58,16 @@ def mix_in(track, offset, sample, duration, volume, ramp_in, ramp_out) -> None:
     track[offset:end] += sample[:count] * envelope * volume
 
 
-def synthesize(word_clips: dict[str, list], unknown_clips: list, backgrounds: list,
-               settings: StreamConfig, sample_rate: int, progress: bool = True,
-               read: Callable[[str], np.ndarray] | None = None, where: str = "the test split"):
+def synthesize(
+    word_clips: dict[str, list],
+    unknown_clips: list,
+    backgrounds: list,
+    settings: StreamConfig,
+    sample_rate: int,
+    progress: bool = True,
+    read: Callable[[str], np.ndarray] | None = None,
+    where: str = "the test split",
+):
     """Build the recording; return ``(audio float32, [(label, time_ms), ...])``.
 
     ``word_clips`` maps each wanted word (in label order) to its clips, ``unknown_clips`` lists
@@ -134,7 +142,9 @@ def read_split_manifest(manifest: Path, labels_path: Path, split: str = "test"):
     """Wanted-word clips (in label order) and unknown clips from a split's manifest (the test
     split's for synthesize_stream), as manifest paths (clips in the stores)."""
     rows = read_manifest(manifest)
-    wanted = [label for label in read_labels(labels_path) if label not in (SILENCE_LABEL, UNKNOWN_LABEL)]
+    wanted = [
+        label for label in read_labels(labels_path) if label not in (SILENCE_LABEL, UNKNOWN_LABEL)
+    ]
     word_clips: dict[str, list] = {word: [] for word in wanted}
     unknown: list = []
     for row in rows:
@@ -148,7 +158,9 @@ def read_split_manifest(manifest: Path, labels_path: Path, split: str = "test"):
             raise StageError(f"{manifest}: label {row.label!r} is not in {labels_path}")
     empty = [word for word, clips in word_clips.items() if not clips]
     if empty:
-        log.warning("%s split has no clips of %s; the stream leaves them out", split, ", ".join(empty))
+        log.warning(
+            "%s split has no clips of %s; the stream leaves them out", split, ", ".join(empty)
+        )
     return word_clips, unknown
 
 
@@ -158,11 +170,20 @@ def background_clips(dataset: Path, clips: ClipReader) -> list[str]:
     store = clips.store(dataset)
     if store is None:
         return []
-    return [f"{Path(dataset).as_posix()}/{entry.name}" for entry in store.of_word(BACKGROUND_NOISE_DIR)]
+    return [
+        f"{Path(dataset).as_posix()}/{entry.name}" for entry in store.of_word(BACKGROUND_NOISE_DIR)
+    ]
 
 
-def split_streams(manifest: Path, labels_path: Path, dataset: Path, settings: list[StreamConfig],
-                  sample_rate: int, split: str = "training", progress: bool = False):
+def split_streams(
+    manifest: Path,
+    labels_path: Path,
+    dataset: Path,
+    settings: list[StreamConfig],
+    sample_rate: int,
+    split: str = "training",
+    progress: bool = False,
+):
     """Recordings synthesized from the clips of ``manifest`` (one split's: only its speakers) over
     the noise of the store ``dataset``, as the synthesize_stream stage does for the test split:
     one ``(audio, [(label, time_ms), ...])`` per entry of ``settings``, yielded one at a time.
@@ -171,8 +192,16 @@ def split_streams(manifest: Path, labels_path: Path, dataset: Path, settings: li
     with ClipReader() as clips:
         backgrounds = background_clips(dataset, clips)
         for cfg in settings:
-            yield synthesize(word_clips, unknown, backgrounds, cfg, sample_rate, progress=progress,
-                             read=clips.read, where=f"the {split} split ({manifest})")
+            yield synthesize(
+                word_clips,
+                unknown,
+                backgrounds,
+                cfg,
+                sample_rate,
+                progress=progress,
+                read=clips.read,
+                where=f"the {split} split ({manifest})",
+            )
 
 
 def write_stream(out_dir: Path, audio: np.ndarray, labels, sample_rate: int) -> None:

@@ -10,6 +10,7 @@ carries the tolerance measured for that (``TOLERANCE_NOTE``); a change within it
 "same within tolerance", a larger one "changed". CI uses ``--fail`` to check that its rerun of
 the pipeline reproduces the committed metrics, and the labels on pull requests.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,7 +53,11 @@ class Headline:
 
     def read(self, document: dict[str, Any] | None) -> float | None:
         value = lookup(document, *self.key.split("."))
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        return (
+            float(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else None
+        )
 
     def show(self, value: float | None) -> str:
         if value is None:
@@ -77,11 +82,18 @@ class Headline:
 # clips / words of the default data set (168 test, 154 int8 WAVs, 204 validation clips, 200 words).
 HEADLINES = (
     Headline("test accuracy", paths.EVALUATE_METRICS, "accuracy", "fraction", 0.025),
-    Headline("int8 TFLite accuracy", paths.EXPORT_METRICS, "accuracy.tflite_int8", "fraction", 0.04),
+    Headline(
+        "int8 TFLite accuracy", paths.EXPORT_METRICS, "accuracy.tflite_int8", "fraction", 0.04
+    ),
     Headline("validation accuracy", paths.TRAIN_METRICS, "validation_accuracy", "fraction", 0.04),
     Headline("streaming: correct", paths.STREAM_METRICS, "correct_percentage", "percent", 6.0),
-    Headline("streaming: false alarms per hour", paths.STREAM_METRICS, "false_alarms_per_hour",
-             "number", 100.0),
+    Headline(
+        "streaming: false alarms per hour",
+        paths.STREAM_METRICS,
+        "false_alarms_per_hour",
+        "number",
+        100.0,
+    ),
 )
 
 
@@ -94,12 +106,17 @@ def read_workspace(path: Path, root: Path = Path(".")) -> dict[str, Any] | None:
 
 def read_revision(revision: str, path: Path, root: Path = Path(".")) -> dict[str, Any] | None:
     """``path`` as committed at ``revision`` (metrics are git-tracked), None when it is absent."""
-    check = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
-                           cwd=root, capture_output=True, text=True)
+    check = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
     if check.returncode != 0:
         raise StageError(f"{revision}: not a git revision of {Path(root).resolve()}")
-    shown = subprocess.run(["git", "show", f"{revision}:{path.as_posix()}"], cwd=root,
-                           capture_output=True, text=True)
+    shown = subprocess.run(
+        ["git", "show", f"{revision}:{path.as_posix()}"], cwd=root, capture_output=True, text=True
+    )
     if shown.returncode != 0:
         return None
     try:
@@ -143,8 +160,10 @@ def compare(base: str, root: Path = Path(".")) -> list[Row]:
     rows = []
     for headline in HEADLINES:
         if headline.path not in files:
-            files[headline.path] = (read_revision(base, headline.path, root),
-                                    read_workspace(headline.path, root))
+            files[headline.path] = (
+                read_revision(base, headline.path, root),
+                read_workspace(headline.path, root),
+            )
         before, after = files[headline.path]
         rows.append(Row(headline, headline.read(before), headline.read(after)))
     return rows
@@ -152,17 +171,26 @@ def compare(base: str, root: Path = Path(".")) -> list[Row]:
 
 def render(rows: list[Row], base: str, markdown: bool) -> str:
     header = ["metric", base, "workspace", "change", "tolerance", "verdict"]
-    body = [[r.headline.label, r.headline.show(r.base), r.headline.show(r.current),
-             r.headline.show_delta(r.delta) if r.delta is not None else "—",
-             "±" + r.headline.show_delta(r.headline.tolerance).lstrip("+"), r.verdict]
-            for r in rows]
+    body = [
+        [
+            r.headline.label,
+            r.headline.show(r.base),
+            r.headline.show(r.current),
+            r.headline.show_delta(r.delta) if r.delta is not None else "—",
+            "±" + r.headline.show_delta(r.headline.tolerance).lstrip("+"),
+            r.verdict,
+        ]
+        for r in rows
+    ]
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in body]
     else:
         widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
-                 for row in [header, *body]]
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+            for row in [header, *body]
+        ]
     return "\n".join(lines + ["", TOLERANCE_NOTE])
 
 
@@ -172,6 +200,7 @@ def changed_inputs(status: Any) -> list[str]:
     Missing outputs (``deleted``: not pulled yet, or not pushed by anyone) do not count: a rerun
     for those is a reproduction of the committed results.
     """
+
     def changed(value: Any) -> bool:
         if isinstance(value, dict):
             return any(changed(v) for v in value.values())
@@ -192,23 +221,34 @@ def changed_inputs(status: Any) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", default="HEAD", help="git revision to compare with (default HEAD)")
+    parser.add_argument(
+        "--base", default="HEAD", help="git revision to compare with (default HEAD)"
+    )
     parser.add_argument("--md", action="store_true", help="a Markdown table (for a PR comment)")
-    parser.add_argument("--fail", action="store_true",
-                        help="exit 1 when a metric moved beyond its tolerance")
-    parser.add_argument("--skip-if-inputs-changed", metavar="STATUS_JSON", type=Path,
-                        help="`dvc status --json` taken before the rerun: if a stage's code or "
-                             "params differed from dvc.lock, the rerun is not a reproduction of the "
-                             "committed metrics, so --fail does not apply")
+    parser.add_argument(
+        "--fail", action="store_true", help="exit 1 when a metric moved beyond its tolerance"
+    )
+    parser.add_argument(
+        "--skip-if-inputs-changed",
+        metavar="STATUS_JSON",
+        type=Path,
+        help="`dvc status --json` taken before the rerun: if a stage's code or "
+        "params differed from dvc.lock, the rerun is not a reproduction of the "
+        "committed metrics, so --fail does not apply",
+    )
     args = parser.parse_args(argv)
     if args.skip_if_inputs_changed is not None:
         status = read_workspace(args.skip_if_inputs_changed)
         if status is None:
-            raise StageError(f"{args.skip_if_inputs_changed}: not found (the `dvc status --json` output)")
+            raise StageError(
+                f"{args.skip_if_inputs_changed}: not found (the `dvc status --json` output)"
+            )
         stages = changed_inputs(status)
         if stages:
-            print(f"not a reproduction: code or params of {', '.join(stages)} differ from the "
-                  f"committed dvc.lock (commit the new dvc.lock and metrics); no tolerance check")
+            print(
+                f"not a reproduction: code or params of {', '.join(stages)} differ from the "
+                f"committed dvc.lock (commit the new dvc.lock and metrics); no tolerance check"
+            )
             args.fail = False
     rows = compare(args.base)
     print(render(rows, args.base, args.md))

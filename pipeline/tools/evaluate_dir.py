@@ -7,6 +7,7 @@ is its own class, any other word counts as ``_unknown_``, and ``_background_nois
 The official test-set layout additionally has ``_unknown_/`` and ``_silence_/`` folders, which
 are taken at their word. A file that is not a usable WAV is reported by name and skipped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -104,8 +105,9 @@ def main(argv=None) -> int:
     from pipeline.inference import load_model
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True,
-                        help="models/export, a SavedModel, .tflite, .keras or frozen .pb")
+    parser.add_argument(
+        "--model", required=True, help="models/export, a SavedModel, .tflite, .keras or frozen .pb"
+    )
     parser.add_argument("--data-dir", required=True, help="folder of <word>/*.wav clips")
     parser.add_argument("--labels", default=None, help="labels file (default: beside the model)")
     parser.add_argument("--json", default=None, help="write the results (and confusion) here")

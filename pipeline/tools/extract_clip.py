@@ -14,6 +14,7 @@ A name may be given as the store name (``yes/0a7c2a8d_nohash_0.wav``) or as the 
 use (``data/raw/dataset/yes/0a7c2a8d_nohash_0.wav``); ``--list`` and ``--out-dir`` take shell
 patterns (``fnmatch``). The WAV files hold exactly the stored samples (16-bit mono PCM).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ from pipeline.data.clip_store import ClipStore
 def _store_name(store: ClipStore, given: str) -> str:
     """``given`` as a name inside ``store`` (a manifest path under the store folder works too)."""
     prefix = store.folder.as_posix().rstrip("/") + "/"
-    return given[len(prefix):] if given.startswith(prefix) else given
+    return given[len(prefix) :] if given.startswith(prefix) else given
 
 
 def _matching(store: ClipStore, patterns: list[str]) -> list[str]:
@@ -44,13 +45,22 @@ def _matching(store: ClipStore, patterns: list[str]) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help="clip names or patterns (yes/0a7c2a8d_nohash_0.wav, 'yes/*')")
-    parser.add_argument("--store", default=str(paths.DATASET_DIR),
-                        help=f"the clip store folder (default {paths.DATASET_DIR}; also {paths.OFFICIAL_TEST_DIR})")
+    parser.add_argument(
+        "names", nargs="*", help="clip names or patterns (yes/0a7c2a8d_nohash_0.wav, 'yes/*')"
+    )
+    parser.add_argument(
+        "--store",
+        default=str(paths.DATASET_DIR),
+        help=f"the clip store folder (default {paths.DATASET_DIR}; also {paths.OFFICIAL_TEST_DIR})",
+    )
     action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--list", action="store_true", help="print name, word, speaker, seconds of matching clips")
+    action.add_argument(
+        "--list", action="store_true", help="print name, word, speaker, seconds of matching clips"
+    )
     action.add_argument("--out", help="write the one named clip to this WAV file")
-    action.add_argument("--out-dir", help="write every matching clip under this folder as <word>/<file>.wav")
+    action.add_argument(
+        "--out-dir", help="write every matching clip under this folder as <word>/<file>.wav"
+    )
     args = parser.parse_args(argv)
     with ClipStore(args.store) as store:
         if args.list:
@@ -58,14 +68,18 @@ def main(argv=None) -> int:
             try:
                 for name in _matching(store, args.names):
                     entry = store.entry(name)
-                    sys.stdout.write(f"{entry.name}\t{entry.word}\t{entry.speaker}\t{entry.length / rate:.3f}\n")
+                    sys.stdout.write(
+                        f"{entry.name}\t{entry.word}\t{entry.speaker}\t{entry.length / rate:.3f}\n"
+                    )
                 sys.stdout.flush()
             except BrokenPipeError:  # `kws extract-clip --list | head`: the reader has had enough
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         if args.out:
             if len(args.names) != 1:
-                raise StageError("--out writes one clip: give exactly one name (--out-dir writes many)")
+                raise StageError(
+                    "--out writes one clip: give exactly one name (--out-dir writes many)"
+                )
             name = _store_name(store, args.names[0])
             check_output_file(args.out)
             atomic_write_bytes(args.out, store.wav_bytes(name))  # StageError naming it if absent

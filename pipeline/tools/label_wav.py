@@ -6,6 +6,7 @@
 
 Output, one line per label, best first: ``left (score = 0.81477)``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,14 +41,21 @@ def label_wav(model_path, wav_path, labels_path=None, how_many_labels: int = 3) 
         raise WavError(wav_path, f"cannot read: {exc.strerror}") from None
     model = load_model(model_path, labels_path)
     scores = model.predict_wav_bytes(data, str(wav_path))
-    return [format_label(label, score)
-            for label, score in top_labels(scores, model.labels, how_many_labels)]
+    return [
+        format_label(label, score)
+        for label, score in top_labels(scores, model.labels, how_many_labels)
+    ]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", "--graph", dest="model", required=True,
-                        help="models/export, a SavedModel, .tflite, .keras or frozen .pb")
+    parser.add_argument(
+        "--model",
+        "--graph",
+        dest="model",
+        required=True,
+        help="models/export, a SavedModel, .tflite, .keras or frozen .pb",
+    )
     parser.add_argument("--wav", required=True, help="16-bit mono PCM WAV file to label")
     parser.add_argument("--labels", default=None, help="labels file (default: beside the model)")
     parser.add_argument("--how_many_labels", "--how-many-labels", type=int, default=3)

@@ -9,6 +9,7 @@ DVC reads params (YAML 1.2: yes/no/on/off are words). Several presets combine le
 merged params are validated like params.yaml before anything runs, so a typo in a preset stops
 here with the file and key named.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,6 @@ import json
 import re
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +72,10 @@ def apply(params: dict[str, Any], overrides: dict[str, Any], source: Path) -> No
         parts = dotted.split(".")
         for i, part in enumerate(parts):
             if not isinstance(node, dict) or part not in node:
-                raise ParamError(f"{source}: {dotted} is not a key of params.yaml "
-                                 f"(no {'.'.join(parts[: i + 1])})")
+                raise ParamError(
+                    f"{source}: {dotted} is not a key of params.yaml "
+                    f"(no {'.'.join(parts[: i + 1])})"
+                )
             if i < len(parts) - 1:
                 node = node[part]
         node[parts[-1]] = value
@@ -96,8 +98,9 @@ def yaml_value(value: Any) -> str:
     raise ParamError(f"cannot pass {value!r} to dvc exp run -S")
 
 
-def experiment_flags(names: list[str], params_path: Path = paths.PARAMS,
-                     folder: Path = PRESETS_DIR) -> list[str]:
+def experiment_flags(
+    names: list[str], params_path: Path = paths.PARAMS, folder: Path = PRESETS_DIR
+) -> list[str]:
     """The ``-S key=value`` flags of the presets, checked against params.yaml."""
     params = read_params(params_path)
     overrides: dict[str, Any] = {}
@@ -119,14 +122,22 @@ def experiment_flags(names: list[str], params_path: Path = paths.PARAMS,
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("presets", nargs="*", help="preset names (presets/<name>.yaml) or files")
-    parser.add_argument("--list", action="store_true", help="list the presets and what they are for")
+    parser.add_argument(
+        "--list", action="store_true", help="list the presets and what they are for"
+    )
     parser.add_argument("--params", default=str(paths.PARAMS))
-    parser.add_argument("--run", nargs=argparse.REMAINDER, default=None,
-                        help="run `dvc exp run` with the flags (and any options given after --run)")
+    parser.add_argument(
+        "--run",
+        nargs=argparse.REMAINDER,
+        default=None,
+        help="run `dvc exp run` with the flags (and any options given after --run)",
+    )
     args = parser.parse_args(argv)
     if args.list or not args.presets:
         for path in sorted(PRESETS_DIR.glob("*.yaml")):
-            first = next((line[2:] for line in path.read_text().splitlines() if line.startswith("# ")), "")
+            first = next(
+                (line[2:] for line in path.read_text().splitlines() if line.startswith("# ")), ""
+            )
             print(f"{path.stem:20} {first}")
         return 0
     command = ["dvc", "exp", "run", *experiment_flags(args.presets, Path(args.params))]

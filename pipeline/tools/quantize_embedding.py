@@ -24,6 +24,7 @@ Static, never dynamic quantization: dynamic quantization picks activation scales
 clip's features would depend on the other clips of its batch. ``--check`` regenerates into a
 temporary file and fails unless it equals ``--out`` byte for byte.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,17 +64,31 @@ def float_model():
     if len(graph.input) != 1 or graph.input[0].name != INPUT_NAME:
         raise StageError("embedding_model.onnx: unexpected inputs (expected one named input_1)")
     reshapes = [n for n in graph.node if n.op_type == "Reshape"]
-    if len(reshapes) != 2 or reshapes[0].input[0] != INPUT_NAME or reshapes[1].output[0] != graph.output[0].name:
-        raise StageError("embedding_model.onnx: unexpected graph (expected an input and an output Reshape)")
+    if (
+        len(reshapes) != 2
+        or reshapes[0].input[0] != INPUT_NAME
+        or reshapes[1].output[0] != graph.output[0].name
+    ):
+        raise StageError(
+            "embedding_model.onnx: unexpected graph (expected an input and an output Reshape)"
+        )
     first, last = reshapes
     for init in graph.initializer:
         if init.name == first.input[1]:
-            init.CopyFrom(numpy_helper.from_array(np.array([0, 1, -1, embedding.MEL_BINS], np.int64), init.name))
+            init.CopyFrom(
+                numpy_helper.from_array(
+                    np.array([0, 1, -1, embedding.MEL_BINS], np.int64), init.name
+                )
+            )
     # [clips, 96, windows, 1] (NCHW) -> [clips, windows, 1, 96]
     index = list(graph.node).index(last)
     graph.node.remove(last)
-    graph.node.insert(index, helper.make_node("Transpose", [last.input[0]], [last.output[0]],
-                                              name=last.name, perm=[0, 2, 3, 1]))
+    graph.node.insert(
+        index,
+        helper.make_node(
+            "Transpose", [last.input[0]], [last.output[0]], name=last.name, perm=[0, 2, 3, 1]
+        ),
+    )
     unused = [init for init in graph.initializer if init.name == last.input[1]]
     for init in unused:
         graph.initializer.remove(init)
@@ -95,18 +110,22 @@ def calibration_mel(data: Path) -> np.ndarray:
     paths = [p for p in list_wavs(data) if p.parent.name != BACKGROUND_NOISE_DIR]
     if not paths:
         raise StageError(f"{data}: no clips (<word>/*.wav) to calibrate on")
-    audio = np.stack([fit_to_length(read_wav(p, 16000), 16000) for p in paths[::CALIBRATION_STEP]]).astype(np.float32)
+    audio = np.stack(
+        [fit_to_length(read_wav(p, 16000), 16000) for p in paths[::CALIBRATION_STEP]]
+    ).astype(np.float32)
     return embedding.clip_model_input(audio, embedding.clip_input_frames(audio.shape[1]))
 
 
 def _widened(low: float, high: float) -> tuple[float, float]:
     """(low, high) widened outward to RANGE_DIGITS significant digits (0 stays in the range)."""
+
     def outward(value: float, up: bool) -> float:
         if value == 0 or not math.isfinite(value):
             return 0.0
         step = 10.0 ** (math.floor(math.log10(abs(value))) - RANGE_DIGITS + 1)
         n = math.ceil(value / step) if up else math.floor(value / step)
         return float(f"{n * step:.{RANGE_DIGITS}g}") if n else 0.0
+
     return min(outward(low, False), 0.0), max(outward(high, True), 0.0)
 
 
@@ -118,8 +137,12 @@ class _Reader:
         self.rewind()
 
     def rewind(self):
-        self.batches = iter([{INPUT_NAME: self.mel[i : i + CALIBRATION_BATCH]}
-                             for i in range(0, len(self.mel), CALIBRATION_BATCH)])
+        self.batches = iter(
+            [
+                {INPUT_NAME: self.mel[i : i + CALIBRATION_BATCH]}
+                for i in range(0, len(self.mel), CALIBRATION_BATCH)
+            ]
+        )
 
     def get_next(self):
         return next(self.batches, None)
@@ -128,7 +151,12 @@ class _Reader:
 def quantize(data: Path) -> bytes:
     """The int8 model's bytes, calibrated on the clips under ``data``."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.calibrate import create_calibrator
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -142,7 +170,9 @@ def quantize(data: Path) -> bytes:
         onnx.save(float_model(), str(tmp / "float.onnx"))
         quant_pre_process(str(tmp / "float.onnx"), str(tmp / "pre.onnx"), skip_optimization=True)
         # Activation ranges: every tensor the quantizer will read, min/max over the real mel.
-        calibrator = create_calibrator(tmp / "pre.onnx", None, augmented_model_path=str(tmp / "augmented.onnx"))
+        calibrator = create_calibrator(
+            tmp / "pre.onnx", None, augmented_model_path=str(tmp / "augmented.onnx")
+        )
         calibrator.collect_data(Reader(mel))
         ranges = calibrator.compute_data()
         del calibrator
@@ -152,20 +182,32 @@ def quantize(data: Path) -> bytes:
             rmin, rmax = _widened(low, high)
             overrides[name] = [{"rmin": np.float32(rmin), "rmax": np.float32(rmax)}]
         quantize_static(
-            str(tmp / "pre.onnx"), str(tmp / "int8.onnx"), Reader(mel[:CALIBRATION_BATCH]),
-            quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            per_channel=True, extra_options={"TensorQuantOverrides": overrides},
+            str(tmp / "pre.onnx"),
+            str(tmp / "int8.onnx"),
+            Reader(mel[:CALIBRATION_BATCH]),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            extra_options={"TensorQuantOverrides": overrides},
         )
         return (tmp / "int8.onnx").read_bytes()
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help="real clips (<word>/*.wav) to calibrate on (default: %(default)s)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="real clips (<word>/*.wav) to calibrate on (default: %(default)s)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="default: the packaged asset")
-    parser.add_argument("--check", action="store_true",
-                        help="regenerate and compare with --out byte for byte; write nothing")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="regenerate and compare with --out byte for byte; write nothing",
+    )
     args = parser.parse_args(argv)
     out = args.out or asset_path()
     if not args.data.is_dir():

@@ -9,6 +9,7 @@ plots such as the confusion-matrix PNG inlined as data URIs).
     python -m pipeline.tools.render_plots main HEAD       # two revisions
     python -m pipeline.tools.render_plots --show          # workspace only (dvc plots show)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,11 @@ from pipeline.core.fs import atomic_dir
 
 def collect_plots(revisions: list[str], show: bool, cwd: Path | None = None) -> dict:
     """Ask DVC for every plot's Vega-Lite spec (data inlined) as JSON."""
-    command = ["dvc", "plots", "show", "--json"] if show else ["dvc", "plots", "diff", *revisions, "--json"]
+    command = (
+        ["dvc", "plots", "show", "--json"]
+        if show
+        else ["dvc", "plots", "diff", *revisions, "--json"]
+    )
     try:
         result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     except FileNotFoundError:
@@ -51,10 +56,13 @@ def render(plots: dict, out_dir: Path, root: Path, scale: float = 1.5) -> list[P
     index.html): a mistyped ``--out`` never deletes someone's folder.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not (out_dir.is_dir() and (
-            (out_dir / "index.html").is_file() or not any(out_dir.iterdir()))):
-        raise StageError(f"{out_dir}: exists and is not an earlier render (no index.html); "
-                         "it would be replaced: choose another --out")
+    if out_dir.exists() and not (
+        out_dir.is_dir() and ((out_dir / "index.html").is_file() or not any(out_dir.iterdir()))
+    ):
+        raise StageError(
+            f"{out_dir}: exists and is not an earlier render (no index.html); "
+            "it would be replaced: choose another --out"
+        )
     import vl_convert as vlc
 
     sections = []
@@ -93,7 +101,9 @@ def render(plots: dict, out_dir: Path, root: Path, scale: float = 1.5) -> list[P
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("revisions", nargs="*", help="revisions to compare (default: workspace vs HEAD)")
+    parser.add_argument(
+        "revisions", nargs="*", help="revisions to compare (default: workspace vs HEAD)"
+    )
     parser.add_argument("--show", action="store_true", help="plots of the workspace only")
     parser.add_argument("--out", default="plots", help="output folder (default: plots/)")
     parser.add_argument("--scale", type=float, default=1.5, help="PNG scale factor")

@@ -10,6 +10,7 @@ every module is imported, so that a code change always reruns the stages it affe
 those. The layering rules of docs/architecture.md are checked by the same import graph
 (``layer_violations``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -142,7 +143,9 @@ def check_stage(root: Path, stage: str, module: str, deps: list[str]) -> list[st
             problems.append(f"{stage}: dep {dep} is code the stage does not run")
         covered |= hits
     for path in sorted(files - covered):
-        problems.append(f"{stage}: runs {path.relative_to(root.resolve()).as_posix()} but dvc.yaml does not list it")
+        problems.append(
+            f"{stage}: runs {path.relative_to(root.resolve()).as_posix()} but dvc.yaml does not list it"
+        )
     return problems
 
 
@@ -158,7 +161,9 @@ def layer_violations(root: Path) -> list[str]:
     for path in sorted((root / PACKAGE).rglob("*.py")):
         name = module_name(root, path)
         for imported in sorted(direct_imports(root, path)):
-            entry = next((e for e in ENTRY_POINTS if imported == e or imported.startswith(e + ".")), None)
+            entry = next(
+                (e for e in ENTRY_POINTS if imported == e or imported.startswith(e + ".")), None
+            )
             if entry is not None:
                 if name.startswith("pipeline.stages.") and entry != "pipeline.cli":
                     problems.append(f"{name} (a stage) imports {imported}")
@@ -182,21 +187,27 @@ def stale_lock_deps(status: dict) -> list[str]:
             deps = change.get("changed deps", {}) if isinstance(change, dict) else {}
             for path, state in deps.items():
                 if path == PACKAGE or path.startswith(f"{PACKAGE}/") or isinstance(state, dict):
-                    stale.append(f"{stage}: {path} {state}")  # a params file's state is {key: state}
+                    stale.append(
+                        f"{stage}: {path} {state}"
+                    )  # a params file's state is {key: state}
     return stale
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=".", help="the repository root")
-    parser.add_argument("--check", action="store_true", help="compare with dvc.yaml; exit 1 on a problem")
+    parser.add_argument(
+        "--check", action="store_true", help="compare with dvc.yaml; exit 1 on a problem"
+    )
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
     stages = read_yaml((root / "dvc.yaml").read_text())["stages"]
     problems = layer_violations(root)
     for stage, module in stage_modules(root).items():
         if args.check:
-            problems += check_stage(root, stage, module, [str(d) for d in stages[stage].get("deps", [])])
+            problems += check_stage(
+                root, stage, module, [str(d) for d in stages[stage].get("deps", [])]
+            )
         else:
             files = {p.resolve() for p in closure(root, module).values()}
             print(f"{stage}:")

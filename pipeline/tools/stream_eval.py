@@ -18,6 +18,7 @@ operating point).
 
 The decoder options default to the original's (the same as params.yaml's stream_eval section).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,50 +35,101 @@ from pipeline.streaming.scores import BATCH
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True,
-                        help="models/export, a .tflite, a .keras, or the original frozen .pb")
-    parser.add_argument("--wav", required=True, help="the recording (16-bit mono PCM at the model's rate)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="models/export, a .tflite, a .keras, or the original frozen .pb",
+    )
+    parser.add_argument(
+        "--wav", required=True, help="the recording (16-bit mono PCM at the model's rate)"
+    )
     parser.add_argument("--ground-truth", required=True, help="`label, time_ms` lines")
     parser.add_argument("--labels", help="labels file (default: found beside the model)")
     parser.add_argument("--json", help="write the metrics here")
     parser.add_argument("--sweep-csv", help="write the threshold sweep here")
     for field in dataclasses.fields(StreamEvalConfig):
-        parser.add_argument("--" + field.name.replace("_", "-"), type=type(field.default),
-                            default=field.default, help=f"default {field.default} (the original's)")
+        parser.add_argument(
+            "--" + field.name.replace("_", "-"),
+            type=type(field.default),
+            default=field.default,
+            help=f"default {field.default} (the original's)",
+        )
     parser.add_argument("--batch-size", type=int, default=BATCH)
-    parser.add_argument("--no-frame-reuse", action="store_true",
-                        help="score each window from its audio (slower; for checking)")
-    parser.add_argument("--streaming", action="store_true",
-                        help="score with the export's model_streaming.tflite, one call per feature "
-                             "frame (--model is the export folder)")
-    parser.add_argument("--average-with", nargs="+", default=[], metavar="OTHER_MODEL",
-                        help="more models (export folders, .tflite, .keras) with the same labels: the "
-                             "decoder reads the mean of every model's window scores")
+    parser.add_argument(
+        "--no-frame-reuse",
+        action="store_true",
+        help="score each window from its audio (slower; for checking)",
+    )
+    parser.add_argument(
+        "--streaming",
+        action="store_true",
+        help="score with the export's model_streaming.tflite, one call per feature "
+        "frame (--model is the export folder)",
+    )
+    parser.add_argument(
+        "--average-with",
+        nargs="+",
+        default=[],
+        metavar="OTHER_MODEL",
+        help="more models (export folders, .tflite, .keras) with the same labels: the "
+        "decoder reads the mean of every model's window scores",
+    )
     gate = GateSettings()
-    parser.add_argument("--gate", help="cascade: a cheap model (export folder, .tflite, .keras) that scores "
-                                       "every window; --model scores only the candidate windows")
-    parser.add_argument("--gate-threshold", type=float, default=gate.threshold,
-                        help=f"a gate window passes when its wanted words' scores sum to at least this "
-                             f"(default {gate.threshold}; 0: every window is a candidate)")
-    parser.add_argument("--gate-margin-ms", type=int, default=gate.margin_ms,
-                        help=f"windows within this of a passing gate window are candidates (default {gate.margin_ms})")
-    parser.add_argument("--gate-stride-ms", type=int, default=None,
-                        help="the gate's stride (default: --clip-stride-ms); a multiple of its front end's "
-                             "frame hop lets it reuse frames (80 ms for the speech embedding)")
-    parser.add_argument("--gate-rule", choices=RULES, default=gate.rule,
-                        help="margin: every window within --gate-margin-ms of a passing gate window; peak: "
-                             "per run of passing gate windows only the window at the gate's keyword-mass "
-                             "maximum (and --gate-neighbours either side), the run's other windows holding "
-                             f"its scores (default {gate.rule})")
-    parser.add_argument("--gate-neighbours", type=int, default=gate.neighbours,
-                        help=f"peak rule: grid windows either side of each peak also scored (default {gate.neighbours})")
-    parser.add_argument("--gate-peak", choices=PEAKS, default=gate.peak,
-                        help="peak rule: each run's window at the gate's keyword-mass maximum (max) or the "
-                             f"run's middle window (centre) (default {gate.peak})")
-    parser.add_argument("--gate-held", choices=HELD, default=gate.held,
-                        help="peak rule, the run's other windows: min: label by label the smaller of the "
-                             "peak's costly score and their own gate score; costly: the peak's scores "
-                             f"(default {gate.held})")
+    parser.add_argument(
+        "--gate",
+        help="cascade: a cheap model (export folder, .tflite, .keras) that scores "
+        "every window; --model scores only the candidate windows",
+    )
+    parser.add_argument(
+        "--gate-threshold",
+        type=float,
+        default=gate.threshold,
+        help=f"a gate window passes when its wanted words' scores sum to at least this "
+        f"(default {gate.threshold}; 0: every window is a candidate)",
+    )
+    parser.add_argument(
+        "--gate-margin-ms",
+        type=int,
+        default=gate.margin_ms,
+        help=f"windows within this of a passing gate window are candidates (default {gate.margin_ms})",
+    )
+    parser.add_argument(
+        "--gate-stride-ms",
+        type=int,
+        default=None,
+        help="the gate's stride (default: --clip-stride-ms); a multiple of its front end's "
+        "frame hop lets it reuse frames (80 ms for the speech embedding)",
+    )
+    parser.add_argument(
+        "--gate-rule",
+        choices=RULES,
+        default=gate.rule,
+        help="margin: every window within --gate-margin-ms of a passing gate window; peak: "
+        "per run of passing gate windows only the window at the gate's keyword-mass "
+        "maximum (and --gate-neighbours either side), the run's other windows holding "
+        f"its scores (default {gate.rule})",
+    )
+    parser.add_argument(
+        "--gate-neighbours",
+        type=int,
+        default=gate.neighbours,
+        help=f"peak rule: grid windows either side of each peak also scored (default {gate.neighbours})",
+    )
+    parser.add_argument(
+        "--gate-peak",
+        choices=PEAKS,
+        default=gate.peak,
+        help="peak rule: each run's window at the gate's keyword-mass maximum (max) or the "
+        f"run's middle window (centre) (default {gate.peak})",
+    )
+    parser.add_argument(
+        "--gate-held",
+        choices=HELD,
+        default=gate.held,
+        help="peak rule, the run's other windows: min: label by label the smaller of the "
+        "peak's costly score and their own gate score; costly: the peak's scores "
+        f"(default {gate.held})",
+    )
     parser.add_argument("--verbose", action="store_true", help="print every detection")
     return parser
 
@@ -89,23 +141,44 @@ def main(argv=None) -> int:
             check_output_file(out)
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(StreamEvalConfig)}
     cfg = StreamEvalConfig.from_dict(settings, prefix="stream_eval")
-    gate = GateSettings(args.gate_threshold, args.gate_margin_ms, args.gate_stride_ms, args.gate_rule,
-                        args.gate_neighbours, args.gate_held, args.gate_peak)
+    gate = GateSettings(
+        args.gate_threshold,
+        args.gate_margin_ms,
+        args.gate_stride_ms,
+        args.gate_rule,
+        args.gate_neighbours,
+        args.gate_held,
+        args.gate_peak,
+    )
     metrics, sweep, detections, scores = run_stream_eval(
-        Path(args.model), Path(args.wav), Path(args.ground_truth), cfg, args.labels,
-        frame_reuse=not args.no_frame_reuse, batch_size=args.batch_size, streaming=args.streaming,
-        gate=Path(args.gate) if args.gate else None, gate_settings=gate,
-        average_with=[Path(p) for p in args.average_with])
+        Path(args.model),
+        Path(args.wav),
+        Path(args.ground_truth),
+        cfg,
+        args.labels,
+        frame_reuse=not args.no_frame_reuse,
+        batch_size=args.batch_size,
+        streaming=args.streaming,
+        gate=Path(args.gate) if args.gate else None,
+        gate_settings=gate,
+        average_with=[Path(p) for p in args.average_with],
+    )
     if args.verbose:
         for label, t, score, outcome in detections:
             print(f"{t}ms {label}: {score:.3f} ({outcome})")
     print(format_summary(metrics))
-    print(f"scored {metrics['duration_s']:.0f} s of audio in {scores.seconds:.1f} s: real-time factor "
-          f"{scores.seconds / metrics['duration_s']:.4f} ({'streaming model' if args.streaming else 'cascade' if args.gate else f'mean of {1 + len(args.average_with)} window models' if args.average_with else 'window model'})")
+    print(
+        f"scored {metrics['duration_s']:.0f} s of audio in {scores.seconds:.1f} s: real-time factor "
+        f"{scores.seconds / metrics['duration_s']:.4f} ({'streaming model' if args.streaming else 'cascade' if args.gate else f'mean of {1 + len(args.average_with)} window models' if args.average_with else 'window model'})"
+    )
     if "cascade" in metrics:
         for stage in ("gate", "costly", "whole"):
             cost = metrics["cascade"][stage]
-            speed = "not timed" if cost["times_real_time"] is None else f"{cost['times_real_time']:>7.0f}x real time"
+            speed = (
+                "not timed"
+                if cost["times_real_time"] is None
+                else f"{cost['times_real_time']:>7.0f}x real time"
+            )
             print(f"  {stage:<7} {cost['windows']:>7,} windows {cost['seconds']:>8.1f} s  {speed}")
     if args.json:
         atomic_write_json(args.json, {"model": str(args.model), **metrics})

@@ -5,6 +5,7 @@
 `dvc metrics show` lists every number of every metrics file; this prints the few that matter:
 test accuracy, the int8 model's accuracy, and streaming detection (correct, false alarms/hour).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,32 +27,51 @@ def summary(root: Path = Path(".")) -> str:
     stream = read_workspace(paths.STREAM_METRICS, root)
     lines = []
     if train:
-        lines.append(f"model            {train.get('architecture', '?')}, "
-                     f"{int(train.get('parameters', 0)):,} parameters, {train.get('steps', '?')} steps")
+        lines.append(
+            f"model            {train.get('architecture', '?')}, "
+            f"{int(train.get('parameters', 0)):,} parameters, {train.get('steps', '?')} steps"
+        )
     test_note = f"   ({evaluate['examples']} test clips)" if lookup(evaluate, "examples") else ""
     lines.append(f"test accuracy    {_percent(lookup(evaluate, 'accuracy'))}{test_note}")
     int8_note = ""
     if lookup(export, "accuracy", "tflite_float") is not None:
         clips = f"{export['test_clips']} test WAVs, " if lookup(export, "test_clips") else ""
-        int8_note = f"   ({clips}float TFLite {_percent(lookup(export, 'accuracy', 'tflite_float'))}"
+        int8_note = (
+            f"   ({clips}float TFLite {_percent(lookup(export, 'accuracy', 'tflite_float'))}"
+        )
         if lookup(export, "size_bytes", "model_int8.tflite"):
-            int8_note += f", int8 file {int(export['size_bytes']['model_int8.tflite']) / 1024:.0f} KiB"
+            int8_note += (
+                f", int8 file {int(export['size_bytes']['model_int8.tflite']) / 1024:.0f} KiB"
+            )
         int8_note += ")"
-    lines.append(f"int8 accuracy    {_percent(lookup(export, 'accuracy', 'tflite_int8'))}{int8_note}")
+    lines.append(
+        f"int8 accuracy    {_percent(lookup(export, 'accuracy', 'tflite_int8'))}{int8_note}"
+    )
     if stream:
         words = stream.get("ground_truth_words", "?")
         minutes = float(stream.get("duration_s", 0)) / 60
-        lines.append(f"streaming        {float(stream.get('correct_percentage', 0)):.1f}% of {words} words "
-                     f"correct, {float(stream.get('false_alarms_per_hour', 0)):g} false alarms per hour "
-                     f"({minutes:g} min recording, threshold {stream.get('detection_threshold', '?')})")
+        lines.append(
+            f"streaming        {float(stream.get('correct_percentage', 0)):.1f}% of {words} words "
+            f"correct, {float(stream.get('false_alarms_per_hour', 0)):g} false alarms per hour "
+            f"({minutes:g} min recording, threshold {stream.get('detection_threshold', '?')})"
+        )
     else:
         lines.append("streaming        —")
-    missing = [str(p) for p, d in ((paths.TRAIN_METRICS, train), (paths.EVALUATE_METRICS, evaluate),
-                                   (paths.EXPORT_METRICS, export), (paths.STREAM_METRICS, stream))
-               if d is None]
+    missing = [
+        str(p)
+        for p, d in (
+            (paths.TRAIN_METRICS, train),
+            (paths.EVALUATE_METRICS, evaluate),
+            (paths.EXPORT_METRICS, export),
+            (paths.STREAM_METRICS, stream),
+        )
+        if d is None
+    ]
     if missing:
         lines.append(f"(not computed yet: {', '.join(missing)}; run `dvc repro`)")
-    lines.append("all metrics: dvc metrics show; against main: python -m pipeline.tools.compare_metrics --base main")
+    lines.append(
+        "all metrics: dvc metrics show; against main: python -m pipeline.tools.compare_metrics --base main"
+    )
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ with the model's window and stride. With ``--features`` a second panel shows the
 clip padded/truncated to the model's length: from the model's own front end when given
 (``--model-dir``: any format load_model reads), otherwise from params.yaml's features section.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,29 +49,52 @@ def _front_end(model_path, labels_path, params_path):
         else:
             fn = None
         cfg = getattr(model, "cfg", None)
-        window = int(cfg.window_size_samples) if cfg else int(getattr(
-            model, "spectrogram_attrs", {}).get("window_size", model.sample_rate * 0.03))
-        stride = int(model.frame_stride_samples or (cfg.window_stride_samples if cfg else window // 3))
+        window = (
+            int(cfg.window_size_samples)
+            if cfg
+            else int(
+                getattr(model, "spectrogram_attrs", {}).get("window_size", model.sample_rate * 0.03)
+            )
+        )
+        stride = int(
+            model.frame_stride_samples or (cfg.window_stride_samples if cfg else window // 3)
+        )
         name = cfg.preprocess if cfg else "mfcc (model front end)"
         return model.sample_rate, window, stride, model.desired_samples, fn, name
     from pipeline.core.params import load_params
     from pipeline.frontends import FeatureConfig, features_numpy
 
     cfg = load_params(params_path, FeatureConfig)
-    return (cfg.sample_rate, cfg.window_size_samples, cfg.window_stride_samples,
-            cfg.desired_samples, lambda a: features_numpy(a[None], cfg)[0], cfg.preprocess)
+    return (
+        cfg.sample_rate,
+        cfg.window_size_samples,
+        cfg.window_stride_samples,
+        cfg.desired_samples,
+        lambda a: features_numpy(a[None], cfg)[0],
+        cfg.preprocess,
+    )
 
 
-def render(wav_path, out_path, features: bool = False, model_path=None, labels_path=None,
-           params_path="params.yaml", width_px: int = 1000, height_px: int | None = None,
-           dpi: int = 100) -> tuple[int, int]:
+def render(
+    wav_path,
+    out_path,
+    features: bool = False,
+    model_path=None,
+    labels_path=None,
+    params_path="params.yaml",
+    width_px: int = 1000,
+    height_px: int | None = None,
+    dpi: int = 100,
+) -> tuple[int, int]:
     """Write the PNG; return its (width, height) in pixels."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rate, window, stride, desired, feature_fn, name = _front_end(model_path, labels_path, params_path)
+    rate, window, stride, desired, feature_fn, name = _front_end(
+        model_path, labels_path, params_path
+    )
     audio = read_wav(wav_path, rate)
     if features and feature_fn is None:
         raise StageError(f"{model_path}: this model does not expose its features")
@@ -78,22 +102,29 @@ def render(wav_path, out_path, features: bool = False, model_path=None, labels_p
     spec_db = 10 * np.log10(power_spectrogram(audio, window, stride) + 1e-10)
     fft_length = 1 << (window - 1).bit_length()
     panels = 2 if features else 1
-    fig, axes = plt.subplots(panels, 1, figsize=(width_px / dpi, height_px / dpi), dpi=dpi,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        panels, 1, figsize=(width_px / dpi, height_px / dpi), dpi=dpi, squeeze=False
+    )
     ax = axes[0, 0]
     extent = [0, (len(spec_db) * stride + window - stride) / rate, 0, rate / 2]
     image = ax.imshow(spec_db.T, origin="lower", aspect="auto", extent=extent, cmap="magma")
-    ax.set(title=f"{Path(wav_path).name}: power spectrogram (window {window}, stride {stride}, "
-                 f"FFT {fft_length} samples)",
-           xlabel="time (s)", ylabel="frequency (Hz)")
+    ax.set(
+        title=f"{Path(wav_path).name}: power spectrogram (window {window}, stride {stride}, "
+        f"FFT {fft_length} samples)",
+        xlabel="time (s)",
+        ylabel="frequency (Hz)",
+    )
     fig.colorbar(image, ax=ax, label="power (dB)")
     if features:
         values = np.asarray(feature_fn(fit_to_length(audio, desired).astype(np.float32)))
         ax = axes[1, 0]
         extent = [0, (len(values) * stride + window - stride) / rate, 0, values.shape[1]]
         image = ax.imshow(values.T, origin="lower", aspect="auto", extent=extent, cmap="viridis")
-        ax.set(title=f"features the model sees: {name}, {values.shape[0]} x {values.shape[1]}",
-               xlabel="time (s)", ylabel="feature bin")
+        ax.set(
+            title=f"features the model sees: {name}, {values.shape[0]} x {values.shape[1]}",
+            xlabel="time (s)",
+            ylabel="feature bin",
+        )
         fig.colorbar(image, ax=ax, label="value")
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -108,18 +139,33 @@ def main(argv=None) -> int:
     parser.add_argument("--wav", required=True)
     parser.add_argument("--out", required=True, help="PNG file to write")
     parser.add_argument("--features", action="store_true", help="add a panel with the features")
-    parser.add_argument("--model-dir", "--model", dest="model", default=None,
-                        help="take window, stride and features from this model (any format)")
+    parser.add_argument(
+        "--model-dir",
+        "--model",
+        dest="model",
+        default=None,
+        help="take window, stride and features from this model (any format)",
+    )
     parser.add_argument("--labels", default=None)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--width", type=int, default=1000, help="pixels")
-    parser.add_argument("--height", type=int, default=None, help="pixels (400, or 700 with features)")
+    parser.add_argument(
+        "--height", type=int, default=None, help="pixels (400, or 700 with features)"
+    )
     args = parser.parse_args(argv)
     if args.width < 100 or (args.height is not None and args.height < 100):
         raise StageError("--width and --height must be at least 100 pixels")
     check_output_file(args.out)
-    size = render(args.wav, args.out, args.features, args.model, args.labels, args.params,
-                  args.width, args.height)
+    size = render(
+        args.wav,
+        args.out,
+        args.features,
+        args.model,
+        args.labels,
+        args.params,
+        args.width,
+        args.height,
+    )
     print(f"wrote {args.out} ({size[0]} x {size[1]} px)")
     return 0
 

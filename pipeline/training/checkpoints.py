@@ -5,6 +5,7 @@ curve so far, stamped with a hash of everything the run depends on (train settin
 where featurize records the sha256 of the data it wrote): a changed configuration or new
 features never resume a stale run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,11 +44,19 @@ def _checkpoints(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def save_checkpoint(directory: Path, step: int, model, optimizer, state: dict[str, Any],
-                    keep: int = KEEP_CHECKPOINTS) -> Path:
+def save_checkpoint(
+    directory: Path,
+    step: int,
+    model,
+    optimizer,
+    state: dict[str, Any],
+    keep: int = KEEP_CHECKPOINTS,
+) -> Path:
     """Write model + optimizer variables and ``state`` (JSON) atomically; keep the last ``keep``."""
     arrays = {f"model_{i}": np.asarray(v.numpy()) for i, v in enumerate(model.variables)}
-    arrays.update({f"optimizer_{i}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)})
+    arrays.update(
+        {f"optimizer_{i}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
+    )
     arrays["state"] = np.array(json.dumps(state, sort_keys=True))
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -58,7 +67,9 @@ def save_checkpoint(directory: Path, step: int, model, optimizer, state: dict[st
     return path
 
 
-def restore_checkpoint(directory: Path, expected_hash: str, model, optimizer) -> dict[str, Any] | None:
+def restore_checkpoint(
+    directory: Path, expected_hash: str, model, optimizer
+) -> dict[str, Any] | None:
     """Load the newest readable checkpoint made with ``expected_hash``; delete stale ones.
 
     Returns its state dict, or None (and an emptied folder) when there is nothing to resume.
@@ -68,7 +79,9 @@ def restore_checkpoint(directory: Path, expected_hash: str, model, optimizer) ->
             with np.load(path) as data:
                 state = json.loads(str(data["state"]))
                 if state.get("config_hash") != expected_hash:
-                    log.info("checkpoint %s was made with another configuration; starting afresh", path)
+                    log.info(
+                        "checkpoint %s was made with another configuration; starting afresh", path
+                    )
                     break
                 model_values = [data[f"model_{i}"] for i in range(len(model.variables))]
                 optimizer_values = [data[f"optimizer_{i}"] for i in range(len(optimizer.variables))]
@@ -76,7 +89,9 @@ def restore_checkpoint(directory: Path, expected_hash: str, model, optimizer) ->
             log.warning("checkpoint %s is unreadable (%s); trying an older one", path, exc)
             continue
         shapes_ok = all(tuple(v.shape) == a.shape for v, a in zip(model.variables, model_values))
-        shapes_ok &= all(tuple(v.shape) == a.shape for v, a in zip(optimizer.variables, optimizer_values))
+        shapes_ok &= all(
+            tuple(v.shape) == a.shape for v, a in zip(optimizer.variables, optimizer_values)
+        )
         if not shapes_ok:
             log.warning("checkpoint %s does not fit the model; starting afresh", path)
             break

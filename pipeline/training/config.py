@@ -1,4 +1,5 @@
 """The ``train`` section: architecture, schedule, optimizer and the loop's intervals."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

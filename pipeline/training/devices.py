@@ -5,6 +5,7 @@ of TensorFlow, see the README), and several GPUs are used together, each replica
 slice of every batch. On a machine without a GPU nothing changes (no strategy at all), so the CPU
 path and its byte-for-byte determinism are exactly those of a plain TensorFlow program.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

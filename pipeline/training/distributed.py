@@ -7,6 +7,7 @@ those of the batch mean), and Keras all-reduces the gradients before one update 
 variables. Under ``mixed_float16`` the loss is scaled (``LossScaleOptimizer``); logits are cast to
 float32 before the loss under any mixed policy.
 """
+
 from __future__ import annotations
 
 from pipeline.training.optim import cross_entropy, make_train_step, predicted_labels
@@ -27,7 +28,9 @@ def make_step(model, optimizer, strategy=None, policy: str = "float32"):
         with tf.GradientTape() as tape:
             logits = tf.cast(model(x, training=True), tf.float32)
             loss = cross_entropy(loss_fn, y, logits) / global_batch
-            if model.losses:  # the layers' weight penalties (linear_head's L2), once over all replicas
+            if (
+                model.losses
+            ):  # the layers' weight penalties (linear_head's L2), once over all replicas
                 loss = loss + tf.cast(tf.add_n(model.losses), tf.float32) / replicas
             objective = optimizer.scale_loss(loss) if scaled else loss
         grads = tape.gradient(objective, model.trainable_variables)
@@ -36,11 +39,14 @@ def make_step(model, optimizer, strategy=None, policy: str = "float32"):
         correct = tf.reduce_sum(tf.cast(tf.equal(predicted, y), tf.float32))
         finite = tf.math.is_finite(loss)
         if not scaled:  # with loss scaling an overflowing gradient is expected: the optimizer skips
-            finite = finite & tf.math.is_finite(tf.linalg.global_norm(grads))  # it, lowers the scale
+            finite = finite & tf.math.is_finite(
+                tf.linalg.global_norm(grads)
+            )  # it, lowers the scale
         bad = 1.0 - tf.cast(finite, tf.float32)
         return loss, correct, bad
 
     if strategy is None:
+
         @tf.function(reduce_retracing=True)
         def step(x, y, rate):
             optimizer.learning_rate.assign(rate)
@@ -62,13 +68,17 @@ def make_step(model, optimizer, strategy=None, policy: str = "float32"):
     def step(x, y, rate):
         batch = int(y.shape[0])
         if batch % replicas:
-            raise ValueError(f"train.batch_size {batch} is not a multiple of the {replicas} replicas")
+            raise ValueError(
+                f"train.batch_size {batch} is not a multiple of the {replicas} replicas"
+            )
         per = batch // replicas
 
         def slice_of(values):
             return strategy.experimental_distribute_values_from_function(
-                lambda ctx: values[ctx.replica_id_in_sync_group * per:
-                                   (ctx.replica_id_in_sync_group + 1) * per])
+                lambda ctx: values[
+                    ctx.replica_id_in_sync_group * per : (ctx.replica_id_in_sync_group + 1) * per
+                ]
+            )
 
         return distributed(slice_of(x), slice_of(y), rate, tf.constant(float(batch)))
 

@@ -1,4 +1,5 @@
 """Where a training run reports: TensorBoard events, dvclive, the log, and the curve CSV."""
+
 from __future__ import annotations
 
 import csv
@@ -39,8 +40,13 @@ class TrainingLog:
         logs_dir.mkdir(parents=True, exist_ok=True)
         self.train_writer = tf.summary.create_file_writer(str(logs_dir / "train"))
         self.val_writer = tf.summary.create_file_writer(str(logs_dir / "validation"))
-        self.live = Live(dir=str(logs_dir / "dvclive"), resume=resume, dvcyaml=None,
-                         save_dvc_exp=False, report=None)
+        self.live = Live(
+            dir=str(logs_dir / "dvclive"),
+            resume=resume,
+            dvcyaml=None,
+            save_dvc_exp=False,
+            report=None,
+        )
 
     def __enter__(self):
         return self
@@ -56,8 +62,14 @@ class TrainingLog:
         log.info(
             "step %d: rate %g, train accuracy %.1f%%, loss %.4f, validation accuracy %.1f%% (N=%d)\n"
             "confusion matrix (rows: actual, columns: predicted; %s):\n%s",
-            step, row["learning_rate"], 100 * row["train_accuracy"], row["loss"],
-            100 * row["validation_accuracy"], num_examples, " ".join(labels), matrix,
+            step,
+            row["learning_rate"],
+            100 * row["train_accuracy"],
+            row["loss"],
+            100 * row["validation_accuracy"],
+            num_examples,
+            " ".join(labels),
+            matrix,
         )
         with self.train_writer.as_default():
             _summary("accuracy", float(row["train_accuracy"]), step, "scalars")
@@ -65,9 +77,17 @@ class TrainingLog:
             _summary("learning_rate", float(row["learning_rate"]), step, "scalars")
         with self.val_writer.as_default():
             _summary("accuracy", float(row["validation_accuracy"]), step, "scalars")
-            table = "| actual \\ predicted | " + " | ".join(labels) + " |\n|" + "---|" * (len(labels) + 1) + "\n"
-            table += "".join(f"| {labels[i]} | " + " | ".join(str(v) for v in line) + " |\n"
-                             for i, line in enumerate(matrix))
+            table = (
+                "| actual \\ predicted | "
+                + " | ".join(labels)
+                + " |\n|"
+                + "---|" * (len(labels) + 1)
+                + "\n"
+            )
+            table += "".join(
+                f"| {labels[i]} | " + " | ".join(str(v) for v in line) + " |\n"
+                for i, line in enumerate(matrix)
+            )
             _summary("confusion_matrix", table, step, "text")
         self.live.step = step
         self.live.log_metric("train/accuracy", row["train_accuracy"])
@@ -82,5 +102,7 @@ def write_curve(path: Path, curve: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=CURVE_FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in curve:
-        writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in CURVE_FIELDS})
+        writer.writerow(
+            {k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in CURVE_FIELDS}
+        )
     fs.atomic_write_text(path, buffer.getvalue())

@@ -5,6 +5,7 @@ piecewise-constant schedule, and minimises sparse softmax cross entropy with dro
 accuracy and the confusion matrix are logged every ``eval_step_interval`` steps and at the last
 step; checkpoints (checkpoints.py) let a killed run resume where it stopped.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,12 +24,12 @@ from pipeline.core.labels import read_labels, write_labels
 from pipeline.core.schema import Section
 from pipeline.data.feature_store import read_features
 from pipeline.evaluation.metrics import confusion_matrix
+from pipeline.training.batches import step_batches
 from pipeline.training.checkpoints import (
     config_hash,
     restore_checkpoint,
     save_checkpoint,
 )
-from pipeline.training.batches import step_batches
 from pipeline.training.config import TrainConfig
 from pipeline.training.devices import Placement, detect_placement, make_strategy
 from pipeline.training.logs import TrainingLog, write_curve
@@ -79,7 +80,9 @@ def load_training_data(features_dir: Path) -> TrainingData:
     x_train, y_train = read_features(features_dir, "train", len(labels))
     x_val, y_val = read_features(features_dir, "validation", len(labels))
     if x_train.shape[1:] != x_val.shape[1:]:
-        raise StageError(f"{features_dir}: train features {x_train.shape[1:]} and validation {x_val.shape[1:]} differ in shape")
+        raise StageError(
+            f"{features_dir}: train features {x_train.shape[1:]} and validation {x_val.shape[1:]} differ in shape"
+        )
     return TrainingData(labels, features_meta, x_train, y_train, x_val, y_val)
 
 
@@ -90,8 +93,13 @@ class Session:
     the CPU and float32 (the defaults) this is a plain TensorFlow program, as before.
     """
 
-    def __init__(self, cfg: TrainConfig, data: TrainingData, model_options: Section | None,
-                 placement: Placement | None = None):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        data: TrainingData,
+        model_options: Section | None,
+        placement: Placement | None = None,
+    ):
         import keras
         import tensorflow as tf
 
@@ -103,29 +111,42 @@ class Session:
         tf.config.experimental.enable_op_determinism()
         self.placement = detect_placement() if placement is None else placement
         if cfg.batch_size % self.placement.replicas:
-            raise StageError(f"params: train.batch_size {cfg.batch_size} must be a multiple of the "
-                             f"{self.placement.replicas} replicas ({self.placement.describe()})")
+            raise StageError(
+                f"params: train.batch_size {cfg.batch_size} must be a multiple of the "
+                f"{self.placement.replicas} replicas ({self.placement.describe()})"
+            )
         self.policy = policy_name(cfg.mixed_precision, on_gpu=self.placement.on_gpu)
         strategy = make_strategy(self.placement)
-        self._build = lambda: build_model(cfg.model_architecture, data.feature_shape, len(data.labels),
-                                          dropout=cfg.dropout, options=model_options)
+        self._build = lambda: build_model(
+            cfg.model_architecture,
+            data.feature_shape,
+            len(data.labels),
+            dropout=cfg.dropout,
+            options=model_options,
+        )
         with contextlib.ExitStack() as scope:
             if strategy is not None:
                 scope.enter_context(strategy.scope())
             if self.policy != "float32":
                 scope.enter_context(dtype_policy(self.policy))
             self.model = self._build()
-            self.optimizer = wrap_optimizer(make_optimizer(cfg.optimizer, cfg.learning_rate[0]),
-                                            self.policy)
+            self.optimizer = wrap_optimizer(
+                make_optimizer(cfg.optimizer, cfg.learning_rate[0]), self.policy
+            )
             self.optimizer.build(self.model.trainable_variables)
         self.plain = strategy is None and self.policy == "float32"
         self.train_step = make_step(self.model, self.optimizer, strategy, self.policy)
         self._predict_step = tf.function(
-            lambda x: predicted_labels(self.model(x, training=False)), reduce_retracing=True)
+            lambda x: predicted_labels(self.model(x, training=False)), reduce_retracing=True
+        )
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.concatenate([self._predict_step(x[i : i + PREDICT_BATCH]).numpy()
-                               for i in range(0, len(x), PREDICT_BATCH)])
+        return np.concatenate(
+            [
+                self._predict_step(x[i : i + PREDICT_BATCH]).numpy()
+                for i in range(0, len(x), PREDICT_BATCH)
+            ]
+        )
 
     def export_model(self):
         """The trained logits model to save: itself, or a float32 copy built outside any strategy."""
@@ -136,9 +157,15 @@ class Session:
         return float32_copy(self.model, self._build)
 
 
-def train(cfg: TrainConfig, features_dir=paths.FEATURES_DIR, outputs: TrainOutputs = TrainOutputs(),
-          model_options: Section | None = None, keep_checkpoints: int = 3,
-          progress: bool = True, placement: Placement | None = None) -> dict[str, Any]:
+def train(
+    cfg: TrainConfig,
+    features_dir=paths.FEATURES_DIR,
+    outputs: TrainOutputs = TrainOutputs(),
+    model_options: Section | None = None,
+    keep_checkpoints: int = 3,
+    progress: bool = True,
+    placement: Placement | None = None,
+) -> dict[str, Any]:
     """Train, resuming from a matching checkpoint; write the model folder and metrics.
 
     Returns the run's metrics (those of ``metrics_path`` plus its wall-clock facts).
@@ -167,20 +194,45 @@ def train(cfg: TrainConfig, features_dir=paths.FEATURES_DIR, outputs: TrainOutpu
     state = restore_checkpoint(outputs.checkpoint_dir, stamp, session.model, session.optimizer)
     rng = np.random.default_rng(cfg.seed)
     if state is None:
-        state = {"config_hash": stamp, "step": 0, "seconds": 0.0, "curve": [], "window": [0.0, 0.0, 0]}
+        state = {
+            "config_hash": stamp,
+            "step": 0,
+            "seconds": 0.0,
+            "curve": [],
+            "window": [0.0, 0.0, 0],
+        }
         fs.remove(outputs.logs_dir)
     else:
         rng.bit_generator.state = state["rng"]
     resumed_from = state["step"]
     with TrainingLog(outputs.logs_dir, data.labels, resume=resumed_from > 0) as sinks:
-        _run_steps(cfg, data, session, state, rng, augment_fn, sinks, outputs.checkpoint_dir,
-                   keep_checkpoints, progress)
+        _run_steps(
+            cfg,
+            data,
+            session,
+            state,
+            rng,
+            augment_fn,
+            sinks,
+            outputs.checkpoint_dir,
+            keep_checkpoints,
+            progress,
+        )
     return _write_outputs(cfg, model_options, data, session, state, stamp, resumed_from, outputs)
 
 
-def _run_steps(cfg: TrainConfig, data: TrainingData, session: Session, state: dict[str, Any],
-               rng: np.random.Generator, augment_fn, sinks: TrainingLog, checkpoint_dir: Path,
-               keep_checkpoints: int, progress: bool) -> None:
+def _run_steps(
+    cfg: TrainConfig,
+    data: TrainingData,
+    session: Session,
+    state: dict[str, Any],
+    rng: np.random.Generator,
+    augment_fn,
+    sinks: TrainingLog,
+    checkpoint_dir: Path,
+    keep_checkpoints: int,
+    progress: bool,
+) -> None:
     """The loop from ``state["step"] + 1`` to the last step; ``state`` is updated in place."""
     import tensorflow as tf
     from tqdm import tqdm
@@ -189,37 +241,62 @@ def _run_steps(cfg: TrainConfig, data: TrainingData, session: Session, state: di
     # Running sums of (loss, accuracy, count) over the steps since the last evaluation.
     loss_sum, acc_sum, count = state["window"]
     started = time.perf_counter()
-    with tqdm(total=total_steps, initial=state["step"], desc=f"train {cfg.model_architecture}",
-              unit="step", disable=not progress) as bar:
-        for step, xb, yb in step_batches(cfg, data.x_train, data.y_train, state["step"] + 1, rng,
-                                         augment_fn):
+    with tqdm(
+        total=total_steps,
+        initial=state["step"],
+        desc=f"train {cfg.model_architecture}",
+        unit="step",
+        disable=not progress,
+    ) as bar:
+        for step, xb, yb in step_batches(
+            cfg, data.x_train, data.y_train, state["step"] + 1, rng, augment_fn
+        ):
             rate = learning_rate_at(step, cfg.how_many_training_steps, cfg.learning_rate)
             loss, acc, finite = session.train_step(xb, yb, tf.constant(rate, tf.float32))
             loss, acc = float(loss), float(acc)
             if cfg.check_nans and not bool(finite):
-                raise StageError(f"training step {step}: loss or gradients are NaN/Inf (loss {loss}, learning rate {rate})")
+                raise StageError(
+                    f"training step {step}: loss or gradients are NaN/Inf (loss {loss}, learning rate {rate})"
+                )
             loss_sum, acc_sum, count = loss_sum + loss, acc_sum + acc, count + 1
             bar.update(1)
             if step % cfg.eval_step_interval == 0 or step == total_steps:
                 predicted = session.predict(data.x_val)
-                row = {"step": step, "learning_rate": rate, "loss": loss_sum / count,
-                       "train_accuracy": acc_sum / count,
-                       "validation_accuracy": float(np.mean(predicted == data.y_val))}
+                row = {
+                    "step": step,
+                    "learning_rate": rate,
+                    "loss": loss_sum / count,
+                    "train_accuracy": acc_sum / count,
+                    "validation_accuracy": float(np.mean(predicted == data.y_val)),
+                }
                 state["curve"].append(row)
                 loss_sum, acc_sum, count = 0.0, 0.0, 0
                 bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{row['validation_accuracy']:.3f}")
                 matrix = confusion_matrix(data.y_val, predicted, len(data.labels))
                 sinks.evaluation(row, matrix, len(data.y_val))
             if step % cfg.save_step_interval == 0 or step == total_steps:
-                state.update(step=step, seconds=state["seconds"] + time.perf_counter() - started,
-                             rng=rng.bit_generator.state, window=[loss_sum, acc_sum, count])
+                state.update(
+                    step=step,
+                    seconds=state["seconds"] + time.perf_counter() - started,
+                    rng=rng.bit_generator.state,
+                    window=[loss_sum, acc_sum, count],
+                )
                 started = time.perf_counter()
-                save_checkpoint(checkpoint_dir, step, session.model, session.optimizer, state, keep_checkpoints)
+                save_checkpoint(
+                    checkpoint_dir, step, session.model, session.optimizer, state, keep_checkpoints
+                )
 
 
-def _write_outputs(cfg: TrainConfig, model_options: Section, data: TrainingData, session: Session,
-                   state: dict[str, Any], stamp: str, resumed_from: int,
-                   outputs: TrainOutputs) -> dict[str, Any]:
+def _write_outputs(
+    cfg: TrainConfig,
+    model_options: Section,
+    data: TrainingData,
+    session: Session,
+    state: dict[str, Any],
+    stamp: str,
+    resumed_from: int,
+    outputs: TrainOutputs,
+) -> dict[str, Any]:
     """The model folder, the metric and the curve (committed) and run.json (wall-clock facts)."""
     from pipeline.models.io import count_parameters, save_model_file, with_softmax
 
@@ -239,7 +316,9 @@ def _write_outputs(cfg: TrainConfig, model_options: Section, data: TrainingData,
     run_facts = {
         "resumed_from_step": resumed_from,
         "seconds": round(seconds, 3),
-        "examples_per_second": round(cfg.total_steps * cfg.batch_size / seconds, 1) if seconds > 0 else None,
+        "examples_per_second": round(cfg.total_steps * cfg.batch_size / seconds, 1)
+        if seconds > 0
+        else None,
         "placement": session.placement.describe(),
         "replicas": session.placement.replicas,
         "dtype_policy": session.policy,
@@ -247,16 +326,19 @@ def _write_outputs(cfg: TrainConfig, model_options: Section, data: TrainingData,
     with fs.atomic_dir(outputs.model_dir) as tmp:
         save_model_file(with_softmax(session.export_model()), tmp / "model.keras")
         write_labels(tmp / "labels.txt", data.labels)
-        fs.atomic_write_json(tmp / "meta.json", {
-            "architecture": cfg.model_architecture,
-            "parameters": parameters,
-            "feature_shape": list(data.feature_shape),
-            "labels": data.labels,
-            "features": data.features_meta,
-            "train": cfg.to_dict(),
-            "model_options": model_options.to_dict(),
-            "config_hash": stamp,
-        })
+        fs.atomic_write_json(
+            tmp / "meta.json",
+            {
+                "architecture": cfg.model_architecture,
+                "parameters": parameters,
+                "feature_shape": list(data.feature_shape),
+                "labels": data.labels,
+                "features": data.features_meta,
+                "train": cfg.to_dict(),
+                "model_options": model_options.to_dict(),
+                "config_hash": stamp,
+            },
+        )
     fs.atomic_write_json(outputs.metrics_path, metrics)
     fs.atomic_write_json(Path(outputs.logs_dir) / "run.json", run_facts)
     write_curve(outputs.curve_path, state["curve"])

@@ -11,6 +11,7 @@ example's mean, the neutral value of non-centred MFCCs) and gets SpecAugment-sty
 ``TIME_MASKS`` bands of at most ``TIME_MASK_MAX`` frames and ``FREQ_MASKS`` bands of at most
 ``FREQ_MASK_MAX`` bins, also set to the mean. This is on top of featurize's precomputed copies.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,13 @@ def batch_indices(seed: int, step, examples: int, batch_size: int):
     """The training examples of ``step`` (with replacement), an int64 tensor ``[batch_size]``."""
     import tensorflow as tf
 
-    return tf.random.stateless_uniform([batch_size], seed=_seed(seed, step, _INDEX_STREAM),
-                                       minval=0, maxval=examples, dtype=tf.int64)
+    return tf.random.stateless_uniform(
+        [batch_size],
+        seed=_seed(seed, step, _INDEX_STREAM),
+        minval=0,
+        maxval=examples,
+        dtype=tf.int64,
+    )
 
 
 def _band_mask(seeds, batch: int, length: int, count: int, max_width: int):
@@ -44,8 +50,9 @@ def _band_mask(seeds, batch: int, length: int, count: int, max_width: int):
     masked = tf.zeros([batch, length], tf.bool)
     max_width = min(max_width, length)
     for i in range(count):
-        width = tf.random.stateless_uniform([batch], seed=seeds[2 * i], minval=0,
-                                            maxval=max_width + 1, dtype=tf.int32)
+        width = tf.random.stateless_uniform(
+            [batch], seed=seeds[2 * i], minval=0, maxval=max_width + 1, dtype=tf.int32
+        )
         # start uniform in [0, length - width]
         u = tf.random.stateless_uniform([batch], seed=seeds[2 * i + 1])
         start = tf.cast(tf.floor(u * tf.cast(length - width + 1, tf.float32)), tf.int32)
@@ -60,28 +67,38 @@ def augment_batch(x, seed: int, step, shift_frames: int):
 
     x = tf.convert_to_tensor(x, tf.float32)
     batch, frames, bins = tf.shape(x)[0], x.shape[1], x.shape[2]
-    seeds = tf.random.experimental.stateless_split(_seed(seed, step, _AUGMENT_STREAM),
-                                                   num=1 + 2 * (TIME_MASKS + FREQ_MASKS))
+    seeds = tf.random.experimental.stateless_split(
+        _seed(seed, step, _AUGMENT_STREAM), num=1 + 2 * (TIME_MASKS + FREQ_MASKS)
+    )
     mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
     # Shifts and time masks at most a fifth of the clip (the full amounts on 98 MFCC frames; a
     # 1-frame embedding is never blanked whole).
     shift_frames = min(shift_frames, frames // 5)
     # Time shift: output frame t takes input frame t - shift; outside the clip, the mean.
-    shift = tf.random.stateless_uniform([batch], seed=seeds[0], minval=-shift_frames,
-                                        maxval=shift_frames + 1, dtype=tf.int32)
+    shift = tf.random.stateless_uniform(
+        [batch], seed=seeds[0], minval=-shift_frames, maxval=shift_frames + 1, dtype=tf.int32
+    )
     source = tf.range(frames)[None, :] - shift[:, None]
     inside = (source >= 0) & (source < frames)
     shifted = tf.gather(x, tf.clip_by_value(source, 0, frames - 1), batch_dims=1)
     x = tf.where(inside[:, :, None], shifted, mean)
-    time_mask = _band_mask(seeds[1 : 1 + 2 * TIME_MASKS], batch, frames, TIME_MASKS,
-                           min(TIME_MASK_MAX, frames // 5))
+    time_mask = _band_mask(
+        seeds[1 : 1 + 2 * TIME_MASKS], batch, frames, TIME_MASKS, min(TIME_MASK_MAX, frames // 5)
+    )
     freq_mask = _band_mask(seeds[1 + 2 * TIME_MASKS :], batch, bins, FREQ_MASKS, FREQ_MASK_MAX)
     masked = time_mask[:, :, None] | freq_mask[:, None, :]
     return tf.where(masked, mean, x)
 
 
-def make_dataset(x_train: np.ndarray, y_train: np.ndarray, seed: int, batch_size: int,
-                 first_step: int, last_step: int, shift_frames: int):
+def make_dataset(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    seed: int,
+    batch_size: int,
+    first_step: int,
+    last_step: int,
+    shift_frames: int,
+):
     """``(step, x, y)`` for steps ``first_step..last_step``, sampled and augmented ahead.
 
     The arrays stay numpy (memory-mapped features are read in place): only each batch's rows are
@@ -93,8 +110,10 @@ def make_dataset(x_train: np.ndarray, y_train: np.ndarray, seed: int, batch_size
     feature_shape = tuple(int(d) for d in x_train.shape[1:])
 
     def gather(index):
-        return (np.asarray(x_train[index], dtype=np.float32),
-                np.asarray(y_train[index], dtype=np.int32))
+        return (
+            np.asarray(x_train[index], dtype=np.float32),
+            np.asarray(y_train[index], dtype=np.int32),
+        )
 
     def one_step(step):
         index = batch_indices(seed, step, examples, batch_size)
@@ -106,5 +125,8 @@ def make_dataset(x_train: np.ndarray, y_train: np.ndarray, seed: int, batch_size
     options = tf.data.Options()
     options.deterministic = True
     steps = tf.data.Dataset.range(first_step, last_step + 1)
-    return (steps.map(one_step, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE).with_options(options))
+    return (
+        steps.map(one_step, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+        .with_options(options)
+    )

@@ -1,4 +1,5 @@
 """The learning-rate schedule, the optimizers and the compiled training step."""
+
 from __future__ import annotations
 
 OPTIMIZERS = ("gradient_descent", "momentum", "adam")

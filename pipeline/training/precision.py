@@ -6,6 +6,7 @@ oneDNN runs it natively on CPUs with AVX-512 BF16 / AMX; float16 on a CPU is emu
 The variables stay float32 either way, and the model that training writes is rebuilt under the
 float32 policy with the trained weights, so exports and inference are unchanged by the option.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """SpecAugment-style masking of training batches (``train.spec_augment``)."""
+
 from __future__ import annotations
 
 import numpy as np
