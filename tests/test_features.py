@@ -10,7 +10,13 @@ import tensorflow as tf
 
 from pipeline.core.audio import decode_wav_bytes, encode_wav, fit_to_length, read_wav
 from pipeline.core.errors import ParamError
-from pipeline.frontends import FeatureConfig, compute_features, features_numpy
+from pipeline.frontends import (
+    FRONTENDS,
+    FeatureConfig,
+    FeatureWindow,
+    compute_features,
+    features_numpy,
+)
 from tests.conftest import word_clip
 
 
@@ -61,6 +67,31 @@ def test_default_shapes_are_the_originals():
     assert FeatureConfig().feature_shape == (98, 40)
     assert FeatureConfig(preprocess="average").feature_shape == (98, 43)  # ceil(257 / 6)
     assert FeatureConfig(preprocess="micro", window_stride_ms=20).feature_shape == (49, 40)
+    cfg = FeatureConfig(preprocess="average")
+    assert (cfg.frame_count, cfg.frame_width) == cfg.feature_shape
+
+
+def test_a_front_end_computes_from_the_window_alone():
+    """A front end needs only the FeatureWindow (no choice of front end, no call back into
+    FeatureConfig); two front ends given the same window each compute their own features."""
+    window = FeatureWindow(window_stride_ms=20, feature_bin_count=20)
+    clips = _clips(2)
+    for name in ("mfcc", "average", "micro"):
+        frontend = FRONTENDS[name]
+        cfg = FeatureConfig(window_stride_ms=20, feature_bin_count=20, preprocess=name)
+        ours = frontend.compute_numpy(clips, window, batch_size=8)
+        np.testing.assert_array_equal(ours, features_numpy(clips, cfg))
+        shape = (frontend.frames_for(window, 16000), frontend.frame_width(window))
+        assert ours.shape[1:] == shape == cfg.feature_shape
+        assert frontend.compute_numpy(clips[:0], window, 8).shape == (0, *shape)
+
+
+def test_the_window_checks_its_own_keys():
+    with pytest.raises(ParamError, match="window_size_ms must not exceed clip_duration_ms"):
+        FeatureWindow(window_size_ms=200, clip_duration_ms=100)
+    with pytest.raises(ParamError, match="at least one sample at 1000 Hz"):
+        FeatureWindow(sample_rate=1000, window_stride_ms=0.5)
+    assert FeatureWindow().windows_in(16000) == 98 and FeatureWindow().windows_in(479) == 0
 
 
 def test_mfcc_equals_raw_ops_per_clip():

@@ -9,6 +9,7 @@ validation accepts come from the registries.
 from __future__ import annotations
 
 import dataclasses
+import graphlib
 import json
 import subprocess
 import sys
@@ -24,7 +25,9 @@ from pipeline.models import MODELS
 from pipeline.tools.stage_deps import (
     check_stage,
     closure,
+    direct_imports,
     layer_violations,
+    module_name,
     stage_modules,
     stale_lock_deps,
 )
@@ -88,7 +91,8 @@ def test_dvc_lock_records_the_committed_code_and_params():
 
 
 def test_the_lock_check_can_fail():
-    """Code and params changes are reported; missing data deps and outputs (a fresh clone) are not."""
+    """Code and params changes are reported; missing data deps and outputs (a fresh clone) are
+    not."""
     status = {
         "train": [
             {
@@ -179,6 +183,28 @@ def test_params_choices_come_from_the_registries():
         assert spec.name == name
         if dataclasses.fields(spec.options):
             assert spec.options.section == f"model.{name}"
+
+
+def test_front_end_imports_run_one_way():
+    """Inside frontends/ imports run one way (window <- base <- front ends <- registry <- config
+    <- compute): a front end computes from the FeatureWindow it is given, never back through the
+    config, and only the config picks a front end from the registry."""
+    folder = REPO_ROOT / "pipeline" / "frontends"
+    imports = {
+        module_name(REPO_ROOT, path): {
+            name
+            for name in direct_imports(REPO_ROOT, path)
+            if name.startswith("pipeline.frontends.")
+        }
+        for path in folder.glob("*.py")
+        if path.name != "__init__.py"
+    }
+    assert imports["pipeline.frontends.window"] == set()
+    assert imports["pipeline.frontends.base"] == {"pipeline.frontends.window"}
+    assert {m for m, names in imports.items() if "pipeline.frontends.registry" in names} == {
+        "pipeline.frontends.config"
+    }
+    list(graphlib.TopologicalSorter(imports).static_order())  # CycleError names a circle
 
 
 @pytest.mark.parametrize("name", sorted(FRONTENDS))

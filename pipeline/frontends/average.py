@@ -31,7 +31,7 @@ class Average(FrontEnd):
                 f"{fft_bin_count(cfg)} spectrogram bins; 'average' needs at most that many"
             )
 
-    def width(self, cfg) -> int:
+    def frame_width(self, cfg) -> int:
         return math.ceil(fft_bin_count(cfg) / pool_width(cfg))
 
     def compute(self, audio, cfg):

@@ -3,9 +3,10 @@
 A front end turns float32 audio in [-1, 1] into ``[frames, bins]`` features. Training
 (featurize), export (freeze) and inference all call the same front end, so a model always sees
 exactly what it was trained on. Each front end is one module registered in
-``pipeline/frontends/registry.py``; it says:
+``pipeline/frontends/registry.py``; given the clip and its analysis window (``FeatureWindow``,
+window.py), it says:
 
-- its shape (``frames_for`` and ``width``) and its parameter rules (``check``);
+- its shape (``frames_for`` and ``frame_width``) and its parameter rules (``check``);
 - how to compute it: ``compute`` with TensorFlow ops (when ``in_graph``: it can live inside an
   exported SavedModel or TFLite graph), ``compute_numpy`` on numpy batches (always);
 - ``frame_reuse``: whether the features of a long signal equal, frame for frame, those of each
@@ -18,12 +19,11 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from pipeline.frontends.config import FeatureConfig
+from pipeline.frontends.window import FeatureWindow
 
 
 def next_power_of_two(x: int) -> int:
@@ -31,47 +31,49 @@ def next_power_of_two(x: int) -> int:
 
 
 class FrontEnd:
-    """Base of the registered front ends (one instance each; they hold no per-run state)."""
+    """Base of the registered front ends (one instance each; they hold no per-run state).
+
+    Every method takes the ``FeatureWindow`` to compute with (``FeatureConfig`` is one) and
+    computes through this front end alone: nothing calls back into the config."""
 
     name: ClassVar[str]
     description: ClassVar[str]
     frame_reuse: ClassVar[bool] = False
     in_graph: ClassVar[bool] = True
 
-    def check(self, cfg: FeatureConfig) -> None:
+    def check(self, cfg: FeatureWindow) -> None:
         """Raise ParamError for parameters this front end cannot use."""
 
-    def frames_for(self, cfg: FeatureConfig, samples: int) -> int:
-        """Frames that ``samples`` of audio give: 1 + (samples - window) // stride (0 if short)."""
-        if samples < cfg.window_size_samples:
-            return 0
-        return 1 + (samples - cfg.window_size_samples) // cfg.window_stride_samples
+    def frames_for(self, cfg: FeatureWindow, samples: int) -> int:
+        """Frames that ``samples`` of audio give: one per analysis window (0 if short)."""
+        return cfg.windows_in(samples)
 
-    def width(self, cfg: FeatureConfig) -> int:
+    def frame_width(self, cfg: FeatureWindow) -> int:
         """Values per frame."""
         return cfg.feature_bin_count
 
-    def compute(self, audio, cfg: FeatureConfig):
+    def compute(self, audio, cfg: FeatureWindow):
         """TensorFlow ops: float32 ``[batch, samples]`` -> ``[batch, frames, bins]``."""
         raise ValueError(
             f"compute_features: {self.name!r} is not made of TensorFlow ops; use features_numpy"
         )
 
-    def stream_stride_samples(self, cfg: FeatureConfig) -> int:
+    def stream_stride_samples(self, cfg: FeatureWindow) -> int:
         """Samples between two frames of ``stream_features`` (front ends with ``frame_reuse``)."""
         return cfg.window_stride_samples
 
-    def stream_features(self, audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    def stream_features(self, audio: np.ndarray, cfg: FeatureWindow) -> np.ndarray:
         """A whole recording ``[samples]`` -> ``[frames, bins]``; the clip starting at sample
         ``i * stream_stride_samples`` has features ``[i : i + frames_per_clip]``."""
         return np.asarray(self.compute(np.asarray(audio, np.float32).reshape(1, -1), cfg))[0]
 
-    def compute_numpy(self, audio: np.ndarray, cfg: FeatureConfig, batch_size: int) -> np.ndarray:
+    def compute_numpy(self, audio: np.ndarray, cfg: FeatureWindow, batch_size: int) -> np.ndarray:
         """``compute`` on a numpy batch ``[N, samples]``, ``batch_size`` clips per call."""
-        fn = _tf_function(cfg)
+        fn = _tf_function(self, cfg)
         parts = [fn(audio[i : i + batch_size]).numpy() for i in range(0, len(audio), batch_size)]
         if not parts:
-            return np.zeros((0, cfg.frames_for(audio.shape[1]), cfg.fingerprint_width), np.float32)
+            shape = (0, self.frames_for(cfg, audio.shape[1]), self.frame_width(cfg))
+            return np.zeros(shape, np.float32)
         return np.concatenate(parts)
 
 
@@ -116,21 +118,23 @@ def onnx_session(path: Path, threads: int = 1, spinning: bool = True):
 _TF_FUNCTIONS: dict[Any, Any] = {}
 
 
-def _tf_function(cfg: FeatureConfig):
-    """One traced function per config (retracing per batch would dominate featurize time)."""
+def _tf_function(frontend: FrontEnd, cfg: FeatureWindow):
+    """One traced ``frontend.compute`` per front end and window (retracing per batch would
+    dominate featurize time)."""
     from pipeline.core.tf import tensorflow
 
     tf = tensorflow()
-    if cfg not in _TF_FUNCTIONS:
-        _TF_FUNCTIONS[cfg] = tf.function(
-            lambda audio: cfg.frontend.compute(audio, cfg),
+    key = (frontend.name, cfg)
+    if key not in _TF_FUNCTIONS:
+        _TF_FUNCTIONS[key] = tf.function(
+            lambda audio: frontend.compute(audio, cfg),
             input_signature=[tf.TensorSpec([None, None], tf.float32)],
             reduce_retracing=True,
         )
-    return _TF_FUNCTIONS[cfg]
+    return _TF_FUNCTIONS[key]
 
 
-def power_spectrogram(audio, cfg: FeatureConfig):
+def power_spectrogram(audio, cfg: FeatureWindow):
     """Power spectrogram [batch, frames, fft_bins] (tf.raw_ops.AudioSpectrogram, as the original);
     the batch rides on the op's channel axis."""
     import tensorflow as tf

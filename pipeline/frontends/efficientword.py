@@ -133,7 +133,7 @@ class EfficientWord(FrontEnd):
     def frames_for(self, cfg, samples: int) -> int:
         return 1
 
-    def width(self, cfg) -> int:
+    def frame_width(self, cfg) -> int:
         return EMBEDDING_DIM
 
     def compute_numpy(self, audio: np.ndarray, cfg, batch_size: int) -> np.ndarray:

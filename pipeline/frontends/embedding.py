@@ -146,7 +146,8 @@ def windows_for(samples: int) -> int:
 
 
 def clip_input_frames(samples: int) -> int:
-    """Mel frames of a padded clip of ``samples`` that its windows read: ``(windows - 1) * 8 + 76``."""
+    """Mel frames of a padded clip of ``samples`` that its windows read:
+    ``(windows - 1) * 8 + 76``."""
     return (windows_for(samples) - 1) * WINDOW_STEP_FRAMES + WINDOW_FRAMES
 
 
@@ -491,7 +492,7 @@ class SpeechEmbedding(FrontEnd):
     def frames_for(self, cfg, samples: int) -> int:
         return windows_for(samples)
 
-    def width(self, cfg) -> int:
+    def frame_width(self, cfg) -> int:
         return EMBEDDING_DIM
 
     def compute_numpy(self, audio: np.ndarray, cfg, batch_size: int) -> np.ndarray:

@@ -58,7 +58,7 @@ class Micro(FrontEnd):
         import tensorflow as tf
 
         audio = tf.convert_to_tensor(audio, tf.float32)
-        frames = cfg.frames_for(int(audio.shape[-1])) if audio.shape[-1] is not None else None
+        frames = self.frames_for(cfg, int(audio.shape[-1])) if audio.shape[-1] is not None else None
         return tf.map_fn(
             lambda clip: _one_clip(clip, cfg),
             audio,

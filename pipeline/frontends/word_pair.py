@@ -2,10 +2,10 @@
 
 One flat vector per clip, ``[1, 864 + 2048]``: the speech embedding's 9 windows of 96 values
 (pipeline/frontends/embedding.py) followed by EfficientWord-Net's 2,048 values
-(pipeline/frontends/efficientword.py) times ``EFFICIENTWORD_GAIN``. In bench/kfold.py the two joined beat either alone (see the
-README's real-speech table). The EfficientWord-Net ResNet sees a whole 1.5 s window, so nothing
-is reused between overlapping streaming windows: streaming runs both models on every window
-(slow; see the README).
+(pipeline/frontends/efficientword.py) times ``EFFICIENTWORD_GAIN``. In bench/kfold.py the two
+joined beat either alone (see the README's real-speech table). The EfficientWord-Net ResNet sees
+a whole 1.5 s window, so nothing is reused between overlapping streaming windows: streaming runs
+both models on every window (slow; see the README).
 
 Why the gain: an int8 model quantizes its input tensor with one scale. The speech embedding's
 values span about +-100, EfficientWord-Net's unit-length vector about +-0.34 (sd 0.022), so
@@ -41,7 +41,7 @@ class WordPair(FrontEnd):
     def frames_for(self, cfg, samples: int) -> int:
         return 1
 
-    def width(self, cfg) -> int:
+    def frame_width(self, cfg) -> int:
         return (
             embedding.windows_for(cfg.desired_samples) * embedding.EMBEDDING_DIM
             + efficientword.EMBEDDING_DIM
