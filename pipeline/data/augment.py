@@ -11,9 +11,9 @@ Differences from the original, on purpose:
   clip's augmentation does not depend on batch order and reruns give identical bytes.
 - ``foreground_gain_db`` (opt-in): a random gain per training word copy shows the model words at
   other levels than the clips' own (quiet speakers under a recording's noise are the real-speech
-  model's largest class of missed words; on the shared clips this did not help: README, "Every
-  unknown word"). With equal bounds nothing is drawn, so the other draws -- and the features of
-  ``[0, 0]`` -- are those without it.
+  model's largest class of missed words; on the shared clips this did not help:
+  docs/experiments/real-speech-streams.md, "Every unknown word"). With equal bounds nothing is
+  drawn, so the other draws -- and the features of ``[0, 0]`` -- are those without it.
 - Validation and test clips get no shift and no background (as the original), but their silence
   rows get FIXED noise seeded per split. The original draws that noise afresh on every evaluation
   (unseeded np.random), so its validation/test accuracy on silence moves between evaluations.

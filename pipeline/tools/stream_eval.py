@@ -13,8 +13,8 @@ of the window model. ``--gate`` makes a cascade (pipeline/streaming/cascade.py):
 model on a frame-reusing front end) scores every window, ``--model`` only the windows near the
 gate's keyword evidence (keyword mass >= the gate threshold); for a model whose front end cannot
 reuse frames, e.g. EfficientWord-Net's. ``--average-with`` decodes the mean of the model's window
-scores and other models' (trained on the same labels; an ensemble, see the README's streaming
-operating point).
+scores and other models' (trained on the same labels; an ensemble, see docs/streaming.md,
+"Averaging models").
 
 The decoder options default to the original's (the same as params.yaml's stream_eval section).
 """
