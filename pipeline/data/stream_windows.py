@@ -3,7 +3,7 @@
 A model trained on clips meets a different domain on a stream: background under every word, the
 recording's own audio around each window, a window that starts anywhere near a word. On the
 real-speech stream almost every false alarm is a wrong word, and training in that domain helped
-(bench/operating_point.py: +3.9 points correct at equal false alarms). With
+(bench/research/operating_point.py: +3.9 points correct at equal false alarms). With
 ``stream_windows.streams: N`` (0 = off, the default), featurize adds to the TRAINING split the
 windows of N recordings synthesized, as the synthesize_stream stage synthesizes its recording
 (``pipeline.streaming.synthesize``), from the training split's clips only (never a validation or

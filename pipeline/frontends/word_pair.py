@@ -2,7 +2,7 @@
 
 One flat vector per clip, ``[1, 864 + 2048]``: the speech embedding's 9 windows of 96 values
 (pipeline/frontends/embedding.py) followed by EfficientWord-Net's 2,048 values
-(pipeline/frontends/efficientword.py) times ``EFFICIENTWORD_GAIN``. In bench/kfold.py the two joined beat either alone (see the
+(pipeline/frontends/efficientword.py) times ``EFFICIENTWORD_GAIN``. In bench/research/kfold.py the two joined beat either alone (see the
 README's real-speech table). The EfficientWord-Net ResNet sees a whole 1.5 s window, so nothing
 is reused between overlapping streaming windows: streaming runs both models on every window
 (slow; see the README).
