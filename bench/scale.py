@@ -18,8 +18,9 @@ included), the outputs' size and the DVC cache's growth. Then a no-op ``dvc repr
 counted once) against archive + features; ``dvc push`` to a local remote and ``dvc pull`` into a
 fresh clone, with object counts.
 
-    python bench/scale.py                       # the full size: ~12 min on 2 quiet cores (2 to build the archive)
-    python bench/scale.py --clips 3000          # a quick check of the script itself
+    python -m bench.scale                # the full size: ~12 min on 2 quiet cores (2 to build
+                                         # the archive)
+    python -m bench.scale --clips 3000   # a quick check of the script itself
 
 Everything goes under ``--work`` (default /tmp/kws-scale), deleted at the end unless ``--keep``;
 the generated archives are kept in ``--work``/archives and reused by the next run of the same size.
@@ -36,7 +37,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -45,13 +45,11 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from pipeline.core.audio import encode_pcm16  # noqa: E402
-from pipeline.core.labels import BACKGROUND_NOISE_DIR  # noqa: E402
-from pipeline.core.schema import read_yaml  # noqa: E402
-from pipeline.data.split import which_set  # noqa: E402
+from bench.common import REPO
+from pipeline.core.audio import encode_pcm16
+from pipeline.core.labels import BACKGROUND_NOISE_DIR
+from pipeline.core.schema import read_yaml
+from pipeline.data.split import which_set
 
 # Clips per word in speech_commands_v0.02.tar.gz (105,829 in all).
 V2_COUNTS = {
@@ -232,9 +230,11 @@ class Sampler(threading.Thread):
                 break
             for proc in procs:
                 try:
-                    for line in open(f"/proc/{proc.pid}/status"):
-                        if line.startswith("RssAnon:"):
-                            self.peak_anon = max(self.peak_anon, int(line.split()[1]) * 1024)
+                    with open(f"/proc/{proc.pid}/status") as status:
+                        for line in status:
+                            if line.startswith("RssAnon:"):
+                                kib = int(line.split()[1])
+                                self.peak_anon = max(self.peak_anon, kib * 1024)
                 except OSError:
                     pass
             self.stop.wait(0.2)
@@ -433,11 +433,13 @@ def main(argv=None) -> int:
         print(
             f"\nScale benchmark: {args.clips:,} clips ({speakers:,} speakers, 35 words, "
             f"{len(NOISES)} noise recordings) + official test set of {test_clips:,}; "
-            f"{os.cpu_count()} CPU cores, load average before the DAG {load_before[0]:.1f} (1 min) / "
-            f"{load_before[1]:.1f} (5 min), after it {os.getloadavg()[0]:.1f} / {os.getloadavg()[1]:.1f}\n"
+            f"{os.cpu_count()} CPU cores, load average before the DAG {load_before[0]:.1f} "
+            f"(1 min) / {load_before[1]:.1f} (5 min), after it {os.getloadavg()[0]:.1f} / "
+            f"{os.getloadavg()[1]:.1f}\n"
         )
         print(
-            "| stage | wall time | peak RSS | peak anon. memory | bytes written | outputs | DVC cache growth |"
+            "| stage | wall time | peak RSS | peak anon. memory | bytes written | outputs "
+            "| DVC cache growth |"
         )
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for stage, f in rows:
@@ -447,7 +449,8 @@ def main(argv=None) -> int:
             )
         print(
             f"| **whole DAG** | **{mmss(total)}** | {gb(max(f['peak_rss'] for _, f in rows))} | "
-            f"{gb(max(f['peak_anon'] for _, f in rows))} | {gb(sum(f['written'] for _, f in rows))} | | "
+            f"{gb(max(f['peak_anon'] for _, f in rows))} | "
+            f"{gb(sum(f['written'] for _, f in rows))} | | "
             f"{gb(sum(f['cache_growth'] for _, f in rows))} |"
         )
 
@@ -467,8 +470,9 @@ def main(argv=None) -> int:
         used = disk_bytes(repo / "data", repo / "models", cache)
         downloads = disk_bytes(repo / ".cache" / "downloads")
         print(
-            f"\nDisk: workspace (data/, models/) + .dvc/cache = {gb(used)}; archives {gb(archive)} + "
-            f"features {gb(features)} = {gb(archive + features)}: {used / (archive + features):.2f}x. "
+            f"\nDisk: workspace (data/, models/) + .dvc/cache = {gb(used)}; "
+            f"archives {gb(archive)} + features {gb(features)} = {gb(archive + features)}: "
+            f"{used / (archive + features):.2f}x. "
             f"Workspace files: {count_files(repo / 'data') + count_files(repo / 'models')}; "
             f"the download cache .cache/downloads holds {gb(downloads)} (data.keep_download: "
             f"{params['data'].get('keep_download', True)}); keeping the archives there "
@@ -504,14 +508,14 @@ def main(argv=None) -> int:
         ).stdout
         print(
             f"\n| transfer | time | objects | size |\n| --- | ---: | ---: | ---: |\n"
-            f"| `dvc push` (every output, to a local remote) | {mmss(push['seconds'])} | {objects} | "
+            f"| `dvc push` (every output, to a local remote) | {mmss(push['seconds'])} "
+            f"| {objects} | "
             f"{gb(disk_bytes(remote))} |\n"
             f"| `dvc pull` (a fresh clone) | {mmss(pull['seconds'])} | {pulled} | "
             f"{gb(disk_bytes(clone / '.dvc' / 'cache'))} |"
         )
-        print(
-            f"\nthe clone after the pull: `dvc status` says {clean.strip().splitlines()[-1] if clean.strip() else '(nothing)'}"
-        )
+        said = clean.strip().splitlines()[-1] if clean.strip() else "(nothing)"
+        print(f"\nthe clone after the pull: `dvc status` says {said}")
         summary = {
             "clips": args.clips,
             "stages": dict(rows),

@@ -198,7 +198,7 @@ def combine(
     the gate's scores (any grid) and ``costly_scores(mask)``: the costly model's scores of the
     windows in ``mask`` (called once). Returns (scores, candidates mask, held mask). Computing
     the costly model from its audio (``cascade_scores``) or looking up scores already computed
-    on every window (bench/dag_operating_point.py) gives the same cascade."""
+    on every window (bench/research/dag_operating_point.py) gives the same cascade."""
     times_ms = np.asarray(times_ms, np.int64)
     mass = keyword_mass(labels, gate.scores)
     passing = mass >= settings.threshold
