@@ -1,4 +1,4 @@
-"""Benchmark: the checked extraction (pipeline/data/archive.py) against Python's own extraction.
+"""Benchmark: the checked extraction (data/acquire/archive.py) against Python's own extraction.
 
 Builds a .tar.gz and a .zip of ``--clips`` one-second 16 kHz clips (noisy tones, so they compress
 about as little as speech does) in a temporary folder, then extracts each with ``extract`` (links
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 import numpy as np  # noqa: E402
 
 from pipeline.core.audio import encode_wav  # noqa: E402
-from pipeline.data.archive import extract  # noqa: E402
+from pipeline.data.acquire.archive import extract  # noqa: E402
 
 RATE = 16000
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")

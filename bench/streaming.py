@@ -41,10 +41,10 @@ from bench.common import (  # noqa: E402
 from pipeline.core import paths  # noqa: E402
 from pipeline.core.audio import read_wav  # noqa: E402
 from pipeline.core.labels import ALL_WORDS, BACKGROUND_NOISE_DIR  # noqa: E402
+from pipeline.data.stream_synthesis import synthesize  # noqa: E402
 from pipeline.streaming.evaluate import evaluate_scores  # noqa: E402
 from pipeline.streaming.recognize import read_ground_truth  # noqa: E402
 from pipeline.streaming.scores import stream_scores  # noqa: E402
-from pipeline.streaming.synthesize import synthesize  # noqa: E402
 
 
 def recording(duration_s: float, params: dict):

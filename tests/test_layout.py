@@ -88,7 +88,8 @@ def test_dvc_lock_records_the_committed_code_and_params():
 
 
 def test_the_lock_check_can_fail():
-    """Code and params changes are reported; missing data deps and outputs (a fresh clone) are not."""
+    """Code and params changes are reported; missing data deps and outputs (a fresh clone) are
+    not."""
     status = {
         "train": [
             {
@@ -143,6 +144,38 @@ def test_layering_check_catches_a_stage_importing_a_stage(tmp_path):
         "pipeline.data.helper (library code) imports pipeline.cli",
         "pipeline.data.upward (layer data) imports pipeline.training.loop (layer training)",
         "pipeline.stages.train (a stage) imports pipeline.stages.split",
+    ]
+
+
+def test_layering_check_keeps_acquisition_apart(tmp_path):
+    """Acquisition (``data/acquire/``, the download stage's) may use the rest of ``data``, but no
+    other library module may import it; streaming no longer reads the data layer."""
+    root = tmp_path / "repo"
+    files = {
+        "pipeline/__init__.py": "",
+        "pipeline/data/__init__.py": "",
+        "pipeline/data/clip_store.py": "",
+        "pipeline/data/acquire/__init__.py": "",
+        "pipeline/data/acquire/sources.py": "from pipeline.data.clip_store import X\n",
+        "pipeline/data/featurize.py": "from pipeline.data.acquire import sources\n",
+        "pipeline/evaluation/__init__.py": "",
+        "pipeline/evaluation/metrics.py": "import pipeline.data.acquire.sources\n",
+        "pipeline/streaming/__init__.py": "",
+        "pipeline/streaming/scores.py": "from pipeline.data import clip_store\n",
+        "pipeline/stages/__init__.py": "",
+        "pipeline/stages/download.py": "from pipeline.data.acquire.sources import build_raw\n",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    assert layer_violations(root) == [
+        "pipeline.data.featurize (layer data) imports pipeline.data.acquire (layer data.acquire)",
+        "pipeline.data.featurize (layer data) imports pipeline.data.acquire.sources "
+        "(layer data.acquire)",
+        "pipeline.evaluation.metrics (layer evaluation) imports pipeline.data.acquire.sources "
+        "(layer data.acquire)",
+        "pipeline.streaming.scores (layer streaming) imports pipeline.data (layer data)",
+        "pipeline.streaming.scores (layer streaming) imports pipeline.data.clip_store (layer data)",
     ]
 
 

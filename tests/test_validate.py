@@ -14,7 +14,7 @@ from pipeline.core.audio import (
     read_wav_header,
     read_wav_info,
 )
-from pipeline.data.validate import validate_dataset
+from pipeline.data.acquire.validate import validate_dataset
 
 RATE = 16000
 
