@@ -4,12 +4,17 @@ The download stage calls :func:`validate_dataset` on ``data/raw/dataset`` (and o
 ``data/raw/official_test``). A bad clip found here gets a message naming it; found later it would
 crash featurize half way, or worse, be decoded as noise. Only headers are parsed (a 105k-clip data
 set is checked in seconds); samples are decoded only for the clips that are resampled.
+
+Three steps: :func:`scan` reads every file's header into :class:`ClipFacts` (touching nothing),
+:func:`decide` turns the facts and the policies into a :class:`Verdict` or refuses the data set
+(pure: no file is read or changed), and :func:`apply` removes, reports and resamples.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -47,7 +52,8 @@ def _check(
         raise WavError(
             path,
             f"{frames / sample_rate:.1f} s long, more than {max_samples / clip_samples:g} clips "
-            f"(data.max_clip_multiple x features.clip_duration_ms = {max_samples / sample_rate:g} s)",
+            "(data.max_clip_multiple x features.clip_duration_ms = "
+            f"{max_samples / sample_rate:g} s)",
         )
     return info.sample_rate != sample_rate, frames
 
@@ -64,6 +70,160 @@ def _name_problem(path: Path, root: Path) -> str:
 def printable(path) -> str:
     """A path as text that can be written anywhere: bytes that are not UTF-8 as \\xNN escapes."""
     return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True)
+class ClipFacts:
+    """What scanning found about one file: why it is unusable (``problem``; '' for a usable clip),
+    else its length in samples at the target rate and whether it must be resampled."""
+
+    path: Path
+    problem: str = ""
+    frames: int = 0
+    needs_resample: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with a scanned data set: the files to remove and report (``skip``: ``(path,
+    problem)`` in report order), the clips to resample, and the long clips kept for featurize to
+    truncate (``kept_long``: ``(path, frames)``)."""
+
+    skip: list[tuple[Path, str]]
+    resample: list[Path]
+    kept_long: list[tuple[Path, int]]
+
+
+def scan(
+    root: Path,
+    sample_rate: int,
+    clip_samples: int,
+    resample: bool,
+    max_samples: int | None = None,
+) -> list[ClipFacts]:
+    """The facts of every ``root/*/*.wav`` in name order, from its name and header only."""
+    facts = []
+    for path in tqdm(list_wavs(root), desc=f"validate {root.name}", unit="file", mininterval=1.0):
+        problem = _name_problem(path, root)
+        if problem:
+            facts.append(ClipFacts(path, problem))
+            continue
+        try:
+            needs_resample, frames = _check(path, sample_rate, clip_samples, resample, max_samples)
+        except OSError as exc:  # a folder named *.wav, an I/O error
+            facts.append(ClipFacts(path, f"cannot read: {exc.strerror or exc}"))
+            continue
+        except WavError as exc:
+            hint = (
+                " (data.resample: true converts it)"
+                if exc.problem.startswith("sample rate")
+                else ""
+            )
+            facts.append(ClipFacts(path, exc.problem + hint))
+            continue
+        facts.append(ClipFacts(path, frames=frames, needs_resample=needs_resample))
+    return facts
+
+
+def _shown(path: Path, root: Path) -> str:
+    return printable(path.relative_to(root).as_posix())
+
+
+def _describe_long(frames: int, sample_rate: int, clip_samples: int) -> str:
+    return (
+        f"{frames / sample_rate:.2f} s long, longer than one clip "
+        f"({1000 * clip_samples / sample_rate:g} ms)"
+    )
+
+
+def _check_policies(on_bad_file: str, on_long_clip: str) -> None:
+    if on_bad_file not in ON_BAD_FILE:
+        raise ValueError(f"on_bad_file must be one of {ON_BAD_FILE}, got {on_bad_file!r}")
+    if on_long_clip not in ON_LONG_CLIP:
+        raise ValueError(f"on_long_clip must be one of {ON_LONG_CLIP}, got {on_long_clip!r}")
+
+
+def decide(
+    facts: list[ClipFacts],
+    root: Path,
+    sample_rate: int,
+    clip_samples: int,
+    on_bad_file: str = "error",
+    on_long_clip: str = "truncate",
+) -> Verdict:
+    """The verdict on a scanned data set under the two policies (see :func:`validate_dataset`);
+    WavError naming the first offending file where a policy is ``"error"``. Pure: ``root`` only
+    names the files."""
+    _check_policies(on_bad_file, on_long_clip)
+    bad = [(f.path, f.problem) for f in facts if f.problem]
+    usable = [f for f in facts if not f.problem]
+    resample = [f.path for f in usable if f.needs_resample]
+    long = [
+        (f.path, f.frames)
+        for f in usable
+        if f.frames > clip_samples and f.path.parent.name != BACKGROUND_NOISE_DIR
+    ]
+    if bad and on_bad_file == "error":
+        path, problem = bad[0]
+        others = ""
+        if len(bad) > 1:
+            others = f" ({len(bad) - 1} other file(s) under {root.name}/ are bad too"
+            others += "; set data.on_bad_file: skip to leave them out and list them)"
+        raise WavError(f"{root.name}/{_shown(path, root)}", problem + others)
+    if long and on_long_clip == "error":
+        path, frames = long[0]
+        others = (
+            f" ({len(long) - 1} other clip(s) under {root.name}/ are too)" if len(long) > 1 else ""
+        )
+        raise WavError(
+            f"{root.name}/{_shown(path, root)}",
+            _describe_long(frames, sample_rate, clip_samples)
+            + others
+            + "; data.on_long_clip: truncate keeps them, skip leaves them out",
+        )
+    if long and on_long_clip == "skip":
+        bad.extend(
+            (path, _describe_long(frames, sample_rate, clip_samples) + " (data.on_long_clip: skip)")
+            for path, frames in long
+        )
+        bad.sort()
+        dropped = {path for path, _ in long}
+        resample = [path for path in resample if path not in dropped]
+    return Verdict(
+        skip=bad, resample=resample, kept_long=long if on_long_clip == "truncate" else []
+    )
+
+
+def apply(
+    verdict: Verdict, root: Path, sample_rate: int, clip_samples: int, scanned: int, shown: str
+) -> list[tuple[str, str]]:
+    """Carry out ``verdict``: remove the skipped files, warn of them and of the long clips kept,
+    resample; return the skipped files' ``(path relative to root, problem)`` rows. ``scanned``:
+    how many files were checked; ``shown``: how messages name ``root``."""
+    for path, _ in verdict.skip:
+        remove(path)
+    if verdict.skip:
+        log.warning("skipped %d bad file(s) of %d under %s", len(verdict.skip), scanned, shown)
+    if verdict.kept_long:
+        path, frames = max(verdict.kept_long, key=lambda item: item[1])
+        clip_ms = 1000 * clip_samples / sample_rate
+        log.warning(
+            "%d clip(s) under %s are longer than one clip (%g ms), the longest %s of %.2f s; "
+            "they are kept and featurize uses their first %g ms (data.on_long_clip: skip "
+            "leaves them out, error stops)",
+            len(verdict.kept_long),
+            shown,
+            clip_ms,
+            _shown(path, root),
+            frames / sample_rate,
+            clip_ms,
+        )
+    to_resample = verdict.resample
+    for path in tqdm(to_resample, desc="resample", unit="file", disable=not to_resample):
+        write_wav(path, read_wav(path, sample_rate, resample=True), sample_rate)
+    if to_resample:
+        log.info("resampled %d file(s) to %d Hz under %s", len(to_resample), sample_rate, shown)
+    return [(_shown(path, root), problem) for path, problem in verdict.skip]
 
 
 def validate_dataset(
@@ -94,92 +254,9 @@ def validate_dataset(
     ``shown``: how warnings name ``root`` (the caller's final location when ``root`` is a
     temporary folder); ``root`` itself by default.
     """
-    if on_bad_file not in ON_BAD_FILE:
-        raise ValueError(f"on_bad_file must be one of {ON_BAD_FILE}, got {on_bad_file!r}")
-    if on_long_clip not in ON_LONG_CLIP:
-        raise ValueError(f"on_long_clip must be one of {ON_LONG_CLIP}, got {on_long_clip!r}")
+    _check_policies(on_bad_file, on_long_clip)
     root = Path(root)
-    shown = shown or str(root)
     max_samples = None if max_clip_multiple is None else int(max_clip_multiple * clip_samples)
-    bad: list[tuple[Path, str]] = []
-    long: list[tuple[Path, int]] = []
-    to_resample: list[Path] = []
-    files = list_wavs(root)
-    for path in tqdm(files, desc=f"validate {root.name}", unit="file", mininterval=1.0):
-        problem = _name_problem(path, root)
-        if problem:
-            bad.append((path, problem))
-            continue
-        try:
-            needs_resample, frames = _check(path, sample_rate, clip_samples, resample, max_samples)
-        except OSError as exc:  # a folder named *.wav, an I/O error
-            bad.append((path, f"cannot read: {exc.strerror or exc}"))
-            continue
-        except WavError as exc:
-            hint = (
-                " (data.resample: true converts it)"
-                if exc.problem.startswith("sample rate")
-                else ""
-            )
-            bad.append((path, exc.problem + hint))
-            continue
-        if needs_resample:
-            to_resample.append(path)
-        if frames > clip_samples and path.parent.name != BACKGROUND_NOISE_DIR:
-            long.append((path, frames))
-
-    def describe(frames: int) -> str:
-        return (
-            f"{frames / sample_rate:.2f} s long, longer than one clip "
-            f"({1000 * clip_samples / sample_rate:g} ms)"
-        )
-
-    rows = [(printable(path.relative_to(root).as_posix()), problem) for path, problem in bad]
-    if bad and on_bad_file == "error":
-        first, problem = rows[0]
-        others = ""
-        if len(rows) > 1:
-            others = f" ({len(rows) - 1} other file(s) under {root.name}/ are bad too"
-            others += "; set data.on_bad_file: skip to leave them out and list them)"
-        raise WavError(f"{root.name}/{first}", problem + others)
-    if long and on_long_clip == "error":
-        path, frames = long[0]
-        others = (
-            f" ({len(long) - 1} other clip(s) under {root.name}/ are too)" if len(long) > 1 else ""
-        )
-        raise WavError(
-            f"{root.name}/{printable(path.relative_to(root).as_posix())}",
-            describe(frames)
-            + others
-            + "; data.on_long_clip: truncate keeps them, skip leaves them out",
-        )
-    if long and on_long_clip == "skip":
-        bad.extend((path, describe(frames) + " (data.on_long_clip: skip)") for path, frames in long)
-        bad.sort()
-        dropped = {path for path, _ in long}
-        to_resample = [path for path in to_resample if path not in dropped]
-        rows = [(printable(path.relative_to(root).as_posix()), problem) for path, problem in bad]
-    for path, _ in bad:
-        remove(path)
-    if bad:
-        log.warning("skipped %d bad file(s) of %d under %s", len(bad), len(files), shown)
-    if long and on_long_clip == "truncate":
-        path, frames = max(long, key=lambda item: item[1])
-        clip_ms = 1000 * clip_samples / sample_rate
-        log.warning(
-            "%d clip(s) under %s are longer than one clip (%g ms), the longest %s of %.2f s; "
-            "they are kept and featurize uses their first %g ms (data.on_long_clip: skip "
-            "leaves them out, error stops)",
-            len(long),
-            shown,
-            clip_ms,
-            printable(path.relative_to(root).as_posix()),
-            frames / sample_rate,
-            clip_ms,
-        )
-
-    for path in tqdm(to_resample, desc="resample", unit="file", disable=not to_resample):
-        write_wav(path, read_wav(path, sample_rate, resample=True), sample_rate)
-    if to_resample:
-        log.info("resampled %d file(s) to %d Hz under %s", len(to_resample), sample_rate, shown)
-    return rows
+    facts = scan(root, sample_rate, clip_samples, resample, max_samples)
+    verdict = decide(facts, root, sample_rate, clip_samples, on_bad_file, on_long_clip)
+    return apply(verdict, root, sample_rate, clip_samples, len(facts), shown or str(root))
