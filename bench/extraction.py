@@ -1,4 +1,4 @@
-"""Benchmark: the checked extraction (pipeline/data/archive.py) against Python's own extraction.
+"""Benchmark: the checked extraction (data/acquire/archive.py) against Python's own extraction.
 
 Builds a .tar.gz and a .zip of ``--clips`` one-second 16 kHz clips (noisy tones, so they compress
 about as little as speech does) in a temporary folder, then extracts each with ``extract`` (links
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.audio import encode_wav
-from pipeline.data.archive import extract
+from pipeline.data.acquire.archive import extract
 
 RATE = 16000
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")

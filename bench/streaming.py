@@ -37,10 +37,10 @@ from bench.common import (
 from pipeline.core import paths
 from pipeline.core.audio import read_wav
 from pipeline.core.labels import ALL_WORDS, BACKGROUND_NOISE_DIR
+from pipeline.data.stream_synthesis import synthesize
 from pipeline.streaming.evaluate import evaluate_scores
 from pipeline.streaming.recognize import read_ground_truth
 from pipeline.streaming.scores import stream_scores
-from pipeline.streaming.synthesize import synthesize
 
 
 def recording(duration_s: float, params: dict):

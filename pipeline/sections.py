@@ -14,10 +14,11 @@ from pipeline.core.params import SECTION_NAMES, check_section_names, section_fro
 from pipeline.core.schema import Section
 from pipeline.data.augment import AugmentConfig
 from pipeline.data.config import DataConfig, SplitConfig
+from pipeline.data.stream_synthesis import StreamConfig
 from pipeline.data.stream_windows import StreamWindowsConfig
 from pipeline.frontends import FeatureConfig
 from pipeline.models.config import ModelConfig
-from pipeline.streaming.config import StreamConfig, StreamEvalConfig
+from pipeline.streaming.config import StreamEvalConfig
 from pipeline.training.config import TrainConfig
 
 SECTIONS: dict[str, type[Section]] = {

@@ -28,11 +28,11 @@ from pipeline.core.clip import ClipFormat
 from pipeline.core.errors import StageError, WavError
 from pipeline.core.fs import sha256_file
 from pipeline.core.schema import read_yaml
-from pipeline.data.archive import extract
+from pipeline.data.acquire.archive import extract
+from pipeline.data.acquire.fetch import download_record, fetch, if_range
+from pipeline.data.acquire.sources import build_raw
 from pipeline.data.clip_store import ClipStore, is_store
 from pipeline.data.config import DataConfig, EmbeddedConfig
-from pipeline.data.fetch import download_record, fetch, if_range
-from pipeline.data.sources import build_raw
 from pipeline.stages.download import main
 from tests.conftest import REPO_ROOT, make_dataset, store_pcm, wav_pcm
 
@@ -57,7 +57,7 @@ def _no_proxy(monkeypatch):
 
 
 def etag_of(body: bytes) -> str:
-    return '"%s"' % hashlib.sha256(body).hexdigest()[:16]
+    return f'"{hashlib.sha256(body).hexdigest()[:16]}"'
 
 
 def last_modified_of(body: bytes) -> str:

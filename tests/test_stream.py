@@ -15,15 +15,16 @@ import pytest
 from pipeline.core.audio import read_wav, write_wav
 from pipeline.core.errors import ParamError, StageError, WavError
 from pipeline.core.labels import write_labels
+from pipeline.data.stream_synthesis import StreamConfig, format_labels, mix_in
+from pipeline.data.stream_synthesis import synthesize as _synthesize
 from pipeline.stages import stream_eval as stream_eval_stage
 from pipeline.stages import synthesize_stream
 from pipeline.streaming import evaluate as stream_eval
 from pipeline.streaming import scores as stream_scores
-from pipeline.streaming.config import StreamConfig, StreamEvalConfig
+from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.recognize import read_ground_truth
-from pipeline.streaming.synthesize import format_labels, mix_in
-from pipeline.streaming.synthesize import synthesize as _synthesize
 from pipeline.tools import stream_eval as stream_eval_tool
+from tests.conftest import make_store, word_clip
 
 DEFAULTS = StreamEvalConfig()
 
@@ -33,8 +34,6 @@ def synthesize(word_clips, unknown_clips, backgrounds, settings, progress=False,
         word_clips, unknown_clips, backgrounds, settings, RATE, progress=progress, read=read
     )
 
-
-from tests.conftest import make_store, word_clip
 
 RATE = 16000
 WORDS = ["yes", "no"]
@@ -114,13 +113,11 @@ def test_background_fills_the_recording_within_volume():
 def test_same_seed_same_stream_other_seed_differs():
     clips = {"yes": [tone(500), tone(600)], "no": [tone(1300)]}
     noise = [np.random.default_rng(0).normal(0, 0.3, 2 * RATE).astype(np.float32)]
-    run = lambda seed: synthesize(
-        clips,
-        [tone(2900)],
-        noise,  # noqa: E731
-        StreamConfig(duration_s=30, seed=seed),
-        progress=False,
-    )
+
+    def run(seed):
+        settings = StreamConfig(duration_s=30, seed=seed)
+        return synthesize(clips, [tone(2900)], noise, settings, progress=False)
+
     a, la = run(7)
     b, lb = run(7)
     c, lc = run(8)
@@ -153,7 +150,8 @@ def test_bad_settings_and_missing_pools():
 
 
 def _write_split(root: Path, dataset: Path, words=("yes", "no"), unknown_words=("cat",)):
-    """A data/split layout whose test split is every clip of ``dataset`` (paths relative to root)."""
+    """A data/split layout whose test split is every clip of ``dataset`` (paths relative to
+    root)."""
     split = root / "data" / "split"
     split.mkdir(parents=True)
     write_labels(split / "labels.txt", ["_silence_", "_unknown_", *words])
@@ -520,8 +518,9 @@ def test_stage_from_params(tmp_path, monkeypatch):
         tmp_path / "data" / "stream" / "stream_labels.txt",
     )
     (tmp_path / "params.yaml").write_text(
-        "stream_eval:\n  clip_stride_ms: 30\n  average_window_ms: 500\n  detection_threshold: 0.6\n"
-        "  suppression_ms: 1500\n  time_tolerance_ms: 750\n  minimum_count: 3\n  minimum_margin: 0.0\n"
+        "stream_eval:\n  clip_stride_ms: 30\n  average_window_ms: 500\n"
+        "  detection_threshold: 0.6\n  suppression_ms: 1500\n  time_tolerance_ms: 750\n"
+        "  minimum_count: 3\n  minimum_margin: 0.0\n"
     )
     seen = {}
 

@@ -89,11 +89,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from pipeline.core.audio import read_wav, write_wav
+    from pipeline.data.stream_synthesis import format_labels
     from pipeline.inference import load_model
     from pipeline.streaming.cascade import GateSettings
     from pipeline.streaming.evaluate import run_stream_eval
     from pipeline.streaming.recognize import read_ground_truth
-    from pipeline.streaming.synthesize import format_labels
 
     cfg = repo_params()["stream_eval"]
     cfg = dataclasses.replace(

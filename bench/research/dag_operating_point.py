@@ -8,7 +8,7 @@
 
 For a workspace where `dvc repro` (or `kws preset ... --run`) has run: synthesizes ``--streams``
 recordings from the *validation* split's clips (data/split/validation.csv: its speakers only), as
-synthesize_stream synthesizes the test split's (``pipeline.streaming.synthesize.split_streams``,
+synthesize_stream synthesizes the test split's (``pipeline.data.stream_synthesis.split_streams``,
 the ``stream`` section's makeup, seeds 9001, 9002, ...), scores them and the pipeline's test
 recording (data/stream/, synthesized from the test split) with the exported model
 (models/export) at ``stream_eval.clip_stride_ms``, and sweeps the detection threshold
@@ -314,11 +314,11 @@ def main(argv=None) -> int:
     from pipeline.core.audio import read_wav
     from pipeline.core.params import load_params
     from pipeline.data.manifest import MANIFEST_NAMES
+    from pipeline.data.stream_synthesis import StreamConfig, split_streams
     from pipeline.streaming.cascade import GateSettings, combine
-    from pipeline.streaming.config import StreamConfig, StreamEvalConfig
+    from pipeline.streaming.config import StreamEvalConfig
     from pipeline.streaming.recognize import decode, read_ground_truth, window_averages
     from pipeline.streaming.scores import mean_scores
-    from pipeline.streaming.synthesize import split_streams
 
     stream, cfg = load_params(paths.PARAMS, StreamConfig, StreamEvalConfig)
     scorer = CachedScorer(paths.EXPORT_DIR.resolve(), cfg.clip_stride_ms, args.cache)

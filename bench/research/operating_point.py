@@ -103,7 +103,7 @@ class StreamingHead:
 
 def stream_of(audio, y, fold, silence, labels, folds, noise, settings):
     """A synthetic stream of the clips of ``folds`` (a set of fold numbers)."""
-    from pipeline.streaming.synthesize import synthesize
+    from pipeline.data.stream_synthesis import synthesize
 
     pick = np.isin(fold, list(folds)) & ~silence
     words = {
@@ -132,9 +132,9 @@ def stream_windows(
     window starting within ``near_ms`` of a word labelled with it, as many starting more than
     ``far_ms`` from every word labelled ``_silence_``, embedded as streaming embeds them).
     Returns ``(x [n, frames, 96], y [n])``."""
+    from pipeline.data.stream_synthesis import StreamConfig
     from pipeline.data.stream_windows import StreamWindowsConfig, stream_examples, window_rng
     from pipeline.frontends import FeatureConfig
-    from pipeline.streaming.config import StreamConfig
 
     audio, y, fold, silence, labels = bundle
     features = FeatureConfig(preprocess=frontend)
@@ -180,7 +180,7 @@ def config_tag(args) -> str:
 
 def rotation_scores(r, bundle, aug, clean, noise, args):
     """Train rotation ``r``'s classifier; score its validation and test streams (cached)."""
-    from pipeline.streaming.config import StreamConfig
+    from pipeline.data.stream_synthesis import StreamConfig
     from pipeline.streaming.scores import stream_scores
 
     path = args.cache / f"op_{config_tag(args)}_r{r}_s{args.stream_seeds}.npz"

@@ -15,8 +15,7 @@ from pipeline.core.clip import ClipFormat
 from pipeline.core.labels import UNKNOWN_LABEL
 from pipeline.core.params import load_params
 from pipeline.data.manifest import MANIFEST_NAMES
-from pipeline.streaming.config import StreamConfig
-from pipeline.streaming.synthesize import split_streams, write_stream
+from pipeline.data.stream_synthesis import StreamConfig, split_streams, write_stream
 
 log = logging.getLogger(__name__)
 

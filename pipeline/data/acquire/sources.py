@@ -34,12 +34,12 @@ from pipeline.core.fs import (
     sha256_file,
 )
 from pipeline.core.labels import BACKGROUND_NOISE_DIR
-from pipeline.data.archive import DamagedArchiveError, Limits, extract
+from pipeline.data.acquire.archive import DamagedArchiveError, Limits, extract
+from pipeline.data.acquire.fetch import cache_path, check_sha256, fetch, forget
+from pipeline.data.acquire.validate import printable, validate_dataset
 from pipeline.data.clip_store import pack_folder
 from pipeline.data.config import DataConfig
-from pipeline.data.fetch import cache_path, check_sha256, fetch, forget
 from pipeline.data.manifest import skipped_text
-from pipeline.data.validate import printable, validate_dataset
 
 log = logging.getLogger(__name__)
 # Top-level text files of the data set worth keeping (licence, readme, the original split lists).
@@ -132,8 +132,8 @@ def collect_clips(
             continue
         target = dest / folder / wav.name
         target.parent.mkdir(exist_ok=True)
-        try:
-            source = open(wav, "rb")
+        try:  # opened apart from the copy below: a clip that cannot be read is skipped
+            source = open(wav, "rb")  # noqa: SIM115 (closed by the `with source` below)
         except OSError as exc:
             problems.append((printable(rel), f"cannot read: {exc.strerror}"))
             continue
@@ -235,7 +235,8 @@ def source_kind(location: str) -> str:
     if Path(location).is_file():
         return "archive"
     raise StageError(
-        f"data.test_set_source {location!r} is neither an http(s) URL nor an existing file or folder"
+        f"data.test_set_source {location!r} is neither an http(s) URL nor an existing file or "
+        "folder"
     )
 
 
@@ -371,7 +372,7 @@ def build_raw(
 
 def _generate(dataset: Path, data: DataConfig, clip: ClipFormat, progress: bool) -> dict:
     """The embedded source: espeak-ng speech written into ``dataset``; facts for source.json."""
-    from pipeline.data.embedded import generate_dataset
+    from pipeline.data.acquire.embedded import generate_dataset
 
     settings = data.embedded.to_dict()
     generated = generate_dataset(
