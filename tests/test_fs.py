@@ -1,5 +1,5 @@
 """Atomic outputs (pipeline/core/fs.py): modes that follow the umask, stale temporaries of killed
-writers, and a named error for an output path that cannot be a file."""
+writers, a named error for an output path that cannot be a file, and for a full disk."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.core.errors import StageError
@@ -17,6 +18,7 @@ from pipeline.core.fs import (
     atomic_write_json,
     remove_stale_temporaries,
 )
+from pipeline.core.npy import NpyWriter
 from pipeline.tools.evaluate_dir import main as evaluate_dir_main
 
 
@@ -121,3 +123,32 @@ def test_a_tool_given_a_folder_for_its_output_names_it(tmp_path, shared_pretrain
                 str(tmp_path / "out"),
             ]
         )
+
+
+FULL_DISK = Path("/dev/full")  # every write to it fails with ENOSPC, as on a full disk
+
+
+@pytest.mark.skipif(not FULL_DISK.exists(), reason="no /dev/full on this system")
+def test_a_full_disk_under_the_npy_writer_is_one_named_line():
+    full = r"^/dev/full: cannot write \(No space left on device\)$"
+    with pytest.raises(StageError, match=full), NpyWriter(FULL_DISK, "<f4", (3,)) as writer:
+        writer.append(np.zeros((4, 3), np.float32))
+
+
+@pytest.mark.skipif(not FULL_DISK.exists(), reason="no /dev/full on this system")
+def test_a_full_disk_inside_an_atomic_folder_names_the_output_and_leaves_nothing(tmp_path):
+    out = tmp_path / "data" / "features"
+    with pytest.raises(StageError) as caught, atomic_dir(out) as tmp:
+        (tmp / "train").mkdir()
+        (tmp / "train" / "x.npy").symlink_to(FULL_DISK)  # this file's disk is full
+        with NpyWriter(tmp / "train" / "x.npy", "<f4", (3,)) as writer:
+            writer.append(np.zeros((4, 3), np.float32))
+    assert str(caught.value) == f"{out}/train/x.npy: cannot write (No space left on device)"
+    assert list((tmp_path / "data").iterdir()) == []
+
+    # A plain write: the OSError names no file, the error names the output folder.
+    with pytest.raises(StageError) as caught, atomic_dir(out) as tmp:
+        (tmp / "model.tflite").symlink_to(FULL_DISK)
+        (tmp / "model.tflite").write_bytes(b"TFL3" * 1024)
+    assert str(caught.value) == f"{out}: cannot write (No space left on device)"
+    assert list((tmp_path / "data").iterdir()) == []
