@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from pipeline.core.fs import (
 )
 from pipeline.core.npy import NpyWriter
 from pipeline.tools.evaluate_dir import main as evaluate_dir_main
+from tests.conftest import REPO_ROOT
 
 
 def mode(path: Path) -> int:
@@ -82,6 +84,45 @@ def test_only_the_targets_own_temporaries_of_dead_writers_are_stale(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         n for n, s in names.items() if not s
     )
+
+
+def test_any_stage_start_removes_the_temporaries_that_killed_stages_left(tmp_path):
+    """A killed freeze leaves models/.export.<pid>.<random>.tmp, and DVC may restore freeze from
+    its run cache without running it: the next start of any stage removes it. Temporaries of
+    running writers, names without a pid and files inside outputs stay."""
+    dead, live = _dead_pid(), os.getpid()
+    stale = [
+        f"models/.export.{dead}.abcdefgh.tmp",
+        f"data/.features.{dead}.a1_b2c3d.tmp",
+        f"metrics/.export.json.{dead}.abcdefgh.tmp",
+        f"models/checkpoints/.ckpt-00000040.npz.{dead}.abcdefgh.tmp",
+        f".cache/downloads/.archive.tar.gz.{dead}.abcdefgh.tmp",
+    ]
+    kept = [
+        f"models/.export.{live}.abcdefgh.tmp",  # its writer runs
+        "models/.export.k2j4h5g6.tmp",  # no pid: left to the next write of models/export
+        f"models/export/.labels.txt.{dead}.abcdefgh.tmp",  # inside an output: DVC's business
+        "data/raw.tmp",
+    ]
+    for name in stale + kept:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"half an export")
+    (tmp_path / stale[0]).unlink()
+    (tmp_path / stale[0]).mkdir()
+    (tmp_path / stale[0] / "model_float.tflite").write_bytes(b"TFL3")
+
+    result = subprocess.run(  # another stage; it fails at once (no params.yaml), after the sweep
+        [sys.executable, "-m", "pipeline.stages.split"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "params.yaml" in result.stderr, result.stderr[-3000:]
+    assert [name for name in stale if (tmp_path / name).exists()] == []
+    assert [name for name in kept if not (tmp_path / name).exists()] == []
+    for name in stale:
+        assert f"removed {name}, left by a stage that was killed" in result.stderr
 
 
 def test_atomic_writes_remove_their_targets_stale_temporaries(tmp_path):

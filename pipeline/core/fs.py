@@ -3,7 +3,9 @@
 A stage that fails half way must leave nothing that DVC could cache as a good output, so every
 output is written under a temporary name beside its target (``.<name>.<pid>.<random>.tmp``) and
 renamed into place at the end. A process killed outright (SIGKILL, power loss) cannot clean up:
-the next write of the same target removes the temporaries of that target whose writer is gone.
+the next write of the same target removes the temporaries of that target whose writer is gone,
+and every stage's start removes those of the output folders (DVC may restore the killed stage
+from its run cache, and then no write of that target comes).
 Temporaries are created like ordinary files (mode 0666 / 0777 less the umask), so outputs suit a
 shared DVC cache or a team folder.
 
@@ -87,6 +89,23 @@ def remove_stale_temporaries(path) -> list[Path]:
     for entry in stale:
         remove(entry)
     return stale
+
+
+def remove_dead_writers_temporaries(folder) -> list[Path]:
+    """Delete every temporary in ``folder`` whose writer, the pid in its name, no longer runs.
+
+    Unlike :func:`stale_temporaries` this takes the temporaries of any target, so only names with
+    a pid count: a name this module makes whose writer is known to be gone.
+    """
+    pattern = re.compile(r"\..+\.(\d+)\.[a-z0-9_]{8}\.tmp")
+    removed = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
+            match = pattern.fullmatch(entry.name)
+            if match and not _pid_alive(int(match.group(1))):
+                remove(Path(folder) / entry.name)
+                removed.append(Path(folder) / entry.name)
+    return removed
 
 
 def check_output_file(path) -> Path:
