@@ -47,7 +47,7 @@ def _write_split(root: Path, dataset: Path) -> Path:
                     [rel.as_posix(), word, label, LABELS.index(label), speaker_id(s), split]
                 )
         rows.append(["", "_silence_", "_silence_", 0, "", split])
-        with open(split_dir / name, "w", newline="") as handle:
+        with open(split_dir / name, "w", encoding="utf-8", newline="") as handle:
             csv.writer(handle, lineterminator="\n").writerows([COLUMNS, *rows])
     return split_dir
 

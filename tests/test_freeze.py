@@ -45,7 +45,7 @@ def write_split(root: Path, speakers) -> tuple[Path, Path]:
             }
         )
     manifest = root / "test.csv"
-    with open(manifest, "w", newline="") as handle:
+    with open(manifest, "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

@@ -42,7 +42,9 @@ def test_outputs_get_the_modes_of_ordinary_files_under_the_umask(tmp_path, umask
     atomic_write_json(tmp_path / "metrics" / "train.json", {"accuracy": 1.0})
     with atomic_dir(tmp_path / "data" / "raw") as tmp:
         atomic_write_bytes(tmp / "dataset" / "yes" / "a.wav", b"RIFF")
-    with open(tmp_path / "ordinary.txt", "w") as handle:  # what a plain write gives
+    with open(
+        tmp_path / "ordinary.txt", "w", encoding="utf-8"
+    ) as handle:  # what a plain write gives
         handle.write("x")
     (tmp_path / "ordinary").mkdir()
 

@@ -108,6 +108,17 @@ def remove_dead_writers_temporaries(folder) -> list[Path]:
     return removed
 
 
+def name_text(name) -> str:
+    """A file name (or relative path) as text, its bytes read as UTF-8 whatever the locale.
+
+    In an ASCII locale Python reads the name ``Zoë`` from the disk as ``Zo\\udcc3\\udcab`` (its
+    bytes escaped); this gives ``Zoë`` there as in a UTF-8 locale, so that what a stage writes
+    (index.csv, manifests) does not depend on the locale. UnicodeDecodeError if the bytes are not
+    UTF-8.
+    """
+    return os.fsencode(name).decode("utf-8")
+
+
 def check_output_file(path) -> Path:
     """A StageError naming ``path`` if no file can be written there (a folder, or under a file).
 
@@ -245,7 +256,7 @@ def read_json(path) -> Any:
     """Parse a JSON file; a StageError naming the file if it is not valid JSON."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise
     except (ValueError, OSError) as exc:  # UnicodeDecodeError is a ValueError

@@ -56,7 +56,7 @@ def module_name(root: Path, path: Path) -> str:
 
 def direct_imports(root: Path, path: Path) -> set[str]:
     """Names of the project modules that ``path`` imports anywhere in its body."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_package = path.name == "__init__.py"
     here = module_name(root, path)
     found: set[str] = set()
@@ -99,7 +99,7 @@ def closure(root: Path, start: str) -> dict[str, Path]:
 
 def stage_modules(root: Path) -> dict[str, str]:
     """Stage name -> the module its dvc.yaml command runs."""
-    stages = read_yaml((root / "dvc.yaml").read_text())["stages"]
+    stages = read_yaml((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     modules = {}
     for name, stage in stages.items():
         words = str(stage["cmd"]).split()
@@ -143,9 +143,8 @@ def check_stage(root: Path, stage: str, module: str, deps: list[str]) -> list[st
             problems.append(f"{stage}: dep {dep} is code the stage does not run")
         covered |= hits
     for path in sorted(files - covered):
-        problems.append(
-            f"{stage}: runs {path.relative_to(root.resolve()).as_posix()} but dvc.yaml does not list it"
-        )
+        relative = path.relative_to(root.resolve()).as_posix()
+        problems.append(f"{stage}: runs {relative} but dvc.yaml does not list it")
     return problems
 
 
@@ -201,7 +200,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
-    stages = read_yaml((root / "dvc.yaml").read_text())["stages"]
+    stages = read_yaml((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     problems = layer_violations(root)
     for stage, module in stage_modules(root).items():
         if args.check:
