@@ -38,7 +38,9 @@ def write_manifests(root: Path, dataset: Path, words, speakers: int) -> Path:
     labels = prepare_words_list(WANTED)
     split_dir = root / "split"
     split_dir.mkdir(parents=True)
-    (split_dir / "labels.txt").write_text("".join(f"{label}\n" for label in labels))
+    (split_dir / "labels.txt").write_text(
+        "".join(f"{label}\n" for label in labels), encoding="utf-8"
+    )
     rng = np.random.default_rng(0)
     for name, split, lo, hi in (
         ("train.csv", "training", 0.2, 1.0),
@@ -56,7 +58,7 @@ def write_manifests(root: Path, dataset: Path, words, speakers: int) -> Path:
         rng.shuffle(unknown)
         extra = int(np.ceil(len(wanted) * 0.1))
         rows = wanted + unknown[:extra] + [["", "_silence_", "_silence_", 0, "", split]] * extra
-        with open(split_dir / name, "w", newline="") as handle:
+        with open(split_dir / name, "w", encoding="utf-8", newline="") as handle:
             csv.writer(handle, lineterminator="\n").writerows([COLUMNS, *rows])
     return split_dir
 
@@ -175,7 +177,7 @@ def main(argv=None) -> int:
             np.load(root / "features" / "train" / "y.npy"),
         )
 
-        with open(split_dir / "train.csv") as handle:
+        with open(split_dir / "train.csv", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
         some_clip = next(r["path"] for r in rows if r["path"])
         paths = [str(root / (r["path"] or some_clip)) for r in rows]

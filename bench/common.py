@@ -41,7 +41,9 @@ def stand_in_keras(params: dict, folder: Path) -> Path:
     folder.mkdir(parents=True)
     with_softmax(model).save(folder / "model.keras")
     write_labels(folder / "labels.txt", labels)
-    (folder / "meta.json").write_text(json.dumps({"features": features.to_dict()}))
+    (folder / "meta.json").write_text(
+        json.dumps({"features": features.to_dict()}), encoding="utf-8"
+    )
     return folder
 
 

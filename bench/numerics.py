@@ -47,7 +47,9 @@ def run(cmd: list[str], cwd: Path, extra: dict | None = None) -> None:
 def snapshot(work: Path) -> dict:
     values = {}
     for headline in HEADLINES:
-        values[headline.label] = headline.read(json.loads((work / headline.path).read_text()))
+        values[headline.label] = headline.read(
+            json.loads((work / headline.path).read_text(encoding="utf-8"))
+        )
     values["model.keras"] = hashlib.md5(
         (work / "models/keras/model.keras").read_bytes()
     ).hexdigest()

@@ -230,7 +230,7 @@ class Sampler(threading.Thread):
                 break
             for proc in procs:
                 try:
-                    with open(f"/proc/{proc.pid}/status") as status:
+                    with open(f"/proc/{proc.pid}/status", encoding="utf-8") as status:
                         for line in status:
                             if line.startswith("RssAnon:"):
                                 kib = int(line.split()[1])
@@ -278,7 +278,11 @@ def disk_bytes(*paths: Path) -> int:
     if not present:
         return 0
     out = subprocess.run(
-        ["du", "-s", "-c", "-B1", *present], check=True, capture_output=True, text=True
+        ["du", "-s", "-c", "-B1", *present],
+        check=True,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
     )
     return int(out.stdout.strip().splitlines()[-1].split()[0])
 
@@ -402,23 +406,23 @@ def main(argv=None) -> int:
         repo.mkdir()
         copy_project(repo)
         params_path = repo / "params.yaml"
-        params = read_yaml(params_path.read_text())
+        params = read_yaml(params_path.read_text(encoding="utf-8"))
         params["data"].update(
             source="url",
             url=f"{url}/{dataset_tar.name}",
             test_set="official",
             test_set_source=f"{url}/{test_tar.name}",
         )
-        text = params_path.read_text()
+        text = params_path.read_text(encoding="utf-8")
         for key in ("source", "url", "test_set", "test_set_source"):  # keep the file's comments
             text = _set_key(text, key, params["data"][key])
-        params_path.write_text(text)
+        params_path.write_text(text, encoding="utf-8")
         git(repo, env, "init", "-q", "-b", "main")
         git(repo, env, "add", "-A")
         git(repo, env, "commit", "-q", "-m", "scale benchmark")
 
         rows, cache = [], repo / ".dvc" / "cache"
-        with open(log_path, "w") as log:
+        with open(log_path, "w", encoding="utf-8") as log:
             for stage in STAGES:
                 before = disk_bytes(cache)
                 figures = run_measured(["dvc", "repro", "--single-item", stage], repo, env, log)
@@ -488,7 +492,7 @@ def main(argv=None) -> int:
             check=True,
             capture_output=True,
         )
-        with open(log_path, "a") as log:
+        with open(log_path, "a", encoding="utf-8") as log:
             push = run_measured(["dvc", "push"], repo, env, log)
         objects = count_files(remote)
         clone = work / "clone"
@@ -500,11 +504,11 @@ def main(argv=None) -> int:
             check=True,
             capture_output=True,
         )
-        with open(log_path, "a") as log:
+        with open(log_path, "a", encoding="utf-8") as log:
             pull = run_measured(["dvc", "pull"], clone, env, log)
         pulled = count_files(clone / ".dvc" / "cache")
         clean = subprocess.run(
-            ["dvc", "status"], cwd=clone, env=env, capture_output=True, text=True
+            ["dvc", "status"], cwd=clone, env=env, capture_output=True, text=True, encoding="utf-8"
         ).stdout
         print(
             f"\n| transfer | time | objects | size |\n| --- | ---: | ---: | ---: |\n"
@@ -530,7 +534,7 @@ def main(argv=None) -> int:
             "pull": pull,
             "objects": objects,
         }
-        (work / "scale.json").write_text(json.dumps(summary, indent=2))
+        (work / "scale.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     finally:
         server.shutdown()
         if not args.keep:

@@ -210,7 +210,7 @@ def main(argv=None) -> int:
             f"{r['seconds']:8.2f} {r['x_real_time']:11.1f} {correct:>9} {alarms:>8}"
         )
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

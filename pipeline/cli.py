@@ -12,8 +12,12 @@ import logging
 import sys
 from collections.abc import Callable
 
+from pipeline.core import paths
 from pipeline.core.errors import EXPECTED_ERRORS
+from pipeline.core.fs import remove_dead_writers_temporaries
 from pipeline.core.tf import quiet_tensorflow
+
+log = logging.getLogger(__name__)
 
 # ``kws <name>`` runs the tool module's main (python -m pipeline.tools.<module> does the same).
 TOOLS = {
@@ -32,19 +36,40 @@ TOOLS = {
 
 
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
-    """Run ``main`` and turn expected errors into a one-line message and exit status 1."""
+    """Run ``main`` and turn expected errors into a one-line message and exit status 1.
+
+    A stage first removes the temporaries that killed stages left in the output folders.
+    """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     quiet_tensorflow()
+    name = _module_name(main)
+    if name.startswith("pipeline.stages."):
+        remove_killed_stages_temporaries()
     try:
         status = main(argv)
     except EXPECTED_ERRORS as exc:
-        name = getattr(main, "__module__", "pipeline")
-        if name == "__main__":  # run as `python -m pipeline.x`: name the module, not __main__
-            spec = getattr(sys.modules["__main__"], "__spec__", None)
-            name = spec.name if spec else name
         print(f"error [{name}]: {exc}", file=sys.stderr)
         sys.exit(1)
     sys.exit(status or 0)
+
+
+def _module_name(main: Callable) -> str:
+    name = getattr(main, "__module__", "pipeline")
+    if name == "__main__":  # run as `python -m pipeline.x`: name the module, not __main__
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        name = spec.name if spec else name
+    return name
+
+
+def remove_killed_stages_temporaries() -> None:
+    """Remove the temporaries of dead writers in the output folders (pipeline/core/fs.py).
+
+    A killed stage leaves its temporary (gigabytes at full size), and when DVC then restores
+    that stage from its run cache, the stage never runs to remove it: any stage's start does.
+    """
+    for folder in paths.OUTPUT_FOLDERS:
+        for path in remove_dead_writers_temporaries(folder):
+            log.info("removed %s, left by a stage that was killed", path)
 
 
 def main(argv: list[str] | None = None) -> None:

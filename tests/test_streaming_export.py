@@ -250,7 +250,7 @@ def freeze_tones(root: Path, keras_dir: Path, features: dict) -> dict:
                 "split": "testing",
             }
         )
-    with open(root / "test.csv", "w", newline="") as handle:
+    with open(root / "test.csv", "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

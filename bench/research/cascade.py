@@ -117,7 +117,7 @@ def main(argv=None) -> int:
         ]
         wav, truth = Path(tmp.name) / "stream.wav", Path(tmp.name) / "labels.txt"
         write_wav(wav, audio, int(model.sample_rate))
-        truth.write_text(format_labels(kept))
+        truth.write_text(format_labels(kept), encoding="utf-8")
     print(f"load at start: {os.getloadavg()[0]:.1f} (1-min average, {os.cpu_count()} CPUs)")
     print(
         f"costly model {args.model}\ngate         {args.gate}\nrecording    {args.wav}"

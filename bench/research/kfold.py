@@ -328,7 +328,7 @@ def main(argv=None) -> int:
     for config in args.configs:
         rows.append(run_config(config, bundle, args))
         if args.json:
-            with args.json.open("a") as fh:
+            with args.json.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(rows[-1]) + "\n")
     header = (
         f"{'configuration':<40} {'mean':>6} {'95% CI':>7} {'min':>6} {'max':>6} {'sd':>5} "

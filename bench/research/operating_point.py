@@ -529,7 +529,8 @@ def main(argv=None) -> int:
                 dict(args={k: str(v) for k, v in vars(args).items()}, report=report),
                 indent=1,
                 default=float,
-            )
+            ),
+            encoding="utf-8",
         )
     return 0
 

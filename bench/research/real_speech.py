@@ -82,6 +82,7 @@ def run_stage(stage: str, work: Path) -> float:
         env=env,
         capture_output=True,
         text=True,
+        encoding="utf-8",
     )
     if result.returncode != 0:
         raise SystemExit(f"{stage} failed in {work}:\n{result.stderr[-3000:]}")
@@ -97,7 +98,7 @@ def write_params(
     params["features"].update(features)
     params["augment"].update(augment)
     params["train"].update(train)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
 def main(argv=None) -> int:
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: no such folder of real clips")
-    base = read_yaml((REPO / "params.yaml").read_text())
+    base = read_yaml((REPO / "params.yaml").read_text(encoding="utf-8"))
     root = args.workdir or Path(tempfile.mkdtemp(prefix="real_speech_"))
     root.mkdir(parents=True, exist_ok=True)
     print(f"work folder: {root}", flush=True)
@@ -133,10 +134,10 @@ def main(argv=None) -> int:
         write_params(work, base, features, augment, train, args.data)
         train_seconds = run_stage("train", work)
         run_stage("evaluate", work)
-        train_metrics = json.loads((work / "metrics/train.json").read_text())
-        test_metrics = json.loads((work / "metrics/evaluate.json").read_text())
+        train_metrics = json.loads((work / "metrics/train.json").read_text(encoding="utf-8"))
+        test_metrics = json.loads((work / "metrics/evaluate.json").read_text(encoding="utf-8"))
         split = (
-            json.loads((work / "metrics/split.json").read_text())
+            json.loads((work / "metrics/split.json").read_text(encoding="utf-8"))
             if (work / "metrics/split.json").is_file()
             else {}
         )

@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: no such folder of real clips")
-    base = read_yaml((REPO / "params.yaml").read_text())
+    base = read_yaml((REPO / "params.yaml").read_text(encoding="utf-8"))
     root = args.workdir or Path(tempfile.mkdtemp(prefix="synthetic_to_real_"))
     root.mkdir(parents=True, exist_ok=True)
     command = "python -m bench.research.synthetic_to_real " + shlex.join(argv or sys.argv[1:])

@@ -14,7 +14,43 @@ SILENCE_INDEX = 0
 UNKNOWN_INDEX = 1
 
 # The 35 words of Speech Commands v0.02 (v0.01 has the first 30).
-ALL_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow", "backward", "forward", "follow", "learn", "visual"]
+ALL_WORDS = [
+    "yes",
+    "no",
+    "up",
+    "down",
+    "left",
+    "right",
+    "on",
+    "off",
+    "stop",
+    "go",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "happy",
+    "house",
+    "marvin",
+    "sheila",
+    "tree",
+    "wow",
+    "backward",
+    "forward",
+    "follow",
+    "learn",
+    "visual",
+]
 
 
 def prepare_words_list(wanted_words) -> list[str]:
@@ -27,7 +63,7 @@ def write_labels(path, labels) -> None:
 
 
 def read_labels(path) -> list[str]:
-    lines = [line.strip() for line in Path(path).read_text().splitlines()]
+    lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
     labels = [line for line in lines if line]
     if not labels:
         raise StageError(f"{path}: labels file is empty")

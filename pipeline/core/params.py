@@ -37,7 +37,7 @@ def read_params(path: str | Path = DEFAULT_PARAMS_PATH) -> dict[str, Any]:
     """The raw mapping of params.yaml (YAML 1.2, as DVC reads it), sections checked by name."""
     path = Path(path)
     try:
-        content = path.read_text()
+        content = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ParamError(f"params: {path} not found (run from the repository root)") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from pipeline.core.audio import encode_pcm16, read_pcm16
 from pipeline.core.errors import StageError
-from pipeline.core.fs import atomic_write_json, atomic_write_text, read_json
+from pipeline.core.fs import atomic_write_json, atomic_write_text, name_text, read_json
 from pipeline.core.labels import BACKGROUND_NOISE_DIR
 from pipeline.core.npy import NpyWriter
 
@@ -105,7 +105,7 @@ class ClipStore:
 
     def _read_index(self) -> list[ClipEntry]:
         path = self.folder / INDEX_FILE
-        with open(path, newline="") as handle:
+        with open(path, encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
             if tuple(header or ()) != INDEX_COLUMNS:
@@ -290,9 +290,9 @@ def pack_folder(
         ):
             pcm = read_pcm16(path, sample_rate)
             writer.append(pcm)
-            word = path.parent.name
-            speaker = "" if word == BACKGROUND_NOISE_DIR else speaker_of(path.name)
-            entries.append(ClipEntry(f"{word}/{path.name}", word, speaker, offset, len(pcm)))
+            word, name = name_text(path.parent.name), name_text(path.name)  # any locale
+            speaker = "" if word == BACKGROUND_NOISE_DIR else speaker_of(name)
+            entries.append(ClipEntry(f"{word}/{name}", word, speaker, offset, len(pcm)))
             offset += len(pcm)
             if consume:
                 path.unlink()

@@ -111,11 +111,16 @@ def read_revision(revision: str, path: Path, root: Path = Path(".")) -> dict[str
         cwd=root,
         capture_output=True,
         text=True,
+        encoding="utf-8",
     )
     if check.returncode != 0:
         raise StageError(f"{revision}: not a git revision of {Path(root).resolve()}")
     shown = subprocess.run(
-        ["git", "show", f"{revision}:{path.as_posix()}"], cwd=root, capture_output=True, text=True
+        ["git", "show", f"{revision}:{path.as_posix()}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
     )
     if shown.returncode != 0:
         return None

@@ -59,7 +59,7 @@ def module_name(root: Path, path: Path) -> str:
 
 def direct_imports(root: Path, path: Path) -> set[str]:
     """Names of the project modules that ``path`` imports anywhere in its body."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_package = path.name == "__init__.py"
     here = module_name(root, path)
     found: set[str] = set()
@@ -102,7 +102,7 @@ def closure(root: Path, start: str) -> dict[str, Path]:
 
 def stage_modules(root: Path) -> dict[str, str]:
     """Stage name -> the module its dvc.yaml command runs."""
-    stages = read_yaml((root / "dvc.yaml").read_text())["stages"]
+    stages = read_yaml((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     modules = {}
     for name, stage in stages.items():
         words = str(stage["cmd"]).split()
@@ -209,7 +209,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
-    stages = read_yaml((root / "dvc.yaml").read_text())["stages"]
+    stages = read_yaml((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     problems = layer_violations(root)
     for stage, module in stage_modules(root).items():
         if args.check:

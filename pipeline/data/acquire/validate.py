@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from pipeline.core.audio import check_pcm16_mono, read_wav, read_wav_header, write_wav
 from pipeline.core.errors import WavError
-from pipeline.core.fs import remove
+from pipeline.core.fs import name_text, remove
 from pipeline.core.labels import BACKGROUND_NOISE_DIR
 from pipeline.data.clip_store import list_wavs
 from pipeline.data.config import ON_BAD_FILE, ON_LONG_CLIP
@@ -61,8 +61,8 @@ def _check(
 def _name_problem(path: Path, root: Path) -> str:
     """Why a path cannot go into the data set by its name alone ('' when it can)."""
     try:
-        path.relative_to(root).as_posix().encode("utf-8")
-    except UnicodeEncodeError:
+        name_text(path.relative_to(root).as_posix())
+    except UnicodeDecodeError:
         return "file name is not valid UTF-8 (rename it)"
     return ""
 
