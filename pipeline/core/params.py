@@ -3,10 +3,10 @@
 Every stage first validates the whole file (``pipeline.sections.validate_file``, run by
 ``pipeline.cli.run_stage``), then calls :func:`load_params` with the section classes it reads, so
 a typo (``trian.batch_size``), a wrong type or an out-of-range value in any section stops it
-before any work, with one line naming the file, the key and what is allowed. The section classes live with the code that uses
-them (``DataConfig`` in ``pipeline.data.config``, ``FeatureConfig`` in ``pipeline.frontends``,
-...); this module knows only the section names, so loading params never imports a layer a stage
-does not run.
+before any work, with one line naming the file, the key and what is allowed. The section classes
+live with the code that uses them (``DataConfig`` in ``pipeline.data.config``, ``FeatureConfig``
+in ``pipeline.frontends``, ...); this module knows only the section names, so loading params
+never imports a layer a stage does not run.
 """
 
 from __future__ import annotations
