@@ -1,12 +1,15 @@
 """Entry-point plumbing for the stages and tools, and the ``kws`` command.
 
-Stages are run by dvc.yaml as ``python -m pipeline.stages.<stage>``; tools as
-``python -m pipeline.tools.<tool>`` or ``kws <tool>``. Expected failures (bad parameters, bad
-input files, a broken download) print one clear line and exit 1 instead of a traceback.
+Stages are run by dvc.yaml as ``python -m pipeline.stages.<stage>`` (through :func:`run_stage`,
+which first validates the whole params file); tools as ``python -m pipeline.tools.<tool>`` or
+``kws <tool>``. Expected failures (bad parameters, bad input files, a broken download) print one
+clear line and exit 1 instead of a traceback.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import importlib
 import logging
 import sys
@@ -32,6 +35,7 @@ TOOLS = {
     "compare-metrics": "compare_metrics",
     "extract-clip": "extract_clip",
     "quantize-embedding": "quantize_embedding",
+    "check": "check",
 }
 
 
@@ -70,6 +74,26 @@ def remove_killed_stages_temporaries() -> None:
     for folder in paths.OUTPUT_FOLDERS:
         for path in remove_dead_writers_temporaries(folder):
             log.info("removed %s, left by a stage that was killed", path)
+
+
+def run_stage(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None):
+    """``run_main`` for a DVC stage: the whole params file (the stage's ``--params``, default
+    params.yaml) is validated before the stage does anything, so that a bad key of any section,
+    a late stage's included, stops the first stage that runs (``pipeline.sections.validate_file``;
+    not a code dep of the stages: it can stop one, never change what it writes)."""
+
+    @functools.wraps(main)
+    def checked(argv: list[str] | None) -> int | None:
+        args = list(sys.argv[1:] if argv is None else argv)
+        if not {"-h", "--help"} & set(args):
+            peek = argparse.ArgumentParser(add_help=False)
+            peek.add_argument("--params", default=str(paths.PARAMS))
+            from pipeline.sections import validate_file
+
+            validate_file(peek.parse_known_args(args)[0].params)
+        return main(argv)
+
+    run_main(checked, argv)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 
 from pipeline.core.errors import StageError, WavError
 from pipeline.core.labels import BACKGROUND_NOISE_DIR
-from pipeline.core.schema import Section, integer, list_of, number, param
+from pipeline.core.schema import Section, integer, list_of, number, param, random_seed
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class AugmentConfig(Section):
     # [low, high]: each training word copy is scaled by a gain uniform in these decibels (before
     # the background noise). [0, 0] = off, the original's levels.
     foreground_gain_db: list = param([0, 0], list_of(number(-60, 40), check=_gain_problem))
-    seed: int = param(4242, integer(0))
+    seed: int = param(4242, random_seed())
 
     def time_shift_samples(self, sample_rate: int) -> int:
         return int(self.time_shift_ms * sample_rate / 1000)

@@ -31,7 +31,7 @@ from pipeline.core.audio import write_wav
 from pipeline.core.errors import ParamError, StageError
 from pipeline.core.fs import atomic_dir, atomic_write_text
 from pipeline.core.labels import BACKGROUND_NOISE_DIR, SILENCE_LABEL, UNKNOWN_LABEL, read_labels
-from pipeline.core.schema import Section, integer, number, param
+from pipeline.core.schema import Section, integer, number, param, random_seed
 from pipeline.data.clip_store import ClipReader
 from pipeline.data.manifest import read_manifest
 
@@ -50,14 +50,26 @@ class StreamConfig(Section):
     word_gap_ms: int = param(2000, integer(0))
     unknown_percentage: float = param(30, number(0, 100))
     background_volume: float = param(0.1, number(0, 1))
-    background_segment_ms: int = param(1500, integer(10))
-    seed: int = param(8, integer(0))
+    background_segment_ms: int = param(1500, integer(10, 100_000_000))
+    seed: int = param(8, random_seed())
 
     def __post_init__(self):
         if self.word_gap_ms > self.word_interval_ms:
             raise ParamError(
                 f"params: stream.word_gap_ms ({self.word_gap_ms}) must not exceed "
                 f"stream.word_interval_ms ({self.word_interval_ms}): words would leave their slot"
+            )
+        # stream_windows recordings take this makeup at their own duration: pipeline.sections
+        # checks the segment against that one.
+        self.check_segment_fits(self.duration_s, "stream.duration_s")
+
+    def check_segment_fits(self, duration_s: float, key: str) -> None:
+        """ParamError unless a background segment (allocated whole, then cut out of the
+        recording) fits in a recording of ``duration_s``."""
+        if self.background_segment_ms > duration_s * 1000:
+            raise ParamError(
+                f"params: stream.background_segment_ms ({self.background_segment_ms}) exceeds "
+                f"{key} ({duration_s:g} s): a segment must fit in the recording"
             )
 
 

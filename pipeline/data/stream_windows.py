@@ -34,7 +34,7 @@ import numpy as np
 
 from pipeline.core.errors import ParamError
 from pipeline.core.labels import SILENCE_LABEL
-from pipeline.core.schema import Section, integer, number, param
+from pipeline.core.schema import Section, integer, number, param, random_seed
 from pipeline.data.stream_synthesis import StreamConfig
 from pipeline.frontends import FeatureConfig, features_numpy
 
@@ -58,7 +58,7 @@ class StreamWindowsConfig(Section):
     # word, _silence_ (as many as the word windows, drawn at random).
     near_ms: int = param(160, integer(0, 10000))
     far_ms: int = param(750, integer(0, 100000))
-    seed: int = param(1913, integer(0))
+    seed: int = param(1913, random_seed())
 
     def __post_init__(self):
         if self.far_ms < self.near_ms:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.cli import run_main
+from pipeline.cli import run_stage
 from pipeline.core import paths
 from pipeline.core.params import load_params
 from pipeline.data.augment import AugmentConfig
@@ -47,4 +47,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_stage(main)

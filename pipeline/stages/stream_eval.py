@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipeline.cli import run_main
+from pipeline.cli import run_stage
 from pipeline.core import paths
 from pipeline.core.fs import atomic_write_json, atomic_write_text
 from pipeline.core.params import load_params
@@ -59,4 +59,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_stage(main)
