@@ -44,8 +44,9 @@ class SavedModelModel(KwsModel):
         self._check_labels(int(out.shape[-1]), path)
 
     def predict_wav_bytes(self, data: bytes, name: str = "<bytes>") -> np.ndarray:
-        self.decode(data, name)  # validate the file (clear WavError) before TensorFlow sees it
-        out = self.loaded.signatures["serving_default"](wav_data=self.tf.constant(data))
+        # Checked (a clear WavError) and re-encoded in the plain form DecodeWav accepts.
+        wav = self.canonical_wav(data, name)
+        out = self.loaded.signatures["serving_default"](wav_data=self.tf.constant(wav))
         return np.asarray(out["labels_softmax"])[0]
 
     def predict_audio(self, audio: np.ndarray) -> np.ndarray:

@@ -1,0 +1,140 @@
+"""Hostile and broken input to the tools (issue "Hostile and broken input, round three").
+
+Valid WAVs that TensorFlow's DecodeWav rejects, through every backend that decodes WAV bytes in
+its graph; tampered export files (frontend.json, bundle.json, meta.json, labels.txt, an int8
+scale of 0); clip names in a store's index.csv that leave the output folder; special files (a
+FIFO, a link to /dev/zero) in a folder given to evaluate-dir. Each is one line naming the file
+and the problem, and nothing is written outside the target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.core.audio import encode_pcm16
+from tests.conftest import REPO_ROOT, SHARED_PRETRAINED, word_clip
+
+LABELS = ["_silence_", "_unknown_", "yes", "no"]
+FEATURES = dict(
+    sample_rate=16000,
+    clip_duration_ms=1000,
+    window_size_ms=30,
+    window_stride_ms=20,
+    feature_bin_count=20,
+    preprocess="mfcc",
+)
+
+
+def run_tool(
+    module: str, *args: str, cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """The single `error [...]` line of a failed tool run (status 1, no traceback)."""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error [")]
+    assert result.returncode == 1 and "Traceback" not in result.stderr and len(errors) == 1, (
+        result.stderr
+    )
+    return errors[0]
+
+
+# ------------------------------------------------------------------ WAVs DecodeWav rejects
+def _chunk(chunk_id: bytes, body: bytes) -> bytes:
+    return chunk_id + struct.pack("<I", len(body)) + body + (b"\0" if len(body) % 2 else b"")
+
+
+def _riff(*chunks: bytes) -> bytes:
+    body = b"WAVE" + b"".join(chunks)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+PCM_FMT = struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 16)
+# WAVE_FORMAT_EXTENSIBLE, 16 valid bits, mono, sub-format KSDATAFORMAT_SUBTYPE_PCM.
+EXTENSIBLE_FMT = struct.pack("<HHIIHHHHI", 0xFFFE, 1, 16000, 32000, 2, 16, 22, 16, 4) + bytes(
+    [1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xAA, 0, 0x38, 0x9B, 0x71]
+)
+
+
+def valid_wav_forms(pcm: np.ndarray) -> dict[str, bytes]:
+    """The same samples as three valid WAVs that TensorFlow's DecodeWav refuses."""
+    data = np.asarray(pcm, "<i2").tobytes()
+    return {
+        "extensible": _riff(_chunk(b"fmt ", EXTENSIBLE_FMT), _chunk(b"data", data)),
+        "odd-chunk": _riff(
+            _chunk(b"fmt ", PCM_FMT), _chunk(b"LIST", b"odd"), _chunk(b"data", data)
+        ),
+        "odd-data": _riff(_chunk(b"fmt ", PCM_FMT), _chunk(b"data", data + b"\x7f")),
+    }
+
+
+def _pcm(word: str, speaker: int) -> np.ndarray:
+    return np.round(word_clip(word, speaker, 0) * 32767).astype("<i2")
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory) -> Path:
+    """An export of an untrained features -> scores model, written by the freeze stage's own
+    writer: saved_model/, model_float.tflite, model_int8.tflite, labels.txt, frontend.json (and
+    the model.keras with its meta.json beside)."""
+    import keras
+
+    from pipeline.export.freeze import write_exports
+    from pipeline.frontends import FeatureConfig
+
+    folder = tmp_path_factory.mktemp("hostile_export") / "export"
+    folder.mkdir()
+    cfg = FeatureConfig.from_dict(FEATURES)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(cfg.feature_shape, name="features")
+    h = keras.layers.Flatten()(inputs)
+    outputs = keras.layers.Dense(len(LABELS), activation="softmax")(h)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(0)
+    representative = rng.normal(0, 1, (8, *cfg.feature_shape)).astype(np.float32)
+    check_audio = np.stack([word_clip("yes", s, 0) for s in range(2)]).astype(np.float32)
+    write_exports(
+        folder, model, cfg, LABELS, False, representative, check_audio, {"exported": False}
+    )
+    model.save(folder / "model.keras")
+    (folder / "meta.json").write_text(json.dumps({"features": {"features": FEATURES}}))
+    return folder
+
+
+def test_valid_wav_forms_score_like_the_plain_wav_with_every_backend(export, tmp_path, capsys):
+    from pipeline.tools.label_wav import main
+
+    models = [export, export / "model_float.tflite", export / "model_int8.tflite"]
+    pretrained = SHARED_PRETRAINED / "conv_actions_frozen.pb"
+    if pretrained.is_file():
+        models.append(pretrained)
+    pcm = _pcm("yes", 3)
+    plain = tmp_path / "plain.wav"
+    plain.write_bytes(encode_pcm16(pcm, 16000))
+    for model in models:
+        assert main(["--model", str(model), "--wav", str(plain), "--how_many_labels", "4"]) == 0
+        expected = capsys.readouterr().out
+        for kind, data in valid_wav_forms(pcm).items():
+            wav = tmp_path / f"{kind}.wav"
+            wav.write_bytes(data)
+            assert main(["--model", str(model), "--wav", str(wav), "--how_many_labels", "4"]) == 0
+            assert capsys.readouterr().out == expected, (model, kind)
+    if not pretrained.is_file():
+        pytest.skip(f"frozen graph not present at {pretrained}; the other backends passed")
