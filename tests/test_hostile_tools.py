@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from pipeline.core.audio import encode_pcm16
-from tests.conftest import REPO_ROOT, SHARED_PRETRAINED, word_clip
+from tests.conftest import REPO_ROOT, SHARED_PRETRAINED, make_dataset, word_clip
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 FEATURES = dict(
@@ -138,3 +138,24 @@ def test_valid_wav_forms_score_like_the_plain_wav_with_every_backend(export, tmp
             assert capsys.readouterr().out == expected, (model, kind)
     if not pretrained.is_file():
         pytest.skip(f"frozen graph not present at {pretrained}; the other backends passed")
+
+
+# ------------------------------------------------------ special files in evaluate-dir's folder
+def test_evaluate_dir_skips_a_fifo_and_a_link_to_dev_zero(export, tmp_path):
+    data = make_dataset(tmp_path / "data", words=("yes", "no"), speakers=2, noise_seconds=1.0)
+    # The FIFO sorts first: a regression hangs there (and times out) before reading /dev/zero.
+    os.mkfifo(data / "no" / "fifo_nohash_0.wav")
+    os.symlink("/dev/zero", data / "no" / "zero_nohash_0.wav")
+    out = tmp_path / "result.json"
+    model = export / "model_float.tflite"
+    args = ["--model", str(model), "--data-dir", str(data), "--json", str(out)]
+    # A timeout, so that a regression (a read that never ends) fails instead of hanging.
+    result = run_tool("pipeline.tools.evaluate_dir", *args, cwd=tmp_path, timeout=180)
+    assert result.returncode == 0, result.stderr
+    skipped = json.loads(out.read_text())["skipped"]
+    assert skipped == [
+        {"path": str(data / "no" / name), "problem": "not a regular file"}
+        for name in ("fifo_nohash_0.wav", "zero_nohash_0.wav")
+    ]
+    assert json.loads(out.read_text())["clips"] == 4
+    assert "skipped 2 bad file(s):" in result.stdout

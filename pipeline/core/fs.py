@@ -11,12 +11,14 @@ shared DVC cache or a team folder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -160,7 +162,7 @@ def atomic_write_text(path, text: str) -> None:
 
 
 def atomic_write_json(path, obj: Any) -> None:
-    """Write JSON with sorted keys and a trailing newline, so identical data gives identical bytes."""
+    """Write JSON with sorted keys and a trailing newline: identical data gives identical bytes."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
@@ -201,3 +203,30 @@ def read_json(path) -> Any:
         raise
     except (ValueError, OSError) as exc:  # UnicodeDecodeError is a ValueError
         raise StageError(f"{path}: not valid JSON ({exc})") from None
+
+
+def printable(path) -> str:
+    """A path as text that can be written anywhere: bytes that are not UTF-8 as \\xNN escapes."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
+def not_a_regular_file(path) -> str:
+    """Why ``path`` cannot be read as a file ('' when it can), without opening it.
+
+    Opening a FIFO waits for a writer and a device such as ``/dev/zero`` never ends, so a tool
+    that reads every file of a folder asks this first and skips what is not a regular file
+    (links are followed: a link to a regular file is one).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return f"a link to {printable(os.readlink(path))}, which does not exist"
+        return f"cannot read: {exc.strerror}"
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    return ""

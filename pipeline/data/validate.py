@@ -9,14 +9,13 @@ set is checked in seconds); samples are decoded only for the clips that are resa
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from tqdm import tqdm
 
 from pipeline.core.audio import check_pcm16_mono, read_wav, read_wav_header, write_wav
 from pipeline.core.errors import WavError
-from pipeline.core.fs import remove
+from pipeline.core.fs import printable, remove
 from pipeline.core.labels import BACKGROUND_NOISE_DIR
 from pipeline.data.clip_store import list_wavs
 from pipeline.data.config import ON_BAD_FILE, ON_LONG_CLIP
@@ -59,11 +58,6 @@ def _name_problem(path: Path, root: Path) -> str:
     except UnicodeEncodeError:
         return "file name is not valid UTF-8 (rename it)"
     return ""
-
-
-def printable(path) -> str:
-    """A path as text that can be written anywhere: bytes that are not UTF-8 as \\xNN escapes."""
-    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
 def validate_dataset(
