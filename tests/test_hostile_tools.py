@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from pipeline.core.audio import encode_pcm16
-from tests.conftest import REPO_ROOT, SHARED_PRETRAINED, make_dataset, word_clip
+from pipeline.core.errors import StageError
+from tests.conftest import REPO_ROOT, SHARED_PRETRAINED, make_dataset, make_store, word_clip
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 FEATURES = dict(
@@ -138,6 +139,60 @@ def test_valid_wav_forms_score_like_the_plain_wav_with_every_backend(export, tmp
             assert capsys.readouterr().out == expected, (model, kind)
     if not pretrained.is_file():
         pytest.skip(f"frozen graph not present at {pretrained}; the other backends passed")
+
+
+# ------------------------------------------------------------- names in a store's index.csv
+def _rename_in_index(store: Path, old: str, new: str) -> None:
+    index = store / "index.csv"
+    lines = index.read_text().splitlines(keepends=True)
+    index.write_text(
+        "".join(new + line[len(old) :] if line.startswith(old + ",") else line for line in lines)
+    )
+
+
+def _files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("hostile", ["../../../escaped.wav", "ABSOLUTE"])
+def test_extract_clip_refuses_store_names_that_leave_the_folder(tmp_path, hostile):
+    from pipeline.tools.extract_clip import main
+
+    store = make_store(tmp_path / "store", words=("yes", "no"), speakers=2)
+    out_dir = tmp_path / "w" / "x" / "y" / "out"  # ../../../ from here is still in tmp_path
+    if hostile == "ABSOLUTE":
+        hostile = str(tmp_path / "w" / "absolute.wav")
+    first = sorted(p.relative_to(store).as_posix() for p in (store / "yes").glob("*.wav"))[0]
+    _rename_in_index(store, first, hostile)
+    before = _files(tmp_path)
+    with pytest.raises(StageError) as caught:
+        main(["--store", str(store), "*", "--out-dir", str(out_dir)])
+    message = str(caught.value)
+    assert message.startswith(f"{store / 'index.csv'}:") and repr(hostile) in message, message
+    assert "leaves its folder" in message or "is an absolute path" in message
+    assert _files(tmp_path) == before  # nothing written, inside the folder or out
+
+
+def test_extract_clip_names_a_hostile_store_in_one_line(tmp_path):
+    store = make_store(tmp_path / "store", words=("yes",), speakers=1)
+    first = next(p.relative_to(store).as_posix() for p in (store / "yes").glob("*.wav"))
+    _rename_in_index(store, first, "yes/../../up.wav")
+    lines = (store / "index.csv").read_text().splitlines()
+    line = 1 + next(n for n, row in enumerate(lines) if row.startswith("yes/../../up.wav,"))
+    result = run_tool(
+        "pipeline.tools.extract_clip",
+        "--store",
+        str(store),
+        "yes/*",
+        "--out-dir",
+        "out",
+        cwd=tmp_path,
+    )
+    assert one_error_line(result) == (
+        f"error [pipeline.tools.extract_clip]: {store / 'index.csv'}:{line}: the clip name "
+        "'yes/../../up.wav' leaves its folder (a '..' part)"
+    )
+    assert not (tmp_path / "out").exists() and not (tmp_path / "up.wav").exists()
 
 
 # ------------------------------------------------------ special files in evaluate-dir's folder

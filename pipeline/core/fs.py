@@ -230,3 +230,29 @@ def not_a_regular_file(path) -> str:
     if not stat.S_ISREG(mode):
         return "not a regular file"
     return ""
+
+
+def relative_name_problem(name) -> str:
+    """Why ``name``, read from a file, cannot name a path inside a folder ('' when it can).
+
+    Names in data files (a store's ``index.csv``, an export's ``bundle.json``) are untrusted: an
+    absolute name or one with a ``..`` part would reach outside the folder it is joined to.
+    """
+    if not isinstance(name, str) or not name:
+        return f"{name!r} is not a file name"
+    if "\0" in name:
+        return f"{name!r} holds a NUL character"
+    if name.startswith("/") or re.match(r"[A-Za-z]:[\\/]", name) or name.startswith("\\"):
+        return f"{name!r} is an absolute path"
+    if ".." in re.split(r"[\\/]", name):
+        return f"{name!r} leaves its folder (a '..' part)"
+    return ""
+
+
+def join_under(folder, name, source) -> Path:
+    """``folder / name`` for a ``name`` read from the file ``source``; a StageError naming
+    ``source`` if the name would leave ``folder`` (see :func:`relative_name_problem`)."""
+    problem = relative_name_problem(name)
+    if problem:
+        raise StageError(f"{printable(source)}: the name {problem}; it must stay inside {folder}")
+    return Path(folder) / name
