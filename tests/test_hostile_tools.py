@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -139,6 +140,160 @@ def test_valid_wav_forms_score_like_the_plain_wav_with_every_backend(export, tmp
             assert capsys.readouterr().out == expected, (model, kind)
     if not pretrained.is_file():
         pytest.skip(f"frozen graph not present at {pretrained}; the other backends passed")
+
+
+# --------------------------------------------------------------------- tampered export files
+def _tamper_json(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps(change(data)))
+
+
+def _drop_stride(data):
+    del data["features"]["window_stride_ms"]
+    return data
+
+
+def _int8_scale_zero(data):
+    data["tflite"]["model_int8.tflite"]["input"]["scale"] = 0.0
+    return data
+
+
+def _bundle(folder: Path, **names) -> Path:
+    """A bundle export (bundle.json naming its files) made of the export's float model."""
+    bundle = folder / "bundle"
+    bundle.mkdir()
+    for name in ("model_float.tflite", "frontend.json", "labels.txt"):
+        shutil.copy(folder / name, bundle / name)
+    files = {"model": "model_float.tflite", "frontend": "frontend.json", "labels": "labels.txt"}
+    (bundle / "bundle.json").write_text(json.dumps({**files, **names}))
+    return bundle
+
+
+# kind -> (the model to give, the file tampered, its tampering, the problem named)
+TAMPERING = {
+    "frontend-list": (
+        ".",
+        "saved_model/assets/frontend.json",
+        lambda p: p.write_text("[1, 2]"),
+        "the file must be a JSON object, got list",
+    ),
+    "labels-binary": (
+        ".",
+        "labels.txt",
+        lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x01" * 8),
+        "not a text file of labels (not UTF-8",
+    ),
+    "labels-control-characters": (
+        "model_float.tflite",
+        "labels.txt",
+        lambda p: p.write_bytes(b"_silence_\n_unk\x00\x01own_\nyes\nno\n"),
+        "holds control characters",
+    ),
+    "features-list": (
+        "model_float.tflite",
+        "frontend.json",
+        lambda p: _tamper_json(p, lambda d: {**d, "features": []}),
+        "features must be a JSON object, got list",
+    ),
+    "missing-key": (
+        "model_float.tflite",
+        "frontend.json",
+        lambda p: _tamper_json(p, _drop_stride),
+        "missing key features.window_stride_ms",
+    ),
+    "size-disagrees": (
+        ".",
+        "saved_model/assets/frontend.json",
+        lambda p: _tamper_json(p, lambda d: {**d, "desired_samples": 8000}),
+        "desired_samples = 8000 disagrees with the features, which give 16000",
+    ),
+    "int8-scale-zero": (
+        "model_int8.tflite",
+        "frontend.json",
+        lambda p: _tamper_json(p, _int8_scale_zero),
+        "tflite.model_int8.tflite.input.scale = 0.0: a int8 tensor needs a quantization scale",
+    ),
+    "meta-list": (
+        "model.keras",
+        "meta.json",
+        lambda p: p.write_text("[]"),
+        "the file must be a JSON object, got list",
+    ),
+    "bundle-list": (
+        "bundle",
+        "bundle/bundle.json",
+        lambda p: p.write_text('"model_float.tflite"'),
+        "the file must be a JSON object, got str",
+    ),
+    "bundle-escape": (
+        "bundle",
+        "bundle/bundle.json",
+        lambda p: _tamper_json(p, lambda d: {**d, "model": "../../model_float.tflite"}),
+        "the name '../../model_float.tflite' leaves its folder",
+    ),
+    "bundle-absolute": (
+        "bundle",
+        "bundle/bundle.json",
+        lambda p: _tamper_json(p, lambda d: {**d, "labels": "/etc/hostname"}),
+        "the name '/etc/hostname' is an absolute path",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", TAMPERING)
+def test_a_tampered_export_file_is_one_line_naming_it(export, tmp_path, capsys, kind):
+    from pipeline.tools.label_wav import main
+
+    model, tampered, tamper, problem = TAMPERING[kind]
+    folder = tmp_path / "export"
+    shutil.copytree(export, folder)
+    wav = tmp_path / "yes.wav"
+    wav.write_bytes(encode_pcm16(_pcm("yes", 1), 16000))
+    if model == "bundle":
+        _bundle(folder)
+    assert main(["--model", str(folder / model), "--wav", str(wav)]) == 0  # good as copied
+    capsys.readouterr()
+    tamper(folder / tampered)
+    with pytest.raises(StageError) as caught:
+        main(["--model", str(folder / model), "--wav", str(wav)])
+    message = str(caught.value)
+    assert message.startswith(f"{folder / tampered}: ") and problem in message, message
+    assert "\n" not in message
+
+
+def test_a_tampered_frontend_json_is_one_line_from_the_command(export, tmp_path):
+    folder = tmp_path / "export"
+    shutil.copytree(export, folder)
+    (folder / "frontend.json").write_text('["not", "a", "mapping"]')
+    wav = tmp_path / "yes.wav"
+    wav.write_bytes(encode_pcm16(_pcm("yes", 1), 16000))
+    model = folder / "model_float.tflite"
+    result = run_tool(
+        "pipeline.tools.label_wav", "--model", str(model), "--wav", str(wav), cwd=tmp_path
+    )
+    assert one_error_line(result) == (
+        f"error [pipeline.tools.label_wav]: {folder / 'frontend.json'}: the file must be a JSON "
+        "object, got list"
+    )
+
+
+def test_a_tampered_streaming_entry_is_named_by_stream_eval(export, tmp_path):
+    from pipeline.tools.stream_eval import main
+
+    folder = tmp_path / "export"
+    shutil.copytree(export, folder)
+    (folder / "model_streaming.tflite").write_bytes(b"never read: frontend.json is read first")
+    _tamper_json(folder / "frontend.json", lambda d: {**d, "streaming": "frame"})
+    wav = tmp_path / "stream.wav"
+    wav.write_bytes(encode_pcm16(np.concatenate([_pcm("yes", 1), _pcm("no", 2)]), 16000))
+    truth = tmp_path / "truth.txt"
+    truth.write_text("yes, 500.0\n")
+    argv = ["--model", str(folder), "--wav", str(wav), "--ground-truth", str(truth)]
+    with pytest.raises(StageError) as caught:
+        main([*argv, "--streaming"])
+    assert str(caught.value) == (
+        f"{folder / 'frontend.json'}: streaming must be a JSON object, got str"
+    )
 
 
 # ------------------------------------------------------------- names in a store's index.csv
