@@ -73,7 +73,9 @@ def config_params(base: dict, name: str) -> dict:
     presets, overrides = CONFIGS[name]
     params = copy.deepcopy(base)
     for preset in presets:
-        params = merge(params, read_yaml((REPO / "presets" / f"{preset}.yaml").read_text()))
+        params = merge(
+            params, read_yaml((REPO / "presets" / f"{preset}.yaml").read_text(encoding="utf-8"))
+        )
     for key, value in overrides.items():
         set_dotted(params, key, value)
     if params["data"]["source"] != "embedded":
@@ -89,6 +91,7 @@ def run_stage(stage: str, work: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
+        encoding="utf-8",
     )
     if result.returncode != 0:
         raise SystemExit(f"{stage} failed in {work}:\n{result.stderr[-3000:]}")
@@ -131,14 +134,18 @@ def main(argv=None) -> int:
         if key not in prepared:
             prepared[key] = root / f"data_{len(prepared)}"
             prepared[key].mkdir(parents=True, exist_ok=True)
-            (prepared[key] / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+            (prepared[key] / "params.yaml").write_text(
+                yaml.safe_dump(params, sort_keys=False), encoding="utf-8"
+            )
             for stage in STAGES_DATA:
                 run_stage(stage, prepared[key])
         work = prepared[key]
-        (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
         for stage in STAGES_MODEL:
             run_stage(stage, work)
-        synthetic = json.loads((work / "metrics/evaluate.json").read_text())["accuracy"]
+        synthetic = json.loads((work / "metrics/evaluate.json").read_text(encoding="utf-8"))[
+            "accuracy"
+        ]
         results = score(work / "models/export", args.data)
         rows.append({"config": name, "synthetic_test": synthetic, **results})
         print(f"[{name}] real {100 * results['float']['accuracy']:.1f}%", flush=True)
@@ -166,7 +173,9 @@ def main(argv=None) -> int:
         cells = [f"{100 * per[lb]['accuracy']:>8.1f}%" if lb in per else " " * 9 for lb in labels]
         print(f"{r['config']:<10} " + " ".join(cells))
     if args.json:
-        args.json.write_text(json.dumps({"command": command, "date": date, "rows": rows}, indent=1))
+        args.json.write_text(
+            json.dumps({"command": command, "date": date, "rows": rows}, indent=1), encoding="utf-8"
+        )
     return 0
 
 

@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -261,3 +262,56 @@ def read_json(path) -> Any:
         raise
     except (ValueError, OSError) as exc:  # UnicodeDecodeError is a ValueError
         raise StageError(f"{path}: not valid JSON ({exc})") from None
+
+
+def printable(path) -> str:
+    """A path as text that can be written anywhere: bytes that are not UTF-8 as \\xNN escapes."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
+def not_a_regular_file(path) -> str:
+    """Why ``path`` cannot be read as a file ('' when it can), without opening it.
+
+    Opening a FIFO waits for a writer and a device such as ``/dev/zero`` never ends, so a tool
+    that reads every file of a folder asks this first and skips what is not a regular file
+    (links are followed: a link to a regular file is one).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return f"a link to {printable(os.readlink(path))}, which does not exist"
+        return f"cannot read: {exc.strerror}"
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    return ""
+
+
+def relative_name_problem(name) -> str:
+    """Why ``name``, read from a file, cannot name a path inside a folder ('' when it can).
+
+    Names in data files (a store's ``index.csv``, an export's ``bundle.json``) are untrusted: an
+    absolute name or one with a ``..`` part would reach outside the folder it is joined to.
+    """
+    if not isinstance(name, str) or not name:
+        return f"{name!r} is not a file name"
+    if "\0" in name:
+        return f"{name!r} holds a NUL character"
+    if name.startswith("/") or re.match(r"[A-Za-z]:[\\/]", name) or name.startswith("\\"):
+        return f"{name!r} is an absolute path"
+    if ".." in re.split(r"[\\/]", name):
+        return f"{name!r} leaves its folder (a '..' part)"
+    return ""
+
+
+def join_under(folder, name, source) -> Path:
+    """``folder / name`` for a ``name`` read from the file ``source``; a StageError naming
+    ``source`` if the name would leave ``folder`` (see :func:`relative_name_problem`)."""
+    problem = relative_name_problem(name)
+    if problem:
+        raise StageError(f"{printable(source)}: the name {problem}; it must stay inside {folder}")
+    return Path(folder) / name

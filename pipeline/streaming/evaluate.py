@@ -306,7 +306,7 @@ def streaming_agreement(window, streaming) -> dict:
 
 
 def _streaming_runner(model_path, model):
-    from pipeline.core.fs import read_json
+    from pipeline.inference.export_files import read_frontend
     from pipeline.inference.streaming_tflite import StreamingTFLite
 
     path = Path(model_path) / STREAMING_MODEL
@@ -316,7 +316,9 @@ def _streaming_runner(model_path, model):
             "(see metrics/export.json 'streaming')"
         )
     frontend = Path(model_path) / "frontend.json"
-    inputs = read_json(frontend).get("streaming", {}).get("inputs") if frontend.is_file() else None
+    inputs = (
+        read_frontend(frontend).get("streaming", {}).get("inputs") if frontend.is_file() else None
+    )
     if not inputs:
         raise StageError(f"{frontend}: no 'streaming' entry naming the inputs of {STREAMING_MODEL}")
     runner = StreamingTFLite(

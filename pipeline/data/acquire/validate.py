@@ -13,7 +13,6 @@ Three steps: :func:`scan` reads every file's header into :class:`ClipFacts` (tou
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from tqdm import tqdm
 
 from pipeline.core.audio import check_pcm16_mono, read_wav, read_wav_header, write_wav
 from pipeline.core.errors import WavError
-from pipeline.core.fs import name_text, remove
+from pipeline.core.fs import name_text, printable, remove
 from pipeline.core.labels import BACKGROUND_NOISE_DIR
 from pipeline.data.clip_store import list_wavs
 from pipeline.data.config import ON_BAD_FILE, ON_LONG_CLIP
@@ -65,11 +64,6 @@ def _name_problem(path: Path, root: Path) -> str:
     except UnicodeDecodeError:
         return "file name is not valid UTF-8 (rename it)"
     return ""
-
-
-def printable(path) -> str:
-    """A path as text that can be written anywhere: bytes that are not UTF-8 as \\xNN escapes."""
-    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
