@@ -41,6 +41,7 @@ from pipeline.frontends import FeatureConfig  # noqa: E402
 from pipeline.inference.streaming_tflite import StreamingTFLite  # noqa: E402
 from pipeline.streaming.config import StreamEvalConfig  # noqa: E402
 from pipeline.streaming.evaluate import run_stream_eval  # noqa: E402
+from pipeline.streaming.scorers import make_scorer  # noqa: E402
 
 NEAR_MS = 100  # a detection "near" one of the window model's: same label, at most this far
 
@@ -144,8 +145,9 @@ def bench_run(run: Path, stream_eval: bool) -> list[str]:
             run / "data" / "stream" / "stream.wav",
             run / "data" / "stream" / "stream_labels.txt",
         )
+        stride = cfg_eval.clip_stride_ms
         window_metrics, _, window_found, window_scores = run_stream_eval(
-            export, wav, truth, cfg_eval, progress=False
+            make_scorer(export, stride, progress=False), wav, truth, cfg_eval
         )
         duration = window_metrics["duration_s"]
         reference = {(label, t) for label, t, _, _ in window_found}
@@ -157,7 +159,7 @@ def bench_run(run: Path, stream_eval: bool) -> list[str]:
         ]
         if has_streaming:
             metrics, _, found, scores = run_stream_eval(
-                export, wav, truth, cfg_eval, progress=False, streaming=True
+                make_scorer(export, stride, streaming=True, progress=False), wav, truth, cfg_eval
             )
             same = sum((label, t) in reference for label, t, _, _ in found)
             near = sum(

@@ -304,13 +304,13 @@ def test_stream_eval_with_the_streaming_model_gives_the_window_models_detections
     svdf_export, tmp_path
 ):
     from pipeline.streaming.config import StreamEvalConfig
-    from pipeline.streaming.evaluate import run_stream_eval
+    from tests.test_stream import run_eval
 
     root, _ = svdf_export
     wav, truth = tone_recording(tmp_path, range(50, 53))
     cfg = StreamEvalConfig(clip_stride_ms=40)
-    window = run_stream_eval(root / "export", wav, truth, cfg, progress=False)
-    stream = run_stream_eval(root / "export", wav, truth, cfg, progress=False, streaming=True)
+    window = run_eval(root / "export", wav, truth, cfg)
+    stream = run_eval(root / "export", wav, truth, cfg, streaming=True)
     np.testing.assert_array_equal(stream[3].times_ms, window[3].times_ms)
     np.testing.assert_allclose(stream[3].scores, window[3].scores, atol=1e-4)
     assert [d[:2] for d in stream[2]] == [d[:2] for d in window[2]] and len(window[2]) > 3
@@ -494,14 +494,14 @@ def test_valid_ds_cnn_streams_the_window_models_scores_at_every_window(
     every window (within 1e-4) and the same detections; the stream_eval stage records it."""
     from pipeline.stages import stream_eval as stage
     from pipeline.streaming.config import StreamEvalConfig
-    from pipeline.streaming.evaluate import run_stream_eval
+    from tests.test_stream import run_eval
 
     root, _ = valid_export
     wav, truth = tone_recording(tmp_path)
     # (the small model trained on tones is unsure: a low threshold gives detections to compare)
     cfg = StreamEvalConfig(clip_stride_ms=40, detection_threshold=0.3)
-    window = run_stream_eval(root / "export", wav, truth, cfg, progress=False)
-    stream = run_stream_eval(root / "export", wav, truth, cfg, progress=False, streaming=True)
+    window = run_eval(root / "export", wav, truth, cfg)
+    stream = run_eval(root / "export", wav, truth, cfg, streaming=True)
     np.testing.assert_array_equal(stream[3].times_ms, window[3].times_ms)
     assert len(window[3].times_ms) > 100
     np.testing.assert_allclose(stream[3].scores, window[3].scores, atol=1e-4)
