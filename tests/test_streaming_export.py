@@ -266,18 +266,51 @@ def freeze_tones(root: Path, keras_dir: Path, features: dict) -> dict:
     )
 
 
+class Conversions:
+    """Every TFLite conversion while it is on: the shape of each converted function's first input
+    (counted where TensorFlow's public ``TFLiteConverter.from_concrete_functions`` makes a
+    converter, and where its ``convert`` runs)."""
+
+    def __init__(self):
+        self.inputs, self.converted = [], 0
+
+    def __enter__(self):
+        from pipeline.core.tf import tensorflow
+
+        converter = tensorflow().lite.TFLiteConverter
+        make, convert = converter.from_concrete_functions, converter.convert
+        self._patch = pytest.MonkeyPatch()
+
+        def counted_make(funcs, *args, **kwargs):
+            self.inputs.append(tuple(int(d) for d in funcs[0].inputs[0].shape))
+            return make(funcs, *args, **kwargs)
+
+        def counted_convert(converter_self):
+            self.converted += 1
+            return convert(converter_self)
+
+        self._patch.setattr(converter, "from_concrete_functions", counted_make)
+        self._patch.setattr(converter, "convert", counted_convert)
+        return self
+
+    def __exit__(self, *exc):
+        self._patch.undo()
+
+
 @pytest.fixture(scope="module")
 def svdf_export(tmp_path_factory):
     root = tmp_path_factory.mktemp("svdf")
     keras_dir = train_registered(
         root / "keras", "low_latency_svdf", SvdfOptions(units=32, rank=2), MFCC
     )
-    return root, freeze_tones(root, keras_dir, MFCC)
+    with Conversions() as conversions:
+        metrics = freeze_tones(root, keras_dir, MFCC)
+    return root, metrics, conversions
 
 
 @pytest.mark.slow
 def test_freeze_writes_and_checks_the_streaming_model(svdf_export):
-    root, metrics = svdf_export
+    root, metrics, _ = svdf_export
     export = root / "export"
     streaming = metrics["streaming"]
     assert streaming["exported"] and (export / "model_streaming.tflite").is_file()
@@ -300,13 +333,30 @@ def test_freeze_writes_and_checks_the_streaming_model(svdf_export):
 
 
 @pytest.mark.slow
+def test_freeze_converts_each_model_once(svdf_export):
+    """The float window model (audio in: the mfcc front end converts), the int8 model (features
+    in) and the streaming model (a frame in) are converted once each; the streaming metric's
+    window costs are model_float.tflite's, not those of another conversion."""
+    from pipeline.export.cost import tflite_macs
+
+    root, metrics, conversions = svdf_export
+    frames, bins = 49, 20
+    assert conversions.converted == 3
+    assert sorted(conversions.inputs) == sorted([(1, 16000), (1, frames, bins), (1, bins)])
+    window = (root / "export" / "model_float.tflite").read_bytes()
+    assert metrics["parameters"]["float_tflite_input"] == "audio"
+    assert metrics["streaming"]["window_macs"] == tflite_macs(window)
+    assert metrics["streaming"]["window_model_bytes"] == len(window)
+
+
+@pytest.mark.slow
 def test_stream_eval_with_the_streaming_model_gives_the_window_models_detections(
     svdf_export, tmp_path
 ):
     from pipeline.streaming.config import StreamEvalConfig
     from tests.test_stream import run_eval
 
-    root, _ = svdf_export
+    root, *_ = svdf_export
     wav, truth = tone_recording(tmp_path, range(50, 53))
     cfg = StreamEvalConfig(clip_stride_ms=40)
     window = run_eval(root / "export", wav, truth, cfg)
