@@ -35,6 +35,7 @@ from pipeline.frontends import FeatureConfig
 from pipeline.inference.streaming_tflite import StreamingTFLite
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.evaluate import run_stream_eval
+from pipeline.streaming.scorers import make_scorer
 
 NEAR_MS = 100  # a detection "near" one of the window model's: same label, at most this far
 
@@ -138,8 +139,9 @@ def bench_run(run: Path, stream_eval: bool) -> list[str]:
             run / "data" / "stream" / "stream.wav",
             run / "data" / "stream" / "stream_labels.txt",
         )
+        stride = cfg_eval.clip_stride_ms
         window_metrics, _, window_found, window_scores = run_stream_eval(
-            export, wav, truth, cfg_eval, progress=False
+            make_scorer(export, stride, progress=False), wav, truth, cfg_eval
         )
         duration = window_metrics["duration_s"]
         reference = {(label, t) for label, t, _, _ in window_found}
@@ -151,7 +153,7 @@ def bench_run(run: Path, stream_eval: bool) -> list[str]:
         ]
         if has_streaming:
             metrics, _, found, scores = run_stream_eval(
-                export, wav, truth, cfg_eval, progress=False, streaming=True
+                make_scorer(export, stride, streaming=True, progress=False), wav, truth, cfg_eval
             )
             same = sum((label, t) in reference for label, t, _, _ in found)
             near = sum(

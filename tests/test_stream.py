@@ -23,6 +23,7 @@ from pipeline.streaming import evaluate as stream_eval
 from pipeline.streaming import scores as stream_scores
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.recognize import read_ground_truth
+from pipeline.streaming.scorers import make_scorer
 from pipeline.tools import stream_eval as stream_eval_tool
 from tests.conftest import make_store, word_clip
 
@@ -320,6 +321,13 @@ def _recording(seconds=30, seed=2, tmp_path=None):
     return audio, labels
 
 
+def run_eval(model, wav, truth, cfg, **options):
+    """run_stream_eval of the scorer that ``make_scorer`` chooses for ``model`` and ``options``
+    (as the tool does), without progress bars."""
+    scorer = make_scorer(model, cfg.clip_stride_ms, progress=False, **options)
+    return stream_eval.run_stream_eval(scorer, wav, truth, cfg)
+
+
 def test_windows_follow_the_original_range():
     assert stream_scores.window_offsets(16000 + 960, 16000, 480).tolist() == [0, 480]
     assert stream_scores.window_offsets(16000 + 961, 16000, 480).tolist() == [0, 480, 960]
@@ -361,13 +369,11 @@ def test_stride_not_a_multiple_of_the_frame_stride_falls_back():
 
 def test_stand_in_model_is_scored_well(tmp_path):
     _recording(seconds=60, tmp_path=tmp_path)
-    metrics, sweep, detections, _ = stream_eval.run_stream_eval(
-        None,
+    metrics, sweep, detections, _ = run_eval(
+        StandInModel(),
         tmp_path / "stream.wav",
         tmp_path / "labels.txt",
-        model=StandInModel(),
-        progress=False,
-        cfg=DEFAULTS,
+        DEFAULTS,
     )
     assert metrics["ground_truth_words"] == 20
     assert metrics["correct"] >= 18 and metrics["false_positives"] <= 1
@@ -452,13 +458,11 @@ def test_wrong_rate_recording_is_rejected(tmp_path):
     write_wav(tmp_path / "s.wav", np.zeros(3 * 8000, np.float32), 8000)
     (tmp_path / "g.txt").write_text("yes, 100\n")
     with pytest.raises(WavError, match="8000 Hz"):
-        stream_eval.run_stream_eval(
-            None,
+        run_eval(
+            StandInModel(),
             tmp_path / "s.wav",
             tmp_path / "g.txt",
-            model=StandInModel(),
-            progress=False,
-            cfg=DEFAULTS,
+            DEFAULTS,
         )
 
 
@@ -567,23 +571,19 @@ def test_named_clips_are_read_once_through_the_reader():
 def test_missing_inputs_are_named(tmp_path):
     _recording(seconds=3, tmp_path=tmp_path)
     with pytest.raises(FileNotFoundError, match="nope.txt: ground-truth file not found"):
-        stream_eval.run_stream_eval(
-            None,
+        run_eval(
+            StandInModel(),
             tmp_path / "stream.wav",
             tmp_path / "nope.txt",
-            model=StandInModel(),
-            progress=False,
-            cfg=DEFAULTS,
+            DEFAULTS,
         )
     (tmp_path / "bad.txt").write_text("yes, later\n")
     with pytest.raises(StageError, match="bad.txt: line 1"):
-        stream_eval.run_stream_eval(
-            None,
+        run_eval(
+            StandInModel(),
             tmp_path / "stream.wav",
             tmp_path / "bad.txt",
-            model=StandInModel(),
-            progress=False,
-            cfg=DEFAULTS,
+            DEFAULTS,
         )
 
 

@@ -94,6 +94,7 @@ def main(argv=None) -> int:
     from pipeline.streaming.cascade import GateSettings
     from pipeline.streaming.evaluate import run_stream_eval
     from pipeline.streaming.recognize import read_ground_truth
+    from pipeline.streaming.scorers import CascadeScorer, WindowScorer
 
     cfg = repo_params()["stream_eval"]
     cfg = dataclasses.replace(
@@ -144,7 +145,7 @@ def main(argv=None) -> int:
     gate_cfg = dataclasses.replace(cfg, clip_stride_ms=gate_stride)
     if not args.no_gate_alone:
         metrics, _, _, scores = run_stream_eval(
-            None, wav, truth, gate_cfg, model=gate, progress=False
+            WindowScorer(gate, gate_stride, progress=False), wav, truth, gate_cfg
         )
         add(
             f"gate alone (stride {gate_stride} ms)",
@@ -154,7 +155,10 @@ def main(argv=None) -> int:
         )
     if not args.no_alone:
         metrics, _, _, scores = run_stream_eval(
-            None, wav, truth, cfg, model=model, frame_reuse=False, progress=False
+            WindowScorer(model, cfg.clip_stride_ms, frame_reuse=False, progress=False),
+            wav,
+            truth,
+            cfg,
         )
         add(
             f"costly alone (stride {args.clip_stride_ms} ms)",
@@ -176,14 +180,10 @@ def main(argv=None) -> int:
                 threshold, args.margin_ms, args.gate_stride_ms, rule, neighbours, held, peak
             )
             metrics, _, _, scores = run_stream_eval(
-                None,
+                CascadeScorer(model, gate, cfg.clip_stride_ms, settings, progress=False),
                 wav,
                 truth,
                 cfg,
-                model=model,
-                gate=gate,
-                gate_settings=settings,
-                progress=False,
             )
             c = metrics["cascade"]
             name = (
