@@ -7,6 +7,7 @@ the file, which is what a user needs to fix or skip it.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import struct
@@ -81,6 +82,12 @@ def read_wav_header(path) -> WavInfo:
     shorter than its header promises); the sample format itself is checked by
     :func:`check_pcm16_mono`.
     """
+    return _locate_data(path)[0]
+
+
+def _locate_data(path) -> tuple[WavInfo, int, int]:
+    """The header facts, where the samples start and how many bytes they are, read from the
+    chunk headers alone (the samples are not read)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
@@ -112,7 +119,7 @@ def read_wav_header(path) -> WavInfo:
                     )
                 format_tag, channels, rate, bits = fmt
                 frame_bytes = max(1, channels * bits // 8)
-                return WavInfo(rate, channels, bits, format_tag, size // frame_bytes)
+                return WavInfo(rate, channels, bits, format_tag, size // frame_bytes), pos + 8, size
             pos += 8 + size + (size & 1)
     except OSError as exc:
         raise WavError(path, f"cannot read: {exc.strerror}") from None
@@ -191,6 +198,127 @@ def read_pcm16(path, sample_rate: int | None = None) -> np.ndarray:
     except OSError as exc:
         raise WavError(path, f"cannot read: {exc.strerror}") from None
     return decode_pcm16_bytes(data, path, sample_rate)[0]
+
+
+# A recording read in blocks: four seconds of 16 kHz audio a read (its memory, whatever the length).
+BLOCK_FRAMES = 65536
+
+
+class PcmConverter:
+    """Interleaved 16-bit PCM blocks -> mono float32 in [-1, 1) at ``out_rate``: channels mixed
+    (their mean), another rate resampled by soxr's streaming resampler (its state carried from
+    block to block). ``notes`` says what it converts, in words; nothing converted gives the
+    samples exactly as :func:`decode_wav_bytes`."""
+
+    def __init__(self, channels: int, in_rate: int, out_rate: int | None = None):
+        self.channels, self.in_rate = int(channels), int(in_rate)
+        self.out_rate = self.in_rate if out_rate is None else int(out_rate)
+        self.notes = []
+        if self.channels != 1:
+            self.notes.append(f"{self.channels} channels mixed to mono")
+        self._resampler = None
+        if self.out_rate != self.in_rate:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="float32")
+            self.notes.append(f"resampled from {self.in_rate} Hz to {self.out_rate} Hz")
+
+    def __call__(self, pcm: np.ndarray, last: bool = False) -> np.ndarray:
+        """The float32 samples of ``pcm`` (int16, interleaved); ``last`` flushes the resampler."""
+        samples = np.asarray(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        if self.channels != 1:
+            samples = samples.reshape(-1, self.channels).mean(axis=1, dtype=np.float32)
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples, last=last).astype(np.float32)
+        return samples
+
+
+class WavReader:
+    """A 16-bit PCM WAV read block by block: the header first, then at most ``block_frames``
+    frames a read, so that a recording of any length costs the memory of one block.
+
+    ``blocks()`` gives mono float32 in [-1, 1) at ``sample_rate`` (the file's own when None).
+    With ``convert`` a recording of several channels or at another rate is converted
+    (PcmConverter; ``notes`` says how); without, either is a WavError naming the file. A file
+    that is not 16-bit PCM is always one."""
+
+    def __init__(
+        self,
+        path,
+        sample_rate: int | None = None,
+        *,
+        convert: bool = False,
+        block_frames: int = BLOCK_FRAMES,
+    ):
+        self.path = path
+        self.info, self._offset, self._size = _locate_data(path)
+        if convert:  # the sample format alone: channels and rate are converted
+            check_pcm16_mono(dataclasses.replace(self.info, channels=1), path)
+        else:
+            check_pcm16_mono(self.info, path, sample_rate)
+        if self.info.channels < 1 or self.info.sample_rate < 1:
+            raise WavError(
+                path, f"{self.info.channels} channels at {self.info.sample_rate} Hz in its header"
+            )
+        self.sample_rate = self.info.sample_rate if sample_rate is None else int(sample_rate)
+        self.block_frames = max(1, int(block_frames))
+        self.notes = PcmConverter(self.info.channels, self.info.sample_rate, self.sample_rate).notes
+
+    @property
+    def num_samples(self) -> int:
+        """Samples ``blocks()`` gives in all (a resampled length rounded as soxr rounds it)."""
+        frames = self.info.num_frames
+        if self.sample_rate == self.info.sample_rate:
+            return frames
+        return int(round(frames * self.sample_rate / self.info.sample_rate))
+
+    @property
+    def duration_s(self) -> float:
+        return self.info.num_frames / self.info.sample_rate
+
+    def blocks(self):
+        """The samples, block after block (float32 1-D arrays; none empty)."""
+        convert = PcmConverter(self.info.channels, self.info.sample_rate, self.sample_rate)
+        frame_bytes = 2 * self.info.channels
+        remaining = self.info.num_frames * frame_bytes
+        try:
+            with open(self.path, "rb") as file:
+                file.seek(self._offset)
+                while remaining > 0:
+                    want = min(remaining, self.block_frames * frame_bytes)
+                    data = file.read(want)
+                    if len(data) < want:
+                        raise WavError(self.path, "truncated while it was read")
+                    remaining -= want
+                    block = convert(np.frombuffer(data, dtype="<i2"), last=remaining == 0)
+                    if len(block):
+                        yield block
+        except OSError as exc:
+            raise WavError(self.path, f"cannot read: {exc.strerror}") from None
+
+
+def pcm16_blocks(stream, converter: PcmConverter, block_frames: int = 1600):
+    """Raw interleaved little-endian 16-bit PCM from a binary stream (a pipe, as ``arecord -f
+    S16_LE`` writes), converted block by block (float32 1-D arrays, none empty) until the
+    stream ends. A read returns what has arrived, at most ``block_frames`` frames, so the
+    samples come as soon as they are written; a partial frame at the end is dropped."""
+    frame_bytes = 2 * converter.channels
+    read = getattr(stream, "read1", stream.read)
+    pending = b""
+    while True:
+        data = read(block_frames * frame_bytes)
+        if not data:
+            break
+        pending += data
+        usable = len(pending) - len(pending) % frame_bytes
+        if usable:
+            block = converter(np.frombuffer(pending[:usable], dtype="<i2"))
+            pending = pending[usable:]
+            if len(block):
+                yield block
+    tail = converter(np.zeros(0, "<i2"), last=True)
+    if len(tail):
+        yield tail
 
 
 def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:

@@ -32,6 +32,8 @@ LOGS_DIR = Path("models/logs")
 
 # freeze
 EXPORT_DIR = Path("models/export")
+# The export's operating point: the decoder settings it was built with (params stream_eval).
+DECODER_NAME = "decoder.json"
 
 # synthesize_stream
 STREAM_DIR = Path("data/stream")

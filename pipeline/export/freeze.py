@@ -1,12 +1,13 @@
 """Export the trained Keras model into models/export/ (the freeze stage).
 
 Writes ``saved_model/`` (see convert.build_module), ``model_float.tflite``, ``model_int8.tflite``
-(and its C array ``model_data.cc``/``.h`` with the micro front end),
-``labels.txt``, ``frontend.json``; and ``metrics/export.json`` (parameters, file sizes, test
-accuracy of every format on the same clips). With a front end that is not made of TensorFlow ops
-(the speech embedding) no SavedModel is written: the export is a bundle (``bundle.json`` + the two
-.tflite heads + frontend.json) that ``pipeline.inference.load_model`` runs end to end from WAV
-bytes.
+(and its C array ``model_data.cc``/``.h`` with the micro front end), ``labels.txt``,
+``frontend.json``, ``decoder.json`` (the operating point: the decoder settings the export was
+built with, which the tools that decode default to); and ``metrics/export.json`` (parameters,
+file sizes, test accuracy of every format on the same clips). With a front end that is not made
+of TensorFlow ops (the speech embedding) no SavedModel is written: the export is a bundle
+(``bundle.json`` + the two .tflite heads + frontend.json) that ``pipeline.inference.load_model``
+runs end to end from WAV bytes.
 """
 
 from __future__ import annotations
@@ -62,12 +63,14 @@ REPRESENTATIVE_SEED = 1234
 class ExportInputs:
     """What freeze reads besides the model: training features (int8 calibration), the test
     manifest and its clips (accuracy of every format; manifest paths name clips in the stores
-    under ``data_root``), and the test features."""
+    under ``data_root``), the test features, and the decoder settings to record as the export's
+    operating point (``decoder``, written to decoder.json; none: no file)."""
 
     features_dir: Path = paths.FEATURES_DIR
     test_manifest: Path = paths.SPLIT_DIR / "test.csv"
     data_root: Path = Path(".")
     test_limit: int | None = None
+    decoder: dict[str, Any] | None = None
 
 
 def load_trained_model(keras_dir: Path, cfg: FeatureConfig, labels: list[str]):
@@ -150,6 +153,8 @@ def freeze(
         )
 
         with atomic_dir(out_dir) as tmp:
+            if inputs.decoder is not None:
+                atomic_write_json(tmp / paths.DECODER_NAME, inputs.decoder)
             streaming, reason = write_streaming(
                 tmp,
                 keras_dir,

@@ -20,6 +20,7 @@ import numpy as np
 from pipeline.core.audio import canonical_wav_bytes, decode_wav_bytes, fit_to_length
 from pipeline.core.errors import StageError
 from pipeline.frontends import FeatureConfig, features_numpy
+from pipeline.frontends.base import FrontEnd
 
 BATCH = 256
 # The keys of the ``features`` section, as meta.json and frontend.json record them.
@@ -52,6 +53,14 @@ class KwsModel:
     @property
     def supports_frames(self) -> bool:
         return self.frames_per_clip is not None
+
+    @property
+    def frames_are_local(self) -> bool:
+        """True when each frame of ``frame_features`` comes from its own analysis window alone,
+        so that the frames of a piece of a recording (starting at a frame) are the whole
+        recording's: a long recording's frames can then be computed piece by piece. True of the
+        spectrogram front ends every backend but FeatureModel computes in a graph."""
+        return self.supports_frames
 
     def decode(self, data: bytes, name: str = "<bytes>") -> np.ndarray:
         """WAV bytes -> float32 [desired_samples] (padded or truncated like the original)."""
@@ -108,6 +117,13 @@ class FeatureModel(KwsModel):
         if self.cfg.frontend.frame_reuse:
             self.frames_per_clip = self.feature_shape[0]
             self.frame_stride_samples = int(self.cfg.frontend.stream_stride_samples(self.cfg))
+
+    @property
+    def frames_are_local(self) -> bool:
+        # A front end with its own stream_features (the speech embedding: padding, a level
+        # clamped against the recording's maximum) sees more than each frame's window.
+        own = type(self.cfg.frontend).stream_features is not FrontEnd.stream_features
+        return self.supports_frames and not own
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         """float32 [N, desired_samples] -> [N, frames, bins] with the training front end."""

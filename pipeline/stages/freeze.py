@@ -1,5 +1,6 @@
 """Stage `freeze`: export the trained model (SavedModel, TFLite float and int8) and measure
-every format on the same test clips.
+every format on the same test clips. The export records the decoder settings of params
+``stream_eval`` (decoder.json), which the tools that decode default to.
 
 Usage: ``python -m pipeline.stages.freeze [--params params.yaml] [--keras-dir models/keras]
 [--out models/export] [--test-limit N]``.
@@ -18,6 +19,8 @@ from pipeline.data.config import SplitConfig
 from pipeline.data.manifest import MANIFEST_NAMES
 from pipeline.export.freeze import ExportInputs, freeze
 from pipeline.frontends import FeatureConfig
+from pipeline.streaming.config import StreamEvalConfig
+from pipeline.streaming.operating_point import decoder_dict
 
 
 def main(argv=None) -> int:
@@ -35,7 +38,9 @@ def main(argv=None) -> int:
         help="score only the first N test clips (quick checks)",
     )
     args = parser.parse_args(argv)
-    features, split = load_params(args.params, FeatureConfig, SplitConfig)
+    features, split, decoder = load_params(
+        args.params, FeatureConfig, SplitConfig, StreamEvalConfig
+    )
     keras_dir = Path(args.keras_dir)
     if not (keras_dir / "model.keras").is_file():
         raise FileNotFoundError(f"{keras_dir}/model.keras not found (run the train stage first)")
@@ -43,6 +48,7 @@ def main(argv=None) -> int:
         features_dir=Path(args.features_dir),
         test_manifest=Path(args.split_dir) / MANIFEST_NAMES["testing"],
         test_limit=args.test_limit,
+        decoder=decoder_dict(decoder),
     )
     metrics = freeze(
         keras_dir, Path(args.out), Path(args.metrics), features, split.wanted_words, inputs

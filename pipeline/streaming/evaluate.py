@@ -13,7 +13,10 @@ import logging
 from pathlib import Path
 from typing import NamedTuple
 
-from pipeline.core.audio import read_wav
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.core.audio import WavReader
 from pipeline.core.errors import StageError
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.recognize import (
@@ -22,7 +25,7 @@ from pipeline.streaming.recognize import (
     score_detections,
     window_averages,
 )
-from pipeline.streaming.scorers import Scorer, StreamingScorer
+from pipeline.streaming.scorers import Scorer, StreamingScorer, WholeFeed
 from pipeline.streaming.scores import StreamScores, can_reuse_frames
 
 log = logging.getLogger(__name__)
@@ -128,23 +131,46 @@ def check_inputs(recording, truth) -> list:
     return read_ground_truth(truth)
 
 
+def score_recording(scorer: Scorer, reader: WavReader, progress: bool = False) -> StreamScores:
+    """Every window's scores of the recording ``reader`` reads, block by block through the
+    scorer's feed (the memory of a block and of the scores, whatever the recording's length;
+    the scores ``scorer.score`` gives the whole recording)."""
+    feed = scorer.feed()
+    parts = []
+    bar = tqdm(total=reader.num_samples, desc="audio", unit="sample", disable=not progress)
+    for block in reader.blocks():
+        parts.append(feed.push(block))
+        bar.update(len(block))
+    parts.append(feed.finish())
+    bar.close()
+    if isinstance(feed, WholeFeed):  # the scorer's own (a cascade's tell what the gate did)
+        return feed.whole
+    return StreamScores(
+        np.concatenate([part.times_ms for part in parts]),
+        np.concatenate([part.scores for part in parts]),
+        feed.frame_reuse,
+        feed.seconds,
+    )
+
+
 def run_stream_eval(
-    scorer: Scorer, recording, truth, settings: StreamEvalConfig
+    scorer: Scorer, recording, truth, settings: StreamEvalConfig, progress: bool = False
 ) -> StreamEvalResult:
     """Score the ``recording`` (a WAV file) with ``scorer``, decode, and score the detections
     against ``truth`` (a file of ``label, time_ms`` lines) with the decoder ``settings``, whose
     ``clip_stride_ms`` must be the scorer's stride. The metrics gain what the scorer reports
-    (scorers.py: ``cascade``, ``averaged_with``, ``streaming_model``)."""
+    (scorers.py: ``cascade``, ``averaged_with``, ``streaming_model``). The recording is read
+    and scored block by block (``score_recording``)."""
     ground_truth = check_inputs(recording, truth)
     if scorer.stride_ms != settings.clip_stride_ms:
         raise StageError(
             f"the {scorer.describe()} scores windows every {scorer.stride_ms} ms but the decoder "
             f"settings say clip_stride_ms {settings.clip_stride_ms}"
         )
-    audio = read_wav(recording, sample_rate=int(scorer.sample_rate))
-    if len(audio) <= scorer.desired_samples:
+    reader = WavReader(recording, int(scorer.sample_rate))
+    if reader.num_samples <= scorer.desired_samples:
         raise StageError(
-            f"{recording}: {len(audio)} samples is not longer than one clip "
+            f"{recording}: {reader.num_samples} samples is not longer than one clip "
             f"({scorer.desired_samples} samples)"
         )
     unknown = sorted({label for label, _ in ground_truth} - set(scorer.labels))
@@ -152,8 +178,8 @@ def run_stream_eval(
         log.warning(
             "ground-truth labels the model does not have (never correct): %s", ", ".join(unknown)
         )
-    scores = scorer.score(audio)
-    duration_s = len(audio) / scorer.sample_rate
+    scores = score_recording(scorer, reader, progress)
+    duration_s = reader.num_samples / scorer.sample_rate
     metrics, sweep, detections = evaluate_scores(
         scorer.labels, scores, ground_truth, duration_s, settings
     )

@@ -34,7 +34,7 @@ from pipeline.core.labels import SILENCE_LABEL
 
 @dataclass(frozen=True)
 class RecognizeResult:
-    """What the decoder says after one result: a label, its averaged score, and whether it is new."""
+    """What the decoder says after one result: a label, its averaged score, whether it is new."""
 
     found_command: str
     score: float
@@ -143,7 +143,8 @@ class WindowAverages:
 
 
 def window_averages(times_ms, scores, average_window_duration_ms, minimum_count) -> WindowAverages:
-    """The averaged scores RecognizeCommands would compute at each step of an increasing sequence."""
+    """The averaged scores RecognizeCommands would compute at each step of an increasing
+    sequence."""
     times = np.asarray(times_ms, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2 or scores.shape[0] != times.shape[0]:
@@ -197,13 +198,43 @@ def decode(
         if label == previous_label:
             continue
         now = times[step]
-        if previous_label != SILENCE_LABEL and previous_time != -math.inf:
-            if now - previous_time <= suppression_ms:
-                continue
+        if (
+            previous_label != SILENCE_LABEL
+            and previous_time != -math.inf
+            and now - previous_time <= suppression_ms
+        ):
+            continue
         previous_label, previous_time = label, now
         if label != SILENCE_LABEL:
             found.append((label, _as_int(now), top_score[step]))
     return found
+
+
+class LiveDecoder:
+    """The decoder fed window by window, as the windows come (``kws detect``, ``kws listen``):
+    RecognizeCommands with the ``settings`` (a StreamEvalConfig, or anything with its decoder
+    fields), giving the new non-silence commands, ``(label, time_ms, score)`` each: those
+    :func:`decode` finds in the same windows' scores, holding only the averaging window's."""
+
+    def __init__(self, labels, settings):
+        self.labels = list(labels)
+        self.commands = RecognizeCommands(
+            self.labels,
+            settings.average_window_ms,
+            settings.detection_threshold,
+            settings.suppression_ms,
+            settings.minimum_count,
+            settings.minimum_margin,
+        )
+
+    def push(self, times_ms, scores) -> list:
+        """The commands the windows starting at ``times_ms`` with ``scores`` bring."""
+        found = []
+        for time_ms, row in zip(np.asarray(times_ms).tolist(), np.asarray(scores)):
+            result = self.commands.process_latest_result(row, time_ms)
+            if result.is_new_command and result.found_command != SILENCE_LABEL:
+                found.append((result.found_command, _as_int(time_ms), result.score))
+        return found
 
 
 def _as_int(value):
@@ -303,7 +334,8 @@ class StreamingStats:
         p = self.percentages
         return (
             f"{p['matched_percentage']:.1f}% matched, {p['correct_percentage']:.1f}% correct, "
-            f"{p['wrong_percentage']:.1f}% wrong, {p['false_positive_percentage']:.1f}% false positive"
+            f"{p['wrong_percentage']:.1f}% wrong, "
+            f"{p['false_positive_percentage']:.1f}% false positive"
         )
 
 

@@ -17,14 +17,19 @@ gives; the tools and stages choose one (``make_scorer`` from their options) and 
   (``scores.streaming_scores``, ``--streaming``).
 
 Every window starts at a multiple of ``stride_ms`` from the start of the audio (as the original
-test_streaming_accuracy). ``score`` takes a whole recording; scoring audio given in chunks (a live
-tool, an hour-long file) belongs here as a ``feed(chunk)`` method beside it: keep the samples of
-the windows not yet complete (at most one clip) and the count of samples already consumed, score
-the windows the chunk completes on that same grid and shift their times by the samples consumed.
+test_streaming_accuracy). ``score`` takes a whole recording; ``feed()`` opens a Feed, which takes
+the audio in chunks of any size (a live microphone, an hour-long file read block by block):
+``push(chunk)`` gives the windows the chunk completes, ``finish()`` those still held, and it keeps
+only what the windows not yet scored need (the audio or frames of at most a batch of windows and
+one clip; the streaming model's states). A feed gives the windows ``score`` gives, on the same
+grid and with the same scores, whatever the chunks: the window model's are scored in the same
+batches of ``batch_size`` windows (``eager`` scores each chunk's windows at once, for a live
+tool, whose scores may then differ from ``score``'s in the last bits).
 """
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -35,9 +40,12 @@ from pipeline.streaming.cascade import CascadeScores, GateSettings, cascade_scor
 from pipeline.streaming.scores import (
     BATCH,
     StreamScores,
+    can_reuse_frames,
     mean_scores,
+    score_windows,
     stream_scores,
     streaming_scores,
+    window_offsets,
 )
 
 STREAMING_MODEL = "model_streaming.tflite"
@@ -64,6 +72,293 @@ class Scorer(ABC):
         """What the streaming metrics gain from this scorer (nothing, unless it says)."""
         return {}
 
+    def feed(self, eager: bool = False) -> Feed:
+        """A Feed of this scorer (the module doc). This one holds the whole recording and scores
+        it at ``finish``: the scorers that can do better (all but the cascade) say so."""
+        return WholeFeed(self)
+
+    def bounded(self) -> bool:
+        """True when this scorer's feed holds a bounded amount of audio, whatever the length."""
+        return False
+
+
+class Feed(ABC):
+    """Audio in chunks -> the scores of the windows they complete (the module doc)."""
+
+    def __init__(self, scorer: Scorer):
+        self.scorer = scorer
+        self.stride = int(scorer.stride_ms * scorer.sample_rate / 1000)
+        if self.stride < 1:
+            raise StageError(
+                f"clip stride of {self.stride} samples; it must be at least one sample"
+            )
+        self.clip = int(scorer.desired_samples)
+        self.consumed = 0  # samples pushed so far
+        self.next_window = 0  # the first window not given yet
+        self.seconds = 0.0  # time spent scoring
+
+    def complete(self) -> int:
+        """Windows complete so far: those starting before ``consumed - clip`` (the original's
+        ``range(0, samples - clip, stride)`` of the audio so far)."""
+        return len(window_offsets(self.consumed, self.clip, self.stride))
+
+    def push(self, audio: np.ndarray) -> StreamScores:
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        self.consumed += len(audio)
+        start = time.perf_counter()
+        times, scores = self._push(audio)
+        self.seconds += time.perf_counter() - start
+        return self._scores(times, scores)
+
+    def finish(self) -> StreamScores:
+        start = time.perf_counter()
+        times, scores = self._finish()
+        self.seconds += time.perf_counter() - start
+        return self._scores(times, scores)
+
+    def _scores(self, windows: np.ndarray, scores) -> StreamScores:
+        """StreamScores of the windows numbered ``windows`` (start times in whole ms)."""
+        windows = np.asarray(windows, np.int64)
+        scores = np.asarray(scores, np.float32).reshape(len(windows), len(self.scorer.labels))
+        times_ms = windows * self.stride * 1000 // int(self.scorer.sample_rate)
+        return StreamScores(times_ms, scores, self.frame_reuse, self.seconds)
+
+    frame_reuse = False
+
+    @abstractmethod
+    def _push(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(window numbers, scores) of the windows ``audio`` lets this feed give."""
+
+    def _finish(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(0, np.int64), np.zeros((0, len(self.scorer.labels)), np.float32)
+
+
+class WholeFeed(Feed):
+    """Holds every chunk and scores the whole recording at ``finish`` (for scorers that need the
+    whole recording at once: the cascade's peak rule looks at runs of windows)."""
+
+    def __init__(self, scorer: Scorer):
+        super().__init__(scorer)
+        self.chunks = []
+        self.whole = None  # the scorer's own scores of the whole recording, at the end
+
+    def _push(self, audio):
+        self.chunks.append(audio)
+        return Feed._finish(self)
+
+    def _finish(self):
+        audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+        self.chunks = []
+        scores = self.whole = self.scorer.score(audio)
+        self.frame_reuse = scores.frame_reuse
+        return np.arange(len(scores.times_ms)), scores.scores
+
+
+class FrameBuffer:
+    """A model's frames of a recording computed piece by piece (for models whose frames are
+    local, ``frames_are_local``): the audio from the first frame not computed yet, and the
+    frames from ``first`` on (those the windows not scored yet need)."""
+
+    def __init__(self, model, min_samples: int):
+        self.model = model
+        self.frame_stride = int(model.frame_stride_samples)
+        self.min_samples = min_samples  # compute frames once this much audio is waiting
+        self.audio = np.zeros(0, np.float32)
+        self.frames = None
+        self.first = 0  # the number of the first frame held
+
+    @property
+    def end(self) -> int:
+        """The number of the frame after the last one computed."""
+        return self.first + (0 if self.frames is None else len(self.frames))
+
+    def push(self, audio: np.ndarray, last: bool = False) -> None:
+        self.audio = np.concatenate([self.audio, audio])
+        if not len(self.audio) or (len(self.audio) < self.min_samples and not last):
+            return
+        new = np.asarray(self.model.frame_features(self.audio), np.float32)
+        if len(new) == 0:
+            return
+        self.audio = self.audio[len(new) * self.frame_stride :]
+        self.frames = new if self.frames is None else np.concatenate([self.frames, new])
+
+    def get(self, numbers: np.ndarray) -> np.ndarray:
+        """The frames numbered ``numbers`` (any shape; all held)."""
+        return self.frames[np.asarray(numbers) - self.first]
+
+    def drop_before(self, number: int) -> None:
+        if self.frames is not None and number > self.first:
+            self.frames = self.frames[number - self.first :]
+            self.first = number
+
+
+class WindowFeed(Feed):
+    """A WindowScorer's feed: frames computed piece by piece when the model's frames are local
+    (``frames_are_local``), else each window from its own audio (the scores of ``score`` with
+    ``frame_reuse=False``, or of a model whose front end cannot reuse frames)."""
+
+    def __init__(self, scorer: WindowScorer, eager: bool = False):
+        super().__init__(scorer)
+        model = scorer.model
+        self.model, self.eager, self.batch = model, eager, int(scorer.batch_size)
+        self.frame_reuse = (
+            scorer.frame_reuse
+            and can_reuse_frames(model, self.stride)
+            and bool(getattr(model, "frames_are_local", False))
+        )
+        self.scored = self.next_window  # windows scored; given at once (no holding back)
+        if self.frame_reuse:
+            self.step = self.stride // int(model.frame_stride_samples)
+            self.frames_per_clip = int(model.frames_per_clip)
+            self.buffer = FrameBuffer(model, 0 if eager else self.clip)
+        else:
+            self.audio = np.zeros(0, np.float32)  # from the start of window ``next_window``
+            self.audio_start = 0
+
+    def _ready(self, last: bool) -> int:
+        """The windows to score now: every complete one when eager or at the end, else only
+        whole batches (counted from the first window, as ``score`` batches them)."""
+        complete = self.complete()
+        if self.eager or last:
+            return complete
+        return self.next_window + (complete - self.next_window) // self.batch * self.batch
+
+    def _push(self, audio, last=False):
+        if self.frame_reuse:
+            self.buffer.push(audio, last)
+        else:
+            self.audio = np.concatenate([self.audio, audio])
+        upto = self._ready(last)
+        parts = []
+        while self.next_window < upto:
+            count = min(self.batch, upto - self.next_window)
+            numbers = np.arange(self.next_window, self.next_window + count)
+            parts.append((numbers, self._score(numbers)))
+            self.next_window += count
+        self._drop()
+        if not parts:
+            return Feed._finish(self)
+        return np.concatenate([n for n, _ in parts]), np.concatenate([s for _, s in parts])
+
+    def _finish(self):
+        return self._push(np.zeros(0, np.float32), last=True)
+
+    def _score(self, numbers: np.ndarray) -> np.ndarray:
+        if self.frame_reuse:
+            rows = numbers[:, None] * self.step + np.arange(self.frames_per_clip)
+            if rows.max() >= self.buffer.end:
+                raise StageError(
+                    f"frame_features gave {self.buffer.end} frames for {self.consumed} samples; "
+                    f"{int(rows.max()) + 1} are needed (the model's frame_stride_samples / "
+                    "frames_per_clip disagree)"
+                )
+            return np.asarray(self.model.predict_features(self.buffer.get(rows)))
+        starts = numbers * self.stride - self.audio_start
+        return score_windows(self.model, self.audio, starts, self.batch)
+
+    def _drop(self) -> None:
+        """Forget what the windows from ``next_window`` on do not need."""
+        if self.frame_reuse:
+            self.buffer.drop_before(self.next_window * self.step)
+        else:
+            start = self.next_window * self.stride
+            self.audio = self.audio[max(0, start - self.audio_start) :]
+            self.audio_start = max(start, self.audio_start)
+
+
+class MeanFeed(Feed):
+    """A MeanScorer's feed: every scorer's feed given the same chunks, each window's scores
+    averaged once every feed has given it (the feeds may give their windows at other times)."""
+
+    def __init__(self, scorer: MeanScorer, eager: bool = False):
+        super().__init__(scorer)
+        self.feeds = [each.feed(eager) for each in scorer.scorers]
+        self.frame_reuse = all(feed.frame_reuse for feed in self.feeds)
+        self.held = [None] * len(self.feeds)  # per feed: the windows not averaged yet
+
+    def push(self, audio):
+        self.consumed += len(np.asarray(audio).reshape(-1))
+        return self._mean([feed.push(audio) for feed in self.feeds])
+
+    def finish(self):
+        return self._mean([feed.finish() for feed in self.feeds])
+
+    def _mean(self, parts) -> StreamScores:
+        for k, part in enumerate(parts):
+            held = self.held[k]
+            self.held[k] = (
+                part
+                if held is None
+                else StreamScores(
+                    np.concatenate([held.times_ms, part.times_ms]),
+                    np.concatenate([held.scores, part.scores]),
+                    part.frame_reuse,
+                    part.seconds,
+                )
+            )
+        ready = min(len(held.times_ms) for held in self.held)
+        given = [
+            StreamScores(h.times_ms[:ready], h.scores[:ready], h.frame_reuse, h.seconds)
+            for h in self.held
+        ]
+        self.held = [
+            StreamScores(h.times_ms[ready:], h.scores[ready:], h.frame_reuse, h.seconds)
+            for h in self.held
+        ]
+        self.frame_reuse = all(feed.frame_reuse for feed in self.feeds)
+        self.seconds = sum(feed.seconds for feed in self.feeds)
+        first, *others = given
+        mean = mean_scores(first, others)
+        return StreamScores(mean.times_ms, mean.scores, self.frame_reuse, self.seconds)
+
+    def _push(self, audio):  # pragma: no cover - push and finish are the mean's own
+        raise NotImplementedError
+
+
+class StreamingFeed(Feed):
+    """A StreamingScorer's feed: each new frame through the streaming model as it comes (its
+    states carried), the window ending at a frame scored by the output after it."""
+
+    frame_reuse = True
+
+    def __init__(self, scorer: StreamingScorer):
+        super().__init__(scorer)
+        model = scorer.window_model
+        self.runner = scorer.runner
+        self.runner.reset()
+        self.step = self.stride // int(model.frame_stride_samples)
+        self.frames_per_clip = int(model.frames_per_clip)
+        self.buffer = FrameBuffer(model, int(model.frame_stride_samples))
+        self.run_to = 0  # frames run so far
+        self.outputs = np.zeros((0, self.runner.num_labels), np.float32)  # from frame out_first
+        self.out_first = 0
+
+    def _push(self, audio, last=False):
+        self.buffer.push(audio, last)
+        if self.buffer.end > self.run_to:
+            new = self.buffer.get(np.arange(self.run_to, self.buffer.end))
+            self.outputs = np.concatenate([self.outputs, self.runner.run(new)])
+            self.run_to = self.buffer.end
+        self.buffer.drop_before(self.run_to)
+        complete = self.complete()
+        numbers = np.arange(self.next_window, complete)
+        lasts = numbers * self.step + self.frames_per_clip - 1
+        if len(lasts) and lasts[-1] >= self.run_to:
+            raise StageError(
+                f"frame_features gave {self.run_to} frames for {self.consumed} samples; "
+                f"{int(lasts[-1]) + 1} are needed"
+            )
+        scores = self.outputs[lasts - self.out_first]
+        self.next_window = complete
+        keep = self.next_window * self.step + self.frames_per_clip - 1
+        if keep > self.out_first:
+            self.outputs = self.outputs[keep - self.out_first :]
+            self.out_first = keep
+        return numbers, scores
+
+    def _finish(self):
+        return self._push(np.zeros(0, np.float32), last=True)
+
 
 class WindowScorer(Scorer):
     """One model scores every window (a loaded model, pipeline.inference's interface)."""
@@ -88,6 +383,23 @@ class WindowScorer(Scorer):
         return stream_scores(
             self.model, audio, self.stride_ms, self.frame_reuse, self.batch_size, self.progress
         )
+
+    def _reuse_whole(self) -> bool:
+        """True when frames are reused but only a whole recording's frames are the right ones
+        (a front end that is not ``frames_are_local``)."""
+        stride = int(self.stride_ms * self.sample_rate / 1000)
+        return (
+            self.frame_reuse
+            and can_reuse_frames(self.model, stride)
+            and not getattr(self.model, "frames_are_local", False)
+        )
+
+    def feed(self, eager=False):
+        # Live, such a model scores each window from its own audio instead.
+        return WholeFeed(self) if self._reuse_whole() and not eager else WindowFeed(self, eager)
+
+    def bounded(self):
+        return not self._reuse_whole()
 
     def describe(self, scores=None):
         if scores is None:
@@ -125,6 +437,12 @@ class MeanScorer(Scorer):
     def score(self, audio):
         first, *others = self.scorers
         return mean_scores(first.score(audio), [other.score(audio) for other in others])
+
+    def feed(self, eager=False):
+        return MeanFeed(self, eager)
+
+    def bounded(self):
+        return all(scorer.bounded() for scorer in self.scorers)
 
     def describe(self, scores=None):
         kinds = {scorer.describe() for scorer in self.scorers}
@@ -231,6 +549,25 @@ class StreamingScorer(Scorer):
         return streaming_scores(
             self.runner, self.window_model, audio, self.stride_ms, self.progress
         )
+
+    def _local(self) -> bool:
+        stride = int(self.stride_ms * self.sample_rate / 1000)
+        return can_reuse_frames(self.window_model, stride) and bool(
+            getattr(self.window_model, "frames_are_local", False)
+        )
+
+    def feed(self, eager=False):
+        if self._local():
+            return StreamingFeed(self)
+        if eager:
+            raise StageError(
+                "the streaming model scores live audio only with a front end whose frames are "
+                "each computed from their own window, at a clip stride of whole frames"
+            )
+        return WholeFeed(self)
+
+    def bounded(self):
+        return self._local()
 
     def describe(self, scores=None):
         return "streaming model" if scores is None else "streaming model, one call per frame"
