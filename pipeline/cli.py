@@ -27,6 +27,8 @@ TOOLS = {
     "label-wav": "label_wav",
     "evaluate-dir": "evaluate_dir",
     "stream-eval": "stream_eval",
+    "detect": "detect",
+    "listen": "listen",
     "wav-to-spectrogram": "wav_to_spectrogram",
     "render-plots": "render_plots",
     "preset": "preset",

@@ -163,6 +163,10 @@ class FrameBuffer:
         self.model = model
         self.frame_stride = int(model.frame_stride_samples)
         self.min_samples = min_samples  # compute frames once this much audio is waiting
+        # A frame's audio, at most (what the clip's frame count implies): never less computed.
+        self.window = int(model.desired_samples) - (int(model.frames_per_clip) - 1) * (
+            self.frame_stride
+        )
         self.audio = np.zeros(0, np.float32)
         self.frames = None
         self.first = 0  # the number of the first frame held
@@ -173,8 +177,9 @@ class FrameBuffer:
         return self.first + (0 if self.frames is None else len(self.frames))
 
     def push(self, audio: np.ndarray, last: bool = False) -> None:
+        """Add ``audio``; compute its frames once ``min_samples`` wait (``last``: now)."""
         self.audio = np.concatenate([self.audio, audio])
-        if not len(self.audio) or (len(self.audio) < self.min_samples and not last):
+        if len(self.audio) < max(self.window, 1 if last else self.min_samples):
             return
         new = np.asarray(self.model.frame_features(self.audio), np.float32)
         if len(new) == 0:
@@ -246,6 +251,8 @@ class WindowFeed(Feed):
     def _score(self, numbers: np.ndarray) -> np.ndarray:
         if self.frame_reuse:
             rows = numbers[:, None] * self.step + np.arange(self.frames_per_clip)
+            if rows.max() >= self.buffer.end:  # the frames of the audio still waiting
+                self.buffer.push(np.zeros(0, np.float32), last=True)
             if rows.max() >= self.buffer.end:
                 raise StageError(
                     f"frame_features gave {self.buffer.end} frames for {self.consumed} samples; "
@@ -350,7 +357,8 @@ class StreamingFeed(Feed):
             )
         scores = self.outputs[lasts - self.out_first]
         self.next_window = complete
-        keep = self.next_window * self.step + self.frames_per_clip - 1
+        # The outputs from the next window's last frame on (those run so far) are kept.
+        keep = min(self.next_window * self.step + self.frames_per_clip - 1, self.run_to)
         if keep > self.out_first:
             self.outputs = self.outputs[keep - self.out_first :]
             self.out_first = keep

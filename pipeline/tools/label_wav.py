@@ -1,20 +1,24 @@
 """Label one WAV file with any model, printing the top labels exactly as the original label_wav.
 
     python -m pipeline.tools.label_wav --model models/export --wav clip.wav [--how_many_labels 3]
-    python -m pipeline.tools.label_wav --graph conv_actions_frozen.pb --labels conv_actions_labels.txt \
-        --wav clip.wav
+    python -m pipeline.tools.label_wav --graph conv_actions_frozen.pb \
+        --labels conv_actions_labels.txt --wav clip.wav
 
-Output, one line per label, best first: ``left (score = 0.81477)``.
+Output, one line per label, best first: ``left (score = 0.81477)``. The model labels one window
+(its clip, a second by default): a longer recording gets a note on standard error that only its
+first window was labelled and that ``kws detect`` finds the words in all of it.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.cli import run_main
+from pipeline.core.audio import read_wav_header
 from pipeline.core.errors import StageError, WavError
 
 
@@ -25,7 +29,7 @@ def top_labels(scores: np.ndarray, labels: list[str], how_many: int) -> list[tup
 
 
 def format_label(label: str, score: float) -> str:
-    return "%s (score = %.5f)" % (label, score)
+    return f"{label} (score = {score:.5f})"
 
 
 def label_wav(model_path, wav_path, labels_path=None, how_many_labels: int = 3) -> list[str]:
@@ -41,6 +45,15 @@ def label_wav(model_path, wav_path, labels_path=None, how_many_labels: int = 3) 
         raise WavError(wav_path, f"cannot read: {exc.strerror}") from None
     model = load_model(model_path, labels_path)
     scores = model.predict_wav_bytes(data, str(wav_path))
+    frames, rate = read_wav_header(wav_path).num_frames, int(model.sample_rate)
+    if frames > model.desired_samples:
+        window = model.desired_samples / rate
+        print(
+            f"note: {wav_path}: {frames / rate:.2f} s is longer than the model's window; only "
+            f"its first {window:.2f} s was labelled (`kws detect {wav_path}` finds the words "
+            "in all of it)",
+            file=sys.stderr,
+        )
     return [
         format_label(label, score)
         for label, score in top_labels(scores, model.labels, how_many_labels)

@@ -16,20 +16,26 @@ reuse frames, e.g. EfficientWord-Net's. ``--average-with`` decodes the mean of t
 scores and other models' (trained on the same labels; an ensemble, see docs/streaming.md,
 "Averaging models").
 
-The decoder options default to the original's (the same as params.yaml's stream_eval section).
+The decoder options default to the export's operating point (its decoder.json, which freeze
+writes from params.yaml's stream_eval section), else to the original's; a line says which were
+used. The recording is read and scored block by block (its memory does not grow with it).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from pipeline.cli import run_main
 from pipeline.core.fs import atomic_write_json, atomic_write_text, check_output_file
 from pipeline.streaming.cascade import HELD, PEAKS, RULES, GateSettings
-from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.evaluate import check_inputs, format_summary, run_stream_eval, sweep_csv
+from pipeline.streaming.operating_point import (
+    add_decoder_flags,
+    decoder_settings,
+    describe,
+    flag_overrides,
+)
 from pipeline.streaming.scorers import make_scorer
 from pipeline.streaming.scores import BATCH
 
@@ -48,13 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--labels", help="labels file (default: found beside the model)")
     parser.add_argument("--json", help="write the metrics here")
     parser.add_argument("--sweep-csv", help="write the threshold sweep here")
-    for field in dataclasses.fields(StreamEvalConfig):
-        parser.add_argument(
-            "--" + field.name.replace("_", "-"),
-            type=type(field.default),
-            default=field.default,
-            help=f"default {field.default} (the original's)",
-        )
+    add_decoder_flags(parser, tolerance=True)
     parser.add_argument("--batch-size", type=int, default=BATCH)
     parser.add_argument(
         "--no-frame-reuse",
@@ -142,8 +142,7 @@ def main(argv=None) -> int:
     for out in (args.json, args.sweep_csv):
         if out:
             check_output_file(out)
-    settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(StreamEvalConfig)}
-    cfg = StreamEvalConfig.from_dict(settings, prefix="stream_eval")
+    cfg, source = decoder_settings(args.model, flag_overrides(args))
     gate = GateSettings(
         args.gate_threshold,
         args.gate_margin_ms,
@@ -165,6 +164,7 @@ def main(argv=None) -> int:
         frame_reuse=not args.no_frame_reuse,
         batch_size=args.batch_size,
     )
+    print(describe(cfg, source))
     metrics, sweep, detections, scores = run_stream_eval(
         scorer, Path(args.wav), Path(args.ground_truth), cfg
     )
