@@ -125,7 +125,7 @@ def test_cross_field_rules(params):
         validate(bad)
     bad = copy.deepcopy(params)
     bad["split"]["wanted_words"] = ["yes", "yes"]
-    with pytest.raises(ParamError, match="duplicates"):
+    with pytest.raises(ParamError, match="'yes' is listed twice"):
         validate(bad)
 
 

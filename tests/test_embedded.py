@@ -82,7 +82,7 @@ def test_same_params_give_byte_identical_files(tiny, tmp_path):
 def test_another_seed_gives_other_speakers_and_audio(tiny, tmp_path):
     other = tmp_path / "other"
     generate_dataset(
-        other, speakers=2, takes=2, noise_seconds=1.5, seed=8, words=("yes",), progress=False
+        other, speakers=2, takes=2, noise_seconds=1.5, seed=8, unknown_words=["yes"], progress=False
     )
     assert {p.name for p in (other / "yes").iterdir()}.isdisjoint(
         p.name for p in (tiny / "yes").iterdir()
