@@ -551,9 +551,12 @@ def words_to_speak(wanted_words, unknown_words) -> list[str]:
     return [*wanted, *(w for w in unknown_words if w not in wanted)]
 
 
-def preflight(words, settings: EmbeddedConfig) -> None:
+def preflight(words, settings: EmbeddedConfig, synthesize=None) -> None:
     """Refuse, before anything is generated, an unknown language, a missing voice variant or a
-    word that espeak-ng cannot say (it reports an error, or the word comes out silent)."""
+    word that espeak-ng cannot say (it reports an error, or the word comes out silent).
+
+    ``synthesize`` (default :func:`synthesize_fresh`) speaks the probe requests.
+    """
     languages = available_languages()
     if settings.language not in languages:
         some = ", ".join(x for x in ("de", "en", "en-us", "es", "fr", "hi", "zh") if x in languages)
@@ -575,7 +578,8 @@ def preflight(words, settings: EmbeddedConfig) -> None:
         sum(r) // 2 for r in (settings.rate, settings.pitch, settings.pitch_range)
     )
     requests = [(spoken_text(w), voice, rate, pitch, pitch_range) for w in words]
-    for word, raw in zip(words, synthesize_fresh(requests, settings.seed), strict=True):
+    spoken = (synthesize or synthesize_fresh)(requests, settings.seed)
+    for word, raw in zip(words, spoken, strict=True):
         if raw.size == 0 or float(np.abs(raw).max()) < 1e-3:
             raise EspeakError(
                 f"the word {spoken_text(word)!r} synthesizes to silence with espeak-ng voice "
