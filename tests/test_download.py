@@ -651,3 +651,52 @@ def test_main_reads_params_and_generates_the_embedded_set(tmp_path):
     assert info["counts"]["_background_noise_"] == 4 and info["counts"]["marvin"] == 1
     with ClipStore(out / "dataset") as store:
         assert store.sample_rate == 8000 and len(store.read(store.of_word("yes")[0].name)) == 8000
+
+
+def test_main_speaks_the_wanted_phrases_and_records_only_changed_settings(tmp_path):
+    params = read_yaml((REPO_ROOT / "params.yaml").read_text())
+    params["data"]["embedded"].update(
+        speakers=1, takes=1, noise_seconds=1.5, seed=3, unknown_words=["cat"]
+    )
+    params["split"]["wanted_words"] = ["lights on", "hey nova"]
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(params))
+    out = tmp_path / "raw"
+
+    argv = ["--params", str(params_path), "--out", str(out), "--cache-dir", str(tmp_path / "c")]
+    assert main(argv) == 0
+
+    info = json.loads((out / "source.json").read_text())
+    assert {k: n for k, n in info["counts"].items() if k != "_background_noise_"} == {
+        "cat": 1,
+        "hey_nova": 1,
+        "lights_on": 1,
+    }
+    # The settings always recorded, and of the others only those not at their default.
+    assert info["embedded"] == dict(
+        speakers=1, takes=1, noise_seconds=1.5, seed=3, unknown_words=["cat"]
+    )
+
+
+def test_main_refuses_a_bad_language_in_one_line_and_writes_nothing(tmp_path):
+    params = read_yaml((REPO_ROOT / "params.yaml").read_text())
+    params["data"]["embedded"].update(speakers=1, noise_seconds=1.5, language="klingon")
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(params))
+    out = tmp_path / "raw"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.stages.download", "--params", str(params_path)]
+        + ["--out", str(out), "--cache-dir", str(tmp_path / "c")],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    assert result.returncode != 0
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(
+        "error [pipeline.stages.download]: data.embedded.language 'klingon' is not an espeak-ng "
+        "language of the espeakng-loader wheel ("
+    )
+    assert "e.g. de, en, en-us, es, fr, hi" in line
+    assert not out.exists() and not list(tmp_path.glob("raw*"))

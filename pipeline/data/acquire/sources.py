@@ -263,11 +263,19 @@ def _validate(
 
 
 def build_raw(
-    out, data: DataConfig, clip: ClipFormat, cache_dir, progress: bool = True, retries: int = 3
+    out,
+    data: DataConfig,
+    clip: ClipFormat,
+    cache_dir,
+    progress: bool = True,
+    retries: int = 3,
+    wanted_words=(),
 ) -> dict:
     """Write ``out`` (the stores dataset/ and official_test/, source.json, skipped.csv) atomically.
 
-    Returns the contents of source.json.
+    ``wanted_words`` (``split.wanted_words``) are what the embedded source speaks besides
+    ``data.embedded.unknown_words``; other sources ignore them. Returns the contents of
+    source.json.
     """
     out, cache_dir = Path(out), Path(cache_dir)
     fetched: list[str] = []  # URLs downloaded into cache_dir, removed after success unless kept
@@ -279,7 +287,7 @@ def build_raw(
         dataset = loose / "dataset"
         info: dict = {"source": data.source}
         if data.source == "embedded":
-            info.update(_generate(dataset, data, clip, progress))
+            info.update(_generate(dataset, data, clip, progress, wanted_words))
         else:
             info.update(
                 materialise(
@@ -353,19 +361,29 @@ def build_raw(
     return info
 
 
-def _generate(dataset: Path, data: DataConfig, clip: ClipFormat, progress: bool) -> dict:
+# The data.embedded keys source.json always records; the later ones only when not at their
+# default, so that the default data/raw stays the bytes it was before they existed.
+_RECORDED_EMBEDDED = ("speakers", "takes", "noise_seconds", "seed")
+
+
+def _generate(
+    dataset: Path, data: DataConfig, clip: ClipFormat, progress: bool, wanted_words
+) -> dict:
     """The embedded source: espeak-ng speech written into ``dataset``; facts for source.json."""
     from pipeline.data.acquire.embedded import generate_dataset
 
-    settings = data.embedded.to_dict()
     generated = generate_dataset(
         dataset,
-        speakers=settings["speakers"],
-        takes=settings["takes"],
-        noise_seconds=settings["noise_seconds"],
-        seed=settings["seed"],
+        data.embedded,
+        wanted_words,
         sample_rate=clip.sample_rate,
         clip_samples=clip.desired_samples,
         progress=progress,
     )
+    defaults = type(data.embedded)().to_dict()
+    settings = {
+        key: value
+        for key, value in data.embedded.to_dict().items()
+        if key in _RECORDED_EMBEDDED or value != defaults[key]
+    }
     return dict(embedded=settings, sha256=tree_sha256(dataset), **generated)
