@@ -113,7 +113,7 @@ def export(tmp_path_factory) -> Path:
     representative = rng.normal(0, 1, (8, *cfg.feature_shape)).astype(np.float32)
     check_audio = np.stack([word_clip("yes", s, 0) for s in range(2)]).astype(np.float32)
     write_exports(
-        folder, model, cfg, LABELS, False, representative, check_audio, {"exported": False}
+        folder, model, cfg, LABELS, False, representative, check_audio, None
     )
     model.save(folder / "model.keras")
     (folder / "meta.json").write_text(json.dumps({"features": {"features": FEATURES}}))
