@@ -1,9 +1,10 @@
 """The split manifests: one CSV row per example, the contract between split and later stages.
 
 Columns: ``path`` (a clip in a clip store, ``<store folder>/<name>`` relative to the repository
-root, e.g. ``data/raw/dataset/yes/0a7c2a8d_nohash_0.wav``; empty for generated silence), ``word`` (the
-folder name; ``_silence_`` for silence rows), ``label``, ``label_index``, ``speaker`` (the part of
-the file name before ``_nohash_``), ``split``. :func:`read_manifest` is the one reader.
+root, e.g. ``data/raw/dataset/yes/0a7c2a8d_nohash_0.wav``; empty for generated silence),
+``word`` (the folder name; ``_silence_`` for silence rows), ``label``, ``label_index``,
+``speaker`` (the part of the file name before ``_nohash_``), ``split``. :func:`read_manifest` is
+the one reader.
 """
 
 from __future__ import annotations

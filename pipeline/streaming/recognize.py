@@ -34,7 +34,8 @@ from pipeline.core.labels import SILENCE_LABEL
 
 @dataclass(frozen=True)
 class RecognizeResult:
-    """What the decoder says after one result: a label, its averaged score, and whether it is new."""
+    """What the decoder says after one result: a label, its averaged score, and whether it is
+    new."""
 
     found_command: str
     score: float
@@ -143,7 +144,8 @@ class WindowAverages:
 
 
 def window_averages(times_ms, scores, average_window_duration_ms, minimum_count) -> WindowAverages:
-    """The averaged scores RecognizeCommands would compute at each step of an increasing sequence."""
+    """The averaged scores RecognizeCommands would compute at each step of an increasing
+    sequence."""
     times = np.asarray(times_ms, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2 or scores.shape[0] != times.shape[0]:
@@ -197,9 +199,12 @@ def decode(
         if label == previous_label:
             continue
         now = times[step]
-        if previous_label != SILENCE_LABEL and previous_time != -math.inf:
-            if now - previous_time <= suppression_ms:
-                continue
+        if (
+            previous_label != SILENCE_LABEL
+            and previous_time != -math.inf
+            and now - previous_time <= suppression_ms
+        ):
+            continue
         previous_label, previous_time = label, now
         if label != SILENCE_LABEL:
             found.append((label, _as_int(now), top_score[step]))
@@ -303,7 +308,8 @@ class StreamingStats:
         p = self.percentages
         return (
             f"{p['matched_percentage']:.1f}% matched, {p['correct_percentage']:.1f}% correct, "
-            f"{p['wrong_percentage']:.1f}% wrong, {p['false_positive_percentage']:.1f}% false positive"
+            f"{p['wrong_percentage']:.1f}% wrong, "
+            f"{p['false_positive_percentage']:.1f}% false positive"
         )
 
 

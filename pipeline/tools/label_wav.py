@@ -1,8 +1,8 @@
 """Label one WAV file with any model, printing the top labels exactly as the original label_wav.
 
     python -m pipeline.tools.label_wav --model models/export --wav clip.wav [--how_many_labels 3]
-    python -m pipeline.tools.label_wav --graph conv_actions_frozen.pb --labels conv_actions_labels.txt \
-        --wav clip.wav
+    python -m pipeline.tools.label_wav --graph conv_actions_frozen.pb \
+        --labels conv_actions_labels.txt --wav clip.wav
 
 Output, one line per label, best first: ``left (score = 0.81477)``.
 """
@@ -25,7 +25,7 @@ def top_labels(scores: np.ndarray, labels: list[str], how_many: int) -> list[tup
 
 
 def format_label(label: str, score: float) -> str:
-    return "%s (score = %.5f)" % (label, score)
+    return f"{label} (score = {score:.5f})"
 
 
 def label_wav(model_path, wav_path, labels_path=None, how_many_labels: int = 3) -> list[str]:
