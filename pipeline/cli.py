@@ -28,6 +28,7 @@ TOOLS = {
     "compare-metrics": "compare_metrics",
     "extract-clip": "extract_clip",
     "quantize-embedding": "quantize_embedding",
+    "web": "web",
 }
 
 

@@ -36,6 +36,7 @@ LAYERS = {
     "inference": {"core", "frontends", "models", "inference"},
     "export": {"core", "data", "frontends", "models", "inference", "export"},
     "streaming": {"core", "data", "inference", "streaming"},
+    "web": {"core", "frontends", "inference", "streaming", "web"},
 }
 
 
@@ -144,7 +145,8 @@ def check_stage(root: Path, stage: str, module: str, deps: list[str]) -> list[st
         covered |= hits
     for path in sorted(files - covered):
         problems.append(
-            f"{stage}: runs {path.relative_to(root.resolve()).as_posix()} but dvc.yaml does not list it"
+            f"{stage}: runs {path.relative_to(root.resolve()).as_posix()} "
+            "but dvc.yaml does not list it"
         )
     return problems
 
