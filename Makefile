@@ -40,7 +40,7 @@ repro: install
 	dvc repro
 
 bench: install
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python -m bench.run_all
 
 clean-venv:
 	rm -rf $(VENV)

@@ -14,23 +14,18 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script or with -m
+import numpy as np
+import tensorflow as tf
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from pipeline.core.audio import fit_to_length, read_wav  # noqa: E402
-from pipeline.core.labels import ALL_WORDS, prepare_words_list  # noqa: E402
-from pipeline.data.augment import AugmentConfig, load_background  # noqa: E402
-from pipeline.data.featurize import featurize  # noqa: E402
-from pipeline.frontends import FeatureConfig, compute_features, features_numpy  # noqa: E402
+from pipeline.core.audio import fit_to_length, read_wav
+from pipeline.core.labels import ALL_WORDS, prepare_words_list
+from pipeline.data.augment import AugmentConfig, load_background
+from pipeline.data.featurize import featurize
+from pipeline.frontends import FeatureConfig, compute_features, features_numpy
 
 WANTED = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 COLUMNS = ["path", "word", "label", "label_index", "speaker", "split"]
@@ -43,7 +38,9 @@ def write_manifests(root: Path, dataset: Path, words, speakers: int) -> Path:
     labels = prepare_words_list(WANTED)
     split_dir = root / "split"
     split_dir.mkdir(parents=True)
-    (split_dir / "labels.txt").write_text("".join(f"{l}\n" for l in labels))
+    (split_dir / "labels.txt").write_text(
+        "".join(f"{label}\n" for label in labels), encoding="utf-8"
+    )
     rng = np.random.default_rng(0)
     for name, split, lo, hi in (
         ("train.csv", "training", 0.2, 1.0),
@@ -61,7 +58,7 @@ def write_manifests(root: Path, dataset: Path, words, speakers: int) -> Path:
         rng.shuffle(unknown)
         extra = int(np.ceil(len(wanted) * 0.1))
         rows = wanted + unknown[:extra] + [["", "_silence_", "_silence_", 0, "", split]] * extra
-        with open(split_dir / name, "w", newline="") as handle:
+        with open(split_dir / name, "w", encoding="utf-8", newline="") as handle:
             csv.writer(handle, lineterminator="\n").writerows([COLUMNS, *rows])
     return split_dir
 
@@ -180,7 +177,7 @@ def main(argv=None) -> int:
             np.load(root / "features" / "train" / "y.npy"),
         )
 
-        with open(split_dir / "train.csv") as handle:
+        with open(split_dir / "train.csv", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
         some_clip = next(r["path"] for r in rows if r["path"])
         paths = [str(root / (r["path"] or some_clip)) for r in rows]
@@ -211,9 +208,10 @@ def main(argv=None) -> int:
     print("| pipeline | examples/s delivered to training | one-off cost |")
     print("| --- | ---: | --- |")
     print(f"| on the fly (tf.data: decode, shift, mix, mfcc per step) | {fly:,.0f} | none |")
+    featurized = sum(c["examples"] for c in counts.values())
     print(
-        f"| precomputed copies (featurize, then arrays) | {pre:,.0f} | featurize {featurize_s:.1f} s "
-        f"({sum(c['examples'] for c in counts.values()) / featurize_s:,.0f} examples/s) |"
+        f"| precomputed copies (featurize, then arrays) | {pre:,.0f} "
+        f"| featurize {featurize_s:.1f} s ({featurized / featurize_s:,.0f} examples/s) |"
     )
     print("\n| front end | clips/s (features_numpy, 1 s clips) |")
     print("| --- | ---: |")

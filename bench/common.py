@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: the repository's params and an untrained stand-in export.
+"""What the benchmark scripts share: where the repository and the shared data are, the
+repository's params and an untrained stand-in export.
 
 A benchmark of speed needs a model of the configured architecture and front end, trained or not
 (an untrained one costs the same per call); before `dvc repro` has trained one, this exports an
@@ -8,19 +9,14 @@ untrained stand-in with the freeze stage's own code.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
+import numpy as np
+
+from pipeline.core.params import read_params
+from pipeline.sections import validate_params
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import numpy as np  # noqa: E402
-
-from pipeline.core.params import read_params  # noqa: E402
-from pipeline.sections import validate_params  # noqa: E402
-
 SHARED_MINI = REPO.parent / "shared" / "data" / "speech_commands_mini"
 FROZEN = REPO.parent / "shared" / "pretrained" / "conv_actions_frozen.pb"
 
@@ -45,7 +41,9 @@ def stand_in_keras(params: dict, folder: Path) -> Path:
     folder.mkdir(parents=True)
     with_softmax(model).save(folder / "model.keras")
     write_labels(folder / "labels.txt", labels)
-    (folder / "meta.json").write_text(json.dumps({"features": features.to_dict()}))
+    (folder / "meta.json").write_text(
+        json.dumps({"features": features.to_dict()}), encoding="utf-8"
+    )
     return folder
 
 

@@ -13,7 +13,7 @@
   with frame reuse (clip stride 80 ms: mel once, each embedding once per hop) and, on the first
   ``--per-window-seconds``, window by window.
 
-    python bench/embedding_speed.py [--clips 1024] [--duration 600] [--per-window-seconds 30]
+    python -m bench.embedding_speed [--clips 1024] [--duration 600] [--per-window-seconds 30]
         [--model-threads 1 2] [--int8-workers 1 2] [--stream-frontends embedding embedding_int8]
 """
 
@@ -28,13 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from bench.common import SHARED_MINI, repo_params, stand_in_export, stand_in_keras  # noqa: E402
+from bench.common import SHARED_MINI, repo_params, stand_in_export, stand_in_keras
 
 
 def real_clips(count: int) -> np.ndarray:
@@ -149,8 +145,9 @@ def main(argv=None) -> int:
     diff8 = float(np.abs(fast8[: len(ref8)] - ref8).max())
     cosine = (fast * fast8).sum(-1) / np.linalg.norm(fast, axis=-1) / np.linalg.norm(fast8, axis=-1)
     print(
-        f"\nfeaturize ({args.clips} real clips; max |batched - reference|: float {diff:.1e}, int8 {diff8:.1e}; "
-        f"int8 vs float per window: cosine mean {cosine.mean():.4f}, min {cosine.min():.4f})"
+        f"\nfeaturize ({args.clips} real clips; max |batched - reference|: "
+        f"float {diff:.1e}, int8 {diff8:.1e}; int8 vs float per window: "
+        f"cosine mean {cosine.mean():.4f}, min {cosine.min():.4f})"
     )
     print(f"{'front end':<48} {'clips/s':>9} {'CPU ms/clip':>12}")
     for name, rate, cpu in rows:
@@ -257,11 +254,13 @@ def main(argv=None) -> int:
                 )
     print(f"\nstreaming ({source}; stand-in embedding_head bundle; head = the exported .tflite)")
     print(
-        f"{'front end':<16} {'head':<20} {'path':<28} {'audio s':>8} {'windows':>8} {'seconds':>8} {'x real time':>12}"
+        f"{'front end':<16} {'head':<20} {'path':<28} {'audio s':>8} {'windows':>8} "
+        f"{'seconds':>8} {'x real time':>12}"
     )
     for frontend, name, path, audio_s, windows, secs in rows:
         print(
-            f"{frontend:<16} {name:<20} {path:<28} {audio_s:>8.0f} {windows:>8,} {secs:>8.1f} {audio_s / secs:>12.0f}"
+            f"{frontend:<16} {name:<20} {path:<28} {audio_s:>8.0f} {windows:>8,} {secs:>8.1f} "
+            f"{audio_s / secs:>12.0f}"
         )
     print(f"\nload at end: {os.getloadavg()[0]:.1f}")
     return 0

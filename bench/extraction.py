@@ -1,4 +1,4 @@
-"""Benchmark: the checked extraction (pipeline/data/archive.py) against Python's own extraction.
+"""Benchmark: the checked extraction (data/acquire/archive.py) against Python's own extraction.
 
 Builds a .tar.gz and a .zip of ``--clips`` one-second 16 kHz clips (noisy tones, so they compress
 about as little as speech does) in a temporary folder, then extracts each with ``extract`` (links
@@ -6,8 +6,8 @@ resolved as text, every byte written by this project's writer, the tar read to i
 limits) and with the standard library (``tarfile`` with ``filter="data"``, ``zipfile.extractall``),
 best of ``--repeat`` runs. Prints a markdown table.
 
-    python bench/extraction.py                 # 5,000 clips (160 MB extracted)
-    python bench/extraction.py --clips 500     # quick
+    python -m bench.extraction                 # 5,000 clips (160 MB extracted)
+    python -m bench.extraction --clips 500     # quick
 """
 
 from __future__ import annotations
@@ -15,19 +15,16 @@ from __future__ import annotations
 import argparse
 import io
 import shutil
-import sys
 import tarfile
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script or with -m
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from pipeline.core.audio import encode_wav  # noqa: E402
-from pipeline.data.archive import extract  # noqa: E402
+from pipeline.core.audio import encode_wav
+from pipeline.data.acquire.archive import extract
 
 RATE = 16000
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")

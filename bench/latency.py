@@ -10,33 +10,30 @@ The project's export is models/export (after `dvc repro`); without it, a stand-i
 from an untrained model of params.yaml's architecture and front end (same cost, weights do not
 matter for latency).
 
-    python bench/latency.py [--export models/export] [--repeats 200] [--json OUT]
+    python -m bench.latency [--export models/export] [--repeats 200] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from bench.common import (  # noqa: E402
+from bench.common import (
     FROZEN,
+    REPO,
     SHARED_MINI,
     repo_params,
     stand_in_export,
     stand_in_keras,
 )
-from pipeline.core.audio import encode_wav  # noqa: E402
-from pipeline.inference import load_model  # noqa: E402
+from pipeline.core.audio import encode_wav
+from pipeline.inference import load_model
 
 
 def test_clip() -> tuple[bytes, str]:
@@ -98,7 +95,7 @@ def main(argv=None) -> int:
                 print(f"skip {name}: {path} not found")
                 continue
             model = load_model(path)
-            times = time_calls(lambda: model.predict_wav_bytes(wav), args.repeats)
+            times = time_calls(partial(model.predict_wav_bytes, wav), args.repeats)
             rows.append(
                 {
                     "format": name,

@@ -1,6 +1,6 @@
 """How much other CPU numerics move the trained model's headline metrics (README, Reproducibility).
 
-    python bench/numerics.py [--work /tmp/kws-numerics]
+    python -m bench.numerics [--work /tmp/kws-numerics]
 
 In a clone of this repository (HEAD) under --work: the default pipeline (`dvc repro`), then for
 each setting below the train stage again from scratch with that setting in the environment and
@@ -21,7 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.common import REPO
+from pipeline.tools.compare_metrics import HEADLINES
+
 SETTINGS = [
     ("defaults again", {}),
     ("ONEDNN_MAX_CPU_ISA=AVX2", {"ONEDNN_MAX_CPU_ISA": "AVX2"}),
@@ -43,12 +45,11 @@ def run(cmd: list[str], cwd: Path, extra: dict | None = None) -> None:
 
 
 def snapshot(work: Path) -> dict:
-    sys.path.insert(0, str(ROOT))
-    from pipeline.tools.compare_metrics import HEADLINES
-
     values = {}
     for headline in HEADLINES:
-        values[headline.label] = headline.read(json.loads((work / headline.path).read_text()))
+        values[headline.label] = headline.read(
+            json.loads((work / headline.path).read_text(encoding="utf-8"))
+        )
     values["model.keras"] = hashlib.md5(
         (work / "models/keras/model.keras").read_bytes()
     ).hexdigest()
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
     work = args.work / "repo"
     if work.exists():
         shutil.rmtree(work)
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(work)], check=True)
+    subprocess.run(["git", "clone", "-q", str(REPO), str(work)], check=True)
     run(["dvc", "repro"], work)
     rows = [("defaults", snapshot(work))]
     for name, extra in SETTINGS:
@@ -70,9 +71,6 @@ def main(argv=None) -> int:
         run(["dvc", "repro", "-f", "-s", "train"], work, extra)
         run(["dvc", "repro"], work, extra)
         rows.append((name, snapshot(work)))
-    sys.path.insert(0, str(ROOT))
-    from pipeline.tools.compare_metrics import HEADLINES
-
     base = rows[0][1]
     print(f"CPU cores: {os.cpu_count()}; load: {os.getloadavg()[0]:.1f}")
     header = ["train ran with", "model.keras"] + [h.label for h in HEADLINES]

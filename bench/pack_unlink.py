@@ -3,16 +3,17 @@
 The download stage extracts the archive into a temporary folder, then packs the clips into
 ``data/raw/dataset`` (``pipeline.data.clip_store.pack_folder``). At full size (105,835 files) the
 packing took 7 min 21 s in a ``bench/scale.py`` run on a heavily loaded machine (240 clips/s),
-and the delete of each file once packed was suspected (ext4 mounted with ``discard`` here). This writes ``--files`` one-second WAVs (35 word folders, like an extraction), flushes
-them to disk (``sync``, as 3 GB extracted a minute earlier are), and times, each on a fresh copy:
+and the delete of each file once packed was suspected (ext4 mounted with ``discard`` here). This
+writes ``--files`` one-second WAVs (35 word folders, like an extraction), flushes them to disk
+(``sync``, as 3 GB extracted a minute earlier are), and times, each on a fresh copy:
 
 - ``pack_folder(consume=True)``: what the stage does, deleting each file right after reading it;
 - ``pack, then rmtree``: pack without deleting, then remove the folder once;
 - ``pack, rmtree per word``: delete each word folder once all its clips are packed;
 - ``pack only``: packing without deleting anything (the floor).
 
-    python bench/pack_unlink.py                 # 20,000 files (640 MB under --work)
-    python bench/pack_unlink.py --files 5000
+    python -m bench.pack_unlink                 # 20,000 files (640 MB under --work)
+    python -m bench.pack_unlink --files 5000
 
 Everything goes under ``--work`` (default /tmp/kws-pack-unlink), deleted at the end.
 """
@@ -28,10 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pipeline.core.audio import encode_pcm16  # noqa: E402
-from pipeline.data.clip_store import list_wavs, pack_folder  # noqa: E402
+from pipeline.core.audio import encode_pcm16
+from pipeline.data.clip_store import list_wavs, pack_folder
 
 RATE = 16000
 VARIANTS = ["pack_folder(consume=True)", "pack, then rmtree", "pack, rmtree per word", "pack only"]

@@ -18,8 +18,9 @@ included), the outputs' size and the DVC cache's growth. Then a no-op ``dvc repr
 counted once) against archive + features; ``dvc push`` to a local remote and ``dvc pull`` into a
 fresh clone, with object counts.
 
-    python bench/scale.py                       # the full size: ~12 min on 2 quiet cores (2 to build the archive)
-    python bench/scale.py --clips 3000          # a quick check of the script itself
+    python -m bench.scale                # the full size: ~12 min on 2 quiet cores (2 to build
+                                         # the archive)
+    python -m bench.scale --clips 3000   # a quick check of the script itself
 
 Everything goes under ``--work`` (default /tmp/kws-scale), deleted at the end unless ``--keep``;
 the generated archives are kept in ``--work``/archives and reused by the next run of the same size.
@@ -36,7 +37,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -45,13 +45,11 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from pipeline.core.audio import encode_pcm16  # noqa: E402
-from pipeline.core.labels import BACKGROUND_NOISE_DIR  # noqa: E402
-from pipeline.core.schema import read_yaml  # noqa: E402
-from pipeline.data.split import which_set  # noqa: E402
+from bench.common import REPO
+from pipeline.core.audio import encode_pcm16
+from pipeline.core.labels import BACKGROUND_NOISE_DIR
+from pipeline.core.schema import read_yaml
+from pipeline.data.split import which_set
 
 # Clips per word in speech_commands_v0.02.tar.gz (105,829 in all).
 V2_COUNTS = {
@@ -232,9 +230,11 @@ class Sampler(threading.Thread):
                 break
             for proc in procs:
                 try:
-                    for line in open(f"/proc/{proc.pid}/status"):
-                        if line.startswith("RssAnon:"):
-                            self.peak_anon = max(self.peak_anon, int(line.split()[1]) * 1024)
+                    with open(f"/proc/{proc.pid}/status", encoding="utf-8") as status:
+                        for line in status:
+                            if line.startswith("RssAnon:"):
+                                kib = int(line.split()[1])
+                                self.peak_anon = max(self.peak_anon, kib * 1024)
                 except OSError:
                     pass
             self.stop.wait(0.2)
@@ -278,7 +278,11 @@ def disk_bytes(*paths: Path) -> int:
     if not present:
         return 0
     out = subprocess.run(
-        ["du", "-s", "-c", "-B1", *present], check=True, capture_output=True, text=True
+        ["du", "-s", "-c", "-B1", *present],
+        check=True,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
     )
     return int(out.stdout.strip().splitlines()[-1].split()[0])
 
@@ -402,23 +406,23 @@ def main(argv=None) -> int:
         repo.mkdir()
         copy_project(repo)
         params_path = repo / "params.yaml"
-        params = read_yaml(params_path.read_text())
+        params = read_yaml(params_path.read_text(encoding="utf-8"))
         params["data"].update(
             source="url",
             url=f"{url}/{dataset_tar.name}",
             test_set="official",
             test_set_source=f"{url}/{test_tar.name}",
         )
-        text = params_path.read_text()
+        text = params_path.read_text(encoding="utf-8")
         for key in ("source", "url", "test_set", "test_set_source"):  # keep the file's comments
             text = _set_key(text, key, params["data"][key])
-        params_path.write_text(text)
+        params_path.write_text(text, encoding="utf-8")
         git(repo, env, "init", "-q", "-b", "main")
         git(repo, env, "add", "-A")
         git(repo, env, "commit", "-q", "-m", "scale benchmark")
 
         rows, cache = [], repo / ".dvc" / "cache"
-        with open(log_path, "w") as log:
+        with open(log_path, "w", encoding="utf-8") as log:
             for stage in STAGES:
                 before = disk_bytes(cache)
                 figures = run_measured(["dvc", "repro", "--single-item", stage], repo, env, log)
@@ -433,11 +437,13 @@ def main(argv=None) -> int:
         print(
             f"\nScale benchmark: {args.clips:,} clips ({speakers:,} speakers, 35 words, "
             f"{len(NOISES)} noise recordings) + official test set of {test_clips:,}; "
-            f"{os.cpu_count()} CPU cores, load average before the DAG {load_before[0]:.1f} (1 min) / "
-            f"{load_before[1]:.1f} (5 min), after it {os.getloadavg()[0]:.1f} / {os.getloadavg()[1]:.1f}\n"
+            f"{os.cpu_count()} CPU cores, load average before the DAG {load_before[0]:.1f} "
+            f"(1 min) / {load_before[1]:.1f} (5 min), after it {os.getloadavg()[0]:.1f} / "
+            f"{os.getloadavg()[1]:.1f}\n"
         )
         print(
-            "| stage | wall time | peak RSS | peak anon. memory | bytes written | outputs | DVC cache growth |"
+            "| stage | wall time | peak RSS | peak anon. memory | bytes written | outputs "
+            "| DVC cache growth |"
         )
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for stage, f in rows:
@@ -447,7 +453,8 @@ def main(argv=None) -> int:
             )
         print(
             f"| **whole DAG** | **{mmss(total)}** | {gb(max(f['peak_rss'] for _, f in rows))} | "
-            f"{gb(max(f['peak_anon'] for _, f in rows))} | {gb(sum(f['written'] for _, f in rows))} | | "
+            f"{gb(max(f['peak_anon'] for _, f in rows))} | "
+            f"{gb(sum(f['written'] for _, f in rows))} | | "
             f"{gb(sum(f['cache_growth'] for _, f in rows))} |"
         )
 
@@ -467,8 +474,9 @@ def main(argv=None) -> int:
         used = disk_bytes(repo / "data", repo / "models", cache)
         downloads = disk_bytes(repo / ".cache" / "downloads")
         print(
-            f"\nDisk: workspace (data/, models/) + .dvc/cache = {gb(used)}; archives {gb(archive)} + "
-            f"features {gb(features)} = {gb(archive + features)}: {used / (archive + features):.2f}x. "
+            f"\nDisk: workspace (data/, models/) + .dvc/cache = {gb(used)}; "
+            f"archives {gb(archive)} + features {gb(features)} = {gb(archive + features)}: "
+            f"{used / (archive + features):.2f}x. "
             f"Workspace files: {count_files(repo / 'data') + count_files(repo / 'models')}; "
             f"the download cache .cache/downloads holds {gb(downloads)} (data.keep_download: "
             f"{params['data'].get('keep_download', True)}); keeping the archives there "
@@ -484,7 +492,7 @@ def main(argv=None) -> int:
             check=True,
             capture_output=True,
         )
-        with open(log_path, "a") as log:
+        with open(log_path, "a", encoding="utf-8") as log:
             push = run_measured(["dvc", "push"], repo, env, log)
         objects = count_files(remote)
         clone = work / "clone"
@@ -496,22 +504,22 @@ def main(argv=None) -> int:
             check=True,
             capture_output=True,
         )
-        with open(log_path, "a") as log:
+        with open(log_path, "a", encoding="utf-8") as log:
             pull = run_measured(["dvc", "pull"], clone, env, log)
         pulled = count_files(clone / ".dvc" / "cache")
         clean = subprocess.run(
-            ["dvc", "status"], cwd=clone, env=env, capture_output=True, text=True
+            ["dvc", "status"], cwd=clone, env=env, capture_output=True, text=True, encoding="utf-8"
         ).stdout
         print(
             f"\n| transfer | time | objects | size |\n| --- | ---: | ---: | ---: |\n"
-            f"| `dvc push` (every output, to a local remote) | {mmss(push['seconds'])} | {objects} | "
+            f"| `dvc push` (every output, to a local remote) | {mmss(push['seconds'])} "
+            f"| {objects} | "
             f"{gb(disk_bytes(remote))} |\n"
             f"| `dvc pull` (a fresh clone) | {mmss(pull['seconds'])} | {pulled} | "
             f"{gb(disk_bytes(clone / '.dvc' / 'cache'))} |"
         )
-        print(
-            f"\nthe clone after the pull: `dvc status` says {clean.strip().splitlines()[-1] if clean.strip() else '(nothing)'}"
-        )
+        said = clean.strip().splitlines()[-1] if clean.strip() else "(nothing)"
+        print(f"\nthe clone after the pull: `dvc status` says {said}")
         summary = {
             "clips": args.clips,
             "stages": dict(rows),
@@ -526,7 +534,7 @@ def main(argv=None) -> int:
             "pull": pull,
             "objects": objects,
         }
-        (work / "scale.json").write_text(json.dumps(summary, indent=2))
+        (work / "scale.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     finally:
         server.shutdown()
         if not args.keep:

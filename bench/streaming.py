@@ -13,7 +13,7 @@ both with frame reuse (features once per 10 ms frame, windows sliced from them) 
 recording is data/stream/stream.wav when present, else one synthesized like the
 synthesize_stream stage from the test split (which_set) of ../shared/data/speech_commands_mini.
 
-    python bench/streaming.py [--duration 600] [--per-window-seconds 60] [--json OUT]
+    python -m bench.streaming [--duration 600] [--per-window-seconds 60] [--json OUT]
 """
 
 from __future__ import annotations
@@ -26,25 +26,21 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-from bench.common import (  # noqa: E402
+from bench.common import (
     FROZEN,
+    REPO,
     SHARED_MINI,
     repo_params,
     stand_in_export,
     stand_in_keras,
 )
-from pipeline.core import paths  # noqa: E402
-from pipeline.core.audio import read_wav  # noqa: E402
-from pipeline.core.labels import ALL_WORDS, BACKGROUND_NOISE_DIR  # noqa: E402
-from pipeline.streaming.evaluate import evaluate_scores  # noqa: E402
-from pipeline.streaming.recognize import read_ground_truth  # noqa: E402
-from pipeline.streaming.scores import stream_scores  # noqa: E402
-from pipeline.streaming.synthesize import synthesize  # noqa: E402
+from pipeline.core import paths
+from pipeline.core.audio import read_wav
+from pipeline.core.labels import ALL_WORDS, BACKGROUND_NOISE_DIR
+from pipeline.data.stream_synthesis import synthesize
+from pipeline.streaming.evaluate import evaluate_scores
+from pipeline.streaming.recognize import read_ground_truth
+from pipeline.streaming.scores import stream_scores
 
 
 def recording(duration_s: float, params: dict):
@@ -172,9 +168,8 @@ def main(argv=None) -> int:
     params = repo_params()
     settings = params["stream_eval"]
     audio, truth, source = recording(args.duration, params)
-    print(
-        f"recording: {len(audio) / params['features'].sample_rate:.0f} s, {len(truth)} words, {source}"
-    )
+    seconds = len(audio) / params["features"].sample_rate
+    print(f"recording: {seconds:.0f} s, {len(truth)} words, {source}")
     print(f"stream_eval: {settings}; {os.cpu_count()} CPU cores")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -201,7 +196,10 @@ def main(argv=None) -> int:
             "[stand-in]: no trained model yet; an untrained one of params.yaml's architecture "
             "(timing only, its accuracy means nothing)"
         )
-    header = f"{'model':50} {'path':12} {'audio s':>8} {'windows':>8} {'seconds':>8} {'x real time':>11} {'correct %':>9} {'FA/hour':>8}"
+    header = (
+        f"{'model':50} {'path':12} {'audio s':>8} {'windows':>8} {'seconds':>8} "
+        f"{'x real time':>11} {'correct %':>9} {'FA/hour':>8}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -212,7 +210,7 @@ def main(argv=None) -> int:
             f"{r['seconds']:8.2f} {r['x_real_time']:11.1f} {correct:>9} {alarms:>8}"
         )
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

@@ -16,31 +16,26 @@ and on the run's 600 s recording: seconds to score it, real-time factor (seconds
 and detections, with how many are identical to the window model's (label and time) and how many
 have a window-model detection of the same label within 100 ms, and the % of words correct.
 
-    python bench/streaming_export.py RUN_DIR [RUN_DIR ...] [--no-stream-eval]
+    python -m bench.streaming_export RUN_DIR [RUN_DIR ...] [--no-stream-eval]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from pipeline.core.fs import read_json  # noqa: E402
-from pipeline.core.params import load_params  # noqa: E402
-from pipeline.data.feature_store import read_features  # noqa: E402
-from pipeline.export.convert import features_tflite  # noqa: E402
-from pipeline.export.cost import tflite_invoke_ms, tflite_macs  # noqa: E402
-from pipeline.frontends import FeatureConfig  # noqa: E402
-from pipeline.inference.streaming_tflite import StreamingTFLite  # noqa: E402
-from pipeline.streaming.config import StreamEvalConfig  # noqa: E402
-from pipeline.streaming.evaluate import run_stream_eval  # noqa: E402
+from pipeline.core.fs import read_json
+from pipeline.core.params import load_params
+from pipeline.data.feature_store import read_features
+from pipeline.export.convert import features_tflite
+from pipeline.export.cost import tflite_invoke_ms, tflite_macs
+from pipeline.frontends import FeatureConfig
+from pipeline.inference.streaming_tflite import StreamingTFLite
+from pipeline.streaming.config import StreamEvalConfig
+from pipeline.streaming.evaluate import run_stream_eval
+from pipeline.streaming.scorers import make_scorer
 
 NEAR_MS = 100  # a detection "near" one of the window model's: same label, at most this far
 
@@ -144,8 +139,9 @@ def bench_run(run: Path, stream_eval: bool) -> list[str]:
             run / "data" / "stream" / "stream.wav",
             run / "data" / "stream" / "stream_labels.txt",
         )
+        stride = cfg_eval.clip_stride_ms
         window_metrics, _, window_found, window_scores = run_stream_eval(
-            export, wav, truth, cfg_eval, progress=False
+            make_scorer(export, stride, progress=False), wav, truth, cfg_eval
         )
         duration = window_metrics["duration_s"]
         reference = {(label, t) for label, t, _, _ in window_found}
@@ -157,7 +153,7 @@ def bench_run(run: Path, stream_eval: bool) -> list[str]:
         ]
         if has_streaming:
             metrics, _, found, scores = run_stream_eval(
-                export, wav, truth, cfg_eval, progress=False, streaming=True
+                make_scorer(export, stride, streaming=True, progress=False), wav, truth, cfg_eval
             )
             same = sum((label, t) in reference for label, t, _, _ in found)
             near = sum(

@@ -1,6 +1,6 @@
 """Training throughput of every model on this machine (short runs on random features).
 
-    python bench/train_throughput.py [--steps 20] [--batch-size 100] [--arch conv ds_cnn ...]
+    python -m bench.train_throughput [--steps 20] [--batch-size 100] [--arch conv ds_cnn ...]
                                      [--mixed-precision]
 
 Prints, per architecture: input shape, trainable parameters next to the original's figure,
@@ -16,14 +16,11 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-# Speech-embedding features of a 1 s clip: 9 windows of 96 (pipeline/frontends/embedding.py padding).
+# Speech-embedding features of a 1 s clip: 9 windows of 96 (the padding of
+# pipeline/frontends/embedding.py).
 EMBEDDING_SHAPE = (9, 96)
 MFCC_SHAPE = (98, 40)
 
@@ -87,7 +84,10 @@ def main(argv=None) -> int:
         f"CPU cores: {os.cpu_count()}, batch {args.batch_size}, {args.steps} timed steps (adam), "
         f"on {placement.devices[0] if placement.devices else 'the CPU'}, {policy}"
     )
-    header = f"{'architecture':<20} {'input':>7} {'params':>9} {'original':>9} {'ms/step':>9} {'examples/s':>11}"
+    header = (
+        f"{'architecture':<20} {'input':>7} {'params':>9} {'original':>9} {'ms/step':>9} "
+        f"{'examples/s':>11}"
+    )
     print(header)
     print("-" * len(header))
     for architecture in args.arch:

@@ -7,7 +7,9 @@ offset and a random onset), so small models can reach high accuracy on it in a f
 from __future__ import annotations
 
 import hashlib
+import resource
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -99,9 +101,23 @@ def wav_pcm(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): read_pcm16(p).tobytes() for p in list_wavs(root)}
 
 
+def limit_file_size(limit: int):
+    """A ``preexec_fn`` for subprocess: the child's files cannot grow beyond ``limit`` bytes.
+
+    Its writes then fail with EFBIG (File too large), which takes the path of a full disk's
+    ENOSPC: a disk that fills up, without a small file system to fill.
+    """
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error from write(), not a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    return apply
+
+
 @pytest.fixture
 def tiny_dataset(tmp_path) -> Path:
-    """Six words (four wanted, two unknown), eleven speakers (8 training, 2 validation, 1 testing)."""
+    """Six words (four wanted, two unknown), eleven speakers (8 training, 2 validation, 1 test)."""
     return make_dataset(tmp_path / "dataset")
 
 

@@ -1,11 +1,11 @@
-"""The operating-point bench's error counts (bench/dag_operating_point.py): a missed word is told
-by what the decoder's averages said there."""
+"""The operating-point bench's error counts (bench/research/dag_operating_point.py): a missed word
+is told by what the decoder's averages said there."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from bench.dag_operating_point import error_kinds
+from bench.research.dag_operating_point import error_kinds
 from pipeline.streaming.recognize import window_averages
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]

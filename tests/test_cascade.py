@@ -12,10 +12,9 @@ import pytest
 from pipeline.core.errors import StageError
 from pipeline.core.labels import write_labels
 from pipeline.streaming import cascade
-from pipeline.streaming import evaluate as stream_eval
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.scores import stream_scores
-from tests.test_stream import LABELS, RATE, StandInModel, _recording
+from tests.test_stream import LABELS, RATE, StandInModel, _recording, run_eval
 
 
 class CostlyModel(StandInModel):
@@ -87,18 +86,14 @@ def test_gate_threshold_zero_is_the_costly_model_alone(tmp_path):
     _recording(seconds=30, tmp_path=tmp_path)
     cfg = StreamEvalConfig()
     wav, truth = tmp_path / "stream.wav", tmp_path / "labels.txt"
-    alone, _, alone_found, alone_scores = stream_eval.run_stream_eval(
-        None, wav, truth, cfg, model=CostlyModel(), progress=False
-    )
+    alone, _, alone_found, alone_scores = run_eval(CostlyModel(), wav, truth, cfg)
     costly = CostlyModel()
-    both, _, both_found, both_scores = stream_eval.run_stream_eval(
-        None,
+    both, _, both_found, both_scores = run_eval(
+        costly,
         wav,
         truth,
         cfg,
-        model=costly,
         gate=StandInModel(),
-        progress=False,
         gate_settings=cascade.GateSettings(threshold=0.0),
     )
     assert both_scores.candidates.all() and len(costly.windows) == len(alone_scores.times_ms)
@@ -113,17 +108,13 @@ def test_gate_threshold_zero_is_the_costly_model_alone(tmp_path):
 def test_a_cascade_keeps_the_words_with_a_fraction_of_the_costly_windows(tmp_path):
     _recording(seconds=60, tmp_path=tmp_path)
     wav, truth = tmp_path / "stream.wav", tmp_path / "labels.txt"
-    alone, *_ = stream_eval.run_stream_eval(
-        None, wav, truth, StreamEvalConfig(), model=CostlyModel(), progress=False
-    )
-    both, *_ = stream_eval.run_stream_eval(
-        None,
+    alone, *_ = run_eval(CostlyModel(), wav, truth, StreamEvalConfig())
+    both, *_ = run_eval(
+        CostlyModel(),
         wav,
         truth,
         StreamEvalConfig(),
-        model=CostlyModel(),
         gate=StandInModel(),
-        progress=False,
         gate_settings=cascade.GateSettings(threshold=0.3),
     )
     assert both["cascade"]["costly"]["share_of_windows"] < 0.6
@@ -221,14 +212,12 @@ def test_stream_eval_tool_runs_a_cascade_of_exports(tmp_path, monkeypatch, capsy
 def test_a_missing_gate_is_named(tmp_path):
     _recording(seconds=3, tmp_path=tmp_path)
     with pytest.raises((FileNotFoundError, StageError), match="missing"):
-        stream_eval.run_stream_eval(
-            None,
+        run_eval(
+            CostlyModel(),
             tmp_path / "stream.wav",
             tmp_path / "labels.txt",
             StreamEvalConfig(),
-            model=CostlyModel(),
             gate=tmp_path / "missing",
-            progress=False,
         )
 
 
@@ -428,22 +417,18 @@ def test_averaging_with_other_models_decodes_the_mean_of_their_scores(tmp_path):
     _recording(seconds=30, tmp_path=tmp_path)
     cfg = StreamEvalConfig(detection_threshold=0.5)
     wav, truth = tmp_path / "stream.wav", tmp_path / "labels.txt"
-    one, *_, one_scores = stream_eval.run_stream_eval(
-        None, wav, truth, cfg, model=StandInModel(), progress=False
-    )
-    two, *_, two_scores = stream_eval.run_stream_eval(
-        None, wav, truth, cfg, model=CostlyModel(), progress=False
-    )
-    both, _, found, both_scores = stream_eval.run_stream_eval(
-        None, wav, truth, cfg, model=StandInModel(), average_with=[CostlyModel()], progress=False
+    one, *_, one_scores = run_eval(StandInModel(), wav, truth, cfg)
+    two, *_, two_scores = run_eval(CostlyModel(), wav, truth, cfg)
+    both, _, found, both_scores = run_eval(
+        StandInModel(), wav, truth, cfg, average_with=[CostlyModel()]
     )
     np.testing.assert_allclose(
         both_scores.scores, (one_scores.scores + two_scores.scores) / 2, atol=1e-6
     )
     assert both["averaged_with"] == 1 and "averaged_with" not in one
     assert not np.allclose(both_scores.scores, one_scores.scores)
-    itself, *_, itself_scores = stream_eval.run_stream_eval(
-        None, wav, truth, cfg, model=StandInModel(), average_with=[StandInModel()], progress=False
+    itself, *_, itself_scores = run_eval(
+        StandInModel(), wav, truth, cfg, average_with=[StandInModel()]
     )
     np.testing.assert_allclose(itself_scores.scores, one_scores.scores, atol=1e-6)
     assert {k: itself[k] for k in ("correct", "wrong", "false_positives")} == {
@@ -452,20 +437,9 @@ def test_averaging_with_other_models_decodes_the_mean_of_their_scores(tmp_path):
     other = StandInModel()
     other.labels = [*LABELS[:2], "no", "yes"]
     with pytest.raises(StageError, match="other labels"):
-        stream_eval.run_stream_eval(
-            None, wav, truth, cfg, model=StandInModel(), average_with=[other], progress=False
-        )
+        run_eval(StandInModel(), wav, truth, cfg, average_with=[other])
     with pytest.raises(StageError, match="not with a gate"):
-        stream_eval.run_stream_eval(
-            None,
-            wav,
-            truth,
-            cfg,
-            model=CostlyModel(),
-            gate=StandInModel(),
-            average_with=[StandInModel()],
-            progress=False,
-        )
+        run_eval(CostlyModel(), wav, truth, cfg, gate=StandInModel(), average_with=[StandInModel()])
 
 
 def test_mean_scores_weights_and_checks_the_windows():

@@ -28,11 +28,11 @@ from pipeline.core.clip import ClipFormat
 from pipeline.core.errors import StageError, WavError
 from pipeline.core.fs import sha256_file
 from pipeline.core.schema import read_yaml
-from pipeline.data.archive import extract
+from pipeline.data.acquire.archive import extract
+from pipeline.data.acquire.fetch import download_record, fetch, if_range
+from pipeline.data.acquire.sources import build_raw
 from pipeline.data.clip_store import ClipStore, is_store
 from pipeline.data.config import DataConfig, EmbeddedConfig
-from pipeline.data.fetch import download_record, fetch, if_range
-from pipeline.data.sources import build_raw
 from pipeline.stages.download import main
 from tests.conftest import REPO_ROOT, make_dataset, store_pcm, wav_pcm
 
@@ -57,7 +57,7 @@ def _no_proxy(monkeypatch):
 
 
 def etag_of(body: bytes) -> str:
-    return '"%s"' % hashlib.sha256(body).hexdigest()[:16]
+    return f'"{hashlib.sha256(body).hexdigest()[:16]}"'
 
 
 def last_modified_of(body: bytes) -> str:
@@ -382,7 +382,8 @@ def test_a_killed_stage_leaves_ignored_temporaries_that_its_next_run_removes(
 ):
     """SIGKILL the real download stage while it writes data/raw (the data set extracted, the
     official test set half downloaded), in a git repository with the project's .gitignore: git
-    ignores what it left; the next run removes its own leftovers and nothing else."""
+    ignores what it left; the next run removes the leftovers of killed writers (its own and other
+    stages') and nothing else."""
     repo = tmp_path / "repo"
     repo.mkdir()
     shutil.copy(REPO_ROOT / ".gitignore", repo / ".gitignore")
@@ -394,12 +395,15 @@ def test_a_killed_stage_leaves_ignored_temporaries_that_its_next_run_removes(
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "project")
     dead, data = _dead_pid(), repo / "data"
-    others = [
+    killed = [
         data / f".split.{dead}.abcdefgh.tmp",  # another output's
         data / f".raw.json.{dead}.abcdefgh.tmp",  # the temporary of data/raw.json
-        data / f".raw.{os.getpid()}.abcdefgh.tmp",
-    ]  # a writer still running
-    for other in others:
+    ]
+    others = [
+        data / f".raw.{os.getpid()}.abcdefgh.tmp",  # a writer still running
+        data / ".raw.notes.tmp",  # not a name atomic writes make
+    ]
+    for other in killed + others:
         other.mkdir(parents=True)
         (other / "clip.wav").write_bytes(b"RIFF")
     tarball = _tarball(source_dir)
@@ -428,7 +432,7 @@ def test_a_killed_stage_leaves_ignored_temporaries_that_its_next_run_removes(
 
     subprocess.run(stage, cwd=repo, check=True, capture_output=True)
 
-    assert not left[0].exists()
+    assert not left[0].exists() and not any(path.exists() for path in killed)
     assert all(other.exists() for other in others)
     assert _files(data / "raw" / "official_test") == _files(source_dir)
     assert http_server.requests[-1]["range"] == f"bytes={len(tarball) // 2}-"  # resumed

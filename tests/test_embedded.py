@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.core.audio import read_wav, read_wav_info
 from pipeline.core.labels import ALL_WORDS, BACKGROUND_NOISE_DIR
-from pipeline.data.embedded import (
+from pipeline.data.acquire.embedded import (
     ACCENTS,
     NOISE_NAMES,
     RATE_RANGE,

@@ -67,7 +67,7 @@ def test_evaluate_writes_metrics_that_match_the_model(trained):
     assert json.loads((trained / "metrics/evaluate.json").read_text()) == metrics
     assert sum(c["support"] for c in metrics["per_class"].values()) == len(y) == metrics["examples"]
 
-    with open(trained / "metrics/confusion.csv", newline="") as handle:
+    with open(trained / "metrics/confusion.csv", encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(y)
     assert [(r["actual"], r["predicted"]) for r in rows] == [

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +22,7 @@ from pipeline.data.augment import AugmentConfig
 from pipeline.data.featurize import featurize
 from pipeline.frontends import FeatureConfig, features_numpy
 from pipeline.stages.featurize import main
-from tests.conftest import REPO_ROOT, make_store, pack, speaker_id
+from tests.conftest import REPO_ROOT, limit_file_size, make_store, pack, speaker_id
 
 COLUMNS = ["path", "word", "label", "label_index", "speaker", "split"]
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
@@ -29,7 +32,7 @@ def _write_split(root: Path, dataset: Path) -> Path:
     """Hand-made manifests (the columns of pipeline.data.manifest); paths relative to ``root``."""
     split_dir = root / "split"
     split_dir.mkdir()
-    (split_dir / "labels.txt").write_text("".join(f"{l}\n" for l in LABELS))
+    (split_dir / "labels.txt").write_text("".join(f"{label}\n" for label in LABELS))
     plan = {
         "train.csv": ("training", range(0, 5)),
         "validation.csv": ("validation", range(5, 7)),
@@ -44,7 +47,7 @@ def _write_split(root: Path, dataset: Path) -> Path:
                     [rel.as_posix(), word, label, LABELS.index(label), speaker_id(s), split]
                 )
         rows.append(["", "_silence_", "_silence_", 0, "", split])
-        with open(split_dir / name, "w", newline="") as handle:
+        with open(split_dir / name, "w", encoding="utf-8", newline="") as handle:
             csv.writer(handle, lineterminator="\n").writerows([COLUMNS, *rows])
     return split_dir
 
@@ -135,7 +138,8 @@ def test_seed_changes_training_copies_only(project):
 def test_validation_words_are_plain_features(project):
     root, split_dir, _ = project
     out = _run(project)
-    rows = list(csv.DictReader(open(split_dir / "validation.csv")))
+    with open(split_dir / "validation.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
     clip = fit_to_length(read_wav(root / rows[0]["path"], 16000), 16000)  # the WAV beside the store
     np.testing.assert_allclose(
         load(out, "validation")["x"][0], features_numpy(clip, FeatureConfig()), rtol=1e-6, atol=1e-6
@@ -147,7 +151,8 @@ def test_copies_zero_gives_one_plain_copy(project):
     out = _run(project, augment=AugmentConfig(copies=0))
     x = load(out, "train")["x"]
     assert x.shape[0] == 16
-    rows = list(csv.DictReader(open(split_dir / "train.csv")))
+    with open(split_dir / "train.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
     clip = fit_to_length(read_wav(root / rows[4]["path"], 16000), 16000)
     np.testing.assert_allclose(x[4], features_numpy(clip, FeatureConfig()), rtol=1e-6, atol=1e-6)
 
@@ -227,3 +232,24 @@ def test_recorded_silence_clip_is_used_as_is(project):
     np.testing.assert_allclose(
         load(out, "test")["x"][-1], features_numpy(clip, FeatureConfig()), rtol=1e-6, atol=1e-6
     )
+
+
+def test_a_write_that_fails_is_one_line_naming_the_file_and_leaves_nothing(project):
+    """A full disk while featurize appends to x.npy: one line naming the file (not its temporary
+    folder), exit status 1, and no features folder or temporary left."""
+    root, _, _ = project
+    (root / "params.yaml").write_text((REPO_ROOT / "params.yaml").read_text())
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.stages.featurize", "--split-dir", "split"],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        preexec_fn=limit_file_size(64 * 1024),
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    line = "data/features/train/x.npy: cannot write (File too large)"
+    assert errors == [f"error [pipeline.stages.featurize]: {line}"], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in (root / "data").iterdir()) == ["raw"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from pipeline.core.audio import encode_wav, write_wav
 from pipeline.core.errors import StageError
 from pipeline.core.schema import read_yaml
 from pipeline.data.feature_store import write_features
-from tests.conftest import REPO_ROOT, pack
+from tests.conftest import REPO_ROOT, limit_file_size, pack
 from tests.test_inference import FEATURES, LABELS, WANTED, tiny_clips, train_tiny_keras
 
 pytestmark = pytest.mark.slow
@@ -44,7 +45,7 @@ def write_split(root: Path, speakers) -> tuple[Path, Path]:
             }
         )
     manifest = root / "test.csv"
-    with open(manifest, "w", newline="") as handle:
+    with open(manifest, "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -161,7 +162,8 @@ def test_saved_model_runs_without_this_package(exported, tmp_path):
     script = (
         "import sys, tensorflow as tf\n"
         f"m = tf.saved_model.load({str(export / 'saved_model')!r})\n"
-        f"s = m.signatures['serving_default'](wav_data=tf.constant(open({str(wav)!r}, 'rb').read()))\n"
+        f"wav = tf.constant(open({str(wav)!r}, 'rb').read())\n"
+        "s = m.signatures['serving_default'](wav_data=wav)\n"
         "assert not any(k == 'pipeline' or k.startswith('pipeline.') for k in sys.modules)\n"
         "print(int(tf.argmax(s['labels_softmax'][0])))\n"
     )
@@ -211,6 +213,44 @@ def test_freeze_stage_command_line(exported, tmp_path, capsys):
     written = json.loads(metrics.read_text())
     assert written["test_clips"] == 30 and (out / "saved_model" / "saved_model.pb").is_file()
     assert '"saved_model"' in capsys.readouterr().out
+
+
+def test_a_full_disk_while_saving_is_one_line_naming_the_export_and_leaves_nothing(
+    exported, tmp_path
+):
+    """The stage with files limited to a size that the TFLite models fit and the SavedModel's
+    graph does not: TensorFlow's write error is one line naming models/export, and neither the
+    export, its temporary nor the metric is left."""
+    import yaml
+
+    root, export, _ = exported
+    limit = 50_000
+    assert (export / "model_float.tflite").stat().st_size < limit  # written by Python
+    assert (export / "saved_model" / "saved_model.pb").stat().st_size > limit  # by TensorFlow
+    params = read_yaml((REPO_ROOT / "params.yaml").read_text())
+    params["features"] = dict(FEATURES)
+    params["split"]["wanted_words"] = list(WANTED)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    args = ["--keras-dir", str(root / "keras"), "--features-dir", str(root)]
+    args += ["--split-dir", str(root), "--test-limit", "8"]
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.stages.freeze", *args],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        preexec_fn=limit_file_size(limit),
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    assert errors[0].startswith(
+        "error [pipeline.stages.freeze]: models/export/saved_model: cannot write the SavedModel ("
+    ), errors
+    assert "File too large" in errors[0] and "models/.export." not in errors[0], errors
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "params.yaml"]
+    assert list((tmp_path / "models").iterdir()) == []
 
 
 def test_freeze_rejects_label_mismatch_and_leaves_nothing(exported, tmp_path):

@@ -1,13 +1,15 @@
 """Atomic outputs (pipeline/core/fs.py): modes that follow the umask, stale temporaries of killed
-writers, and a named error for an output path that cannot be a file."""
+writers, a named error for an output path that cannot be a file, and for a full disk."""
 
 from __future__ import annotations
 
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.core.errors import StageError
@@ -17,7 +19,9 @@ from pipeline.core.fs import (
     atomic_write_json,
     remove_stale_temporaries,
 )
+from pipeline.core.npy import NpyWriter
 from pipeline.tools.evaluate_dir import main as evaluate_dir_main
+from tests.conftest import REPO_ROOT
 
 
 def mode(path: Path) -> int:
@@ -38,7 +42,9 @@ def test_outputs_get_the_modes_of_ordinary_files_under_the_umask(tmp_path, umask
     atomic_write_json(tmp_path / "metrics" / "train.json", {"accuracy": 1.0})
     with atomic_dir(tmp_path / "data" / "raw") as tmp:
         atomic_write_bytes(tmp / "dataset" / "yes" / "a.wav", b"RIFF")
-    with open(tmp_path / "ordinary.txt", "w") as handle:  # what a plain write gives
+    with open(
+        tmp_path / "ordinary.txt", "w", encoding="utf-8"
+    ) as handle:  # what a plain write gives
         handle.write("x")
     (tmp_path / "ordinary").mkdir()
 
@@ -82,6 +88,45 @@ def test_only_the_targets_own_temporaries_of_dead_writers_are_stale(tmp_path):
     )
 
 
+def test_any_stage_start_removes_the_temporaries_that_killed_stages_left(tmp_path):
+    """A killed freeze leaves models/.export.<pid>.<random>.tmp, and DVC may restore freeze from
+    its run cache without running it: the next start of any stage removes it. Temporaries of
+    running writers, names without a pid and files inside outputs stay."""
+    dead, live = _dead_pid(), os.getpid()
+    stale = [
+        f"models/.export.{dead}.abcdefgh.tmp",
+        f"data/.features.{dead}.a1_b2c3d.tmp",
+        f"metrics/.export.json.{dead}.abcdefgh.tmp",
+        f"models/checkpoints/.ckpt-00000040.npz.{dead}.abcdefgh.tmp",
+        f".cache/downloads/.archive.tar.gz.{dead}.abcdefgh.tmp",
+    ]
+    kept = [
+        f"models/.export.{live}.abcdefgh.tmp",  # its writer runs
+        "models/.export.k2j4h5g6.tmp",  # no pid: left to the next write of models/export
+        f"models/export/.labels.txt.{dead}.abcdefgh.tmp",  # inside an output: DVC's business
+        "data/raw.tmp",
+    ]
+    for name in stale + kept:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"half an export")
+    (tmp_path / stale[0]).unlink()
+    (tmp_path / stale[0]).mkdir()
+    (tmp_path / stale[0] / "model_float.tflite").write_bytes(b"TFL3")
+
+    result = subprocess.run(  # another stage; it fails at once (no params.yaml), after the sweep
+        [sys.executable, "-m", "pipeline.stages.split"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "params.yaml" in result.stderr, result.stderr[-3000:]
+    assert [name for name in stale if (tmp_path / name).exists()] == []
+    assert [name for name in kept if not (tmp_path / name).exists()] == []
+    for name in stale:
+        assert f"removed {name}, left by a stage that was killed" in result.stderr
+
+
 def test_atomic_writes_remove_their_targets_stale_temporaries(tmp_path):
     dead = _dead_pid()
     (tmp_path / f".model.json.{dead}.abcdefgh.tmp").write_text("{")
@@ -121,3 +166,32 @@ def test_a_tool_given_a_folder_for_its_output_names_it(tmp_path, shared_pretrain
                 str(tmp_path / "out"),
             ]
         )
+
+
+FULL_DISK = Path("/dev/full")  # every write to it fails with ENOSPC, as on a full disk
+
+
+@pytest.mark.skipif(not FULL_DISK.exists(), reason="no /dev/full on this system")
+def test_a_full_disk_under_the_npy_writer_is_one_named_line():
+    full = r"^/dev/full: cannot write \(No space left on device\)$"
+    with pytest.raises(StageError, match=full), NpyWriter(FULL_DISK, "<f4", (3,)) as writer:
+        writer.append(np.zeros((4, 3), np.float32))
+
+
+@pytest.mark.skipif(not FULL_DISK.exists(), reason="no /dev/full on this system")
+def test_a_full_disk_inside_an_atomic_folder_names_the_output_and_leaves_nothing(tmp_path):
+    out = tmp_path / "data" / "features"
+    with pytest.raises(StageError) as caught, atomic_dir(out) as tmp:
+        (tmp / "train").mkdir()
+        (tmp / "train" / "x.npy").symlink_to(FULL_DISK)  # this file's disk is full
+        with NpyWriter(tmp / "train" / "x.npy", "<f4", (3,)) as writer:
+            writer.append(np.zeros((4, 3), np.float32))
+    assert str(caught.value) == f"{out}/train/x.npy: cannot write (No space left on device)"
+    assert list((tmp_path / "data").iterdir()) == []
+
+    # A plain write: the OSError names no file, the error names the output folder.
+    with pytest.raises(StageError) as caught, atomic_dir(out) as tmp:
+        (tmp / "model.tflite").symlink_to(FULL_DISK)
+        (tmp / "model.tflite").write_bytes(b"TFL3" * 1024)
+    assert str(caught.value) == f"{out}: cannot write (No space left on device)"
+    assert list((tmp_path / "data").iterdir()) == []

@@ -35,10 +35,10 @@ from pipeline.core.audio import encode_wav, write_wav
 from pipeline.core.clip import ClipFormat
 from pipeline.core.errors import StageError, WavError
 from pipeline.core.schema import read_yaml
-from pipeline.data.archive import MB, Limits, extract
+from pipeline.data.acquire.archive import MB, Limits, extract
+from pipeline.data.acquire.sources import build_raw
+from pipeline.data.acquire.validate import validate_dataset
 from pipeline.data.config import DataConfig
-from pipeline.data.sources import build_raw
-from pipeline.data.validate import validate_dataset
 from tests.conftest import REPO_ROOT, make_dataset
 
 RATE = 16000
@@ -723,7 +723,7 @@ def test_a_non_utf8_member_name_in_a_tar_is_a_bad_file(tmp_path):
     assert info["skipped"] == 1 and info["counts"] == {"no": 1, "yes": 1}
 
 
-# ------------------------------------------------------------------ property: random hostile archives
+# ---------------------------------------------------------- property: random hostile archives
 
 
 CLEAN_WORDS = ("yes", "no", "up")
@@ -731,7 +731,8 @@ DIRECTIONS = (".", "..", "../..", "../../..", "yes", "../yes", "../../no", "x/..
 
 
 def _random_case(rng: random.Random):
-    """(format, members, expected files or None for 'must refuse', tar member ranges for corruption)."""
+    """(format, members, expected files or None for 'must refuse', tar member ranges for
+    corruption)."""
     fmt = rng.choice(["zip", "tar.gz", "tar"])
     files = {}
     for word in rng.sample(CLEAN_WORDS, rng.randint(1, 3)):

@@ -150,6 +150,38 @@ def test_layering_check_catches_a_stage_importing_a_stage(tmp_path):
     ]
 
 
+def test_layering_check_keeps_acquisition_apart(tmp_path):
+    """Acquisition (``data/acquire/``, the download stage's) may use the rest of ``data``, but no
+    other library module may import it; streaming no longer reads the data layer."""
+    root = tmp_path / "repo"
+    files = {
+        "pipeline/__init__.py": "",
+        "pipeline/data/__init__.py": "",
+        "pipeline/data/clip_store.py": "",
+        "pipeline/data/acquire/__init__.py": "",
+        "pipeline/data/acquire/sources.py": "from pipeline.data.clip_store import X\n",
+        "pipeline/data/featurize.py": "from pipeline.data.acquire import sources\n",
+        "pipeline/evaluation/__init__.py": "",
+        "pipeline/evaluation/metrics.py": "import pipeline.data.acquire.sources\n",
+        "pipeline/streaming/__init__.py": "",
+        "pipeline/streaming/scores.py": "from pipeline.data import clip_store\n",
+        "pipeline/stages/__init__.py": "",
+        "pipeline/stages/download.py": "from pipeline.data.acquire.sources import build_raw\n",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    assert layer_violations(root) == [
+        "pipeline.data.featurize (layer data) imports pipeline.data.acquire (layer data.acquire)",
+        "pipeline.data.featurize (layer data) imports pipeline.data.acquire.sources "
+        "(layer data.acquire)",
+        "pipeline.evaluation.metrics (layer evaluation) imports pipeline.data.acquire.sources "
+        "(layer data.acquire)",
+        "pipeline.streaming.scores (layer streaming) imports pipeline.data (layer data)",
+        "pipeline.streaming.scores (layer streaming) imports pipeline.data.clip_store (layer data)",
+    ]
+
+
 def test_dvc_outs_are_where_the_paths_module_says():
     outs = {}
     for stage, spec in DVC.items():

@@ -15,15 +15,17 @@ import pytest
 from pipeline.core.audio import read_wav, write_wav
 from pipeline.core.errors import ParamError, StageError, WavError
 from pipeline.core.labels import write_labels
+from pipeline.data.stream_synthesis import StreamConfig, format_labels, mix_in
+from pipeline.data.stream_synthesis import synthesize as _synthesize
 from pipeline.stages import stream_eval as stream_eval_stage
 from pipeline.stages import synthesize_stream
 from pipeline.streaming import evaluate as stream_eval
 from pipeline.streaming import scores as stream_scores
-from pipeline.streaming.config import StreamConfig, StreamEvalConfig
+from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.recognize import read_ground_truth
-from pipeline.streaming.synthesize import format_labels, mix_in
-from pipeline.streaming.synthesize import synthesize as _synthesize
+from pipeline.streaming.scorers import make_scorer
 from pipeline.tools import stream_eval as stream_eval_tool
+from tests.conftest import make_store, word_clip
 
 DEFAULTS = StreamEvalConfig()
 
@@ -33,8 +35,6 @@ def synthesize(word_clips, unknown_clips, backgrounds, settings, progress=False,
         word_clips, unknown_clips, backgrounds, settings, RATE, progress=progress, read=read
     )
 
-
-from tests.conftest import make_store, word_clip
 
 RATE = 16000
 WORDS = ["yes", "no"]
@@ -114,13 +114,11 @@ def test_background_fills_the_recording_within_volume():
 def test_same_seed_same_stream_other_seed_differs():
     clips = {"yes": [tone(500), tone(600)], "no": [tone(1300)]}
     noise = [np.random.default_rng(0).normal(0, 0.3, 2 * RATE).astype(np.float32)]
-    run = lambda seed: synthesize(
-        clips,
-        [tone(2900)],
-        noise,  # noqa: E731
-        StreamConfig(duration_s=30, seed=seed),
-        progress=False,
-    )
+
+    def run(seed):
+        settings = StreamConfig(duration_s=30, seed=seed)
+        return synthesize(clips, [tone(2900)], noise, settings, progress=False)
+
     a, la = run(7)
     b, lb = run(7)
     c, lc = run(8)
@@ -153,7 +151,8 @@ def test_bad_settings_and_missing_pools():
 
 
 def _write_split(root: Path, dataset: Path, words=("yes", "no"), unknown_words=("cat",)):
-    """A data/split layout whose test split is every clip of ``dataset`` (paths relative to root)."""
+    """A data/split layout whose test split is every clip of ``dataset`` (paths relative to
+    root)."""
     split = root / "data" / "split"
     split.mkdir(parents=True)
     write_labels(split / "labels.txt", ["_silence_", "_unknown_", *words])
@@ -322,6 +321,13 @@ def _recording(seconds=30, seed=2, tmp_path=None):
     return audio, labels
 
 
+def run_eval(model, wav, truth, cfg, **options):
+    """run_stream_eval of the scorer that ``make_scorer`` chooses for ``model`` and ``options``
+    (as the tool does), without progress bars."""
+    scorer = make_scorer(model, cfg.clip_stride_ms, progress=False, **options)
+    return stream_eval.run_stream_eval(scorer, wav, truth, cfg)
+
+
 def test_windows_follow_the_original_range():
     assert stream_scores.window_offsets(16000 + 960, 16000, 480).tolist() == [0, 480]
     assert stream_scores.window_offsets(16000 + 961, 16000, 480).tolist() == [0, 480, 960]
@@ -363,13 +369,11 @@ def test_stride_not_a_multiple_of_the_frame_stride_falls_back():
 
 def test_stand_in_model_is_scored_well(tmp_path):
     _recording(seconds=60, tmp_path=tmp_path)
-    metrics, sweep, detections, _ = stream_eval.run_stream_eval(
-        None,
+    metrics, sweep, detections, _ = run_eval(
+        StandInModel(),
         tmp_path / "stream.wav",
         tmp_path / "labels.txt",
-        model=StandInModel(),
-        progress=False,
-        cfg=DEFAULTS,
+        DEFAULTS,
     )
     assert metrics["ground_truth_words"] == 20
     assert metrics["correct"] >= 18 and metrics["false_positives"] <= 1
@@ -454,13 +458,11 @@ def test_wrong_rate_recording_is_rejected(tmp_path):
     write_wav(tmp_path / "s.wav", np.zeros(3 * 8000, np.float32), 8000)
     (tmp_path / "g.txt").write_text("yes, 100\n")
     with pytest.raises(WavError, match="8000 Hz"):
-        stream_eval.run_stream_eval(
-            None,
+        run_eval(
+            StandInModel(),
             tmp_path / "s.wav",
             tmp_path / "g.txt",
-            model=StandInModel(),
-            progress=False,
-            cfg=DEFAULTS,
+            DEFAULTS,
         )
 
 
@@ -520,8 +522,9 @@ def test_stage_from_params(tmp_path, monkeypatch):
         tmp_path / "data" / "stream" / "stream_labels.txt",
     )
     (tmp_path / "params.yaml").write_text(
-        "stream_eval:\n  clip_stride_ms: 30\n  average_window_ms: 500\n  detection_threshold: 0.6\n"
-        "  suppression_ms: 1500\n  time_tolerance_ms: 750\n  minimum_count: 3\n  minimum_margin: 0.0\n"
+        "stream_eval:\n  clip_stride_ms: 30\n  average_window_ms: 500\n"
+        "  detection_threshold: 0.6\n  suppression_ms: 1500\n  time_tolerance_ms: 750\n"
+        "  minimum_count: 3\n  minimum_margin: 0.0\n"
     )
     seen = {}
 
@@ -568,23 +571,19 @@ def test_named_clips_are_read_once_through_the_reader():
 def test_missing_inputs_are_named(tmp_path):
     _recording(seconds=3, tmp_path=tmp_path)
     with pytest.raises(FileNotFoundError, match="nope.txt: ground-truth file not found"):
-        stream_eval.run_stream_eval(
-            None,
+        run_eval(
+            StandInModel(),
             tmp_path / "stream.wav",
             tmp_path / "nope.txt",
-            model=StandInModel(),
-            progress=False,
-            cfg=DEFAULTS,
+            DEFAULTS,
         )
     (tmp_path / "bad.txt").write_text("yes, later\n")
     with pytest.raises(StageError, match="bad.txt: line 1"):
-        stream_eval.run_stream_eval(
-            None,
+        run_eval(
+            StandInModel(),
             tmp_path / "stream.wav",
             tmp_path / "bad.txt",
-            model=StandInModel(),
-            progress=False,
-            cfg=DEFAULTS,
+            DEFAULTS,
         )
 
 

@@ -15,6 +15,7 @@ from pipeline.core.errors import ParamError
 from pipeline.core.schema import read_yaml
 from pipeline.data.augment import AugmentConfig
 from pipeline.data.featurize import featurize
+from pipeline.data.stream_synthesis import StreamConfig, synthesize
 from pipeline.data.stream_windows import (
     StreamWindowsConfig,
     label_windows,
@@ -23,8 +24,6 @@ from pipeline.data.stream_windows import (
 )
 from pipeline.frontends import FeatureConfig, embedding, features_numpy
 from pipeline.stages.featurize import main
-from pipeline.streaming.config import StreamConfig
-from pipeline.streaming.synthesize import synthesize
 from tests.conftest import REPO_ROOT, make_store, pack, speaker_id, word_clip
 from tests.test_featurize import _write_split
 
@@ -153,7 +152,8 @@ def test_windows_are_deterministic_and_seeded(project, monkeypatch):
 
 
 def test_default_off_leaves_the_features_unchanged(project, monkeypatch):
-    """streams: 0 (params.yaml's default) writes exactly what featurize wrote without the section."""
+    """streams: 0 (params.yaml's default) writes exactly what featurize wrote without the
+    section."""
     root, split_dir, dataset = project
     _params(root)
     assert read_yaml((REPO_ROOT / "params.yaml").read_text())["stream_windows"]["streams"] == 0
@@ -166,6 +166,33 @@ def test_default_off_leaves_the_features_unchanged(project, monkeypatch):
         assert _digest(staged / name) == _digest(plain / name), name
     assert "stream_windows" not in json.loads((plain / "meta.json").read_text())
     assert "stream_windows" not in json.loads((plain / "meta.json").read_text())["counts"]["train"]
+
+
+def test_featurize_synthesizes_the_training_streams_itself(project, monkeypatch):
+    """The library call, typed and from another working directory, writes what the stage writes:
+    featurize synthesizes the training recordings itself from the ``stream`` section, reading
+    manifest paths relative to ``base_dir``."""
+    root, split_dir, dataset = project
+    _params(root, streams=2)
+    staged = _stage(root, monkeypatch, "staged")
+    elsewhere = root / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    library = root / "library"
+    meta = featurize(
+        split_dir,
+        dataset.parent,
+        library,
+        FeatureConfig(),
+        AugmentConfig(copies=1),
+        base_dir=root,
+        stream_windows=StreamWindowsConfig(streams=2, duration_s=30),
+        stream=StreamConfig(word_interval_ms=2000, word_gap_ms=500),
+    )
+    assert meta["counts"]["train"]["stream_windows"] > 20
+    for name in FILES:
+        assert _digest(staged / name) == _digest(library / name), name
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_a_stride_off_the_stream_frames_is_a_param_error(project, monkeypatch):

@@ -250,7 +250,7 @@ def freeze_tones(root: Path, keras_dir: Path, features: dict) -> dict:
                 "split": "testing",
             }
         )
-    with open(root / "test.csv", "w", newline="") as handle:
+    with open(root / "test.csv", "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -266,18 +266,51 @@ def freeze_tones(root: Path, keras_dir: Path, features: dict) -> dict:
     )
 
 
+class Conversions:
+    """Every TFLite conversion while it is on: the shape of each converted function's first input
+    (counted where TensorFlow's public ``TFLiteConverter.from_concrete_functions`` makes a
+    converter, and where its ``convert`` runs)."""
+
+    def __init__(self):
+        self.inputs, self.converted = [], 0
+
+    def __enter__(self):
+        from pipeline.core.tf import tensorflow
+
+        converter = tensorflow().lite.TFLiteConverter
+        make, convert = converter.from_concrete_functions, converter.convert
+        self._patch = pytest.MonkeyPatch()
+
+        def counted_make(funcs, *args, **kwargs):
+            self.inputs.append(tuple(int(d) for d in funcs[0].inputs[0].shape))
+            return make(funcs, *args, **kwargs)
+
+        def counted_convert(converter_self):
+            self.converted += 1
+            return convert(converter_self)
+
+        self._patch.setattr(converter, "from_concrete_functions", counted_make)
+        self._patch.setattr(converter, "convert", counted_convert)
+        return self
+
+    def __exit__(self, *exc):
+        self._patch.undo()
+
+
 @pytest.fixture(scope="module")
 def svdf_export(tmp_path_factory):
     root = tmp_path_factory.mktemp("svdf")
     keras_dir = train_registered(
         root / "keras", "low_latency_svdf", SvdfOptions(units=32, rank=2), MFCC
     )
-    return root, freeze_tones(root, keras_dir, MFCC)
+    with Conversions() as conversions:
+        metrics = freeze_tones(root, keras_dir, MFCC)
+    return root, metrics, conversions
 
 
 @pytest.mark.slow
 def test_freeze_writes_and_checks_the_streaming_model(svdf_export):
-    root, metrics = svdf_export
+    root, metrics, _ = svdf_export
     export = root / "export"
     streaming = metrics["streaming"]
     assert streaming["exported"] and (export / "model_streaming.tflite").is_file()
@@ -300,17 +333,34 @@ def test_freeze_writes_and_checks_the_streaming_model(svdf_export):
 
 
 @pytest.mark.slow
+def test_freeze_converts_each_model_once(svdf_export):
+    """The float window model (audio in: the mfcc front end converts), the int8 model (features
+    in) and the streaming model (a frame in) are converted once each; the streaming metric's
+    window costs are model_float.tflite's, not those of another conversion."""
+    from pipeline.export.cost import tflite_macs
+
+    root, metrics, conversions = svdf_export
+    frames, bins = 49, 20
+    assert conversions.converted == 3
+    assert sorted(conversions.inputs) == sorted([(1, 16000), (1, frames, bins), (1, bins)])
+    window = (root / "export" / "model_float.tflite").read_bytes()
+    assert metrics["parameters"]["float_tflite_input"] == "audio"
+    assert metrics["streaming"]["window_macs"] == tflite_macs(window)
+    assert metrics["streaming"]["window_model_bytes"] == len(window)
+
+
+@pytest.mark.slow
 def test_stream_eval_with_the_streaming_model_gives_the_window_models_detections(
     svdf_export, tmp_path
 ):
     from pipeline.streaming.config import StreamEvalConfig
-    from pipeline.streaming.evaluate import run_stream_eval
+    from tests.test_stream import run_eval
 
-    root, _ = svdf_export
+    root, *_ = svdf_export
     wav, truth = tone_recording(tmp_path, range(50, 53))
     cfg = StreamEvalConfig(clip_stride_ms=40)
-    window = run_stream_eval(root / "export", wav, truth, cfg, progress=False)
-    stream = run_stream_eval(root / "export", wav, truth, cfg, progress=False, streaming=True)
+    window = run_eval(root / "export", wav, truth, cfg)
+    stream = run_eval(root / "export", wav, truth, cfg, streaming=True)
     np.testing.assert_array_equal(stream[3].times_ms, window[3].times_ms)
     np.testing.assert_allclose(stream[3].scores, window[3].scores, atol=1e-4)
     assert [d[:2] for d in stream[2]] == [d[:2] for d in window[2]] and len(window[2]) > 3
@@ -494,14 +544,14 @@ def test_valid_ds_cnn_streams_the_window_models_scores_at_every_window(
     every window (within 1e-4) and the same detections; the stream_eval stage records it."""
     from pipeline.stages import stream_eval as stage
     from pipeline.streaming.config import StreamEvalConfig
-    from pipeline.streaming.evaluate import run_stream_eval
+    from tests.test_stream import run_eval
 
     root, _ = valid_export
     wav, truth = tone_recording(tmp_path)
     # (the small model trained on tones is unsure: a low threshold gives detections to compare)
     cfg = StreamEvalConfig(clip_stride_ms=40, detection_threshold=0.3)
-    window = run_stream_eval(root / "export", wav, truth, cfg, progress=False)
-    stream = run_stream_eval(root / "export", wav, truth, cfg, progress=False, streaming=True)
+    window = run_eval(root / "export", wav, truth, cfg)
+    stream = run_eval(root / "export", wav, truth, cfg, streaming=True)
     np.testing.assert_array_equal(stream[3].times_ms, window[3].times_ms)
     assert len(window[3].times_ms) > 100
     np.testing.assert_allclose(stream[3].scores, window[3].scores, atol=1e-4)

@@ -247,10 +247,55 @@ def test_bad_features_give_clear_errors(tmp_path):
         run_train(tmp_path)
 
 
+def test_damaged_checkpoints_are_set_aside_and_training_resumes_from_a_good_one(tmp_path):
+    """A truncated and an empty checkpoint (a full disk, a crash) do not block the train stage:
+    each is named and set aside, and training resumes from the newest good one to the same model
+    an uninterrupted run makes; with none good left, it starts from scratch and says so."""
+    make_features(tmp_path / "data/features")
+    run_train(tmp_path)
+    reference = (tmp_path / "models/keras/model.keras").read_bytes()
+    checkpoints = tmp_path / "models/checkpoints"
+    newest, middle = checkpoints / "ckpt-00000040.npz", checkpoints / "ckpt-00000030.npz"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # truncated
+    middle.write_bytes(b"")  # empty
+
+    from pipeline.models.config import ModelConfig
+
+    params = {"model": ModelConfig().to_dict(), "train": settings()}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.stages.train", "--no-progress"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    for name in (newest.name, middle.name):
+        assert f"checkpoint models/checkpoints/{name} is damaged" in result.stderr
+        assert f"set aside as {name}.damaged" in result.stderr
+        assert (checkpoints / f"{name}.damaged").is_file()
+    assert "resuming from models/checkpoints/ckpt-00000020.npz (step 20)" in result.stderr
+    assert json.loads((tmp_path / "models/logs/run.json").read_text())["resumed_from_step"] == 20
+    assert (tmp_path / "models/keras/model.keras").read_bytes() == reference
+
+    # Every checkpoint damaged: a fresh run, which keeps the damaged files for a person to see.
+    for path in checkpoints.glob("ckpt-*.npz"):
+        path.write_bytes(b"PK\x03\x04 not a whole zip")
+    fresh = run_train(tmp_path)
+    assert fresh["resumed_from_step"] == 0 and fresh["steps"] == 40
+    assert (tmp_path / "models/keras/model.keras").read_bytes() == reference
+    assert sorted(p.name for p in checkpoints.glob("*.damaged")) == [
+        f"ckpt-000000{step}.npz.damaged" for step in (20, 30, 40)
+    ]
+
+
 @pytest.mark.slow
 def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
-    """Kill a real `python -m pipeline.stages.train` with SIGKILL, rerun it, and check it continues from
-    the last checkpoint and ends with exactly the weights of an uninterrupted run."""
+    """Kill a real `python -m pipeline.stages.train` with SIGKILL, rerun it, and check it continues
+    from the last checkpoint and ends with exactly the weights of an uninterrupted run."""
     overrides = dict(
         how_many_training_steps=[300, 100], save_step_interval=25, eval_step_interval=100
     )

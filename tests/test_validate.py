@@ -14,7 +14,7 @@ from pipeline.core.audio import (
     read_wav_header,
     read_wav_info,
 )
-from pipeline.data.validate import validate_dataset
+from pipeline.data.acquire.validate import ClipFacts, decide, validate_dataset
 
 RATE = 16000
 
@@ -170,3 +170,43 @@ def test_background_noise_of_exactly_one_clip_is_too_short(tiny_dataset):
     assert [(path, "not longer than one clip" in problem) for path, problem in rows] == [
         ("_background_noise_/one_clip.wav", True)
     ]
+
+
+def test_decide_is_the_policies_alone(tmp_path):
+    """The pure step: from the scanned facts alone (the files need not exist), what is skipped,
+    resampled and kept long under each policy, and which policy refuses the data set."""
+    root = tmp_path / "nowhere" / "dataset"
+    good = ClipFacts(root / "yes" / "a_nohash_0.wav", frames=RATE)
+    slow = ClipFacts(root / "yes" / "b_nohash_0.wav", frames=RATE, needs_resample=True)
+    long = ClipFacts(root / "no" / "c_nohash_0.wav", frames=3 * RATE, needs_resample=True)
+    noise = ClipFacts(root / "_background_noise_" / "n.wav", frames=5 * RATE)
+    bad = ClipFacts(root / "up" / "d_nohash_0.wav", problem="not a WAV file")
+    facts = [good, slow, long, noise, bad]
+
+    kept = decide(facts, root, RATE, RATE, on_bad_file="skip")
+    assert kept.skip == [(bad.path, "not a WAV file")]
+    assert kept.resample == [slow.path, long.path]
+    assert kept.kept_long == [(long.path, 3 * RATE)]  # noise is never a long clip
+
+    dropped = decide(facts, root, RATE, RATE, on_bad_file="skip", on_long_clip="skip")
+    assert dropped.skip == sorted(
+        [
+            (bad.path, "not a WAV file"),
+            (long.path, "3.00 s long, longer than one clip (1000 ms) (data.on_long_clip: skip)"),
+        ]
+    )
+    assert dropped.resample == [slow.path] and dropped.kept_long == []
+
+    with pytest.raises(WavError) as info:
+        decide(
+            facts + [ClipFacts(root / "up" / "e_nohash_0.wav", problem="truncated")],
+            root,
+            RATE,
+            RATE,
+        )
+    assert str(info.value).startswith("dataset/up/d_nohash_0.wav: not a WAV file (1 other file(s)")
+    with pytest.raises(WavError, match=r"dataset/no/c_nohash_0.wav: 3.00 s long.*truncate keeps"):
+        decide([good, long], root, RATE, RATE, on_long_clip="error")
+    clean = decide([good, noise], root, RATE, RATE)
+    assert (clean.skip, clean.resample, clean.kept_long) == ([], [], [])
+    assert not (tmp_path / "nowhere").exists()

@@ -135,16 +135,35 @@ def check_pcm16_mono(info: WavInfo, path, sample_rate: int | None = None) -> Non
         raise WavError(path, f"sample rate {info.sample_rate} Hz; expected {sample_rate} Hz")
 
 
+def decode_pcm16_bytes(
+    data: bytes, path="<bytes>", sample_rate: int | None = None
+) -> tuple[np.ndarray, int]:
+    """The int16 samples and rate of 16-bit mono PCM WAV bytes; check the rate if given.
+
+    Every valid form is read: WAVE_FORMAT_EXTENSIBLE, padded odd-length chunks before ``data``,
+    an odd data byte count (the last half sample is dropped).
+    """
+    info, body = _parse(data, path)
+    check_pcm16_mono(info, path, sample_rate)
+    return np.frombuffer(body[: len(body) - len(body) % 2], dtype="<i2"), info.sample_rate
+
+
 def decode_wav_bytes(
     data: bytes, path="<bytes>", sample_rate: int | None = None
 ) -> tuple[np.ndarray, int]:
     """Decode 16-bit mono PCM WAV bytes to float32 in [-1, 1); check the rate if given."""
-    info, body = _parse(data, path)
-    check_pcm16_mono(info, path, sample_rate)
-    if len(body) % 2:
-        body = body[:-1]
-    samples = np.frombuffer(body, dtype="<i2").astype(np.float32) / 32768.0
-    return samples, info.sample_rate
+    pcm, rate = decode_pcm16_bytes(data, path, sample_rate)
+    return pcm.astype(np.float32) / 32768.0, rate
+
+
+def canonical_wav_bytes(data: bytes, path="<bytes>", sample_rate: int | None = None) -> bytes:
+    """The same samples as plain 44-byte-header PCM WAV bytes (checked as decode_pcm16_bytes).
+
+    TensorFlow's DecodeWav accepts only that plain form, so a model that decodes WAV bytes
+    inside its graph is fed these: every backend then scores the samples this module reads.
+    """
+    pcm, rate = decode_pcm16_bytes(data, path, sample_rate)
+    return encode_pcm16(pcm, rate)
 
 
 def read_wav(path, sample_rate: int | None = None, resample: bool = False) -> np.ndarray:
@@ -171,9 +190,7 @@ def read_pcm16(path, sample_rate: int | None = None) -> np.ndarray:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise WavError(path, f"cannot read: {exc.strerror}") from None
-    info, body = _parse(data, path)
-    check_pcm16_mono(info, path, sample_rate)
-    return np.frombuffer(body[: len(body) - len(body) % 2], dtype="<i2")
+    return decode_pcm16_bytes(data, path, sample_rate)[0]
 
 
 def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:

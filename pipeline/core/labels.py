@@ -14,7 +14,43 @@ SILENCE_INDEX = 0
 UNKNOWN_INDEX = 1
 
 # The 35 words of Speech Commands v0.02 (v0.01 has the first 30).
-ALL_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow", "backward", "forward", "follow", "learn", "visual"]
+ALL_WORDS = [
+    "yes",
+    "no",
+    "up",
+    "down",
+    "left",
+    "right",
+    "on",
+    "off",
+    "stop",
+    "go",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "happy",
+    "house",
+    "marvin",
+    "sheila",
+    "tree",
+    "wow",
+    "backward",
+    "forward",
+    "follow",
+    "learn",
+    "visual",
+]
 
 
 def prepare_words_list(wanted_words) -> list[str]:
@@ -27,8 +63,25 @@ def write_labels(path, labels) -> None:
 
 
 def read_labels(path) -> list[str]:
-    lines = [line.strip() for line in Path(path).read_text().splitlines()]
+    """One label a line (blank lines ignored); a StageError naming the file if it is not text."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StageError(f"{path}: cannot read the labels file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise StageError(
+            f"{path}: not a text file of labels (not UTF-8 at byte {exc.start})"
+        ) from None
+    lines = [line.strip() for line in text.splitlines()]
     labels = [line for line in lines if line]
     if not labels:
         raise StageError(f"{path}: labels file is empty")
+    for n, label in enumerate(labels, start=1):
+        if any(ord(c) < 32 or ord(c) == 127 for c in label):
+            raise StageError(
+                f"{path}: not a text file of labels (label {n}, {label[:40]!r}, holds control "
+                "characters)"
+            )
     return labels

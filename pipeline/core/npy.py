@@ -8,11 +8,13 @@ in place with the final row count. numpy pads a version 1.0 header so that the f
 to 21 digits without changing its length, so the rewrite never moves the data. The bytes depend
 only on the rows appended (no timestamps), and the sha256 of the data is computed on the way.
 
-Readers open the result with ``np.load(path, mmap_mode="r")``.
+Readers open the result with ``np.load(path, mmap_mode="r")``. A write that fails (a full disk)
+is a one-line StageError naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 from pathlib import Path
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import StageError
+from pipeline.core.fs import write_error
 
 
 def _header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
@@ -46,8 +49,23 @@ class NpyWriter:
         self.rows = 0
         self._header = _header(self.dtype, (0, *self.row_shape))
         self._digest = hashlib.sha256()
-        self._file = open(self.path, "wb")
-        self._file.write(self._header)
+        try:
+            self._file = open(self.path, "wb")  # noqa: SIM115 (closed by close or __exit__)
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
+        self._write(self._header)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            self._abandon()
+            raise write_error(self.path, exc) from None
+
+    def _abandon(self) -> None:
+        """Close the file after a failure; what it cannot flush is lost (the caller discards it)."""
+        with contextlib.suppress(OSError):
+            self._file.close()
 
     def append(self, array: np.ndarray) -> None:
         array = np.asarray(array)
@@ -56,7 +74,7 @@ class NpyWriter:
                 f"{self.path}: rows of shape {array.shape[1:]}; expected {self.row_shape}"
             )
         data = np.ascontiguousarray(array, dtype=self.dtype).tobytes()
-        self._file.write(data)
+        self._write(data)
         self._digest.update(data)
         self.rows += len(array)
 
@@ -72,9 +90,13 @@ class NpyWriter:
             raise StageError(
                 f"{self.path}: the .npy header grew from {len(self._header)} to {len(header)} bytes"
             )
-        self._file.seek(0)
-        self._file.write(header)
-        self._file.close()
+        try:
+            self._file.seek(0)
+            self._file.write(header)
+            self._file.close()
+        except OSError as exc:
+            self._abandon()
+            raise write_error(self.path, exc) from None
         return self._digest.hexdigest()
 
     def __enter__(self) -> NpyWriter:
@@ -85,4 +107,4 @@ class NpyWriter:
             if kind is None:
                 self.close()
             else:
-                self._file.close()
+                self._abandon()

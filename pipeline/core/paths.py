@@ -49,3 +49,7 @@ CONFUSION_PNG = METRICS_DIR / "confusion.png"
 EXPORT_METRICS = METRICS_DIR / "export.json"
 STREAM_METRICS = METRICS_DIR / "stream.json"
 STREAM_SWEEP = METRICS_DIR / "stream_threshold_sweep.csv"
+
+# The folders that hold the stages' outputs, where their atomic writes put temporaries
+# (pipeline/core/fs.py); every stage's start removes those that killed stages left there.
+OUTPUT_FOLDERS = (DOWNLOAD_CACHE, RAW_DIR.parent, MODEL_DIR.parent, CHECKPOINT_DIR, METRICS_DIR)

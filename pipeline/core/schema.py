@@ -6,46 +6,58 @@ section class is the single source of truth for a key: its type, its allowed val
 rejects an unknown, missing, mistyped or out-of-range key with a :class:`ParamError` that names
 it and says what is allowed; rules relating two keys live in the section's ``__post_init__``.
 
-YAML is read with YAML 1.2 booleans, as DVC writes params.yaml (see :func:`read_yaml`).
+YAML is read as DVC reads params.yaml, without anchors and duplicate keys (:func:`read_yaml`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import yaml
-
 from pipeline.core.errors import ParamError
 
 
-class _Yaml12Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 booleans (only true/false), as DVC reads params.
+def read_yaml(text: str, source: str = "YAML"):
+    """Parse ``text`` exactly as DVC reads params.yaml and dvc.yaml, refusing what DVC lets by.
 
-    DVC rewrites params.yaml with ruamel (YAML 1.2) on `dvc exp run -S`, which drops the quotes
-    around words like "yes", "no", "on" and "off". YAML 1.1 (PyYAML's default) would then read
-    the wanted words as booleans; reading 1.2 booleans keeps them words, exactly as DVC sees them.
+    DVC parses these files with ruamel.yaml's safe loader (YAML 1.2: ``017`` is 17, ``1e-05`` a
+    float, ``1:30``, ``yes`` and ``on`` words) and rewrites params.yaml with ruamel on
+    ``dvc exp run -S``; reading with the same loader gives every stage the values DVC records.
+    On top of it, an anchor or alias (``&x``, ``*x``: a few lines of them expand to gigabytes)
+    and a duplicate key (one of the two values would be silently lost) are refused. Errors are
+    one-line ParamErrors starting with ``source``.
     """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.events import AliasEvent, NodeEvent
+
+    yaml = YAML(typ="safe")  # as dvc.utils.serialize.parse_yaml
+    try:
+        for event in yaml.parse(text):  # events stream in: an alias stops before any expansion
+            if isinstance(event, AliasEvent) or (
+                isinstance(event, NodeEvent) and event.anchor is not None
+            ):
+                kind = "alias" if isinstance(event, AliasEvent) else "anchor"
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise ParamError(
+                    f"{source}: line {line}: YAML {kind} {event.anchor!r} is not allowed "
+                    "(write each value out; anchors and aliases can expand without bound)"
+                )
+        return yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = exc.problem or exc.context or type(exc).__name__
+        raise ParamError(f"{source}: {where}not valid YAML: {_one_line(problem)}") from None
+    except YAMLError as exc:
+        raise ParamError(f"{source}: not valid YAML: {_one_line(str(exc))}") from None
 
 
-_Yaml12Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
-
-
-def read_yaml(text: str):
-    """Parse YAML text with YAML 1.2 booleans (see _Yaml12Loader)."""
-    return yaml.load(text, Loader=_Yaml12Loader)
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())[:300]
 
 
 @dataclass(frozen=True)
@@ -121,6 +133,15 @@ def text(choices=None, nonempty: bool = False) -> Spec:
     return Spec(str, choices=tuple(choices) if choices else None, nonempty=nonempty)
 
 
+# numpy's legacy seeding and keras.utils.set_random_seed accept exactly this range.
+SEED_MAX = 2**32 - 1
+
+
+def random_seed() -> Spec:
+    """A random seed: an integer every generator of the pipeline accepts."""
+    return Spec(int, 0, SEED_MAX)
+
+
 def boolean() -> Spec:
     return Spec(bool)
 
@@ -170,13 +191,13 @@ class Section:
                 f"params: {prefix} must be a mapping of keys, got {type(values).__name__}"
             )
         names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(values) - set(names))
+        unknown = sorted(set(values) - set(names), key=str)
         if unknown and not cls.partial:
             raise ParamError(
                 f"params: unknown key {prefix}.{unknown[0]}; allowed keys in {prefix}: "
                 + ", ".join(sorted(names))
             )
-        missing = sorted(set(names) - set(values))
+        missing = sorted(set(names) - set(values), key=str)
         if missing:
             raise ParamError(f"params: missing key {prefix}.{missing[0]}")
         kwargs = {}

@@ -1,1 +1,2 @@
-"""Data: sources, clip checks, the split, augmentation and the features on disk."""
+"""Data: acquisition (acquire/), the clip stores, the split, synthetic streams, augmentation and
+the features on disk."""

@@ -11,9 +11,9 @@ Differences from the original, on purpose:
   clip's augmentation does not depend on batch order and reruns give identical bytes.
 - ``foreground_gain_db`` (opt-in): a random gain per training word copy shows the model words at
   other levels than the clips' own (quiet speakers under a recording's noise are the real-speech
-  model's largest class of missed words; on the shared clips this did not help: README, "Every
-  unknown word"). With equal bounds nothing is drawn, so the other draws -- and the features of
-  ``[0, 0]`` -- are those without it.
+  model's largest class of missed words; on the shared clips this did not help:
+  docs/experiments/real-speech-streams.md, "Every unknown word"). With equal bounds nothing is
+  drawn, so the other draws -- and the features of ``[0, 0]`` -- are those without it.
 - Validation and test clips get no shift and no background (as the original), but their silence
   rows get FIXED noise seeded per split. The original draws that noise afresh on every evaluation
   (unseeded np.random), so its validation/test accuracy on silence moves between evaluations.
@@ -29,7 +29,7 @@ import numpy as np
 
 from pipeline.core.errors import StageError, WavError
 from pipeline.core.labels import BACKGROUND_NOISE_DIR
-from pipeline.core.schema import Section, integer, list_of, number, param
+from pipeline.core.schema import Section, integer, list_of, number, param, random_seed
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class AugmentConfig(Section):
     # [low, high]: each training word copy is scaled by a gain uniform in these decibels (before
     # the background noise). [0, 0] = off, the original's levels.
     foreground_gain_db: list = param([0, 0], list_of(number(-60, 40), check=_gain_problem))
-    seed: int = param(4242, integer(0))
+    seed: int = param(4242, random_seed())
 
     def time_shift_samples(self, sample_rate: int) -> int:
         return int(self.time_shift_ms * sample_rate / 1000)

@@ -13,10 +13,12 @@ three files in one folder (``data/raw/dataset/``, ``data/raw/official_test/``):
   name before ``_nohash_`` (empty for background noise), ``offset``/``length`` in samples;
 - ``store.json``: sample rate, clip and sample counts.
 
-Clips are named everywhere by ``<store folder>/<name>`` (``data/raw/dataset/yes/0a7c2a8d_nohash_0.wav``),
-the path the clip would have if the store were unpacked: the split manifests' ``path`` column, the
-skip report, messages. :class:`ClipReader` resolves such paths. ``kws extract-clip`` lists a store
-and writes clips back out as WAV files.
+Clips are named everywhere by ``<store folder>/<name>``
+(``data/raw/dataset/yes/0a7c2a8d_nohash_0.wav``), the path the clip would have if the store were
+unpacked: the split manifests' ``path`` column, the skip report, messages. :class:`ClipReader`
+resolves such paths. ``kws extract-clip`` lists a store and writes clips back out as WAV files.
+A name must stay inside its store (no absolute name, no ``..`` part): reading ``index.csv``
+refuses others, since extract-clip writes each clip at its name.
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ from tqdm import tqdm
 
 from pipeline.core.audio import encode_pcm16, read_pcm16
 from pipeline.core.errors import StageError
-from pipeline.core.fs import atomic_write_json, atomic_write_text, read_json
+from pipeline.core.fs import (
+    atomic_write_json,
+    atomic_write_text,
+    name_text,
+    read_json,
+    relative_name_problem,
+)
 from pipeline.core.labels import BACKGROUND_NOISE_DIR
 from pipeline.core.npy import NpyWriter
 
@@ -79,7 +87,8 @@ class ClipStore:
         self.folder = Path(folder)
         if not is_store(self.folder):
             raise FileNotFoundError(
-                f"{self.folder}: not a clip store (no {INDEX_FILE} and {AUDIO_FILE}; run the download stage)"
+                f"{self.folder}: not a clip store (no {INDEX_FILE} and {AUDIO_FILE}; "
+                "run the download stage)"
             )
         meta_path = self.folder / STORE_JSON
         meta = read_json(meta_path) if meta_path.is_file() else {}
@@ -105,7 +114,7 @@ class ClipStore:
 
     def _read_index(self) -> list[ClipEntry]:
         path = self.folder / INDEX_FILE
-        with open(path, newline="") as handle:
+        with open(path, encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
             if tuple(header or ()) != INDEX_COLUMNS:
@@ -121,6 +130,9 @@ class ClipStore:
                     raise StageError(
                         f"{path}:{n}: not a `{','.join(INDEX_COLUMNS)}` row: {row}"
                     ) from None
+                problem = relative_name_problem(name)
+                if problem:  # a name is where extract-clip writes the clip: keep it inside
+                    raise StageError(f"{path}:{n}: the clip name {problem}")
                 if (
                     entry.offset < 0
                     or entry.length < 0
@@ -205,7 +217,7 @@ class ClipReader:
         self._is_store: dict[Path, bool] = {}
 
     def store(self, folder) -> ClipStore | None:
-        """The store at ``folder`` (relative to ``base_dir``), opened once; None if it is not one."""
+        """The store at ``folder`` (relative to ``base_dir``), opened once; None if not a store."""
         return self._open(self.base_dir / folder)
 
     def _open(self, folder: Path) -> ClipStore | None:
@@ -269,7 +281,7 @@ def list_wavs(root) -> list[Path]:
 def pack_folder(
     src_root, dest, sample_rate: int, consume: bool = False, progress: bool = True
 ) -> dict:
-    """Pack ``src_root/<word>/*.wav`` (checked clips, all at ``sample_rate``) into the store ``dest``.
+    """Pack ``src_root/<word>/*.wav`` (checked clips, all at ``sample_rate``) into store ``dest``.
 
     ``consume`` deletes each WAV once packed (a temporary extraction: disk use stays at one copy).
     Top-level regular files of ``src_root`` (licence, readme, split lists) move into ``dest``.
@@ -290,9 +302,9 @@ def pack_folder(
         ):
             pcm = read_pcm16(path, sample_rate)
             writer.append(pcm)
-            word = path.parent.name
-            speaker = "" if word == BACKGROUND_NOISE_DIR else speaker_of(path.name)
-            entries.append(ClipEntry(f"{word}/{path.name}", word, speaker, offset, len(pcm)))
+            word, name = name_text(path.parent.name), name_text(path.name)  # any locale
+            speaker = "" if word == BACKGROUND_NOISE_DIR else speaker_of(name)
+            entries.append(ClipEntry(f"{word}/{name}", word, speaker, offset, len(pcm)))
             offset += len(pcm)
             if consume:
                 path.unlink()

@@ -13,6 +13,7 @@ from pipeline.core.schema import (
     list_of,
     number,
     param,
+    random_seed,
     subsection,
     text,
 )
@@ -33,7 +34,7 @@ class EmbeddedConfig(Section):
     speakers: int = param(120, integer(1, 100000))
     takes: int = param(1, integer(1, 100))
     noise_seconds: float = param(60, number(1, 3600))
-    seed: int = param(20171, integer(0))
+    seed: int = param(20171, random_seed())
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class SplitConfig(Section):
     silence_percentage: float = param(10, number(0, 1000))
     unknown_percentage: float = param(10, number(0, 1000))
     hash_salt: str = param("", text())
-    seed: int = param(59185, integer(0))
+    seed: int = param(59185, random_seed())
 
     def __post_init__(self):
         if self.validation_percentage + self.testing_percentage > 100:

@@ -7,8 +7,9 @@ split ``data/features/<split>/x.npy`` (float32 ``[N, frames, bins]``) and ``y.np
 plus ``labels.txt`` and ``meta.json``. Training rows get ``augment.copies`` augmented copies (0: one
 un-augmented copy), computed once here and cached by DVC, so the 2-core training loop only reads
 arrays. With ``stream_windows.streams`` > 0 the training split also gets, after its rows, the
-windows cut from recordings synthesized from the training split (``data/stream_windows.py``; the
-stage synthesizes the recordings); off, the outputs are exactly those without it.
+windows (``data/stream_windows.py``) cut from recordings synthesized here from the training split
+(``data/stream_synthesis.py``, with the ``stream`` section's makeup); off, the outputs are exactly
+those without it.
 
 Memory stays flat in the data size: rows are featurized ``CHUNK`` examples at a time and each chunk
 is appended to ``x.npy`` (``pipeline.core.npy.NpyWriter``) before the next is computed; readers map
@@ -18,7 +19,7 @@ the files (``feature_store.read_features``). Reruns give byte-identical files.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from pipeline.data.augment import AugmentConfig, augment_clip, clip_rng, load_ba
 from pipeline.data.clip_store import ClipReader, ClipStore
 from pipeline.data.feature_store import FEATURE_NAMES, X_FILE, Y_FILE
 from pipeline.data.manifest import MANIFEST_NAMES, SPLITS, Row, read_manifest
+from pipeline.data.stream_synthesis import StreamConfig, split_streams
 from pipeline.data.stream_windows import (
     StreamWindowsConfig,
     stream_examples,
@@ -130,28 +132,52 @@ def featurize_split(
     return counts
 
 
+def training_streams(
+    split_dir: Path,
+    dataset: Path,
+    stream_windows: StreamWindowsConfig,
+    stream: StreamConfig,
+    sample_rate: int,
+    base_dir: Path,
+) -> Iterator[tuple[np.ndarray, list]]:
+    """The ``stream_windows.streams`` recordings of the training split's clips over the noise of
+    the store ``dataset``, each ``(audio, [(label, time_ms), ...])``, synthesized one at a time as
+    they are iterated (``split_streams``; nothing runs before)."""
+    return split_streams(
+        split_dir / MANIFEST_NAMES["training"],
+        split_dir / "labels.txt",
+        dataset.absolute(),  # the store featurize reads its noise from, whatever base_dir is
+        stream_windows.stream_settings(stream),
+        sample_rate,
+        base_dir=base_dir,
+    )
+
+
 def featurize(
     split_dir,
     raw_dir,
     out_dir,
-    features: FeatureConfig = FeatureConfig(),
-    augment: AugmentConfig = AugmentConfig(),
+    features: FeatureConfig | None = None,
+    augment: AugmentConfig | None = None,
     base_dir=".",
-    stream_windows: StreamWindowsConfig = StreamWindowsConfig(),
-    streams: Iterable[tuple[np.ndarray, list]] | None = None,
+    stream_windows: StreamWindowsConfig | None = None,
+    stream: StreamConfig | None = None,
 ) -> dict[str, Any]:
     """Write the features of the three splits, labels.txt and meta.json into ``out_dir`` atomically.
 
     Manifest paths are relative to ``base_dir`` (the repository root for the stage); background
-    noise comes from the store ``raw_dir/dataset``. With ``stream_windows.streams`` > 0,
-    ``streams`` yields that many ``(recording, [(label, time_ms), ...])`` synthesized from the
-    TRAINING split's clips (``pipeline.streaming.synthesize.synthesize``); their windows
-    (``data/stream_windows.py``) are added to the training split.
+    noise comes from the store ``raw_dir/dataset``. With ``stream_windows.streams`` > 0, that many
+    recordings are synthesized from the TRAINING split's clips over that noise
+    (:func:`training_streams`, the ``stream`` section's makeup) and their windows
+    (``data/stream_windows.py``) are added to the training split. A section left out (None)
+    takes its defaults.
     """
+    features = FeatureConfig() if features is None else features
+    augment = AugmentConfig() if augment is None else augment
+    stream_windows = StreamWindowsConfig() if stream_windows is None else stream_windows
+    stream = StreamConfig() if stream is None else stream
     if stream_windows.streams:
         stride_samples(stream_windows, features)  # a ParamError before any work
-        if streams is None:
-            raise ValueError("featurize: stream_windows.streams > 0 needs the training streams")
     split_dir, base_dir = Path(split_dir), Path(base_dir)
     labels_path = split_dir / "labels.txt"
     if not labels_path.is_file():
@@ -169,6 +195,9 @@ def featurize(
                     f"match {labels_path}"
                 )
     dataset = Path(raw_dir) / "dataset"
+    streams = training_streams(
+        split_dir, dataset, stream_windows, stream, features.sample_rate, base_dir
+    )
     with ClipStore(dataset) as store:
         noises, noise_names = load_background(store, features.sample_rate, features.desired_samples)
     needs_noise = any(r.label == SILENCE_LABEL for _, rows in manifests.values() for r in rows)

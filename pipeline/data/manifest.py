@@ -51,7 +51,7 @@ def read_manifest(path) -> list[Row]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found (run the split stage first)")
-    with open(path, newline="") as handle:
+    with open(path, encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         if tuple(reader.fieldnames or ()) != COLUMNS:
             raise StageError(
@@ -85,7 +85,7 @@ def read_skipped(path) -> list[tuple[str, str]]:
     path = Path(path)
     if not path.is_file():
         return []
-    with open(path, newline="") as handle:
+    with open(path, encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         if not set(SKIPPED_COLUMNS) <= set(reader.fieldnames or ()):
             raise StageError(f"{path}: expected columns {','.join(SKIPPED_COLUMNS)}")

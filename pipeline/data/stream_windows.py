@@ -3,12 +3,12 @@
 A model trained on clips meets a different domain on a stream: background under every word, the
 recording's own audio around each window, a window that starts anywhere near a word. On the
 real-speech stream almost every false alarm is a wrong word, and training in that domain helped
-(bench/operating_point.py: +3.9 points correct at equal false alarms). With
+(more words correct at equal false alarms: docs/experiments/operating-point.md). With
 ``stream_windows.streams: N`` (0 = off, the default), featurize adds to the TRAINING split the
 windows of N recordings synthesized, as the synthesize_stream stage synthesizes its recording
-(``pipeline.streaming.synthesize``), from the training split's clips only (never a validation or
-test speaker). The stage synthesizes them and hands them here; this module labels and featurizes
-the windows:
+(``pipeline.data.stream_synthesis``), from the training split's clips only (never a validation or
+test speaker). Featurize synthesizes them (``stream_settings``: the ``stream`` section's makeup
+with this section's duration and seeds); this module labels and featurizes the windows:
 
 - windows start every ``stride_ms`` (``range(0, samples - clip, stride)``, as
   ``pipeline.streaming.scores.window_offsets``);
@@ -34,7 +34,8 @@ import numpy as np
 
 from pipeline.core.errors import ParamError
 from pipeline.core.labels import SILENCE_LABEL
-from pipeline.core.schema import Section, integer, number, param
+from pipeline.core.schema import Section, integer, number, param, random_seed
+from pipeline.data.stream_synthesis import StreamConfig
 from pipeline.frontends import FeatureConfig, features_numpy
 
 CHUNK = 512  # windows per front-end call when windows are featurized one by one
@@ -57,7 +58,7 @@ class StreamWindowsConfig(Section):
     # word, _silence_ (as many as the word windows, drawn at random).
     near_ms: int = param(160, integer(0, 10000))
     far_ms: int = param(750, integer(0, 100000))
-    seed: int = param(1913, integer(0))
+    seed: int = param(1913, random_seed())
 
     def __post_init__(self):
         if self.far_ms < self.near_ms:
@@ -66,9 +67,9 @@ class StreamWindowsConfig(Section):
                 f"({self.near_ms}): a window would be both a word and _silence_"
             )
 
-    def stream_settings(self, stream) -> list:
-        """One synthesis setting per recording: the ``stream`` section's makeup (a StreamConfig)
-        with this section's duration and seeds ``seed + k``."""
+    def stream_settings(self, stream: StreamConfig) -> list[StreamConfig]:
+        """One synthesis setting per recording: the ``stream`` section's makeup with this
+        section's duration and seeds ``seed + k``."""
         return [
             dataclasses.replace(stream, duration_s=self.duration_s, seed=self.seed + k)
             for k in range(self.streams)
@@ -86,8 +87,9 @@ def stride_samples(cfg: StreamWindowsConfig, features: FeatureConfig) -> int:
         if stride % frame:
             raise ParamError(
                 f"params: stream_windows.stride_ms {cfg.stride_ms} is not a whole number of the "
-                f"{frontend.name!r} front end's stream frames ({features.samples_to_ms(frame):g} ms): "
-                "streaming cuts its windows at whole frames"
+                f"{frontend.name!r} front end's stream frames "
+                f"({features.samples_to_ms(frame):g} ms): streaming cuts its windows at whole "
+                "frames"
             )
     return stride
 

@@ -50,8 +50,8 @@ def write_c_array(
     """Write ``<stem>.cc`` and ``<stem>.h`` into ``folder``; return their paths."""
     body, header = c_source(flat, f"{stem}.h", source=source)
     cc, h = Path(folder) / f"{stem}.cc", Path(folder) / f"{stem}.h"
-    cc.write_text(body)
-    h.write_text(header)
+    cc.write_text(body, encoding="utf-8")
+    h.write_text(header, encoding="utf-8")
     return cc, h
 
 

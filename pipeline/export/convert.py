@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.errors import StageError, first_line
 from pipeline.core.tf import tensorflow
 from pipeline.export.verify import IN_MODEL_FRONTEND_TOLERANCE, max_tflite_difference
 from pipeline.frontends import FeatureConfig, compute_features
@@ -177,8 +178,14 @@ def build_module(model, cfg: FeatureConfig, needs_softmax: bool, assets: dict[st
 
 
 def save_saved_model(module, signatures, folder: Path) -> None:
+    """Write the SavedModel of ``module`` into ``folder``; a StageError naming ``folder`` if it
+    cannot be written (TensorFlow reports a full disk as a ResourceExhaustedError, a file size
+    limit as an OutOfRangeError)."""
     tf = tensorflow()
-    tf.saved_model.save(module, str(folder), signatures=signatures)
+    try:
+        tf.saved_model.save(module, str(folder), signatures=signatures)
+    except (tf.errors.OpError, OSError) as exc:
+        raise StageError(f"{folder}: cannot write the SavedModel ({first_line(exc)})") from None
     # fingerprint.pb carries a random UUID, so identical models would differ on disk; it is
     # optional (TensorFlow loads SavedModels without it).
     (folder / "fingerprint.pb").unlink(missing_ok=True)

@@ -3,7 +3,9 @@
 MACs are counted op by op from the tensor shapes: fully connected and batch matmul (output
 elements x the inner dimension), 2-D convolutions (output elements x kernel area x input
 channels), depthwise convolutions (output elements x kernel area) and elementwise multiplies (one
-each, e.g. the SVDF's time filter). Additions, activations, copies and selects are not counted.
+each, e.g. the SVDF's time filter). Additions, activations, copies and selects are not counted,
+nor are the spectrogram, MFCC and pooling ops of a front end inside the graph, so an export that
+takes audio counts its model's MACs (freeze counts the window model on model_float.tflite).
 """
 
 from __future__ import annotations

@@ -30,13 +30,18 @@ from pipeline.export.convert import (
     convert_float_tflite,
     convert_int8_tflite,
     convert_streaming_tflite,
-    features_tflite,
     save_saved_model,
     scores_fn,
     streaming_model,
 )
 from pipeline.export.cost import tflite_invoke_ms, tflite_macs
-from pipeline.export.report import export_metrics, frontend_dict, streaming_metrics, tflite_io
+from pipeline.export.report import (
+    export_metrics,
+    frontend_dict,
+    streaming_interface,
+    streaming_metrics,
+    tflite_io,
+)
 from pipeline.export.verify import evaluate_exports, read_test_clips, streaming_difference
 from pipeline.frontends import FeatureConfig
 from pipeline.inference.base import feature_params
@@ -145,16 +150,22 @@ def freeze(
         )
 
         with atomic_dir(out_dir) as tmp:
-            streaming = write_streaming(
+            streaming, reason = write_streaming(
                 tmp,
                 keras_dir,
                 model,
-                cfg,
                 needs_softmax,
                 test_features[0] if test_features else representative,
             )
-            float_input = write_exports(
-                tmp, model, cfg, labels, needs_softmax, representative, check_audio, streaming
+            float_flat, float_input = write_exports(
+                tmp,
+                model,
+                cfg,
+                labels,
+                needs_softmax,
+                representative,
+                check_audio,
+                streaming.interface() if streaming else None,
             )
             accuracy = evaluate_exports(tmp, keras_dir, clip_paths, audio, y, test_features, clips)
             metrics = export_metrics(
@@ -168,7 +179,11 @@ def freeze(
                 len(y),
                 len(test_features[1]) if test_features else 0,
             )
-            metrics["streaming"] = streaming
+            metrics["streaming"] = (
+                streaming.metrics(float_flat)
+                if streaming
+                else {"exported": False, "reason": reason}
+            )
     atomic_write_json(metrics_path, metrics)
     return metrics
 
@@ -181,10 +196,11 @@ def write_exports(
     needs_softmax: bool,
     representative: np.ndarray,
     check_audio: np.ndarray,
-    streaming: dict[str, Any],
-) -> str:
+    streaming: dict[str, Any] | None,
+) -> tuple[bytes, str]:
     """Write every export file into ``folder`` (but the streaming model, already there, whose
-    interface ``streaming`` gives); return what the float TFLite takes."""
+    interface ``streaming`` gives, None without one); return the float TFLite model and what it
+    takes."""
     write_labels(folder / "labels.txt", labels)
     frontend = frontend_dict(cfg, len(labels))
     float_flat, float_input, reason = convert_float_tflite(model, cfg, needs_softmax, check_audio)
@@ -200,10 +216,8 @@ def write_exports(
     frontend["tflite"]["model_int8.tflite"]["takes"] = "features"
     if reason:
         frontend["tflite"]["model_float.tflite"]["why_features"] = reason
-    if streaming["exported"]:
-        frontend["streaming"] = {
-            key: streaming[key] for key in ("model", "inputs", "outputs", "states")
-        }
+    if streaming:
+        frontend["streaming"] = streaming
     atomic_write_json(folder / "frontend.json", frontend)
     if cfg.frontend.in_graph:
         module, signatures = build_module(
@@ -223,27 +237,67 @@ def write_exports(
                 "int8_model": "model_int8.tflite",
             },
         )
-    return float_input
+    return float_flat, float_input
+
+
+@dataclass(frozen=True)
+class StreamingExport:
+    """The streaming model freeze wrote and checked: its form (a StreamingModel), its TFLite
+    bytes, and how far frame by frame it came from the whole-clip model on ``clips`` clips."""
+
+    model: Any
+    flat: bytes
+    max_abs_diff: float
+    clips: int
+
+    def interface(self) -> dict[str, Any]:
+        """frontend.json's ``streaming``: the file, its inputs, outputs and states."""
+        return streaming_interface(self.model)
+
+    def metrics(self, window_flat: bytes) -> dict[str, Any]:
+        """metrics/export.json's ``streaming``, its costs set against ``window_flat``: the float
+        TFLite window model freeze exported (model_float.tflite), converted once; an in-graph
+        front end's ops (AudioSpectrogram, Mfcc, pooling) count no MACs (cost.py).
+
+        Per-frame and per-window times are measured and logged, not put in the metric (a rerun
+        must reproduce metrics/ exactly; bench/streaming_export.py prints them).
+        """
+        report = streaming_metrics(
+            self.model,
+            self.max_abs_diff,
+            STREAMING_TOLERANCE,
+            self.clips,
+            tflite_macs(self.flat),
+            tflite_macs(window_flat),
+            len(self.flat),
+            len(window_flat),
+        )
+        log.info(
+            "streaming: %.4f ms per frame vs %.4f ms per window of model_float.tflite (one "
+            "thread; %d vs %d MACs); largest difference %.3g",
+            tflite_invoke_ms(self.flat),
+            tflite_invoke_ms(window_flat),
+            report["macs_per_frame"],
+            report["window_macs"],
+            self.max_abs_diff,
+        )
+        return report
 
 
 def write_streaming(
     folder: Path,
     keras_dir: Path,
     model,
-    cfg: FeatureConfig,
     needs_softmax: bool,
     features: np.ndarray,
-) -> dict[str, Any]:
+) -> tuple[StreamingExport | None, str | None]:
     """``model_streaming.tflite`` where the model streams, checked frame by frame on every clip of
-    ``features`` against the whole-clip model; its part of metrics/export.json (or why not).
-
-    Per-frame and per-window times are measured and logged, not put in the metric (a rerun must
-    reproduce metrics/ exactly; bench/streaming_export.py prints them).
-    """
+    ``features`` against the whole-clip model: ``(StreamingExport, None)``, or ``(None, why
+    not)``."""
     streaming, reason = streaming_model(keras_dir, model)
     if streaming is None:
         log.info("no streaming export: %s", reason)
-        return {"exported": False, "reason": reason}
+        return None, reason
     flat = convert_streaming_tflite(streaming)
     (folder / "model_streaming.tflite").write_bytes(flat)
     whole = np.concatenate(
@@ -259,24 +313,4 @@ def write_streaming(
             f"whole-clip model by {worst:.3g} at a clip's last frame (at most "
             f"{STREAMING_TOLERANCE:g} allowed)"
         )
-    window_flat = features_tflite(model, cfg, needs_softmax)
-    metrics = streaming_metrics(
-        streaming,
-        worst,
-        STREAMING_TOLERANCE,
-        len(features),
-        tflite_macs(flat),
-        tflite_macs(window_flat),
-        len(flat),
-        len(window_flat),
-    )
-    log.info(
-        "streaming: %.4f ms per frame vs %.4f ms per window (one thread; %d vs %d MACs); "
-        "largest difference %.3g",
-        tflite_invoke_ms(flat),
-        tflite_invoke_ms(window_flat),
-        metrics["macs_per_frame"],
-        metrics["window_macs"],
-        worst,
-    )
-    return metrics
+    return StreamingExport(streaming, flat, worst, len(features)), None

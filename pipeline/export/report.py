@@ -97,6 +97,18 @@ def export_metrics(
     return metrics
 
 
+def streaming_interface(streaming) -> dict[str, Any]:
+    """frontend.json's ``streaming``: the streaming model's file, its inputs (the frame, then the
+    states), outputs (the scores, then the new states) and state shapes."""
+    states = {name: [1, *shape] for name, shape in streaming.state_shapes.items()}
+    return {
+        "model": "model_streaming.tflite",
+        "inputs": ["frame", *states],
+        "outputs": ["scores", *states],
+        "states": states,
+    }
+
+
 def streaming_metrics(
     streaming,
     max_abs_diff: float,
@@ -108,10 +120,10 @@ def streaming_metrics(
     window_bytes: int,
 ) -> dict[str, Any]:
     """metrics/export.json's ``streaming``: the check, the costs, and the model's interface."""
-    states = {name: [1, *shape] for name, shape in streaming.state_shapes.items()}
+    interface = streaming_interface(streaming)
     return {
         "exported": True,
-        "model": "model_streaming.tflite",
+        "model": interface["model"],
         "max_abs_diff": float(f"{max_abs_diff:.3g}"),
         "tolerance": tolerance,
         "clips_checked": int(clips),
@@ -121,8 +133,8 @@ def streaming_metrics(
         "window_to_frame_macs": round(window_macs / max(macs_per_frame, 1), 2),
         "model_bytes": int(model_bytes),
         "window_model_bytes": int(window_bytes),
-        "state_floats": int(sum(int(np.prod(shape)) for shape in states.values())),
-        "inputs": ["frame", *states],
-        "outputs": ["scores", *states],
-        "states": states,
+        "state_floats": int(sum(int(np.prod(shape)) for shape in interface["states"].values())),
+        "inputs": interface["inputs"],
+        "outputs": interface["outputs"],
+        "states": interface["states"],
     }

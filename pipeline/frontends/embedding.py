@@ -6,9 +6,9 @@ The two TFLite models ship in the openwakeword 0.5.1 wheel (Apache-2.0):
 speech, so a small head on top learns keywords from few real clips. The package itself is not
 imported (it needs onnxruntime); only its files are located.
 
-Recipe (measured by a colleague: 89% on unseen speakers with a plain logistic regression on the
-2,804 shared real clips): int16-valued float32 audio into the mel model, mel * 1/10 + 2, windows
-of 76 frames every 8 frames. A 1 s clip gives only 97 mel frames (3 windows), so it is padded with
+Recipe (checked on the shared real clips: docs/experiments/embedding-speed.md):
+int16-valued float32 audio into the mel model, mel * 1/10 + 2, windows of 76 frames every 8
+frames. A 1 s clip gives only 97 mel frames (3 windows), so it is padded with
 PAD_SAMPLES of silence on each side to give several windows around the word.
 
 Speed (each mel frame and each embedding computed once). The mel model is an STFT (a 400-sample
@@ -24,9 +24,9 @@ the windows every 8 frames, each equal to the 76-frame model's output for that w
   the clip: those wholly in the padding are one constant) and runs the embedding model once per
   batch of clips ``[clips, 140, 32, 1]``: each clip's 9 windows from one call over its 140 frames
   (the 76-frame model per window would read 684). The mel of the next batch is computed in a
-  second thread meanwhile. On this 2-core CPU the embedding model's convolutions (about 80 M
-  multiply-adds a clip, ~2.5 ms of one core) set the pace; ``bench/embedding_speed.py`` prints
-  the breakdown;
+  second thread meanwhile. The embedding model's convolutions (about 80 M multiply-adds a clip)
+  set the pace; ``bench/embedding_speed.py`` prints the breakdown
+  (docs/experiments/embedding-speed.md);
 - streaming (``stream_features``) computes the mel of the whole (padded) recording and runs the
   embedding model over it: one embedding every EMBEDDING_HOP_SAMPLES (80 ms), and a window
   starting at sample ``s`` (a multiple of 80 ms) is embeddings ``s // 1280 ... + 8``. A streamed
@@ -36,7 +36,7 @@ the windows every 8 frames, each equal to the 76-frame model's output for that w
   the clamp differs: the recording's loudest frame, not the window's).
 
 ``features.preprocess: embedding_int8`` is the same front end with an int8 embedding model (see
-INT8_MODEL below): about 2x faster to featurize, its features a little off the float model's.
+INT8_MODEL below): faster to featurize, its features a little off the float model's.
 
 ``reference_embed`` keeps the original computation (one mel call per clip, one 76-frame embedding
 call per window) as the reference the tests and ``bench/embedding_speed.py`` compare against.
@@ -65,35 +65,34 @@ WINDOW_FRAMES = 76
 WINDOW_STEP_FRAMES = 8
 # One embedding every 8 mel frames: 1,280 samples, 80 ms at 16 kHz.
 EMBEDDING_HOP_SAMPLES = WINDOW_STEP_FRAMES * MEL_HOP_SAMPLES
-# 0.25 s of silence each side of the clip (9 windows). Logistic regression on the 2,804 shared real
-# clips, 459 clips of held-out speakers: pad 0 (3 windows) 70.6%, pad 4000 (9) 89.3%, pad 8000
-# (16) 88.2%, so 4000: the best of the three and half the cost of 8000.
+# 0.25 s of silence each side of the clip (9 windows): more accurate than no padding (3 windows)
+# and than 0.5 s (16 windows), at half the cost of 0.5 s (docs/experiments/embedding-speed.md).
 PAD_SAMPLES = 4000
 MODEL_FILES = ("melspectrogram.tflite", "embedding_model.tflite")
 # Mel frames per model call (about 78 s of audio): bounds memory on long recordings; a call's
 # frames equal those of one call over everything (the models are local).
 SEGMENT_FRAMES = 7808
 # Clips per embedding-model call in featurize (and per mel batch), and clips per numpy mel block
-# (its arrays stay in cache). Measured (load ~2): 128 clips a call ~260 clips/s against ~210 with
-# 32; a batch of clips costs less CPU per clip than one call over clips laid end to end (152
-# frames a clip instead of 140) and than onnxruntime on the wheel's embedding_model.onnx (its time
-# axis made dynamic).
+# (its arrays stay in cache). 128 a call is faster than 32; a batch of clips costs less CPU per
+# clip than one call over clips laid end to end (152 frames a clip instead of 140) and than
+# onnxruntime on the wheel's embedding_model.onnx (its time axis made dynamic); figures in
+# docs/experiments/embedding-speed.md.
 CLIPS_PER_CALL = 128
 MEL_BLOCK = 16
 # TFLite threads of the embedding model (the mel of the next batch runs in a thread alongside).
-# bench/embedding_speed.py at load 1.9: 467 clips/s with 2 threads, 342 with 1; at load 2.5-4.9
-# (both cores taken by other jobs) the same within 5%. The features are identical either way.
+# 2 threads are faster than 1 on a quiet machine and no slower on a loaded one
+# (docs/experiments/embedding-speed.md). The features are identical either way.
 MODEL_THREADS = 2
 # The int8 model (``features.preprocess: embedding_int8``): the wheel's embedding_model.onnx with a
 # free time axis, statically quantized (calibrated on real speech) by
 # ``python -m pipeline.tools.quantize_embedding``, committed next to this module (Apache-2.0,
 # assets/NOTICE), run by onnxruntime. Featurize runs INT8_WORKERS threads, each taking
 # INT8_CLIPS_PER_CALL clips at a time through mel and model (a one-thread session), with numpy's
-# BLAS held to one thread (its own threads fought the workers for the two cores: 630-770 ->
-# ~1,200 clips/s in a scratch test; bench/embedding_speed.py: 1,150 at load 1.2). Not taken: the
-# float path's layout (the mel of the next batch in a second thread while the model runs on 2
-# threads) ~630 clips/s; 128 clips a call ~940. One call over a long recording (streaming) uses
-# INT8_THREADS threads. The int8 features do not depend on threads or batch.
+# BLAS held to one thread (its own threads fought the workers for the two cores). Not taken, as
+# slower: the float path's layout (the mel of the next batch in a second thread while the model
+# runs on 2 threads), 128 clips a call (figures in docs/experiments/embedding-speed.md). One call
+# over a long recording (streaming) uses INT8_THREADS threads. The int8 features do not depend on
+# threads or batch.
 INT8_MODEL = "embedding_model_int8.onnx"
 INT8_THREADS = 2
 INT8_WORKERS = 2
@@ -333,8 +332,8 @@ def embed(audio: np.ndarray, progress: bool = False, precision: str = "float") -
     of a clip's windows at once). The mel of the next batch is computed in a second thread while
     the embedding model runs (both release the GIL), so on two cores the slower of the two sets
     the pace (see bench/embedding_speed.py). numpy's BLAS is held to one thread meanwhile: its
-    own threads fought the model's for the two cores (472-508 -> 593-606 clips/s on 1,536 real
-    clips, the features bit-identical).
+    own threads fought the model's for the two cores (faster, the features bit-identical:
+    docs/experiments/embedding-speed.md).
     """
     from concurrent.futures import ThreadPoolExecutor
 

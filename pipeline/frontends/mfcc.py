@@ -3,6 +3,7 @@ original input_data.py; identical to the ``Mfcc`` tensor of the original pretrai
 
 from __future__ import annotations
 
+from pipeline.core.errors import ParamError
 from pipeline.frontends.base import FrontEnd, power_spectrogram
 
 LOWER_HZ = 20.0
@@ -18,6 +19,21 @@ class Mfcc(FrontEnd):
         "dct_coefficient_count=feature_bin_count)"
     )
     frame_reuse = True
+
+    def check(self, cfg) -> None:
+        # The DCT keeps at most as many coefficients as the filterbank has channels (the op
+        # fails to initialize beyond), and the filterbank reaches UPPER_HZ: below twice that
+        # sample rate the op returns all-zero features.
+        if cfg.feature_bin_count > FILTERBANK_CHANNELS:
+            raise ParamError(
+                f"params: features.feature_bin_count = {cfg.feature_bin_count} is out of range for "
+                f"'mfcc': at most {FILTERBANK_CHANNELS} (its filterbank channels)"
+            )
+        if cfg.sample_rate < 2 * UPPER_HZ:
+            raise ParamError(
+                f"params: features.sample_rate = {cfg.sample_rate} is too low for 'mfcc': at least "
+                f"{2 * UPPER_HZ:g} (its filterbank reaches {UPPER_HZ:g} Hz)"
+            )
 
     def compute(self, audio, cfg):
         import tensorflow as tf

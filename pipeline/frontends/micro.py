@@ -46,6 +46,18 @@ class Micro(FrontEnd):
     description = "TFLite Micro audio front end (125-7500 Hz, PCAN, log), times 10/256"
 
     def check(self, cfg) -> None:
+        # The op cannot build its filterbank (up to UPPER_HZ) at or below twice that rate, and
+        # a stride longer than the window corrupts its memory (the process dies).
+        if cfg.sample_rate <= 2 * UPPER_HZ:
+            raise ParamError(
+                f"params: features.sample_rate = {cfg.sample_rate} is too low for 'micro': above "
+                f"{2 * UPPER_HZ:g} needed (its filterbank reaches {UPPER_HZ:g} Hz)"
+            )
+        if cfg.window_stride_samples > cfg.window_size_samples:
+            raise ParamError(
+                f"params: features.window_stride_ms = {cfg.window_stride_ms} exceeds "
+                f"window_size_ms = {cfg.window_size_ms}; 'micro' needs frames that touch or overlap"
+            )
         for key in ("window_size_ms", "window_stride_ms"):
             ms = cfg.samples_to_ms(getattr(cfg, key.replace("_ms", "_samples")))
             if ms != int(ms):

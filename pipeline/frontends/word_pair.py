@@ -2,17 +2,17 @@
 
 One flat vector per clip, ``[1, 864 + 2048]``: the speech embedding's 9 windows of 96 values
 (pipeline/frontends/embedding.py) followed by EfficientWord-Net's 2,048 values
-(pipeline/frontends/efficientword.py) times ``EFFICIENTWORD_GAIN``. In bench/kfold.py the two
-joined beat either alone (see the README's real-speech table). The EfficientWord-Net ResNet sees
-a whole 1.5 s window, so nothing is reused between overlapping streaming windows: streaming runs
-both models on every window (slow; see the README).
+(pipeline/frontends/efficientword.py) times ``EFFICIENTWORD_GAIN``. In the k-fold bench the two
+joined beat either alone (docs/experiments/real-speech-kfold.md). The EfficientWord-Net ResNet
+sees a whole 1.5 s window, so nothing is reused between overlapping streaming windows: streaming
+runs both models on every window (slow; see docs/streaming.md, the cascade).
 
 Why the gain: an int8 model quantizes its input tensor with one scale. The speech embedding's
-values span about +-100, EfficientWord-Net's unit-length vector about +-0.34 (sd 0.022), so
-without it every EfficientWord-Net value rounds to zero in int8 (the pair's int8 export scored 9%
-with linear_head and 69% with word_pair_conv against 95-96% float on the shared split's 255 test
-clips). Times 256 (a power of two: exact in float32) it spans about +-87 and both parts share the
-input's int8 steps: int8 equal to float (95.3%) with either model. The models standardize each
+values span about +-100, EfficientWord-Net's unit-length vector about +-0.34, so without it
+every EfficientWord-Net value rounds to zero in int8 and the pair's int8 exports were far below
+their float accuracy. Times 256 (a power of two: exact in float32) it spans about +-87 and both
+parts share the input's int8 steps: int8 equals float with either model (figures:
+docs/experiments/real-speech-streams.md, "After the pair's int8 mend"). The models standardize each
 feature, so the gain does not change what they can learn.
 """
 

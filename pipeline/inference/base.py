@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.core.audio import decode_wav_bytes, fit_to_length
+from pipeline.core.audio import canonical_wav_bytes, decode_wav_bytes, fit_to_length
 from pipeline.core.errors import StageError
 from pipeline.frontends import FeatureConfig, features_numpy
 
@@ -57,6 +57,11 @@ class KwsModel:
         """WAV bytes -> float32 [desired_samples] (padded or truncated like the original)."""
         samples, _ = decode_wav_bytes(data, name, self.sample_rate)
         return fit_to_length(samples, self.desired_samples).astype(np.float32)
+
+    def canonical_wav(self, data: bytes, name: str = "<bytes>") -> bytes:
+        """The WAV's samples as plain PCM WAV bytes, for backends whose graph decodes WAV bytes
+        (TensorFlow's DecodeWav rejects valid forms that pipeline.core.audio reads)."""
+        return canonical_wav_bytes(data, name, self.sample_rate)
 
     def predict_wav_bytes(self, data: bytes, name: str = "<bytes>") -> np.ndarray:
         return self.predict_audio(self.decode(data, name)[None, :])[0]

@@ -14,7 +14,8 @@ from pipeline.inference.base import BATCH, KwsModel
 class FrozenGraphModel(KwsModel):
     """The original tutorial's frozen GraphDef (wav_data -> ... -> Mfcc -> labels_softmax).
 
-    WAV bytes go through the graph's own input, as in the original label_wav. For batches and
+    WAV bytes go through the graph's own input, as in the original label_wav (re-encoded as plain
+    PCM WAV from the samples pipeline.core.audio reads, which DecodeWav accepts). For batches and
     streaming the graph is imported a second time with its ``Mfcc:0`` tensor replaced by a
     [None, frames, bins] placeholder, and features are computed with the same AudioSpectrogram and
     Mfcc ops and attributes that the graph holds.
@@ -82,8 +83,9 @@ class FrozenGraphModel(KwsModel):
         self._check_labels(int(self.graph.get_tensor_by_name(self.OUTPUT).shape[-1]), path)
 
     def predict_wav_bytes(self, data: bytes, name: str = "<bytes>") -> np.ndarray:
-        self.decode(data, name)  # a clear WavError instead of a TensorFlow op error
-        out = self.session.run(self.OUTPUT, {self.INPUT: data})
+        # Checked and re-encoded: a clear WavError instead of a TensorFlow op error, and the forms
+        # DecodeWav rejects (WAVE_FORMAT_EXTENSIBLE, odd chunks) read like everywhere else.
+        out = self.session.run(self.OUTPUT, {self.INPUT: self.canonical_wav(data, name)})
         return np.asarray(out, dtype=np.float32)[0]
 
     def _mfcc(self, audio_columns: np.ndarray) -> np.ndarray:

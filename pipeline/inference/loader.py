@@ -17,11 +17,11 @@ from typing import Any
 
 from pipeline.core import paths
 from pipeline.core.errors import StageError
-from pipeline.core.fs import read_json
 from pipeline.core.labels import read_labels
 from pipeline.core.params import load_params
 from pipeline.frontends import FeatureConfig
-from pipeline.inference.base import KwsModel, feature_params
+from pipeline.inference.base import KwsModel
+from pipeline.inference.export_files import meta_features, read_bundle, read_frontend
 from pipeline.inference.frozen_graph import FrozenGraphModel
 from pipeline.inference.keras_model import KerasModel
 from pipeline.inference.saved_model import SavedModelModel
@@ -46,11 +46,9 @@ def _find_labels(path: Path, labels_path, candidates: list[Path]) -> list[str]:
 def _keras_feature_params(folder: Path) -> dict[str, Any]:
     """Feature params of a trained Keras model: its meta.json, else params.yaml."""
     meta = folder / "meta.json"
-    if meta.is_file():
-        data = read_json(meta)
-        for key in ("features", "feature_params"):
-            if isinstance(data.get(key), dict):
-                return feature_params(data[key])
+    cfg = meta_features(meta) if meta.is_file() else None
+    if cfg is not None:
+        return cfg.to_dict()
     log.warning("%s has no feature parameters; using params.yaml", meta)
     return load_params(paths.PARAMS, FeatureConfig).to_dict()
 
@@ -64,10 +62,9 @@ def load_model(path, labels_path=None) -> KwsModel:
         if (path / "bundle.json").is_file():
             # An export whose front end cannot live in a TF graph (speech embedding): its float
             # TFLite head plus the front end that pipeline.features computes.
-            bundle = read_json(path / "bundle.json")
-            labels = _find_labels(path, labels_path, [path / bundle.get("labels", "labels.txt")])
-            frontend = read_json(path / bundle.get("frontend", "frontend.json"))
-            return TFLiteModel(path / bundle.get("model", "model_float.tflite"), labels, frontend)
+            bundle = read_bundle(path)
+            labels = _find_labels(path, labels_path, [bundle["labels"]])
+            return TFLiteModel(bundle["model"], labels, read_frontend(bundle["frontend"]))
         if (path / "saved_model.pb").is_file():
             labels = _find_labels(
                 path,
@@ -94,7 +91,7 @@ def load_model(path, labels_path=None) -> KwsModel:
         frontend = path.parent / "frontend.json"
         if not frontend.is_file():
             raise StageError(f"{path}: no frontend.json beside it (the feature parameters)")
-        return TFLiteModel(path, labels, read_json(frontend))
+        return TFLiteModel(path, labels, read_frontend(frontend))
     if suffix == ".pb":
         if path.name == "saved_model.pb":
             return load_model(path.parent, labels_path)

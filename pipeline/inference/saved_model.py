@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import StageError, first_line
-from pipeline.core.fs import read_json
 from pipeline.core.tf import tensorflow
 from pipeline.inference.base import BATCH, KwsModel
+from pipeline.inference.export_files import features_of, read_frontend
 
 
 class SavedModelModel(KwsModel):
@@ -33,19 +33,20 @@ class SavedModelModel(KwsModel):
         frontend_path = path / "assets" / "frontend.json"
         if not frontend_path.is_file():
             raise StageError(f"{path}: SavedModel lacks its assets/frontend.json")
-        frontend = read_json(frontend_path)
-        self.frontend = frontend
-        self.sample_rate = int(frontend["sample_rate"])
-        self.desired_samples = int(frontend["desired_samples"])
+        self.frontend = read_frontend(frontend_path)
+        cfg = features_of(frontend_path, self.frontend)  # the sizes beside it agree with these
+        self.sample_rate = int(cfg.sample_rate)
+        self.desired_samples = int(cfg.desired_samples)
         if "features" in sigs and "frame_features" in sigs:
-            self.frames_per_clip = int(frontend["feature_shape"][0])
-            self.frame_stride_samples = int(frontend["frame_stride_samples"])
+            self.frames_per_clip = int(cfg.feature_shape[0])
+            self.frame_stride_samples = int(cfg.window_stride_samples)
         out = sigs["serving_default"].structured_outputs["labels_softmax"]
         self._check_labels(int(out.shape[-1]), path)
 
     def predict_wav_bytes(self, data: bytes, name: str = "<bytes>") -> np.ndarray:
-        self.decode(data, name)  # validate the file (clear WavError) before TensorFlow sees it
-        out = self.loaded.signatures["serving_default"](wav_data=self.tf.constant(data))
+        # Checked (a clear WavError) and re-encoded in the plain form DecodeWav accepts.
+        wav = self.canonical_wav(data, name)
+        out = self.loaded.signatures["serving_default"](wav_data=self.tf.constant(wav))
         return np.asarray(out["labels_softmax"])[0]
 
     def predict_audio(self, audio: np.ndarray) -> np.ndarray:

@@ -18,16 +18,16 @@ dense layer. About 33k parameters with the defaults.
   block run at the full frame rate, dilated by ``s``; see models/streaming.py). The blocks'
   receptive field (``receptive_field``: 97 frames with the defaults) must fit the window; the
   average pooling covers the last block's outputs that remain (1 of them with the defaults and
-  98 frames). It is less accurate than ``same`` (88.1% against 94.0% on the embedded test set,
-  79.4% against 84.2% in 5-fold cross-validation on real speech; README "Streaming export"), so
-  ``same`` stays the default.
+  98 frames). It is less accurate than ``same`` (on the embedded test set and in 5-fold
+  cross-validation on real speech: docs/export.md, "Streaming export"), so ``same`` stays the
+  default.
 - ``causal`` pads only before (each output sees its own frame and the past); it streams with the
   whole-clip model's scores at a clip's last frame, from zero states (``stream``: ring buffers and
   a stride phase). On a continuous recording its windows differ from the window model's, which
   saw zeros before the window's start.
 
-The 2-D DS-CNN of "Hello Edge" is as accurate but its depthwise 2-D gradients are ~25x slower on
-a CPU with TensorFlow (measured: 2.4 s vs 0.09 s per batch of 100 on 2 cores).
+The 2-D DS-CNN of "Hello Edge" is as accurate but its depthwise 2-D gradients are far slower on
+a CPU with TensorFlow (docs/training.md).
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def receptive_field(blocks) -> int:
 
 
 def _conv(layer, x, kernel: int, causal: bool, name: str):
-    """``layer`` (made with padding 'valid' when causal) on ``x``, zero-padded before when causal."""
+    """``layer`` (made with padding 'valid' when causal) on ``x``, zero-padded before when
+    causal."""
     from keras import layers
 
     if causal and kernel > 1:

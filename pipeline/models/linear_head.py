@@ -1,7 +1,8 @@
 """``linear_head``: logistic regression on frozen embeddings as a Keras model: per-feature
 normalization (batch statistics while training, their moving averages after), dropout, one dense
 layer with an L2 penalty. On the joined word embeddings (``embedding_efficientword``) a plain
-logistic regression beat the two-layer ``embedding_head`` in bench/kfold.py; this is that
+logistic regression beat the two-layer ``embedding_head`` in the k-fold bench
+(docs/experiments/real-speech-kfold.md); this is that
 classifier in a form the pipeline trains and exports (TFLite float and int8)."""
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """``word_pair_conv``: for the joined word embeddings (``features.preprocess:
 embedding_efficientword``, one flat ``[1, 9 * 96 + 2048]`` vector per clip). The speech
 embedding's 9 windows go through ``embedding_conv``'s convolutions over the windows (its best head
-in bench/kfold.py, +3 points over a flat head), EfficientWord-Net's 2,048 values are standardized
+in the k-fold bench, better than a flat head), EfficientWord-Net's 2,048 values are standardized
 as ``linear_head`` standardizes them, and one dense layer reads both. It is the two models that
-averaged best on streams (the mean of ``real-speech`` and ``real-speech-pair``, README), trained
-as one."""
+averaged best on streams (the mean of ``real-speech`` and ``real-speech-pair``,
+docs/experiments/real-speech-streams.md), trained as one."""
 
 from __future__ import annotations
 

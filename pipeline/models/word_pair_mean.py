@@ -1,11 +1,11 @@
-"""``word_pair_mean``: the two models whose mean scored best on streams (README, "Every unknown
-word"), as one committee: ``embedding_conv`` over the speech embedding's 9 windows (the
-real-speech preset's model) and ``linear_head`` over the whole joined vector (the
-real-speech-pair preset's), for ``features.preprocess: embedding_efficientword``. Each head
-minimises its own cross entropy, so training is the two models trained apart on the same batches;
-the scores are the mean of their softmaxes, one export that the DAG freezes and streams.
-(``word_pair_conv`` joins the same parts under one dense layer: a mean of logits, trained
-together, which did worse on streams.)"""
+"""``word_pair_mean``: the two models whose mean scored best on streams
+(docs/experiments/real-speech-streams.md, "Every unknown word"), as one committee:
+``embedding_conv`` over the speech embedding's 9 windows (the real-speech preset's model) and
+``linear_head`` over the whole joined vector (the real-speech-pair preset's), for
+``features.preprocess: embedding_efficientword``. Each head minimises its own cross entropy, so
+training is the two models trained apart on the same batches; the scores are the mean of their
+softmaxes, one export that the DAG freezes and streams. (``word_pair_conv`` joins the same parts
+under one dense layer: a mean of logits, trained together, which did worse on streams.)"""
 
 from __future__ import annotations
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.cli import run_main
+from pipeline.cli import run_stage
 from pipeline.core import paths
 from pipeline.core.clip import ClipFormat
 from pipeline.core.params import load_params
+from pipeline.data.acquire.sources import build_raw
 from pipeline.data.config import DataConfig
-from pipeline.data.sources import build_raw
 
 
 def main(argv=None) -> int:
@@ -23,7 +23,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--cache-dir",
         default=str(paths.DOWNLOAD_CACHE),
-        help="download cache (partial downloads are kept between runs, complete ones only with data.keep_download)",
+        help="download cache (partial downloads are kept between runs, complete ones only with "
+        "data.keep_download)",
     )
     args = parser.parse_args(argv)
     data, clip = load_params(args.params, DataConfig, ClipFormat)
@@ -32,4 +33,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_stage(main)

@@ -1,7 +1,8 @@
 """Stage `evaluate`: score the trained model on the test split (accuracy, per-class P/R/F1,
 confusion matrix as a DVC plot and a PNG).
 
-Usage: ``python -m pipeline.stages.evaluate [--model-dir models/keras] [--features-dir data/features]``.
+Usage: ``python -m pipeline.stages.evaluate [--model-dir models/keras]
+[--features-dir data/features]``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipeline.cli import run_main
+from pipeline.cli import run_stage
 from pipeline.core import paths
 from pipeline.evaluation.test_split import evaluate_test_split
 
@@ -32,4 +33,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_stage(main)

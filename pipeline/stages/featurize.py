@@ -3,26 +3,22 @@
 Usage: ``python -m pipeline.stages.featurize [--params params.yaml] [--split-dir data/split]
 [--raw data/raw] [--out data/features]``.
 
-With ``stream_windows.streams`` > 0 it also synthesizes that many recordings from the training
-split's clips (as synthesize_stream does, with the ``stream`` section's makeup) and adds their
-windows to the training split (pipeline/data/stream_windows.py).
+With ``stream_windows.streams`` > 0 it also adds to the training split the windows of that many
+recordings synthesized from the training split's clips (pipeline/data/stream_windows.py).
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from pipeline.cli import run_main
+from pipeline.cli import run_stage
 from pipeline.core import paths
 from pipeline.core.params import load_params
 from pipeline.data.augment import AugmentConfig
 from pipeline.data.featurize import featurize
-from pipeline.data.manifest import MANIFEST_NAMES
+from pipeline.data.stream_synthesis import StreamConfig
 from pipeline.data.stream_windows import StreamWindowsConfig
 from pipeline.frontends import FeatureConfig
-from pipeline.streaming.config import StreamConfig
-from pipeline.streaming.synthesize import split_streams
 
 
 def main(argv=None) -> int:
@@ -37,16 +33,6 @@ def main(argv=None) -> int:
     features, augment, windows, stream = load_params(
         args.params, FeatureConfig, AugmentConfig, StreamWindowsConfig, StreamConfig
     )
-    streams = None
-    if windows.streams:
-        split_dir = Path(args.split_dir)
-        streams = split_streams(
-            split_dir / MANIFEST_NAMES["training"],
-            split_dir / "labels.txt",
-            Path(args.raw) / "dataset",
-            windows.stream_settings(stream),
-            features.sample_rate,
-        )
     meta = featurize(
         args.split_dir,
         args.raw,
@@ -54,11 +40,11 @@ def main(argv=None) -> int:
         features,
         augment,
         stream_windows=windows,
-        streams=streams,
+        stream=stream,
     )
     print(f"featurize: {meta['counts']} feature shape {meta['feature_shape']} -> {args.out}")
     return 0
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_stage(main)

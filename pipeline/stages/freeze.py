@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.cli import run_main
+from pipeline.cli import run_stage
 from pipeline.core import paths
 from pipeline.core.params import load_params
 from pipeline.data.config import SplitConfig
@@ -58,4 +58,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_stage(main)

@@ -10,7 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.cli import run_main
+from pipeline.cli import run_stage
 from pipeline.core import paths
 from pipeline.core.labels import prepare_words_list
 from pipeline.core.params import load_params
@@ -48,4 +48,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_stage(main)

@@ -16,18 +16,19 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipeline.cli import run_main
+from pipeline.cli import run_stage
 from pipeline.core import paths
 from pipeline.core.fs import atomic_write_json, atomic_write_text
 from pipeline.core.params import load_params
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.evaluate import (
+    check_inputs,
     compare_streaming,
     format_summary,
-    has_streaming_model,
     run_stream_eval,
     sweep_csv,
 )
+from pipeline.streaming.scorers import WindowScorer, has_streaming_model, load
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +38,23 @@ def main(argv=None) -> int:
     parser.add_argument("--params", default=str(paths.PARAMS))
     args = parser.parse_args(argv)
     cfg = load_params(args.params, StreamEvalConfig)
-    window = run_stream_eval(paths.EXPORT_DIR, paths.STREAM_WAV, paths.STREAM_LABELS, cfg)
-    metrics, sweep = window[0], window[1]
+    check_inputs(paths.STREAM_WAV, paths.STREAM_LABELS)  # before loading the model
+    model = load(paths.EXPORT_DIR)
+    window = run_stream_eval(
+        WindowScorer(model, cfg.clip_stride_ms), paths.STREAM_WAV, paths.STREAM_LABELS, cfg
+    )
+    metrics, sweep = window.metrics, window.sweep
     print(format_summary(metrics))
     if has_streaming_model(paths.EXPORT_DIR):
         metrics["streaming"], seconds = compare_streaming(
-            paths.EXPORT_DIR, paths.STREAM_WAV, paths.STREAM_LABELS, cfg, window
+            paths.EXPORT_DIR, paths.STREAM_WAV, paths.STREAM_LABELS, cfg, window, model
         )
         if seconds is not None:
             duration = metrics["duration_s"]
             log.info(
                 "real-time factor: window model %.4f, streaming model %.4f (seconds per second "
                 "of audio)",
-                window[3].seconds / duration,
+                window.scores.seconds / duration,
                 seconds / duration,
             )
         print(f"streaming model: {metrics['streaming']}")
@@ -59,4 +64,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_stage(main)

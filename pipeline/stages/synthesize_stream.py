@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipeline.cli import run_main
+from pipeline.cli import run_stage
 from pipeline.core import paths
 from pipeline.core.clip import ClipFormat
 from pipeline.core.labels import UNKNOWN_LABEL
 from pipeline.core.params import load_params
 from pipeline.data.manifest import MANIFEST_NAMES
-from pipeline.streaming.config import StreamConfig
-from pipeline.streaming.synthesize import split_streams, write_stream
+from pipeline.data.stream_synthesis import StreamConfig, split_streams, write_stream
 
 log = logging.getLogger(__name__)
 
@@ -48,4 +47,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_stage(main)

@@ -9,7 +9,7 @@ import argparse
 import logging
 import os
 
-from pipeline.cli import run_main
+from pipeline.cli import run_stage
 from pipeline.core import paths
 from pipeline.core.params import load_params
 from pipeline.models.config import ModelConfig
@@ -41,4 +41,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_stage(main)

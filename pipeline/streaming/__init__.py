@@ -1,1 +1,1 @@
-"""Streaming: the long test recording, window scoring, the original decoder, and scoring."""
+"""Streaming: window scoring of a long recording, the original decoder, and scoring."""

@@ -2,8 +2,8 @@
 candidate windows around the gate's keyword evidence.
 
 A front end that cannot reuse frames (EfficientWord-Net's ResNet-50 on 1.5 s windows, the
-``embedding_efficientword`` pair: ~30 ms a window on an idle core) costs its full price on every
-hop: at an 80 ms stride that is ~2-3x real time. The cascade:
+``embedding_efficientword`` pair) costs its full price on every hop, so alone it streams only a
+few times faster than real time (figures: docs/experiments/cascade.md). The cascade:
 
 1. the gate (a model on a frame-reusing front end: the speech-embedding export, or the default
    mfcc ds_cnn) scores every window of the recording at ``gate_stride_ms``, features computed once
@@ -17,19 +17,20 @@ hop: at an 80 ms stride that is ~2-3x real time. The cascade:
    window.
 
 That is the ``margin`` rule (the default). A word keeps the gate's mass high over ~0.5 s of window
-offsets, so it flags 4-14 costly windows per spoken word. The ``peak`` rule flags fewer: per *run*
-of consecutive passing gate windows, only the costly window nearest the run's keyword-mass maximum
-(the gate's most confident offset; with ``peak`` ``centre``, the run's middle window instead),
-and ``neighbours`` costly-grid windows either side of it, are candidates; every other window of the costly grid whose nearest gate window is in the run is
-*held* at the run's nearest candidate, so the decoder's average over ``average_window_ms`` sees
-the costly model's verdict across the run, never the gate's passing scores alone. ``held``
-says how: ``min`` (the default) takes, label by label, the smaller of the candidate's costly
-score and the window's own gate score (a word scores there only as far as both models give it:
-on the pipeline's dense stream this kept the costly model's false-alarm rate, where ``costly``,
-the candidate's scores copied over the run, let one confident costly window weigh like a whole
-run of them and nearly doubled it); ``costly`` copies the candidate's scores. Windows outside
-every run keep the gate's scores as above. With ``neighbours`` wide enough to cover every run, the
-``peak`` rule scores every window the ``margin`` rule with ``margin_ms`` 0 scores (tested).
+offsets, so it flags several costly windows per spoken word. The ``peak`` rule flags fewer: per
+*run* of consecutive passing gate windows, only the costly window nearest the run's keyword-mass
+maximum (the gate's most confident offset; with ``peak`` ``centre``, the run's middle window
+instead), and ``neighbours`` costly-grid windows either side of it, are candidates; every other
+window of the costly grid whose nearest gate window is in the run is *held* at the run's nearest
+candidate, so the decoder's average over ``average_window_ms`` sees the costly model's verdict
+across the run, never the gate's passing scores alone. ``held`` says how: ``min`` (the default)
+takes, label by label, the smaller of the candidate's costly score and the window's own gate score
+(a word scores there only as far as both models give it: on the pipeline's dense stream this kept
+the costly model's false-alarm rate, where ``costly``, the candidate's scores copied over the run,
+let one confident costly window weigh like a whole run of them and nearly doubled it); ``costly``
+copies the candidate's scores. Windows outside every run keep the gate's scores as above. With
+``neighbours`` wide enough to cover every run, the ``peak`` rule scores every window the ``margin``
+rule with ``margin_ms`` 0 scores (tested).
 
 Why the gate's scores (not a fixed "silence") for the other windows: they are a real model's
 opinion of that window, and by construction their keyword mass is below ``threshold``, so with
@@ -197,7 +198,7 @@ def combine(
     the gate's scores (any grid) and ``costly_scores(mask)``: the costly model's scores of the
     windows in ``mask`` (called once). Returns (scores, candidates mask, held mask). Computing
     the costly model from its audio (``cascade_scores``) or looking up scores already computed
-    on every window (bench/dag_operating_point.py) gives the same cascade."""
+    on every window (bench/research/dag_operating_point.py) gives the same cascade."""
     times_ms = np.asarray(times_ms, np.int64)
     mass = keyword_mass(labels, gate.scores)
     passing = mass >= settings.threshold

@@ -1,7 +1,8 @@
-"""The ``stream`` (the synthetic long recording) and ``stream_eval`` (the decoder) sections.
+"""The ``stream_eval`` section: the decoder's settings.
 
-They are separate so that tuning the decoder does not regenerate the recording. The
-``stream_eval`` defaults are the original test_streaming_accuracy's, and the stream_eval tool
+It is apart from the ``stream`` section (the synthetic recording's makeup,
+``pipeline.data.stream_synthesis.StreamConfig``) so that tuning the decoder does not regenerate
+the recording. The defaults are the original test_streaming_accuracy's, and the stream_eval tool
 takes them as its command-line defaults.
 """
 
@@ -9,28 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.core.errors import ParamError
 from pipeline.core.schema import Section, integer, number, param
-
-
-@dataclass(frozen=True)
-class StreamConfig(Section):
-    section = "stream"
-
-    duration_s: float = param(600, number(1, 100000))
-    word_interval_ms: int = param(3000, integer(100))
-    word_gap_ms: int = param(2000, integer(0))
-    unknown_percentage: float = param(30, number(0, 100))
-    background_volume: float = param(0.1, number(0, 1))
-    background_segment_ms: int = param(1500, integer(10))
-    seed: int = param(8, integer(0))
-
-    def __post_init__(self):
-        if self.word_gap_ms > self.word_interval_ms:
-            raise ParamError(
-                f"params: stream.word_gap_ms ({self.word_gap_ms}) must not exceed "
-                f"stream.word_interval_ms ({self.word_interval_ms}): words would leave their slot"
-            )
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def mean_scores(first: StreamScores, others, weight: float | None = None) -> Str
     """An ensemble's window scores: ``first``'s times ``weight`` plus the mean of ``others``'
     times ``1 - weight`` (default: every model weighs the same). The models must have scored the
     same windows. On the real-speech stream the mean of two models trained on the same split had
-    fewer false alarms than either alone (README, "Two models at once")."""
+    fewer false alarms than either alone (docs/experiments/real-speech-streams.md)."""
     others = list(others)
     if not others:
         return first

@@ -4,7 +4,7 @@
     python -m pipeline.tools.compare_metrics --base origin/main --md
     python -m pipeline.tools.compare_metrics --base HEAD --fail   # exit 1 beyond a tolerance
 
-Training is byte-reproducible only on the same kind of CPU (README "Reproducibility"): another
+Training is byte-reproducible only on the same kind of CPU (docs/reproducibility.md): another
 machine trains slightly different weights, so its metrics move a little. Each headline metric
 carries the tolerance measured for that (``TOLERANCE_NOTE``); a change within it is labelled
 "same within tolerance", a larger one "changed". CI uses ``--fail`` to check that its rerun of
@@ -77,7 +77,7 @@ class Headline:
 
 
 # Tolerances: about twice the largest change measured when training ran with other CPU numerics
-# (README "Reproducibility": an AVX2-only oneDNN, oneDNN off, one thread instead of two, and a real
+# (docs/reproducibility.md: an AVX2-only oneDNN, oneDNN off, one thread instead of two, and a real
 # AVX2-only CPU, whose fresh clone moved false alarms by 48 per hour), in whole
 # clips / words of the default data set (168 test, 154 int8 WAVs, 204 validation clips, 200 words).
 HEADLINES = (
@@ -111,11 +111,16 @@ def read_revision(revision: str, path: Path, root: Path = Path(".")) -> dict[str
         cwd=root,
         capture_output=True,
         text=True,
+        encoding="utf-8",
     )
     if check.returncode != 0:
         raise StageError(f"{revision}: not a git revision of {Path(root).resolve()}")
     shown = subprocess.run(
-        ["git", "show", f"{revision}:{path.as_posix()}"], cwd=root, capture_output=True, text=True
+        ["git", "show", f"{revision}:{path.as_posix()}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
     )
     if shown.returncode != 0:
         return None

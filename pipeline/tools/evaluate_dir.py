@@ -5,7 +5,9 @@
 Two layouts are understood. The training layout (``<word>/*.wav``): a word in the model's labels
 is its own class, any other word counts as ``_unknown_``, and ``_background_noise_`` is ignored.
 The official test-set layout additionally has ``_unknown_/`` and ``_silence_/`` folders, which
-are taken at their word. A file that is not a usable WAV is reported by name and skipped.
+are taken at their word. A file that is not a usable WAV is reported by name and skipped, and so
+is anything that is not a regular file (a FIFO would never end the read, nor would a link to a
+device such as ``/dev/zero``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from tqdm import tqdm
 from pipeline.cli import run_main
 from pipeline.core.audio import fit_to_length, read_wav
 from pipeline.core.errors import StageError, WavError
-from pipeline.core.fs import atomic_write_json, check_output_file
+from pipeline.core.fs import atomic_write_json, check_output_file, not_a_regular_file
 from pipeline.core.labels import BACKGROUND_NOISE_DIR, SILENCE_LABEL, UNKNOWN_LABEL
 
 BATCH = 128
@@ -59,6 +61,9 @@ def evaluate_dir(model, data_dir, batch_size: int = BATCH) -> dict[str, Any]:
             audio, actual = [], []
             for path, label in clips[start : start + batch_size]:
                 try:
+                    problem = not_a_regular_file(path)
+                    if problem:
+                        raise WavError(path, problem)
                     samples = read_wav(path, model.sample_rate)
                 except WavError as exc:
                     skipped.append({"path": str(path), "problem": exc.problem})

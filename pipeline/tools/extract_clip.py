@@ -26,8 +26,8 @@ from pathlib import Path
 from pipeline.cli import run_main
 from pipeline.core import paths
 from pipeline.core.errors import StageError
-from pipeline.core.fs import atomic_write_bytes, check_output_file
-from pipeline.data.clip_store import ClipStore
+from pipeline.core.fs import atomic_write_bytes, check_output_file, join_under
+from pipeline.data.clip_store import INDEX_FILE, ClipStore
 
 
 def _store_name(store: ClipStore, given: str) -> str:
@@ -89,8 +89,9 @@ def main(argv=None) -> int:
         if not names:
             raise StageError(f"{store.folder}: no clip matches {' '.join(args.names)}")
         out_dir = Path(args.out_dir)
-        for name in names:
-            atomic_write_bytes(out_dir / name, store.wav_bytes(name))
+        for name in names:  # names come from index.csv: none may lead out of out_dir
+            target = join_under(out_dir, name, store.folder / INDEX_FILE)
+            atomic_write_bytes(target, store.wav_bytes(name))
         print(f"wrote {len(names)} clip(s) under {out_dir}")
     return 0
 

@@ -45,7 +45,7 @@ def preset_path(name: str, folder: Path = PRESETS_DIR) -> Path:
 
 def read_preset(path: Path) -> dict[str, Any]:
     try:
-        data = read_yaml(path.read_text())
+        data = read_yaml(path.read_text(encoding="utf-8"))
     except Exception as exc:  # yaml errors and unreadable files
         raise ParamError(f"{path}: not a readable YAML preset ({exc})") from None
     if not isinstance(data, dict) or not data:
@@ -136,7 +136,12 @@ def main(argv=None) -> int:
     if args.list or not args.presets:
         for path in sorted(PRESETS_DIR.glob("*.yaml")):
             first = next(
-                (line[2:] for line in path.read_text().splitlines() if line.startswith("# ")), ""
+                (
+                    line[2:]
+                    for line in path.read_text(encoding="utf-8").splitlines()
+                    if line.startswith("# ")
+                ),
+                "",
             )
             print(f"{path.stem:20} {first}")
         return 0

@@ -33,7 +33,7 @@ def collect_plots(revisions: list[str], show: bool, cwd: Path | None = None) -> 
         else ["dvc", "plots", "diff", *revisions, "--json"]
     )
     try:
-        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, encoding="utf-8")
     except FileNotFoundError:
         raise StageError("dvc is not on PATH; activate the project's virtualenv (.venv)") from None
     if result.returncode != 0:
@@ -94,7 +94,7 @@ def render(plots: dict, out_dir: Path, root: Path, scale: float = 1.5) -> list[P
             + "".join(sections)
             + "</body></html>\n"
         )
-        (tmp / "index.html").write_text(page)
+        (tmp / "index.html").write_text(page, encoding="utf-8")
         written = sorted(p.name for p in tmp.iterdir())
     return [out_dir / name for name in written]
 

@@ -7,8 +7,10 @@ A stage runs its module (``python -m pipeline.stages.<stage>``) and every ``pipe
 imports, transitively, at any depth (imports inside functions count: they run too), plus the
 packages' ``__init__.py`` files. dvc.yaml must list all of them, as files or as a folder whose
 every module is imported, so that a code change always reruns the stages it affects and only
-those. The layering rules of docs/architecture.md are checked by the same import graph
-(``layer_violations``).
+those. The one exception is :data:`GATES`: the whole-params check every stage runs first
+(``pipeline.cli.run_stage``) imports every layer, yet can only stop a stage, never change what
+it writes; following it would make every stage depend on all the code. The layering rules of
+docs/architecture.md are checked by the same import graph (``layer_violations``).
 """
 
 from __future__ import annotations
@@ -25,17 +27,22 @@ from pipeline.core.schema import read_yaml
 PACKAGE = "pipeline"
 # Modules only entry points may import (library code never does; stages import only the cli).
 ENTRY_POINTS = ("pipeline.stages", "pipeline.tools", "pipeline.cli", "pipeline.sections")
-# Library layer -> the layers it may import (docs/architecture.md).
+# Modules a stage runs only to refuse bad params before it starts: not followed into its deps.
+GATES = ("pipeline.sections",)
+# Library layer -> the layers it may import (docs/architecture.md). ``data.acquire`` (what only the
+# download stage runs) is a layer of its own inside ``data``: it may use the rest of ``data``, and
+# nothing else may import it.
 LAYERS = {
     "core": {"core"},
     "frontends": {"core", "frontends"},
     "models": {"core", "models"},
+    "data.acquire": {"core", "data", "data.acquire"},
     "data": {"core", "frontends", "data"},
     "evaluation": {"core", "data", "models", "evaluation"},
     "training": {"core", "data", "models", "evaluation", "training"},
     "inference": {"core", "frontends", "models", "inference"},
     "export": {"core", "data", "frontends", "models", "inference", "export"},
-    "streaming": {"core", "data", "inference", "streaming"},
+    "streaming": {"core", "inference", "streaming"},
     "web": {"core", "frontends", "inference", "streaming", "web"},
 }
 
@@ -57,7 +64,7 @@ def module_name(root: Path, path: Path) -> str:
 
 def direct_imports(root: Path, path: Path) -> set[str]:
     """Names of the project modules that ``path`` imports anywhere in its body."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_package = path.name == "__init__.py"
     here = module_name(root, path)
     found: set[str] = set()
@@ -86,7 +93,7 @@ def closure(root: Path, start: str) -> dict[str, Path]:
     todo = [start]
     while todo:
         name = todo.pop()
-        if name in seen:
+        if name in seen or (name in GATES and name != start):
             continue
         path = module_path(root, name)
         if path is None:
@@ -100,7 +107,7 @@ def closure(root: Path, start: str) -> dict[str, Path]:
 
 def stage_modules(root: Path) -> dict[str, str]:
     """Stage name -> the module its dvc.yaml command runs."""
-    stages = read_yaml((root / "dvc.yaml").read_text())["stages"]
+    stages = read_yaml((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     modules = {}
     for name, stage in stages.items():
         words = str(stage["cmd"]).split()
@@ -144,16 +151,20 @@ def check_stage(root: Path, stage: str, module: str, deps: list[str]) -> list[st
             problems.append(f"{stage}: dep {dep} is code the stage does not run")
         covered |= hits
     for path in sorted(files - covered):
-        problems.append(
-            f"{stage}: runs {path.relative_to(root.resolve()).as_posix()} "
-            "but dvc.yaml does not list it"
-        )
+        shown = path.relative_to(root.resolve()).as_posix()
+        problems.append(f"{stage}: runs {shown} but dvc.yaml does not list it")
     return problems
 
 
 def _layer(name: str) -> str | None:
-    parts = name.split(".")
-    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+    """The layer of module ``name``: the longest key of LAYERS it lies in (``data.acquire``
+    before ``data``), or None for entry points and the package itself."""
+    parts = name.split(".")[1:]
+    for depth in range(len(parts), 0, -1):
+        layer = ".".join(parts[:depth])
+        if layer in LAYERS:
+            return layer
+    return None
 
 
 def layer_violations(root: Path) -> list[str]:
@@ -203,7 +214,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
-    stages = read_yaml((root / "dvc.yaml").read_text())["stages"]
+    stages = read_yaml((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     problems = layer_violations(root)
     for stage, module in stage_modules(root).items():
         if args.check:

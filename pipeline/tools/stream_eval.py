@@ -13,8 +13,8 @@ of the window model. ``--gate`` makes a cascade (pipeline/streaming/cascade.py):
 model on a frame-reusing front end) scores every window, ``--model`` only the windows near the
 gate's keyword evidence (keyword mass >= the gate threshold); for a model whose front end cannot
 reuse frames, e.g. EfficientWord-Net's. ``--average-with`` decodes the mean of the model's window
-scores and other models' (trained on the same labels; an ensemble, see the README's streaming
-operating point).
+scores and other models' (trained on the same labels; an ensemble, see docs/streaming.md,
+"Averaging models").
 
 The decoder options default to the original's (the same as params.yaml's stream_eval section).
 """
@@ -29,7 +29,8 @@ from pipeline.cli import run_main
 from pipeline.core.fs import atomic_write_json, atomic_write_text, check_output_file
 from pipeline.streaming.cascade import HELD, PEAKS, RULES, GateSettings
 from pipeline.streaming.config import StreamEvalConfig
-from pipeline.streaming.evaluate import format_summary, run_stream_eval, sweep_csv
+from pipeline.streaming.evaluate import check_inputs, format_summary, run_stream_eval, sweep_csv
+from pipeline.streaming.scorers import make_scorer
 from pipeline.streaming.scores import BATCH
 
 
@@ -91,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
         "--gate-margin-ms",
         type=int,
         default=gate.margin_ms,
-        help=f"windows within this of a passing gate window are candidates (default {gate.margin_ms})",
+        help="windows within this of a passing gate window are candidates "
+        f"(default {gate.margin_ms})",
     )
     parser.add_argument(
         "--gate-stride-ms",
@@ -113,7 +115,8 @@ def _parser() -> argparse.ArgumentParser:
         "--gate-neighbours",
         type=int,
         default=gate.neighbours,
-        help=f"peak rule: grid windows either side of each peak also scored (default {gate.neighbours})",
+        help="peak rule: grid windows either side of each peak also scored "
+        f"(default {gate.neighbours})",
     )
     parser.add_argument(
         "--gate-peak",
@@ -150,26 +153,28 @@ def main(argv=None) -> int:
         args.gate_held,
         args.gate_peak,
     )
-    metrics, sweep, detections, scores = run_stream_eval(
+    check_inputs(args.wav, args.ground_truth)  # before loading a model
+    scorer = make_scorer(
         Path(args.model),
-        Path(args.wav),
-        Path(args.ground_truth),
-        cfg,
-        args.labels,
-        frame_reuse=not args.no_frame_reuse,
-        batch_size=args.batch_size,
+        cfg.clip_stride_ms,
+        labels_path=args.labels,
         streaming=args.streaming,
         gate=Path(args.gate) if args.gate else None,
         gate_settings=gate,
         average_with=[Path(p) for p in args.average_with],
+        frame_reuse=not args.no_frame_reuse,
+        batch_size=args.batch_size,
+    )
+    metrics, sweep, detections, scores = run_stream_eval(
+        scorer, Path(args.wav), Path(args.ground_truth), cfg
     )
     if args.verbose:
         for label, t, score, outcome in detections:
             print(f"{t}ms {label}: {score:.3f} ({outcome})")
     print(format_summary(metrics))
     print(
-        f"scored {metrics['duration_s']:.0f} s of audio in {scores.seconds:.1f} s: real-time factor "
-        f"{scores.seconds / metrics['duration_s']:.4f} ({'streaming model' if args.streaming else 'cascade' if args.gate else f'mean of {1 + len(args.average_with)} window models' if args.average_with else 'window model'})"
+        f"scored {metrics['duration_s']:.0f} s of audio in {scores.seconds:.1f} s: "
+        f"real-time factor {scores.seconds / metrics['duration_s']:.4f} ({scorer.describe()})"
     )
     if "cascade" in metrics:
         for stage in ("gate", "costly", "whole"):

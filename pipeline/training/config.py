@@ -13,6 +13,7 @@ from pipeline.core.schema import (
     list_of,
     number,
     param,
+    random_seed,
     text,
 )
 from pipeline.models.registry import MODELS
@@ -40,7 +41,7 @@ class TrainConfig(Section):
     # (seed, step) (online_augment.py): time shift of up to online_time_shift_frames + masks.
     online_augment: bool = param(False, boolean())
     online_time_shift_frames: int = param(10, integer(0, 1000))
-    seed: int = param(37, integer(0))
+    seed: int = param(37, random_seed())
 
     def __post_init__(self):
         if len(self.how_many_training_steps) != len(self.learning_rate):

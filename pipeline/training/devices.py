@@ -1,9 +1,9 @@
 """Where training runs: the CPU, one GPU, or several GPUs under ``tf.distribute.MirroredStrategy``.
 
 No parameter chooses it: TensorFlow places the ops on a GPU when it sees one (install a GPU build
-of TensorFlow, see the README), and several GPUs are used together, each replica taking an equal
-slice of every batch. On a machine without a GPU nothing changes (no strategy at all), so the CPU
-path and its byte-for-byte determinism are exactly those of a plain TensorFlow program.
+of TensorFlow, see docs/training.md), and several GPUs are used together, each replica taking an
+equal slice of every batch. On a machine without a GPU nothing changes (no strategy at all), so the
+CPU path and its byte-for-byte determinism are exactly those of a plain TensorFlow program.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ class Placement:
 
 
 def choose_placement(gpus: list[str]) -> Placement:
-    """The placement for the logical GPU names TensorFlow lists (``tf.config.list_logical_devices``).
+    """The placement for the logical GPU names TensorFlow lists
+    (``tf.config.list_logical_devices``).
 
     No GPU: the CPU; one GPU: TensorFlow's default placement on it; several: all of them mirrored.
     """

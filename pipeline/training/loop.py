@@ -74,14 +74,15 @@ def load_training_data(features_dir: Path) -> TrainingData:
             raise FileNotFoundError(f"{path}: not found (run the featurize stage first)")
     labels = read_labels(labels_path)
     try:
-        features_meta = json.loads(meta_path.read_text())
+        features_meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise StageError(f"{meta_path}: not valid JSON ({exc})") from None
     x_train, y_train = read_features(features_dir, "train", len(labels))
     x_val, y_val = read_features(features_dir, "validation", len(labels))
     if x_train.shape[1:] != x_val.shape[1:]:
         raise StageError(
-            f"{features_dir}: train features {x_train.shape[1:]} and validation {x_val.shape[1:]} differ in shape"
+            f"{features_dir}: train features {x_train.shape[1:]} and validation "
+            f"{x_val.shape[1:]} differ in shape"
         )
     return TrainingData(labels, features_meta, x_train, y_train, x_val, y_val)
 
@@ -149,7 +150,7 @@ class Session:
         )
 
     def export_model(self):
-        """The trained logits model to save: itself, or a float32 copy built outside any strategy."""
+        """The trained logits model to save: itself, or a float32 copy made outside any strategy."""
         if self.plain:
             return self.model
         from pipeline.training.precision import float32_copy
@@ -256,7 +257,8 @@ def _run_steps(
             loss, acc = float(loss), float(acc)
             if cfg.check_nans and not bool(finite):
                 raise StageError(
-                    f"training step {step}: loss or gradients are NaN/Inf (loss {loss}, learning rate {rate})"
+                    f"training step {step}: loss or gradients are NaN/Inf (loss {loss}, "
+                    f"learning rate {rate})"
                 )
             loss_sum, acc_sum, count = loss_sum + loss, acc_sum + acc, count + 1
             bar.update(1)

@@ -1,12 +1,14 @@
 """The DAG's streaming operating point, picked on validation streams of its own split.
 
-    python bench/dag_operating_point.py [--workspace .] [--streams 4] [--test-streams 4] [--test-seed 8001] [--duration 600]
-        [--average-with OTHER/models/export [...] [--average-weights 0.5 0.7]] [--gate GATE/models/export [--gate-thresholds 0.1 0.3]
-        [--gate-rules margin peak] [--margin-ms 160]] [--cache /tmp/kws_dag_cache]
+    python -m bench.research.dag_operating_point [--workspace .] [--streams 4] [--test-streams 4]
+        [--test-seed 8001] [--duration 600]
+        [--average-with OTHER/models/export [...] [--average-weights 0.5 0.7]]
+        [--gate GATE/models/export [--gate-thresholds 0.1 0.3] [--gate-rules margin peak]
+        [--margin-ms 160]] [--cache /tmp/kws_dag_cache]
 
 For a workspace where `dvc repro` (or `kws preset ... --run`) has run: synthesizes ``--streams``
 recordings from the *validation* split's clips (data/split/validation.csv: its speakers only), as
-synthesize_stream synthesizes the test split's (``pipeline.streaming.synthesize.split_streams``,
+synthesize_stream synthesizes the test split's (``pipeline.data.stream_synthesis.split_streams``,
 the ``stream`` section's makeup, seeds 9001, 9002, ...), scores them and the pipeline's test
 recording (data/stream/, synthesized from the test split) with the exported model
 (models/export) at ``stream_eval.clip_stride_ms``, and sweeps the detection threshold
@@ -17,20 +19,21 @@ and applied once to the test recording, and to ``--test-streams`` more recording
 same way from the test split (seeds 8001, ...; pooled: one 600 s recording holds 200 words and
 one false alarm is 6 per hour, so a single recording's figures move by several points between
 seeds). ``--test-seed`` draws other test recordings: a combination chosen after looking at the
-usual ones is confirmed on recordings nobody has looked at. Prints the picks, the test figures (and, for reference only, what the test recording's
-own sweep would allow), and what the test recording's errors are at
-each pick: a keyword detected as another keyword, a keyword on an unknown word, ``_unknown_`` on
-a keyword, a second detection of one word, false positives (no word within the tolerance), and
-the words missed.
+usual ones is confirmed on recordings nobody has looked at. Prints the picks, the test figures
+(and, for reference only, what the test recording's own sweep would allow), and what the test
+recording's errors are at each pick: a keyword detected as another keyword, a keyword on an
+unknown word, ``_unknown_`` on a keyword, a second detection of one word, false positives (no
+word within the tolerance), and the words missed.
 
 Each *combination* is picked and reported on its own: the workspace model alone; with
-``--average-with`` (an export trained on the same split, e.g. another preset's) the mean of the two
-models' window scores (weighted by ``--average-weights``, picked on validation); with ``--gate`` the cascade of pipeline/streaming/cascade.py (the gate's
-candidates scored by the workspace model, the rest kept at the gate's scores; ``combine`` over
-the workspace model's scores of every window, which equals running it on the candidates only:
-tests/test_cascade.py), its gate threshold picked on validation with the decoder's, and the gate
-alone. Every model's window scores are cached in ``--cache`` by the export's files, the scoring
-code and the recording's samples, so a second run with other combinations only decodes. For a
+``--average-with`` (an export trained on the same split, e.g. another preset's) the mean of the
+two models' window scores (weighted by ``--average-weights``, picked on validation); with
+``--gate`` the cascade of pipeline/streaming/cascade.py (the gate's candidates scored by the
+workspace model, the rest kept at the gate's scores; ``combine`` over the workspace model's
+scores of every window, which equals running it on the candidates only: tests/test_cascade.py),
+its gate threshold picked on validation with the decoder's, and the gate alone. Every model's
+window scores are cached in ``--cache`` by the export's files, the scoring code and the
+recording's samples, so a second run with other combinations only decodes. For a
 front end that cannot reuse frames (the EfficientWord-Net pair) the windows' features are cached
 too, by the front end's settings and code: another model on the same front end (a ``dvc exp
 run`` that changes only train or model params) scores the 9 recordings in seconds, not ~30 min.
@@ -48,13 +51,10 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from bench.operating_point import BUDGETS, TARGET, pick, pooled, sweep  # noqa: E402
+from bench.common import REPO
+from bench.research.operating_point import BUDGETS, TARGET, pick, pooled, sweep
 
 VALIDATION_SEED = 9001
 TEST_SEED = 8001
@@ -209,7 +209,8 @@ class CachedScorer:
 
 
 def frontend_digest(feature_params: dict) -> str:
-    """A digest of a front end's settings and of its code and assets (the window-feature cache key)."""
+    """A digest of a front end's settings and of its code and assets (the window-feature cache
+    key)."""
     import json
 
     digest = hashlib.sha256(json.dumps(feature_params, sort_keys=True, default=str).encode())
@@ -313,11 +314,11 @@ def main(argv=None) -> int:
     from pipeline.core.audio import read_wav
     from pipeline.core.params import load_params
     from pipeline.data.manifest import MANIFEST_NAMES
+    from pipeline.data.stream_synthesis import StreamConfig, split_streams
     from pipeline.streaming.cascade import GateSettings, combine
-    from pipeline.streaming.config import StreamConfig, StreamEvalConfig
+    from pipeline.streaming.config import StreamEvalConfig
     from pipeline.streaming.recognize import decode, read_ground_truth, window_averages
     from pipeline.streaming.scores import mean_scores
-    from pipeline.streaming.synthesize import split_streams
 
     stream, cfg = load_params(paths.PARAMS, StreamConfig, StreamEvalConfig)
     scorer = CachedScorer(paths.EXPORT_DIR.resolve(), cfg.clip_stride_ms, args.cache)
@@ -326,7 +327,7 @@ def main(argv=None) -> int:
     others = {
         name: CachedScorer(d, cfg.clip_stride_ms, args.cache) for name, d in extra_dirs.items()
     }
-    for name, other in others.items():
+    for other in others.values():
         if list(other.model.labels) != labels or int(other.model.sample_rate) != rate:
             raise SystemExit(
                 f"{other.folder}: its labels or sample rate differ from {paths.EXPORT_DIR}'s"
@@ -345,17 +346,19 @@ def main(argv=None) -> int:
                 raise SystemExit(
                     f"{others[name].folder}: scores at other window times than {paths.EXPORT_DIR}'s"
                 )
+        seconds = time.perf_counter() - start
         print(
-            f"  {role}: {len(audio) / rate:.0f} s, {len(truth)} words, scored in {time.perf_counter() - start:.1f} s",
+            f"  {role}: {len(audio) / rate:.0f} s, {len(truth)} words, scored in {seconds:.1f} s",
             flush=True,
         )
         return dict(own=own, others=rest, truth=truth, duration_s=len(audio) / rate)
 
     models = [str(scorer.folder)] + [f"{name} {o.folder}" for name, o in others.items()]
     print(
-        f"workspace {ws}: {scorer.model.kind} models {'; '.join(models)}, stride {cfg.clip_stride_ms} ms; "
-        f"{args.streams} validation recordings of {args.duration:.0f} s from the validation split's speakers; "
-        f"{args.test_streams} more test recordings (seeds {args.test_seed}-{args.test_seed + args.test_streams - 1}); "
+        f"workspace {ws}: {scorer.model.kind} models {'; '.join(models)}, "
+        f"stride {cfg.clip_stride_ms} ms; {args.streams} validation recordings of "
+        f"{args.duration:.0f} s from the validation split's speakers; {args.test_streams} more "
+        f"test recordings (seeds {args.test_seed}-{args.test_seed + args.test_streams - 1}); "
         f"scores cached in {args.cache}"
     )
     validation = [
@@ -405,21 +408,20 @@ def main(argv=None) -> int:
             {(w,) if weighted else (): (lambda r, w=w: mean(r, w)) for w in args.average_weights},
         )
     if "gate" in others:
+
+        def cascade(settings):
+            def scores(r):
+                own = np.asarray(r["own"].scores)
+                gate = r["others"]["gate"]
+                return combine(labels, r["own"].times_ms, gate, lambda mask: own[mask], settings)[0]
+
+            return scores
+
         for rule in args.gate_rules:
             combinations[f"cascade behind --gate, {rule} rule"] = (
                 ["gate_threshold"],
                 {
-                    (t,): (
-                        lambda r, g=GateSettings(threshold=t, margin_ms=args.margin_ms, rule=rule): (
-                            combine(
-                                labels,
-                                r["own"].times_ms,
-                                r["others"]["gate"],
-                                lambda mask: np.asarray(r["own"].scores)[mask],
-                                g,
-                            )[0]
-                        )
-                    )
+                    (t,): cascade(GateSettings(threshold=t, margin_ms=args.margin_ms, rule=rule))
                     for t in args.gate_thresholds
                 },
             )
@@ -434,10 +436,15 @@ def main(argv=None) -> int:
         )
 
     print(
-        f"\n{'combination, decoder choice':<48} {'budget':>6} {'picked':<36} {'val det':>7} {'val FA/h':>8} "
-        f"{'test det':>8} {'test FA/h':>9} {'(test own sweep)':>16} {'target':>6} "
+        f"\n{'combination, decoder choice':<48} {'budget':>6} {'picked':<36} {'val det':>7} "
+        f"{'val FA/h':>8} {'test det':>8} {'test FA/h':>9} {'(test own sweep)':>16} {'target':>6} "
         f"{'test split pooled':>17}"
     )
+
+    def lift(vkey, rows):
+        """Rows keyed by (decoder params, threshold) keyed again with the variant's values first."""
+        return {((*vkey, *k[0]), k[1]): x for k, x in rows.items()}
+
     picks = []
     for combination, (variant_names, variants) in combinations.items():
         # Each variant's scores of every recording, computed once for both decoder choices.
@@ -462,17 +469,18 @@ def main(argv=None) -> int:
                     if extra
                     else {}
                 )
-                lift = lambda d: {((*vkey, *k[0]), k[1]): x for k, x in d.items()}  # noqa: E731
-                val_pooled.update(lift(pooled(sweeps, [v["duration_s"] for v in validation])))
-                test_rows.update(lift(rows))
-                extra_pooled.update(lift(extra_rows))
+                durations = [v["duration_s"] for v in validation]
+                val_pooled.update(lift(vkey, pooled(sweeps, durations)))
+                test_rows.update(lift(vkey, rows))
+                extra_pooled.update(lift(vkey, extra_rows))
             names = variant_names + names
             label = f"{combination}, {decoder}"
             for budget in BUDGETS:
                 key = pick(val_pooled, budget)
                 if key is None:
                     print(
-                        f"{label:<48} {budget:>6} no operating point within the budget on validation"
+                        f"{label:<48} {budget:>6} "
+                        "no operating point within the budget on validation"
                     )
                     continue
                 own = pick(test_rows, budget)

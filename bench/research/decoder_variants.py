@@ -1,6 +1,8 @@
-"""Two decoder variants beyond stream_eval's params, measured on bench/operating_point.py's streams.
+"""Two decoder variants beyond stream_eval's params, measured on the streams of
+bench/research/operating_point.py.
 
-    python bench/decoder_variants.py [operating_point.py's stream options, e.g. --stream-windows 8]
+    python -m bench.research.decoder_variants [operating_point.py's stream options,
+        e.g. --stream-windows 8]
 
 Neither is in the pipeline: both were measured here and did not help (README, "Streaming
 operating point"). They are kept runnable so that the finding can be checked again on another
@@ -26,14 +28,10 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from bench.operating_point import (
+from bench.research.operating_point import (
     BUDGETS,
     STRIDE_MS,
     TARGET,
@@ -42,7 +40,7 @@ from bench.operating_point import (
     pick,
     pooled,
     sweep,
-)  # noqa: E402
+)
 
 WINDOWS_MS = (500, 750, 1000, 1500)
 UNKNOWN_WEIGHTS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
@@ -96,12 +94,13 @@ def main(argv=None) -> int:
     by_role = {role: [s for s in streams if s["role"] == role] for role in ("validation", "test")}
     durations = {role: [s["duration_s"] for s in ss] for role, ss in by_role.items()}
     header = (
-        f"{'variant':<16} {'value':>6} {'budget':>6} {'picked':<18} {'val det':>7} {'val FA/h':>8} "
-        f"{'test det':>8} {'test FA/h':>9} {'per stream det':>14} {'per stream FA/h':>15} {'target':>6}"
+        f"{'variant':<16} {'value':>6} {'budget':>6} {'picked':<18} {'val det':>7} "
+        f"{'val FA/h':>8} {'test det':>8} {'test FA/h':>9} {'per stream det':>14} "
+        f"{'per stream FA/h':>15} {'target':>6}"
     )
     print(
-        f"\n{len(by_role['test'])} validation/test pairs; picked on the validation streams pooled\n{header}\n"
-        + "-" * len(header)
+        f"\n{len(by_role['test'])} validation/test pairs; "
+        f"picked on the validation streams pooled\n{header}\n" + "-" * len(header)
     )
     for variant, values in (
         ("unknown weight", UNKNOWN_WEIGHTS),
@@ -121,11 +120,15 @@ def main(argv=None) -> int:
                 fa = np.array([rows[key]["false_alarms_per_hour"] for rows in swept["test"]])
                 met = sum(d >= 100 * TARGET[0] and f <= TARGET[1] for d, f in zip(det, fa))
                 shown = f"{value:g} ms" if variant == "peak look-ahead" else f"{value:g}"
+                picked = f"thr {key[1]:.2f}, {key[0][0]} ms"
                 print(
-                    f"{variant:<16} {shown:>6} {budget:>6} {f'thr {key[1]:.2f}, {key[0][0]} ms':<18} "
-                    f"{100 * val[key]['detection_rate']:>6.1f}% {val[key]['false_alarms_per_hour']:>8.0f} "
-                    f"{100 * test[key]['detection_rate']:>7.1f}% {test[key]['false_alarms_per_hour']:>9.0f} "
-                    f"{det.mean():>7.1f}±{det.std(ddof=1):>4.1f}% {fa.mean():>9.0f}±{fa.std(ddof=1):>3.0f} "
+                    f"{variant:<16} {shown:>6} {budget:>6} {picked:<18} "
+                    f"{100 * val[key]['detection_rate']:>6.1f}% "
+                    f"{val[key]['false_alarms_per_hour']:>8.0f} "
+                    f"{100 * test[key]['detection_rate']:>7.1f}% "
+                    f"{test[key]['false_alarms_per_hour']:>9.0f} "
+                    f"{det.mean():>7.1f}±{det.std(ddof=1):>4.1f}% "
+                    f"{fa.mean():>9.0f}±{fa.std(ddof=1):>3.0f} "
                     f"{met:>3}/{len(det)}",
                     flush=True,
                 )

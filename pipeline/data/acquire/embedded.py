@@ -222,7 +222,27 @@ def place_in_clip(word: np.ndarray, clip_samples: int, rng: np.random.Generator)
 
 def _pseudo_sentence(rng: np.random.Generator) -> str:
     """Speech-like nonsense for babble, never one of the 35 command words."""
-    onsets = ["b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z", "ch", "sh", "th"]
+    onsets = [
+        "b",
+        "d",
+        "f",
+        "g",
+        "h",
+        "k",
+        "l",
+        "m",
+        "n",
+        "p",
+        "r",
+        "s",
+        "t",
+        "v",
+        "w",
+        "z",
+        "ch",
+        "sh",
+        "th",
+    ]
     vowels = ["a", "e", "i", "o", "u", "ai", "ee", "oo"]
     words: list[str] = []
     target = int(rng.integers(6, 14))
@@ -370,12 +390,12 @@ def _run_fresh(function, *args):
 
     A plain subprocess rather than multiprocessing, so that callers need no ``__main__`` guard.
     """
-    package_parent = str(Path(__file__).resolve().parents[2])
+    package_parent = str(Path(__file__).resolve().parents[3])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     request = pickle.dumps((function.__name__, args))
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.data.embedded", "--worker"],
+        [sys.executable, "-m", "pipeline.data.acquire.embedded", "--worker"],
         input=request,
         stdout=subprocess.PIPE,
         env=env,

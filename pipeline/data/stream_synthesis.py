@@ -1,17 +1,18 @@
-"""A long recording of test-split words over background noise (the synthesize_stream stage).
+"""Long recordings of a split's words over background noise, and the ``stream`` section.
 
 As the original generate_streaming_test_wav: the recording is cut into slots of
 ``word_interval_ms``; each slot gets one word at a random offset in its first ``word_gap_ms``,
 ``unknown_percentage`` of them unknown words, the rest a uniformly chosen wanted word; a random
-clip of that label from the TEST split is mixed in at full volume with 500-sample ramps.
+clip of that label from the split is mixed in at full volume with 500-sample ramps.
 Background noise is laid under the whole recording in overlapping segments of
 ``background_segment_ms`` (overlap a third of a segment, as the original's 1500 ms segments every
 1000 ms, with ramps of half the overlap) at a uniform random volume in [0, background_volume).
-Only test clips are used so that a model is never scored on words it trained on. Seeded.
+Seeded.
 
-Writes ``data/stream/stream.wav`` and ``data/stream/stream_labels.txt`` (``label, time_ms``).
-The featurize stage synthesizes recordings the same way from the TRAINING split's clips
-(``split_streams``) to cut training windows from (``stream_windows``, data/stream_windows.py).
+Two stages synthesize recordings (``split_streams``): synthesize_stream from the TEST split (so
+that a model is never scored on words it trained on) and writes ``data/stream/stream.wav`` and
+``data/stream/stream_labels.txt`` (``label, time_ms``); featurize, with ``stream_windows.streams``
+> 0, from the TRAINING split, to cut training windows from (data/stream_windows.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +28,50 @@ from tqdm import tqdm
 
 from pipeline.core import paths
 from pipeline.core.audio import write_wav
-from pipeline.core.errors import StageError
+from pipeline.core.errors import ParamError, StageError
 from pipeline.core.fs import atomic_dir, atomic_write_text
 from pipeline.core.labels import BACKGROUND_NOISE_DIR, SILENCE_LABEL, UNKNOWN_LABEL, read_labels
+from pipeline.core.schema import Section, integer, number, param, random_seed
 from pipeline.data.clip_store import ClipReader
 from pipeline.data.manifest import read_manifest
-from pipeline.streaming.config import StreamConfig
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamConfig(Section):
+    """The ``stream`` section: the makeup of a synthetic recording (synthesize_stream's; the
+    training recordings of ``stream_windows`` take all but its duration and seed)."""
+
+    section = "stream"
+
+    duration_s: float = param(600, number(1, 100000))
+    word_interval_ms: int = param(3000, integer(100))
+    word_gap_ms: int = param(2000, integer(0))
+    unknown_percentage: float = param(30, number(0, 100))
+    background_volume: float = param(0.1, number(0, 1))
+    background_segment_ms: int = param(1500, integer(10, 100_000_000))
+    seed: int = param(8, random_seed())
+
+    def __post_init__(self):
+        if self.word_gap_ms > self.word_interval_ms:
+            raise ParamError(
+                f"params: stream.word_gap_ms ({self.word_gap_ms}) must not exceed "
+                f"stream.word_interval_ms ({self.word_interval_ms}): words would leave their slot"
+            )
+        # stream_windows recordings take this makeup at their own duration: pipeline.sections
+        # checks the segment against that one.
+        self.check_segment_fits(self.duration_s, "stream.duration_s")
+
+    def check_segment_fits(self, duration_s: float, key: str) -> None:
+        """ParamError unless a background segment (allocated whole, then cut out of the
+        recording) fits in a recording of ``duration_s``."""
+        if self.background_segment_ms > duration_s * 1000:
+            raise ParamError(
+                f"params: stream.background_segment_ms ({self.background_segment_ms}) exceeds "
+                f"{key} ({duration_s:g} s): a segment must fit in the recording"
+            )
+
 
 # The original ramps each word in and out over 500 samples (at 16 kHz).
 WORD_RAMP_SECONDS = 500 / 16000
@@ -183,13 +221,14 @@ def split_streams(
     sample_rate: int,
     split: str = "training",
     progress: bool = False,
+    base_dir=".",
 ):
     """Recordings synthesized from the clips of ``manifest`` (one split's: only its speakers) over
-    the noise of the store ``dataset``, as the synthesize_stream stage does for the test split:
-    one ``(audio, [(label, time_ms), ...])`` per entry of ``settings``, yielded one at a time.
-    Manifest paths are relative to the working directory, as the stages run."""
+    the noise of the store ``dataset``: one ``(audio, [(label, time_ms), ...])`` per entry of
+    ``settings``, yielded one at a time. Manifest paths and ``dataset`` are relative to
+    ``base_dir`` (the repository root for the stages)."""
     word_clips, unknown = read_split_manifest(manifest, labels_path, split)
-    with ClipReader() as clips:
+    with ClipReader(base_dir) as clips:
         backgrounds = background_clips(dataset, clips)
         for cfg in settings:
             yield synthesize(

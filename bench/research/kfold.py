@@ -1,7 +1,8 @@
 """Accuracy on real speech without luck: speaker-disjoint k-fold cross-validation over every
 shared real clip.
 
-    python bench/kfold.py [--configs embedding/logreg ...] [--folds 5] [--salt kfold] [--cache DIR]
+    python -m bench.research.kfold [--configs embedding/logreg ...] [--folds 5] [--salt kfold]
+        [--cache DIR]
 
 All clips of ../shared/data/speech_commands_mini (2,804; wanted words keep their label, every
 other word is ``_unknown_``) go to ``--folds`` folds by a salted hash of the speaker id (the file
@@ -40,18 +41,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from bench.common import SHARED_MINI  # noqa: E402
+from bench.common import SHARED_MINI
 
 WANTED = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 SILENCE_PER_FOLD = 60
@@ -332,14 +328,18 @@ def main(argv=None) -> int:
     for config in args.configs:
         rows.append(run_config(config, bundle, args))
         if args.json:
-            with args.json.open("a") as fh:
+            with args.json.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(rows[-1]) + "\n")
-    header = f"{'configuration':<40} {'mean':>6} {'95% CI':>7} {'min':>6} {'max':>6} {'sd':>5} {'pooled':>7} {'s':>5}"
+    header = (
+        f"{'configuration':<40} {'mean':>6} {'95% CI':>7} {'min':>6} {'max':>6} {'sd':>5} "
+        f"{'pooled':>7} {'s':>5}"
+    )
     print("\n" + header + "\n" + "-" * len(header))
     for r in rows:
         print(
-            f"{r['config']:<40} {100 * r['mean']:>5.1f}% {100 * r['ci95']:>6.1f} {100 * r['low']:>5.1f}% "
-            f"{100 * r['high']:>5.1f}% {100 * r['std']:>5.1f} {100 * r['pooled']:>6.1f}% {r['seconds']:>5.0f}"
+            f"{r['config']:<40} {100 * r['mean']:>5.1f}% {100 * r['ci95']:>6.1f} "
+            f"{100 * r['low']:>5.1f}% {100 * r['high']:>5.1f}% {100 * r['std']:>5.1f} "
+            f"{100 * r['pooled']:>6.1f}% {r['seconds']:>5.0f}"
         )
     return 0
 

@@ -16,12 +16,10 @@ clip with ``on_bad_file: error``) leaves no data/raw at all, so DVC never caches
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
 import shutil
-import stat
 from pathlib import Path
 
 from pipeline.core.clip import ClipFormat
@@ -30,16 +28,18 @@ from pipeline.core.fs import (
     atomic_dir,
     atomic_write_json,
     atomic_write_text,
+    not_a_regular_file,
+    printable,
     remove,
     sha256_file,
 )
 from pipeline.core.labels import BACKGROUND_NOISE_DIR
-from pipeline.data.archive import DamagedArchiveError, Limits, extract
+from pipeline.data.acquire.archive import DamagedArchiveError, Limits, extract
+from pipeline.data.acquire.fetch import cache_path, check_sha256, fetch, forget
+from pipeline.data.acquire.validate import validate_dataset
 from pipeline.data.clip_store import pack_folder
 from pipeline.data.config import DataConfig
-from pipeline.data.fetch import cache_path, check_sha256, fetch, forget
 from pipeline.data.manifest import skipped_text
-from pipeline.data.validate import printable, validate_dataset
 
 log = logging.getLogger(__name__)
 # Top-level text files of the data set worth keeping (licence, readme, the original split lists).
@@ -79,23 +79,6 @@ def find_layout_root(folder: Path, what: str) -> Path:
     )
 
 
-def _not_a_file(path: Path) -> str:
-    """Why ``path`` (a ``*.wav`` entry) cannot be copied as a clip ('' when it can)."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return "a symbolic link loop"
-        if exc.errno == errno.ENOENT and path.is_symlink():
-            return f"a link to {printable(os.readlink(path))}, which does not exist"
-        return f"cannot read: {exc.strerror}"
-    if stat.S_ISDIR(mode):
-        return "a folder, not a file"
-    if not stat.S_ISREG(mode):
-        return "not a regular file"
-    return ""
-
-
 def collect_clips(
     src_root: Path, dest: Path, move: bool, progress: bool = True
 ) -> list[tuple[str, str]]:
@@ -126,14 +109,14 @@ def collect_clips(
         files, desc="collect clips", unit="file", disable=not progress, mininterval=1.0
     ):
         rel = f"{folder}/{wav.name}"
-        problem = _not_a_file(wav)
+        problem = not_a_regular_file(wav)
         if problem:
             problems.append((printable(rel), problem))
             continue
         target = dest / folder / wav.name
         target.parent.mkdir(exist_ok=True)
-        try:
-            source = open(wav, "rb")
+        try:  # opened apart from the copy below: a clip that cannot be read is skipped
+            source = open(wav, "rb")  # noqa: SIM115 (closed by the `with source` below)
         except OSError as exc:
             problems.append((printable(rel), f"cannot read: {exc.strerror}"))
             continue
@@ -235,7 +218,8 @@ def source_kind(location: str) -> str:
     if Path(location).is_file():
         return "archive"
     raise StageError(
-        f"data.test_set_source {location!r} is neither an http(s) URL nor an existing file or folder"
+        f"data.test_set_source {location!r} is neither an http(s) URL nor an existing file or "
+        "folder"
     )
 
 
@@ -371,7 +355,7 @@ def build_raw(
 
 def _generate(dataset: Path, data: DataConfig, clip: ClipFormat, progress: bool) -> dict:
     """The embedded source: espeak-ng speech written into ``dataset``; facts for source.json."""
-    from pipeline.data.embedded import generate_dataset
+    from pipeline.data.acquire.embedded import generate_dataset
 
     settings = data.embedded.to_dict()
     generated = generate_dataset(

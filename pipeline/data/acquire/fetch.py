@@ -116,7 +116,7 @@ def _discard(part: Path) -> None:
 def _recorded(url: str, part: Path) -> tuple[tuple[str, str] | None, dict]:
     """(If-Range validator or None, recorded state) of the version ``part`` began."""
     try:
-        state = json.loads(_state_path(part).read_text())
+        state = json.loads(_state_path(part).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None, {}
     if not isinstance(state, dict) or state.get("url") != url:
@@ -232,7 +232,7 @@ def download_record(final) -> dict:
     """The facts :func:`fetch` recorded for a cached download: url, etag, last_modified, bytes,
     sha256 (empty for a file cached by an older version)."""
     try:
-        return json.loads(record_path(Path(final)).read_text())
+        return json.loads(record_path(Path(final)).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
 

@@ -1,18 +1,18 @@
 """The streaming operating point, chosen on validation streams and reported on test streams.
 
-    python bench/operating_point.py [--rotations 5] [--stream-seeds 2] [--classifier seq]
-        [--copies 4] [--ensemble 1] [--stream-windows 0] [--near-ms 160] [--far-ms 750] [--duration 600]
-        [--frontend embedding|embedding_int8]
+    python -m bench.research.operating_point [--rotations 5] [--stream-seeds 2] [--classifier seq]
+        [--copies 4] [--ensemble 1] [--stream-windows 0] [--near-ms 160] [--far-ms 750]
+        [--duration 600] [--frontend embedding|embedding_int8]
 
-Speakers of ../shared/data/speech_commands_mini are split as bench/kfold.py folds them (salted
-speaker hash, 5 folds). Rotation ``r`` trains the classifier on folds r, r+1, r+2 (mod 5) and
-synthesizes streams (as the synthesize_stream stage does: a word every 3 s, 30% unknown words,
-background noise) from the speakers of fold r+3 (validation) and of fold r+4 (test), one of each
-per stream seed: every rotation and seed is one validation/test pair, no speaker in two of its
-parts. Streams are scored by the speech embedding (``--frontend``: its float or int8 model) with
-frame reuse (one embedding per 80 ms) and the classifier (``--ensemble K``: the mean of K seeds'
-softmax); the scores are cached in ``--cache``, so changing only the decoder choice reruns in
-seconds.
+Speakers of ../shared/data/speech_commands_mini are split as bench/research/kfold.py folds them
+(salted speaker hash, 5 folds). Rotation ``r`` trains the classifier on folds r, r+1, r+2 (mod 5)
+and synthesizes streams (as the synthesize_stream stage does: a word every 3 s, 30% unknown
+words, background noise) from the speakers of fold r+3 (validation) and of fold r+4 (test), one
+of each per stream seed: every rotation and seed is one validation/test pair, no speaker in two
+of its parts. Streams are scored by the speech embedding (``--frontend``: its float or int8
+model) with frame reuse (one embedding per 80 ms) and the classifier (``--ensemble K``: the mean
+of K seeds' softmax); the scores are cached in ``--cache``, so changing only the decoder choice
+reruns in seconds.
 
 The decoder is RecognizeCommands as stream_eval runs it (pipeline.streaming; clip stride 80 ms).
 Each *decoder choice* row names the stream_eval params searched (a grid; the rest at their
@@ -42,26 +42,21 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from bench.common import SHARED_MINI  # noqa: E402
-from bench.kfold import (
+from bench.common import SHARED_MINI
+from bench.research.kfold import (
     augmented,
     background_noises,
     dataset,
     features_of,
     train_keras,
     train_logreg,
-)  # noqa: E402
+)
 
 THRESHOLDS = tuple(round(0.01 * k, 2) for k in range(30, 100))
 BUDGETS = (30, 60)
@@ -108,7 +103,7 @@ class StreamingHead:
 
 def stream_of(audio, y, fold, silence, labels, folds, noise, settings):
     """A synthetic stream of the clips of ``folds`` (a set of fold numbers)."""
-    from pipeline.streaming.synthesize import synthesize
+    from pipeline.data.stream_synthesis import synthesize
 
     pick = np.isin(fold, list(folds)) & ~silence
     words = {
@@ -137,9 +132,9 @@ def stream_windows(
     window starting within ``near_ms`` of a word labelled with it, as many starting more than
     ``far_ms`` from every word labelled ``_silence_``, embedded as streaming embeds them).
     Returns ``(x [n, frames, 96], y [n])``."""
+    from pipeline.data.stream_synthesis import StreamConfig
     from pipeline.data.stream_windows import StreamWindowsConfig, stream_examples, window_rng
     from pipeline.frontends import FeatureConfig
-    from pipeline.streaming.config import StreamConfig
 
     audio, y, fold, silence, labels = bundle
     features = FeatureConfig(preprocess=frontend)
@@ -185,7 +180,7 @@ def config_tag(args) -> str:
 
 def rotation_scores(r, bundle, aug, clean, noise, args):
     """Train rotation ``r``'s classifier; score its validation and test streams (cached)."""
-    from pipeline.streaming.config import StreamConfig
+    from pipeline.data.stream_synthesis import StreamConfig
     from pipeline.streaming.scores import stream_scores
 
     path = args.cache / f"op_{config_tag(args)}_r{r}_s{args.stream_seeds}.npz"
@@ -265,7 +260,7 @@ def rotation_scores(r, bundle, aug, clean, noise, args):
 
 def sweep(stream, labels, grid, decoder=None):
     """Every (decoder params, threshold) of ``grid`` on one stream -> {(params, threshold): row}.
-    ``decoder`` replaces recognize.decode (same arguments; bench/decoder_variants.py)."""
+    ``decoder`` replaces recognize.decode (same arguments; bench/research/decoder_variants.py)."""
     from pipeline.streaming.config import StreamEvalConfig
     from pipeline.streaming.evaluate import summarize
     from pipeline.streaming.recognize import decode, score_detections, window_averages
@@ -391,9 +386,10 @@ def main(argv=None) -> int:
     pairs = sorted({(s["rotation"], s["pair"]) for s in streams})
     by = {(s["rotation"], s["pair"], s["role"]): s for s in streams}
     print(
-        f"\nclassifier {args.classifier}, {args.copies} augmented copies, ensemble {args.ensemble}, "
-        f"stream windows from {args.stream_windows} training streams; {len(pairs)} validation/test pairs of "
-        f"{args.duration:.0f} s streams; everything picked on validation"
+        f"\nclassifier {args.classifier}, {args.copies} augmented copies, "
+        f"ensemble {args.ensemble}, stream windows from {args.stream_windows} training streams; "
+        f"{len(pairs)} validation/test pairs of {args.duration:.0f} s streams; "
+        "everything picked on validation"
     )
     report = []
     summary = []
@@ -402,37 +398,35 @@ def main(argv=None) -> int:
         grid = DECODERS[decoder]
         print(f"\n== decoder choice: {decoder}")
         print(
-            f"{'pair':>10} {'budget':>6} {'picked':<40} {'val det':>7} {'val FA/h':>8} {'test det':>8} "
-            f"{'test FA/h':>9} {'(test own sweep)':>16}"
+            f"{'pair':>10} {'budget':>6} {'picked':<40} {'val det':>7} {'val FA/h':>8} "
+            f"{'test det':>8} {'test FA/h':>9} {'(test own sweep)':>16}"
         )
         per_budget = {b: [] for b in BUDGETS}
         swept = []
         for r, k in pairs:
+            pair = f"r{r}/s{k}"
             val, test = by[(r, k, "validation")], by[(r, k, "test")]
             names, val_rows = sweep(val, labels, grid)
             _, test_rows = sweep(test, labels, grid)
             swept.append((val_rows, test_rows, val["duration_s"], test["duration_s"]))
             for budget in BUDGETS:
                 key = pick(val_rows, budget)
-                oracle = pick(
-                    test_rows, budget
-                )  # for reference only: what the test stream's own sweep allows
+                # For reference only: what the test stream's own sweep allows.
+                oracle = pick(test_rows, budget)
                 oracle_det = (
                     test_rows[oracle]["detection_rate"] if oracle is not None else float("nan")
                 )
                 if key is None:
-                    print(
-                        f"{f'r{r}/s{k}':>10} {budget:>6} no operating point meets it on validation"
-                    )
+                    print(f"{pair:>10} {budget:>6} no operating point meets it on validation")
                     per_budget[budget].append(dict(rotation=r, pair=k, budget=budget, picked=None))
                     continue
                 v, t = val_rows[key], test_rows[key]
                 params = ", ".join(f"{n}={x}" for n, x in zip(names, key[0]))
                 picked = f"thr {key[1]:.2f}" + (f", {params}" if params else "")
                 print(
-                    f"{f'r{r}/s{k}':>10} {budget:>6} {picked:<40} {100 * v['detection_rate']:>6.1f}% "
-                    f"{v['false_alarms_per_hour']:>8.0f} {100 * t['detection_rate']:>7.1f}% {t['false_alarms_per_hour']:>9.0f} "
-                    f"{100 * oracle_det:>15.1f}%"
+                    f"{pair:>10} {budget:>6} {picked:<40} {100 * v['detection_rate']:>6.1f}% "
+                    f"{v['false_alarms_per_hour']:>8.0f} {100 * t['detection_rate']:>7.1f}% "
+                    f"{t['false_alarms_per_hour']:>9.0f} {100 * oracle_det:>15.1f}%"
                 )
                 row = dict(
                     rotation=r,
@@ -498,11 +492,13 @@ def main(argv=None) -> int:
             )
         report.append(dict(decoder=decoder, rows=per_budget))
     print(
-        "\nsummary over pairs (test streams; operating point picked on each pair's validation stream)"
+        "\nsummary over pairs (test streams; "
+        "operating point picked on each pair's validation stream)"
     )
     header = (
-        f"{'decoder choice':<42} {'budget':>6} {'pairs':>5} {'val det':>7} {'test det mean±sd':>16} "
-        f"{'range':>11} {'test FA/h mean±sd':>17} {'range':>9} {'target met':>10}"
+        f"{'decoder choice':<42} {'budget':>6} {'pairs':>5} {'val det':>7} "
+        f"{'test det mean±sd':>16} {'range':>11} {'test FA/h mean±sd':>17} {'range':>9} "
+        f"{'target met':>10}"
     )
     print(header + "\n" + "-" * len(header))
     for d, b, n, vd, dm, ds, dlo, dhi, fm, fs, flo, fhi, met in summary:
@@ -511,17 +507,20 @@ def main(argv=None) -> int:
             f"{fm:>11.0f}±{fs:>4.0f} {flo:>4.0f}-{fhi:<4.0f} {met:>5}/{n}"
         )
     print(
-        "\none operating point per decoder choice, picked on all validation streams pooled, applied to every test stream"
+        "\none operating point per decoder choice, picked on all validation streams pooled, "
+        "applied to every test stream"
     )
     header = (
-        f"{'decoder choice':<42} {'budget':>6} {'picked':<36} {'val det':>7} {'val FA/h':>8} {'test det':>8} "
-        f"{'test FA/h':>9} {'per pair det':>13} {'per pair FA/h':>13} {'target met':>10}"
+        f"{'decoder choice':<42} {'budget':>6} {'picked':<36} {'val det':>7} {'val FA/h':>8} "
+        f"{'test det':>8} {'test FA/h':>9} {'per pair det':>13} {'per pair FA/h':>13} "
+        f"{'target met':>10}"
     )
     print(header + "\n" + "-" * len(header))
     for decoder, budget, picked, v, t, det, fa, met in pooled_rows:
         print(
-            f"{decoder:<42} {budget:>6} {picked:<36} {100 * v['detection_rate']:>6.1f}% {v['false_alarms_per_hour']:>8.0f} "
-            f"{100 * t['detection_rate']:>7.1f}% {t['false_alarms_per_hour']:>9.0f} {det.mean():>6.1f}±{det.std(ddof=1):>4.1f}% "
+            f"{decoder:<42} {budget:>6} {picked:<36} {100 * v['detection_rate']:>6.1f}% "
+            f"{v['false_alarms_per_hour']:>8.0f} {100 * t['detection_rate']:>7.1f}% "
+            f"{t['false_alarms_per_hour']:>9.0f} {det.mean():>6.1f}±{det.std(ddof=1):>4.1f}% "
             f"{fa.mean():>7.0f}±{fa.std(ddof=1):>3.0f} {met:>5}/{len(det)}"
         )
     if args.json:
@@ -530,7 +529,8 @@ def main(argv=None) -> int:
                 dict(args={k: str(v) for k, v in vars(args).items()}, report=report),
                 indent=1,
                 default=float,
-            )
+            ),
+            encoding="utf-8",
         )
     return 0
 

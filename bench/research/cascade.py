@@ -6,12 +6,11 @@ stream_eval does for a front end that cannot reuse frames) and the cascade at ea
 threshold. Per row: each stage's windows and seconds, the whole's times real time, and the
 streaming accuracy (correct %, false alarms per hour).
 
-    python bench/cascade.py --model COSTLY_EXPORT --gate GATE_EXPORT
+    python -m bench.research.cascade --model COSTLY_EXPORT --gate GATE_EXPORT
         [--wav data/stream/stream.wav --ground-truth data/stream/stream_labels.txt]
         [--clip-stride-ms 80] [--gate-stride-ms 80] [--gate-thresholds 0.1 0.3 0.5]
-        [--margin-ms 160] [--rules margin peak] [--neighbours 0 1] [--held min costly] [--peaks max centre]
-        [--seconds 600] [--no-alone]
-        [--no-gate-alone]
+        [--margin-ms 160] [--rules margin peak] [--neighbours 0 1] [--held min costly]
+        [--peaks max centre] [--seconds 600] [--no-alone] [--no-gate-alone]
 
 ``--rules``: the candidate rules to run at each gate threshold (``margin``: every window within
 ``--margin-ms`` of a passing gate window; ``peak``: per run of passing gate windows the window at
@@ -33,11 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from bench.common import repo_params  # noqa: E402
+from bench.common import REPO, repo_params
 
 
 def main(argv=None) -> int:
@@ -94,11 +89,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from pipeline.core.audio import read_wav, write_wav
+    from pipeline.data.stream_synthesis import format_labels
     from pipeline.inference import load_model
     from pipeline.streaming.cascade import GateSettings
     from pipeline.streaming.evaluate import run_stream_eval
     from pipeline.streaming.recognize import read_ground_truth
-    from pipeline.streaming.synthesize import format_labels
+    from pipeline.streaming.scorers import CascadeScorer, WindowScorer
 
     cfg = repo_params()["stream_eval"]
     cfg = dataclasses.replace(
@@ -122,7 +118,7 @@ def main(argv=None) -> int:
         ]
         wav, truth = Path(tmp.name) / "stream.wav", Path(tmp.name) / "labels.txt"
         write_wav(wav, audio, int(model.sample_rate))
-        truth.write_text(format_labels(kept))
+        truth.write_text(format_labels(kept), encoding="utf-8")
     print(f"load at start: {os.getloadavg()[0]:.1f} (1-min average, {os.cpu_count()} CPUs)")
     print(
         f"costly model {args.model}\ngate         {args.gate}\nrecording    {args.wav}"
@@ -149,7 +145,7 @@ def main(argv=None) -> int:
     gate_cfg = dataclasses.replace(cfg, clip_stride_ms=gate_stride)
     if not args.no_gate_alone:
         metrics, _, _, scores = run_stream_eval(
-            None, wav, truth, gate_cfg, model=gate, progress=False
+            WindowScorer(gate, gate_stride, progress=False), wav, truth, gate_cfg
         )
         add(
             f"gate alone (stride {gate_stride} ms)",
@@ -159,7 +155,10 @@ def main(argv=None) -> int:
         )
     if not args.no_alone:
         metrics, _, _, scores = run_stream_eval(
-            None, wav, truth, cfg, model=model, frame_reuse=False, progress=False
+            WindowScorer(model, cfg.clip_stride_ms, frame_reuse=False, progress=False),
+            wav,
+            truth,
+            cfg,
         )
         add(
             f"costly alone (stride {args.clip_stride_ms} ms)",
@@ -181,14 +180,10 @@ def main(argv=None) -> int:
                 threshold, args.margin_ms, args.gate_stride_ms, rule, neighbours, held, peak
             )
             metrics, _, _, scores = run_stream_eval(
-                None,
+                CascadeScorer(model, gate, cfg.clip_stride_ms, settings, progress=False),
                 wav,
                 truth,
                 cfg,
-                model=model,
-                gate=gate,
-                gate_settings=settings,
-                progress=False,
             )
             c = metrics["cascade"]
             name = (
@@ -205,8 +200,9 @@ def main(argv=None) -> int:
             )
 
     print(
-        f"\ndecoder: detection threshold {cfg.detection_threshold}, average {cfg.average_window_ms} ms, "
-        f"suppression {cfg.suppression_ms} ms; costly grid {args.clip_stride_ms} ms, gate {gate_stride} ms"
+        f"\ndecoder: detection threshold {cfg.detection_threshold}, "
+        f"average {cfg.average_window_ms} ms, suppression {cfg.suppression_ms} ms; "
+        f"costly grid {args.clip_stride_ms} ms, gate {gate_stride} ms"
     )
     print(
         f"{'configuration':<40} {'gate win':>8} {'gate s':>7} {'costly win':>10} {'costly s':>8} "
@@ -216,7 +212,8 @@ def main(argv=None) -> int:
         gw, gs = (f"{g[0]:,}", f"{g[1]:.1f}") if g else ("-", "-")
         cw, cs = (f"{c[0]:,}", f"{c[1]:.1f}") if c else ("-", "-")
         print(
-            f"{name:<40} {gw:>8} {gs:>7} {cw:>10} {cs:>8} {whole:>8.1f} {speed:>11.1f} {correct:>9.1f} {fa:>8.1f}"
+            f"{name:<40} {gw:>8} {gs:>7} {cw:>10} {cs:>8} {whole:>8.1f} {speed:>11.1f} "
+            f"{correct:>9.1f} {fa:>8.1f}"
         )
     print(f"\nload at end: {os.getloadavg()[0]:.1f}")
     tmp.cleanup()

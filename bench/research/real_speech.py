@@ -1,16 +1,17 @@
 """Accuracy on real speech: the pipeline on the shared real clips, trained and tested on
 different speakers.
 
-    python bench/real_speech.py [--configs embedding ds_cnn conv] [--data DIR] [--workdir DIR]
+    python -m bench.research.real_speech [--configs embedding ds_cnn conv] [--data DIR]
+        [--workdir DIR]
 
 For each feature front end it runs download (data.source: dir) -> split (split.hash_salt "x",
 so speakers are split by a salted hash instead of the official-test-heavy original rule) ->
 featurize once in a work folder, then train -> evaluate for every configuration that uses those
-features, as `python -m pipeline.stages.<stage>` with the repository's params.yaml plus the overrides
-below. Prints a table of test accuracy on held-out speakers with the training time.
+features, as `python -m pipeline.stages.<stage>` with the repository's params.yaml plus the
+overrides below. Prints a table of test accuracy on held-out speakers with the training time.
 
 One split of ~255 test clips moves by several points with the speakers it happens to hold: decide
-between configurations with bench/kfold.py (speaker-disjoint 5-fold over every clip).
+between configurations with bench/research/kfold.py (speaker-disjoint 5-fold over every clip).
 """
 
 from __future__ import annotations
@@ -27,11 +28,8 @@ from pathlib import Path
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-from pipeline.core.schema import read_yaml  # noqa: E402
-
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "speech_commands_mini"
+from bench.common import REPO, SHARED_MINI
+from pipeline.core.schema import read_yaml
 
 # name -> (features overrides, augment overrides, train overrides)
 CONFIGS = {
@@ -76,7 +74,7 @@ CONFIGS = {
 
 
 def run_stage(stage: str, work: Path) -> float:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", f"pipeline.stages.{stage}"],
@@ -84,6 +82,7 @@ def run_stage(stage: str, work: Path) -> float:
         env=env,
         capture_output=True,
         text=True,
+        encoding="utf-8",
     )
     if result.returncode != 0:
         raise SystemExit(f"{stage} failed in {work}:\n{result.stderr[-3000:]}")
@@ -99,14 +98,14 @@ def write_params(
     params["features"].update(features)
     params["augment"].update(augment)
     params["train"].update(train)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help="real clips in the training layout"
+        "--data", type=Path, default=SHARED_MINI, help="real clips in the training layout"
     )
     parser.add_argument(
         "--workdir", type=Path, help="keep the work here (default: a temporary folder)"
@@ -114,7 +113,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: no such folder of real clips")
-    base = read_yaml((REPO_ROOT / "params.yaml").read_text())
+    base = read_yaml((REPO / "params.yaml").read_text(encoding="utf-8"))
     root = args.workdir or Path(tempfile.mkdtemp(prefix="real_speech_"))
     root.mkdir(parents=True, exist_ok=True)
     print(f"work folder: {root}", flush=True)
@@ -135,10 +134,10 @@ def main(argv=None) -> int:
         write_params(work, base, features, augment, train, args.data)
         train_seconds = run_stage("train", work)
         run_stage("evaluate", work)
-        train_metrics = json.loads((work / "metrics/train.json").read_text())
-        test_metrics = json.loads((work / "metrics/evaluate.json").read_text())
+        train_metrics = json.loads((work / "metrics/train.json").read_text(encoding="utf-8"))
+        test_metrics = json.loads((work / "metrics/evaluate.json").read_text(encoding="utf-8"))
         split = (
-            json.loads((work / "metrics/split.json").read_text())
+            json.loads((work / "metrics/split.json").read_text(encoding="utf-8"))
             if (work / "metrics/split.json").is_file()
             else {}
         )
@@ -159,12 +158,16 @@ def main(argv=None) -> int:
         if split:
             print(f"[{name}] split: {json.dumps(split)[:300]}", flush=True)
 
-    header = f"{'config':<10} {'features':<10} {'model':<15} {'params':>8} {'steps':>6} {'train s':>8} {'val acc':>8} {'test acc':>9} {'test N':>7}"
+    header = (
+        f"{'config':<10} {'features':<10} {'model':<15} {'params':>8} {'steps':>6} "
+        f"{'train s':>8} {'val acc':>8} {'test acc':>9} {'test N':>7}"
+    )
     print("\n" + header + "\n" + "-" * len(header))
     for r in rows:
         print(
-            f"{r['config']:<10} {r['preprocess']:<10} {r['architecture']:<15} {r['parameters']:>8,} {r['steps']:>6} "
-            f"{r['train_s']:>8.0f} {100 * r['validation']:>7.1f}% {100 * r['test']:>8.1f}% {r['test_n']:>7}"
+            f"{r['config']:<10} {r['preprocess']:<10} {r['architecture']:<15} "
+            f"{r['parameters']:>8,} {r['steps']:>6} {r['train_s']:>8.0f} "
+            f"{100 * r['validation']:>7.1f}% {100 * r['test']:>8.1f}% {r['test_n']:>7}"
         )
     return 0
 

@@ -1,0 +1,183 @@
+"""Synthetic voices to real speakers: train on the embedded (espeak-ng) data only, score on every
+real clip of the shared set.
+
+    python -m bench.research.synthetic_to_real [--configs default embedding ...] [--data DIR]
+        [--workdir DIR] [--json OUT]
+
+Each configuration is a list of presets plus dotted overrides, applied to the repository's
+params.yaml with ``data.source: embedded`` kept: no real recording is ever trained on, so all
+2,804 clips of ``../shared/data/speech_commands_mini`` are a clean test set. For each one it runs
+download -> split -> featurize -> train -> evaluate -> freeze in its own work folder (as
+``python -m pipeline.stages.<stage>``), then scores the float and the int8 TFLite exports on the
+real clips (a keyword is its own class, every other word ``_unknown_``). Prints a table with the
+command and date: accuracy over all clips, the mean of the per-class accuracies (the unknown
+words outnumber each keyword about 2.5 to 1), int8's, and the per-word accuracy of each config.
+Configurations that share data and features share their work up to featurize.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.common import REPO, SHARED_MINI
+from pipeline.core.schema import read_yaml
+
+# name -> (presets applied in order, dotted overrides applied after them)
+CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
+    # The default pipeline (make run): ds_cnn on MFCC.
+    "default": ([], {}),
+    # The tutorial's configuration (conv on MFCC).
+    "tutorial": (["tutorial"], {}),
+    # The speech embedding learned from real speech, 1-D convolutions over its windows.
+    "embedding": (["real-speech"], {"split.unknown_percentage": 10}),
+    # The committee on the speech embedding and EfficientWord-Net (slow to featurize).
+    "committee": (["real-speech-mean"], {"split.unknown_percentage": 10, "augment.copies": 1}),
+}
+DATA_SECTIONS = ("data", "split", "features", "augment", "stream_windows")
+STAGES_DATA = ("download", "split", "featurize")
+STAGES_MODEL = ("train", "evaluate", "freeze")
+
+
+def set_dotted(params: dict, key: str, value: Any) -> None:
+    node = params
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def config_params(base: dict, name: str) -> dict:
+    presets, overrides = CONFIGS[name]
+    params = copy.deepcopy(base)
+    for preset in presets:
+        params = merge(
+            params, read_yaml((REPO / "presets" / f"{preset}.yaml").read_text(encoding="utf-8"))
+        )
+    for key, value in overrides.items():
+        set_dotted(params, key, value)
+    if params["data"]["source"] != "embedded":
+        raise SystemExit(f"config {name}: data.source must stay embedded (no real training data)")
+    return params
+
+
+def run_stage(stage: str, work: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        [sys.executable, "-m", f"pipeline.stages.{stage}"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{stage} failed in {work}:\n{result.stderr[-3000:]}")
+
+
+def score(export: Path, data: Path) -> dict[str, dict]:
+    """Float and int8 results of ``export`` on the real clips (evaluate-dir's own scoring)."""
+    from pipeline.inference import load_model
+    from pipeline.tools.evaluate_dir import evaluate_dir
+
+    results = {}
+    for kind in ("float", "int8"):
+        model = load_model(export / f"model_{kind}.tflite")
+        result = evaluate_dir(model, data)
+        per_class = result["per_class"]
+        result["balanced"] = sum(c["accuracy"] for c in per_class.values()) / len(per_class)
+        results[kind] = result
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["default", "embedding"], choices=CONFIGS)
+    parser.add_argument("--data", type=Path, default=SHARED_MINI, help="real clips to score on")
+    parser.add_argument("--workdir", type=Path, help="keep the work here (default: a temp folder)")
+    parser.add_argument("--json", type=Path, help="write every result (confusions too) here")
+    args = parser.parse_args(argv)
+    if not args.data.is_dir():
+        raise SystemExit(f"{args.data}: no such folder of real clips")
+    base = read_yaml((REPO / "params.yaml").read_text(encoding="utf-8"))
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="synthetic_to_real_"))
+    root.mkdir(parents=True, exist_ok=True)
+    command = "python -m bench.research.synthetic_to_real " + shlex.join(argv or sys.argv[1:])
+    print(f"work folder: {root}", flush=True)
+
+    rows, prepared = [], {}
+    for name in args.configs:
+        params = config_params(base, name)
+        key = json.dumps({s: params.get(s) for s in DATA_SECTIONS}, sort_keys=True)
+        if key not in prepared:
+            prepared[key] = root / f"data_{len(prepared)}"
+            prepared[key].mkdir(parents=True, exist_ok=True)
+            (prepared[key] / "params.yaml").write_text(
+                yaml.safe_dump(params, sort_keys=False), encoding="utf-8"
+            )
+            for stage in STAGES_DATA:
+                run_stage(stage, prepared[key])
+        work = prepared[key]
+        (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+        for stage in STAGES_MODEL:
+            run_stage(stage, work)
+        synthetic = json.loads((work / "metrics/evaluate.json").read_text(encoding="utf-8"))[
+            "accuracy"
+        ]
+        results = score(work / "models/export", args.data)
+        rows.append({"config": name, "synthetic_test": synthetic, **results})
+        print(f"[{name}] real {100 * results['float']['accuracy']:.1f}%", flush=True)
+
+    date = dt.date.today().isoformat()
+    print(
+        f"\n{command}\n{date}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    )
+    header = (
+        f"{'config':<10} {'synthetic test':>14} {'real, all':>10} {'real, class mean':>17} "
+        f"{'int8 all':>9} {'clips':>6}"
+    )
+    print(header + "\n" + "-" * len(header))
+    for r in rows:
+        f, q = r["float"], r["int8"]
+        print(
+            f"{r['config']:<10} {100 * r['synthetic_test']:>13.1f}% {100 * f['accuracy']:>9.1f}% "
+            f"{100 * f['balanced']:>16.1f}% {100 * q['accuracy']:>8.1f}% {f['clips']:>6}"
+        )
+    labels = list(rows[0]["float"]["per_class"]) if rows else []
+    print("\nper word (float, real clips):")
+    print(f"{'config':<10} " + " ".join(f"{label[:9]:>9}" for label in labels))
+    for r in rows:
+        per = r["float"]["per_class"]
+        cells = [f"{100 * per[lb]['accuracy']:>8.1f}%" if lb in per else " " * 9 for lb in labels]
+        print(f"{r['config']:<10} " + " ".join(cells))
+    if args.json:
+        args.json.write_text(
+            json.dumps({"command": command, "date": date, "rows": rows}, indent=1), encoding="utf-8"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
