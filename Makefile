@@ -22,6 +22,7 @@ test: install chromium
 # installed here from the distribution's packages when missing (as root); otherwise they skip.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	command -v google-chrome >/dev/null 2>&1 || \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	else echo "note: no chromium (and not root): tests/test_web.py's browser tests will skip"; fi

@@ -8,7 +8,7 @@ first row. Columns: the page's real-time factor (time its JavaScript spends on t
 the model and the decoder / seconds of audio heard), windows scored, and detections (a stand-in
 detects nothing meaningful).
 
-    python bench/web.py [--export models/export] [--seconds 20]
+    python -m bench.web [--export models/export] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from common import repo_params, stand_in_export, stand_in_keras
+
+from bench.common import repo_params, stand_in_export, stand_in_keras
 
 
 def served_page(page: Path, wav: Path, seconds: float) -> dict:

@@ -79,25 +79,16 @@ def spoken(words, seconds: float, first_s: float = 0.5, every_s: float = 1.4) ->
 
 
 def reference_detections(export: Path, audio: np.ndarray, settings: StreamEvalConfig, streaming):
-    """What the project's Python pieces detect on ``audio`` (stream_eval's scoring and decoder)."""
-    from pipeline.inference import load_model
-    from pipeline.streaming.evaluate import STREAMING_MODEL
-    from pipeline.streaming.scores import stream_scores, streaming_scores
+    """What the project's Python pieces detect on ``audio`` (stream_eval's scorer and decoder)."""
+    from pipeline.streaming.scorers import make_scorer
 
-    model = load_model(export)
-    if streaming:
-        from pipeline.inference.streaming_tflite import StreamingTFLite
-
-        names = json.loads((export / "frontend.json").read_text())["streaming"]["inputs"][1:]
-        runner = StreamingTFLite(names, export / STREAMING_MODEL)
-        scores = streaming_scores(runner, model, audio, settings.clip_stride_ms, False)
-    else:
-        scores = stream_scores(model, audio, settings.clip_stride_ms, progress=False)
+    scorer = make_scorer(export, settings.clip_stride_ms, streaming=streaming, progress=False)
+    scores = scorer.score(audio)
     averages = window_averages(
         scores.times_ms, scores.scores, settings.average_window_ms, settings.minimum_count
     )
     return decode(
-        model.labels,
+        scorer.labels,
         averages,
         settings.detection_threshold,
         settings.suppression_ms,

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import StageError
-from pipeline.core.fs import atomic_dir, atomic_write_json, read_json
+from pipeline.core.fs import atomic_dir, atomic_write_json
 from pipeline.core.labels import read_labels
 from pipeline.core.tf import tensorflow
-from pipeline.inference.base import feature_config
+from pipeline.inference.export_files import features_of, read_frontend, read_mapping
 from pipeline.streaming.config import StreamEvalConfig
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -45,14 +45,17 @@ def read_export(export: Path, streaming: bool) -> tuple[dict[str, Any], list[str
         raise StageError(f"{export}: not a folder; give the export folder (models/export)")
     if not (export / "frontend.json").is_file():
         raise StageError(f"{export}: no frontend.json; not an export folder (models/export)")
-    frontend = read_json(export / "frontend.json")
-    name = frontend.get("preprocess", frontend.get("features", {}).get("preprocess"))
+    path = export / "frontend.json"
+    raw = read_mapping(path)
+    features = raw.get("features", raw)
+    name = features.get("preprocess") if isinstance(features, dict) else None
     if name not in PAGE_FRONTENDS:
         raise StageError(
             f"{export}: its front end is {name!r}; the page computes only "
             f"{', '.join(PAGE_FRONTENDS)} in JavaScript"
         )
-    cfg = feature_config(frontend)
+    frontend = read_frontend(path)
+    cfg = features_of(path, frontend)
     labels = read_labels(export / "labels.txt")
     if streaming and not (export / "model_streaming.tflite").is_file():
         raise StageError(f"{export}: no model_streaming.tflite (this model has no streaming form)")
