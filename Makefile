@@ -20,14 +20,23 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install install-test repro bench lock clean-venv
+.PHONY: run test install install-test chromium repro bench lock clean-venv
 
 run: install
 	dvc repro
 	@python -m pipeline.tools.summary
 
-test: install-test
+test: install-test chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The browser tests (tests/test_web.py) run the page of `kws web` in a headless Chromium:
+# installed here from the distribution's packages when missing (as root); otherwise they skip.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	command -v google-chrome >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else echo "note: no chromium (and not root): tests/test_web.py's browser tests will skip"; fi
 
 install: $(RUN_STAMP)
 
