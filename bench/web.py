@@ -87,9 +87,11 @@ def main(argv=None) -> int:
             "train": dataclasses.replace(params["train"], model_architecture="low_latency_svdf"),
         }
         keras_dir = stand_in_keras(svdf, work / "svdf" / "keras")
-        meta = json.loads((keras_dir / "meta.json").read_text())  # freeze streams what it names
+        meta = json.loads(
+            (keras_dir / "meta.json").read_text(encoding="utf-8")
+        )  # freeze streams what it names
         meta["architecture"] = "low_latency_svdf"
-        (keras_dir / "meta.json").write_text(json.dumps(meta))
+        (keras_dir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         svdf_export = stand_in_export(svdf, keras_dir, work / "svdf")
         rows = [
             (name, "window", window_export, StreamEvalConfig(), False),
