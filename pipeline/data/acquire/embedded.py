@@ -358,31 +358,42 @@ def _generate(job: _Job) -> dict:
                     path = root / word / f"{speaker.id}_nohash_{take}.wav"
                     path.write_bytes(encode_wav(clip, job.sample_rate))
                     bar.update()
-    noise_dir = root / BACKGROUND_NOISE_DIR
-    noise_dir.mkdir(parents=True, exist_ok=True)
-    n = int(round(job.noise_seconds * job.sample_rate))
-    noises = {
-        "white_noise": _normalise_rms(
-            _coloured_noise(n, 0.0, _rng(job.seed, "white"), job.sample_rate), 0.3
-        ),
-        "pink_noise": _normalise_rms(
-            _coloured_noise(n, 1.0, _rng(job.seed, "pink"), job.sample_rate), 0.3
-        ),
-        "brown_noise": _normalise_rms(
-            _coloured_noise(n, 2.0, _rng(job.seed, "brown"), job.sample_rate), 0.3
-        ),
-        "babble": _babble(engine, n, job.seed, job.sample_rate),
-    }
-    for name in NOISE_NAMES:
-        (noise_dir / f"{name}.wav").write_bytes(encode_wav(noises[name], job.sample_rate))
+    noises = _write_noise(engine, root, job.noise_seconds, job.seed, job.sample_rate)
     return {
         "generator": f"espeak-ng {engine.version} (espeakng-loader)",
         "speakers": [asdict(s) for s in speakers],
         "clips": total,
         "sped_up": stats["sped_up"],
         "trimmed": stats["trimmed"],
-        "noises": [f"{name}.wav" for name in NOISE_NAMES],
+        "noises": noises,
     }
+
+
+def _write_noise(
+    engine: Espeak, root: Path, noise_seconds: float, seed: int, sample_rate: int
+) -> list[str]:
+    """Write white, pink, brown and babble noise into ``root/_background_noise_/``; their names."""
+    noise_dir = root / BACKGROUND_NOISE_DIR
+    noise_dir.mkdir(parents=True, exist_ok=True)
+    n = int(round(noise_seconds * sample_rate))
+    noises = {
+        "white_noise": _normalise_rms(
+            _coloured_noise(n, 0.0, _rng(seed, "white"), sample_rate), 0.3
+        ),
+        "pink_noise": _normalise_rms(_coloured_noise(n, 1.0, _rng(seed, "pink"), sample_rate), 0.3),
+        "brown_noise": _normalise_rms(
+            _coloured_noise(n, 2.0, _rng(seed, "brown"), sample_rate), 0.3
+        ),
+        "babble": _babble(engine, n, seed, sample_rate),
+    }
+    for name in NOISE_NAMES:
+        (noise_dir / f"{name}.wav").write_bytes(encode_wav(noises[name], sample_rate))
+    return [f"{name}.wav" for name in NOISE_NAMES]
+
+
+def _generate_noise(root: str, noise_seconds: float, seed: int, sample_rate: int) -> list[str]:
+    """Worker body of :func:`generate_noise`: a fresh espeak-ng for the babble."""
+    return _write_noise(Espeak(seed), Path(root), noise_seconds, seed, sample_rate)
 
 
 def _run_fresh(function, *args):
@@ -413,7 +424,7 @@ def _worker_main() -> None:
     """Entry point of the worker: unpickle a call from stdin, pickle its result to stdout."""
     name, args = pickle.loads(sys.stdin.buffer.read())
     try:
-        reply = (True, {"_generate": _generate, "_synthesize_list": _synthesize_list}[name](*args))
+        reply = (True, _WORKER_CALLS[name](*args))
     except EspeakError as exc:
         reply = (False, str(exc))
     sys.stdout.buffer.write(pickle.dumps(reply))
@@ -461,6 +472,20 @@ def synthesize_fresh(requests, seed: int = 0) -> list[np.ndarray]:
     espeak-ng instance; float32 at 22,050 Hz. The same requests give the same samples."""
     return _run_fresh(_synthesize_list, list(requests), seed)
 
+
+def generate_noise(root, noise_seconds: float, seed: int, sample_rate: int = 16000) -> list[str]:
+    """Write the embedded data set's four background noises (white, pink, brown, babble) into
+    ``root/_background_noise_/`` for a data set that has none; returns their file names.
+
+    The same arguments give the same files (the babble comes from a fresh espeak-ng)."""
+    return _run_fresh(_generate_noise, str(root), float(noise_seconds), seed, sample_rate)
+
+
+_WORKER_CALLS = {
+    "_generate": _generate,
+    "_synthesize_list": _synthesize_list,
+    "_generate_noise": _generate_noise,
+}
 
 if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
     _worker_main()
