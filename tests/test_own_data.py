@@ -1,6 +1,7 @@
 """Your own recordings through the public stages: a folder of ``<word>/*`` clips in mixed formats
 (any rate, channels, PCM/float WAV, FLAC), without ``_background_noise_/`` and without speaker
-names, taken in by ``data.source: dir`` with nothing else set, then split and featurized."""
+names, taken in by ``data.source: dir`` with nothing else set, then split, featurized and made
+into a stream."""
 
 from __future__ import annotations
 
@@ -88,6 +89,7 @@ def project(tmp_path) -> Path:
     params["data"]["embedded"]["noise_seconds"] = 3
     params["split"]["wanted_words"] = ["yes", "no"]
     params["augment"]["copies"] = 1
+    params["stream"]["duration_s"] = 20
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return project
 
@@ -131,11 +133,12 @@ def test_own_recordings_are_converted_reported_and_featurized(project, tmp_path)
     # The user's folder is read, never changed.
     assert {p: p.read_bytes() for p in recordings.rglob("*") if p.is_file()} == before
 
-    for name in ("split", "featurize"):
+    for name in ("split", "featurize", "synthesize_stream"):
         result = stage(name, project)
         assert result.returncode == 0, f"{name}: {result.stderr[-3000:]}"
     meta = json.loads((project / "data" / "features" / "meta.json").read_text())
     assert meta  # featurize ran to the end with the generated noise for silence and mixing
+    assert (project / "data" / "stream" / "stream.wav").is_file()
 
 
 def test_a_bad_recording_is_named_as_the_user_knows_it(project, tmp_path):
