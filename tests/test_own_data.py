@@ -54,9 +54,9 @@ def recording(word: str, take: int, rate: int) -> np.ndarray:
     return (envelope * tone).astype(np.float32)
 
 
-def write_recordings(root: Path, clips_per_word: int = 30) -> Path:
+def write_recordings(root: Path, words=WORDS, clips_per_word: int = 30) -> Path:
     """``<word>/recNN.<suffix>`` clips cycling through :data:`FORMATS`; no background folder."""
-    for word in WORDS:
+    for word in words:
         (root / word).mkdir(parents=True)
         for i in range(clips_per_word):
             suffix, container, subtype, rate, channels = FORMATS[i % len(FORMATS)]
