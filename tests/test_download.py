@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.core.audio import write_wav
+from pipeline.core.audio import encode_wav, write_wav
 from pipeline.core.clip import ClipFormat
 from pipeline.core.errors import StageError, WavError
 from pipeline.core.fs import sha256_file
@@ -602,19 +602,22 @@ def test_dir_source_with_official_test_folder(tmp_path, source_dir):
 
 
 def test_bad_clips_are_skipped_and_reported_or_stop_the_stage(tmp_path, source_dir):
-    write_wav(source_dir / "yes" / "ffffffff_nohash_0.wav", np.zeros(8000), 8000)
+    """A dir source names the user's own file (an archive's clips are named in data/raw)."""
+    bad = source_dir / "yes" / "ffffffff_nohash_0.wav"
+    bad.write_bytes(encode_wav(np.zeros(8000), 16000)[:100])
     info = _raw(tmp_path, "dir", dir=str(source_dir), on_bad_file="skip")
     raw = tmp_path / "data" / "raw"
     rows = list(csv.reader((raw / "skipped.csv").open()))
     assert rows[0] == ["path", "problem"] and len(rows) == 2
-    assert rows[1][0] == (raw / "dataset" / "yes" / "ffffffff_nohash_0.wav").as_posix()
-    assert "8000" in rows[1][1]
-    assert not (raw / "dataset" / "yes" / "ffffffff_nohash_0.wav").exists()
+    assert rows[1][0] == bad.as_posix()
+    assert "truncated" in rows[1][1]
+    with ClipStore(raw / "dataset") as store:
+        assert "yes/ffffffff_nohash_0.wav" not in store.names
     assert info["skipped"] == 1 and info["counts"]["yes"] == 2
 
     with pytest.raises(WavError) as caught:
         _raw(tmp_path, "dir", dir=str(source_dir), on_bad_file="error")
-    assert caught.value.path == (raw / "dataset" / "yes" / "ffffffff_nohash_0.wav").as_posix()
+    assert caught.value.path == bad.as_posix()
     assert not raw.exists()
 
 

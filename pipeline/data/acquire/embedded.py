@@ -47,7 +47,7 @@ import numpy as np
 
 from pipeline.core.audio import encode_wav
 from pipeline.core.errors import StageError
-from pipeline.core.labels import ALL_WORDS, BACKGROUND_NOISE_DIR, spoken_text
+from pipeline.core.labels import ALL_WORDS, BACKGROUND_NOISE_DIR, label_for, spoken_text
 from pipeline.data.config import DEFAULT_VARIANTS, EmbeddedConfig, word_labels
 
 # English accents of espeak-ng ("en" is British English; "en-gb" itself is rejected by the
@@ -477,30 +477,14 @@ def _generate(job: _Job) -> dict:
                     path = root / word / f"{speaker.id}_nohash_{take}.wav"
                     path.write_bytes(encode_wav(clip, job.sample_rate))
                     bar.update()
-    noise_dir = root / BACKGROUND_NOISE_DIR
-    noise_dir.mkdir(parents=True, exist_ok=True)
-    n = int(round(job.settings.noise_seconds * job.sample_rate))
-    noises = {
-        "white_noise": _normalise_rms(
-            _coloured_noise(n, 0.0, _rng(job.seed, "white"), job.sample_rate), 0.3
-        ),
-        "pink_noise": _normalise_rms(
-            _coloured_noise(n, 1.0, _rng(job.seed, "pink"), job.sample_rate), 0.3
-        ),
-        "brown_noise": _normalise_rms(
-            _coloured_noise(n, 2.0, _rng(job.seed, "brown"), job.sample_rate), 0.3
-        ),
-        "babble": _babble(engine, n, job),
-    }
-    for name in NOISE_NAMES:
-        (noise_dir / f"{name}.wav").write_bytes(encode_wav(noises[name], job.sample_rate))
+    noises = _write_noise(engine, root, job)
     facts = {
         "generator": f"espeak-ng {engine.version} (espeakng-loader)",
         "speakers": [asdict(s) for s in speakers],
         "clips": total,
         "sped_up": stats["sped_up"],
         "trimmed": stats["trimmed"],
-        "noises": [f"{name}.wav" for name in NOISE_NAMES],
+        "noises": noises,
     }
     # Counts of the opt-in effects only when switched on: the default facts stay as they were.
     if job.settings.reverb_fraction > 0:
@@ -508,6 +492,32 @@ def _generate(job: _Job) -> dict:
     if job.settings.band_limit_fraction > 0:
         facts["band_limited"] = stats["band_limited"]
     return facts
+
+
+def _write_noise(engine: Espeak, root: Path, job: _Job) -> list[str]:
+    """Write white, pink, brown and babble noise into ``root/_background_noise_/``; their names."""
+    seed, sample_rate = job.seed, job.sample_rate
+    noise_dir = root / BACKGROUND_NOISE_DIR
+    noise_dir.mkdir(parents=True, exist_ok=True)
+    n = int(round(job.settings.noise_seconds * sample_rate))
+    noises = {
+        "white_noise": _normalise_rms(
+            _coloured_noise(n, 0.0, _rng(seed, "white"), sample_rate), 0.3
+        ),
+        "pink_noise": _normalise_rms(_coloured_noise(n, 1.0, _rng(seed, "pink"), sample_rate), 0.3),
+        "brown_noise": _normalise_rms(
+            _coloured_noise(n, 2.0, _rng(seed, "brown"), sample_rate), 0.3
+        ),
+        "babble": _babble(engine, n, job),
+    }
+    for name in NOISE_NAMES:
+        (noise_dir / f"{name}.wav").write_bytes(encode_wav(noises[name], sample_rate))
+    return [f"{name}.wav" for name in NOISE_NAMES]
+
+
+def _generate_noise(job: _Job) -> list[str]:
+    """Worker body of :func:`generate_noise`: a fresh espeak-ng for the babble."""
+    return _write_noise(Espeak(job.seed), Path(job.root), job)
 
 
 def _run_fresh(function, *args):
@@ -538,7 +548,7 @@ def _worker_main() -> None:
     """Entry point of the worker: unpickle a call from stdin, pickle its result to stdout."""
     name, args = pickle.loads(sys.stdin.buffer.read())
     try:
-        reply = (True, {"_generate": _generate, "_synthesize_list": _synthesize_list}[name](*args))
+        reply = (True, _WORKER_CALLS[name](*args))
     except EspeakError as exc:
         reply = (False, str(exc))
     sys.stdout.buffer.write(pickle.dumps(reply))
@@ -621,6 +631,23 @@ def synthesize_fresh(requests, seed: int = 0) -> list[np.ndarray]:
     espeak-ng instance; float32 at 22,050 Hz. The same requests give the same samples."""
     return _run_fresh(_synthesize_list, list(requests), seed)
 
+
+def generate_noise(
+    root, settings: EmbeddedConfig, sample_rate: int = 16000, wanted_words=()
+) -> list[str]:
+    """Write the embedded data set's four background noises (white, pink, brown, babble; length
+    and seed from ``settings``, the ``data.embedded`` section) into ``root/_background_noise_/``
+    for a data set that has none; returns their file names. The babble's talkers avoid
+    ``wanted_words``. The same arguments give the same files (a fresh espeak-ng)."""
+    words = tuple(label_for(w) for w in wanted_words)
+    return _run_fresh(_generate_noise, _Job(str(root), settings, sample_rate, 0, words, False))
+
+
+_WORKER_CALLS = {
+    "_generate": _generate,
+    "_synthesize_list": _synthesize_list,
+    "_generate_noise": _generate_noise,
+}
 
 if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
     _worker_main()
