@@ -38,6 +38,7 @@ TOOLS = {
     "extract-clip": "extract_clip",
     "quantize-embedding": "quantize_embedding",
     "check": "check",
+    "web": "web",
 }
 
 

@@ -1,4 +1,5 @@
-"""Training placement (CPU / GPU / MirroredStrategy), mixed precision and tf.data online augmentation.
+"""Training placement (CPU / GPU / MirroredStrategy), mixed precision and tf.data online
+augmentation.
 
 No GPU is needed: MirroredStrategy runs for real over two logical CPU devices in a subprocess, and
 the placement choice is tested on device-name lists.

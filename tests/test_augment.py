@@ -205,7 +205,8 @@ def test_foreground_gain_scales_words_within_its_bounds_and_leaves_silence_alone
 
 def test_without_a_gain_range_the_other_draws_are_unchanged():
     """[0, 0] draws nothing: every copy's shift and noise follow the original's draws (shift, noise
-    file, offset, frequency, volume), so the features the committed dvc.lock records stay the same."""
+    file, offset, frequency, volume), so the features the committed dvc.lock records stay the
+    same."""
     rng = np.random.default_rng(0)
     clip = rng.normal(0, 0.1, N).astype(np.float32)
     noise = [

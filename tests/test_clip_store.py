@@ -1,4 +1,5 @@
-"""The clip store (download's packed clips) and the chunked .npy writer behind it and the features."""
+"""The clip store (download's packed clips) and the chunked .npy writer behind it and the
+features."""
 
 from __future__ import annotations
 

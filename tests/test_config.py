@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import yaml
 from pipeline.core.errors import ParamError
 from pipeline.core.params import SECTION_NAMES, load_params, read_params
 from pipeline.core.schema import read_yaml
-from pipeline.data.config import SplitConfig
+from pipeline.data.config import DataConfig, SplitConfig
 from pipeline.sections import SECTIONS, defaults, validate_file, validate_params
 from pipeline.training.config import TrainConfig
 
@@ -127,7 +128,7 @@ def test_cross_field_rules(params):
         validate(bad)
     bad = copy.deepcopy(params)
     bad["split"]["wanted_words"] = ["yes", "yes"]
-    with pytest.raises(ParamError, match="duplicates"):
+    with pytest.raises(ParamError, match="'yes' is listed twice"):
         validate(bad)
 
 
@@ -348,3 +349,43 @@ def test_kws_check_says_ok_or_names_the_problem(tmp_path):
         "error [pipeline.tools.check]: params.yaml: unknown section 'extra'; allowed: "
         + ", ".join(SECTION_NAMES)
     ]
+
+
+def test_words_become_labels_and_bad_words_are_named(params):
+    good = copy.deepcopy(params)
+    good["split"]["wanted_words"] = ["Lights  On", "hey nova", "hallo"]
+    good["data"]["embedded"]["unknown_words"] = ["Cat", "tschüss", "नमस्ते"]
+    split = SplitConfig.from_dict(good["split"])
+    assert split.wanted_words == ["lights_on", "hey_nova", "hallo"]
+    assert DataConfig.from_dict(good["data"]).embedded.unknown_words == ["cat", "tschüss", "नमस्ते"]
+    for words, message in [
+        (["yes", "Yes"], "the word 'Yes' is listed twice"),
+        (["lights on", "lights_on"], "the word 'lights_on' is listed twice"),
+        (["yes", "_silence_"], "the word '_silence_' collides with the reserved label"),
+        (["_Unknown_"], "the word '_Unknown_' collides with the reserved label '_unknown_'"),
+        (["   "], "the word '   ' is empty"),
+        (["?!"], "the word '?!' holds '?'"),
+        (["__"], "the word '__' has no letter or digit"),
+        (["up/down"], "the word 'up/down' holds '/'"),
+    ]:
+        bad = copy.deepcopy(params)
+        bad["split"]["wanted_words"] = words
+        with pytest.raises(ParamError, match="split.wanted_words: " + re.escape(message)):
+            SplitConfig.from_dict(bad["split"])
+        bad = copy.deepcopy(params)
+        bad["data"]["embedded"]["unknown_words"] = words
+        with pytest.raises(ParamError, match="data.embedded.unknown_words: " + re.escape(message)):
+            DataConfig.from_dict(bad["data"])
+
+
+def test_embedded_ranges_are_low_then_high(params):
+    bad = copy.deepcopy(params)
+    bad["data"]["embedded"]["rate"] = [175, 80]
+    with pytest.raises(
+        ParamError, match=re.escape("data.embedded.rate = [175, 80]: expected [low")
+    ):
+        DataConfig.from_dict(bad["data"])
+    bad["data"]["embedded"]["rate"] = [80, 175]
+    bad["data"]["embedded"]["reverb_fraction"] = 1.5
+    with pytest.raises(ParamError, match="data.embedded.reverb_fraction"):
+        DataConfig.from_dict(bad["data"])

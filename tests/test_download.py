@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.core.audio import write_wav
+from pipeline.core.audio import encode_wav, write_wav
 from pipeline.core.clip import ClipFormat
 from pipeline.core.errors import StageError, WavError
 from pipeline.core.fs import sha256_file
@@ -602,19 +602,22 @@ def test_dir_source_with_official_test_folder(tmp_path, source_dir):
 
 
 def test_bad_clips_are_skipped_and_reported_or_stop_the_stage(tmp_path, source_dir):
-    write_wav(source_dir / "yes" / "ffffffff_nohash_0.wav", np.zeros(8000), 8000)
+    """A dir source names the user's own file (an archive's clips are named in data/raw)."""
+    bad = source_dir / "yes" / "ffffffff_nohash_0.wav"
+    bad.write_bytes(encode_wav(np.zeros(8000), 16000)[:100])
     info = _raw(tmp_path, "dir", dir=str(source_dir), on_bad_file="skip")
     raw = tmp_path / "data" / "raw"
     rows = list(csv.reader((raw / "skipped.csv").open()))
     assert rows[0] == ["path", "problem"] and len(rows) == 2
-    assert rows[1][0] == (raw / "dataset" / "yes" / "ffffffff_nohash_0.wav").as_posix()
-    assert "8000" in rows[1][1]
-    assert not (raw / "dataset" / "yes" / "ffffffff_nohash_0.wav").exists()
+    assert rows[1][0] == bad.as_posix()
+    assert "truncated" in rows[1][1]
+    with ClipStore(raw / "dataset") as store:
+        assert "yes/ffffffff_nohash_0.wav" not in store.names
     assert info["skipped"] == 1 and info["counts"]["yes"] == 2
 
     with pytest.raises(WavError) as caught:
         _raw(tmp_path, "dir", dir=str(source_dir), on_bad_file="error")
-    assert caught.value.path == (raw / "dataset" / "yes" / "ffffffff_nohash_0.wav").as_posix()
+    assert caught.value.path == bad.as_posix()
     assert not raw.exists()
 
 
@@ -651,3 +654,52 @@ def test_main_reads_params_and_generates_the_embedded_set(tmp_path):
     assert info["counts"]["_background_noise_"] == 4 and info["counts"]["marvin"] == 1
     with ClipStore(out / "dataset") as store:
         assert store.sample_rate == 8000 and len(store.read(store.of_word("yes")[0].name)) == 8000
+
+
+def test_main_speaks_the_wanted_phrases_and_records_only_changed_settings(tmp_path):
+    params = read_yaml((REPO_ROOT / "params.yaml").read_text())
+    params["data"]["embedded"].update(
+        speakers=1, takes=1, noise_seconds=1.5, seed=3, unknown_words=["cat"]
+    )
+    params["split"]["wanted_words"] = ["lights on", "hey nova"]
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(params))
+    out = tmp_path / "raw"
+
+    argv = ["--params", str(params_path), "--out", str(out), "--cache-dir", str(tmp_path / "c")]
+    assert main(argv) == 0
+
+    info = json.loads((out / "source.json").read_text())
+    assert {k: n for k, n in info["counts"].items() if k != "_background_noise_"} == {
+        "cat": 1,
+        "hey_nova": 1,
+        "lights_on": 1,
+    }
+    # The settings always recorded, and of the others only those not at their default.
+    assert info["embedded"] == dict(
+        speakers=1, takes=1, noise_seconds=1.5, seed=3, unknown_words=["cat"]
+    )
+
+
+def test_main_refuses_a_bad_language_in_one_line_and_writes_nothing(tmp_path):
+    params = read_yaml((REPO_ROOT / "params.yaml").read_text())
+    params["data"]["embedded"].update(speakers=1, noise_seconds=1.5, language="klingon")
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(params))
+    out = tmp_path / "raw"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.stages.download", "--params", str(params_path)]
+        + ["--out", str(out), "--cache-dir", str(tmp_path / "c")],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    assert result.returncode != 0
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(
+        "error [pipeline.stages.download]: data.embedded.language 'klingon' is not an espeak-ng "
+        "language of the espeakng-loader wheel ("
+    )
+    assert "e.g. de, en, en-us, es, fr, hi" in line
+    assert not out.exists() and not list(tmp_path.glob("raw*"))

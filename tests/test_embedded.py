@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -9,17 +10,26 @@ import numpy as np
 import pytest
 
 from pipeline.core.audio import read_wav, read_wav_info
+from pipeline.core.errors import KwsError
 from pipeline.core.labels import ALL_WORDS, BACKGROUND_NOISE_DIR
 from pipeline.data.acquire.embedded import (
     ACCENTS,
     NOISE_NAMES,
     RATE_RANGE,
     VARIANTS,
+    EspeakError,
+    accents_for,
+    available_languages,
+    band_limit,
     generate_dataset,
     plan_speakers,
+    preflight,
+    reverberate,
+    room_response,
     synthesize_fresh,
     trim_silence,
 )
+from pipeline.data.config import EmbeddedConfig
 
 pytest.importorskip("espeakng_loader")
 
@@ -32,10 +42,25 @@ def _snapshot(root: Path) -> dict[str, bytes]:
     }
 
 
+def _digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for name, data in _snapshot(root).items():
+        digest.update(name.encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+# The bytes of the tiny set below as the generator wrote them before its word list, language
+# and variety became parameters (with the libraries pinned in requirements.lock): the defaults
+# of every new parameter must keep them, as they keep the default pipeline's data/raw.
+TINY_SHA256 = "2057a86d5294bd2d1f90a382f51c65ead0d19ad5acc8efdf62da8c682cb1d4cd"
+TINY = dict(speakers=2, takes=2, noise_seconds=1.5, seed=7, progress=False)
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("embedded") / "dataset"
-    generate_dataset(root, speakers=2, takes=2, noise_seconds=1.5, seed=7, progress=False)
+    generate_dataset(root, **TINY)
     return root
 
 
@@ -82,7 +107,7 @@ def test_same_params_give_byte_identical_files(tiny, tmp_path):
 def test_another_seed_gives_other_speakers_and_audio(tiny, tmp_path):
     other = tmp_path / "other"
     generate_dataset(
-        other, speakers=2, takes=2, noise_seconds=1.5, seed=8, words=("yes",), progress=False
+        other, speakers=2, takes=2, noise_seconds=1.5, seed=8, unknown_words=["yes"], progress=False
     )
     assert {p.name for p in (other / "yes").iterdir()}.isdisjoint(
         p.name for p in (tiny / "yes").iterdir()
@@ -133,3 +158,145 @@ def test_trim_silence_keeps_the_loud_part():
     assert 3000 <= len(trimmed) <= 3000 + 4 * rate // 100 + 2 * rate // 100
     assert np.abs(trimmed).max() == pytest.approx(0.5, abs=0.01)
     assert len(trim_silence(np.zeros(rate, np.float32), rate)) == 0
+
+
+def test_default_parameters_generate_the_bytes_they_always_did(tiny, tmp_path):
+    assert _digest(tiny) == TINY_SHA256
+    # Every variety factor spelled out at its default (effects off) is the same as not naming it.
+    defaults = EmbeddedConfig()
+    spelled = tmp_path / "spelled"
+    generate_dataset(
+        spelled,
+        EmbeddedConfig(**{**defaults.to_dict(), "reverb_rt60_s": [0.3, 2.0]}),
+        wanted_words=["yes", "no"],  # wanted words come first: the default order is kept
+        reverb_fraction=0,
+        band_limit_fraction=0,
+        language="en",
+        **TINY,
+    )
+    assert _digest(spelled) == TINY_SHA256
+
+
+def test_phrases_and_other_unknown_words(tmp_path):
+    root = tmp_path / "phrases"
+    facts = generate_dataset(
+        root,
+        wanted_words=["lights on", "Hey Nova"],
+        unknown_words=["cat", "lights on"],  # a wanted word listed again is spoken once
+        speakers=2,
+        takes=1,
+        noise_seconds=1.5,
+        seed=3,
+        progress=False,
+    )
+    folders = sorted(p.name for p in root.iterdir())
+    assert folders == [BACKGROUND_NOISE_DIR, "cat", "hey_nova", "lights_on"]
+    assert facts["clips"] == 6
+
+    # A phrase is spoken as words: longer than the single word "cat" of the same speakers.
+    def spoken(word):
+        samples = [read_wav(p, 16000) for p in sorted((root / word).iterdir())]
+        return sum(len(trim_silence(x - np.median(x), 16000, -30)) for x in samples)
+
+    assert spoken("lights_on") > spoken("cat") and spoken("hey_nova") > spoken("cat")
+
+
+def test_another_language_speaks_with_its_own_voices(tmp_path):
+    assert {"de", "es", "en", "en-us"} <= set(available_languages())
+    assert accents_for("en") == ACCENTS and accents_for("es") == ("es", "es-419")
+    root = tmp_path / "de"
+    facts = generate_dataset(
+        root,
+        wanted_words=["hallo"],
+        unknown_words=["tschüss"],
+        language="de",
+        speakers=2,
+        takes=1,
+        noise_seconds=1.5,
+        seed=3,
+        progress=False,
+    )
+    assert sorted(p.name for p in root.iterdir()) == [BACKGROUND_NOISE_DIR, "hallo", "tschüss"]
+    assert all(s["voice"].startswith("de+") for s in facts["speakers"])
+    german, english = (
+        synthesize_fresh([("hallo", "de", 130, 50, 50)]),
+        synthesize_fresh([("hallo", "en", 130, 50, 50)]),
+    )
+    assert not np.array_equal(german[0], english[0])
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (dict(language="xx"), "data.embedded.language 'xx' is not an espeak-ng language"),
+        (dict(variants=["m1", "nobody"]), "data.embedded.variants: 'nobody' is not"),
+        (dict(wanted_words=["yes", "Yes"]), "the word 'Yes' is listed twice"),
+        (dict(wanted_words=["_silence_"]), "the word '_silence_' collides with the reserved"),
+        (dict(wanted_words=[""]), "the word '' is empty"),
+        (dict(wanted_words=["..."]), "the word '...' holds '.'"),
+        (dict(unknown_words=["cat", "cat"]), "data.embedded.unknown_words: the word 'cat' is"),
+    ],
+)
+def test_bad_input_is_one_line_naming_it_and_generates_nothing(tmp_path, settings, message):
+    root = tmp_path / "bad"
+    with pytest.raises(KwsError, match=re.escape(message)) as error:
+        generate_dataset(root, speakers=1, takes=1, noise_seconds=1.5, seed=1, **settings)
+    assert "\n" not in str(error.value)
+    assert not root.exists()
+
+
+def test_a_word_that_comes_out_silent_is_refused_before_generating():
+    def speaks_silence_for_nova(requests, seed):
+        return [np.zeros(100 if text == "hey nova" else 0, np.float32) for text, *_ in requests]
+
+    with pytest.raises(EspeakError, match="the word 'hey nova' synthesizes to silence"):
+        preflight(["hey_nova", "cat"], EmbeddedConfig(), speaks_silence_for_nova)
+    preflight(["hey_nova"], EmbeddedConfig())  # the real espeak-ng says it
+
+
+def test_generated_rooms_decay_by_their_rt60():
+    rate = 16000
+    response = room_response(0.5, np.random.default_rng(0), rate)
+    assert response[0] == 1.0 and 0.5 * rate <= len(response) <= 0.52 * rate
+    tail = response[1:]
+    early, late = tail[: rate // 20], tail[-rate // 20 :]
+    decay_db = 10 * np.log10(np.mean(early**2) / np.mean(late**2))
+    assert 45 < decay_db < 65  # 60 dB over the RT60, measured between its first and last 50 ms
+
+
+def test_band_limits_remove_what_a_phone_or_a_far_microphone_would_not_pass():
+    rate = 16000
+    noise = np.random.default_rng(1).normal(0, 0.1, rate).astype(np.float32)
+
+    def band_db(x, low, high):
+        spectrum = np.abs(np.fft.rfft(x)) ** 2
+        freqs = np.fft.rfftfreq(len(x), 1 / rate)
+        return 10 * np.log10(spectrum[(freqs >= low) & (freqs < high)].mean())
+
+    phone = band_limit(noise, "phone", np.random.default_rng(2), rate)
+    far = band_limit(noise, "far", np.random.default_rng(2), rate)
+    for out in (phone, far):  # level kept: an effect does not change the drawn peak
+        assert np.abs(out).max() == pytest.approx(np.abs(noise).max(), rel=1e-5)
+    assert band_db(phone, 1000, 2000) - band_db(phone, 6000, 8000) > 30
+    assert band_db(phone, 1000, 2000) - band_db(phone, 0, 100) > 20
+    assert band_db(far, 500, 1500) - band_db(far, 6500, 8000) > 30
+    wet = reverberate(noise, 0.4, np.random.default_rng(3), rate)
+    assert len(wet) == len(noise) and not np.allclose(wet, noise)
+
+
+def test_rooms_and_band_limits_are_seeded_and_opt_in(tmp_path):
+    words = dict(unknown_words=["yes", "cat"])
+    effects = dict(reverb_fraction=0.5, band_limit_fraction=0.5)
+    plain, first, second = tmp_path / "plain", tmp_path / "a", tmp_path / "b"
+    generate_dataset(plain, **TINY, **words)
+    facts = generate_dataset(first, **TINY, **words, **effects)
+    generate_dataset(second, **TINY, **words, **effects)
+    assert _snapshot(first) == _snapshot(second)
+    reverberated, band_limited = facts["reverberated"], facts["band_limited"]
+    assert 0 < reverberated < 8 and 0 < band_limited < 8
+    # Exactly the clips given an effect differ from the plain set: the effects draw apart from
+    # the speech, the level and the placement.
+    dry = _snapshot(plain)
+    changed = [name for name, data in _snapshot(first).items() if data != dry[name]]
+    assert all("_nohash_" in name for name in changed)
+    assert max(reverberated, band_limited) <= len(changed) <= reverberated + band_limited

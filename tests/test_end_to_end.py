@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from pipeline.core.schema import read_yaml
+from tests.test_own_data import write_recordings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STAGES = [
@@ -78,10 +79,9 @@ def ran_stages(output: str) -> set[str]:
     return {stage for stage in STAGES if f"Running stage '{stage}'" in output}
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    """A git + DVC copy of the working tree with tiny params, reproduced once."""
-    work = tmp_path_factory.mktemp("e2e") / "repo"
+def copy_repository(work: Path, **data) -> Path:
+    """A git + DVC copy of the working tree at ``work`` with tiny params (``data`` overriding the
+    data section), committed, not reproduced."""
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
         cwd=REPO_ROOT,
@@ -96,6 +96,7 @@ def workdir(tmp_path_factory) -> Path:
             shutil.copy2(source, work / name)
     params_path = work / "params.yaml"
     params = tiny_params(read_yaml(params_path.read_text()))
+    params["data"].update(data)
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
     for stale in ("metrics", "dvc.lock"):
         if (work / stale).exists():
@@ -103,6 +104,13 @@ def workdir(tmp_path_factory) -> Path:
     run(["git", "init", "-q", "-b", "main"], work)
     run(["git", "add", "-A"], work)
     run(["git", "commit", "-q", "-m", "tiny copy"], work)
+    return work
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A git + DVC copy of the working tree with tiny params, reproduced once."""
+    work = copy_repository(tmp_path_factory.mktemp("e2e") / "repo")
     result = run(["dvc", "repro"], work)
     assert ran_stages(result.stdout) == set(STAGES), result.stdout[-3000:]
     run(["git", "add", "-A"], work)
@@ -237,3 +245,15 @@ def test_ci_rerun_pulls_cached_stages_and_reruns_only_train_onwards(workdir, tmp
     assert "train.learning_rate" in report and "| metric | origin/main | workspace |" in report
     assert "metrics/evaluate.json" in report
     assert {p for p in remote.rglob("*") if p.is_file()} > pushed  # B pushed its new artifacts
+
+
+def test_own_recordings_go_through_dvc_repro_with_only_the_source_changed(tmp_path):
+    """A folder of the default wanted words (and one other) in mixed formats, without background
+    noise or speaker names: data.source: dir and data.dir are all that change."""
+    words = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "cat")
+    recordings = write_recordings(tmp_path / "recordings", words)
+    work = copy_repository(tmp_path / "repo", source="dir", dir=str(recordings))
+    result = run(["dvc", "repro"], work)
+    assert ran_stages(result.stdout) == set(STAGES), result.stdout[-3000:]
+    assert (work / "data/raw/converted.csv").is_file()
+    assert (work / "metrics/stream.json").is_file()

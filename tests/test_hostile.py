@@ -461,7 +461,7 @@ def test_a_damaged_download_is_an_error_and_is_not_kept_in_the_cache(tmp_path, m
         assert not out.exists() and list(cache.iterdir()) == []  # nothing half-cached
         (served / "speech.tar.gz").write_bytes(good)  # fixed on the server: the next run fetches it
         info = build_raw(out, config, clip, cache, progress=False)
-        assert info["counts"] == {"yes": 20}
+        assert info["counts"] == {"_background_noise_": 4, "yes": 20}  # noise generated
     finally:
         server.shutdown()
         server.server_close()
@@ -568,7 +568,7 @@ def test_long_clips_skip_or_error_by_their_own_policy(words):
     assert not (words / "yes" / "three_nohash_0.wav").exists()
 
 
-def test_warnings_name_data_raw_not_the_temporary_folder(tmp_path, words, caplog):
+def test_warnings_name_the_users_folder_not_the_temporary_one(tmp_path, words, caplog):
     caplog.set_level(logging.WARNING)
     config = DataConfig(source="dir", dir=str(words), on_bad_file="skip")
     out = tmp_path / "data" / "raw"
@@ -581,9 +581,9 @@ def test_warnings_name_data_raw_not_the_temporary_folder(tmp_path, words, caplog
     )
     assert info["skipped"] == 1
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any(f"skipped 1 bad file(s) of 7 under {out.as_posix()}/dataset" in w for w in warnings)
+    assert any(f"skipped 1 bad file(s) of 7 under {words.as_posix()}" in w for w in warnings)
     assert any(
-        f"1 clip(s) under {out.as_posix()}/dataset are longer than one clip" in w for w in warnings
+        f"1 clip(s) under {words.as_posix()} are longer than one clip" in w for w in warnings
     )
     assert not any(".tmp" in w for w in warnings), warnings
 
@@ -613,7 +613,7 @@ def test_a_clip_inflating_to_a_quarter_hour_in_an_archive_is_a_bad_file(tmp_path
     assert caught.value.path.endswith("data/raw/dataset/yes/long_nohash_0.wav")
     assert not (tmp_path / "project" / "data" / "raw").exists()
     info = raw(tmp_path, archive, on_bad_file="skip")
-    assert info["skipped"] == 1 and info["counts"] == {"no": 1, "yes": 1}
+    assert info["skipped"] == 1 and info["counts"] == {"_background_noise_": 4, "no": 1, "yes": 1}
     refused(
         tmp_path,
         archive,
@@ -681,7 +681,7 @@ def test_loops_unreadable_files_and_non_utf8_names_are_listed_when_skipped(
     rows = list(csv.reader((out / "skipped.csv").open(encoding="utf-8")))
     assert rows[0] == ["path", "problem"]
     assert {path: problem for path, problem in rows[1:]} == {
-        f"{out.as_posix()}/dataset/{name}": problem for name, problem in SKIPPED.items()
+        f"{hostile_dir.as_posix()}/{name}": problem for name, problem in SKIPPED.items()
     }
     assert (
         info["skipped"] == len(SKIPPED) and info["counts"]["yes"] == 2 and info["counts"]["no"] == 2
@@ -700,7 +700,7 @@ def test_the_first_of_them_is_named_in_error_mode(tmp_path, hostile_dir, locked)
             tmp_path / "c",
             progress=False,
         )
-    assert caught.value.path == f"{out.as_posix()}/dataset/no/dangling.wav"
+    assert caught.value.path == f"{hostile_dir.as_posix()}/no/dangling.wav"
     assert "4 other file(s) are bad too" in str(caught.value)
     assert not out.exists()
 
@@ -720,7 +720,7 @@ def test_a_non_utf8_member_name_in_a_tar_is_a_bad_file(tmp_path):
         raw(tmp_path, archive)
     assert caught.value.path.endswith("yes/\\xe9t\\xe9_nohash_0.wav")
     info = raw(tmp_path, archive, on_bad_file="skip")
-    assert info["skipped"] == 1 and info["counts"] == {"no": 1, "yes": 1}
+    assert info["skipped"] == 1 and info["counts"] == {"_background_noise_": 4, "no": 1, "yes": 1}
 
 
 # ---------------------------------------------------------- property: random hostile archives
@@ -892,7 +892,7 @@ def _stage_cases(tmp_path: Path) -> dict:
         (locked / "yes" / "b_nohash_0.wav").chmod(0)
         cases["unreadable file"] = (
             dict(source="dir", dir=str(locked)),
-            "data/raw/dataset/yes/b_nohash_0.wav",
+            locked / "yes" / "b_nohash_0.wav",
             "cannot read: Permission denied",
         )
     return cases | {
@@ -923,17 +923,17 @@ def _stage_cases(tmp_path: Path) -> dict:
         ),
         "long clip": (
             dict(source="dir", dir=str(long), on_long_clip="error"),
-            "data/raw/dataset/yes/long_nohash_0.wav",
+            long / "yes" / "long_nohash_0.wav",
             "3.00 s long, longer than one clip",
         ),
         "link loop": (
             dict(source="dir", dir=str(loops)),
-            "data/raw/dataset/yes/loop.wav",
+            loops / "yes" / "loop.wav",
             "a symbolic link loop",
         ),
         "non-UTF-8 name": (
             dict(source="dir", dir=str(names)),
-            "data/raw/dataset/yes/\\xff_nohash_0.wav",
+            f"{names}/yes/\\xff_nohash_0.wav",
             "file name is not valid UTF-8",
         ),
     }

@@ -112,9 +112,7 @@ def export(tmp_path_factory) -> Path:
     rng = np.random.default_rng(0)
     representative = rng.normal(0, 1, (8, *cfg.feature_shape)).astype(np.float32)
     check_audio = np.stack([word_clip("yes", s, 0) for s in range(2)]).astype(np.float32)
-    write_exports(
-        folder, model, cfg, LABELS, False, representative, check_audio, {"exported": False}
-    )
+    write_exports(folder, model, cfg, LABELS, False, representative, check_audio, None)
     model.save(folder / "model.keras")
     (folder / "meta.json").write_text(json.dumps({"features": {"features": FEATURES}}))
     return folder
@@ -144,8 +142,8 @@ def test_valid_wav_forms_score_like_the_plain_wav_with_every_backend(export, tmp
 
 # --------------------------------------------------------------------- tampered export files
 def _tamper_json(path: Path, change) -> None:
-    data = json.loads(path.read_text())
-    path.write_text(json.dumps(change(data)))
+    data = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps(change(data)), encoding="utf-8")
 
 
 def _drop_stride(data):

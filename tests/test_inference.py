@@ -30,7 +30,7 @@ def tiny_clips(speakers=range(8)):
     rng = np.random.default_rng(5)
     audio, y = [], []
     for s in speakers:
-        for i, word in enumerate(WANTED + UNKNOWN):
+        for word in WANTED + UNKNOWN:
             audio.append(word_clip(word, s, 0))
             y.append(LABELS.index(word) if word in WANTED else 1)
         audio.append(rng.normal(0, 0.003, 16000).astype(np.float32))

@@ -66,7 +66,7 @@ def names(count, seed=0):
     rng = random.Random(seed)
     out = []
     for i in range(count):
-        speaker = "%08x" % rng.getrandbits(32)
+        speaker = f"{rng.getrandbits(32):08x}"
         form = i % 4
         if form == 0:
             out.append(f"{speaker}_nohash_{rng.randrange(5)}.wav")
@@ -436,3 +436,22 @@ def test_real_clips(shared_mini, tmp_path):
         assert counts[UNKNOWN_LABEL] == min(math.ceil(n_wanted / 10), facts["unknown_pool"][s])
     assert sum(len(splits[s]) for s in SPLITS) == 2096 + 468 + 255
     assert sum(facts["unknown_pool"].values()) == sum(p.parent.name not in wanted for p in files)
+
+
+def test_a_phrase_folder_is_labelled_as_the_wanted_phrase(tmp_path):
+    # A folder "Lights On" (a dir source) and the wanted phrase "lights on" meet as lights_on,
+    # the label labels.txt and the manifests show.
+    raw = tmp_path / "raw"
+    make_store(raw / "dataset", words=("Lights On", "cat"), speakers=20)
+    out, _ = run_stage(
+        tmp_path,
+        raw,
+        "phrase",
+        wanted_words=["lights on"],
+        validation_percentage=20,
+        testing_percentage=20,
+    )
+    assert (out / "labels.txt").read_text().split() == [SILENCE_LABEL, UNKNOWN_LABEL, "lights_on"]
+    rows = read_manifest(out / "train.csv")
+    assert {r.label for r in rows} >= {"lights_on", UNKNOWN_LABEL}
+    assert {r.word for r in rows if r.label == "lights_on"} == {"lights_on"}

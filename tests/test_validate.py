@@ -174,18 +174,18 @@ def test_background_noise_of_exactly_one_clip_is_too_short(tiny_dataset):
 
 def test_decide_is_the_policies_alone(tmp_path):
     """The pure step: from the scanned facts alone (the files need not exist), what is skipped,
-    resampled and kept long under each policy, and which policy refuses the data set."""
+    converted and kept long under each policy, and which policy refuses the data set."""
     root = tmp_path / "nowhere" / "dataset"
     good = ClipFacts(root / "yes" / "a_nohash_0.wav", frames=RATE)
-    slow = ClipFacts(root / "yes" / "b_nohash_0.wav", frames=RATE, needs_resample=True)
-    long = ClipFacts(root / "no" / "c_nohash_0.wav", frames=3 * RATE, needs_resample=True)
+    slow = ClipFacts(root / "yes" / "b_nohash_0.wav", frames=RATE, changes=("rate",))
+    long = ClipFacts(root / "no" / "c_nohash_0.wav", frames=3 * RATE, changes=("rate",))
     noise = ClipFacts(root / "_background_noise_" / "n.wav", frames=5 * RATE)
     bad = ClipFacts(root / "up" / "d_nohash_0.wav", problem="not a WAV file")
     facts = [good, slow, long, noise, bad]
 
     kept = decide(facts, root, RATE, RATE, on_bad_file="skip")
     assert kept.skip == [(bad.path, "not a WAV file")]
-    assert kept.resample == [slow.path, long.path]
+    assert [f.path for f in kept.convert] == [slow.path, long.path]
     assert kept.kept_long == [(long.path, 3 * RATE)]  # noise is never a long clip
 
     dropped = decide(facts, root, RATE, RATE, on_bad_file="skip", on_long_clip="skip")
@@ -195,7 +195,7 @@ def test_decide_is_the_policies_alone(tmp_path):
             (long.path, "3.00 s long, longer than one clip (1000 ms) (data.on_long_clip: skip)"),
         ]
     )
-    assert dropped.resample == [slow.path] and dropped.kept_long == []
+    assert [f.path for f in dropped.convert] == [slow.path] and dropped.kept_long == []
 
     with pytest.raises(WavError) as info:
         decide(
@@ -208,5 +208,5 @@ def test_decide_is_the_policies_alone(tmp_path):
     with pytest.raises(WavError, match=r"dataset/no/c_nohash_0.wav: 3.00 s long.*truncate keeps"):
         decide([good, long], root, RATE, RATE, on_long_clip="error")
     clean = decide([good, noise], root, RATE, RATE)
-    assert (clean.skip, clean.resample, clean.kept_long) == ([], [], [])
+    assert (clean.skip, clean.convert, clean.kept_long) == ([], [], [])
     assert not (tmp_path / "nowhere").exists()

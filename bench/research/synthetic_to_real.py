@@ -36,15 +36,43 @@ from bench.common import REPO, SHARED_MINI
 from pipeline.core.schema import read_yaml
 
 # name -> (presets applied in order, dotted overrides applied after them)
+ROOMS = {"data.embedded.reverb_fraction": 0.5}
+BANDS = {"data.embedded.band_limit_fraction": 0.3}
+KLATT = ["klatt", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6"]
+# The real-speech preset's front end and model on clips alone (no training streams: the bench
+# scores clips), with the tutorial's tenth of unknown words.
+EMBEDDING = (["real-speech"], {"split.unknown_percentage": 10, "stream_windows.streams": 0})
+
+
+def _with(config: tuple[list[str], dict[str, Any]], *extra: dict) -> tuple[list[str], dict]:
+    presets, overrides = config
+    for more in extra:
+        overrides = {**overrides, **more}
+    return presets, overrides
+
+
 CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
     # The default pipeline (make run): ds_cnn on MFCC.
     "default": ([], {}),
+    "default+rooms+bands": ([], {**ROOMS, **BANDS}),
     # The tutorial's configuration (conv on MFCC).
-    "tutorial": (["tutorial"], {}),
+    # (fewer steps than its 18,000: 2 CPU cores; its data source set back to embedded).
+    "tutorial": (
+        ["tutorial"],
+        {"data.source": "embedded", "train.how_many_training_steps": [1500, 500]},
+    ),
     # The speech embedding learned from real speech, 1-D convolutions over its windows.
-    "embedding": (["real-speech"], {"split.unknown_percentage": 10}),
+    "embedding": EMBEDDING,
+    "embedding+rooms": _with(EMBEDDING, ROOMS),
+    "embedding+bands": _with(EMBEDDING, BANDS),
+    "embedding+rooms+bands": _with(EMBEDDING, ROOMS, BANDS),
+    # espeak-ng's Klatt voices beside the default variants (another synthesis method).
+    "embedding+klatt": _with(EMBEDDING, {"data.embedded.variants": None}),  # set in config_params
     # The committee on the speech embedding and EfficientWord-Net (slow to featurize).
-    "committee": (["real-speech-mean"], {"split.unknown_percentage": 10, "augment.copies": 1}),
+    "committee": (
+        ["real-speech-mean"],
+        {"split.unknown_percentage": 10, "stream_windows.streams": 0, "augment.copies": 1},
+    ),
 }
 DATA_SECTIONS = ("data", "split", "features", "augment", "stream_windows")
 STAGES_DATA = ("download", "split", "featurize")
@@ -77,6 +105,8 @@ def config_params(base: dict, name: str) -> dict:
             params, read_yaml((REPO / "presets" / f"{preset}.yaml").read_text(encoding="utf-8"))
         )
     for key, value in overrides.items():
+        if key == "data.embedded.variants" and value is None:  # the defaults plus Klatt's
+            value = [*params["data"]["embedded"]["variants"], *KLATT]
         set_dotted(params, key, value)
     if params["data"]["source"] != "embedded":
         raise SystemExit(f"config {name}: data.source must stay embedded (no real training data)")

@@ -2,7 +2,9 @@
 
 The data set is 16-bit mono PCM WAV. Reading parses the RIFF chunks itself so that each kind of
 bad file gets its own message (not a WAV, truncated, not PCM 16-bit, not mono, wrong rate) naming
-the file, which is what a user needs to fix or skip it.
+the file, which is what a user needs to fix or skip it. :func:`decode_any_wav` also reads the
+other common WAV sample formats (PCM 8/24/32-bit, float 32/64-bit, any channel count), which the
+download stage converts when it takes in a folder of the user's own recordings.
 """
 
 from __future__ import annotations
@@ -20,7 +22,17 @@ from pipeline.core.errors import WavError
 from pipeline.core.fs import atomic_write_bytes
 
 WAVE_FORMAT_PCM = 1
+WAVE_FORMAT_IEEE_FLOAT = 3
 WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+# (format tag, bits per sample) -> the encoding's name, for what decode_any_wav reads.
+WAV_ENCODINGS = {
+    (WAVE_FORMAT_PCM, 8): "8-bit PCM",
+    (WAVE_FORMAT_PCM, 16): "16-bit PCM",
+    (WAVE_FORMAT_PCM, 24): "24-bit PCM",
+    (WAVE_FORMAT_PCM, 32): "32-bit PCM",
+    (WAVE_FORMAT_IEEE_FLOAT, 32): "32-bit float",
+    (WAVE_FORMAT_IEEE_FLOAT, 64): "64-bit float",
+}
 
 
 @dataclass(frozen=True)
@@ -171,6 +183,50 @@ def canonical_wav_bytes(data: bytes, path="<bytes>", sample_rate: int | None = N
     """
     pcm, rate = decode_pcm16_bytes(data, path, sample_rate)
     return encode_pcm16(pcm, rate)
+
+
+def wav_encoding(info: WavInfo) -> str:
+    """The sample encoding's name ("24-bit PCM", "32-bit float"); '' when
+    :func:`decode_any_wav` cannot read it."""
+    return WAV_ENCODINGS.get((info.format_tag, info.bits_per_sample), "")
+
+
+def unsupported_encoding(info: WavInfo) -> str:
+    """Why :func:`decode_any_wav` cannot read a WAV of this header ('' when it can)."""
+    if info.channels < 1:
+        return "0 channels"
+    if wav_encoding(info):
+        return ""
+    return (
+        f"format tag {info.format_tag} with {info.bits_per_sample}-bit samples; readable are PCM "
+        "8/16/24/32-bit and float 32/64-bit"
+    )
+
+
+def decode_any_wav(data: bytes, path="<bytes>") -> tuple[np.ndarray, int]:
+    """Samples of a PCM (8/16/24/32-bit) or float (32/64-bit) WAV with any channel count, as
+    float32 ``(frames, channels)`` in [-1, 1] (floats as stored), and its sample rate."""
+    info, body = _parse(data, path)
+    problem = unsupported_encoding(info)
+    if problem:
+        raise WavError(path, problem)
+    width = info.bits_per_sample // 8
+    body = body[: len(body) - len(body) % (width * info.channels)]
+    if info.format_tag == WAVE_FORMAT_IEEE_FLOAT:
+        samples = np.frombuffer(body, dtype="<f4" if width == 4 else "<f8").astype(np.float32)
+    elif width == 1:  # 8-bit WAV is unsigned, 128 the zero level
+        samples = (np.frombuffer(body, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif width == 3:  # little-endian 24-bit: widen to int32 by a zero low byte
+        raw = np.frombuffer(body, dtype=np.uint8).reshape(-1, 3)
+        wide = np.zeros((len(raw), 4), np.uint8)
+        wide[:, 1:] = raw
+        samples = (wide.view("<i4")[:, 0] / 2.0**31).astype(np.float32)
+    else:
+        dtype = "<i2" if width == 2 else "<i4"
+        samples = (np.frombuffer(body, dtype=dtype) / float(2 ** (8 * width - 1))).astype(
+            np.float32
+        )
+    return samples.reshape(-1, info.channels), info.sample_rate
 
 
 def read_wav(path, sample_rate: int | None = None, resample: bool = False) -> np.ndarray:

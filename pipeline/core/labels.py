@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from pathlib import Path
 
 from pipeline.core.errors import StageError
@@ -51,6 +53,37 @@ ALL_WORDS = [
     "learn",
     "visual",
 ]
+
+
+def label_for(word: str) -> str:
+    """The label of a word, phrase or word folder: lower-cased, runs of white space as ``_``.
+
+    One rule for every place a word appears: ``split.wanted_words``, the embedded generator's
+    folders (``"lights on"`` is spoken as two words and stored in ``lights_on/``), the split's
+    reading of folder names, labels.txt and the metrics.
+    """
+    return re.sub(r"\s+", "_", word.strip()).lower()
+
+
+def spoken_text(label: str) -> str:
+    """What a synthesiser says for ``label``: its ``_`` back to spaces."""
+    return label.replace("_", " ")
+
+
+def label_problem(label: str) -> str | None:
+    """Why ``label`` (see :func:`label_for`) cannot name a word folder, or None when it can.
+
+    Letters and marks of any script, digits, ``_``, ``'`` and ``-`` are allowed; at least one
+    letter or digit is needed.
+    """
+    if not label:
+        return "is empty"
+    for char in label:
+        if char not in "_'-" and unicodedata.category(char)[0] not in "LMN":
+            return f"holds {char!r}: a word may have letters, digits, spaces, ' and -"
+    if not any(unicodedata.category(char)[0] in "LN" for char in label):
+        return "has no letter or digit"
+    return None
 
 
 def prepare_words_list(wanted_words) -> list[str]:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.core.errors import ParamError
-from pipeline.core.labels import BACKGROUND_NOISE_DIR, SILENCE_LABEL, UNKNOWN_LABEL
+from pipeline.core.labels import (
+    ALL_WORDS,
+    BACKGROUND_NOISE_DIR,
+    SILENCE_LABEL,
+    UNKNOWN_LABEL,
+    label_for,
+    label_problem,
+)
 from pipeline.core.schema import (
     Section,
     boolean,
@@ -23,11 +30,55 @@ TEST_SETS = ("hash", "official")
 ON_BAD_FILE = ("error", "skip")
 ON_LONG_CLIP = ("truncate", "skip", "error")
 RESERVED_WORDS = (SILENCE_LABEL, UNKNOWN_LABEL, BACKGROUND_NOISE_DIR)
+# The voice variants of espeak-ng the embedded speakers use by default (espeak-ng-data/voices/!v,
+# selected as "<accent>+<variant>"). Whispering, robotic and deliberately distorted variants are
+# left out. A name that does not exist would silently give the default voice: the generator
+# refuses one before synthesising anything.
+DEFAULT_VARIANTS = (
+    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8",
+    "f1", "f2", "f3", "f4", "f5",
+    "Alex", "Andy", "Annie", "adam", "anika", "aunty", "belinda", "benjamin", "david", "ed",
+    "edward", "grandma", "grandpa", "ian", "iven", "john", "Lee", "linda", "michel", "norbert",
+    "paul", "quincy", "rob", "robert", "shelby", "steph", "travis", "victor",
+)  # fmt: skip
+
+
+def word_labels(key: str, words) -> list[str]:
+    """``words`` as labels (:func:`label_for`); a ParamError naming ``key`` and the word that is
+    not a usable label, repeats another (after labelling) or is a reserved name."""
+    labels: list[str] = []
+    for word in words:
+        label = label_for(word)
+        problem = label_problem(label)
+        if problem:
+            raise ParamError(f"params: {key}: the word {word!r} {problem}")
+        if label in RESERVED_WORDS:
+            raise ParamError(
+                f"params: {key}: the word {word!r} collides with the reserved label {label!r}"
+            )
+        if label in labels:
+            raise ParamError(f"params: {key}: the word {word!r} is listed twice (as {label!r})")
+        labels.append(label)
+    return labels
+
+
+def _range_problem(bounds) -> str | None:
+    if len(bounds) != 2 or bounds[0] > bounds[1]:
+        return "expected [low, high] with low <= high"
+    return None
+
+
+def _range(low, high, kind=number) -> object:
+    return list_of(kind(low, high), check=_range_problem)
 
 
 @dataclass(frozen=True)
 class EmbeddedConfig(Section):
-    """``data.embedded``: the synthetic espeak-ng data set."""
+    """``data.embedded``: the synthetic espeak-ng data set.
+
+    Every variety factor defaults to what the generator did before it became a parameter (a
+    range as it was, an effect off), so the default data set stays the same bytes.
+    """
 
     section = "data.embedded"
 
@@ -35,6 +86,25 @@ class EmbeddedConfig(Section):
     takes: int = param(1, integer(1, 100))
     noise_seconds: float = param(60, number(1, 3600))
     seed: int = param(20171, random_seed())
+    # Words spoken for _unknown_ besides split.wanted_words (a wanted word in it is spoken once).
+    unknown_words: list = param(list(ALL_WORDS), list_of(text(nonempty=True)))
+    # An espeak-ng language (a voice file of the espeak-ng data in the espeakng-loader wheel).
+    language: str = param("en", text(nonempty=True))
+    variants: list = param(list(DEFAULT_VARIANTS), list_of(text(nonempty=True)))
+    rate: list = param([80, 175], _range(20, 450, integer))
+    pitch: list = param([25, 75], _range(0, 99, integer))
+    pitch_range: list = param([30, 80], _range(0, 99, integer))
+    peak_level: list = param([0.1, 0.9], _range(0.001, 1))
+    reverb_fraction: float = param(0, number(0, 1))
+    reverb_rt60_s: list = param([0.2, 0.8], _range(0.05, 3))
+    band_limit_fraction: float = param(0, number(0, 1))
+
+    def __post_init__(self):
+        labels = word_labels(f"{self.section}.unknown_words", self.unknown_words)
+        object.__setattr__(self, "unknown_words", labels)
+        object.__setattr__(self, "language", self.language.strip().lower())
+        if len(set(self.variants)) != len(self.variants):
+            raise ParamError(f"params: {self.section}.variants has duplicates: {self.variants}")
 
 
 @dataclass(frozen=True)
@@ -92,9 +162,8 @@ class SplitConfig(Section):
             raise ParamError(
                 "params: split.validation_percentage + split.testing_percentage must be <= 100"
             )
-        words = self.wanted_words
-        if len(set(words)) != len(words):
-            raise ParamError(f"params: split.wanted_words has duplicates: {words}")
-        reserved = set(RESERVED_WORDS) & set(words)
-        if reserved:
-            raise ParamError(f"params: split.wanted_words may not contain {sorted(reserved)}")
+        # Words and phrases become labels ("Lights On" -> "lights_on"), the names everything
+        # after this shows: folders, labels.txt, metrics.
+        object.__setattr__(
+            self, "wanted_words", word_labels("split.wanted_words", self.wanted_words)
+        )

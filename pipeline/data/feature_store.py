@@ -49,13 +49,15 @@ def read_features(features_dir, name: str, num_labels: int) -> tuple[np.ndarray,
         )
     if y.ndim != 1 or len(x) != len(y):
         raise StageError(
-            f"{x_path.parent}: expected x [N, frames, bins] and y [N], got x {x.shape} and y {y.shape}"
+            f"{x_path.parent}: expected x [N, frames, bins] and y [N], "
+            f"got x {x.shape} and y {y.shape}"
         )
     if len(y) == 0:
         raise StageError(f"{x_path.parent}: holds no examples")
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= num_labels:
         raise StageError(
-            f"{y_path}: labels must be integers in [0, {num_labels}), got {y.dtype} in [{y.min()}, {y.max()}]"
+            f"{y_path}: labels must be integers in [0, {num_labels}), "
+            f"got {y.dtype} in [{y.min()}, {y.max()}]"
         )
     return x, y.astype(np.int32, copy=False)
 

@@ -1,9 +1,10 @@
 """The split manifests: one CSV row per example, the contract between split and later stages.
 
 Columns: ``path`` (a clip in a clip store, ``<store folder>/<name>`` relative to the repository
-root, e.g. ``data/raw/dataset/yes/0a7c2a8d_nohash_0.wav``; empty for generated silence), ``word`` (the
-folder name; ``_silence_`` for silence rows), ``label``, ``label_index``, ``speaker`` (the part of
-the file name before ``_nohash_``), ``split``. :func:`read_manifest` is the one reader.
+root, e.g. ``data/raw/dataset/yes/0a7c2a8d_nohash_0.wav``; empty for generated silence),
+``word`` (the folder name; ``_silence_`` for silence rows), ``label``, ``label_index``,
+``speaker`` (the part of the file name before ``_nohash_``), ``split``. :func:`read_manifest` is
+the one reader. The download stage's reports (skipped.csv, converted.csv) are written here too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ SPLITS = ("training", "validation", "testing")
 MANIFEST_NAMES = {"training": "train.csv", "validation": "validation.csv", "testing": "test.csv"}
 COLUMNS = ("path", "word", "label", "label_index", "speaker", "split")
 SKIPPED_COLUMNS = ("path", "problem")
+CONVERTED_COLUMNS = ("set", "path", "was", "converted")
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,15 @@ def skipped_text(skipped) -> str:
     """The ``path,problem`` report of clips left out (header only when none were)."""
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows([SKIPPED_COLUMNS, *skipped])
+    return buffer.getvalue()
+
+
+def converted_text(converted) -> str:
+    """The ``set,path,was,converted`` report of clips converted on ingest: the data set
+    (dataset, official_test), the file's path relative to its folder, its format before and what
+    changed (format, channels, rate, name)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([CONVERTED_COLUMNS, *converted])
     return buffer.getvalue()
 
 

@@ -27,6 +27,7 @@ from pipeline.core.labels import (
     SILENCE_LABEL,
     UNKNOWN_INDEX,
     UNKNOWN_LABEL,
+    label_for,
     prepare_words_list,
     write_labels,
 )
@@ -66,12 +67,13 @@ def which_set(filename, validation_percentage, testing_percentage, salt: str = "
 
 def _word_clips(root: Path) -> dict[str, list[str]]:
     """The clips of the store ``root`` as manifest paths (``<root>/<word>/<file>.wav``), grouped by
-    lower-cased folder name, in (folder, file) order; background noise left out."""
+    their folder's label (``label_for``: lower-cased, white space as ``_``), in (folder, file)
+    order; background noise left out."""
     groups: dict[str, list[str]] = {}
     with ClipStore(root) as store:
         names = sorted(store.names, key=lambda name: tuple(name.split("/", 1)))
     for name in names:
-        word = name.split("/", 1)[0].lower()
+        word = label_for(name.split("/", 1)[0])
         if word != BACKGROUND_NOISE_DIR:
             groups.setdefault(word, []).append(f"{root.as_posix()}/{name}")
     return groups
@@ -97,7 +99,7 @@ def _checked_word_clips(
 
 
 def index_dataset(root, wanted_words, validation_percentage, testing_percentage, salt: str = ""):
-    """Hash every clip of the store ``root`` into a split: ``(wanted, unknown)``, each split -> rows.
+    """Hash every clip of the store ``root`` into a split: ``(wanted, unknown)``, split -> rows.
 
     Raises StageError naming the folder if it holds no clips or lacks a wanted word.
     """

@@ -40,19 +40,22 @@ def evaluate_test_split(
     feature_labels_path = features_dir / "labels.txt"
     if feature_labels_path.is_file() and read_labels(feature_labels_path) != labels:
         raise StageError(
-            f"{feature_labels_path}: labels differ from the model's {labels_path} (retrain the model)"
+            f"{feature_labels_path}: labels differ from the model's {labels_path} "
+            "(retrain the model)"
         )
     x, y = read_features(features_dir, "test", len(labels))
     model = load_model_file(model_dir / "model.keras")
     expected = tuple(model.input_shape[1:])
     if tuple(x.shape[1:]) != expected:
         raise StageError(
-            f"{features_dir / 'test'}: features {x.shape[1:]} do not fit the model's input {expected}"
+            f"{features_dir / 'test'}: features {x.shape[1:]} do not fit the model's input "
+            f"{expected}"
         )
     scores = batch_predictor(model)(x, BATCH)
     if scores.shape[1] != len(labels):
         raise StageError(
-            f"{model_dir}: model has {scores.shape[1]} outputs but {labels_path} lists {len(labels)} labels"
+            f"{model_dir}: model has {scores.shape[1]} outputs but {labels_path} lists "
+            f"{len(labels)} labels"
         )
     predicted = scores.argmax(axis=1)
     metrics, matrix = score(y, predicted, labels)

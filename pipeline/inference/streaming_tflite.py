@@ -29,7 +29,8 @@ class StreamingTFLite:
         content: bytes | None = None,
         num_threads: int = 1,
     ):
-        """``state_names``: the states in output order (frontend.json's ``streaming.inputs[1:]``)."""
+        """``state_names``: the states in output order (frontend.json's
+        ``streaming.inputs[1:]``)."""
         name = str(path) if path is not None else "streaming model"
         try:
             self.interpreter = tflite_interpreter(

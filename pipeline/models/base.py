@@ -4,11 +4,11 @@ Every builder takes features of one clip (``[frames, bins]``, or ``[windows, 96]
 embeddings) and returns logits ``[batch, labels]``; the train stage adds the softmax. A committee
 of independent heads returns ``[batch, heads, labels]`` (``stack_heads``): training minimises each
 head's own cross entropy (their sum, so no head leans on another, as if trained apart) and the
-model's scores are the mean of the heads' softmaxes (``models/io.with_softmax``). A model is one module that
-defines ``MODEL = ModelSpec(...)``, listed in ``pipeline/models/registry.py``. Its hyperparameters
-are a :class:`~pipeline.core.schema.Section` (``options``) that params.yaml holds under
-``model.<name>``, validated like every other key. A model that can run frame by frame also gives
-``stream`` (see ``pipeline/models/streaming.py``).
+model's scores are the mean of the heads' softmaxes (``models/io.with_softmax``). A model is one
+module that defines ``MODEL = ModelSpec(...)``, listed in ``pipeline/models/registry.py``. Its
+hyperparameters are a :class:`~pipeline.core.schema.Section` (``options``) that params.yaml holds
+under ``model.<name>``, validated like every other key. A model that can run frame by frame also
+gives ``stream`` (see ``pipeline/models/streaming.py``).
 """
 
 from __future__ import annotations

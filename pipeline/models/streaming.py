@@ -93,7 +93,8 @@ def keep_if(condition, new, old):
 
 
 def logits_model(trained: keras.Model, architecture: str) -> keras.Model:
-    """The logits model inside the train stage's ``with_softmax`` wrapper (or ``trained`` itself)."""
+    """The logits model inside the train stage's ``with_softmax`` wrapper (or ``trained``
+    itself)."""
     for layer in trained.layers:
         if isinstance(layer, keras.Model) and layer.name == architecture:
             return layer

@@ -40,7 +40,8 @@ def split_pair(x, options: WordPairConvOptions):
         raise ParamError(
             f"{options.section.split('.')[-1]} needs features longer than {options.section}'s "
             f"windows x width = {sequence} values (the speech embedding's windows, then another "
-            f"embedding's values); these have {total}: use features.preprocess: embedding_efficientword"
+            f"embedding's values); these have {total}: "
+            "use features.preprocess: embedding_efficientword"
         )
     windows = layers.Reshape((options.windows, options.width), name="speech_windows")(
         flat[:, :sequence]

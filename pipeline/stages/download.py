@@ -13,7 +13,7 @@ from pipeline.core import paths
 from pipeline.core.clip import ClipFormat
 from pipeline.core.params import load_params
 from pipeline.data.acquire.sources import build_raw
-from pipeline.data.config import DataConfig
+from pipeline.data.config import DataConfig, SplitConfig
 
 
 def main(argv=None) -> int:
@@ -27,8 +27,9 @@ def main(argv=None) -> int:
         "data.keep_download)",
     )
     args = parser.parse_args(argv)
-    data, clip = load_params(args.params, DataConfig, ClipFormat)
-    build_raw(args.out, data, clip, args.cache_dir)
+    data, clip, split = load_params(args.params, DataConfig, ClipFormat, SplitConfig)
+    # The embedded source speaks the wanted words (other sources ignore them).
+    build_raw(args.out, data, clip, args.cache_dir, wanted_words=split.wanted_words)
     return 0
 
 

@@ -34,7 +34,8 @@ from pipeline.core.labels import SILENCE_LABEL
 
 @dataclass(frozen=True)
 class RecognizeResult:
-    """What the decoder says after one result: a label, its averaged score, whether it is new."""
+    """What the decoder says after one result: a label, its averaged score, and whether it is
+    new."""
 
     found_command: str
     score: float

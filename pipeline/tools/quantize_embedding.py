@@ -194,6 +194,18 @@ def quantize(data: Path) -> bytes:
         return (tmp / "int8.onnx").read_bytes()
 
 
+def require_onnx() -> None:
+    """This dev tool needs the ``onnx`` package, which the runtime lock leaves out (pyproject.toml:
+    the ``dev`` extra); say how to get it rather than fail deep in an import."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError as exc:
+        raise StageError(
+            "the onnx package is not installed; this dev tool needs it: `make install-test` "
+            "installs it (pinned in requirements-test.lock)"
+        ) from exc
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -212,6 +224,7 @@ def main(argv=None) -> int:
     out = args.out or asset_path()
     if not args.data.is_dir():
         raise StageError(f"{args.data}: no such folder (the real clips to calibrate on)")
+    require_onnx()
     model = quantize(args.data)
     if args.check:
         if not out.is_file():

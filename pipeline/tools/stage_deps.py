@@ -43,6 +43,7 @@ LAYERS = {
     "inference": {"core", "frontends", "models", "inference"},
     "export": {"core", "data", "frontends", "models", "inference", "export"},
     "streaming": {"core", "inference", "streaming"},
+    "web": {"core", "frontends", "inference", "streaming", "web"},
 }
 
 

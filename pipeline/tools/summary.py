@@ -70,7 +70,8 @@ def summary(root: Path = Path(".")) -> str:
     if missing:
         lines.append(f"(not computed yet: {', '.join(missing)}; run `dvc repro`)")
     lines.append(
-        "all metrics: dvc metrics show; against main: python -m pipeline.tools.compare_metrics --base main"
+        "all metrics: dvc metrics show; against main: "
+        "python -m pipeline.tools.compare_metrics --base main"
     )
     return "\n".join(lines)
 

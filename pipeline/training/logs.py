@@ -60,7 +60,8 @@ class TrainingLog:
         """One evaluation: a log line with the confusion matrix, events, dvclive metrics."""
         labels, step = self.labels, row["step"]
         log.info(
-            "step %d: rate %g, train accuracy %.1f%%, loss %.4f, validation accuracy %.1f%% (N=%d)\n"
+            "step %d: rate %g, train accuracy %.1f%%, loss %.4f, "
+            "validation accuracy %.1f%% (N=%d)\n"
             "confusion matrix (rows: actual, columns: predicted; %s):\n%s",
             step,
             row["learning_rate"],

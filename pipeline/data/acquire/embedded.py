@@ -1,4 +1,8 @@
-"""The embedded data set: Speech Commands' 35 words spoken by synthetic espeak-ng speakers.
+"""The embedded data set: words spoken by synthetic espeak-ng speakers.
+
+By default Speech Commands' 35 words in English; any words or short phrases in any espeak-ng
+language of the wheel with ``split.wanted_words``, ``data.embedded.unknown_words`` and
+``data.embedded.language``.
 
 It lets the whole pipeline run offline and in seconds (``data.source: embedded``). Speech is
 synthesised by the espeak-ng C library bundled in the ``espeakng-loader`` wheel (GPL-3, used at
@@ -16,7 +20,15 @@ Clip recipe: synthesise at espeak's native rate (22,050 Hz), resample with soxr,
 trailing silence, scale to a random peak level, place the word at a seeded random offset in a
 clip of ``clip_samples`` and add a low noise floor. A word longer than 95% of the clip is
 re-synthesised once at a proportionally faster speaking rate; if it is still too long its end is
-trimmed with a short fade (both are counted in the returned statistics).
+trimmed with a short fade (both are counted in the returned statistics). Opt-in effects
+(``data.embedded.reverb_fraction``, ``band_limit_fraction``) then put a share of the clips in a
+generated room and/or behind a phone or far-field band limit, each drawn from its own seeded
+generator so that switching one on changes no other draw.
+
+Pre-flight. Before anything is written, :func:`generate_dataset` checks the language and the
+voice variants against the espeak-ng data of the wheel and synthesises every word once in a
+separate fresh process: a word that espeak-ng refuses or that comes out silent is a one-line
+error naming it.
 """
 
 from __future__ import annotations
@@ -28,14 +40,15 @@ import os
 import pickle
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.core.audio import encode_wav
 from pipeline.core.errors import StageError
-from pipeline.core.labels import ALL_WORDS, BACKGROUND_NOISE_DIR
+from pipeline.core.labels import ALL_WORDS, BACKGROUND_NOISE_DIR, label_for, spoken_text
+from pipeline.data.config import DEFAULT_VARIANTS, EmbeddedConfig, word_labels
 
 # English accents of espeak-ng ("en" is British English; "en-gb" itself is rejected by the
 # library, so use "en").
@@ -49,17 +62,9 @@ ACCENTS = (
     "en-gb-x-gbclan",
     "en-gb-x-gbcwmd",
 )
-# Voice variants from espeak-ng-data/voices/!v (selected as "<accent>+<variant>"). Whispering,
-# robotic and deliberately distorted variants are left out. A name that does not exist is
-# silently replaced by the default voice, which tests/test_embedded.py guards against.
-VARIANTS = (
-    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8",
-    "f1", "f2", "f3", "f4", "f5",
-    "Alex", "Andy", "Annie", "adam", "anika", "aunty", "belinda", "benjamin", "david", "ed",
-    "edward", "grandma", "grandpa", "ian", "iven", "john", "Lee", "linda", "michel", "norbert",
-    "paul", "quincy", "rob", "robert", "shelby", "steph", "travis", "victor",
-)  # fmt: skip
-RATE_RANGE = (80, 175)  # words per minute: realistic single-word durations
+VARIANTS = DEFAULT_VARIANTS
+_DEFAULTS = EmbeddedConfig()
+RATE_RANGE = tuple(_DEFAULTS.rate)  # words per minute: realistic single-word durations
 NOISE_NAMES = ("white_noise", "pink_noise", "brown_noise", "babble")
 NATIVE_RATE = 22050
 
@@ -70,6 +75,36 @@ _ESPEAK_RATE, _ESPEAK_PITCH, _ESPEAK_RANGE = 1, 3, 4
 
 class EspeakError(StageError):
     """espeak-ng is missing or refused a request."""
+
+
+def _data_path() -> Path:
+    try:
+        import espeakng_loader
+    except ImportError:
+        raise EspeakError(
+            "the embedded data set needs espeak-ng: install the espeakng-loader package "
+            "(pinned in requirements.lock)"
+        ) from None
+    return Path(espeakng_loader.get_data_path())
+
+
+def available_languages() -> list[str]:
+    """The espeak-ng languages of the wheel: the names of its voice files (lang/**), lower-cased."""
+    return sorted({p.name.lower() for p in (_data_path() / "lang").rglob("*") if p.is_file()})
+
+
+def accents_for(language: str) -> tuple[str, ...]:
+    """The accent voices of ``language``: the 8 English ones for "en", else the language and its
+    dialects ("es": es, es-419), leaving out other scripts' voices (en-shaw, fa-latn)."""
+    if language == "en":
+        return ACCENTS
+    dialects = [
+        name
+        for name in available_languages()
+        if name.startswith(language + "-")
+        and not any(len(tag) == 4 and tag.isalpha() for tag in name.split("-x-")[0].split("-"))
+    ]
+    return (language, *dialects)
 
 
 @dataclass(frozen=True)
@@ -89,9 +124,18 @@ def _rng(*key) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def plan_speakers(count: int, seed: int) -> list[Speaker]:
-    """``count`` speakers covering the accent x variant grid in a seeded order."""
-    combos = [(a, v) for v in VARIANTS for a in ACCENTS]
+def plan_speakers(
+    count: int,
+    seed: int,
+    accents=ACCENTS,
+    variants=VARIANTS,
+    pitch=tuple(_DEFAULTS.pitch),
+    pitch_range=tuple(_DEFAULTS.pitch_range),
+    rate=RATE_RANGE,
+) -> list[Speaker]:
+    """``count`` speakers covering the accent x variant grid in a seeded order, each with a pitch,
+    pitch range and rate drawn from the ``[low, high]`` ranges."""
+    combos = [(a, v) for v in variants for a in accents]
     order = _rng(seed, "voices").permutation(len(combos))
     speakers, seen = [], set()
     for i in range(count):
@@ -107,9 +151,9 @@ def plan_speakers(count: int, seed: int) -> list[Speaker]:
             Speaker(
                 id=sid,
                 voice=f"{accent}+{variant}",
-                pitch=int(rng.integers(25, 76)),
-                pitch_range=int(rng.integers(30, 81)),
-                rate=int(rng.integers(RATE_RANGE[0], RATE_RANGE[1] + 1)),
+                pitch=int(rng.integers(pitch[0], pitch[1] + 1)),
+                pitch_range=int(rng.integers(pitch_range[0], pitch_range[1] + 1)),
+                rate=int(rng.integers(rate[0], rate[1] + 1)),
             )
         )
     return speakers
@@ -122,13 +166,9 @@ class Espeak:
     """
 
     def __init__(self, seed: int):
-        try:
-            import espeakng_loader
-        except ImportError:
-            raise EspeakError(
-                "the embedded data set needs espeak-ng: install the espeakng-loader package "
-                "(pinned in requirements.lock)"
-            ) from None
+        _data_path()  # a clear error when the wheel is missing
+        import espeakng_loader
+
         self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
         self.libc = ctypes.CDLL(None)
         self.lib.espeak_Initialize.restype = ctypes.c_int
@@ -220,8 +260,8 @@ def place_in_clip(word: np.ndarray, clip_samples: int, rng: np.random.Generator)
     return np.clip(clip, -1.0, 1.0)
 
 
-def _pseudo_sentence(rng: np.random.Generator) -> str:
-    """Speech-like nonsense for babble, never one of the 35 command words."""
+def _pseudo_sentence(rng: np.random.Generator, avoid=frozenset(ALL_WORDS)) -> str:
+    """Speech-like nonsense for babble, never one of the words in ``avoid``."""
     onsets = [
         "b",
         "d",
@@ -250,7 +290,7 @@ def _pseudo_sentence(rng: np.random.Generator) -> str:
         word = "".join(
             rng.choice(onsets) + rng.choice(vowels) for _ in range(int(rng.integers(1, 4)))
         )
-        if word not in ALL_WORDS:
+        if word not in avoid:
             words.append(word)
     return " ".join(words) + "."
 
@@ -272,19 +312,21 @@ def _coloured_noise(
     return np.fft.irfft(spectrum * gain, n).astype(np.float32)
 
 
-def _babble(engine: Espeak, n: int, seed: int, sample_rate: int, streams: int = 6) -> np.ndarray:
+def _babble(engine: Espeak, n: int, job: _Job, streams: int = 6) -> np.ndarray:
     """Several synthetic talkers speaking nonsense sentences at once."""
+    seed, sample_rate = job.seed, job.sample_rate
     lead = sample_rate  # streams start before the excerpt, so it is busy from its first sample
     n += lead
     mix = np.zeros(n, np.float32)
-    talkers = plan_speakers(streams, seed + 1)
+    talkers = _speakers(job, streams, seed + 1)
+    avoid = frozenset(ALL_WORDS).union(*(spoken_text(w).split() for w in job.words))
     for s, talker in enumerate(talkers):
         rng = _rng(seed, "babble", s)
         pos = int(rng.integers(0, sample_rate))
         while pos < n:
             speech = _resample(
                 engine.synthesize(
-                    _pseudo_sentence(rng),
+                    _pseudo_sentence(rng, avoid),
                     talker.voice,
                     talker.rate + 40,
                     talker.pitch,
@@ -302,14 +344,22 @@ def _babble(engine: Espeak, n: int, seed: int, sample_rate: int, streams: int = 
 @dataclass(frozen=True)
 class _Job:
     root: str
-    speakers: int
-    takes: int
-    noise_seconds: float
-    seed: int
+    settings: EmbeddedConfig
     sample_rate: int
     clip_samples: int
-    words: tuple[str, ...]
+    words: tuple[str, ...]  # labels: folder names; spoken as spoken_text(label)
     progress: bool
+
+    @property
+    def seed(self) -> int:
+        return self.settings.seed
+
+
+def _speakers(job: _Job, count: int, seed: int) -> list[Speaker]:
+    s = job.settings
+    return plan_speakers(
+        count, seed, accents_for(s.language), s.variants, s.pitch, s.pitch_range, s.rate
+    )
 
 
 def _word_clip(
@@ -317,12 +367,12 @@ def _word_clip(
 ) -> np.ndarray:
     rng = _rng(job.seed, "clip", speaker.id, word, take)
     # Takes of one speaker differ a little in speed and pitch, like repeated real recordings.
-    rate = int(np.clip(speaker.rate * rng.uniform(0.9, 1.1), 80, 450))
+    rate = int(np.clip(speaker.rate * rng.uniform(0.9, 1.1), min(80, job.settings.rate[0]), 450))
     pitch = int(np.clip(speaker.pitch + rng.integers(-5, 6), 0, 99))
     max_len = int(job.clip_samples * 0.95)
     speech = np.zeros(0, np.float32)
     for attempt in range(2):
-        raw = engine.synthesize(word, speaker.voice, rate, pitch, speaker.pitch_range)
+        raw = engine.synthesize(spoken_text(word), speaker.voice, rate, pitch, speaker.pitch_range)
         speech = trim_silence(_resample(raw, engine.sample_rate, job.sample_rate), job.sample_rate)
         if len(speech) <= max_len:
             break
@@ -335,8 +385,76 @@ def _word_clip(
     if len(speech) == 0:
         raise EspeakError(f"espeak-ng produced no audio for {word!r} with voice {speaker.voice}")
     peak = float(np.abs(speech).max()) or 1.0
-    level = 10 ** rng.uniform(math.log10(0.1), math.log10(0.9))  # real clips vary in loudness
-    return place_in_clip(_fade(speech * (level / peak), job.sample_rate), job.clip_samples, rng)
+    low, high = job.settings.peak_level
+    level = 10 ** rng.uniform(math.log10(low), math.log10(high))  # real clips vary in loudness
+    clip = place_in_clip(_fade(speech * (level / peak), job.sample_rate), job.clip_samples, rng)
+    return _effects(clip, speaker, word, take, job, stats)
+
+
+def _effects(
+    clip: np.ndarray, speaker: Speaker, word: str, take: int, job: _Job, stats: dict
+) -> np.ndarray:
+    """The opt-in room and band limit, each decided and drawn by its own seeded generator."""
+    s = job.settings
+    if s.reverb_fraction > 0:
+        rng = _rng(job.seed, "room", speaker.id, word, take)
+        if rng.random() < s.reverb_fraction:
+            clip = reverberate(clip, rng.uniform(*s.reverb_rt60_s), rng, job.sample_rate)
+            stats["reverberated"] += 1
+    if s.band_limit_fraction > 0:
+        rng = _rng(job.seed, "band", speaker.id, word, take)
+        if rng.random() < s.band_limit_fraction:
+            clip = band_limit(clip, "phone" if rng.random() < 0.5 else "far", rng, job.sample_rate)
+            stats["band_limited"] += 1
+    return clip
+
+
+def _same_peak(processed: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """``processed`` scaled to the peak of ``original`` (an effect must not change the level)."""
+    peak = float(np.abs(processed).max()) or 1.0
+    scaled = processed * (float(np.abs(original).max()) / peak)
+    return np.clip(scaled, -1.0, 1.0).astype(np.float32)
+
+
+def room_response(rt60: float, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+    """A generated room impulse response: the direct sound, then after a 2-10 ms gap an
+    exponentially decaying noise tail that falls 60 dB in ``rt60`` seconds, at a direct-to-
+    reverberant ratio drawn in [-3, 9] dB."""
+    gap = int(rng.integers(sample_rate // 500, sample_rate // 100 + 1))
+    n = max(1, int(rt60 * sample_rate))
+    tail = rng.standard_normal(n) * np.exp(-6.908 * np.arange(n) / n)
+    drr_db = rng.uniform(-3.0, 9.0)
+    tail *= math.sqrt(10 ** (-drr_db / 10) / float(np.sum(tail**2)))
+    response = np.zeros(gap + n)
+    response[0] = 1.0
+    response[gap:] = tail
+    return response
+
+
+def reverberate(
+    clip: np.ndarray, rt60: float, rng: np.random.Generator, sample_rate: int
+) -> np.ndarray:
+    """``clip`` in a generated room (:func:`room_response`), cut to its length, same peak."""
+    from scipy.signal import fftconvolve
+
+    wet = fftconvolve(clip.astype(np.float64), room_response(rt60, rng, sample_rate))
+    return _same_peak(wet[: len(clip)], clip)
+
+
+def band_limit(
+    clip: np.ndarray, kind: str, rng: np.random.Generator, sample_rate: int
+) -> np.ndarray:
+    """``clip`` through a phone's band (300-3400 Hz, ``kind="phone"``) or a far microphone's
+    low-pass (a cutoff drawn in 2-4 kHz, ``kind="far"``): 4th-order Butterworth, same peak."""
+    from scipy.signal import butter, sosfilt
+
+    top = 0.45 * sample_rate
+    if kind == "phone":
+        sos = butter(4, [300.0, min(3400.0, top)], "bandpass", fs=sample_rate, output="sos")
+    else:
+        cutoff = min(rng.uniform(2000.0, 4000.0), top)
+        sos = butter(4, cutoff, "lowpass", fs=sample_rate, output="sos")
+    return _same_peak(sosfilt(sos, clip.astype(np.float64)), clip)
 
 
 def _generate(job: _Job) -> dict:
@@ -345,44 +463,61 @@ def _generate(job: _Job) -> dict:
 
     root = Path(job.root)
     engine = Espeak(job.seed)
-    speakers = plan_speakers(job.speakers, job.seed)
-    stats = {"sped_up": 0, "trimmed": 0}
+    speakers = _speakers(job, job.settings.speakers, job.seed)
+    stats = {"sped_up": 0, "trimmed": 0, "reverberated": 0, "band_limited": 0}
     for word in job.words:
         (root / word).mkdir(parents=True, exist_ok=True)
-    total = len(speakers) * len(job.words) * job.takes
+    takes = job.settings.takes
+    total = len(speakers) * len(job.words) * takes
     with tqdm(total=total, desc="synthesising clips", unit="clip", disable=not job.progress) as bar:
         for speaker in speakers:
             for word in job.words:
-                for take in range(job.takes):
+                for take in range(takes):
                     clip = _word_clip(engine, word, speaker, take, job, stats)
                     path = root / word / f"{speaker.id}_nohash_{take}.wav"
                     path.write_bytes(encode_wav(clip, job.sample_rate))
                     bar.update()
-    noise_dir = root / BACKGROUND_NOISE_DIR
-    noise_dir.mkdir(parents=True, exist_ok=True)
-    n = int(round(job.noise_seconds * job.sample_rate))
-    noises = {
-        "white_noise": _normalise_rms(
-            _coloured_noise(n, 0.0, _rng(job.seed, "white"), job.sample_rate), 0.3
-        ),
-        "pink_noise": _normalise_rms(
-            _coloured_noise(n, 1.0, _rng(job.seed, "pink"), job.sample_rate), 0.3
-        ),
-        "brown_noise": _normalise_rms(
-            _coloured_noise(n, 2.0, _rng(job.seed, "brown"), job.sample_rate), 0.3
-        ),
-        "babble": _babble(engine, n, job.seed, job.sample_rate),
-    }
-    for name in NOISE_NAMES:
-        (noise_dir / f"{name}.wav").write_bytes(encode_wav(noises[name], job.sample_rate))
-    return {
+    noises = _write_noise(engine, root, job)
+    facts = {
         "generator": f"espeak-ng {engine.version} (espeakng-loader)",
         "speakers": [asdict(s) for s in speakers],
         "clips": total,
         "sped_up": stats["sped_up"],
         "trimmed": stats["trimmed"],
-        "noises": [f"{name}.wav" for name in NOISE_NAMES],
+        "noises": noises,
     }
+    # Counts of the opt-in effects only when switched on: the default facts stay as they were.
+    if job.settings.reverb_fraction > 0:
+        facts["reverberated"] = stats["reverberated"]
+    if job.settings.band_limit_fraction > 0:
+        facts["band_limited"] = stats["band_limited"]
+    return facts
+
+
+def _write_noise(engine: Espeak, root: Path, job: _Job) -> list[str]:
+    """Write white, pink, brown and babble noise into ``root/_background_noise_/``; their names."""
+    seed, sample_rate = job.seed, job.sample_rate
+    noise_dir = root / BACKGROUND_NOISE_DIR
+    noise_dir.mkdir(parents=True, exist_ok=True)
+    n = int(round(job.settings.noise_seconds * sample_rate))
+    noises = {
+        "white_noise": _normalise_rms(
+            _coloured_noise(n, 0.0, _rng(seed, "white"), sample_rate), 0.3
+        ),
+        "pink_noise": _normalise_rms(_coloured_noise(n, 1.0, _rng(seed, "pink"), sample_rate), 0.3),
+        "brown_noise": _normalise_rms(
+            _coloured_noise(n, 2.0, _rng(seed, "brown"), sample_rate), 0.3
+        ),
+        "babble": _babble(engine, n, job),
+    }
+    for name in NOISE_NAMES:
+        (noise_dir / f"{name}.wav").write_bytes(encode_wav(noises[name], sample_rate))
+    return [f"{name}.wav" for name in NOISE_NAMES]
+
+
+def _generate_noise(job: _Job) -> list[str]:
+    """Worker body of :func:`generate_noise`: a fresh espeak-ng for the babble."""
+    return _write_noise(Espeak(job.seed), Path(job.root), job)
 
 
 def _run_fresh(function, *args):
@@ -413,41 +548,76 @@ def _worker_main() -> None:
     """Entry point of the worker: unpickle a call from stdin, pickle its result to stdout."""
     name, args = pickle.loads(sys.stdin.buffer.read())
     try:
-        reply = (True, {"_generate": _generate, "_synthesize_list": _synthesize_list}[name](*args))
+        reply = (True, _WORKER_CALLS[name](*args))
     except EspeakError as exc:
         reply = (False, str(exc))
     sys.stdout.buffer.write(pickle.dumps(reply))
     sys.stdout.buffer.flush()
 
 
+def words_to_speak(wanted_words, unknown_words) -> list[str]:
+    """The labels the generator speaks: the wanted words, then the unknown words not wanted."""
+    wanted = word_labels("split.wanted_words", wanted_words)
+    return [*wanted, *(w for w in unknown_words if w not in wanted)]
+
+
+def preflight(words, settings: EmbeddedConfig, synthesize=None) -> None:
+    """Refuse, before anything is generated, an unknown language, a missing voice variant or a
+    word that espeak-ng cannot say (it reports an error, or the word comes out silent).
+
+    ``synthesize`` (default :func:`synthesize_fresh`) speaks the probe requests.
+    """
+    languages = available_languages()
+    if settings.language not in languages:
+        some = ", ".join(x for x in ("de", "en", "en-us", "es", "fr", "hi", "zh") if x in languages)
+        raise EspeakError(
+            f"data.embedded.language {settings.language!r} is not an espeak-ng language of the "
+            f"espeakng-loader wheel ({len(languages)} are, e.g. {some})"
+        )
+    variant_dir = _data_path() / "voices" / "!v"
+    missing = [v for v in settings.variants if not (variant_dir / v).is_file()]
+    if missing:
+        raise EspeakError(
+            f"data.embedded.variants: {missing[0]!r} is not an espeak-ng voice variant "
+            f"(see {variant_dir})"
+        )
+    if not words:
+        raise EspeakError("the embedded data set has no words to speak")
+    voice = accents_for(settings.language)[0]
+    rate, pitch, pitch_range = (
+        sum(r) // 2 for r in (settings.rate, settings.pitch, settings.pitch_range)
+    )
+    requests = [(spoken_text(w), voice, rate, pitch, pitch_range) for w in words]
+    spoken = (synthesize or synthesize_fresh)(requests, settings.seed)
+    for word, raw in zip(words, spoken, strict=True):
+        if raw.size == 0 or float(np.abs(raw).max()) < 1e-3:
+            raise EspeakError(
+                f"the word {spoken_text(word)!r} synthesizes to silence with espeak-ng voice "
+                f"{voice!r} (data.embedded.language {settings.language!r}): nothing generated"
+            )
+
+
 def generate_dataset(
     root,
-    speakers: int,
-    takes: int,
-    noise_seconds: float,
-    seed: int,
+    settings: EmbeddedConfig | None = None,
+    wanted_words=(),
     sample_rate: int = 16000,
     clip_samples: int = 16000,
-    words=ALL_WORDS,
     progress: bool = True,
+    **overrides,
 ) -> dict:
     """Write ``<word>/<speaker>_nohash_<k>.wav`` and ``_background_noise_/*.wav`` under ``root``.
 
+    Speaks :func:`words_to_speak` of ``wanted_words`` and ``settings.unknown_words``;
+    ``overrides`` replace fields of ``settings`` (``data.embedded``; its defaults when None).
     Returns a description (generator version, speakers, counts) for source.json.
     """
     if clip_samples < sample_rate // 10:
         raise ValueError(f"clip_samples={clip_samples} is too short for a spoken word")
-    job = _Job(
-        str(root),
-        speakers,
-        takes,
-        float(noise_seconds),
-        seed,
-        sample_rate,
-        clip_samples,
-        tuple(words),
-        progress,
-    )
+    settings = replace(settings or _DEFAULTS, **overrides)
+    words = tuple(words_to_speak(wanted_words, settings.unknown_words))
+    preflight(words, settings)
+    job = _Job(str(root), settings, sample_rate, clip_samples, words, progress)
     return _run_fresh(_generate, job)
 
 
@@ -461,6 +631,23 @@ def synthesize_fresh(requests, seed: int = 0) -> list[np.ndarray]:
     espeak-ng instance; float32 at 22,050 Hz. The same requests give the same samples."""
     return _run_fresh(_synthesize_list, list(requests), seed)
 
+
+def generate_noise(
+    root, settings: EmbeddedConfig, sample_rate: int = 16000, wanted_words=()
+) -> list[str]:
+    """Write the embedded data set's four background noises (white, pink, brown, babble; length
+    and seed from ``settings``, the ``data.embedded`` section) into ``root/_background_noise_/``
+    for a data set that has none; returns their file names. The babble's talkers avoid
+    ``wanted_words``. The same arguments give the same files (a fresh espeak-ng)."""
+    words = tuple(label_for(w) for w in wanted_words)
+    return _run_fresh(_generate_noise, _Job(str(root), settings, sample_rate, 0, words, False))
+
+
+_WORKER_CALLS = {
+    "_generate": _generate,
+    "_synthesize_list": _synthesize_list,
+    "_generate_noise": _generate_noise,
+}
 
 if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
     _worker_main()

@@ -10,6 +10,12 @@ data/raw/skipped.csv); then each data set is packed into a clip store (``clip_st
 ``data/raw/dataset/`` and ``data/raw/official_test/``, three files each instead of 105,829 WAVs)
 and the temporary folder is deleted.
 
+``dir`` is the door for the user's own recordings: clips in any format ``convert.py`` reads are
+converted on ingest (listed in data/raw/converted.csv), and messages name the user's files (under
+``data.dir`` as written), never the temporary copies. Any data set without ``_background_noise_/``
+gets the embedded generator's noise instead, and one whose clip names carry no speaker
+(``<speaker>_nohash_<n>.wav``) a warning that the split cannot keep speakers apart.
+
 data/raw/ is written atomically: a failure anywhere (network, checksum, a hostile archive, a bad
 clip with ``on_bad_file: error``) leaves no data/raw at all, so DVC never caches a partial one.
 """
@@ -35,11 +41,12 @@ from pipeline.core.fs import (
 )
 from pipeline.core.labels import BACKGROUND_NOISE_DIR
 from pipeline.data.acquire.archive import DamagedArchiveError, Limits, extract
+from pipeline.data.acquire.convert import is_audio
 from pipeline.data.acquire.fetch import cache_path, check_sha256, fetch, forget
-from pipeline.data.acquire.validate import validate_dataset
+from pipeline.data.acquire.validate import validate_dataset, warn_of_speakerless_names
 from pipeline.data.clip_store import pack_folder
 from pipeline.data.config import DataConfig
-from pipeline.data.manifest import skipped_text
+from pipeline.data.manifest import converted_text, skipped_text
 
 log = logging.getLogger(__name__)
 # Top-level text files of the data set worth keeping (licence, readme, the original split lists).
@@ -47,31 +54,42 @@ KEPT_TOP_LEVEL = ("LICENSE", "README.md", "validation_list.txt", "testing_list.t
 IGNORED_DIRS = ("__MACOSX",)
 
 
-def _clip_folders(root: Path) -> list[Path]:
+def _is_clip(path: Path, any_audio: bool) -> bool:
+    """A clip file by its name: ``*.wav``, or with ``any_audio`` any audio suffix, any case."""
+    return is_audio(path) if any_audio else path.suffix == ".wav"
+
+
+def _clips_in(folder: Path, any_audio: bool = False) -> list[Path]:
+    return sorted(p for p in folder.glob("*") if _is_clip(p, any_audio))
+
+
+def _clip_folders(root: Path, any_audio: bool = False) -> list[Path]:
     return sorted(
         p
         for p in root.iterdir()
         if p.is_dir()
         and not p.name.startswith(".")
         and p.name not in IGNORED_DIRS
-        and any(p.glob("*.wav"))
+        and _clips_in(p, any_audio)
     )
 
 
-def find_layout_root(folder: Path, what: str) -> Path:
-    """The folder holding ``<word>/*.wav``: ``folder`` itself or its single wrapping folder."""
+def find_layout_root(folder: Path, what: str, any_audio: bool = False) -> Path:
+    """The folder holding ``<word>/*.wav``: ``folder`` itself or its single wrapping folder.
+
+    ``any_audio``: a clip may be any audio file (``convert.AUDIO_SUFFIXES``), not only ``*.wav``."""
     try:
         os.listdir(folder)
     except OSError as exc:
         raise StageError(f"{what}: cannot read the folder: {exc.strerror}") from None
-    if _clip_folders(folder):
+    if _clip_folders(folder, any_audio):
         return folder
     subdirs = [
         p
         for p in folder.iterdir()
         if p.is_dir() and not p.name.startswith(".") and p.name not in IGNORED_DIRS
     ]
-    if len(subdirs) == 1 and _clip_folders(subdirs[0]):
+    if len(subdirs) == 1 and _clip_folders(subdirs[0], any_audio):
         return subdirs[0]
     raise StageError(
         f"{what}: no <word>/*.wav clips found at its top level or inside a single wrapping folder "
@@ -80,9 +98,10 @@ def find_layout_root(folder: Path, what: str) -> Path:
 
 
 def collect_clips(
-    src_root: Path, dest: Path, move: bool, progress: bool = True
+    src_root: Path, dest: Path, move: bool, progress: bool = True, any_audio: bool = False
 ) -> list[tuple[str, str]]:
-    """Copy (or move) ``<folder>/*.wav`` and the kept top-level files into ``dest``.
+    """Copy (or move) ``<folder>/*.wav`` (with ``any_audio``: every audio file) and the kept
+    top-level files into ``dest``, under the same names.
 
     Returns ``(path relative to dest, problem)`` for what could not be taken: a symbolic link
     loop, a dangling link, a folder named ``*.wav``, an unreadable file or word folder (the caller
@@ -101,8 +120,8 @@ def collect_clips(
                 )
     files = [
         (folder.name, wav)
-        for folder in _clip_folders(src_root)
-        for wav in sorted(folder.glob("*.wav"))
+        for folder in _clip_folders(src_root, any_audio)
+        for wav in _clips_in(folder, any_audio)
     ]
     dest.mkdir(parents=True, exist_ok=True)
     for folder, wav in tqdm(
@@ -129,7 +148,7 @@ def collect_clips(
                         shutil.copyfileobj(source, out, 1 << 20)
         except OSError as exc:
             raise StageError(
-                f"{printable(wav)}: copying it to {printable(target)} failed: {exc.strerror or exc}"
+                f"{printable(wav)}: copying it into the data set failed: {exc.strerror or exc}"
             ) from None
     for name in KEPT_TOP_LEVEL:
         source = src_root / name
@@ -142,9 +161,9 @@ def collect_clips(
 
 
 def tree_sha256(root: Path) -> str:
-    """One digest of a folder's ``*/*.wav`` files (names and contents), order-independent."""
+    """One digest of a folder's ``*/*`` audio files (names and contents), order-independent."""
     digest = hashlib.sha256()
-    for path in sorted(root.glob("*/*.wav")):
+    for path in sorted(p for p in root.glob("*/*") if is_audio(p)):
         digest.update(os.fsencode(f"{path.relative_to(root).as_posix()}\t{sha256_file(path)}\n"))
     return digest.hexdigest()
 
@@ -170,11 +189,13 @@ def materialise(
     retries: int = 3,
     limits: Limits | None = None,
     problems: list | None = None,
+    any_audio: bool = False,
 ) -> dict:
     """Put the clips from ``location`` (kind: url, archive or dir) into ``dest``; describe them.
 
     Archives are extracted within ``limits``; what could not be taken is appended to ``problems``
-    as ``(path relative to dest, problem)``."""
+    as ``(path relative to dest, problem)``. ``any_audio`` (a dir of the user's recordings): every
+    audio file is a clip, not only ``*.wav``."""
     problems = [] if problems is None else problems
     if kind == "url":
         if not location:
@@ -203,7 +224,11 @@ def materialise(
         if not location or not path.is_dir():
             raise StageError(f"folder {location!r} not found (data.dir / data.test_set_source)")
         problems += collect_clips(
-            find_layout_root(path, str(path)), dest, move=False, progress=progress
+            find_layout_root(path, str(path), any_audio),
+            dest,
+            move=False,
+            progress=progress,
+            any_audio=any_audio,
         )
         return {"dir": str(path), "sha256": tree_sha256(dest)}
     raise ValueError(f"unknown source kind {kind!r}")
@@ -228,12 +253,21 @@ def _count(root: Path) -> dict[str, int]:
 
 
 def _validate(
-    root: Path, out: Path, sample_rate: int, clip_samples: int, data: DataConfig, collected=()
+    root: Path,
+    named: str,
+    sample_rate: int,
+    clip_samples: int,
+    data: DataConfig,
+    collected=(),
+    convert_any: bool = False,
+    converted: list | None = None,
 ):
-    """Run the shared clip checks; report paths as they will be once data/raw is in place.
+    """Run the shared clip checks; name each file ``<named>/<path relative to root>`` (where it
+    will be once data/raw is in place, or the user's own file).
 
     ``collected``: ``(path, problem)`` of what :func:`collect_clips` could not take, under the
-    same ``data.on_bad_file`` policy."""
+    same ``data.on_bad_file`` policy; ``convert_any`` and ``converted``: as in
+    :func:`validate.validate_dataset`."""
     if collected and data.on_bad_file == "error":
         path, problem = collected[0]
         others = ""
@@ -242,7 +276,7 @@ def _validate(
                 f" ({len(collected) - 1} other file(s) are bad too; set data.on_bad_file: skip "
                 "to leave them out and list them)"
             )
-        raise WavError((out / root.name / path).as_posix(), problem + others)
+        raise WavError(f"{named}/{path}", problem + others)
     try:
         rows = validate_dataset(
             root,
@@ -252,34 +286,44 @@ def _validate(
             data.resample,
             data.on_long_clip,
             data.max_clip_multiple,
-            (out / root.name).as_posix(),
+            named,
+            convert_any,
+            converted,
         )
-    except WavError as exc:  # exc.path is "<root name>/<rel>"; name the final location instead
-        raise WavError((out / exc.path).as_posix(), exc.problem) from None
-    return [
-        ((out / root.name / path).as_posix(), problem)
-        for path, problem in sorted([*collected, *rows])
-    ]
+    except WavError as exc:  # exc.path is "<root name>/<rel>"; name the file as the user knows it
+        raise WavError(f"{named}/{exc.path.split('/', 1)[1]}", exc.problem) from None
+    return [(f"{named}/{path}", problem) for path, problem in sorted([*collected, *rows])]
 
 
 def build_raw(
-    out, data: DataConfig, clip: ClipFormat, cache_dir, progress: bool = True, retries: int = 3
+    out,
+    data: DataConfig,
+    clip: ClipFormat,
+    cache_dir,
+    progress: bool = True,
+    retries: int = 3,
+    wanted_words=(),
 ) -> dict:
-    """Write ``out`` (the stores dataset/ and official_test/, source.json, skipped.csv) atomically.
+    """Write ``out`` (the stores dataset/ and official_test/, source.json, skipped.csv, and
+    converted.csv when clips were converted) atomically.
 
-    Returns the contents of source.json.
+    ``wanted_words`` (``split.wanted_words``) are what the embedded source speaks besides
+    ``data.embedded.unknown_words``; other sources ignore them. Returns the contents of
+    source.json.
     """
     out, cache_dir = Path(out), Path(cache_dir)
     fetched: list[str] = []  # URLs downloaded into cache_dir, removed after success unless kept
     sample_rate, clip_samples = clip.sample_rate, clip.desired_samples
     limits = Limits.of(data)
     collected: list = []
+    converted: list = []
+    own = data.source == "dir"  # the user's recordings: any audio format, converted on ingest
     with atomic_dir(out) as tmp:
         loose = tmp / ".loose"  # the clips as WAV files in the training layout, until packed
         dataset = loose / "dataset"
         info: dict = {"source": data.source}
         if data.source == "embedded":
-            info.update(_generate(dataset, data, clip, progress))
+            info.update(_generate(dataset, data, clip, progress, wanted_words))
         else:
             info.update(
                 materialise(
@@ -293,17 +337,25 @@ def build_raw(
                     retries,
                     limits,
                     collected,
+                    any_audio=own,
                 )
             )
             if data.source == "url":
                 fetched.append(data.location)
-        skipped = _validate(dataset, out, sample_rate, clip_samples, data, collected)
+        named = (out / "dataset").as_posix()
+        if own:
+            layout = find_layout_root(Path(data.dir), data.dir, any_audio=True)
+            named = printable(layout.as_posix())
+        if data.source != "embedded":
+            warn_of_speakerless_names(dataset, named)
+        skipped = _validate(
+            dataset, named, sample_rate, clip_samples, data, collected, own, converted
+        )
+        converted = [("dataset", *row) for row in converted]
         info["counts"] = _count(dataset)
         if BACKGROUND_NOISE_DIR not in info["counts"]:
-            log.warning(
-                "the data set has no %s folder: training will mix in no background noise",
-                BACKGROUND_NOISE_DIR,
-            )
+            info["generated_noise"] = _generate_noise(dataset, data, clip, named, out)
+            info["counts"] = _count(dataset)
         info["store"] = pack_folder(
             dataset, tmp / "dataset", sample_rate, consume=True, progress=progress
         )
@@ -325,7 +377,17 @@ def build_raw(
             )
             if kind == "url":
                 fetched.append(data.test_set_source)
-            skipped += _validate(official, out, sample_rate, clip_samples, data, collected)
+            official_converted: list = []
+            skipped += _validate(
+                official,
+                (out / "official_test").as_posix(),
+                sample_rate,
+                clip_samples,
+                data,
+                collected,
+                converted=official_converted,
+            )
+            converted += [("official_test", *row) for row in official_converted]
             test_info["counts"] = _count(official)
             test_info["store"] = pack_folder(
                 official, tmp / "official_test", sample_rate, consume=True, progress=progress
@@ -334,6 +396,8 @@ def build_raw(
         remove(loose)
         info["skipped"] = len(skipped)
         atomic_write_text(tmp / "skipped.csv", skipped_text(skipped))
+        if converted:
+            atomic_write_text(tmp / "converted.csv", converted_text(converted))
         atomic_write_json(tmp / "source.json", info)
     if not data.keep_download:  # data/raw is in place: the archives are redundant now
         for url in fetched:
@@ -342,6 +406,8 @@ def build_raw(
                 "removed the downloaded %s from %s (data.keep_download: false)", url, cache_dir
             )
     total = sum(n for k, n in info["counts"].items() if k != BACKGROUND_NOISE_DIR)
+    if converted:
+        _log_conversions(converted, out, sample_rate)
     log.info(
         "data set ready in %s: %d clips in %d word folders (%d skipped), packed into %s",
         out,
@@ -353,19 +419,65 @@ def build_raw(
     return info
 
 
-def _generate(dataset: Path, data: DataConfig, clip: ClipFormat, progress: bool) -> dict:
+def _log_conversions(converted: list, out: Path, sample_rate: int) -> None:
+    """The one summary line of what was converted (each file is in converted.csv)."""
+    kinds: dict[str, int] = {}
+    for *_, changes in converted:
+        for change in changes.split(", "):
+            kinds[change] = kinds.get(change, 0) + 1
+    log.info(
+        "converted %d file(s) to 16-bit mono PCM WAV at %d Hz (%s); each is listed in %s",
+        len(converted),
+        sample_rate,
+        ", ".join(f"{kind}: {n}" for kind, n in kinds.items()),
+        out / "converted.csv",
+    )
+
+
+def _generate_noise(dataset: Path, data: DataConfig, clip: ClipFormat, named: str, out) -> dict:
+    """The embedded generator's background noise for a data set that has none; warns once."""
+    from pipeline.data.acquire.embedded import generate_noise
+
+    settings = data.embedded
+    files = generate_noise(dataset, settings, clip.sample_rate)
+    log.warning(
+        "%s has no %s/ folder: using generated noise instead (%s, %g s each, "
+        "data.embedded.noise_seconds; in %s/%s/); add a %s/ folder of recordings of where the "
+        "model will listen (WAVs longer than one clip) to use your own",
+        named,
+        BACKGROUND_NOISE_DIR,
+        ", ".join(files),
+        settings.noise_seconds,
+        (out / "dataset").as_posix(),
+        BACKGROUND_NOISE_DIR,
+        BACKGROUND_NOISE_DIR,
+    )
+    return {"files": files, "seconds": settings.noise_seconds, "seed": settings.seed}
+
+
+# The data.embedded keys source.json always records; the later ones only when not at their
+# default, so that the default data/raw stays the bytes it was before they existed.
+_RECORDED_EMBEDDED = ("speakers", "takes", "noise_seconds", "seed")
+
+
+def _generate(
+    dataset: Path, data: DataConfig, clip: ClipFormat, progress: bool, wanted_words
+) -> dict:
     """The embedded source: espeak-ng speech written into ``dataset``; facts for source.json."""
     from pipeline.data.acquire.embedded import generate_dataset
 
-    settings = data.embedded.to_dict()
     generated = generate_dataset(
         dataset,
-        speakers=settings["speakers"],
-        takes=settings["takes"],
-        noise_seconds=settings["noise_seconds"],
-        seed=settings["seed"],
+        data.embedded,
+        wanted_words,
         sample_rate=clip.sample_rate,
         clip_samples=clip.desired_samples,
         progress=progress,
     )
+    defaults = type(data.embedded)().to_dict()
+    settings = {
+        key: value
+        for key, value in data.embedded.to_dict().items()
+        if key in _RECORDED_EMBEDDED or value != defaults[key]
+    }
     return dict(embedded=settings, sha256=tree_sha256(dataset), **generated)

@@ -1,0 +1,333 @@
+// Keyword spotting in the browser: the project's front end, model and decoder, ported.
+//
+// - Mfcc: tf.raw_ops.AudioSpectrogram (periodic Hann window, power spectrum of the next power
+//   of two FFT) then tf.raw_ops.Mfcc (mel filterbank 20-4000 Hz of 40 channels on the magnitude,
+//   log with a 1e-12 floor, DCT-II scaled by sqrt(2 / channels)), in double precision like
+//   TensorFlow's kernels, the spectrum rounded to float32 where TensorFlow stores it.
+// - Recognizer: pipeline/streaming/recognize.py's RecognizeCommands, rule for rule.
+// - Spotter: windows of the microphone stream every clip stride, scored by the exported model
+//   (TensorFlow Lite in WebAssembly), their scores fed to the Recognizer.
+'use strict';
+
+(function (global) {
+  const SILENCE = '_silence_';
+
+  function nextPowerOfTwo(x) {
+    let n = 1;
+    while (n < x) n *= 2;
+    return n;
+  }
+
+  // In-place radix-2 complex FFT of re/im (Float64Array, length a power of two).
+  function fft(re, im) {
+    const n = re.length;
+    for (let i = 1, j = 0; i < n; i++) {
+      let bit = n >> 1;
+      for (; j & bit; bit >>= 1) j ^= bit;
+      j ^= bit;
+      if (i < j) {
+        [re[i], re[j]] = [re[j], re[i]];
+        [im[i], im[j]] = [im[j], im[i]];
+      }
+    }
+    for (let size = 2; size <= n; size *= 2) {
+      const half = size / 2;
+      const step = (-2 * Math.PI) / size;
+      for (let k = 0; k < half; k++) {
+        const wr = Math.cos(step * k);
+        const wi = Math.sin(step * k);
+        for (let start = 0; start < n; start += size) {
+          const a = start + k;
+          const b = a + half;
+          const tr = re[b] * wr - im[b] * wi;
+          const ti = re[b] * wi + im[b] * wr;
+          re[b] = re[a] - tr;
+          im[b] = im[a] - ti;
+          re[a] += tr;
+          im[a] += ti;
+        }
+      }
+    }
+  }
+
+  const freqToMel = (hz) => 1127.0 * Math.log1p(hz / 700.0);
+
+  class Mfcc {
+    // cfg: window_size_samples, frame_stride_samples, sample_rate, feature_bin_count.
+    constructor(cfg, lowerHz = 20.0, upperHz = 4000.0, channels = 40) {
+      this.windowSize = cfg.window_size_samples;
+      this.stride = cfg.frame_stride_samples;
+      this.bins = cfg.feature_bin_count;
+      this.fftLength = nextPowerOfTwo(this.windowSize);
+      this.window = new Float64Array(this.windowSize);
+      for (let i = 0; i < this.windowSize; i++) {
+        this.window[i] = 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / this.windowSize);
+      }
+      this.re = new Float64Array(this.fftLength);
+      this.im = new Float64Array(this.fftLength);
+      // The mel filterbank (TensorFlow's MfccMelFilterbank::Initialize).
+      const inputLength = this.fftLength / 2 + 1;
+      this.channels = channels;
+      const melLow = freqToMel(lowerHz);
+      const spacing = (freqToMel(upperHz) - melLow) / (channels + 1);
+      const centers = new Float64Array(channels + 1);
+      for (let i = 0; i <= channels; i++) centers[i] = melLow + spacing * (i + 1);
+      const hzPerBin = (0.5 * cfg.sample_rate) / (inputLength - 1);
+      this.start = Math.trunc(1.5 + lowerHz / hzPerBin);
+      this.end = Math.trunc(upperHz / hzPerBin);
+      this.bandMapper = new Int32Array(inputLength);
+      this.weights = new Float64Array(inputLength);
+      let channel = 0;
+      for (let i = 0; i < inputLength; i++) {
+        const mel = freqToMel(i * hzPerBin);
+        if (i < this.start || i > this.end) {
+          this.bandMapper[i] = -2;
+          continue;
+        }
+        while (channel < channels && centers[channel] < mel) channel++;
+        this.bandMapper[i] = channel - 1;
+        const c = channel - 1;
+        this.weights[i] =
+          c >= 0
+            ? (centers[c + 1] - mel) / (centers[c + 1] - centers[c])
+            : (centers[0] - mel) / (centers[0] - melLow);
+      }
+      // The DCT (TensorFlow's MfccDct).
+      this.cosines = [];
+      const norm = Math.sqrt(2.0 / channels);
+      for (let i = 0; i < this.bins; i++) {
+        const row = new Float64Array(channels);
+        for (let j = 0; j < channels; j++) row[j] = norm * Math.cos(((i * Math.PI) / channels) * (j + 0.5));
+        this.cosines.push(row);
+      }
+      this.mel = new Float64Array(channels);
+    }
+
+    // The features of the frame starting at samples[offset] (windowSize samples from there).
+    frame(samples, offset) {
+      const { re, im, window, fftLength } = this;
+      for (let j = 0; j < fftLength; j++) {
+        re[j] = j < this.windowSize ? samples[offset + j] * window[j] : 0;
+        im[j] = 0;
+      }
+      fft(re, im);
+      const mel = this.mel;
+      mel.fill(0);
+      for (let i = this.start; i <= this.end; i++) {
+        const power = Math.fround(re[i] * re[i] + im[i] * im[i]);
+        const magnitude = Math.sqrt(power);
+        const weighted = magnitude * this.weights[i];
+        let channel = this.bandMapper[i];
+        if (channel >= 0) mel[channel] += weighted;
+        channel++;
+        if (channel < this.channels) mel[channel] += magnitude - weighted;
+      }
+      for (let i = 0; i < this.channels; i++) mel[i] = Math.log(Math.max(mel[i], 1e-12));
+      const out = new Float32Array(this.bins);
+      for (let i = 0; i < this.bins; i++) {
+        let sum = 0;
+        const row = this.cosines[i];
+        for (let j = 0; j < this.channels; j++) sum += row[j] * mel[j];
+        out[i] = sum;
+      }
+      return out;
+    }
+
+    // Every whole frame of samples: [frames][bins] (the project's frames_for).
+    compute(samples) {
+      const frames = [];
+      for (let start = 0; start + this.windowSize <= samples.length; start += this.stride) {
+        frames.push(this.frame(samples, start));
+      }
+      return frames;
+    }
+  }
+
+  const FRONT_ENDS = { mfcc: Mfcc };
+
+  // pipeline/streaming/recognize.py's RecognizeCommands.
+  class Recognizer {
+    constructor(labels, s) {
+      this.labels = labels;
+      this.averageWindowMs = s.average_window_ms;
+      this.threshold = s.detection_threshold;
+      this.suppressionMs = s.suppression_ms;
+      this.minimumCount = s.minimum_count;
+      this.minimumMargin = s.minimum_margin;
+      this.reset();
+    }
+
+    reset() {
+      this.results = [];
+      this.previousLabel = SILENCE;
+      this.previousTime = -Infinity;
+    }
+
+    // Scores of the window starting at timeMs -> {label, score, isNew}.
+    process(scores, timeMs) {
+      const results = this.results;
+      if (results.length && timeMs < results[results.length - 1].time) {
+        throw new Error(`results must come in increasing time order (${timeMs} ms)`);
+      }
+      results.push({ time: timeMs, scores: Float64Array.from(scores) });
+      const limit = timeMs - this.averageWindowMs;
+      while (results[0].time < limit) results.shift();
+      const howMany = results.length;
+      const span = timeMs - results[0].time;
+      if (howMany < this.minimumCount || span < this.averageWindowMs / 4) {
+        return { label: this.previousLabel, score: 0, isNew: false };
+      }
+      const average = new Float64Array(this.labels.length);
+      for (const r of results) for (let i = 0; i < average.length; i++) average[i] += r.scores[i] / howMany;
+      let top = 0;
+      for (let i = 1; i < average.length; i++) if (average[i] > average[top]) top = i;
+      let second = 0;
+      if (average.length > 1) {
+        second = -Infinity;
+        for (let i = 0; i < average.length; i++) if (i !== top) second = Math.max(second, average[i]);
+      }
+      const label = this.labels[top];
+      const score = average[top];
+      const sinceLast =
+        this.previousLabel === SILENCE || this.previousTime === -Infinity
+          ? Infinity
+          : timeMs - this.previousTime;
+      const isNew =
+        score > this.threshold &&
+        (this.minimumMargin <= 0 || score - second >= this.minimumMargin) &&
+        label !== this.previousLabel &&
+        sinceLast > this.suppressionMs;
+      if (isNew) {
+        this.previousLabel = label;
+        this.previousTime = timeMs;
+      }
+      return { label, score, isNew };
+    }
+  }
+
+  // A TFLite model run by tfjs-tflite (WebAssembly, one thread).
+  class TFLiteRunner {
+    static async load(url) {
+      const runner = new TFLiteRunner();
+      runner.model = await global.tflite.loadTFLiteModel(url, { numThreads: 1 });
+      return runner;
+    }
+
+    // inputs: [{data: Float32Array, shape}] in the model's input order -> Float32Array[] outputs.
+    run(inputs) {
+      const tf = global.tf;
+      const tensors = inputs.map((x) => tf.tensor(x.data, x.shape, 'float32'));
+      let out = this.model.predict(tensors.length === 1 ? tensors[0] : tensors);
+      const list = Array.isArray(out) ? out : out instanceof tf.Tensor ? [out] : Object.values(out);
+      const arrays = list.map((t) => t.dataSync().slice());
+      tensors.forEach((t) => t.dispose());
+      list.forEach((t) => t.dispose());
+      return arrays;
+    }
+  }
+
+  // The microphone stream, windows of it scored every clip stride and decoded.
+  class Spotter {
+    constructor(config, runner, onResult) {
+      this.config = config;
+      this.runner = runner;
+      this.onResult = onResult;
+      this.frontend = new FRONT_ENDS[config.frontend.preprocess](config.frontend);
+      this.recognizer = new Recognizer(config.labels, config.decoder);
+      this.rate = config.frontend.sample_rate;
+      this.clipSamples = config.frontend.desired_samples;
+      this.frameStride = config.frontend.frame_stride_samples;
+      this.framesPerClip = config.frontend.feature_shape[0];
+      this.bins = config.frontend.feature_shape[1];
+      this.clipStride = Math.trunc((config.decoder.clip_stride_ms * this.rate) / 1000);
+      // Audio kept: a clip plus a clip stride (the samples from `bufferStart` on).
+      this.buffer = new Float32Array(0);
+      this.bufferStart = 0;
+      this.received = 0;
+      this.nextWindow = 0;
+      this.frames = new Map(); // absolute start sample -> features (frames reused across windows)
+      this.nextFrame = 0; // streaming model: the next frame to feed
+      if (config.streaming) {
+        // State name -> {data, shape}; zeros start a stream.
+        this.states = new Map(
+          config.streaming.states.map(([name, shape]) => [
+            name,
+            { data: new Float32Array(shape.reduce((a, b) => a * b, 1)), shape },
+          ]),
+        );
+      }
+      this.busyMs = 0;
+    }
+
+    frameAt(start) {
+      let f = this.frames.get(start);
+      if (!f) {
+        f = this.frontend.frame(this.buffer, start - this.bufferStart);
+        this.frames.set(start, f);
+      }
+      return f;
+    }
+
+    // Append samples (Float32Array at the model's rate); score every window now complete.
+    push(samples) {
+      const began = performance.now();
+      const merged = new Float32Array(this.buffer.length + samples.length);
+      merged.set(this.buffer);
+      merged.set(samples, this.buffer.length);
+      this.buffer = merged;
+      this.received += samples.length;
+      if (this.config.streaming) this.pushStreaming();
+      else this.pushWindows();
+      // Forget audio and frames no window still needs.
+      const keepFrom = Math.min(this.nextWindow, this.nextFrame * this.frameStride || this.nextWindow);
+      if (keepFrom > this.bufferStart) {
+        this.buffer = this.buffer.slice(keepFrom - this.bufferStart);
+        this.bufferStart = keepFrom;
+        for (const start of this.frames.keys()) if (start < keepFrom) this.frames.delete(start);
+      }
+      this.busyMs += performance.now() - began;
+    }
+
+    pushWindows() {
+      const { framesPerClip, bins, frameStride } = this;
+      while (this.nextWindow + this.clipSamples <= this.received) {
+        const offset = this.nextWindow;
+        const features = new Float32Array(framesPerClip * bins);
+        for (let k = 0; k < framesPerClip; k++) features.set(this.frameAt(offset + k * frameStride), k * bins);
+        const [scores] = this.runner.run([{ data: features, shape: [1, framesPerClip, bins] }]);
+        this.decide(scores, offset);
+        this.nextWindow += this.clipStride;
+      }
+    }
+
+    // The streaming model: one call per frame; the window starting at o is scored by the
+    // output after its last frame (pipeline/streaming/scores.py's streaming_scores).
+    pushStreaming() {
+      const { frameStride, framesPerClip, bins } = this;
+      while ((this.nextFrame * frameStride) + this.frontend.windowSize <= this.received) {
+        const start = this.nextFrame * frameStride;
+        const frame = this.frontend.frame(this.buffer, start - this.bufferStart);
+        // The runtime takes and gives tensors in the model's order (config.streaming).
+        const { inputs, outputs: outputOrder, states: names } = this.config.streaming;
+        const given = inputs.map((key) => (key === 'frame' ? { data: frame, shape: [1, bins] } : this.states.get(key)));
+        const outputs = [];
+        this.runner.run(given).forEach((data, position) => { outputs[outputOrder[position]] = data; });
+        names.forEach(([name, shape], k) => this.states.set(name, { data: outputs[k + 1], shape }));
+        const offset = (this.nextFrame - framesPerClip + 1) * frameStride;
+        if (offset >= 0 && offset === this.nextWindow) {
+          this.decide(outputs[0], offset);
+          this.nextWindow += this.clipStride;
+        }
+        this.nextFrame++;
+      }
+    }
+
+    decide(scores, offset) {
+      const timeMs = Math.floor((offset * 1000) / this.rate);
+      const result = this.recognizer.process(scores, timeMs);
+      this.onResult(timeMs, result, scores);
+    }
+  }
+
+  global.KWS = { Mfcc, Recognizer, TFLiteRunner, Spotter, FRONT_ENDS, fft };
+})(typeof window !== 'undefined' ? window : globalThis);

@@ -1,0 +1,319 @@
+"""kws web: the page's front end, decoder and detections in a real headless Chromium, its
+microphone a WAV file; and the one-line refusals of exports the page cannot run.
+
+The browser tests skip when no Chromium is installed (``make test`` installs one, see the
+Makefile); ``pipeline.web.chromium`` drives it over the DevTools pipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import http.server
+import json
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.cli import run_main
+from pipeline.core.audio import write_wav
+from pipeline.frontends import FeatureConfig
+from pipeline.streaming.config import StreamEvalConfig
+from pipeline.streaming.recognize import decode, window_averages
+from pipeline.tools import web as web_tool
+from pipeline.web.chromium import Browser, find_chromium
+from pipeline.web.page import write_page
+from tests.conftest import word_clip
+
+RATE = 16000
+# The JavaScript front end computes what TensorFlow's ops compute, to float32 rounding.
+FEATURE_TOLERANCE = 1e-4
+# The page hears the WAV through Chromium's fake microphone (resampled twice): its detections
+# must have the reference's labels, each within this of the reference's time.
+TIME_TOLERANCE_MS = 100
+
+needs_chromium = pytest.mark.skipif(
+    find_chromium() is None, reason="chromium not installed (make test installs it)"
+)
+
+
+def kws_web(argv, capsys) -> tuple[int, str, str]:
+    """``kws web ARGV`` in this process: (exit status, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(web_tool.main, argv)
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+@contextmanager
+def served(folder: Path):
+    """``folder`` on http://127.0.0.1:<port>/ from a thread; yields the base URL."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def spoken(words, seconds: float, first_s: float = 0.5, every_s: float = 1.4) -> np.ndarray:
+    """A quiet recording with the tone words of conftest one after another."""
+    audio = np.random.default_rng(0).normal(0, 0.003, int(seconds * RATE)).astype(np.float32)
+    for i, word in enumerate(words):
+        start = int(RATE * (first_s + every_s * i))
+        audio[start : start + RATE] += word_clip(word, 40 + i, 0)
+    return audio
+
+
+def reference_detections(export: Path, audio: np.ndarray, settings: StreamEvalConfig, streaming):
+    """What the project's Python pieces detect on ``audio`` (stream_eval's scorer and decoder)."""
+    from pipeline.streaming.scorers import make_scorer
+
+    scorer = make_scorer(export, settings.clip_stride_ms, streaming=streaming, progress=False)
+    scores = scorer.score(audio)
+    averages = window_averages(
+        scores.times_ms, scores.scores, settings.average_window_ms, settings.minimum_count
+    )
+    return decode(
+        scorer.labels,
+        averages,
+        settings.detection_threshold,
+        settings.suppression_ms,
+        settings.minimum_margin,
+    )
+
+
+def page_detections(page: Path, wav: Path, seconds: float) -> tuple[list, dict]:
+    """The page's detections ``(label, time_ms, score)`` in the first ``seconds`` of the WAV
+    (Chromium plays it in a loop), and the page's state (its real-time factor)."""
+    with served(page) as url, Browser(url + "index.html?autostart=1", fake_audio=wav) as browser:
+        browser.wait_for("window.kwsState && (kwsState.listening || kwsState.error)", 60)
+        browser.wait_for(f"kwsState.error || kwsState.seconds > {seconds + 0.5}", seconds + 60)
+        state = browser.evaluate("({...kwsState, spotter: undefined})")
+        assert state["error"] is None, (state, browser.console)
+        text = browser.evaluate("document.getElementById('detections').textContent")
+    found = []
+    for line in text.splitlines():
+        time_s, label, score = line.split()
+        if float(time_s) * 1000 < (seconds - 1) * 1000:
+            found.append((label, round(float(time_s) * 1000), float(score)))
+    return found, state
+
+
+def assert_same_detections(found, reference):
+    assert [label for label, *_ in found] == [label for label, *_ in reference], (found, reference)
+    for (_, time_ms, _), (_, expected_ms, _) in zip(found, reference):
+        assert abs(time_ms - expected_ms) <= TIME_TOLERANCE_MS, (found, reference)
+
+
+# ---------------------------------------------------------------------------------------------
+# refusals (no browser)
+
+
+def fake_export(folder: Path, preprocess: str) -> Path:
+    from tests.test_inference import FEATURES, LABELS
+
+    folder.mkdir(parents=True)
+    features = dict(FEATURES, preprocess=preprocess)
+    (folder / "frontend.json").write_text(json.dumps({"features": features, **features}))
+    (folder / "labels.txt").write_text("\n".join(LABELS) + "\n")
+    return folder
+
+
+@pytest.mark.parametrize("preprocess", ["embedding", "efficientword", "micro"])
+def test_an_export_whose_front_end_the_page_cannot_compute_is_one_line(
+    tmp_path, capsys, preprocess
+):
+    export = fake_export(tmp_path / "export", preprocess)
+    status, _, err = kws_web(["--model", str(export), "--out", str(tmp_path / "page")], capsys)
+    assert status == 1 and len(err.strip().splitlines()) == 1
+    assert f"its front end is {preprocess!r}" in err and str(export) in err
+    assert not (tmp_path / "page").exists()
+
+
+def test_bad_folders_are_one_line_each_and_nothing_is_written(tmp_path, capsys):
+    export = fake_export(tmp_path / "export", "mfcc")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    cases = {
+        "missing export": ([str(tmp_path / "nowhere"), str(tmp_path / "page")], "no such export"),
+        "out is a file": ([str(export), str(a_file)], "is a file"),
+        "out is someone else's folder": ([str(export), str(foreign)], "not empty"),
+        "no window model": ([str(export), str(tmp_path / "page")], "no saved_model/"),
+        "no streaming model": (
+            [str(export), str(tmp_path / "page"), "--streaming"],
+            "no model_streaming.tflite",
+        ),
+        "bad decoder setting": (
+            [str(export), str(tmp_path / "page"), "--detection-threshold", "2"],
+            "detection_threshold",
+        ),
+    }
+    for name, ((model, out, *rest), words) in cases.items():
+        status, _, err = kws_web(["--model", model, "--out", out, *rest], capsys)
+        assert status == 1 and len(err.strip().splitlines()) == 1, (name, err)
+        assert words in err, (name, err)
+    assert a_file.read_text() == "keep me" and (foreign / "notes.txt").read_text() == "keep me"
+    assert not (tmp_path / "page").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# the page in Chromium
+
+
+@pytest.fixture(scope="module")
+def tiny_page(tmp_path_factory):
+    """The tiny tone-word export (tests/test_freeze.py) and its page."""
+    from tests.test_freeze import build_export
+
+    root = tmp_path_factory.mktemp("web")
+    export, _ = build_export(root)
+    write_page(export, root / "page")
+    return export, root / "page"
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_the_page_writes_its_files_and_replaces_an_old_page(tiny_page, tmp_path, capsys):
+    export, page = tiny_page
+    names = sorted(p.relative_to(page).as_posix() for p in page.rglob("*") if p.is_file())
+    assert {"index.html", "kws.js", "app.js", "config.json", "model.tflite"} <= set(names)
+    assert any(name.startswith("runtime/") and name.endswith(".wasm") for name in names)
+    config = json.loads((page / "config.json").read_text())
+    assert config["labels"] == (export / "labels.txt").read_text().split()
+    assert config["decoder"]["clip_stride_ms"] == StreamEvalConfig().clip_stride_ms
+    # Written again over itself (a page folder may be replaced), with another decoder setting.
+    out = tmp_path / "page"
+    for threshold in ("0.7", "0.6"):
+        status, printed, _ = kws_web(
+            ["--model", str(export), "--out", str(out), "--detection-threshold", threshold],
+            capsys,
+        )
+        assert status == 0 and "http.server" in printed
+    assert json.loads((out / "config.json").read_text())["decoder"]["detection_threshold"] == 0.6
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_javascript_front_end_matches_the_python_one(tiny_page):
+    _, page = tiny_page
+    audio = spoken(["yes", "down"], 3.0)
+    from tests.test_inference import FEATURES
+
+    default = FeatureConfig()  # the default configuration's features, besides the tiny model's
+    tiny = FeatureConfig.from_dict(FEATURES)
+    with served(page) as url, Browser(url + "index.html") as browser:
+        browser.wait_for("window.kwsState && (kwsState.ready || kwsState.error)", 60)
+        for cfg in (default, tiny):
+            frontend = {
+                "sample_rate": cfg.sample_rate,
+                "window_size_samples": cfg.window_size_samples,
+                "frame_stride_samples": cfg.window_stride_samples,
+                "feature_bin_count": cfg.feature_bin_count,
+            }
+            got = np.array(
+                browser.evaluate(
+                    f"new KWS.Mfcc({json.dumps(frontend)})"
+                    f".compute(Float32Array.from({json.dumps(audio.tolist())}))"
+                    ".map((f) => Array.from(f))"
+                ),
+                np.float32,
+            )
+            expected = cfg.frontend.stream_features(audio, cfg)
+            assert got.shape == expected.shape
+            np.testing.assert_allclose(got, expected, rtol=0, atol=FEATURE_TOLERANCE)
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_javascript_decoder_matches_recognize_commands(tiny_page):
+    _, page = tiny_page
+    labels = json.loads((page / "config.json").read_text())["labels"]
+    rng = np.random.default_rng(4)
+    # Scores that dwell on one label for a while, then another: many detections and rejections.
+    steps = 600
+    dwell = np.repeat(rng.integers(0, len(labels), steps // 20), 20)
+    scores = rng.dirichlet(np.ones(len(labels)), steps) * 0.5
+    scores[np.arange(steps), dwell] += rng.uniform(0.4, 2.0, steps)
+    scores = (scores / scores.sum(axis=1, keepdims=True)).astype(np.float32)
+    times = np.arange(steps) * 30
+    cases = [
+        StreamEvalConfig(),
+        StreamEvalConfig(detection_threshold=0.5, suppression_ms=300),
+        StreamEvalConfig(average_window_ms=200, minimum_count=2, minimum_margin=0.2),
+    ]
+    with served(page) as url, Browser(url + "index.html") as browser:
+        browser.wait_for("window.kwsState && (kwsState.ready || kwsState.error)", 60)
+        for settings in cases:
+            expected = decode(
+                labels,
+                window_averages(times, scores, settings.average_window_ms, settings.minimum_count),
+                settings.detection_threshold,
+                settings.suppression_ms,
+                settings.minimum_margin,
+            )
+            got = browser.evaluate(
+                f"(() => {{ const r = new KWS.Recognizer({json.dumps(labels)}, "
+                f"{json.dumps(dataclasses.asdict(settings))}); const found = []; "
+                f"const scores = {json.dumps(scores.tolist())}; "
+                "scores.forEach((s, i) => { const x = r.process(Float32Array.from(s), i * 30); "
+                "if (x.isNew && x.label !== '_silence_') "
+                "found.push([x.label, i * 30, x.score]); }); "
+                "return found; })()"
+            )
+            assert len(expected) > 5
+            assert [tuple(d[:2]) for d in got] == [tuple(d[:2]) for d in expected], settings
+            np.testing.assert_allclose([d[2] for d in got], [d[2] for d in expected], rtol=1e-12)
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_page_detections_match_python_on_the_fake_microphone(tiny_page, tmp_path):
+    export, page = tiny_page
+    seconds = 10.0
+    audio = spoken(["yes", "no", "up", "down", "yes", "no"], seconds)
+    wav = tmp_path / "words.wav"
+    write_wav(wav, audio, RATE)
+    reference = reference_detections(export, audio, StreamEvalConfig(), streaming=False)
+    assert len(reference) >= 4
+    found, state = page_detections(page, wav, seconds)
+    assert_same_detections(found, reference)
+    assert 0 < state["realTimeFactor"] < 1
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_streaming_page_detections_match_python(tmp_path):
+    from tests.test_streaming_export import MFCC, SvdfOptions, freeze_tones, train_registered
+
+    keras_dir = train_registered(
+        tmp_path / "keras", "low_latency_svdf", SvdfOptions(units=32, rank=2), MFCC
+    )
+    freeze_tones(tmp_path, keras_dir, MFCC)
+    export = tmp_path / "export"
+    settings = StreamEvalConfig(clip_stride_ms=40)  # a whole number of 20 ms frames
+    write_page(export, tmp_path / "page", settings, streaming=True)
+    seconds = 10.0
+    audio = spoken(["yes", "no", "up", "down", "yes", "no"], seconds)
+    wav = tmp_path / "words.wav"
+    write_wav(wav, audio, RATE)
+    reference = reference_detections(export, audio, settings, streaming=True)
+    assert len(reference) >= 4
+    found, _ = page_detections(tmp_path / "page", wav, seconds)
+    assert_same_detections(found, reference)
