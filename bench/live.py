@@ -159,7 +159,7 @@ def main(argv=None) -> int:
         if not path.exists():
             raise SystemExit(f"{path} not found (run `dvc repro`, or pass --model/--recording)")
     decoder = (
-        json.loads((model / "decoder.json").read_text())
+        json.loads((model / "decoder.json").read_text(encoding="utf-8"))
         if (model / "decoder.json").is_file()
         else {}
     )

@@ -27,6 +27,8 @@ NOT_IMPORTED = {
 # Packages imported only by a dev tool, declared in the `dev` extra; the tool names how to install
 # the package when it is missing.
 DEV_TOOL_IMPORTS = {"onnx": "pipeline/tools/quantize_embedding.py"}
+# Optional at run time, imported only where used (the extra ``live``): the microphone of kws listen.
+LIVE_IMPORTS = {"sounddevice": "pipeline/tools/listen.py"}
 FIRST_PARTY = {"pipeline", "bench", "tests"}
 
 
@@ -110,7 +112,7 @@ def code_imports() -> dict[str, set[str]]:
 
 def test_every_import_of_the_code_is_a_declared_runtime_dependency():
     imports = code_imports()
-    for module, tool in DEV_TOOL_IMPORTS.items():
+    for module, tool in {**DEV_TOOL_IMPORTS, **LIVE_IMPORTS}.items():
         assert imports.pop(module, set()) <= {tool}, f"{module} is for {tool} only"
     assert undeclared(imports, set(declared())) == {}
 
@@ -131,6 +133,11 @@ def test_the_data_packages_are_not_imported_but_found_by_name():
 def test_the_dev_tool_imports_are_in_the_dev_extra():
     assert set(DEV_TOOL_IMPORTS) <= set(declared("dev"))
     assert not set(DEV_TOOL_IMPORTS) & set(declared())
+
+
+def test_the_microphone_library_is_the_live_extra_not_a_runtime_dependency():
+    assert set(LIVE_IMPORTS) <= set(declared("live"))
+    assert not set(LIVE_IMPORTS) & set(declared())
 
 
 def test_every_import_of_the_tests_is_declared_for_the_tests():
