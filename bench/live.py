@@ -10,8 +10,8 @@ beside the hour shows whether it grows with the length. The listening run feeds 
 ``--listen-seconds`` of the recording to ``kws listen -`` in 20 ms writes at real-time pace; a
 word's end is the last 10 ms frame of its 1 s clip whose level is 4x the recording's median
 frame, and the latency of each line that found a word (the right label within a second of it)
-is its arrival minus that end. The decoder's averaging window (and the clip the words are cut
-from) sets most of it: ``beyond window`` subtracts ``average_window_ms``.
+is its arrival minus that end (``tool latency``: the tool's own figure, from the arrival of the
+sample that completed the deciding window).
 
     python -m bench.live [--model models/export] [--recording data/stream/stream.wav]
         [--labels data/stream/stream_labels.txt] [--hours 1] [--listen-seconds 60] [--json OUT]
@@ -158,16 +158,10 @@ def main(argv=None) -> int:
     for path in (model, recording, Path(args.labels)):
         if not path.exists():
             raise SystemExit(f"{path} not found (run `dvc repro`, or pass --model/--recording)")
-    decoder = (
-        json.loads((model / "decoder.json").read_text(encoding="utf-8"))
-        if (model / "decoder.json").is_file()
-        else {}
-    )
-    average_ms = decoder.get("average_window_ms", 500)
     kinds = [("window", True)] + ([("streaming", False)] if has_streaming_model(model) else [])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        ten, ten_truth = repeated(recording, Path(args.labels), 600, Path(tmp) / "ten_minutes.wav")
+        ten, _ = repeated(recording, Path(args.labels), 600, Path(tmp) / "ten_minutes.wav")
         hour, hour_truth = repeated(
             recording, Path(args.labels), 3600 * args.hours, Path(tmp) / "hour.wav"
         )
@@ -207,14 +201,13 @@ def main(argv=None) -> int:
             )
             row.update(
                 listen_latency_ms=median,
-                listen_beyond_window_ms=None if median is None else median - average_ms,
                 listen_tool_latency_ms=own,
                 listen_words=f"{found}/{lines}",
             )
             rows.append(row)
     header = (
         f"{'model':<10} {'detect RTF':>10} {'RSS 1 h':>9} {'RSS 10 min':>10} "
-        f"{'stream-eval RSS':>15} {'listen latency':>14} {'beyond window':>13} "
+        f"{'stream-eval RSS':>15} {'listen latency':>14} "
         f"{'tool latency':>12}"
     )
     print(
@@ -229,7 +222,6 @@ def main(argv=None) -> int:
             f"{row['model']:<10} {row['detect_rtf']:>10.4f} {row['detect_rss_mib']:>5.0f} MiB "
             f"{row['detect_rss_10min_mib']:>6.0f} MiB {row['stream_eval_rss_mib']:>11.0f} MiB "
             f"{latency(row['listen_latency_ms']):>14} "
-            f"{latency(row['listen_beyond_window_ms']):>13} "
             f"{latency(row['listen_tool_latency_ms']):>12}"
         )
     if not has_streaming_model(model):
