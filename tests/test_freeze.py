@@ -16,6 +16,8 @@ from pipeline.core.audio import encode_wav, write_wav
 from pipeline.core.errors import StageError
 from pipeline.core.schema import read_yaml
 from pipeline.data.feature_store import write_features
+from pipeline.streaming.config import StreamEvalConfig
+from pipeline.streaming.operating_point import decoder_dict, decoder_settings
 from tests.conftest import REPO_ROOT, limit_file_size, pack
 from tests.test_inference import FEATURES, LABELS, WANTED, tiny_clips, train_tiny_keras
 
@@ -69,7 +71,12 @@ def build_export(root: Path) -> tuple[Path, dict]:
         root / "metrics" / "export.json",
         FeatureConfig.from_dict(FEATURES),
         WANTED,
-        ExportInputs(features_dir=root, test_manifest=manifest, data_root=Path("/")),
+        ExportInputs(
+            features_dir=root,
+            test_manifest=manifest,
+            data_root=Path("/"),
+            decoder=decoder_dict(StreamEvalConfig(detection_threshold=0.8)),
+        ),
     )
     return root / "export", metrics
 
@@ -92,6 +99,9 @@ def test_export_files_and_metrics(exported):
         "saved_model/assets/labels.txt",
     ):
         assert (export / name).is_file(), name
+    # The operating point: every tool that decodes starts from it, for any file of the export.
+    for model in (export, export / "model_float.tflite", export / "saved_model"):
+        assert decoder_settings(model)[0] == StreamEvalConfig(detection_threshold=0.8)
     assert json.loads((root / "metrics" / "export.json").read_text()) == metrics
     assert metrics["test_clips"] == 20 * 6  # silence rows have no audio file
     acc = metrics["accuracy"]

@@ -570,7 +570,8 @@ class StreamingScorer(Scorer):
         if eager:
             raise StageError(
                 "the streaming model scores live audio only with a front end whose frames are "
-                "each computed from their own window, at a clip stride of whole frames"
+                "each computed from their own window, at a clip stride of whole frames (e.g. "
+                "--clip-stride-ms 40 with 20 ms frames); or use the window model (--window)"
             )
         return WholeFeed(self)
 
