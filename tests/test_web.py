@@ -400,11 +400,12 @@ def padding_embeddings() -> int:
 
 
 def test_embedding_pages_refuse_what_they_cannot_run(tmp_path, capsys):
-    """An embedding export without its float head, or a clip stride that is not whole 80 ms
-    frames: one line each, nothing written."""
+    """An embedding export without its float head, with --streaming, or a clip stride that is
+    not whole 80 ms frames: one line each, nothing written."""
     export = fake_export(tmp_path / "export", "embedding")
     cases = {
         "no head": ([], "no model_float.tflite"),
+        "streaming": (["--streaming"], "window model only"),
         "stride": (["--clip-stride-ms", "30"], "not a whole number of feature frames"),
     }
     for name, (rest, words) in cases.items():

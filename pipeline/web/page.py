@@ -72,11 +72,15 @@ def read_export(export: Path, streaming: bool) -> tuple[dict[str, Any], list[str
     frontend = read_frontend(path)
     cfg = features_of(path, frontend)
     labels = read_labels(export / "labels.txt")
+    if streaming and cfg.preprocess == "embedding":
+        raise StageError(
+            f"{export}: the page runs the speech embedding with the window model only "
+            "(leave out --streaming)"
+        )
     if streaming and not (export / "model_streaming.tflite").is_file():
         raise StageError(f"{export}: no model_streaming.tflite (this model has no streaming form)")
     if cfg.preprocess == "embedding":
-        if not streaming:
-            check_head(export, frontend, cfg.feature_shape)
+        check_head(export, frontend, cfg.feature_shape)
     elif not streaming and not (export / "saved_model" / "saved_model.pb").is_file():
         raise StageError(f"{export}: no saved_model/ (the page's window model is made from it)")
     page_frontend = {
