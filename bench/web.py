@@ -1,8 +1,10 @@
 """Benchmark: the page of `kws web` in a headless Chromium, its microphone a WAV file.
 
-Rows: the default configuration's export (window model, one call per 30 ms window) and the
-low_latency_svdf preset's streaming export (model_streaming.tflite, one call per feature frame,
-windows every 40 ms, two frames). Untrained stand-ins exported with the freeze stage's code (an
+Rows: params.yaml's configuration's export (window model, one window per clip stride: 30 ms
+for mfcc, 80 ms for the speech embedding), the low_latency_svdf preset's streaming export
+(model_streaming.tflite, one call per feature frame, windows every 40 ms, two frames) and the
+speech embedding with embedding_conv (log-mel in JavaScript, the embedding model every 80 ms, the
+head on every 80 ms window). Untrained stand-ins exported with the freeze stage's code (an
 untrained model costs the same per call) unless ``--export`` names a trained export for the
 first row. Columns: the page's real-time factor (time its JavaScript spends on the front end,
 the model and the decoder / seconds of audio heard), windows scored, and detections (a stand-in
@@ -66,7 +68,7 @@ def main(argv=None) -> int:
     from pipeline.core.audio import write_wav
     from pipeline.streaming.config import StreamEvalConfig
     from pipeline.web.chromium import find_chromium
-    from pipeline.web.page import write_page
+    from pipeline.web.page import default_clip_stride_ms, read_export, write_page
 
     if find_chromium() is None:
         raise SystemExit("chromium not installed (apt-get install chromium)")
@@ -93,8 +95,16 @@ def main(argv=None) -> int:
         meta["architecture"] = "low_latency_svdf"
         (keras_dir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         svdf_export = stand_in_export(svdf, keras_dir, work / "svdf")
+        embedding = {
+            **params,
+            "features": dataclasses.replace(params["features"], preprocess="embedding"),
+            "train": dataclasses.replace(params["train"], model_architecture="embedding_conv"),
+        }
+        keras_dir = stand_in_keras(embedding, work / "embedding" / "keras")
+        embedding_export = stand_in_export(embedding, keras_dir, work / "embedding")
+        stride = default_clip_stride_ms(read_export(window_export, False)[0]["frontend"])
         rows = [
-            (name, "window", window_export, StreamEvalConfig(), False),
+            (name, "window", window_export, StreamEvalConfig(clip_stride_ms=stride), False),
             (
                 "low_latency_svdf (stand-in)",
                 "streaming",
@@ -102,13 +112,20 @@ def main(argv=None) -> int:
                 StreamEvalConfig(clip_stride_ms=40),
                 True,
             ),
+            (
+                "embedding_conv (embedding, stand-in)",
+                "window",
+                embedding_export,
+                StreamEvalConfig(clip_stride_ms=80),
+                False,
+            ),
         ]
         print(
             f"{'export':<40} {'model':<10} {'real-time factor':>16} {'windows':>8} "
             f"{'detections':>10}"
         )
-        for label, kind, export, decoder, streaming in rows:
-            page = work / f"page-{kind}"
+        for number, (label, kind, export, decoder, streaming) in enumerate(rows):
+            page = work / f"page-{number}"
             write_page(export, page, decoder, streaming=streaming)
             state = served_page(page, work / "audio.wav", args.seconds)
             print(

@@ -31,6 +31,9 @@ from tests.conftest import word_clip
 RATE = 16000
 # The JavaScript front end computes what TensorFlow's ops compute, to float32 rounding.
 FEATURE_TOLERANCE = 1e-4
+# The JavaScript log-mel (double precision) against numpy's (float32), through the embedding
+# model: embeddings (values up to about 50) within this (8e-5 measured), window scores too.
+EMBEDDING_TOLERANCE = 1e-3
 # The page hears the WAV through Chromium's fake microphone (resampled twice): its detections
 # must have the reference's labels, each within this of the reference's time.
 TIME_TOLERANCE_MS = 100
@@ -96,15 +99,33 @@ def reference_detections(export: Path, audio: np.ndarray, settings: StreamEvalCo
     )
 
 
-def page_detections(page: Path, wav: Path, seconds: float) -> tuple[list, dict]:
+# Before the page listens: keep every block of samples its Spotter is given (what it heard).
+KEEP_HEARD = (
+    "(() => { window.heard = []; const push = KWS.Spotter.prototype.push; "
+    "KWS.Spotter.prototype.push = function (s) { heard.push(Array.from(s)); "
+    "return push.call(this, s); }; })()"
+)
+
+
+def page_detections(page: Path, wav: Path, seconds: float, keep_heard: bool = False):
     """The page's detections ``(label, time_ms, score)`` in the first ``seconds`` of the WAV
-    (Chromium plays it in a loop), and the page's state (its real-time factor)."""
-    with served(page) as url, Browser(url + "index.html?autostart=1", fake_audio=wav) as browser:
+    (Chromium plays it in a loop), and the page's state (its real-time factor; with
+    ``keep_heard``, ``heard``: the samples the page was given)."""
+    query = "" if keep_heard else "?autostart=1"
+    with served(page) as url, Browser(url + "index.html" + query, fake_audio=wav) as browser:
+        if keep_heard:
+            browser.wait_for("window.kwsState && (kwsState.ready || kwsState.error)", 60)
+            browser.evaluate(KEEP_HEARD)
+            browser.evaluate("document.getElementById('start').click()")
         browser.wait_for("window.kwsState && (kwsState.listening || kwsState.error)", 60)
         browser.wait_for(f"kwsState.error || kwsState.seconds > {seconds + 0.5}", seconds + 60)
         state = browser.evaluate("({...kwsState, spotter: undefined})")
         assert state["error"] is None, (state, browser.console)
         text = browser.evaluate("document.getElementById('detections').textContent")
+        if keep_heard:
+            state["heard"] = np.concatenate(
+                [np.asarray(b, np.float32) for b in browser.evaluate("heard")]
+            )
     found = []
     for line in text.splitlines():
         time_s, label, score = line.split()
@@ -133,7 +154,7 @@ def fake_export(folder: Path, preprocess: str) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("preprocess", ["embedding", "efficientword", "micro"])
+@pytest.mark.parametrize("preprocess", ["embedding_int8", "efficientword", "micro"])
 def test_an_export_whose_front_end_the_page_cannot_compute_is_one_line(
     tmp_path, capsys, preprocess
 ):
@@ -317,3 +338,186 @@ def test_streaming_page_detections_match_python(tmp_path):
     assert len(reference) >= 4
     found, _ = page_detections(tmp_path / "page", wav, seconds)
     assert_same_detections(found, reference)
+
+
+# ---------------------------------------------------------------------------------------------
+# the speech embedding (features.preprocess: embedding)
+
+
+def embedding_export(root: Path) -> Path:
+    """An embedding_conv head trained on the tone words' embeddings, frozen into a bundle."""
+    from pipeline.models.embedding_conv import ConvHeadOptions
+    from tests.test_inference import FEATURES
+    from tests.test_streaming_export import freeze_tones, train_registered
+
+    features = dict(FEATURES, preprocess="embedding")
+    options = ConvHeadOptions(channels=16, kernel=3, inner_dropout=0.0)
+    keras_dir = train_registered(root / "keras", "embedding_conv", options, features, epochs=80)
+    freeze_tones(root, keras_dir, features)
+    return root / "export"
+
+
+@pytest.fixture(scope="module")
+def embedding_page(tmp_path_factory):
+    """A tiny embedding export and its page, written by ``kws web`` with its defaults."""
+    from pipeline.frontends import embedding
+
+    try:
+        embedding.models_dir()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    root = tmp_path_factory.mktemp("web-embedding")
+    export = embedding_export(root)
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(web_tool.main, ["--model", str(export), "--out", str(root / "page")])
+    assert exit_info.value.code == 0
+    return export, root / "page"
+
+
+def causal_stream_features(audio: np.ndarray) -> np.ndarray:
+    """``embedding.stream_features`` with the page's clamp: each embedding's mel frames clamped
+    at top_db below the loudest mel value up to its last frame (not the whole recording's)."""
+    from pipeline.frontends import embedding as e
+
+    db = e.mel_db(np.pad(audio, (e.PAD_SAMPLES, e.PAD_SAMPLES)))
+    loudest = np.maximum.accumulate(db.max(axis=1))
+    top_db = e.mel_constants()["top_db"]
+    rows = []
+    for first in range(0, len(db) - e.WINDOW_FRAMES + 1, e.WINDOW_STEP_FRAMES):
+        last = first + e.WINDOW_FRAMES - 1
+        spec = np.maximum(db[first : last + 1], loudest[last] - top_db) / 10.0 + 2.0
+        rows.append(e.run_embedding_model(spec[None, :, :, None].astype(np.float32))[0, 0])
+    return np.asarray(rows, np.float32)
+
+
+def padding_embeddings() -> int:
+    """The first embeddings whose mel frames include one wholly in the stream's leading silence
+    (where the page's clamp and Python's differ)."""
+    from pipeline.frontends import embedding as e
+
+    silent_frames = (e.PAD_SAMPLES - e.MEL_WINDOW_SAMPLES) // e.MEL_HOP_SAMPLES + 1
+    return -(-silent_frames // e.WINDOW_STEP_FRAMES)
+
+
+def test_embedding_pages_refuse_what_they_cannot_run(tmp_path, capsys):
+    """An embedding export without its float head, with --streaming, or a clip stride that is
+    not whole 80 ms frames: one line each, nothing written."""
+    export = fake_export(tmp_path / "export", "embedding")
+    cases = {
+        "no head": ([], "no model_float.tflite"),
+        "streaming": (["--streaming"], "window model only"),
+        "stride": (["--clip-stride-ms", "30"], "not a whole number of feature frames"),
+    }
+    for name, (rest, words) in cases.items():
+        if name == "stride":
+            (export / "model_float.tflite").write_bytes(b"")
+            frontend = json.loads((export / "frontend.json").read_text())
+            tensor = {"dtype": "float32", "scale": 0.0, "zero_point": 0}
+            io = {
+                "takes": "features",
+                "input": {**tensor, "shape": [1, 9, 96]},
+                "output": {**tensor, "shape": [1, 6]},
+            }
+            frontend["tflite"] = {"model_float.tflite": io}
+            (export / "frontend.json").write_text(json.dumps(frontend))
+        argv = ["--model", str(export), "--out", str(tmp_path / "page"), *rest]
+        status, _, err = kws_web(argv, capsys)
+        assert status == 1 and len(err.strip().splitlines()) == 1, (name, err)
+        assert words in err, (name, err)
+    assert not (tmp_path / "page").exists()
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_embedding_page_files_and_default_stride(embedding_page):
+    _, page = embedding_page
+    assert (page / "embedding" / "embedding_model.tflite").is_file()
+    assert "Apache License" in (page / "embedding" / "NOTICE").read_text()
+    config = json.loads((page / "config.json").read_text())
+    assert config["decoder"]["clip_stride_ms"] == 80  # kws web's default for the embedding
+    assert config["frontend"]["frame_stride_samples"] == 1280
+    assert config["frontend"]["feature_shape"] == [9, 96]
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_javascript_speech_embedding_matches_stream_features(embedding_page):
+    from pipeline.frontends import embedding
+
+    _, page = embedding_page
+    audio = spoken(["yes", "down"], 3.0)
+    with served(page) as url, Browser(url + "index.html") as browser:
+        browser.wait_for("window.kwsState && (kwsState.ready || kwsState.error)", 60)
+        got = np.array(
+            browser.evaluate(
+                "new KWS.SpeechEmbedding(kwsPage.config.frontend, kwsPage.frontendRunner)"
+                f".compute(Float32Array.from({json.dumps(audio.tolist())}))"
+                ".map((f) => Array.from(f))"
+            ),
+            np.float32,
+        )
+    expected = embedding.stream_features(audio)
+    assert got.shape == expected.shape == (34, 96)
+    # Where no frame is the leading silence, the clamp does not bind: Python's features.
+    first = padding_embeddings()
+    np.testing.assert_allclose(got[first:], expected[first:], rtol=0, atol=EMBEDDING_TOLERANCE)
+    # Everywhere, Python's computation with the page's causal clamp.
+    causal = causal_stream_features(audio)
+    np.testing.assert_allclose(got, causal, rtol=0, atol=EMBEDDING_TOLERANCE)
+    assert np.abs(causal[:first] - expected[:first]).max() > 0.1  # the clamps do differ there
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_embedding_page_window_scores_match_python(embedding_page):
+    """The page's Spotter given the recording's samples (128 at a time, as the microphone gives
+    them) scores the windows stream_eval's scorer scores, at the same times."""
+    from pipeline.inference import load_model
+    from pipeline.streaming.scorers import make_scorer
+
+    export, page = embedding_page
+    audio = spoken(["yes", "no", "up", "down"], 6.0)
+    with served(page) as url, Browser(url + "index.html") as browser:
+        browser.wait_for("window.kwsState && (kwsState.ready || kwsState.error)", 60)
+        got = np.array(
+            browser.evaluate(
+                "(() => { const out = []; const spotter = new KWS.Spotter(kwsPage.config, "
+                "kwsPage.runner, (t, r, scores) => out.push([t, ...scores]), "
+                "kwsPage.frontendRunner); "
+                f"const a = Float32Array.from({json.dumps(audio.tolist())}); "
+                "for (let i = 0; i < a.length; i += 128) spotter.push(a.slice(i, i + 128)); "
+                "return out; })()"
+            )
+        )
+    reference = make_scorer(export, 80, progress=False).score(audio)
+    # The page scores a window once its last embedding is computed: all but Python's last ones,
+    # which see the silence Python pads a whole recording with at its end.
+    n = len(got)
+    assert len(reference.times_ms) - 3 <= n <= len(reference.times_ms)
+    np.testing.assert_array_equal(got[:, 0], reference.times_ms[:n])
+    first = padding_embeddings()
+    np.testing.assert_allclose(got[first:, 1:], reference.scores[first:n], atol=EMBEDDING_TOLERANCE)
+    features = causal_stream_features(audio)
+    windows = np.stack([features[i : i + 9] for i in range(first)])
+    causal = load_model(export).predict_features(windows)
+    np.testing.assert_allclose(got[:first, 1:], causal, atol=EMBEDDING_TOLERANCE)
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_embedding_page_detections_match_python_on_what_it_heard(embedding_page, tmp_path):
+    """On the fake microphone: the page's detections are the Python scorer's and decoder's on the
+    samples the page was given. (Chromium resamples the WAV and starts it a few tens of ms late;
+    the embedding, one every 80 ms, is sensitive to both, so the WAV itself is not the
+    reference here: its detections came 160 ms later in a run.)"""
+    export, page = embedding_page
+    seconds = 10.0
+    wav = tmp_path / "words.wav"
+    write_wav(wav, spoken(["yes", "no", "up", "down", "yes", "no"], seconds), RATE)
+    found, state = page_detections(page, wav, seconds, keep_heard=True)
+    settings = StreamEvalConfig(clip_stride_ms=80)
+    reference = reference_detections(export, state["heard"], settings, streaming=False)
+    reference = [d for d in reference if d[1] < (seconds - 1) * 1000]
+    assert len(reference) >= 4
+    assert_same_detections(found, reference)
+    assert 0 < state["realTimeFactor"] < 1

@@ -208,7 +208,7 @@ def _int16_valued(audio: np.ndarray) -> np.ndarray:
 _MEL_CONSTANTS: dict[str, np.ndarray] = {}
 
 
-def _mel_constants() -> dict[str, np.ndarray]:
+def mel_constants() -> dict[str, np.ndarray]:
     """The mel model's own constants, read from melspectrogram.tflite: its 512-sample window (a
     400-sample Hann window inside 512, from its real/imaginary DFT kernels), its [257, 32] mel
     matrix (DC bin unused), the power floor, the dB factor and the top-dB range."""
@@ -242,7 +242,7 @@ def _db_of_windows(windows: np.ndarray) -> np.ndarray:
     """int16-valued frames ``[..., 512]`` -> log-mel dB ``[..., 32]``: window, rfft (float32), power
     as the squares of the interleaved real and imaginary parts times the mel matrix with each row
     doubled (no separate power array), floor, dB."""
-    c = _mel_constants()
+    c = mel_constants()
     spectrum = scipy.fft.rfft(windows * c["window"], axis=-1)
     squares = spectrum.view(np.float32)
     np.square(squares, out=squares)
@@ -269,7 +269,7 @@ def mel_db(audio: np.ndarray) -> np.ndarray:
 
 def silence_db() -> np.float32:
     """The dB value of a frame of digital silence (power 0 -> the power floor)."""
-    c = _mel_constants()
+    c = mel_constants()
     return (c["db"] * np.log(np.maximum(np.zeros(1, np.float32), c["floor"])))[0]
 
 
@@ -303,7 +303,7 @@ def padded_clip_db(audio: np.ndarray, frames: int) -> np.ndarray:
 def clamp_scale(db: np.ndarray, axes=(-2, -1)) -> np.ndarray:
     """The mel model's last steps: clamp at ``top_db`` below the maximum over ``axes`` (the model
     takes the maximum over everything it is given at once), then the recipe's * 1/10 + 2."""
-    c = _mel_constants()
+    c = mel_constants()
     floor = db.max(axis=axes, keepdims=True) - c["top_db"]
     return (np.maximum(db, floor) / 10.0 + 2.0).astype(np.float32)
 

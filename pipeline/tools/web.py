@@ -9,8 +9,9 @@ localhost): ``python -m http.server -d DIR`` and open http://localhost:8000/. Wi
 score`` (the window's start in seconds since listening began) in the element ``detections``.
 
 ``--streaming`` runs the export's ``model_streaming.tflite`` (one call per feature frame) instead
-of the window model. The decoder options default to the original's (params.yaml's stream_eval).
-Only exports whose front end the page computes (mfcc) are accepted.
+of the window model. The decoder options default to the original's (params.yaml's stream_eval),
+but for the speech embedding the clip stride defaults to 80 ms (its windows start on its 80 ms
+frames). Only exports whose front end the page computes (mfcc, embedding) are accepted.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from pathlib import Path
 
 from pipeline.cli import run_main
 from pipeline.streaming.config import StreamEvalConfig
-from pipeline.web.page import DECODER_KEYS, write_page
+from pipeline.web.page import (
+    DECODER_KEYS,
+    check_out_dir,
+    default_clip_stride_ms,
+    read_export,
+    write_page,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,20 +40,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     for field in dataclasses.fields(StreamEvalConfig):
         if field.name in DECODER_KEYS:
+            clip_stride = field.name == "clip_stride_ms"
             parser.add_argument(
                 "--" + field.name.replace("_", "-"),
                 type=type(field.default),
-                default=field.default,
-                help=f"default {field.default} (the original's)",
+                default=None if clip_stride else field.default,
+                help=f"default {field.default} (the original's)"
+                + ("; 80 for the speech embedding" if clip_stride else ""),
             )
     return parser
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    values = {key: getattr(args, key) for key in DECODER_KEYS}
+    values = {key: getattr(args, key) for key in DECODER_KEYS if getattr(args, key) is not None}
     defaults = StreamEvalConfig()
     decoder = StreamEvalConfig.from_dict({**dataclasses.asdict(defaults), **values})
+    if "clip_stride_ms" not in values:  # the export's front end decides (checks as write_page)
+        check_out_dir(Path(args.out))
+        info, _ = read_export(Path(args.model), args.streaming)
+        decoder = dataclasses.replace(
+            decoder, clip_stride_ms=default_clip_stride_ms(info["frontend"])
+        )
     config = write_page(Path(args.model), Path(args.out), decoder, streaming=args.streaming)
     print(
         f"wrote {args.out}/ ({config['model']}, labels {', '.join(config['labels'])}); serve it "

@@ -11,6 +11,11 @@
     tf.setBackend('cpu');
     tflite.setWasmPath('runtime/');
     const runner = await KWS.TFLiteRunner.load(config.model);
+    // The front end's own model (the speech embedding's), if it has one.
+    const frontendRunner = config.frontend.embedding
+      ? await KWS.TFLiteRunner.load(config.frontend.embedding.model)
+      : null;
+    window.kwsPage = { config, runner, frontendRunner };
     const words = config.labels.filter((l) => !l.startsWith('_'));
     $('about').textContent =
       `Words: ${words.join(', ')}. Model: ${config.model} (${config.frontend.preprocess} ` +
@@ -42,7 +47,7 @@
           $('detections').textContent += line + '\n';
           $('current').textContent = result.label;
         }
-      });
+      }, frontendRunner);
       state.spotter = spotter;
       node.port.onmessage = (event) => {
         try {

@@ -4,6 +4,11 @@
 //   of two FFT) then tf.raw_ops.Mfcc (mel filterbank 20-4000 Hz of 40 channels on the magnitude,
 //   log with a 1e-12 floor, DCT-II scaled by sqrt(2 / channels)), in double precision like
 //   TensorFlow's kernels, the spectrum rounded to float32 where TensorFlow stores it.
+// - SpeechEmbedding: pipeline/frontends/embedding.py's stream_features as the audio arrives: the
+//   log-mel (int16-valued samples, the mel model's 512-sample window, power spectrum, mel matrix,
+//   floor, dB; in double precision), clamped at top_db below the loudest mel value heard so far
+//   (Python: the whole recording's loudest, which live audio does not know yet), scaled
+//   (/ 10 + 2), and the embedding model (TensorFlow Lite) on every 76 frames, 8 frames apart.
 // - Recognizer: pipeline/streaming/recognize.py's RecognizeCommands, rule for rule.
 // - Spotter: windows of the microphone stream every clip stride, scored by the exported model
 //   (TensorFlow Lite in WebAssembly), their scores fed to the Recognizer.
@@ -143,7 +148,131 @@
     }
   }
 
-  const FRONT_ENDS = { mfcc: Mfcc };
+  // numpy's round (half to even).
+  function roundHalfEven(v) {
+    const r = Math.round(v);
+    return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  }
+
+  class SpeechEmbedding {
+    // cfg: the page's frontend (its `embedding` holds the mel constants and sizes); runner: the
+    // embedding model ([1, window_frames, mel_bins, 1] -> embedding_dim values).
+    constructor(cfg, runner) {
+      const e = cfg.embedding;
+      this.runner = runner;
+      this.melWindow = e.mel_window_samples;
+      this.hop = e.mel_hop_samples;
+      this.melBins = e.mel_bins;
+      this.windowFrames = e.window_frames;
+      this.stepFrames = e.window_step_frames;
+      this.pad = e.pad_samples;
+      this.window = Float64Array.from(e.window);
+      this.matrix = Float64Array.from(e.mel_matrix.flat()); // [fft bin][mel bin]
+      this.fftBins = e.mel_matrix.length;
+      this.floor = e.floor;
+      this.dbFactor = e.db;
+      this.topDb = e.top_db;
+      this.re = new Float64Array(this.melWindow);
+      this.im = new Float64Array(this.melWindow);
+      // The padded stream (pad_samples of silence first, as Python pads a recording), as int16
+      // values: samples[0] is padded sample samplesStart.
+      this.samples = new Float64Array(0);
+      this.samplesStart = 0;
+      this.total = 0;
+      this.frames = 0; // mel frames computed
+      this.mel = []; // the dB of the last window_frames frames
+      this.maxDb = -Infinity; // the loudest mel value so far
+      this.embeddings = []; // embeddings firstEmbedding, firstEmbedding + 1, ...
+      this.firstEmbedding = 0;
+      this.feed(new Float32Array(this.pad));
+    }
+
+    // Embeddings computed so far (embedding i: the window of 76 mel frames starting at padded
+    // frame 8 i, i.e. at stream sample 80 ms * i less the padding).
+    get count() {
+      return this.firstEmbedding + this.embeddings.length;
+    }
+
+    embedding(i) {
+      return this.embeddings[i - this.firstEmbedding];
+    }
+
+    // Drop the embeddings before `i` (no window needs them any more).
+    forget(i) {
+      const drop = Math.min(i - this.firstEmbedding, this.embeddings.length);
+      if (drop > 0) {
+        this.embeddings.splice(0, drop);
+        this.firstEmbedding += drop;
+      }
+    }
+
+    // Append samples (Float32Array in [-1, 1]); compute every mel frame and embedding they complete.
+    feed(samples) {
+      const merged = new Float64Array(this.samples.length + samples.length);
+      merged.set(this.samples);
+      for (let i = 0; i < samples.length; i++) {
+        merged[this.samples.length + i] = Math.min(32767, Math.max(-32768, roundHalfEven(samples[i] * 32768)));
+      }
+      this.samples = merged;
+      this.total += samples.length;
+      while (this.frames * this.hop + this.melWindow <= this.total) {
+        this.addFrame(this.melFrame(this.frames * this.hop - this.samplesStart));
+      }
+      const keep = this.frames * this.hop; // the next frame's first sample
+      if (keep > this.samplesStart) {
+        this.samples = this.samples.slice(keep - this.samplesStart);
+        this.samplesStart = keep;
+      }
+    }
+
+    // The dB of the mel frame starting at samples[offset] (before the clamp).
+    melFrame(offset) {
+      const { re, im, window, matrix, melBins } = this;
+      for (let j = 0; j < this.melWindow; j++) {
+        re[j] = this.samples[offset + j] * window[j];
+        im[j] = 0;
+      }
+      fft(re, im);
+      const mel = new Float64Array(melBins);
+      for (let k = 0; k < this.fftBins; k++) {
+        const power = re[k] * re[k] + im[k] * im[k];
+        const row = k * melBins;
+        for (let b = 0; b < melBins; b++) mel[b] += power * matrix[row + b];
+      }
+      for (let b = 0; b < melBins; b++) mel[b] = this.dbFactor * Math.log(Math.max(mel[b], this.floor));
+      return mel;
+    }
+
+    addFrame(db) {
+      for (let b = 0; b < db.length; b++) this.maxDb = Math.max(this.maxDb, db[b]);
+      this.mel.push(db);
+      if (this.mel.length > this.windowFrames) this.mel.shift();
+      this.frames++;
+      const past = this.frames - this.windowFrames;
+      if (past >= 0 && past % this.stepFrames === 0) this.embeddings.push(this.embed());
+    }
+
+    // The embedding of the last window_frames mel frames, clamped and scaled as Python does.
+    embed() {
+      const { melBins } = this;
+      const input = new Float32Array(this.windowFrames * melBins);
+      const floor = this.maxDb - this.topDb;
+      this.mel.forEach((db, t) => {
+        for (let b = 0; b < melBins; b++) input[t * melBins + b] = Math.max(db[b], floor) / 10 + 2;
+      });
+      const [out] = this.runner.run([{ data: input, shape: [1, this.windowFrames, melBins, 1] }]);
+      return out;
+    }
+
+    // Every embedding of a whole recording, padded at both ends as stream_features pads it.
+    compute(samples) {
+      this.feed(samples);
+      this.feed(new Float32Array(this.pad));
+      return this.embeddings.slice();
+    }
+  }
+
+  const FRONT_ENDS = { mfcc: Mfcc, embedding: SpeechEmbedding };
 
   // pipeline/streaming/recognize.py's RecognizeCommands.
   class Recognizer {
@@ -227,12 +356,13 @@
   }
 
   // The microphone stream, windows of it scored every clip stride and decoded.
+  // frontendRunner: the front end's own model (the speech embedding's), null for mfcc.
   class Spotter {
-    constructor(config, runner, onResult) {
+    constructor(config, runner, onResult, frontendRunner = null) {
       this.config = config;
       this.runner = runner;
       this.onResult = onResult;
-      this.frontend = new FRONT_ENDS[config.frontend.preprocess](config.frontend);
+      this.frontend = new FRONT_ENDS[config.frontend.preprocess](config.frontend, frontendRunner);
       this.recognizer = new Recognizer(config.labels, config.decoder);
       this.rate = config.frontend.sample_rate;
       this.clipSamples = config.frontend.desired_samples;
@@ -271,6 +401,13 @@
     // Append samples (Float32Array at the model's rate); score every window now complete.
     push(samples) {
       const began = performance.now();
+      if (this.frontend instanceof SpeechEmbedding) {
+        this.received += samples.length;
+        this.frontend.feed(samples);
+        this.pushEmbeddings();
+        this.busyMs += performance.now() - began;
+        return;
+      }
       const merged = new Float32Array(this.buffer.length + samples.length);
       merged.set(this.buffer);
       merged.set(samples, this.buffer.length);
@@ -298,6 +435,22 @@
         this.decide(scores, offset);
         this.nextWindow += this.clipStride;
       }
+    }
+
+    // The speech embedding: the window starting at o is embeddings o / 80 ms ... + 8, scored once
+    // the last of them is computed.
+    pushEmbeddings() {
+      const { framesPerClip, bins, frameStride } = this;
+      for (;;) {
+        const first = this.nextWindow / frameStride;
+        if (first + framesPerClip > this.frontend.count) break;
+        const features = new Float32Array(framesPerClip * bins);
+        for (let k = 0; k < framesPerClip; k++) features.set(this.frontend.embedding(first + k), k * bins);
+        const [scores] = this.runner.run([{ data: features, shape: [1, framesPerClip, bins] }]);
+        this.decide(scores, this.nextWindow);
+        this.nextWindow += this.clipStride;
+      }
+      this.frontend.forget(this.nextWindow / frameStride);
     }
 
     // The streaming model: one call per frame; the window starting at o is scored by the
@@ -329,5 +482,5 @@
     }
   }
 
-  global.KWS = { Mfcc, Recognizer, TFLiteRunner, Spotter, FRONT_ENDS, fft };
+  global.KWS = { Mfcc, SpeechEmbedding, Recognizer, TFLiteRunner, Spotter, FRONT_ENDS, fft };
 })(typeof window !== 'undefined' ? window : globalThis);
