@@ -259,10 +259,11 @@ def test_damaged_checkpoints_are_set_aside_and_training_resumes_from_a_good_one(
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # truncated
     middle.write_bytes(b"")  # empty
 
-    from pipeline.models.config import ModelConfig
+    from pipeline.sections import defaults
 
-    params = {"model": ModelConfig().to_dict(), "train": settings()}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    params = defaults()  # a stage checks the whole file first
+    params["train"] = {**params["train"], **settings()}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.stages.train", "--no-progress"],
