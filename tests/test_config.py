@@ -37,9 +37,24 @@ def test_repository_params_are_valid_and_cover_the_schema(params):
     assert set(params) == set(SECTIONS) <= set(SECTION_NAMES)
 
 
-def test_params_yaml_holds_the_schema_defaults(params):
-    """The section classes are the one home of each key's default; params.yaml ships them."""
+def test_params_yaml_holds_the_schema_defaults_but_for_the_default_models_choices(params):
+    """The section classes are the one home of each key's default (the value a section built in
+    code takes: ds_cnn on MFCC, the original's decoder); params.yaml ships them, except the
+    default pipeline's choices (the speech embedding, embedding_conv, rooms), which
+    presets/ds-cnn.yaml turns back, key for key, into the classes' defaults."""
+    from pipeline.tools.preset import PRESETS_DIR, apply, flatten, read_preset
+
+    choices = flatten(read_preset(REPO_ROOT / PRESETS_DIR / "ds-cnn.yaml"))
+    assert all(read_dotted(params, key) != value for key, value in choices.items())
+    apply(params, choices, "ds-cnn.yaml")
     assert params == defaults()
+
+
+def read_dotted(params: dict, dotted: str):
+    node = params
+    for part in dotted.split("."):
+        node = node[part]
+    return node
 
 
 @pytest.mark.parametrize(
@@ -206,7 +221,7 @@ def test_number_forms_are_read_as_dvc_reads_them(tmp_path):
     from dvc.utils.serialize import load_yaml
 
     text = replace_line("  seed: 59185\n", "  seed: 017\n")
-    text = text.replace("learning_rate: [0.002, 0.0002]", "learning_rate: [1e-3, 1e-05]")
+    text = text.replace("learning_rate: [0.001, 0.0001]", "learning_rate: [1e-3, 1e-05]")
     path = write_params(tmp_path, text=text)
     split, train = load_params(path, SplitConfig, TrainConfig)
     assert split.seed == 17 and train.learning_rate == [0.001, 1e-05]
@@ -255,11 +270,11 @@ def test_unknown_top_level_section_and_odd_keys_are_one_line(tmp_path):
             "augment.time_shift_ms (10000) must be below features.clip_duration_ms (1000)",
         ),
         (
-            lambda p: p["features"].update(feature_bin_count=512),
+            lambda p: p["features"].update(preprocess="mfcc", feature_bin_count=512),
             "features.feature_bin_count = 512 is out of range for 'mfcc': at most 40",
         ),
         (
-            lambda p: p["features"].update(sample_rate=4000),
+            lambda p: p["features"].update(preprocess="mfcc", sample_rate=4000),
             "features.sample_rate = 4000 is too low for 'mfcc'",
         ),
         (

@@ -50,9 +50,10 @@ def project(tmp_path):
 
 
 def _params(root: Path, **windows) -> None:
-    """params.yaml in ``root``: the repository's, one augmented copy, short streams of a word every
-    2 s, and ``windows`` over stream_windows."""
+    """params.yaml in ``root``: the repository's on MFCC (FeatureConfig()'s front end, fast), one
+    augmented copy, short streams of a word every 2 s, and ``windows`` over stream_windows."""
     params = read_yaml((REPO_ROOT / "params.yaml").read_text())
+    params["features"]["preprocess"] = "mfcc"
     params["augment"]["copies"] = 1
     params["stream"].update(word_interval_ms=2000, word_gap_ms=500)
     params["stream_windows"].update(duration_s=30, **windows)

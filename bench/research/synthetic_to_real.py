@@ -2,7 +2,7 @@
 real clip of the shared set.
 
     python -m bench.research.synthetic_to_real [--configs default embedding ...] [--data DIR]
-        [--workdir DIR] [--json OUT]
+        [--workspace DIR ...] [--workdir DIR] [--json OUT]
 
 Each configuration is a list of presets plus dotted overrides, applied to the repository's
 params.yaml with ``data.source: embedded`` kept: no real recording is ever trained on, so all
@@ -12,7 +12,10 @@ download -> split -> featurize -> train -> evaluate -> freeze in its own work fo
 real clips (a keyword is its own class, every other word ``_unknown_``). Prints a table with the
 command and date: accuracy over all clips, the mean of the per-class accuracies (the unknown
 words outnumber each keyword about 2.5 to 1), int8's, and the per-word accuracy of each config.
-Configurations that share data and features share their work up to featurize.
+Configurations that share data and features share their work up to featurize. ``--workspace``
+scores a folder where ``dvc repro`` has already run (e.g. the repository after ``make run``: the
+default's row without training it again), as a row named by its folder; its data must be
+embedded too.
 """
 
 from __future__ import annotations
@@ -37,11 +40,16 @@ from pipeline.core.schema import read_yaml
 
 # name -> (presets applied in order, dotted overrides applied after them)
 ROOMS = {"data.embedded.reverb_fraction": 0.5}
+NO_ROOMS = {"data.embedded.reverb_fraction": 0}
 BANDS = {"data.embedded.band_limit_fraction": 0.3}
 KLATT = ["klatt", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6"]
-# The real-speech preset's front end and model on clips alone (no training streams: the bench
-# scores clips), with the tutorial's tenth of unknown words.
-EMBEDDING = (["real-speech"], {"split.unknown_percentage": 10, "stream_windows.streams": 0})
+# The speech embedding and embedding_conv (the default's front end and model, as the real-speech
+# preset trains them) on clips alone (no training streams: the bench scores clips), with the
+# tutorial's tenth of unknown words and no rooms: the base the variety factors are added to.
+EMBEDDING = (
+    ["real-speech"],
+    {"split.unknown_percentage": 10, "stream_windows.streams": 0, **NO_ROOMS},
+)
 
 
 def _with(config: tuple[list[str], dict[str, Any]], *extra: dict) -> tuple[list[str], dict]:
@@ -52,14 +60,17 @@ def _with(config: tuple[list[str], dict[str, Any]], *extra: dict) -> tuple[list[
 
 
 CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
-    # The default pipeline (make run): ds_cnn on MFCC.
+    # The default pipeline (make run): the speech embedding and embedding_conv, half the clips in
+    # rooms, windows of 8 training streams.
     "default": ([], {}),
-    "default+rooms+bands": ([], {**ROOMS, **BANDS}),
+    # The previous default (presets/ds-cnn.yaml): ds_cnn on MFCC.
+    "ds-cnn": (["ds-cnn"], {}),
+    "ds-cnn+rooms+bands": (["ds-cnn"], {**ROOMS, **BANDS}),
     # The tutorial's configuration (conv on MFCC).
     # (fewer steps than its 18,000: 2 CPU cores; its data source set back to embedded).
     "tutorial": (
         ["tutorial"],
-        {"data.source": "embedded", "train.how_many_training_steps": [1500, 500]},
+        {"data.source": "embedded", "train.how_many_training_steps": [1500, 500], **NO_ROOMS},
     ),
     # The speech embedding learned from real speech, 1-D convolutions over its windows.
     "embedding": EMBEDDING,
@@ -71,7 +82,12 @@ CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
     # The committee on the speech embedding and EfficientWord-Net (slow to featurize).
     "committee": (
         ["real-speech-mean"],
-        {"split.unknown_percentage": 10, "stream_windows.streams": 0, "augment.copies": 1},
+        {
+            "split.unknown_percentage": 10,
+            "stream_windows.streams": 0,
+            "augment.copies": 1,
+            **NO_ROOMS,
+        },
     ),
 }
 DATA_SECTIONS = ("data", "split", "features", "augment", "stream_windows")
@@ -144,7 +160,14 @@ def score(export: Path, data: Path) -> dict[str, dict]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+", default=["default", "embedding"], choices=CONFIGS)
+    parser.add_argument("--configs", nargs="*", default=["default", "embedding"], choices=CONFIGS)
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="also score these folders' models/export (dvc repro run there, embedded data)",
+    )
     parser.add_argument("--data", type=Path, default=SHARED_MINI, help="real clips to score on")
     parser.add_argument("--workdir", type=Path, help="keep the work here (default: a temp folder)")
     parser.add_argument("--json", type=Path, help="write every result (confusions too) here")
@@ -178,6 +201,16 @@ def main(argv=None) -> int:
         ]
         results = score(work / "models/export", args.data)
         rows.append({"config": name, "synthetic_test": synthetic, **results})
+        print(f"[{name}] real {100 * results['float']['accuracy']:.1f}%", flush=True)
+    for ws in args.workspace:
+        if read_yaml((ws / "params.yaml").read_text(encoding="utf-8"))["data"]["source"] != (
+            "embedded"
+        ):
+            raise SystemExit(f"{ws}: data.source must be embedded (no real training data)")
+        synthetic = json.loads((ws / "metrics/evaluate.json").read_text(encoding="utf-8"))
+        results = score(ws / "models/export", args.data)
+        name = ws.resolve().name
+        rows.append({"config": name, "synthetic_test": synthetic["accuracy"], **results})
         print(f"[{name}] real {100 * results['float']['accuracy']:.1f}%", flush=True)
 
     date = dt.date.today().isoformat()
