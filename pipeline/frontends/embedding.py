@@ -81,6 +81,8 @@ MODEL_FILES = ("melspectrogram.tflite", "embedding_model.tflite")
 # Mel frames per model call (about 78 s of audio): bounds memory on long recordings; a call's
 # frames equal those of one call over everything (the models are local).
 SEGMENT_FRAMES = 7808
+# Mel frames per matrix product in streaming (``stream_mel_db``).
+STREAM_MEL_ROWS = 32
 # Clips per embedding-model call in featurize (and per mel batch), and clips per numpy mel block
 # (its arrays stay in cache). 128 a call is faster than 32; a batch of clips costs less CPU per
 # clip than one call over clips laid end to end (152 frames a clip instead of 140) and than
@@ -250,17 +252,12 @@ def _mel_constants() -> dict[str, np.ndarray]:
 def _db_of_windows(windows: np.ndarray) -> np.ndarray:
     """int16-valued frames ``[..., 512]`` -> log-mel dB ``[..., 32]``: window, rfft (float32), power
     as the squares of the interleaved real and imaginary parts times the mel matrix with each row
-    doubled (no separate power array), floor, dB. A frame's numbers do not depend on how many
-    frames are computed with it (a stream computes them a few at a time)."""
+    doubled (no separate power array), floor, dB."""
     c = _mel_constants()
     spectrum = scipy.fft.rfft(windows * c["window"], axis=-1)
     squares = spectrum.view(np.float32)
     np.square(squares, out=squares)
-    rows = squares.reshape(-1, squares.shape[-1])
-    if len(rows) == 1:  # numpy would take a matrix-vector product, whose sums round otherwise
-        mel = (np.concatenate([rows, rows]) @ c["matrix2"])[:1]
-    else:
-        mel = rows @ c["matrix2"]
+    mel = squares.reshape(-1, squares.shape[-1]) @ c["matrix2"]
     return c["db"] * np.log(np.maximum(mel, c["floor"])).reshape(*windows.shape[:-1], MEL_BINS)
 
 
@@ -481,17 +478,23 @@ def causal_clamp_scale(db: np.ndarray, running_max: float = -np.inf) -> tuple[np
     return (np.maximum(db, floor) / 10.0 + 2.0).astype(np.float32), float(loudest[-1])
 
 
-def _mel_segments(padded: np.ndarray) -> np.ndarray:
-    """``mel_db`` of every frame of ``padded``, SEGMENT_FRAMES frames per computation."""
-    frames = _frames_of(len(padded))
-    parts = [np.zeros((0, MEL_BINS), np.float32)]
-    for first in range(0, frames, SEGMENT_FRAMES):
-        count = min(SEGMENT_FRAMES, frames - first)
-        start = first * MEL_HOP_SAMPLES
-        parts.append(
-            mel_db(padded[start : start + (count - 1) * MEL_HOP_SAMPLES + MEL_WINDOW_SAMPLES])
-        )
-    return np.concatenate(parts)
+def stream_mel_db(audio: np.ndarray, first: int = 0) -> np.ndarray:
+    """``mel_db`` of every frame of ``audio`` (1-D), whose frame 0 is frame ``first`` of the
+    (padded) recording, computed so that each frame's numbers depend on its own samples and its
+    number alone, not on how the recording is cut: in blocks of STREAM_MEL_ROWS frames at
+    multiples of STREAM_MEL_ROWS, every block the same shape (missing frames zero). BLAS may sum
+    a row of a matrix product in another order depending on the product's shape and the row's
+    place in it (as OpenBLAS does on AVX2 CPUs), and so may numpy's vectorized log."""
+    values = _int16_valued(np.asarray(audio, np.float32).reshape(-1))
+    count = _frames_of(len(values))
+    out = np.empty((count, MEL_BINS), np.float32)
+    block = np.zeros((STREAM_MEL_ROWS, MEL_WINDOW_SAMPLES), np.float32)
+    for start in range(-(first % STREAM_MEL_ROWS), count, STREAM_MEL_ROWS):
+        lo, hi = max(start, 0), min(start + STREAM_MEL_ROWS, count)
+        block[:] = 0.0
+        block[lo - start : hi - start] = _framed(values, lo, hi - lo)
+        out[lo:hi] = _db_of_windows(block)[lo - start : hi - start]
+    return out
 
 
 def stream_features(recording: np.ndarray, precision: str = "float") -> np.ndarray:
@@ -500,7 +503,7 @@ def stream_features(recording: np.ndarray, precision: str = "float") -> np.ndarr
     frames are clamped causally (``causal_clamp_scale``); ``EmbeddingStream`` gives the same
     embeddings for the recording given in chunks."""
     padded = np.pad(np.asarray(recording, np.float32).reshape(-1), (PAD_SAMPLES, PAD_SAMPLES))
-    return embeddings_of(causal_clamp_scale(_mel_segments(padded))[0], precision)
+    return embeddings_of(causal_clamp_scale(stream_mel_db(padded))[0], precision)
 
 
 class EmbeddingStream(FrameStream):
@@ -519,6 +522,7 @@ class EmbeddingStream(FrameStream):
         self.audio = np.zeros(PAD_SAMPLES, np.float32)  # from the next mel frame's first sample
         self.mel = np.zeros((0, MEL_BINS), np.float32)  # from the next window's first frame
         self.running_max = -np.inf
+        self.frames = 0  # mel frames computed so far
         self.finished = False
 
     def push(self, audio: np.ndarray, now: bool = False) -> np.ndarray:
@@ -528,10 +532,11 @@ class EmbeddingStream(FrameStream):
         frames = _frames_of(len(self.audio))
         if frames:
             scaled, self.running_max = causal_clamp_scale(
-                _mel_segments(self.audio), self.running_max
+                stream_mel_db(self.audio, self.frames), self.running_max
             )
             self.mel = np.concatenate([self.mel, scaled])
             self.audio = self.audio[frames * MEL_HOP_SAMPLES :]
+            self.frames += frames
         windows = _windows_of(len(self.mel))
         if windows == 0 or (windows < self.windows_per_call and not now):
             return np.zeros((0, EMBEDDING_DIM), np.float32)
