@@ -513,8 +513,8 @@ class EmbeddingStream(FrameStream):
     running maximum of the clamp. The recording starts with PAD_SAMPLES of silence (held from the
     start) and ``finish`` adds the trailing PAD_SAMPLES.
 
-    ``push`` computes the mel of every whole frame at once (numpy) and the embeddings once
-    ``windows_per_call`` windows wait (fewer model calls), or every window ready when ``now``."""
+    ``push`` computes the mel of every whole frame at once (numpy) and the embeddings in calls of
+    ``windows_per_call`` windows (fewer calls, one shape), or every window ready when ``now``."""
 
     def __init__(self, precision: str = "float", windows_per_call: int = 64):
         self.precision = precision
@@ -538,9 +538,13 @@ class EmbeddingStream(FrameStream):
             self.audio = self.audio[frames * MEL_HOP_SAMPLES :]
             self.frames += frames
         windows = _windows_of(len(self.mel))
-        if windows == 0 or (windows < self.windows_per_call and not now):
+        if not now:  # whole calls of windows_per_call (one model shape, kept)
+            windows = windows // self.windows_per_call * self.windows_per_call
+        if windows == 0:
             return np.zeros((0, EMBEDDING_DIM), np.float32)
-        out = embeddings_of(self.mel, self.precision)
+        out = embeddings_of(
+            self.mel[: (windows - 1) * WINDOW_STEP_FRAMES + WINDOW_FRAMES], self.precision
+        )
         self.mel = self.mel[windows * WINDOW_STEP_FRAMES :]
         return out
 
