@@ -190,8 +190,14 @@ def main(argv=None) -> int:
             raise SystemExit(f"{path} not found (run `dvc repro`, or pass --model/--recording)")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        if args.embedding_stand_in:
-            model = embedding_stand_in(Path(tmp) / "stand-in")
+        if args.embedding_stand_in:  # in a process of its own: a child's peak RSS counts the
+            # parent's at its start (Linux), and building the export loads TensorFlow
+            model = Path(tmp) / "stand-in" / "export"
+            build = (
+                "import sys, pathlib, bench.live as b; "
+                "b.embedding_stand_in(pathlib.Path(sys.argv[1]))"
+            )
+            run_measured([sys.executable, "-c", build, str(model.parent)])
         kinds = [("window", True)] + ([("streaming", False)] if has_streaming_model(model) else [])
         ten, _ = repeated(recording, Path(args.labels), 600, Path(tmp) / "ten_minutes.wav")
         hour, hour_truth = repeated(

@@ -21,10 +21,11 @@ test_streaming_accuracy). ``score`` takes a whole recording; ``feed()`` opens a 
 the audio in chunks of any size (a live microphone, an hour-long file read block by block):
 ``push(chunk)`` gives the windows the chunk completes, ``finish()`` those still held, and it keeps
 only what the windows not yet scored need (the audio or frames of at most a batch of windows and
-one clip; a front end's frame stream state, ``frames_in_chunks``; the streaming model's states). A feed gives the windows ``score`` gives, on the same
-grid and with the same scores, whatever the chunks: the window model's are scored in the same
-batches of ``batch_size`` windows (``eager`` scores each chunk's windows at once, for a live
-tool, whose scores may then differ from ``score``'s in the last bits).
+one clip; a front end's frame stream state, ``frames_in_chunks``; the streaming model's states).
+A feed gives the windows ``score`` gives, on the same grid and with the same scores, whatever the
+chunks: the window model's are scored in the same batches of ``batch_size`` windows (``eager``
+scores each chunk's windows at once, for a live tool, whose scores may then differ from
+``score``'s in the last bits).
 """
 
 from __future__ import annotations
