@@ -13,8 +13,15 @@ frame, and the latency of each line that found a word (the right label within a 
 is its arrival minus that end (``tool latency``: the tool's own figure, from the arrival of the
 sample that completed the deciding window).
 
-    python -m bench.live [--model models/export] [--recording data/stream/stream.wav]
-        [--labels data/stream/stream_labels.txt] [--hours 1] [--listen-seconds 60] [--json OUT]
+``--embedding-stand-in`` measures instead an untrained export of params.yaml with
+``features.preprocess: embedding`` and the ``embedding_head`` model (bench/common.py's stand-in;
+an untrained model costs what a trained one does), its decoder.json the params' with the 80 ms
+clip stride of the embedding's frames: the speech embedding's feed in detect, stream-eval and
+listen.
+
+    python -m bench.live [--model models/export | --embedding-stand-in]
+        [--recording data/stream/stream.wav] [--labels data/stream/stream_labels.txt]
+        [--hours 1] [--listen-seconds 60] [--json OUT]
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import REPO
+from bench.common import REPO, repo_params, stand_in_export, stand_in_keras
 from pipeline.core.audio import WavReader, encode_pcm16, read_pcm16
 from pipeline.streaming.recognize import read_ground_truth
 from pipeline.streaming.scorers import has_streaming_model
@@ -145,6 +152,24 @@ def listen_latency(model: Path, wav: Path, truth_path: Path, seconds: float, win
     return median, float(np.median(own)) if own else None, len(latencies), len(lines)
 
 
+def embedding_stand_in(work: Path) -> Path:
+    """An untrained embedding_head export with the speech embedding (module doc), in ``work``."""
+    import copy
+    import dataclasses
+
+    from pipeline.core.fs import atomic_write_json
+    from pipeline.core.paths import DECODER_NAME
+    from pipeline.streaming.operating_point import decoder_dict
+
+    params = copy.deepcopy(repo_params())
+    params["features"] = dataclasses.replace(params["features"], preprocess="embedding")
+    params["train"] = dataclasses.replace(params["train"], model_architecture="embedding_head")
+    export = stand_in_export(params, stand_in_keras(params, work / "keras"), work)
+    settings = dataclasses.replace(params["stream_eval"], clip_stride_ms=80)
+    atomic_write_json(export / DECODER_NAME, decoder_dict(settings))
+    return export
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(REPO / "models" / "export"))
@@ -153,14 +178,27 @@ def main(argv=None) -> int:
     parser.add_argument("--hours", type=float, default=1.0)
     parser.add_argument("--listen-seconds", type=float, default=60.0)
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument(
+        "--embedding-stand-in",
+        action="store_true",
+        help="an untrained speech-embedding export instead of --model (module doc)",
+    )
     args = parser.parse_args(argv)
     model, recording = Path(args.model), Path(args.recording)
-    for path in (model, recording, Path(args.labels)):
+    for path in ([] if args.embedding_stand_in else [model]) + [recording, Path(args.labels)]:
         if not path.exists():
             raise SystemExit(f"{path} not found (run `dvc repro`, or pass --model/--recording)")
-    kinds = [("window", True)] + ([("streaming", False)] if has_streaming_model(model) else [])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        if args.embedding_stand_in:  # in a process of its own: a child's peak RSS counts the
+            # parent's at its start (Linux), and building the export loads TensorFlow
+            model = Path(tmp) / "stand-in" / "export"
+            build = (
+                "import sys, pathlib, bench.live as b; "
+                "b.embedding_stand_in(pathlib.Path(sys.argv[1]))"
+            )
+            run_measured([sys.executable, "-c", build, str(model.parent)])
+        kinds = [("window", True)] + ([("streaming", False)] if has_streaming_model(model) else [])
         ten, _ = repeated(recording, Path(args.labels), 600, Path(tmp) / "ten_minutes.wav")
         hour, hour_truth = repeated(
             recording, Path(args.labels), 3600 * args.hours, Path(tmp) / "hour.wav"

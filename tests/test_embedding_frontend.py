@@ -166,6 +166,53 @@ def test_streamed_scores_equal_the_per_window_computation(tmp_path, preprocess):
         )
 
 
+@FRONT_ENDS
+def test_a_recording_given_in_chunks_gives_its_stream_features(preprocess):
+    """The front end's frame stream carries what the next chunk needs (the audio of the next mel
+    frame, the mel of the next window, the running maximum, the padding at both ends): the
+    embeddings of any chunks are those of the whole recording, to the bit."""
+    cfg = FeatureConfig(preprocess=preprocess)
+    audio = _recording(seconds=6)
+    whole = embedding.stream_features(audio, _precision(preprocess))
+    assert len(whole) == (len(audio) + 2 * embedding.PAD_SAMPLES - 12512) // 1280 + 1
+    for size, now in (
+        (161, True),
+        (4099, False),
+        (4099, True),
+        (16000, False),
+        (len(audio), False),
+    ):
+        stream = cfg.frontend.frame_stream(cfg)
+        parts = [stream.push(audio[i : i + size], now) for i in range(0, len(audio), size)]
+        np.testing.assert_array_equal(np.concatenate([*parts, stream.finish()]), whole)
+        if now:  # every embedding as soon as its audio has come
+            assert sum(map(len, parts)) == (len(audio) + embedding.PAD_SAMPLES - 12512) // 1280 + 1
+
+
+def test_the_streaming_clamp_follows_the_loudest_frame_so_far():
+    """Each streamed mel frame is clamped top_db below the loudest frame before it (its own
+    included): what comes later changes nothing before it. Training clips keep their own clamp."""
+    top_db = float(embedding._mel_constants()["top_db"])
+    db = np.array([[10.0, 0.0], [50.0, -90.0], [20.0, -75.0], [-100.0, -120.0]], np.float32)
+    scaled, loudest = embedding.causal_clamp_scale(db)
+    floors = np.array([10.0, 50.0, 50.0, 50.0]) - top_db
+    np.testing.assert_allclose(scaled, np.maximum(db, floors[:, None]) / 10 + 2, rtol=1e-6)
+    assert loudest == 50.0
+    later, _ = embedding.causal_clamp_scale(db[2:], embedding.causal_clamp_scale(db[:2])[1])
+    np.testing.assert_array_equal(later, scaled[2:])
+    # A quiet word, then one 70 dB louder: the quiet part's embeddings are those of the quiet part
+    # alone (a clamp at the whole recording's maximum would have raised its silence).
+    quiet = np.pad(word_clip("no", 1, 0) * 3e-4, (16000, 8000))
+    recording = np.concatenate([quiet, word_clip("yes", 0, 0), np.zeros(8000, np.float32)])
+    alone = embedding.stream_features(quiet)
+    before = (len(quiet) + embedding.PAD_SAMPLES - 12512) // 1280 + 1  # wholly inside ``quiet``
+    np.testing.assert_array_equal(embedding.stream_features(recording)[:before], alone[:before])
+    whole_rule = embedding.embeddings_of(
+        embedding.clamp_scale(embedding.stream_mel_db(np.pad(recording, (4000, 4000))))
+    )
+    assert np.abs(whole_rule[:before] - alone[:before]).max() > 1
+
+
 def test_strides_off_the_embedding_hop_fall_back_to_per_window(tmp_path):
     model = _keras_embedding_model(tmp_path)
     audio = _recording()

@@ -26,6 +26,7 @@ from pipeline.core.audio import (
     write_wav,
 )
 from pipeline.core.errors import ParamError, StageError, WavError
+from pipeline.frontends import embedding
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.detect import detect
 from pipeline.streaming.evaluate import run_stream_eval, score_recording
@@ -160,6 +161,47 @@ def test_streaming_and_mean_feeds_give_the_whole_recordings_scores():
     np.testing.assert_array_equal(scores, mean.score(audio).scores)
 
 
+@pytest.fixture(scope="module")
+def embedding_model(tmp_path_factory):
+    """An untrained embedding-head model (the speech embedding's frames are not local: padding,
+    the clamp against the loudest frame so far), or a skip without the embedding models."""
+    from tests.test_embedding_frontend import _keras_embedding_model
+
+    try:
+        embedding.models_dir()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    return _keras_embedding_model(tmp_path_factory.mktemp("embedding"))
+
+
+def test_an_embedding_model_is_fed_in_chunks_with_the_whole_recordings_scores(embedding_model):
+    """The front end's frame stream carries its state from chunk to chunk: the window and the
+    streaming feeds hold bounded state and give the whole recording's scores."""
+    audio, _ = _recording(seconds=9)
+    scorer = WindowScorer(embedding_model, 80, batch_size=16, progress=False)
+    assert scorer.bounded() and scorer.feed().frame_reuse
+    whole = stream_scores(embedding_model, audio, 80, True, 16, False)
+    assert whole.frame_reuse and len(whole.times_ms) > 80
+    for seconds in (4099 / RATE, 1.0):
+        for eager in (False, True):
+            times, scores = fed(scorer, audio, seconds, eager)
+            np.testing.assert_array_equal(times, whole.times_ms)
+            if eager:
+                np.testing.assert_allclose(scores, whole.scores, atol=1e-6)
+            else:
+                np.testing.assert_array_equal(scores, whole.scores)
+    streaming = StreamingScorer(
+        CarriedWindowByFrame(embedding_model), embedding_model, 80, progress=False
+    )
+    assert streaming.bounded()
+    expected = streaming_scores(
+        CarriedWindowByFrame(embedding_model), embedding_model, audio, 80, progress=False
+    )
+    times, scores = fed(streaming, audio, 4099 / RATE, eager=True)
+    np.testing.assert_array_equal(times, expected.times_ms)
+    np.testing.assert_allclose(scores, expected.scores, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------- detect
 def _written(tmp_path, seconds=40):
     _recording(seconds=seconds, tmp_path=tmp_path)
@@ -213,6 +255,28 @@ def test_memory_does_not_grow_with_the_recording(tmp_path):
     ]
     windows = 8 * 30 * 1000 // 30
     assert scores[1] - scores[0] < windows * 4 * 4 * 3  # the scores (a few copies), no audio
+
+
+def test_an_embedding_models_memory_does_not_grow_with_the_recording(tmp_path, embedding_model):
+    """The speech embedding's feed holds its frame stream's state (a frame's audio, a window's
+    mel, the running maximum), not the recording: detect's peak on a recording eight times as
+    long is the same."""
+    audio, _ = _recording(seconds=30)
+    short, long = tmp_path / "short.wav", tmp_path / "long.wav"
+    write_wav(short, audio, RATE)
+    write_wav(long, np.tile(audio, 8), RATE)
+    # Batches of 64 windows: the first run (out of the measure) traces every batch shape.
+    scorer = WindowScorer(embedding_model, 80, batch_size=64, progress=False)
+    settings = StreamEvalConfig(detection_threshold=0.5, clip_stride_ms=80)
+
+    def run(path):
+        return lambda: sum(1 for _ in detect(scorer, WavReader(path, RATE).blocks(), settings))
+
+    run(short)()  # imports and first-call caches (a model per call shape) out of the measure
+    run(long)()
+    peaks = [_peak_bytes(run(path)) for path in (short, long)]
+    assert peaks[1] < 1.2 * peaks[0], peaks
+    assert peaks[1] < 8 * long.stat().st_size / 10  # far below the samples as float32
 
 
 # ------------------------------------------------------------------------------- decoder.json

@@ -12,7 +12,10 @@ window.py), it says:
 - ``frame_reuse``: whether the features of a long signal equal, frame for frame, those of each
   clip cut from it, so that streaming can compute a recording's features once and slice windows;
   ``stream_features`` computes them for a whole recording and ``stream_stride_samples`` is the
-  audio between two of its frames (a window's start must be a multiple of it).
+  audio between two of its frames (a window's start must be a multiple of it). A front end
+  whose frames of a piece of a recording are not the whole recording's (the speech embedding:
+  padding, a clamp against the loudest frame so far) gives a ``frame_stream``: the frames of
+  ``stream_features`` from audio given in chunks, with the state it carries between them.
 """
 
 from __future__ import annotations
@@ -67,6 +70,12 @@ class FrontEnd:
         ``i * stream_stride_samples`` has features ``[i : i + frames_per_clip]``."""
         return np.asarray(self.compute(np.asarray(audio, np.float32).reshape(1, -1), cfg))[0]
 
+    def frame_stream(self, cfg: FeatureWindow) -> FrameStream | None:
+        """A FrameStream of ``stream_features`` for audio given in chunks; None when the frames of
+        each piece of a recording are the whole recording's (the frames are local: streaming
+        computes them piece by piece with ``stream_features`` itself)."""
+        return None
+
     def compute_numpy(self, audio: np.ndarray, cfg: FeatureWindow, batch_size: int) -> np.ndarray:
         """``compute`` on a numpy batch ``[N, samples]``, ``batch_size`` clips per call."""
         fn = _tf_function(self, cfg)
@@ -75,6 +84,22 @@ class FrontEnd:
             shape = (0, self.frames_for(cfg, audio.shape[1]), self.frame_width(cfg))
             return np.zeros(shape, np.float32)
         return np.concatenate(parts)
+
+
+class FrameStream:
+    """``stream_features`` of a recording given in chunks of any size: the frames of the chunks
+    pushed so far and then of ``finish`` are, together, the whole recording's, whatever the
+    chunks; what it holds between chunks does not grow with the recording."""
+
+    def push(self, audio: np.ndarray, now: bool = False) -> np.ndarray:
+        """The next frames ``[frames, bins]`` that ``audio`` (1-D, after the chunks before) lets
+        this stream give: every one it can when ``now``, else it may wait for more audio to
+        compute several at once."""
+        raise NotImplementedError
+
+    def finish(self) -> np.ndarray:
+        """The frames left once the recording has ended."""
+        raise NotImplementedError
 
 
 def package_models_dir(module: str, requirement: str, subfolder: str, files, what: str) -> Path:

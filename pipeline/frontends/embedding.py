@@ -14,26 +14,35 @@ PAD_SAMPLES of silence on each side to give several windows around the word.
 Speed (each mel frame and each embedding computed once). The mel model is an STFT (a 400-sample
 Hann window in 512), a [257, 32] mel matrix, 10*log10, and a clamp at 80 dB below the loudest
 value of *everything it is given at once* -- so running it on several clips together changes
-them. ``mel_db`` computes it in numpy with the model's own constants (read from the .tflite), and
-``clamp_scale`` applies the clamp per clip (featurize) or per recording (streaming, as the model
-does for a recording given at once). The embedding model is fully convolutional in time (valid
-convolutions, time stride 8): run on F mel frames it returns the 1 + (F - 76) // 8 embeddings of
-the windows every 8 frames, each equal to the 76-frame model's output for that window. So:
+them. ``mel_db`` computes it in numpy with the model's own constants (read from the .tflite).
+The embedding model is fully convolutional in time (valid convolutions, time stride 8): run on F
+mel frames it returns the 1 + (F - 76) // 8 embeddings of the windows every 8 frames, each equal
+to the 76-frame model's output for that window. So:
 
 - featurize (``embed``) computes the mel of a batch of padded clips (only the frames that touch
-  the clip: those wholly in the padding are one constant) and runs the embedding model once per
+  the clip: those wholly in the padding are one constant), clamps each clip at its own maximum
+  (``clamp_scale``, as the mel model does given one clip) and runs the embedding model once per
   batch of clips ``[clips, 140, 32, 1]``: each clip's 9 windows from one call over its 140 frames
   (the 76-frame model per window would read 684). The mel of the next batch is computed in a
   second thread meanwhile. The embedding model's convolutions (about 80 M multiply-adds a clip)
   set the pace; ``bench/embedding_speed.py`` prints the breakdown
   (docs/experiments/embedding-speed.md);
-- streaming (``stream_features``) computes the mel of the whole (padded) recording and runs the
-  embedding model over it: one embedding every EMBEDDING_HOP_SAMPLES (80 ms), and a window
-  starting at sample ``s`` (a multiple of 80 ms) is embeddings ``s // 1280 ... + 8``. A streamed
-  window therefore sees the recording's own 250 ms of context where a training clip sees
-  PAD_SAMPLES of silence; ``reference_embed(..., pad=0)`` over the same context gives the same
-  numbers (tests/test_embedding_frontend.py; where the context runs past the recording's ends,
-  the clamp differs: the recording's loudest frame, not the window's).
+- streaming (``stream_features``, or ``EmbeddingStream`` for audio given in chunks: the same
+  numbers) computes the mel of the (padded) recording and runs the embedding model over it: one
+  embedding every EMBEDDING_HOP_SAMPLES (80 ms), and a window starting at sample ``s`` (a
+  multiple of 80 ms) is embeddings ``s // 1280 ... + 8``. A streamed window therefore sees the
+  recording's own 250 ms of context where a training clip sees PAD_SAMPLES of silence;
+  ``reference_embed(..., pad=0)`` over the same context gives the same numbers
+  (tests/test_embedding_frontend.py) where no clamp applies.
+
+The streaming clamp is causal (``causal_clamp_scale``): each mel frame is clamped at top_db below
+the running maximum of the frame maxima from the recording's start (its leading padding
+included), not below the maximum of the whole recording as the mel model would clamp a recording
+given at once. A recording's future is unknown to live audio, and holding a whole recording for
+its maximum would make memory grow with its length; with the running maximum a stream needs only
+a few frames of state. The two rules differ only on frames more than 80 dB below the loudest
+frame so far (digital silence before the first sound, a long near-silent stretch before a loud
+one), where the whole-input rule would have raised them to the later maximum less 80 dB.
 
 ``features.preprocess: embedding_int8`` is the same front end with an int8 embedding model (see
 INT8_MODEL below): faster to featurize, its features a little off the float model's.
@@ -55,7 +64,7 @@ import scipy.fft
 
 from pipeline.core.errors import ParamError
 from pipeline.core.tf import tflite_interpreter
-from pipeline.frontends.base import FrontEnd, onnx_session, package_models_dir
+from pipeline.frontends.base import FrameStream, FrontEnd, onnx_session, package_models_dir
 
 EMBEDDING_DIM = 96
 MEL_BINS = 32
@@ -72,6 +81,8 @@ MODEL_FILES = ("melspectrogram.tflite", "embedding_model.tflite")
 # Mel frames per model call (about 78 s of audio): bounds memory on long recordings; a call's
 # frames equal those of one call over everything (the models are local).
 SEGMENT_FRAMES = 7808
+# Mel frames per matrix product in streaming (``stream_mel_db``).
+STREAM_MEL_ROWS = 32
 # Clips per embedding-model call in featurize (and per mel batch), and clips per numpy mel block
 # (its arrays stay in cache). 128 a call is faster than 32; a batch of clips costs less CPU per
 # clip than one call over clips laid end to end (152 frames a clip instead of 140) and than
@@ -454,23 +465,93 @@ def context_window(recording: np.ndarray, start: int, samples: int) -> np.ndarra
     return padded[start : start + samples + 2 * PAD_SAMPLES]
 
 
+def causal_clamp_scale(db: np.ndarray, running_max: float = -np.inf) -> tuple[np.ndarray, float]:
+    """Streaming's clamp (the module docstring): mel dB frames ``[frames, 32]`` that follow frames
+    whose loudest value was ``running_max`` -> each frame clamped at top_db below the running
+    maximum of the frame maxima up to it, scaled as ``clamp_scale``; and the running maximum after
+    the last frame (for the frames that follow)."""
+    c = _mel_constants()
+    if len(db) == 0:
+        return np.zeros((0, MEL_BINS), np.float32), running_max
+    loudest = np.maximum.accumulate(np.maximum(db.max(axis=-1), np.float32(running_max)))
+    floor = (loudest - c["top_db"])[:, None]
+    return (np.maximum(db, floor) / 10.0 + 2.0).astype(np.float32), float(loudest[-1])
+
+
+def stream_mel_db(audio: np.ndarray, first: int = 0) -> np.ndarray:
+    """``mel_db`` of every frame of ``audio`` (1-D), whose frame 0 is frame ``first`` of the
+    (padded) recording, computed so that each frame's numbers depend on its own samples and its
+    number alone, not on how the recording is cut: in blocks of STREAM_MEL_ROWS frames at
+    multiples of STREAM_MEL_ROWS, every block the same shape (missing frames zero). BLAS may sum
+    a row of a matrix product in another order depending on the product's shape and the row's
+    place in it (as OpenBLAS does on AVX2 CPUs), and so may numpy's vectorized log."""
+    values = _int16_valued(np.asarray(audio, np.float32).reshape(-1))
+    count = _frames_of(len(values))
+    out = np.empty((count, MEL_BINS), np.float32)
+    block = np.zeros((STREAM_MEL_ROWS, MEL_WINDOW_SAMPLES), np.float32)
+    for start in range(-(first % STREAM_MEL_ROWS), count, STREAM_MEL_ROWS):
+        lo, hi = max(start, 0), min(start + STREAM_MEL_ROWS, count)
+        block[:] = 0.0
+        block[lo - start : hi - start] = _framed(values, lo, hi - lo)
+        out[lo:hi] = _db_of_windows(block)[lo - start : hi - start]
+    return out
+
+
 def stream_features(recording: np.ndarray, precision: str = "float") -> np.ndarray:
     """A whole recording -> its embeddings every 80 ms ``[n, 96]``; embedding ``i`` is the first
     window of the clip starting at sample ``i * EMBEDDING_HOP_SAMPLES`` (in its context). The mel
-    frames are clamped at top_db below the recording's maximum, as the mel model does with
-    whatever it is given at once."""
+    frames are clamped causally (``causal_clamp_scale``); ``EmbeddingStream`` gives the same
+    embeddings for the recording given in chunks."""
     padded = np.pad(np.asarray(recording, np.float32).reshape(-1), (PAD_SAMPLES, PAD_SAMPLES))
-    frames = _frames_of(len(padded))
-    parts = []
-    for first in range(0, frames, SEGMENT_FRAMES):
-        count = min(SEGMENT_FRAMES, frames - first)
-        start = first * MEL_HOP_SAMPLES
-        parts.append(
-            mel_db(padded[start : start + (count - 1) * MEL_HOP_SAMPLES + MEL_WINDOW_SAMPLES])
+    return embeddings_of(causal_clamp_scale(stream_mel_db(padded))[0], precision)
+
+
+class EmbeddingStream(FrameStream):
+    """``stream_features`` of a recording given in chunks of any size, in bounded memory: the
+    audio of the next mel frame not computed yet (less than a frame's 512 samples), the scaled mel
+    frames of the next embedding window not computed yet (76 frames and those waiting), and the
+    running maximum of the clamp. The recording starts with PAD_SAMPLES of silence (held from the
+    start) and ``finish`` adds the trailing PAD_SAMPLES.
+
+    ``push`` computes the mel of every whole frame at once (numpy) and the embeddings in calls of
+    ``windows_per_call`` windows (fewer calls, one shape), or every window ready when ``now``."""
+
+    def __init__(self, precision: str = "float", windows_per_call: int = 64):
+        self.precision = precision
+        self.windows_per_call = max(1, int(windows_per_call))
+        self.audio = np.zeros(PAD_SAMPLES, np.float32)  # from the next mel frame's first sample
+        self.mel = np.zeros((0, MEL_BINS), np.float32)  # from the next window's first frame
+        self.running_max = -np.inf
+        self.frames = 0  # mel frames computed so far
+        self.finished = False
+
+    def push(self, audio: np.ndarray, now: bool = False) -> np.ndarray:
+        if self.finished:
+            raise ValueError("EmbeddingStream: audio pushed after finish")
+        self.audio = np.concatenate([self.audio, np.asarray(audio, np.float32).reshape(-1)])
+        frames = _frames_of(len(self.audio))
+        if frames:
+            scaled, self.running_max = causal_clamp_scale(
+                stream_mel_db(self.audio, self.frames), self.running_max
+            )
+            self.mel = np.concatenate([self.mel, scaled])
+            self.audio = self.audio[frames * MEL_HOP_SAMPLES :]
+            self.frames += frames
+        windows = _windows_of(len(self.mel))
+        if not now:  # whole calls of windows_per_call (one model shape, kept)
+            windows = windows // self.windows_per_call * self.windows_per_call
+        if windows == 0:
+            return np.zeros((0, EMBEDDING_DIM), np.float32)
+        out = embeddings_of(
+            self.mel[: (windows - 1) * WINDOW_STEP_FRAMES + WINDOW_FRAMES], self.precision
         )
-    if not parts:
-        return np.zeros((0, EMBEDDING_DIM), np.float32)
-    return embeddings_of(clamp_scale(np.concatenate(parts)), precision)
+        self.mel = self.mel[windows * WINDOW_STEP_FRAMES :]
+        return out
+
+    def finish(self) -> np.ndarray:
+        out = self.push(np.zeros(PAD_SAMPLES, np.float32), now=True)
+        self.finished = True
+        return out
 
 
 class SpeechEmbedding(FrontEnd):
@@ -502,6 +583,9 @@ class SpeechEmbedding(FrontEnd):
 
     def stream_features(self, audio: np.ndarray, cfg) -> np.ndarray:
         return stream_features(audio, self.precision)
+
+    def frame_stream(self, cfg) -> EmbeddingStream:
+        return EmbeddingStream(self.precision)
 
 
 class SpeechEmbeddingInt8(SpeechEmbedding):

@@ -7,6 +7,8 @@ so ``load_model`` picks a backend from the path and every backend answers the sa
 frame-by-frame feature extractor also expose frame reuse for streaming: ``frame_features(audio_1d)
 -> [frames, bins]``, ``frames_per_clip``, ``frame_stride_samples`` and
 ``predict_features(float32[N, frames, bins]) -> scores[N, L]`` (``supports_frames`` says which).
+Where a recording's frames cannot be computed piece by piece (``frames_are_local`` false),
+``frame_stream()`` may give them for audio in chunks (the front end's FrameStream).
 """
 
 from __future__ import annotations
@@ -61,6 +63,11 @@ class KwsModel:
         recording's: a long recording's frames can then be computed piece by piece. True of the
         spectrogram front ends every backend but FeatureModel computes in a graph."""
         return self.supports_frames
+
+    def frame_stream(self):
+        """A FrameStream (frontends/base.py) of ``frame_features`` for audio given in chunks, for
+        a model whose frames are not local; None when there is none (or no need: local frames)."""
+        return None
 
     def decode(self, data: bytes, name: str = "<bytes>") -> np.ndarray:
         """WAV bytes -> float32 [desired_samples] (padded or truncated like the original)."""
@@ -121,9 +128,14 @@ class FeatureModel(KwsModel):
     @property
     def frames_are_local(self) -> bool:
         # A front end with its own stream_features (the speech embedding: padding, a level
-        # clamped against the recording's maximum) sees more than each frame's window.
+        # clamped against the loudest frame so far) sees more than each frame's window.
         own = type(self.cfg.frontend).stream_features is not FrontEnd.stream_features
         return self.supports_frames and not own
+
+    def frame_stream(self):
+        if not self.supports_frames or self.frames_are_local:
+            return None
+        return self.cfg.frontend.frame_stream(self.cfg)
 
     def features(self, audio: np.ndarray) -> np.ndarray:
         """float32 [N, desired_samples] -> [N, frames, bins] with the training front end."""

@@ -21,10 +21,11 @@ test_streaming_accuracy). ``score`` takes a whole recording; ``feed()`` opens a 
 the audio in chunks of any size (a live microphone, an hour-long file read block by block):
 ``push(chunk)`` gives the windows the chunk completes, ``finish()`` those still held, and it keeps
 only what the windows not yet scored need (the audio or frames of at most a batch of windows and
-one clip; the streaming model's states). A feed gives the windows ``score`` gives, on the same
-grid and with the same scores, whatever the chunks: the window model's are scored in the same
-batches of ``batch_size`` windows (``eager`` scores each chunk's windows at once, for a live
-tool, whose scores may then differ from ``score``'s in the last bits).
+one clip; a front end's frame stream state, ``frames_in_chunks``; the streaming model's states).
+A feed gives the windows ``score`` gives, on the same grid and with the same scores, whatever the
+chunks: the window model's are scored in the same batches of ``batch_size`` windows (``eager``
+scores each chunk's windows at once, for a live tool, whose scores may then differ from
+``score``'s in the last bits).
 """
 
 from __future__ import annotations
@@ -154,10 +155,20 @@ class WholeFeed(Feed):
         return np.arange(len(scores.times_ms)), scores.scores
 
 
+def frames_in_chunks(model) -> bool:
+    """True when a recording's frames can be computed from its audio in chunks: the model's
+    frames are local (``frames_are_local``: each piece's frames are the whole's), or it gives a
+    ``frame_stream`` (the speech embedding's: its state carried from chunk to chunk)."""
+    if getattr(model, "frames_are_local", False):
+        return True
+    stream = getattr(model, "frame_stream", None)
+    return stream is not None and stream() is not None
+
+
 class FrameBuffer:
-    """A model's frames of a recording computed piece by piece (for models whose frames are
-    local, ``frames_are_local``): the audio from the first frame not computed yet, and the
-    frames from ``first`` on (those the windows not scored yet need)."""
+    """A model's frames of a recording computed piece by piece (``frames_in_chunks``): the audio
+    from the first frame not computed yet (or the model's ``frame_stream``, which holds what it
+    needs), and the frames from ``first`` on (those the windows not scored yet need)."""
 
     def __init__(self, model, min_samples: int):
         self.model = model
@@ -167,6 +178,7 @@ class FrameBuffer:
         self.window = int(model.desired_samples) - (int(model.frames_per_clip) - 1) * (
             self.frame_stride
         )
+        self.stream = None if getattr(model, "frames_are_local", False) else model.frame_stream()
         self.audio = np.zeros(0, np.float32)
         self.frames = None
         self.first = 0  # the number of the first frame held
@@ -176,16 +188,35 @@ class FrameBuffer:
         """The number of the frame after the last one computed."""
         return self.first + (0 if self.frames is None else len(self.frames))
 
-    def push(self, audio: np.ndarray, last: bool = False) -> None:
-        """Add ``audio``; compute its frames once ``min_samples`` wait (``last``: now)."""
+    def push(self, audio: np.ndarray, now: bool = False) -> None:
+        """Add ``audio``; compute its frames once ``min_samples`` wait (``now``: every frame the
+        audio so far gives; a stream's frames may need audio after their window)."""
+        if self.stream is not None:
+            self._add(self.stream.push(audio, now or self.min_samples <= self.frame_stride))
+            return
         self.audio = np.concatenate([self.audio, audio])
-        if len(self.audio) < max(self.window, 1 if last else self.min_samples):
+        if len(self.audio) < max(self.window, 1 if now else self.min_samples):
             return
         new = np.asarray(self.model.frame_features(self.audio), np.float32)
-        if len(new) == 0:
-            return
         self.audio = self.audio[len(new) * self.frame_stride :]
-        self.frames = new if self.frames is None else np.concatenate([self.frames, new])
+        self._add(new)
+
+    def finish(self) -> None:
+        """The audio has ended: compute the frames left."""
+        if self.stream is not None:
+            self._add(self.stream.finish())
+        else:
+            self.push(np.zeros(0, np.float32), now=True)
+
+    def _add(self, new: np.ndarray) -> None:
+        new = np.asarray(new, np.float32)
+        if len(new):
+            self.frames = new if self.frames is None else np.concatenate([self.frames, new])
+
+    def windows_held(self, step: int, frames_per_clip: int) -> int:
+        """The windows (every ``step`` frames, ``frames_per_clip`` each) whose frames are all
+        computed so far."""
+        return max(0, (self.end - frames_per_clip) // step + 1)
 
     def get(self, numbers: np.ndarray) -> np.ndarray:
         """The frames numbered ``numbers`` (any shape; all held)."""
@@ -198,18 +229,18 @@ class FrameBuffer:
 
 
 class WindowFeed(Feed):
-    """A WindowScorer's feed: frames computed piece by piece when the model's frames are local
-    (``frames_are_local``), else each window from its own audio (the scores of ``score`` with
-    ``frame_reuse=False``, or of a model whose front end cannot reuse frames)."""
+    """A WindowScorer's feed: frames computed piece by piece when the model allows it
+    (``frames_in_chunks``), else each window from its own audio (the scores of ``score`` with
+    ``frame_reuse=False``, or of a model whose front end cannot reuse frames). A window is scored
+    once its frames are computed: with a frame stream that needs audio after the window (the
+    speech embedding's context), a little after the window's own audio has come."""
 
     def __init__(self, scorer: WindowScorer, eager: bool = False):
         super().__init__(scorer)
         model = scorer.model
         self.model, self.eager, self.batch = model, eager, int(scorer.batch_size)
         self.frame_reuse = (
-            scorer.frame_reuse
-            and can_reuse_frames(model, self.stride)
-            and bool(getattr(model, "frames_are_local", False))
+            scorer.frame_reuse and can_reuse_frames(model, self.stride) and frames_in_chunks(model)
         )
         self.scored = self.next_window  # windows scored; given at once (no holding back)
         if self.frame_reuse:
@@ -222,15 +253,26 @@ class WindowFeed(Feed):
 
     def _ready(self, last: bool) -> int:
         """The windows to score now: every complete one when eager or at the end, else only
-        whole batches (counted from the first window, as ``score`` batches them)."""
-        complete = self.complete()
+        whole batches (counted from the first window, as ``score`` batches them); before the
+        end, only those whose frames are computed (a frame stream may need later audio)."""
+        upto = self._batched(self.complete(), last)
+        if self.frame_reuse and not last:
+            if upto > self.buffer.windows_held(self.step, self.frames_per_clip):
+                self.buffer.push(np.zeros(0, np.float32), now=True)
+            held = self.buffer.windows_held(self.step, self.frames_per_clip)
+            upto = self._batched(max(self.next_window, min(upto, held)), last)
+        return upto
+
+    def _batched(self, windows: int, last: bool) -> int:
         if self.eager or last:
-            return complete
-        return self.next_window + (complete - self.next_window) // self.batch * self.batch
+            return windows
+        return self.next_window + (windows - self.next_window) // self.batch * self.batch
 
     def _push(self, audio, last=False):
         if self.frame_reuse:
-            self.buffer.push(audio, last)
+            self.buffer.push(audio)
+            if last:
+                self.buffer.finish()
         else:
             self.audio = np.concatenate([self.audio, audio])
         upto = self._ready(last)
@@ -251,8 +293,6 @@ class WindowFeed(Feed):
     def _score(self, numbers: np.ndarray) -> np.ndarray:
         if self.frame_reuse:
             rows = numbers[:, None] * self.step + np.arange(self.frames_per_clip)
-            if rows.max() >= self.buffer.end:  # the frames of the audio still waiting
-                self.buffer.push(np.zeros(0, np.float32), last=True)
             if rows.max() >= self.buffer.end:
                 raise StageError(
                     f"frame_features gave {self.buffer.end} frames for {self.consumed} samples; "
@@ -341,13 +381,18 @@ class StreamingFeed(Feed):
         self.out_first = 0
 
     def _push(self, audio, last=False):
-        self.buffer.push(audio, last)
+        self.buffer.push(audio, now=True)
+        if last:
+            self.buffer.finish()
         if self.buffer.end > self.run_to:
             new = self.buffer.get(np.arange(self.run_to, self.buffer.end))
             self.outputs = np.concatenate([self.outputs, self.runner.run(new)])
             self.run_to = self.buffer.end
         self.buffer.drop_before(self.run_to)
         complete = self.complete()
+        if not last:  # the windows whose last frame has run (a frame stream's may come later)
+            held = self.buffer.windows_held(self.step, self.frames_per_clip)
+            complete = max(self.next_window, min(complete, held))
         numbers = np.arange(self.next_window, complete)
         lasts = numbers * self.step + self.frames_per_clip - 1
         if len(lasts) and lasts[-1] >= self.run_to:
@@ -394,12 +439,12 @@ class WindowScorer(Scorer):
 
     def _reuse_whole(self) -> bool:
         """True when frames are reused but only a whole recording's frames are the right ones
-        (a front end that is not ``frames_are_local``)."""
+        (a model whose frames cannot be computed in chunks: ``frames_in_chunks``)."""
         stride = int(self.stride_ms * self.sample_rate / 1000)
         return (
             self.frame_reuse
             and can_reuse_frames(self.model, stride)
-            and not getattr(self.model, "frames_are_local", False)
+            and not frames_in_chunks(self.model)
         )
 
     def feed(self, eager=False):
@@ -558,25 +603,23 @@ class StreamingScorer(Scorer):
             self.runner, self.window_model, audio, self.stride_ms, self.progress
         )
 
-    def _local(self) -> bool:
+    def _in_chunks(self) -> bool:
         stride = int(self.stride_ms * self.sample_rate / 1000)
-        return can_reuse_frames(self.window_model, stride) and bool(
-            getattr(self.window_model, "frames_are_local", False)
-        )
+        return can_reuse_frames(self.window_model, stride) and frames_in_chunks(self.window_model)
 
     def feed(self, eager=False):
-        if self._local():
+        if self._in_chunks():
             return StreamingFeed(self)
         if eager:
             raise StageError(
-                "the streaming model scores live audio only with a front end whose frames are "
-                "each computed from their own window, at a clip stride of whole frames (e.g. "
+                "the streaming model scores live audio only with a front end whose frames can be "
+                "computed as the audio comes, at a clip stride of whole frames (e.g. "
                 "--clip-stride-ms 40 with 20 ms frames); or use the window model (--window)"
             )
         return WholeFeed(self)
 
     def bounded(self):
-        return self._local()
+        return self._in_chunks()
 
     def describe(self, scores=None):
         return "streaming model" if scores is None else "streaming model, one call per frame"
