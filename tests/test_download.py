@@ -659,7 +659,7 @@ def test_main_reads_params_and_generates_the_embedded_set(tmp_path):
 def test_main_speaks_the_wanted_phrases_and_records_only_changed_settings(tmp_path):
     params = read_yaml((REPO_ROOT / "params.yaml").read_text())
     params["data"]["embedded"].update(
-        speakers=1, takes=1, noise_seconds=1.5, seed=3, unknown_words=["cat"]
+        speakers=1, takes=1, noise_seconds=1.5, seed=3, unknown_words=["cat"], reverb_fraction=0
     )
     params["split"]["wanted_words"] = ["lights on", "hey nova"]
     params_path = tmp_path / "params.yaml"

@@ -192,7 +192,7 @@ def test_a_recording_given_in_chunks_gives_its_stream_features(preprocess):
 def test_the_streaming_clamp_follows_the_loudest_frame_so_far():
     """Each streamed mel frame is clamped top_db below the loudest frame before it (its own
     included): what comes later changes nothing before it. Training clips keep their own clamp."""
-    top_db = float(embedding._mel_constants()["top_db"])
+    top_db = float(embedding.mel_constants()["top_db"])
     db = np.array([[10.0, 0.0], [50.0, -90.0], [20.0, -75.0], [-100.0, -120.0]], np.float32)
     scaled, loudest = embedding.causal_clamp_scale(db)
     floors = np.array([10.0, 50.0, 50.0, 50.0]) - top_db

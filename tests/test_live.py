@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -26,6 +27,7 @@ from pipeline.core.audio import (
     write_wav,
 )
 from pipeline.core.errors import ParamError, StageError, WavError
+from pipeline.core.params import load_params
 from pipeline.frontends import embedding
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.detect import detect
@@ -315,9 +317,10 @@ def test_the_freeze_stage_records_the_params_decoder_settings(tmp_path, monkeypa
 
     (tmp_path / "keras").mkdir()
     (tmp_path / "keras" / "model.keras").write_bytes(b"")
-    params = (REPO_ROOT / "params.yaml").read_text()
+    params = (REPO_ROOT / "params.yaml").read_text(encoding="utf-8")
+    threshold = re.search(r"\n  detection_threshold: (\S+)\n", params).group(0)
     (tmp_path / "params.yaml").write_text(
-        params.replace("detection_threshold: 0.7", "detection_threshold: 0.8")
+        params.replace(threshold, "\n  detection_threshold: 0.8\n"), encoding="utf-8"
     )
     seen = {}
     monkeypatch.setattr(
@@ -327,7 +330,9 @@ def test_the_freeze_stage_records_the_params_decoder_settings(tmp_path, monkeypa
     )
     params = str(tmp_path / "params.yaml")
     assert stage.main(["--params", params, "--keras-dir", str(tmp_path / "keras")]) == 0
-    assert seen["inputs"].decoder == decoder_dict(StreamEvalConfig(detection_threshold=0.8))
+    expected = load_params(tmp_path / "params.yaml", StreamEvalConfig)
+    assert expected.detection_threshold == 0.8
+    assert seen["inputs"].decoder == decoder_dict(expected)
 
 
 # ------------------------------------------------------------------------------- the commands

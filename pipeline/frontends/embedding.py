@@ -470,7 +470,7 @@ def causal_clamp_scale(db: np.ndarray, running_max: float = -np.inf) -> tuple[np
     whose loudest value was ``running_max`` -> each frame clamped at top_db below the running
     maximum of the frame maxima up to it, scaled as ``clamp_scale``; and the running maximum after
     the last frame (for the frames that follow)."""
-    c = _mel_constants()
+    c = mel_constants()
     if len(db) == 0:
         return np.zeros((0, MEL_BINS), np.float32), running_max
     loudest = np.maximum.accumulate(np.maximum(db.max(axis=-1), np.float32(running_max)))
