@@ -261,7 +261,7 @@ def test_kws_command_runs_the_tools():
     if not kws.is_file():
         pytest.skip("the kws console script is installed by `make install`")
     result = subprocess.run([str(kws), "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "kws label-wav" in result.stdout
+    assert result.returncode == 0 and "label-wav" in result.stdout
     result = subprocess.run(
         [str(kws), "label-wav", "--model", "nowhere", "--wav", "x.wav"],
         capture_output=True,

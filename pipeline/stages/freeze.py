@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core import paths
 from pipeline.core.params import load_params
 from pipeline.data.config import SplitConfig
@@ -19,22 +19,32 @@ from pipeline.data.manifest import MANIFEST_NAMES
 from pipeline.export.freeze import ExportInputs, freeze
 from pipeline.frontends import FeatureConfig
 
+DESCRIPTION = "Stage freeze: export the model (SavedModel, TFLite float and int8) and score each."
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--params", default=str(paths.PARAMS))
-    parser.add_argument("--keras-dir", default=str(paths.MODEL_DIR))
-    parser.add_argument("--out", default=str(paths.EXPORT_DIR))
-    parser.add_argument("--metrics", default=str(paths.EXPORT_METRICS))
-    parser.add_argument("--features-dir", default=str(paths.FEATURES_DIR))
-    parser.add_argument("--split-dir", default=str(paths.SPLIT_DIR))
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default=str(paths.PARAMS), help="the parameters file")
+    parser.add_argument("--keras-dir", default=str(paths.MODEL_DIR), help="the trained Keras model")
+    parser.add_argument("--out", default=str(paths.EXPORT_DIR), help="where the export goes")
+    parser.add_argument(
+        "--metrics", default=str(paths.EXPORT_METRICS), help="the export's headline metrics"
+    )
+    parser.add_argument(
+        "--features-dir", default=str(paths.FEATURES_DIR), help="the featurize stage's output"
+    )
+    parser.add_argument(
+        "--split-dir", default=str(paths.SPLIT_DIR), help="the split stage's manifests"
+    )
     parser.add_argument(
         "--test-limit",
         type=int,
         default=None,
         help="score only the first N test clips (quick checks)",
     )
-    args = parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(__name__, argv)
     features, split = load_params(args.params, FeatureConfig, SplitConfig)
     keras_dir = Path(args.keras_dir)
     if not (keras_dir / "model.keras").is_file():

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core import paths
 from pipeline.core.fs import atomic_write_json, atomic_write_text
 from pipeline.core.params import load_params
@@ -29,13 +29,17 @@ from pipeline.streaming.evaluate import (
     sweep_csv,
 )
 
+DESCRIPTION = "Stage stream_eval: streaming accuracy of the export on the synthetic recording."
+
 log = logging.getLogger(__name__)
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default=str(paths.PARAMS), help="the parameters file")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default=str(paths.PARAMS))
-    args = parser.parse_args(argv)
+    args = parse_args(__name__, argv)
     cfg = load_params(args.params, StreamEvalConfig)
     window = run_stream_eval(paths.EXPORT_DIR, paths.STREAM_WAV, paths.STREAM_LABELS, cfg)
     metrics, sweep = window[0], window[1]

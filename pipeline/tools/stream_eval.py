@@ -25,16 +25,17 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core.fs import atomic_write_json, atomic_write_text, check_output_file
 from pipeline.streaming.cascade import HELD, PEAKS, RULES, GateSettings
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.evaluate import format_summary, run_stream_eval, sweep_csv
 from pipeline.streaming.scores import BATCH
 
+DESCRIPTION = "Streaming accuracy of any model on any long recording (RecognizeCommands)."
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         required=True,
@@ -54,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
             default=field.default,
             help=f"default {field.default} (the original's)",
         )
-    parser.add_argument("--batch-size", type=int, default=BATCH)
+    parser.add_argument(
+        "--batch-size", type=int, default=BATCH, help="windows scored per model call"
+    )
     parser.add_argument(
         "--no-frame-reuse",
         action="store_true",
@@ -91,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         "--gate-margin-ms",
         type=int,
         default=gate.margin_ms,
-        help=f"windows within this of a passing gate window are candidates (default {gate.margin_ms})",
+        help="windows within this of a passing gate window are candidates",
     )
     parser.add_argument(
         "--gate-stride-ms",
@@ -113,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         "--gate-neighbours",
         type=int,
         default=gate.neighbours,
-        help=f"peak rule: grid windows either side of each peak also scored (default {gate.neighbours})",
+        help="peak rule: grid windows either side of each peak also scored",
     )
     parser.add_argument(
         "--gate-peak",
@@ -131,11 +134,10 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {gate.held})",
     )
     parser.add_argument("--verbose", action="store_true", help="print every detection")
-    return parser
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(__name__, argv)
     for out in (args.json, args.sweep_csv):
         if out:
             check_output_file(out)
@@ -167,9 +169,18 @@ def main(argv=None) -> int:
         for label, t, score, outcome in detections:
             print(f"{t}ms {label}: {score:.3f} ({outcome})")
     print(format_summary(metrics))
+    scorer = (
+        "streaming model"
+        if args.streaming
+        else "cascade"
+        if args.gate
+        else f"mean of {1 + len(args.average_with)} window models"
+        if args.average_with
+        else "window model"
+    )
     print(
-        f"scored {metrics['duration_s']:.0f} s of audio in {scores.seconds:.1f} s: real-time factor "
-        f"{scores.seconds / metrics['duration_s']:.4f} ({'streaming model' if args.streaming else 'cascade' if args.gate else f'mean of {1 + len(args.average_with)} window models' if args.average_with else 'window model'})"
+        f"scored {metrics['duration_s']:.0f} s of audio in {scores.seconds:.1f} s: real-time "
+        f"factor {scores.seconds / metrics['duration_s']:.4f} ({scorer})"
     )
     if "cascade" in metrics:
         for stage in ("gate", "costly", "whole"):

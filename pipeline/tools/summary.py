@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core import paths
 from pipeline.tools.compare_metrics import lookup, read_workspace
+
+DESCRIPTION = "A short summary of the headline metrics (what `make run` ends with)."
 
 
 def _percent(value) -> str:
@@ -70,14 +72,18 @@ def summary(root: Path = Path(".")) -> str:
     if missing:
         lines.append(f"(not computed yet: {', '.join(missing)}; run `dvc repro`)")
     lines.append(
-        "all metrics: dvc metrics show; against main: python -m pipeline.tools.compare_metrics --base main"
+        "all metrics: dvc metrics show; details: kws report; against main: "
+        "kws compare-metrics --base main"
     )
     return "\n".join(lines)
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """No options."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
+    parse_args(__name__, argv)
     print(summary())
     return 0
 
