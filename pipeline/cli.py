@@ -19,7 +19,7 @@ from types import ModuleType
 from pipeline.core import paths
 from pipeline.core.errors import EXPECTED_ERRORS
 from pipeline.core.fs import remove_dead_writers_temporaries
-from pipeline.core.tf import quiet_tensorflow
+from pipeline.core.tf import filter_native_stderr, quiet_tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,14 @@ TOOLS = {
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Run ``main`` and turn expected errors into a one-line message and exit status 1.
 
+    TensorFlow's native log lines go to models/logs/tf.log, not the terminal
+    (:func:`pipeline.core.tf.filter_native_stderr`).
+
     A stage first removes the temporaries that killed stages left in the output folders.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     quiet_tensorflow()
+    filter_native_stderr()
     name = _module_name(main)
     if name.startswith("pipeline.stages."):
         remove_killed_stages_temporaries()

@@ -4,6 +4,7 @@ template, PNG for people)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,10 @@ from pipeline.core import fs, paths
 from pipeline.core.errors import StageError
 from pipeline.core.labels import read_labels
 from pipeline.data.feature_store import read_features
-from pipeline.evaluation.metrics import plot_confusion, score
+from pipeline.evaluation.metrics import confusion_table, plot_confusion, score
 
 BATCH = 512
+log = logging.getLogger("pipeline.evaluate")
 
 
 @dataclass(frozen=True)
@@ -40,22 +42,26 @@ def evaluate_test_split(
     feature_labels_path = features_dir / "labels.txt"
     if feature_labels_path.is_file() and read_labels(feature_labels_path) != labels:
         raise StageError(
-            f"{feature_labels_path}: labels differ from the model's {labels_path} (retrain the model)"
+            f"{feature_labels_path}: labels differ from the model's {labels_path} "
+            "(retrain the model)"
         )
     x, y = read_features(features_dir, "test", len(labels))
     model = load_model_file(model_dir / "model.keras")
     expected = tuple(model.input_shape[1:])
     if tuple(x.shape[1:]) != expected:
         raise StageError(
-            f"{features_dir / 'test'}: features {x.shape[1:]} do not fit the model's input {expected}"
+            f"{features_dir / 'test'}: features {x.shape[1:]} do not fit the model's input "
+            f"{expected}"
         )
     scores = batch_predictor(model)(x, BATCH)
     if scores.shape[1] != len(labels):
         raise StageError(
-            f"{model_dir}: model has {scores.shape[1]} outputs but {labels_path} lists {len(labels)} labels"
+            f"{model_dir}: model has {scores.shape[1]} outputs but {labels_path} lists "
+            f"{len(labels)} labels"
         )
     predicted = scores.argmax(axis=1)
     metrics, matrix = score(y, predicted, labels)
+    log.info("test split confusion:\n%s", confusion_table(matrix, labels))
 
     rows = "".join(f"{labels[a]},{labels[p]}\n" for a, p in zip(y, predicted))
     fs.atomic_write_text(outputs.confusion_csv, "actual,predicted\n" + rows)

@@ -8,7 +8,6 @@ Usage: ``python -m pipeline.stages.freeze [--params params.yaml] [--keras-dir mo
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from pipeline.cli import parse_args, run_main
@@ -20,6 +19,21 @@ from pipeline.export.freeze import ExportInputs, freeze
 from pipeline.frontends import FeatureConfig
 
 DESCRIPTION = "Stage freeze: export the model (SavedModel, TFLite float and int8) and score each."
+
+
+def export_summary(metrics: dict) -> str:
+    """One line about the export: each format's test accuracy and the TFLite files' sizes."""
+    accuracy = ", ".join(
+        f"{name} {100 * value:.1f}%"
+        for name, value in metrics["accuracy"].items()
+        if value is not None and not name.endswith("_test_npz")
+    )
+    sizes = ", ".join(
+        f"{name} {size / 1024:.0f} KiB"
+        for name, size in metrics["size_bytes"].items()
+        if name.endswith(".tflite")
+    )
+    return f"freeze: accuracy {accuracy}; {sizes}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,13 +71,7 @@ def main(argv=None) -> int:
     metrics = freeze(
         keras_dir, Path(args.out), Path(args.metrics), features, split.wanted_words, inputs
     )
-    print(
-        json.dumps(
-            {"accuracy": metrics["accuracy"], "size_bytes": metrics["size_bytes"]},
-            indent=2,
-            sort_keys=True,
-        )
-    )
+    print(export_summary(metrics))
     return 0
 
 
