@@ -38,6 +38,7 @@ TOOLS = {
     "compare-metrics": "compare_metrics",
     "extract-clip": "extract_clip",
     "quantize-embedding": "quantize_embedding",
+    "report": "report",
 }
 
 

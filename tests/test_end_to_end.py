@@ -128,11 +128,13 @@ def test_every_stage_leaves_its_outputs(workdir):
         "metrics/confusion.png",
         "metrics/train_curve.csv",
         "metrics/stream_threshold_sweep.csv",
+        "metrics/details/evaluate.json",
+        "metrics/details/split.json",
     ]:
         assert (workdir / path).exists(), path
     evaluate = json.loads((workdir / "metrics/evaluate.json").read_text())
     assert 0.0 <= evaluate["accuracy"] <= 1.0
-    stream = json.loads((workdir / "metrics/stream.json").read_text())
+    stream = json.loads((workdir / "metrics/details/stream.json").read_text())
     assert {"matched", "correct", "wrong", "false_positives"} <= set(stream)
     labels = (workdir / "models/export/labels.txt").read_text().split()
     assert labels[:2] == ["_silence_", "_unknown_"] and len(labels) == 12

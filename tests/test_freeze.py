@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.core.audio import encode_wav, write_wav
 from pipeline.core.errors import StageError
+from pipeline.core.metrics_files import details_path
 from pipeline.core.schema import read_yaml
 from pipeline.data.feature_store import write_features
 from tests.conftest import REPO_ROOT, limit_file_size, pack
@@ -92,7 +93,7 @@ def test_export_files_and_metrics(exported):
         "saved_model/assets/labels.txt",
     ):
         assert (export / name).is_file(), name
-    assert json.loads((root / "metrics" / "export.json").read_text()) == metrics
+    assert json.loads(details_path(root / "metrics" / "export.json").read_text()) == metrics
     assert metrics["test_clips"] == 20 * 6  # silence rows have no audio file
     acc = metrics["accuracy"]
     for name in ("keras", "saved_model", "tflite_float", "tflite_int8"):

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from pipeline.core import paths
+from pipeline.core.metrics_files import details_path
 from pipeline.core.schema import read_yaml
 from pipeline.frontends import FRONTENDS, FeatureConfig, features_numpy
 from pipeline.models import MODELS
@@ -204,6 +205,16 @@ def test_dvc_outs_are_where_the_paths_module_says():
         paths.STREAM_DIR: "synthesize_stream",
         paths.STREAM_METRICS: "stream_eval",
         paths.STREAM_SWEEP: "stream_eval",
+        **{
+            details_path(metrics): stage
+            for metrics, stage in (
+                (paths.SPLIT_METRICS, "split"),
+                (paths.TRAIN_METRICS, "train"),
+                (paths.EVALUATE_METRICS, "evaluate"),
+                (paths.EXPORT_METRICS, "freeze"),
+                (paths.STREAM_METRICS, "stream_eval"),
+            )
+        },
     }
     assert outs == {p.as_posix(): stage for p, stage in expected.items()}
 

@@ -12,6 +12,7 @@ from typing import Any
 from pipeline.core import fs, paths
 from pipeline.core.errors import StageError
 from pipeline.core.labels import read_labels
+from pipeline.core.metrics_files import write_metrics
 from pipeline.data.feature_store import read_features
 from pipeline.evaluation.metrics import confusion_table, plot_confusion, score
 
@@ -67,5 +68,5 @@ def evaluate_test_split(
     fs.atomic_write_text(outputs.confusion_csv, "actual,predicted\n" + rows)
     title = f"Test split: accuracy {100 * metrics['accuracy']:.1f}% (N={len(y)})"
     fs.atomic_write_bytes(outputs.confusion_png, plot_confusion(matrix, labels, title))
-    fs.atomic_write_json(outputs.metrics_path, metrics)
+    write_metrics(outputs.metrics_path, metrics)
     return metrics

@@ -22,6 +22,7 @@ from pipeline.core import paths
 from pipeline.core.errors import StageError
 from pipeline.core.fs import atomic_dir, atomic_write_json, read_json
 from pipeline.core.labels import prepare_words_list, read_labels, write_labels
+from pipeline.core.metrics_files import write_metrics
 from pipeline.data.clip_store import ClipReader
 from pipeline.data.feature_store import feature_files
 from pipeline.export.c_array import write_c_array
@@ -169,7 +170,7 @@ def freeze(
                 len(test_features[1]) if test_features else 0,
             )
             metrics["streaming"] = streaming
-    atomic_write_json(metrics_path, metrics)
+    write_metrics(metrics_path, metrics)
     return metrics
 
 

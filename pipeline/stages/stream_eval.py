@@ -18,7 +18,8 @@ import logging
 
 from pipeline.cli import parse_args, run_main
 from pipeline.core import paths
-from pipeline.core.fs import atomic_write_json, atomic_write_text
+from pipeline.core.fs import atomic_write_text
+from pipeline.core.metrics_files import write_metrics
 from pipeline.core.params import load_params
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.evaluate import (
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
                 seconds / duration,
             )
         print(f"streaming model: {metrics['streaming']}")
-    atomic_write_json(paths.STREAM_METRICS, {"model": str(paths.EXPORT_DIR), **metrics})
+    write_metrics(paths.STREAM_METRICS, {"model": str(paths.EXPORT_DIR), **metrics})
     atomic_write_text(paths.STREAM_SWEEP, sweep_csv(sweep))
     return 0
 
