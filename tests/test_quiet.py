@@ -9,6 +9,7 @@ import select
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 
@@ -33,8 +34,9 @@ def relayed(*writes: bytes, log_path: str = "") -> bytes:
     out, sink = os.pipe()
     thread = threading.Thread(target=relay, args=(source, sink, log_path))
     thread.start()
-    for data in writes:
+    for data in writes:  # one read each, as native code's pieces of a line arrive
         os.write(into, data)
+        time.sleep(0.05)
     os.close(into)
     thread.join(timeout=10)
     os.close(sink)
@@ -53,6 +55,8 @@ def test_relay_drops_tensorflow_lines_and_passes_the_rest(tmp_path):
         b"INFO pipeline.train: step 20\n",
         b"E0000 00:00:1796409317.886272   17369 foo.cc:1] a real error\n",
         b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n",
+        b"fully_quan",
+        b"tize: 0, inference_type: 6, input_inference_type: INT8\n",
         b"\rtrain: 50%|#####     | 5/10",
         b"\rtrain: 100%|##########| 10/10\n",
         log_path=str(log),

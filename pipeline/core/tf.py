@@ -38,9 +38,24 @@ NOISE = re.compile(
     rb"|INFO: (?:Created TensorFlow Lite|Initialized TensorFlow Lite)"
     rb"|fully_quantize: \d+, inference_type: )"
 )
-# The first bytes a noise line can start with: a partial line that cannot become one is passed
-# on at once (a progress bar redraws its line without ending it).
-_NOISE_STARTS = (b"I", b"W")
+# How noise lines start, to tell whether a line not yet ended may become one: a partial line
+# that cannot is passed on at once (a progress bar redraws its line without ending it), one that
+# may waits for its end (native code writes a line in pieces).
+_NOISE_HEADS = (
+    b"WARNING: All log messages before absl",
+    b"INFO: Created TensorFlow Lite",
+    b"INFO: Initialized TensorFlow Lite",
+    b"fully_quantize: ",
+)
+_ABSL_HEAD = re.compile(rb"[IW]\d{0,4}$|[IW]\d{4} ")
+
+
+def _may_become_noise(partial: bytes) -> bool:
+    return bool(_ABSL_HEAD.match(partial)) or any(
+        head.startswith(partial[: len(head)]) for head in _NOISE_HEADS
+    )
+
+
 NATIVE_LOG = Path("models/logs/tf.log")
 
 
@@ -67,7 +82,7 @@ def relay(source: int, sink: int, log_path: str = "") -> None:
             ends = [i for i in (pending.find(b"\n"), pending.find(b"\r")) if i >= 0]
             if ends:
                 line, pending = pending[: min(ends) + 1], pending[min(ends) + 1 :]
-            elif chunk and pending.startswith(_NOISE_STARTS):
+            elif chunk and _may_become_noise(pending):
                 break  # maybe the start of a noise line: wait for its end
             else:
                 line, pending = pending, b""
