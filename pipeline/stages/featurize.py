@@ -48,7 +48,8 @@ def main(argv=None) -> int:
         stream_windows=windows,
         stream=stream,
     )
-    print(f"featurize: {meta['counts']} feature shape {meta['feature_shape']} -> {args.out}")
+    counts = ", ".join(f"{split} {c['examples']}" for split, c in meta["counts"].items())
+    print(f"featurize: {counts} examples, feature shape {meta['feature_shape']} -> {args.out}")
     return 0
 
 
