@@ -59,7 +59,6 @@ def _env() -> dict:
         GIT_COMMITTER_NAME="test",
         GIT_COMMITTER_EMAIL="test@example.invalid",
         DVC_NO_ANALYTICS="1",
-        TF_CPP_MIN_LOG_LEVEL="2",
     )
     return env
 
@@ -113,6 +112,7 @@ def workdir(tmp_path_factory) -> Path:
     work = copy_repository(tmp_path_factory.mktemp("e2e") / "repo")
     result = run(["dvc", "repro"], work)
     assert ran_stages(result.stdout) == set(STAGES), result.stdout[-3000:]
+    (work.parent / "repro.log").write_text(result.stdout + result.stderr)
     run(["git", "add", "-A"], work)
     run(["git", "commit", "-q", "-m", "reproduced"], work)
     return work
@@ -136,14 +136,25 @@ def test_every_stage_leaves_its_outputs(workdir):
         "metrics/confusion.png",
         "metrics/train_curve.csv",
         "metrics/stream_threshold_sweep.csv",
+        "metrics/details/evaluate.json",
+        "metrics/details/split.json",
     ]:
         assert (workdir / path).exists(), path
     evaluate = json.loads((workdir / "metrics/evaluate.json").read_text())
     assert 0.0 <= evaluate["accuracy"] <= 1.0
-    stream = json.loads((workdir / "metrics/stream.json").read_text())
+    stream = json.loads((workdir / "metrics/details/stream.json").read_text())
     assert {"matched", "correct", "wrong", "false_positives"} <= set(stream)
     labels = (workdir / "models/export/labels.txt").read_text().split()
     assert labels[:2] == ["_silence_", "_unknown_"] and len(labels) == 12
+
+
+def test_repro_prints_no_tensorflow_chatter(workdir):
+    from tests.test_quiet import NOISE
+
+    output = (workdir.parent / "repro.log").read_text()
+    assert not NOISE.search(output), NOISE.search(output).group(0)
+    assert "[[" not in output  # no raw matrices
+    assert "confusion" in output and "actual \\ predicted" in output
 
 
 def test_second_repro_is_a_no_op(workdir):

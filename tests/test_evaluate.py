@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.core.errors import StageError
+from pipeline.core.metrics_files import details_path
 from pipeline.evaluation.metrics import score
 from pipeline.evaluation.test_split import EvaluationOutputs, evaluate_test_split
 from tests.test_train import LABELS, make_features, run_train
@@ -64,7 +65,7 @@ def test_evaluate_writes_metrics_that_match_the_model(trained):
     predicted = np.asarray(model(x)).argmax(axis=1)
     assert metrics["accuracy"] == pytest.approx(np.mean(predicted == y))
     assert 0.3 < metrics["accuracy"] < 1.0  # learnt something, and made mistakes to show
-    assert json.loads((trained / "metrics/evaluate.json").read_text()) == metrics
+    assert json.loads(details_path(trained / "metrics/evaluate.json").read_text()) == metrics
     assert sum(c["support"] for c in metrics["per_class"].values()) == len(y) == metrics["examples"]
 
     with open(trained / "metrics/confusion.csv", encoding="utf-8", newline="") as handle:

@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.core.audio import encode_wav, write_wav
 from pipeline.core.errors import StageError
+from pipeline.core.metrics_files import details_path
 from pipeline.core.schema import read_yaml
 from pipeline.data.feature_store import write_features
 from pipeline.streaming.config import StreamEvalConfig
@@ -102,7 +103,7 @@ def test_export_files_and_metrics(exported):
     # The operating point: every tool that decodes starts from it, for any file of the export.
     for model in (export, export / "model_float.tflite", export / "saved_model"):
         assert decoder_settings(model)[0] == StreamEvalConfig(detection_threshold=0.8)
-    assert json.loads((root / "metrics" / "export.json").read_text()) == metrics
+    assert json.loads(details_path(root / "metrics" / "export.json").read_text()) == metrics
     assert metrics["test_clips"] == 20 * 6  # silence rows have no audio file
     acc = metrics["accuracy"]
     for name in ("keras", "saved_model", "tflite_float", "tflite_int8"):

@@ -17,6 +17,7 @@ import yaml
 from pipeline.core.audio import write_wav
 from pipeline.core.errors import StageError
 from pipeline.core.labels import SILENCE_LABEL, UNKNOWN_LABEL
+from pipeline.core.metrics_files import details_path
 from pipeline.data.config import SplitConfig
 from pipeline.data.manifest import COLUMNS, SPLITS, read_manifest
 from pipeline.data.split import build_split as _build_split
@@ -347,7 +348,7 @@ def test_stage_outputs_are_complete_and_byte_identical(tmp_path):
     assert metrics_a.read_bytes() == metrics_b.read_bytes()
     labels = (out_a / "labels.txt").read_text().split()
     assert labels == [SILENCE_LABEL, UNKNOWN_LABEL, *WANTED]
-    metrics = json.loads(metrics_a.read_text())
+    metrics = json.loads(details_path(metrics_a).read_text())
     total = 0
     for s, name in zip(SPLITS, ["train.csv", "validation.csv", "test.csv"]):
         header = (out_a / name).read_text().splitlines()[0]

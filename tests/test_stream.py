@@ -15,6 +15,7 @@ import pytest
 from pipeline.core.audio import read_wav, write_wav
 from pipeline.core.errors import ParamError, StageError, WavError
 from pipeline.core.labels import write_labels
+from pipeline.core.metrics_files import details_path
 from pipeline.data.stream_synthesis import StreamConfig, format_labels, mix_in
 from pipeline.data.stream_synthesis import synthesize as _synthesize
 from pipeline.stages import stream_eval as stream_eval_stage
@@ -536,7 +537,7 @@ def test_stage_from_params(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert stream_eval_stage.main([]) == 0
     assert seen["path"] == Path("models/export")
-    metrics = json.loads((tmp_path / "metrics" / "stream.json").read_text())
+    metrics = json.loads(details_path(tmp_path / "metrics" / "stream.json").read_text())
     assert metrics["detection_threshold"] == 0.6 and metrics["ground_truth_words"] == 6
     first = (tmp_path / "metrics" / "stream_threshold_sweep.csv").read_bytes()
     assert stream_eval_stage.main([]) == 0

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from pipeline.core.audio import write_wav
+from pipeline.core.metrics_files import details_path
 from pipeline.data.feature_store import read_features, write_features
 from pipeline.models.ds_cnn import DsCnnOptions
 from pipeline.models.low_latency_svdf import SvdfOptions
@@ -329,7 +330,7 @@ def test_freeze_writes_and_checks_the_streaming_model(svdf_export):
     assert frontend["streaming"]["inputs"] == ["frame", "svdf_memory"]
     assert frontend["streaming"]["outputs"] == ["scores", "svdf_memory"]
     assert frontend["streaming"]["states"]["svdf_memory"] == [1, 49, 64]
-    assert json.loads((root / "export.json").read_text())["streaming"] == streaming
+    assert json.loads(details_path(root / "export.json").read_text())["streaming"] == streaming
 
 
 @pytest.mark.slow
@@ -566,7 +567,7 @@ def test_valid_ds_cnn_streams_the_window_models_scores_at_every_window(
     (run / "params.yaml").write_text(yaml.safe_dump({"stream_eval": cfg.to_dict()}))
     monkeypatch.chdir(run)
     assert stage.main([]) == 0
-    recorded = json.loads((run / "metrics" / "stream.json").read_text())
+    recorded = json.loads(details_path(run / "metrics" / "stream.json").read_text())
     assert recorded["detections"] == len(window[2])
     assert recorded["streaming"]["compared"] and recorded["streaming"]["detections_equal"]
     assert (
@@ -578,7 +579,7 @@ def test_valid_ds_cnn_streams_the_window_models_scores_at_every_window(
     thirty = {**cfg.to_dict(), "clip_stride_ms": 30}  # 1.5 frames of 20 ms
     (run / "params.yaml").write_text(yaml.safe_dump({"stream_eval": thirty}))
     assert stage.main([]) == 0
-    recorded = json.loads((run / "metrics" / "stream.json").read_text())
+    recorded = json.loads(details_path(run / "metrics" / "stream.json").read_text())
     assert (
         recorded["streaming"]["compared"] is False
         and "whole number" in recorded["streaming"]["reason"]

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from pipeline.core.errors import StageError
+from pipeline.core.metrics_files import details_path
 from pipeline.data.feature_store import write_features
 from pipeline.training.config import TrainConfig
 from pipeline.training.loop import TrainOutputs, train
@@ -113,8 +114,9 @@ def test_train_writes_model_metrics_and_curve(tmp_path):
         "replicas",
         "dtype_policy",
     }
-    written = json.loads((tmp_path / "metrics/train.json").read_text())
+    written = json.loads(details_path(tmp_path / "metrics/train.json").read_text())
     assert written == {k: v for k, v in metrics.items() if k not in run_facts}
+    assert "architecture" not in json.loads((tmp_path / "metrics/train.json").read_text())
     logged = json.loads((tmp_path / "models/logs/run.json").read_text())
     assert logged == {k: metrics[k] for k in run_facts}
     assert (logged["replicas"], logged["dtype_policy"]) == (1, "float32")  # the CPU, as before

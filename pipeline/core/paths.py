@@ -51,7 +51,16 @@ CONFUSION_PNG = METRICS_DIR / "confusion.png"
 EXPORT_METRICS = METRICS_DIR / "export.json"
 STREAM_METRICS = METRICS_DIR / "stream.json"
 STREAM_SWEEP = METRICS_DIR / "stream_threshold_sweep.csv"
+# each metrics file's whole record (pipeline/core/metrics_files.py); not DVC metrics
+METRICS_DETAILS_DIR = METRICS_DIR / "details"
 
 # The folders that hold the stages' outputs, where their atomic writes put temporaries
 # (pipeline/core/fs.py); every stage's start removes those that killed stages left there.
-OUTPUT_FOLDERS = (DOWNLOAD_CACHE, RAW_DIR.parent, MODEL_DIR.parent, CHECKPOINT_DIR, METRICS_DIR)
+OUTPUT_FOLDERS = (
+    DOWNLOAD_CACHE,
+    RAW_DIR.parent,
+    MODEL_DIR.parent,
+    CHECKPOINT_DIR,
+    METRICS_DIR,
+    METRICS_DETAILS_DIR,
+)

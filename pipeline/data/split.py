@@ -21,7 +21,7 @@ import random
 from pathlib import Path
 
 from pipeline.core.errors import StageError
-from pipeline.core.fs import atomic_dir, atomic_write_json, atomic_write_text
+from pipeline.core.fs import atomic_dir, atomic_write_text
 from pipeline.core.labels import (
     BACKGROUND_NOISE_DIR,
     SILENCE_LABEL,
@@ -31,6 +31,7 @@ from pipeline.core.labels import (
     prepare_words_list,
     write_labels,
 )
+from pipeline.core.metrics_files import write_metrics
 from pipeline.data.clip_store import ClipStore, hash_name, is_store, speaker_of
 from pipeline.data.config import SplitConfig
 from pipeline.data.manifest import (
@@ -99,7 +100,8 @@ def _checked_word_clips(
 
 
 def index_dataset(root, wanted_words, validation_percentage, testing_percentage, salt: str = ""):
-    """Hash every clip of the store ``root`` into a split: ``(wanted, unknown)``, split -> rows.
+    """Hash every clip of the store ``root`` into a split: ``(wanted, unknown)``, each split ->
+    rows.
 
     Raises StageError naming the folder if it holds no clips or lacks a wanted word.
     """
@@ -224,12 +226,13 @@ def split_metrics(splits, labels, facts, skipped) -> dict:
 
 
 def write_split(out_dir, metrics_path, splits, labels, facts, skipped=()) -> dict:
-    """Write the manifests, labels.txt and skipped.csv atomically, then the metrics."""
+    """Write the manifests, labels.txt and skipped.csv atomically, then the metrics (headline
+    and details: pipeline/core/metrics_files.py)."""
     with atomic_dir(out_dir) as tmp:
         for s in SPLITS:
             atomic_write_text(tmp / MANIFEST_NAMES[s], manifest_text(splits[s]))
         write_labels(tmp / "labels.txt", labels)
         atomic_write_text(tmp / "skipped.csv", skipped_text(skipped))
     metrics = split_metrics(splits, labels, facts, skipped)
-    atomic_write_json(metrics_path, metrics)
+    write_metrics(metrics_path, metrics)
     return metrics

@@ -15,6 +15,27 @@ def confusion_matrix(actual: np.ndarray, predicted: np.ndarray, num_labels: int)
     return matrix
 
 
+def short_label(label: str) -> str:
+    """A label as a table shows it: ``_silence_`` -> ``silence``."""
+    return label.strip("_") or label
+
+
+def confusion_table(matrix: np.ndarray, labels: list[str]) -> str:
+    """The confusion matrix as a text table for the log: rows actual, columns predicted, each
+    labelled with its short label name; zeros shown as ``.`` so that the mistakes stand out."""
+    names = [short_label(label) for label in labels]
+    cells = [["." if v == 0 else str(int(v)) for v in row] for row in np.asarray(matrix)]
+    first = max([len("actual \\ predicted"), *map(len, names)])
+    widths = [max([len(name), *(len(row[j]) for row in cells)]) for j, name in enumerate(names)]
+    lines = [
+        "actual \\ predicted".ljust(first)
+        + "".join(f"  {name:>{w}}" for name, w in zip(names, widths))
+    ]
+    for name, row in zip(names, cells):
+        lines.append(name.ljust(first) + "".join(f"  {v:>{w}}" for v, w in zip(row, widths)))
+    return "\n".join(lines)
+
+
 def score(
     actual: np.ndarray, predicted: np.ndarray, labels: list[str]
 ) -> tuple[dict[str, Any], np.ndarray]:

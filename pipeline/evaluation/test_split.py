@@ -4,6 +4,7 @@ template, PNG for people)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,12 @@ from typing import Any
 from pipeline.core import fs, paths
 from pipeline.core.errors import StageError
 from pipeline.core.labels import read_labels
+from pipeline.core.metrics_files import write_metrics
 from pipeline.data.feature_store import read_features
-from pipeline.evaluation.metrics import plot_confusion, score
+from pipeline.evaluation.metrics import confusion_table, plot_confusion, score
 
 BATCH = 512
+log = logging.getLogger("pipeline.evaluate")
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,11 @@ def evaluate_test_split(
         )
     predicted = scores.argmax(axis=1)
     metrics, matrix = score(y, predicted, labels)
+    log.info("test split confusion:\n%s", confusion_table(matrix, labels))
 
     rows = "".join(f"{labels[a]},{labels[p]}\n" for a, p in zip(y, predicted))
     fs.atomic_write_text(outputs.confusion_csv, "actual,predicted\n" + rows)
     title = f"Test split: accuracy {100 * metrics['accuracy']:.1f}% (N={len(y)})"
     fs.atomic_write_bytes(outputs.confusion_png, plot_confusion(matrix, labels, title))
-    fs.atomic_write_json(outputs.metrics_path, metrics)
+    write_metrics(outputs.metrics_path, metrics)
     return metrics

@@ -23,6 +23,7 @@ from pipeline.core import paths
 from pipeline.core.errors import StageError
 from pipeline.core.fs import atomic_dir, atomic_write_json, read_json
 from pipeline.core.labels import prepare_words_list, read_labels, write_labels
+from pipeline.core.metrics_files import write_metrics
 from pipeline.data.clip_store import ClipReader
 from pipeline.data.feature_store import feature_files
 from pipeline.export.c_array import write_c_array
@@ -189,7 +190,7 @@ def freeze(
                 if streaming
                 else {"exported": False, "reason": reason}
             )
-    atomic_write_json(metrics_path, metrics)
+    write_metrics(metrics_path, metrics)
     return metrics
 
 

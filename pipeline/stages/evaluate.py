@@ -10,18 +10,24 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipeline.cli import run_stage
+from pipeline.cli import parse_args, run_stage
 from pipeline.core import paths
 from pipeline.evaluation.test_split import evaluate_test_split
+
+DESCRIPTION = "Stage evaluate: score the trained model on the test split."
 
 log = logging.getLogger("pipeline.evaluate")
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-dir", default=str(paths.MODEL_DIR), help="the trained Keras model")
+    parser.add_argument(
+        "--features-dir", default=str(paths.FEATURES_DIR), help="the featurize stage's output"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", default=str(paths.MODEL_DIR))
-    parser.add_argument("--features-dir", default=str(paths.FEATURES_DIR))
-    args = parser.parse_args(argv)
+    args = parse_args(__name__, argv)
     metrics = evaluate_test_split(args.model_dir, args.features_dir)
     log.info(
         "test accuracy %.2f%% (N=%d), macro F1 %.3f",

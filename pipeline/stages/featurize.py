@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.cli import run_stage
+from pipeline.cli import parse_args, run_stage
 from pipeline.core import paths
 from pipeline.core.params import load_params
 from pipeline.data.augment import AugmentConfig
@@ -20,16 +20,22 @@ from pipeline.data.stream_synthesis import StreamConfig
 from pipeline.data.stream_windows import StreamWindowsConfig
 from pipeline.frontends import FeatureConfig
 
+DESCRIPTION = "Stage featurize: the features of every manifest row, with augmentation."
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default=str(paths.PARAMS))
-    parser.add_argument("--split-dir", default=str(paths.SPLIT_DIR))
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default=str(paths.PARAMS), help="the parameters file")
+    parser.add_argument(
+        "--split-dir", default=str(paths.SPLIT_DIR), help="the split stage's manifests"
+    )
     parser.add_argument(
         "--raw", default=str(paths.RAW_DIR), help="the download stage's clip stores"
     )
-    parser.add_argument("--out", default=str(paths.FEATURES_DIR))
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", default=str(paths.FEATURES_DIR), help="where the features go")
+
+
+def main(argv=None) -> int:
+    args = parse_args(__name__, argv)
     features, augment, windows, stream = load_params(
         args.params, FeatureConfig, AugmentConfig, StreamWindowsConfig, StreamConfig
     )
@@ -42,7 +48,8 @@ def main(argv=None) -> int:
         stream_windows=windows,
         stream=stream,
     )
-    print(f"featurize: {meta['counts']} feature shape {meta['feature_shape']} -> {args.out}")
+    counts = ", ".join(f"{split} {c['examples']}" for split, c in meta["counts"].items())
+    print(f"featurize: {counts} examples, feature shape {meta['feature_shape']} -> {args.out}")
     return 0
 
 

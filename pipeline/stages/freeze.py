@@ -9,10 +9,9 @@ Usage: ``python -m pipeline.stages.freeze [--params params.yaml] [--keras-dir mo
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from pipeline.cli import run_stage
+from pipeline.cli import parse_args, run_stage
 from pipeline.core import paths
 from pipeline.core.params import load_params
 from pipeline.data.config import SplitConfig
@@ -22,22 +21,47 @@ from pipeline.frontends import FeatureConfig
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.operating_point import decoder_dict
 
+DESCRIPTION = "Stage freeze: export the model (SavedModel, TFLite float and int8) and score each."
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--params", default=str(paths.PARAMS))
-    parser.add_argument("--keras-dir", default=str(paths.MODEL_DIR))
-    parser.add_argument("--out", default=str(paths.EXPORT_DIR))
-    parser.add_argument("--metrics", default=str(paths.EXPORT_METRICS))
-    parser.add_argument("--features-dir", default=str(paths.FEATURES_DIR))
-    parser.add_argument("--split-dir", default=str(paths.SPLIT_DIR))
+
+def export_summary(metrics: dict) -> str:
+    """One line about the export: each format's test accuracy and the TFLite files' sizes."""
+    accuracy = ", ".join(
+        f"{name} {100 * value:.1f}%"
+        for name, value in metrics["accuracy"].items()
+        if value is not None and not name.endswith("_test_npz")
+    )
+    sizes = ", ".join(
+        f"{name} {size / 1024:.0f} KiB"
+        for name, size in metrics["size_bytes"].items()
+        if name.endswith(".tflite")
+    )
+    return f"freeze: accuracy {accuracy}; {sizes}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default=str(paths.PARAMS), help="the parameters file")
+    parser.add_argument("--keras-dir", default=str(paths.MODEL_DIR), help="the trained Keras model")
+    parser.add_argument("--out", default=str(paths.EXPORT_DIR), help="where the export goes")
+    parser.add_argument(
+        "--metrics", default=str(paths.EXPORT_METRICS), help="the export's headline metrics"
+    )
+    parser.add_argument(
+        "--features-dir", default=str(paths.FEATURES_DIR), help="the featurize stage's output"
+    )
+    parser.add_argument(
+        "--split-dir", default=str(paths.SPLIT_DIR), help="the split stage's manifests"
+    )
     parser.add_argument(
         "--test-limit",
         type=int,
         default=None,
         help="score only the first N test clips (quick checks)",
     )
-    args = parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(__name__, argv)
     features, split, decoder = load_params(
         args.params, FeatureConfig, SplitConfig, StreamEvalConfig
     )
@@ -53,13 +77,7 @@ def main(argv=None) -> int:
     metrics = freeze(
         keras_dir, Path(args.out), Path(args.metrics), features, split.wanted_words, inputs
     )
-    print(
-        json.dumps(
-            {"accuracy": metrics["accuracy"], "size_bytes": metrics["size_bytes"]},
-            indent=2,
-            sort_keys=True,
-        )
-    )
+    print(export_summary(metrics))
     return 0
 
 

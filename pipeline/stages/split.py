@@ -10,7 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.cli import run_stage
+from pipeline.cli import parse_args, run_stage
 from pipeline.core import paths
 from pipeline.core.labels import prepare_words_list
 from pipeline.core.params import load_params
@@ -18,18 +18,24 @@ from pipeline.data.config import DataConfig, SplitConfig
 from pipeline.data.manifest import SPLITS, read_skipped
 from pipeline.data.split import build_split, write_split
 
+DESCRIPTION = "Stage split: assign every clip to training / validation / testing."
+
 log = logging.getLogger(__name__)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default=str(paths.PARAMS))
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default=str(paths.PARAMS), help="the parameters file")
     parser.add_argument(
         "--raw", default=str(paths.RAW_DIR), help="the download stage's output folder"
     )
-    parser.add_argument("--out", default=str(paths.SPLIT_DIR))
-    parser.add_argument("--metrics", default=str(paths.SPLIT_METRICS))
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", default=str(paths.SPLIT_DIR), help="where the manifests go")
+    parser.add_argument(
+        "--metrics", default=str(paths.SPLIT_METRICS), help="the split's headline counts"
+    )
+
+
+def main(argv=None) -> int:
+    args = parse_args(__name__, argv)
     data, cfg = load_params(args.params, DataConfig, SplitConfig)
     raw = Path(args.raw)
     official = raw / paths.OFFICIAL_TEST_DIR.name if data.test_set == "official" else None

@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipeline.cli import run_stage
+from pipeline.cli import parse_args, run_stage
 from pipeline.core import paths
-from pipeline.core.fs import atomic_write_json, atomic_write_text
+from pipeline.core.fs import atomic_write_text
+from pipeline.core.metrics_files import write_metrics
 from pipeline.core.params import load_params
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.evaluate import (
@@ -30,13 +31,17 @@ from pipeline.streaming.evaluate import (
 )
 from pipeline.streaming.scorers import WindowScorer, has_streaming_model, load
 
+DESCRIPTION = "Stage stream_eval: streaming accuracy of the export on the synthetic recording."
+
 log = logging.getLogger(__name__)
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default=str(paths.PARAMS), help="the parameters file")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default=str(paths.PARAMS))
-    args = parser.parse_args(argv)
+    args = parse_args(__name__, argv)
     cfg = load_params(args.params, StreamEvalConfig)
     check_inputs(paths.STREAM_WAV, paths.STREAM_LABELS)  # before loading the model
     model = load(paths.EXPORT_DIR)
@@ -58,7 +63,7 @@ def main(argv=None) -> int:
                 seconds / duration,
             )
         print(f"streaming model: {metrics['streaming']}")
-    atomic_write_json(paths.STREAM_METRICS, {"model": str(paths.EXPORT_DIR), **metrics})
+    write_metrics(paths.STREAM_METRICS, {"model": str(paths.EXPORT_DIR), **metrics})
     atomic_write_text(paths.STREAM_SWEEP, sweep_csv(sweep))
     return 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipeline.cli import run_stage
+from pipeline.cli import parse_args, run_stage
 from pipeline.core import paths
 from pipeline.core.clip import ClipFormat
 from pipeline.core.labels import UNKNOWN_LABEL
@@ -17,13 +17,17 @@ from pipeline.core.params import load_params
 from pipeline.data.manifest import MANIFEST_NAMES
 from pipeline.data.stream_synthesis import StreamConfig, split_streams, write_stream
 
+DESCRIPTION = "Stage synthesize_stream: a long recording of test words over noise."
+
 log = logging.getLogger(__name__)
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default=str(paths.PARAMS), help="the parameters file")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default=str(paths.PARAMS))
-    args = parser.parse_args(argv)
+    args = parse_args(__name__, argv)
     cfg, clip = load_params(args.params, StreamConfig, ClipFormat)
     [(audio, labels)] = split_streams(
         paths.SPLIT_DIR / MANIFEST_NAMES["testing"],

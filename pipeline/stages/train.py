@@ -9,21 +9,25 @@ import argparse
 import logging
 import os
 
-from pipeline.cli import run_stage
+from pipeline.cli import parse_args, run_stage
 from pipeline.core import paths
 from pipeline.core.params import load_params
 from pipeline.models.config import ModelConfig
 from pipeline.training.config import TrainConfig
 from pipeline.training.loop import train
 
+DESCRIPTION = "Stage train: train the configured model on the featurized clips."
+
 log = logging.getLogger("pipeline.train")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default=str(paths.PARAMS))
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default=str(paths.PARAMS), help="the parameters file")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(__name__, argv)
     cfg, models = load_params(args.params, TrainConfig, ModelConfig)
     progress = not args.no_progress and os.environ.get("KWS_NO_PROGRESS") is None
     metrics = train(

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core import paths
 from pipeline.sections import validate_file
 
+DESCRIPTION = "Check params.yaml as every stage checks it before it starts."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default=str(paths.PARAMS), help="the parameters file")
+
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default=str(paths.PARAMS))
-    args = parser.parse_args(argv)
+    args = parse_args(__name__, argv)
     validate_file(args.params)
     print(f"{args.params}: OK")
     return 0

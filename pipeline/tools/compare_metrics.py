@@ -20,10 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core import paths
 from pipeline.core.errors import StageError
 from pipeline.core.fs import read_json
+
+DESCRIPTION = (
+    "Compare the headline metrics of the workspace with a git revision, within stated tolerances."
+)
 
 TOLERANCE_NOTE = (
     "tolerances: what retraining on another x86 CPU moved each metric by, with margin "
@@ -224,11 +228,8 @@ def changed_inputs(status: Any) -> list[str]:
     return stages
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--base", default="HEAD", help="git revision to compare with (default HEAD)"
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base", default="HEAD", help="git revision to compare with")
     parser.add_argument("--md", action="store_true", help="a Markdown table (for a PR comment)")
     parser.add_argument(
         "--fail", action="store_true", help="exit 1 when a metric moved beyond its tolerance"
@@ -241,7 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         "params differed from dvc.lock, the rerun is not a reproduction of the "
         "committed metrics, so --fail does not apply",
     )
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(__name__, argv)
     if args.skip_if_inputs_changed is not None:
         status = read_workspace(args.skip_if_inputs_changed)
         if status is None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core import paths
 from pipeline.core.audio import WavReader
 from pipeline.core.errors import EXPECTED_ERRORS, StageError
@@ -84,9 +84,7 @@ def open_recordings(names, sample_rate: int, desired_samples: int):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=DESCRIPTION)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
+    args = parse_args(__name__, argv)
     for name in args.recordings:  # the cheap check first, before a model is loaded
         if not Path(name).is_file():
             raise FileNotFoundError(f"{name}: recording not found")

@@ -19,11 +19,15 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core.audio import fit_to_length, read_wav
 from pipeline.core.errors import StageError, WavError
 from pipeline.core.fs import atomic_write_json, check_output_file, not_a_regular_file
 from pipeline.core.labels import BACKGROUND_NOISE_DIR, SILENCE_LABEL, UNKNOWN_LABEL
+
+DESCRIPTION = (
+    "Score every clip of a folder with any model: accuracy, per-class accuracy, confusion."
+)
 
 BATCH = 128
 
@@ -106,18 +110,20 @@ def report_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def main(argv=None) -> int:
-    from pipeline.inference import load_model
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", required=True, help="models/export, a SavedModel, .tflite, .keras or frozen .pb"
     )
     parser.add_argument("--data-dir", required=True, help="folder of <word>/*.wav clips")
     parser.add_argument("--labels", default=None, help="labels file (default: beside the model)")
     parser.add_argument("--json", default=None, help="write the results (and confusion) here")
-    parser.add_argument("--batch-size", type=int, default=BATCH)
-    args = parser.parse_args(argv)
+    parser.add_argument("--batch-size", type=int, default=BATCH, help="clips scored per model call")
+
+
+def main(argv=None) -> int:
+    from pipeline.inference import load_model
+
+    args = parse_args(__name__, argv)
     if args.json:
         check_output_file(args.json)
     model = load_model(args.model, args.labels)

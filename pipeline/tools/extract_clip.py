@@ -23,11 +23,13 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core import paths
 from pipeline.core.errors import StageError
 from pipeline.core.fs import atomic_write_bytes, check_output_file, join_under
 from pipeline.data.clip_store import INDEX_FILE, ClipStore
+
+DESCRIPTION = "List the clips of a clip store, or write clips back out as WAV files."
 
 
 def _store_name(store: ClipStore, given: str) -> str:
@@ -43,8 +45,7 @@ def _matching(store: ClipStore, patterns: list[str]) -> list[str]:
     return [name for name in store.names if any(fnmatch.fnmatchcase(name, p) for p in wanted)]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "names", nargs="*", help="clip names or patterns (yes/0a7c2a8d_nohash_0.wav, 'yes/*')"
     )
@@ -61,7 +62,10 @@ def main(argv=None) -> int:
     action.add_argument(
         "--out-dir", help="write every matching clip under this folder as <word>/<file>.wav"
     )
-    args = parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(__name__, argv)
     with ClipStore(args.store) as store:
         if args.list:
             rate = store.sample_rate or 1

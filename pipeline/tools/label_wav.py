@@ -1,7 +1,7 @@
 """Label one WAV file with any model, printing the top labels exactly as the original label_wav.
 
     python -m pipeline.tools.label_wav --model models/export --wav clip.wav [--how_many_labels 3]
-    python -m pipeline.tools.label_wav --graph conv_actions_frozen.pb \
+    python -m pipeline.tools.label_wav --graph conv_actions_frozen.pb \\
         --labels conv_actions_labels.txt --wav clip.wav
 
 Output, one line per label, best first: ``left (score = 0.81477)``. The model labels one window
@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core.audio import read_wav_header
 from pipeline.core.errors import StageError, WavError
+
+DESCRIPTION = "Label one WAV file with any model: the top labels and their scores."
 
 
 def top_labels(scores: np.ndarray, labels: list[str], how_many: int) -> list[tuple[str, float]]:
@@ -60,8 +62,7 @@ def label_wav(model_path, wav_path, labels_path=None, how_many_labels: int = 3) 
     ]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         "--graph",
@@ -71,8 +72,17 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--wav", required=True, help="16-bit mono PCM WAV file to label")
     parser.add_argument("--labels", default=None, help="labels file (default: beside the model)")
-    parser.add_argument("--how_many_labels", "--how-many-labels", type=int, default=3)
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--how_many_labels",
+        "--how-many-labels",
+        type=int,
+        default=3,
+        help="how many labels to print, best first",
+    )
+
+
+def main(argv=None) -> int:
+    args = parse_args(__name__, argv)
     if args.how_many_labels < 1:
         raise StageError("--how_many_labels must be at least 1")
     for line in label_wav(args.model, args.wav, args.labels, args.how_many_labels):

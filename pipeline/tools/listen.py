@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core import paths
 from pipeline.core.audio import PcmConverter, pcm16_blocks
 from pipeline.core.errors import StageError, first_line
@@ -112,9 +112,7 @@ def microphone_blocks(device, rate: int, block_frames: int):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=DESCRIPTION)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
+    args = parse_args(__name__, argv)
     if args.list_devices:
         print(sounddevice_module().query_devices())
         return 0

@@ -20,12 +20,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core import paths
 from pipeline.core.errors import ParamError
 from pipeline.core.params import read_params
 from pipeline.core.schema import read_yaml
 from pipeline.sections import validate_params
+
+DESCRIPTION = "Run an experiment from presets: files holding only the params they change."
 
 PRESETS_DIR = Path("presets")
 _PLAIN = re.compile(r"^[A-Za-z0-9_./+-][A-Za-z0-9_./+ -]*$")
@@ -119,20 +121,24 @@ def experiment_flags(
     return flags
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("presets", nargs="*", help="preset names (presets/<name>.yaml) or files")
     parser.add_argument(
         "--list", action="store_true", help="list the presets and what they are for"
     )
-    parser.add_argument("--params", default=str(paths.PARAMS))
+    parser.add_argument(
+        "--params", default=str(paths.PARAMS), help="the params file the presets change"
+    )
     parser.add_argument(
         "--run",
         nargs=argparse.REMAINDER,
         default=None,
         help="run `dvc exp run` with the flags (and any options given after --run)",
     )
-    args = parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(__name__, argv)
     if args.list or not args.presets:
         for path in sorted(PRESETS_DIR.glob("*.yaml")):
             first = next(

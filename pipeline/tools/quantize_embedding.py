@@ -34,9 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core.errors import StageError
 from pipeline.core.fs import atomic_write_bytes
+
+DESCRIPTION = "Regenerate the int8 speech-embedding model (a dev tool)."
 
 DEFAULT_DATA = Path("../shared/data/speech_commands_mini")
 # Every 8th clip in name order (350 of the 2,804 shared clips, all words and many speakers).
@@ -206,21 +208,28 @@ def require_onnx() -> None:
         ) from exc
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
         type=Path,
         default=DEFAULT_DATA,
         help="real clips (<word>/*.wav) to calibrate on (default: %(default)s)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="default: the packaged asset")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="the model file to write (default: the packaged asset)",
+    )
     parser.add_argument(
         "--check",
         action="store_true",
         help="regenerate and compare with --out byte for byte; write nothing",
     )
-    args = parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(__name__, argv)
     out = args.out or asset_path()
     if not args.data.is_dir():
         raise StageError(f"{args.data}: no such folder (the real clips to calibrate on)")

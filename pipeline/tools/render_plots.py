@@ -20,9 +20,11 @@ import re
 import subprocess
 from pathlib import Path
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core.errors import StageError
 from pipeline.core.fs import atomic_dir
+
+DESCRIPTION = "Render the DVC plots to PNG files and one HTML page, offline."
 
 
 def collect_plots(revisions: list[str], show: bool, cwd: Path | None = None) -> dict:
@@ -99,15 +101,19 @@ def render(plots: dict, out_dir: Path, root: Path, scale: float = 1.5) -> list[P
     return [out_dir / name for name in written]
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "revisions", nargs="*", help="revisions to compare (default: workspace vs HEAD)"
     )
     parser.add_argument("--show", action="store_true", help="plots of the workspace only")
-    parser.add_argument("--out", default="plots", help="output folder (default: plots/)")
-    parser.add_argument("--scale", type=float, default=1.5, help="PNG scale factor")
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", default="plots", help="output folder, replaced as a whole")
+    parser.add_argument(
+        "--scale", type=float, default=1.5, help="PNG scale factor (1: the specs' own size)"
+    )
+
+
+def main(argv=None):
+    args = parse_args(__name__, argv)
     plots = collect_plots(args.revisions, args.show)
     if not plots:
         raise StageError("no plots found: run the pipeline first (dvc repro)")

@@ -20,9 +20,11 @@ import ast
 import sys
 from pathlib import Path
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core.errors import StageError
 from pipeline.core.schema import read_yaml
+
+DESCRIPTION = "The code each DVC stage runs, from its imports, against dvc.yaml's deps."
 
 PACKAGE = "pipeline"
 # Modules only entry points may import (library code never does; stages import only the cli).
@@ -206,13 +208,15 @@ def stale_lock_deps(status: dict) -> list[str]:
     return stale
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", default=".", help="the repository root")
     parser.add_argument(
         "--check", action="store_true", help="compare with dvc.yaml; exit 1 on a problem"
     )
-    args = parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(__name__, argv)
     root = Path(args.root).resolve()
     stages = read_yaml((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     problems = layer_violations(root)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core.fs import atomic_write_json, atomic_write_text, check_output_file
 from pipeline.streaming.cascade import HELD, PEAKS, RULES, GateSettings
 from pipeline.streaming.evaluate import check_inputs, format_summary, run_stream_eval, sweep_csv
@@ -39,9 +39,10 @@ from pipeline.streaming.operating_point import (
 from pipeline.streaming.scorers import make_scorer
 from pipeline.streaming.scores import BATCH
 
+DESCRIPTION = "Streaming accuracy of any model on any long recording (RecognizeCommands)."
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         required=True,
@@ -55,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", help="write the metrics here")
     parser.add_argument("--sweep-csv", help="write the threshold sweep here")
     add_decoder_flags(parser, tolerance=True)
-    parser.add_argument("--batch-size", type=int, default=BATCH)
+    parser.add_argument(
+        "--batch-size", type=int, default=BATCH, help="windows scored per model call"
+    )
     parser.add_argument(
         "--no-frame-reuse",
         action="store_true",
@@ -92,8 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         "--gate-margin-ms",
         type=int,
         default=gate.margin_ms,
-        help="windows within this of a passing gate window are candidates "
-        f"(default {gate.margin_ms})",
+        help="windows within this of a passing gate window are candidates",
     )
     parser.add_argument(
         "--gate-stride-ms",
@@ -115,8 +117,7 @@ def _parser() -> argparse.ArgumentParser:
         "--gate-neighbours",
         type=int,
         default=gate.neighbours,
-        help="peak rule: grid windows either side of each peak also scored "
-        f"(default {gate.neighbours})",
+        help="peak rule: grid windows either side of each peak also scored",
     )
     parser.add_argument(
         "--gate-peak",
@@ -134,11 +135,10 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {gate.held})",
     )
     parser.add_argument("--verbose", action="store_true", help="print every detection")
-    return parser
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(__name__, argv)
     for out in (args.json, args.sweep_csv):
         if out:
             check_output_file(out)
@@ -172,6 +172,15 @@ def main(argv=None) -> int:
         for label, t, score, outcome in detections:
             print(f"{t}ms {label}: {score:.3f} ({outcome})")
     print(format_summary(metrics))
+    scorer = (
+        "streaming model"
+        if args.streaming
+        else "cascade"
+        if args.gate
+        else f"mean of {1 + len(args.average_with)} window models"
+        if args.average_with
+        else "window model"
+    )
     print(
         f"scored {metrics['duration_s']:.0f} s of audio in {scores.seconds:.1f} s: "
         f"real-time factor {scores.seconds / metrics['duration_s']:.4f} ({scorer.describe()})"

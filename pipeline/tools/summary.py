@@ -2,8 +2,9 @@
 
     python -m pipeline.tools.summary            # or: kws summary
 
-`dvc metrics show` lists every number of every metrics file; this prints the few that matter:
-test accuracy, the int8 model's accuracy, and streaming detection (correct, false alarms/hour).
+`dvc metrics show` lists the headline figures of every metrics file; this prints the few that
+matter most as sentences: test accuracy, the int8 model's accuracy, and streaming detection
+(correct, false alarms/hour). `kws report` prints the details as tables.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core import paths
-from pipeline.tools.compare_metrics import lookup, read_workspace
+from pipeline.core.metrics_files import read_record
+from pipeline.tools.compare_metrics import lookup
+
+DESCRIPTION = "A short summary of the headline metrics (what `make run` ends with)."
 
 
 def _percent(value) -> str:
@@ -21,10 +25,11 @@ def _percent(value) -> str:
 
 
 def summary(root: Path = Path(".")) -> str:
-    train = read_workspace(paths.TRAIN_METRICS, root)
-    evaluate = read_workspace(paths.EVALUATE_METRICS, root)
-    export = read_workspace(paths.EXPORT_METRICS, root)
-    stream = read_workspace(paths.STREAM_METRICS, root)
+    # the whole records (metrics/details/), which also name the model and the recording
+    train = read_record(paths.TRAIN_METRICS, root)
+    evaluate = read_record(paths.EVALUATE_METRICS, root)
+    export = read_record(paths.EXPORT_METRICS, root)
+    stream = read_record(paths.STREAM_METRICS, root)
     lines = []
     if train:
         lines.append(
@@ -70,15 +75,18 @@ def summary(root: Path = Path(".")) -> str:
     if missing:
         lines.append(f"(not computed yet: {', '.join(missing)}; run `dvc repro`)")
     lines.append(
-        "all metrics: dvc metrics show; against main: "
-        "python -m pipeline.tools.compare_metrics --base main"
+        "all metrics: dvc metrics show; details: kws report; against main: "
+        "kws compare-metrics --base main"
     )
     return "\n".join(lines)
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """No options."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
+    parse_args(__name__, argv)
     print(summary())
     return 0
 

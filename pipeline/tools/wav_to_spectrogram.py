@@ -18,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
 from pipeline.core.audio import fit_to_length, read_wav
 from pipeline.core.errors import StageError
 from pipeline.core.fs import atomic_write_bytes, check_output_file
+
+DESCRIPTION = "Draw a WAV file's spectrogram as a PNG, optionally with the model's features."
 
 
 def power_spectrogram(audio: np.ndarray, window: int, stride: int) -> np.ndarray:
@@ -134,9 +136,8 @@ def render(
     return width_px, height_px
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--wav", required=True)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wav", required=True, help="the WAV file to draw")
     parser.add_argument("--out", required=True, help="PNG file to write")
     parser.add_argument("--features", action="store_true", help="add a panel with the features")
     parser.add_argument(
@@ -146,13 +147,23 @@ def main(argv=None) -> int:
         default=None,
         help="take window, stride and features from this model (any format)",
     )
-    parser.add_argument("--labels", default=None)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--width", type=int, default=1000, help="pixels")
+    parser.add_argument("--labels", default=None, help="labels file (default: beside the model)")
     parser.add_argument(
-        "--height", type=int, default=None, help="pixels (400, or 700 with features)"
+        "--params",
+        default="params.yaml",
+        help="features from this params file when no --model-dir is given",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument("--width", type=int, default=1000, help="image width in pixels")
+    parser.add_argument(
+        "--height",
+        type=int,
+        default=None,
+        help="image height in pixels (default: 400, or 700 with features)",
+    )
+
+
+def main(argv=None) -> int:
+    args = parse_args(__name__, argv)
     if args.width < 100 or (args.height is not None and args.height < 100):
         raise StageError("--width and --height must be at least 100 pixels")
     check_output_file(args.out)

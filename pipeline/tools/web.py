@@ -9,9 +9,10 @@ localhost): ``python -m http.server -d DIR`` and open http://localhost:8000/. Wi
 score`` (the window's start in seconds since listening began) in the element ``detections``.
 
 ``--streaming`` runs the export's ``model_streaming.tflite`` (one call per feature frame) instead
-of the window model. The decoder options default to the original's (params.yaml's stream_eval),
-but for the speech embedding the clip stride defaults to 80 ms (its windows start on its 80 ms
-frames). Only exports whose front end the page computes (mfcc, embedding) are accepted.
+of the window model. The decoder options default to the export's operating point (its
+decoder.json, written by freeze from params.yaml's stream_eval; the original's without one, and
+then an 80 ms clip stride for the speech embedding, whose windows start on its 80 ms frames).
+Only exports whose front end the page computes (mfcc, embedding) are accepted.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from pipeline.cli import run_main
+from pipeline.cli import parse_args, run_main
+from pipeline.core import paths
 from pipeline.streaming.config import StreamEvalConfig
+from pipeline.streaming.operating_point import add_decoder_flags, decoder_settings, flag_overrides
 from pipeline.web.page import (
     DECODER_KEYS,
     check_out_dir,
@@ -30,33 +33,27 @@ from pipeline.web.page import (
     write_page,
 )
 
+DESCRIPTION = "Write a static page that spots keywords from the microphone, in the browser."
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="the export folder (models/export)")
     parser.add_argument("--out", required=True, help="folder to write the page into")
     parser.add_argument(
         "--streaming", action="store_true", help="run model_streaming.tflite frame by frame"
     )
-    for field in dataclasses.fields(StreamEvalConfig):
-        if field.name in DECODER_KEYS:
-            clip_stride = field.name == "clip_stride_ms"
-            parser.add_argument(
-                "--" + field.name.replace("_", "-"),
-                type=type(field.default),
-                default=None if clip_stride else field.default,
-                help=f"default {field.default} (the original's)"
-                + ("; 80 for the speech embedding" if clip_stride else ""),
-            )
-    return parser
+    add_decoder_flags(parser)
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    values = {key: getattr(args, key) for key in DECODER_KEYS if getattr(args, key) is not None}
-    defaults = StreamEvalConfig()
-    decoder = StreamEvalConfig.from_dict({**dataclasses.asdict(defaults), **values})
-    if "clip_stride_ms" not in values:  # the export's front end decides (checks as write_page)
+    args = parse_args(__name__, argv)
+    overrides = flag_overrides(args)
+    decoder, _ = decoder_settings(args.model, overrides)
+    decoder = StreamEvalConfig.from_dict(
+        {k: v for k, v in dataclasses.asdict(decoder).items() if k in DECODER_KEYS}
+    )
+    if "clip_stride_ms" not in overrides and not has_decoder_file(Path(args.model)):
+        # No recorded operating point: the export's front end decides (checks as write_page).
         check_out_dir(Path(args.out))
         info, _ = read_export(Path(args.model), args.streaming)
         decoder = dataclasses.replace(
@@ -68,6 +65,11 @@ def main(argv=None) -> int:
         f"with: python -m http.server -d {args.out}  and open http://localhost:8000/"
     )
     return 0
+
+
+def has_decoder_file(model: Path) -> bool:
+    """Whether the export records its operating point (freeze's decoder.json)."""
+    return (model / paths.DECODER_NAME).is_file()
 
 
 if __name__ == "__main__":

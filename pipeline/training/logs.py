@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.core import fs
+from pipeline.evaluation.metrics import confusion_table
 
 log = logging.getLogger("pipeline.train")
 
@@ -60,17 +61,15 @@ class TrainingLog:
         """One evaluation: a log line with the confusion matrix, events, dvclive metrics."""
         labels, step = self.labels, row["step"]
         log.info(
-            "step %d: rate %g, train accuracy %.1f%%, loss %.4f, "
-            "validation accuracy %.1f%% (N=%d)\n"
-            "confusion matrix (rows: actual, columns: predicted; %s):\n%s",
+            "step %d: rate %g, train accuracy %.1f%%, loss %.4f, validation accuracy %.1f%% "
+            "(N=%d); confusion:\n%s",
             step,
             row["learning_rate"],
             100 * row["train_accuracy"],
             row["loss"],
             100 * row["validation_accuracy"],
             num_examples,
-            " ".join(labels),
-            matrix,
+            confusion_table(matrix, labels),
         )
         with self.train_writer.as_default():
             _summary("accuracy", float(row["train_accuracy"]), step, "scalars")

@@ -21,6 +21,7 @@ import numpy as np
 from pipeline.core import fs, paths
 from pipeline.core.errors import StageError
 from pipeline.core.labels import read_labels, write_labels
+from pipeline.core.metrics_files import write_metrics
 from pipeline.core.schema import Section
 from pipeline.data.feature_store import read_features
 from pipeline.evaluation.metrics import confusion_matrix
@@ -341,7 +342,7 @@ def _write_outputs(
                 "config_hash": stamp,
             },
         )
-    fs.atomic_write_json(outputs.metrics_path, metrics)
+    write_metrics(outputs.metrics_path, metrics)
     fs.atomic_write_json(Path(outputs.logs_dir) / "run.json", run_facts)
     write_curve(outputs.curve_path, state["curve"])
     return {**metrics, **run_facts}
