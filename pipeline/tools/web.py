@@ -23,10 +23,8 @@ from pathlib import Path
 
 from pipeline.cli import parse_args, run_main
 from pipeline.core import paths
-from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.operating_point import add_decoder_flags, decoder_settings, flag_overrides
 from pipeline.web.page import (
-    DECODER_KEYS,
     check_out_dir,
     default_clip_stride_ms,
     read_export,
@@ -49,9 +47,6 @@ def main(argv=None) -> int:
     args = parse_args(__name__, argv)
     overrides = flag_overrides(args)
     decoder, _ = decoder_settings(args.model, overrides)
-    decoder = StreamEvalConfig.from_dict(
-        {k: v for k, v in dataclasses.asdict(decoder).items() if k in DECODER_KEYS}
-    )
     if "clip_stride_ms" not in overrides and not has_decoder_file(Path(args.model)):
         # No recorded operating point: the export's front end decides (checks as write_page).
         check_out_dir(Path(args.out))
