@@ -2,7 +2,7 @@
 the embedded generator's speakers plus the clips of 0, 5, 20 or 80 real ones.
 
     python -m bench.research.few_real [--config embedding] [--ns 0 5 20 80] [--draws 3]
-        [--data DIR] [--workdir DIR] [--plot docs/few_real.png] [--json OUT]
+        [--real-only] [--data DIR] [--workdir DIR] [--plot docs/few_real.png] [--json OUT]
 
 The real clips are ../shared/data/speech_commands_mini (290 speakers). For draw ``d`` the test
 speakers are fold ``d mod 5`` of a salted hash of every speaker id (about 58 speakers, one fifth);
@@ -21,7 +21,9 @@ is its own class, every other word ``_unknown_``). The recordings' ``_background
 out (a user's few recordings rarely have one): every run uses the generated noise. Results are
 kept in ``<workdir>/results.json``, so a rerun with the same work folder adds only what is
 missing (more draws, another N). Prints a table (N, runs, mean accuracy, standard deviation,
-min-max, mean per-class accuracy) and plots it.
+min-max, mean per-class accuracy) and plots it. ``--real-only`` is the baseline: the same
+draws of real speakers with ``data.synthetic: false`` (N > 0); the plot shows both curves once
+the work folder holds both.
 
 Configurations (``--config``): ``embedding`` is presets/real-speech.yaml without training
 streams (the speech embedding, ``embedding_conv``, its schedule), the front end that transfers
@@ -110,7 +112,7 @@ def link_clips(folder: Path, clips: list[Path]) -> Path:
     return folder
 
 
-def run_params(base: dict, config: str, clips_dir: Path) -> dict:
+def run_params(base: dict, config: str, clips_dir: Path, synthetic: bool = True) -> dict:
     presets, overrides = CONFIGS[config]
     params = copy.deepcopy(base)
     for preset in presets:
@@ -119,7 +121,7 @@ def run_params(base: dict, config: str, clips_dir: Path) -> dict:
         )
     for key, value in overrides.items():
         set_dotted(params, key, value)
-    params["data"].update(source="dir", dir=str(clips_dir), synthetic=True, test_set="hash")
+    params["data"].update(source="dir", dir=str(clips_dir), synthetic=synthetic, test_set="hash")
     params["split"].update(
         hash_salt=SPLIT_SALT, validation_percentage=VALIDATION_PERCENTAGE, testing_percentage=0
     )
@@ -127,9 +129,17 @@ def run_params(base: dict, config: str, clips_dir: Path) -> dict:
 
 
 def one_run(
-    base: dict, config: str, clips: dict, picked: dict, n: int, test_dir: Path, work: Path
+    base: dict,
+    config: str,
+    clips: dict,
+    picked: dict,
+    n: int,
+    test_dir: Path,
+    work: Path,
+    synthetic: bool = True,
 ) -> dict:
-    """Train on the generated speakers plus ``n`` real ones; score on the test speakers."""
+    """Train on the generated speakers (unless not ``synthetic``) plus ``n`` real ones; score on
+    the test speakers."""
     from pipeline.inference import load_model
     from pipeline.tools.evaluate_dir import evaluate_dir
 
@@ -139,7 +149,7 @@ def one_run(
     clips_dir = link_clips(work / "clips", [c for s in speakers for c in clips[s]])
     project = work / "project"
     project.mkdir()
-    params = run_params(base, config, clips_dir)
+    params = run_params(base, config, clips_dir, synthetic)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     started = time.perf_counter()
     for stage in STAGES:
@@ -153,7 +163,7 @@ def one_run(
         "n": n,
         "real_training_clips": sum(len(clips[s]) for s in picked["training"][:n]),
         "training_rows": split["splits"]["training"]["total"],
-        "synthetic": split["synthetic"],
+        "synthetic": split.get("synthetic", {}),
         "validation_accuracy": trained["validation_accuracy"],
         "accuracy": result["accuracy"],
         "class_mean": sum(c["accuracy"] for c in per_class.values()) / len(per_class),
@@ -184,37 +194,42 @@ def summarise(rows: list[dict], ns) -> list[dict]:
     return table
 
 
-def plot(rows: list[dict], table: list[dict], path: Path, title: str) -> None:
+def plot(curves: dict[str, list[dict]], ns, path: Path, title: str) -> None:
+    """One line per curve (label -> its runs): the mean with the standard deviation as error
+    bars, every run as a dot; N on a log scale past 5."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.scatter(
-        [r["n"] for r in rows],
-        [100 * r["accuracy"] for r in rows],
-        s=14,
-        color="0.6",
-        label="one draw of speakers",
-        zorder=2,
-    )
-    ax.errorbar(
-        [t["n"] for t in table],
-        [100 * t["mean"] for t in table],
-        yerr=[100 * t["std"] for t in table],
-        marker="o",
-        capsize=4,
-        label="mean ± standard deviation",
-        zorder=3,
-    )
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for (label, rows), colour in zip(curves.items(), ("C0", "C1", "C2"), strict=False):
+        table = summarise(rows, ns)
+        ax.scatter(
+            [r["n"] for r in rows],
+            [100 * r["accuracy"] for r in rows],
+            s=12,
+            color=colour,
+            alpha=0.35,
+            zorder=2,
+        )
+        ax.errorbar(
+            [t["n"] for t in table],
+            [100 * t["mean"] for t in table],
+            yerr=[100 * t["std"] for t in table],
+            marker="o",
+            capsize=4,
+            color=colour,
+            label=f"{label}: mean ± sd (dots: single draws)",
+            zorder=3,
+        )
     ax.set_xscale("symlog", linthresh=5)
-    ax.set_xticks([t["n"] for t in table], [str(t["n"]) for t in table])
-    ax.set_xlabel("real speakers trained on, beside the generated ones")
+    ax.set_xticks(list(ns), [str(n) for n in ns])
+    ax.set_xlabel("real speakers trained on")
     ax.set_ylabel("accuracy on other real speakers (%)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -231,7 +246,14 @@ def main(argv=None) -> int:
     parser.add_argument("--plot", type=Path, default=REPO / "docs" / "few_real.png")
     parser.add_argument("--json", type=Path, help="write every run's result here")
     parser.add_argument("--keep", action="store_true", help="keep each run's project folder")
+    parser.add_argument(
+        "--real-only",
+        action="store_true",
+        help="the baseline: the N real speakers alone, no generated ones (N = 0 is skipped)",
+    )
     args = parser.parse_args(argv)
+    name = f"{args.config}/real-only" if args.real_only else args.config
+    ns = [n for n in args.ns if n > 0 or not args.real_only]
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: no such folder of real clips")
     base = read_yaml((REPO / "params.yaml").read_text(encoding="utf-8"))
@@ -244,18 +266,19 @@ def main(argv=None) -> int:
     speakers = sorted(clips)
     done_path = root / "results.json"
     done = json.loads(done_path.read_text(encoding="utf-8")) if done_path.is_file() else []
-    rows = [r for r in done if r["config"] == args.config]
+    rows = [r for r in done if r["config"] == name]
     for draw in range(args.draws):
-        picked = draw_speakers(speakers, draw, max(args.ns))
+        picked = draw_speakers(speakers, draw, max(ns))
         test_dir = root / f"test_{draw}"
         if not test_dir.is_dir():
             link_clips(test_dir, [c for s in picked["test"] for c in clips[s]])
-        for n in args.ns:
+        for n in ns:
             if any(r["n"] == n and r["draw"] == draw for r in rows):
                 continue
-            work = root / f"{args.config}_n{n}_d{draw}"
-            row = {"config": args.config, "draw": draw}
-            row.update(one_run(base, args.config, clips, picked, n, test_dir, work))
+            work = root / f"{name.replace('/', '_')}_n{n}_d{draw}"
+            row = {"config": name, "draw": draw}
+            synthetic = not args.real_only
+            row.update(one_run(base, args.config, clips, picked, n, test_dir, work, synthetic))
             if not args.keep:
                 shutil.rmtree(work)
             rows.append(row)
@@ -268,11 +291,11 @@ def main(argv=None) -> int:
                 flush=True,
             )
 
-    rows = [r for r in rows if r["n"] in args.ns and r["draw"] < args.draws]
-    table = summarise(rows, args.ns)
+    rows = [r for r in rows if r["n"] in ns and r["draw"] < args.draws]
+    table = summarise(rows, ns)
     date = dt.date.today().isoformat()
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    print(f"\n{command}\n{date}, {machine}, config {args.config}")
+    print(f"\n{command}\n{date}, {machine}, config {name}")
     header = (
         f"{'N':>4} {'runs':>5} {'mean':>7} {'std':>6} {'min-max':>13} {'class mean':>11} "
         f"{'real clips':>11}"
@@ -285,7 +308,16 @@ def main(argv=None) -> int:
             f"{100 * t['min']:>5.1f}-{100 * t['max']:.1f}% {100 * t['class_mean']:>10.1f}% "
             f"{real:>11.0f}"
         )
-    plot(rows, table, args.plot, f"{args.config}: generated speakers + N real ({date})")
+    curves = {}  # this config with and without the generated speakers, as far as measured
+    for label, key in (
+        ("generated + N real", args.config),
+        ("N real alone", f"{args.config}/real-only"),
+    ):
+        runs = [r for r in done if r["config"] == key and r["n"] in args.ns]
+        runs = [r for r in runs if r["draw"] < args.draws]
+        if runs:
+            curves[label] = runs
+    plot(curves, args.ns, args.plot, f"config {args.config}, {date}")
     print(f"plot: {args.plot}")
     if args.json:
         args.json.write_text(
