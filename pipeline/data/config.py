@@ -30,6 +30,10 @@ TEST_SETS = ("hash", "official")
 ON_BAD_FILE = ("error", "skip")
 ON_LONG_CLIP = ("truncate", "skip", "error")
 RESERVED_WORDS = (SILENCE_LABEL, UNKNOWN_LABEL, BACKGROUND_NOISE_DIR)
+# With data.synthetic the generated speakers are named ``synth-<id>`` (their clips
+# ``<word>/synth-<id>_nohash_<take>.wav``): no real speaker may carry it, and the split puts every
+# speaker that does in training, so validation and test measure real speakers only.
+SYNTHETIC_SPEAKER_PREFIX = "synth-"
 # The voice variants of espeak-ng the embedded speakers use by default (espeak-ng-data/voices/!v,
 # selected as "<accent>+<variant>"). Whispering, robotic and deliberately distorted variants are
 # left out. A name that does not exist would silently give the default voice: the generator
@@ -119,6 +123,8 @@ class DataConfig(Section):
     sha256: str = param("", text())
     archive: str = param("", text())
     dir: str = param("", text())
+    # Add the embedded generator's speakers (data.embedded) to a dir, url or archive data set.
+    synthetic: bool = param(False, boolean())
     test_set: str = param("hash", text(TEST_SETS))
     test_set_source: str = param(
         "https://storage.googleapis.com/download.tensorflow.org/data/"
@@ -135,6 +141,14 @@ class DataConfig(Section):
     max_members: int = param(1_000_000, integer(1))
     keep_download: bool = param(False, boolean())
     embedded: EmbeddedConfig = subsection(EmbeddedConfig)
+
+    def __post_init__(self):
+        if self.synthetic and self.source == "embedded":
+            raise ParamError(
+                "params: data.synthetic: true adds generated speakers to recorded clips "
+                "(data.source dir, url or archive); with data.source: embedded every clip is "
+                "generated already: set data.synthetic: false"
+            )
 
     @property
     def location(self) -> str:

@@ -10,6 +10,10 @@ With ``data.test_set: official`` the test split is the official test set (labell
 used as-is) and the clips that the hash puts in ``testing`` are dropped rather than moved to
 training, so no test-set speaker leaks into training. Training and validation are identical in
 both modes.
+
+With ``data.synthetic`` the generated speakers (``synth-<id>``) all go to training: validation
+and test measure recorded speakers, the ones a user cares about. The hashed speakers keep their
+splits, so adding generated speech moves no recorded clip.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from pipeline.core.labels import (
 )
 from pipeline.core.metrics_files import write_metrics
 from pipeline.data.clip_store import ClipStore, hash_name, is_store, speaker_of
-from pipeline.data.config import SplitConfig
+from pipeline.data.config import SYNTHETIC_SPEAKER_PREFIX, SplitConfig
 from pipeline.data.manifest import (
     MANIFEST_NAMES,
     SPLITS,
@@ -99,11 +103,20 @@ def _checked_word_clips(
     return groups
 
 
-def index_dataset(root, wanted_words, validation_percentage, testing_percentage, salt: str = ""):
+def index_dataset(
+    root,
+    wanted_words,
+    validation_percentage,
+    testing_percentage,
+    salt: str = "",
+    training_prefix: str | None = None,
+):
     """Hash every clip of the store ``root`` into a split: ``(wanted, unknown)``, each split ->
     rows.
 
-    Raises StageError naming the folder if it holds no clips or lacks a wanted word.
+    A speaker whose id starts with ``training_prefix`` (generated speakers, ``data.synthetic``)
+    goes to training without hashing. Raises StageError naming the folder if it holds no clips
+    or lacks a wanted word.
     """
     root = Path(root)
     groups = _checked_word_clips(root, wanted_words, "data set", "run the download stage first")
@@ -114,8 +127,12 @@ def index_dataset(root, wanted_words, validation_percentage, testing_percentage,
     for word, paths in groups.items():
         label = word if word in wanted_words else UNKNOWN_LABEL
         for path in paths:
-            split = which_set(path, validation_percentage, testing_percentage, salt)
-            row = Row(path, word, label, label_index[label], speaker_of(path), split)
+            speaker = speaker_of(path)
+            if training_prefix is not None and speaker.startswith(training_prefix):
+                split = "training"
+            else:
+                split = which_set(path, validation_percentage, testing_percentage, salt)
+            row = Row(path, word, label, label_index[label], speaker, split)
             (unknown if label == UNKNOWN_LABEL else wanted)[split].append(row)
     return wanted, unknown
 
@@ -142,17 +159,25 @@ def read_official_test(root, wanted_words) -> list[Row]:
 
 
 def build_split(
-    dataset_root, cfg: SplitConfig, official_test_root=None
+    dataset_root, cfg: SplitConfig, official_test_root=None, synthetic: bool = False
 ) -> tuple[dict[str, list[Row]], dict]:
     """The three manifests (split -> rows in their final seeded order) and summary facts.
 
     Follows the original ``prepare_data_index`` step for step, so with the original seed and the
-    same (sorted) file list it draws the same random numbers.
+    same (sorted) file list it draws the same random numbers. ``synthetic`` (``data.synthetic``):
+    every generated speaker (``SYNTHETIC_SPEAKER_PREFIX``) goes to training, so validation and
+    test hold recorded speakers only; the facts count them.
     """
     wanted_words, seed = cfg.wanted_words, cfg.seed
     validation_percentage, testing_percentage = cfg.validation_percentage, cfg.testing_percentage
+    prefix = SYNTHETIC_SPEAKER_PREFIX if synthetic else None
     wanted, unknown = index_dataset(
-        dataset_root, wanted_words, validation_percentage, testing_percentage, cfg.hash_salt
+        dataset_root,
+        wanted_words,
+        validation_percentage,
+        testing_percentage,
+        cfg.hash_salt,
+        prefix,
     )
     if not wanted["training"]:
         raise StageError(
@@ -203,6 +228,18 @@ def build_split(
         official = read_official_test(official_test_root, wanted_words)
         random.Random(seed).shuffle(official)
         splits["testing"] = official
+    if synthetic:
+        facts["synthetic"] = {
+            "clips": sum(
+                1
+                for rows in (wanted["training"], unknown["training"])
+                for row in rows
+                if row.speaker.startswith(SYNTHETIC_SPEAKER_PREFIX)
+            ),
+            "in_training": sum(
+                1 for row in splits["training"] if row.speaker.startswith(SYNTHETIC_SPEAKER_PREFIX)
+            ),
+        }
     for s in SPLITS:
         if not splits[s]:
             log.warning("the %s split is empty", s)

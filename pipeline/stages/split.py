@@ -39,7 +39,9 @@ def main(argv=None) -> int:
     data, cfg = load_params(args.params, DataConfig, SplitConfig)
     raw = Path(args.raw)
     official = raw / paths.OFFICIAL_TEST_DIR.name if data.test_set == "official" else None
-    splits, facts = build_split(raw / paths.DATASET_DIR.name, cfg, official_test_root=official)
+    splits, facts = build_split(
+        raw / paths.DATASET_DIR.name, cfg, official_test_root=official, synthetic=data.synthetic
+    )
     skipped = read_skipped(raw / paths.SKIPPED_CSV.name)
     metrics = write_split(
         args.out, args.metrics, splits, prepare_words_list(cfg.wanted_words), facts, skipped

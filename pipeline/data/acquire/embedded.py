@@ -349,6 +349,7 @@ class _Job:
     clip_samples: int
     words: tuple[str, ...]  # labels: folder names; spoken as spoken_text(label)
     progress: bool
+    noise: bool = True  # write _background_noise_/ after the clips
 
     @property
     def seed(self) -> int:
@@ -477,15 +478,15 @@ def _generate(job: _Job) -> dict:
                     path = root / word / f"{speaker.id}_nohash_{take}.wav"
                     path.write_bytes(encode_wav(clip, job.sample_rate))
                     bar.update()
-    noises = _write_noise(engine, root, job)
     facts = {
         "generator": f"espeak-ng {engine.version} (espeakng-loader)",
         "speakers": [asdict(s) for s in speakers],
         "clips": total,
         "sped_up": stats["sped_up"],
         "trimmed": stats["trimmed"],
-        "noises": noises,
     }
+    if job.noise:
+        facts["noises"] = _write_noise(engine, root, job)
     # Counts of the opt-in effects only when switched on: the default facts stay as they were.
     if job.settings.reverb_fraction > 0:
         facts["reverberated"] = stats["reverberated"]
@@ -604,12 +605,15 @@ def generate_dataset(
     sample_rate: int = 16000,
     clip_samples: int = 16000,
     progress: bool = True,
+    noise: bool = True,
     **overrides,
 ) -> dict:
     """Write ``<word>/<speaker>_nohash_<k>.wav`` and ``_background_noise_/*.wav`` under ``root``.
 
     Speaks :func:`words_to_speak` of ``wanted_words`` and ``settings.unknown_words``;
     ``overrides`` replace fields of ``settings`` (``data.embedded``; its defaults when None).
+    ``noise=False`` leaves out the background noise (speakers added to recorded clips: the
+    recordings' noise or :func:`generate_noise` is used); the clips are the same bytes.
     Returns a description (generator version, speakers, counts) for source.json.
     """
     if clip_samples < sample_rate // 10:
@@ -617,7 +621,7 @@ def generate_dataset(
     settings = replace(settings or _DEFAULTS, **overrides)
     words = tuple(words_to_speak(wanted_words, settings.unknown_words))
     preflight(words, settings)
-    job = _Job(str(root), settings, sample_rate, clip_samples, words, progress)
+    job = _Job(str(root), settings, sample_rate, clip_samples, words, progress, noise)
     return _run_fresh(_generate, job)
 
 

@@ -16,6 +16,11 @@ converted on ingest (listed in data/raw/converted.csv), and messages name the us
 gets the embedded generator's noise instead, and one whose clip names carry no speaker
 (``<speaker>_nohash_<n>.wav``) a warning that the split cannot keep speakers apart.
 
+``data.synthetic: true`` (dir, url or archive) adds the embedded generator's speakers to the
+recorded clips, after these are checked: the same words (``split.wanted_words`` and
+``data.embedded.unknown_words``) in ``<word>/synth-<id>_nohash_<k>.wav``, counted in
+source.json's ``synthetic``. The split puts every ``synth-`` speaker in training.
+
 data/raw/ is written atomically: a failure anywhere (network, checksum, a hostile archive, a bad
 clip with ``on_bad_file: error``) leaves no data/raw at all, so DVC never caches a partial one.
 """
@@ -45,7 +50,7 @@ from pipeline.data.acquire.convert import is_audio
 from pipeline.data.acquire.fetch import cache_path, check_sha256, fetch, forget
 from pipeline.data.acquire.validate import validate_dataset, warn_of_speakerless_names
 from pipeline.data.clip_store import pack_folder
-from pipeline.data.config import DataConfig
+from pipeline.data.config import SYNTHETIC_SPEAKER_PREFIX, DataConfig
 from pipeline.data.manifest import converted_text, skipped_text
 
 log = logging.getLogger(__name__)
@@ -352,6 +357,10 @@ def build_raw(
             dataset, named, sample_rate, clip_samples, data, collected, own, converted
         )
         converted = [("dataset", *row) for row in converted]
+        if data.synthetic:
+            info["synthetic"] = _add_synthetic(
+                dataset, loose / "synthetic", data, clip, progress, wanted_words, named
+            )
         info["counts"] = _count(dataset)
         if BACKGROUND_NOISE_DIR not in info["counts"]:
             info["generated_noise"] = _generate_noise(dataset, data, clip, named, out)
@@ -455,6 +464,71 @@ def _generate_noise(dataset: Path, data: DataConfig, clip: ClipFormat, named: st
     return {"files": files, "seconds": settings.noise_seconds, "seed": settings.seed}
 
 
+def _add_synthetic(
+    dataset: Path,
+    staging: Path,
+    data: DataConfig,
+    clip: ClipFormat,
+    progress: bool,
+    wanted_words,
+    named: str,
+) -> dict:
+    """``data.synthetic``: the embedded generator's speakers (``data.embedded``, no noise) moved
+    into the recorded ``dataset`` as ``<word>/synth-<id>_nohash_<k>.wav``, a word into the
+    recorded folder of the same label if there is one; facts for source.json.
+
+    A recorded clip whose speaker already starts with the prefix is refused (the split would take
+    it for a generated one and keep it out of validation and test)."""
+    from pipeline.core.labels import label_for
+    from pipeline.data.acquire.embedded import generate_dataset
+    from pipeline.data.clip_store import speaker_of
+
+    prefix = SYNTHETIC_SPEAKER_PREFIX
+    folders = {}
+    for folder in sorted(p for p in dataset.iterdir() if p.is_dir()):
+        folders.setdefault(label_for(folder.name), folder)
+        for path in sorted(folder.glob("*.wav")):
+            if speaker_of(path.name).startswith(prefix):
+                raise StageError(
+                    f"{named}/{folder.name}/{path.name}: the speaker name starts with {prefix!r}, "
+                    "which data.synthetic: true keeps for generated speakers; rename the file"
+                )
+    generated = generate_dataset(
+        staging,
+        data.embedded,
+        wanted_words,
+        sample_rate=clip.sample_rate,
+        clip_samples=clip.desired_samples,
+        progress=progress,
+        noise=False,
+    )
+    counts: dict[str, int] = {}
+    for word in sorted(p for p in staging.iterdir() if p.is_dir()):
+        target = folders.get(word.name, dataset / word.name)
+        target.mkdir(exist_ok=True)
+        clips = sorted(word.glob("*.wav"))
+        for path in clips:
+            path.rename(target / f"{prefix}{path.name}")
+        counts[target.name] = len(clips)
+    remove(staging)
+    log.info(
+        "data.synthetic: added %d generated clips of %d speakers (%s<id>_nohash_<k>.wav; the "
+        "split puts them in training only)",
+        generated["clips"],
+        len(generated["speakers"]),
+        prefix,
+    )
+    return {
+        "generator": generated["generator"],
+        "embedded": _recorded_settings(data),
+        "speakers": len(generated["speakers"]),
+        "clips": generated["clips"],
+        "sped_up": generated["sped_up"],
+        "trimmed": generated["trimmed"],
+        "counts": counts,
+    }
+
+
 # The data.embedded keys source.json always records; the later ones only when not at their
 # default, so that the default data/raw stays the bytes it was before they existed.
 _RECORDED_EMBEDDED = ("speakers", "takes", "noise_seconds", "seed")
@@ -474,10 +548,14 @@ def _generate(
         clip_samples=clip.desired_samples,
         progress=progress,
     )
+    return dict(embedded=_recorded_settings(data), sha256=tree_sha256(dataset), **generated)
+
+
+def _recorded_settings(data: DataConfig) -> dict:
+    """The ``data.embedded`` settings source.json records (see ``_RECORDED_EMBEDDED``)."""
     defaults = type(data.embedded)().to_dict()
-    settings = {
+    return {
         key: value
         for key, value in data.embedded.to_dict().items()
         if key in _RECORDED_EMBEDDED or value != defaults[key]
     }
-    return dict(embedded=settings, sha256=tree_sha256(dataset), **generated)
