@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from pipeline.core.errors import ParamError
+from pipeline.core.metrics_files import details_path
 from pipeline.core.schema import read_yaml
 from pipeline.data.acquire.embedded import generate_dataset
 from pipeline.data.clip_store import ClipStore
@@ -119,13 +120,13 @@ def test_generated_speakers_are_in_training_only_and_move_no_recorded_clip(both)
         }
 
     assert recorded_splits(mixed_rows) == recorded_splits(plain_rows)
-    metrics = json.loads((mixed / "metrics/split.json").read_text())
+    metrics = json.loads(details_path(mixed / "metrics/split.json").read_text())
     assert metrics["synthetic"] == {
         "clips": GENERATED_SPEAKERS * 4,
         "in_training": len(generated(mixed_rows["training"])),
     }
     # Off (the default): nothing about generated speakers is recorded.
-    assert "synthetic" not in json.loads((plain / "metrics/split.json").read_text())
+    assert "synthetic" not in json.loads(details_path(plain / "metrics/split.json").read_text())
     assert "synthetic" not in json.loads((plain / "data/raw/source.json").read_text())
 
 
