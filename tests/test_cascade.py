@@ -353,9 +353,11 @@ def test_peak_rule_settings_are_checked_and_the_tool_takes_them(tmp_path):
     for bad in (dict(rule="max"), dict(neighbours=-1), dict(held="max"), dict(peak="min")):
         with pytest.raises(StageError, match="gate"):
             cascade.GateSettings(**bad)
+    from pipeline.cli import parse_args
     from pipeline.tools import stream_eval as tool
 
-    args = tool._parser().parse_args(
+    args = parse_args(
+        tool.__name__,
         [
             "--model",
             "m",
@@ -373,7 +375,7 @@ def test_peak_rule_settings_are_checked_and_the_tool_takes_them(tmp_path):
             "costly",
             "--gate-peak",
             "centre",
-        ]
+        ],
     )
     assert (args.gate_rule, args.gate_neighbours, args.gate_held, args.gate_peak) == (
         "peak",

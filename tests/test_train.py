@@ -308,10 +308,11 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
 
     work = tmp_path / "work"
     make_features(work / "data/features")
-    from pipeline.models.config import ModelConfig
+    from pipeline.sections import defaults
 
-    params = {"model": ModelConfig().to_dict(), "train": settings(**overrides)}
-    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    params = defaults()  # a stage checks the whole file first
+    params["train"] = {**params["train"], **settings(**overrides)}
+    (work / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     cmd = [sys.executable, "-m", "pipeline.stages.train", "--no-progress"]
     process = subprocess.Popen(

@@ -172,15 +172,6 @@ def main(argv=None) -> int:
         for label, t, score, outcome in detections:
             print(f"{t}ms {label}: {score:.3f} ({outcome})")
     print(format_summary(metrics))
-    scorer = (
-        "streaming model"
-        if args.streaming
-        else "cascade"
-        if args.gate
-        else f"mean of {1 + len(args.average_with)} window models"
-        if args.average_with
-        else "window model"
-    )
     print(
         f"scored {metrics['duration_s']:.0f} s of audio in {scores.seconds:.1f} s: "
         f"real-time factor {scores.seconds / metrics['duration_s']:.4f} ({scorer.describe()})"
