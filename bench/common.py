@@ -9,6 +9,10 @@ untrained stand-in with the freeze stage's own code.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +23,25 @@ from pipeline.sections import validate_params
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MINI = REPO.parent / "shared" / "data" / "speech_commands_mini"
 FROZEN = REPO.parent / "shared" / "pretrained" / "conv_actions_frozen.pb"
+
+
+def run_stage(stage: str, work: Path) -> float:
+    """Run ``python -m pipeline.stages.<stage>`` in the work folder ``work`` (its params.yaml, its
+    data/ and models/) with this repository's code; its seconds. A failure stops the bench with
+    the stage's last error lines."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", f"pipeline.stages.{stage}"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{stage} failed in {work}:\n{result.stderr[-3000:]}")
+    return time.perf_counter() - start
 
 
 def repo_params() -> dict:

@@ -50,9 +50,9 @@ from typing import Any
 
 import yaml
 
-from bench.common import REPO, SHARED_MINI
+from bench.common import REPO, SHARED_MINI, run_stage
 from bench.research.kfold import fold_of
-from bench.research.synthetic_to_real import merge, run_stage, set_dotted
+from bench.research.synthetic_to_real import merge, set_dotted
 from pipeline.core.schema import read_yaml
 
 # name -> (presets applied in order, dotted overrides applied after them)

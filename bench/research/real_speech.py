@@ -19,16 +19,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
-from bench.common import REPO, SHARED_MINI
+from bench.common import REPO, SHARED_MINI, run_stage
 from pipeline.core.schema import read_yaml
 
 # name -> (features overrides, augment overrides, train overrides)
@@ -71,22 +68,6 @@ CONFIGS = {
         },
     ),
 }
-
-
-def run_stage(stage: str, work: Path) -> float:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    start = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", f"pipeline.stages.{stage}"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"{stage} failed in {work}:\n{result.stderr[-3000:]}")
-    return time.perf_counter() - start
 
 
 def write_params(

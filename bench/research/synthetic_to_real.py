@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from bench.common import REPO, SHARED_MINI
+from bench.common import REPO, SHARED_MINI, run_stage
 from pipeline.core.schema import read_yaml
 
 # name -> (presets applied in order, dotted overrides applied after them)
@@ -127,20 +126,6 @@ def config_params(base: dict, name: str) -> dict:
     if params["data"]["source"] != "embedded":
         raise SystemExit(f"config {name}: data.source must stay embedded (no real training data)")
     return params
-
-
-def run_stage(stage: str, work: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(
-        [sys.executable, "-m", f"pipeline.stages.{stage}"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"{stage} failed in {work}:\n{result.stderr[-3000:]}")
 
 
 def score(export: Path, data: Path) -> dict[str, dict]:
