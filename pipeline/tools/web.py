@@ -22,8 +22,12 @@ import dataclasses
 from pathlib import Path
 
 from pipeline.cli import parse_args, run_main
-from pipeline.core import paths
-from pipeline.streaming.operating_point import add_decoder_flags, decoder_settings, flag_overrides
+from pipeline.streaming.operating_point import (
+    add_decoder_flags,
+    decoder_file,
+    decoder_settings,
+    flag_overrides,
+)
 from pipeline.web.page import (
     check_out_dir,
     default_clip_stride_ms,
@@ -47,7 +51,7 @@ def main(argv=None) -> int:
     args = parse_args(__name__, argv)
     overrides = flag_overrides(args)
     decoder, _ = decoder_settings(args.model, overrides)
-    if "clip_stride_ms" not in overrides and not has_decoder_file(Path(args.model)):
+    if "clip_stride_ms" not in overrides and decoder_file(args.model) is None:
         # No recorded operating point: the export's front end decides (checks as write_page).
         check_out_dir(Path(args.out))
         info, _ = read_export(Path(args.model), args.streaming)
@@ -60,11 +64,6 @@ def main(argv=None) -> int:
         f"with: python -m http.server -d {args.out}  and open http://localhost:8000/"
     )
     return 0
-
-
-def has_decoder_file(model: Path) -> bool:
-    """Whether the export records its operating point (freeze's decoder.json)."""
-    return (model / paths.DECODER_NAME).is_file()
 
 
 if __name__ == "__main__":

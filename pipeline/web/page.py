@@ -21,7 +21,6 @@ heard so far (see kws.js). ``embedding_int8`` (an ONNX model) is not supported.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from pipeline.core.labels import read_labels
 from pipeline.core.tf import tensorflow
 from pipeline.inference.export_files import features_of, read_frontend, read_mapping
 from pipeline.streaming.config import StreamEvalConfig
+from pipeline.streaming.operating_point import decoder_dict
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 # The speech embedding's licence notice, copied beside its model into an embedding page.
@@ -45,10 +45,6 @@ EMBEDDING_MODEL = "embedding/embedding_model.tflite"
 HEAD_MODEL = "model_float.tflite"
 # A folder holding these is a page written before, which ``write_page`` may replace.
 PAGE_MARKERS = ("config.json", "kws.js")
-# The decoder settings the page uses (stream_eval's but the matching tolerance).
-DECODER_KEYS = tuple(
-    f.name for f in dataclasses.fields(StreamEvalConfig) if f.name != "time_tolerance_ms"
-)
 
 
 def read_export(export: Path, streaming: bool) -> tuple[dict[str, Any], list[str]]:
@@ -224,7 +220,7 @@ def write_page(
     decoder = decoder or StreamEvalConfig()
     info, labels = read_export(export, streaming)
     frontend = info["frontend"]
-    settings = {key: getattr(decoder, key) for key in DECODER_KEYS}
+    settings = decoder_dict(decoder)  # the decoder.json keys: no matching tolerance
     clip_stride = int(settings["clip_stride_ms"] * frontend["sample_rate"] / 1000)
     config: dict[str, Any] = {
         "model": MODEL,
