@@ -71,11 +71,9 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
 
 
 def _module_name(main: Callable) -> str:
-    name = getattr(main, "__module__", "pipeline")
-    if name == "__main__":  # run as `python -m pipeline.x`: name the module, not __main__
-        spec = getattr(sys.modules["__main__"], "__spec__", None)
-        name = spec.name if spec else name
-    return name
+    """The module that defines ``main`` (see :func:`module_name`), for messages."""
+    module = sys.modules.get(getattr(main, "__module__", ""))
+    return module_name(module) if module is not None else "pipeline"
 
 
 def remove_killed_stages_temporaries() -> None:
