@@ -85,6 +85,8 @@ def test_compare_labels_changes_within_and_beyond_tolerance(repo):
     table = render(list(rows.values()), "HEAD", markdown=True)
     assert table.splitlines()[0] == "| metric | HEAD | workspace | change | tolerance | verdict |"
     assert "| streaming: correct | 78.0% | " in table
+    assert rows["int8 model size"].verdict == "identical"
+    assert "| int8 model size | 64 KiB | 64 KiB | +0.0 KiB | ±0.0 KiB | identical |" in table
 
 
 def test_compare_command_fails_only_beyond_tolerance(repo):
