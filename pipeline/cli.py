@@ -40,6 +40,7 @@ TOOLS = {
     "stage-deps": "stage_deps",
     "summary": "summary",
     "compare-metrics": "compare_metrics",
+    "experiments": "experiments",
     "extract-clip": "extract_clip",
     "quantize-embedding": "quantize_embedding",
     "check": "check",
