@@ -14,6 +14,8 @@ import difflib
 import functools
 import importlib
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable
 from types import ModuleType
@@ -65,9 +67,15 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
         remove_killed_stages_temporaries()
     try:
         status = main(argv)
+        sys.stdout.flush()
     except EXPECTED_ERRORS as exc:
         print(f"error [{name}]: {exc}", file=sys.stderr)
         sys.exit(1)
+    except BrokenPipeError:
+        # The reader left (``kws report | head``): stop quietly with the status a shell gives a
+        # command that SIGPIPE ended, and keep Python's exit flush from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(128 + signal.SIGPIPE)
     sys.exit(status or 0)
 
 

@@ -139,3 +139,23 @@ def test_a_tool_option_error_names_the_subcommand():
 def test_every_tool_module_registers_the_same_way(name):
     module = cli.tool_module(name)
     assert callable(module.add_arguments) and callable(module.main)
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    # Every tool runs through run_main; this one prints more than a pipe holds (64 KiB) and its
+    # reader closes after one line, as `kws report | head -1` does.
+    code = (
+        "from pipeline.cli import run_main\n"
+        "def main(argv):\n"
+        "    for i in range(100000):\n"
+        "        print('row', i)\n"
+        "run_main(main, [])\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO_ROOT
+    )
+    assert proc.stdout.readline() == b"row 0\n"
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
