@@ -323,3 +323,19 @@ def test_committee_scores_are_the_mean_of_its_heads(tmp_path):
                 result = (result - zero) * scale
             got.append(result[0])
         np.testing.assert_allclose(np.array(got), expected, atol=tolerance)
+
+
+def test_embedding_conv_members_are_heads_of_one_model():
+    from pipeline.models.embedding_conv import EmbeddingConvOptions
+
+    one = build_model("embedding_conv", (9, 96), 12, options=EmbeddingConvOptions())
+    three = build_model("embedding_conv", (9, 96), 12, options=EmbeddingConvOptions(members=3))
+    # one member is the plain head (its layer names, so the default's files do not change)
+    assert one.output_shape == (None, 12)
+    assert {layer.name for layer in one.layers} >= {"conv1", "conv2", "final_fc"}
+    # three: [batch, heads, labels], each head its own weights
+    assert three.output_shape == (None, 3, 12)
+    assert count_parameters(three) == 3 * count_parameters(one)
+    x = np.random.default_rng(0).normal(size=(2, 9, 96)).astype(np.float32)
+    heads = three.predict(x, verbose=0)
+    assert not np.allclose(heads[:, 0], heads[:, 1])

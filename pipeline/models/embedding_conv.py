@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.core.schema import Section, integer, number, param
-from pipeline.models.base import ModelSpec
+from pipeline.models.base import ModelSpec, stack_heads
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,30 @@ def conv_classifier(x, num_labels, dropout, options: ConvHeadOptions, prefix: st
     return layers.Dense(num_labels, name=f"{prefix}final_fc")(x)
 
 
-def build(x, num_labels, dropout, options: ConvHeadOptions):
-    return conv_classifier(x, num_labels, dropout, options)
+@dataclass(frozen=True)
+class EmbeddingConvOptions(ConvHeadOptions):
+    section = "model.embedding_conv"
+
+    # Heads trained side by side on the same batches, each with its own initialization and
+    # dropout, their softmaxes averaged (one export): a mean over training's luck, for the cost
+    # of the heads only (streaming pays for the speech embedding, computed once).
+    members: int = param(1, integer(1, 16))
+
+
+def build(x, num_labels, dropout, options: EmbeddingConvOptions):
+    if options.members == 1:
+        return conv_classifier(x, num_labels, dropout, options)
+    return stack_heads(
+        [
+            conv_classifier(x, num_labels, dropout, options, prefix=f"m{member}_")
+            for member in range(options.members)
+        ]
+    )
 
 
 MODEL = ModelSpec(
-    "embedding_conv", build, "1-D convolutions over the speech-embedding windows", ConvHeadOptions
+    "embedding_conv",
+    build,
+    "1-D convolutions over the speech-embedding windows",
+    EmbeddingConvOptions,
 )
