@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import keras
@@ -443,27 +444,38 @@ def test_micro_tiny_conv_int8_size(labels, limit):
     assert size >= labels * 25 * 20 * 8  # the final layer's int8 weights are most of it
 
 
-def test_int8_keeps_close_top_classes_apart_when_the_logits_span_far_below_them(tmp_path):
+@pytest.mark.parametrize("heads", [1, 3])
+def test_int8_keeps_close_top_classes_apart_when_the_logits_span_far_below_them(
+    tmp_path, heads, caplog
+):
     """The int8 drop of tiny_conv on the micro features: a confident model's logits span far below
     the top class (here six classes sit near -100), so per-tensor int8 logits over the calibrated
     range step by ~0.5 and two top classes 0.3-0.45 apart would often get the same int8 value (the
-    int8 softmax ties them, argmax takes the first). The exported int8 model keeps them apart."""
+    int8 softmax ties them, argmax takes the first). The exported int8 model keeps them apart, and
+    so does a committee's (heads whose softmaxes are averaged: each head's logits floored)."""
     from pipeline.export.convert import convert_int8_tflite
     from pipeline.export.report import frontend_dict
     from pipeline.frontends import FeatureConfig
     from pipeline.inference import load_model
+    from pipeline.models.base import stack_heads
     from pipeline.models.io import with_softmax
 
     cfg = FeatureConfig.from_dict(MICRO)  # 49 x 40 features in 0..26, as the micro front end's
     labels = 12
     inputs = keras.Input(cfg.feature_shape)
-    dense = keras.layers.Dense(labels, name="final_fc")
-    logits_model = keras.Model(inputs, dense(keras.layers.Flatten()(inputs)), name="tiny")
-    # Class c's logit is feature [0, c]; classes 6..11 are 100 lower (the model rules them out).
+    flat = keras.layers.Flatten()(inputs)
+    # Class c's logit is feature [0, c]; classes 6..11 are 100 lower (the model rules them out);
+    # each head scales them a little differently.
     kernel = np.zeros((49 * 40, labels), np.float32)
     kernel[np.arange(labels), np.arange(labels)] = 1.0
-    dense.set_weights([kernel, np.where(np.arange(labels) < 6, 0.0, -100.0).astype(np.float32)])
-    model = with_softmax(logits_model)
+    bias = np.where(np.arange(labels) < 6, 0.0, -100.0).astype(np.float32)
+    outputs = []
+    for head in range(heads):
+        dense = keras.layers.Dense(labels, name=f"m{head}_final_fc" if heads > 1 else "final_fc")
+        outputs.append(dense(flat))
+        dense.set_weights([kernel * (1 + 0.1 * head), bias])
+    logits = outputs[0] if heads == 1 else stack_heads(outputs)
+    model = with_softmax(keras.Model(inputs, logits, name="tiny"))
 
     rng = np.random.default_rng(5)
     calibration = rng.uniform(0, 26, (500, *cfg.feature_shape)).astype(np.float32)
@@ -474,13 +486,17 @@ def test_int8_keeps_close_top_classes_apart_when_the_logits_span_far_below_them(
         row[0, second] = row[0, top] - rng.uniform(0.3, 0.45)
     expected = np.asarray(model(test, training=False)).argmax(1)
 
-    (tmp_path / "model_int8.tflite").write_bytes(
-        convert_int8_tflite(model, cfg, False, calibration)
-    )
+    with caplog.at_level(logging.INFO, logger="pipeline.export.convert"):
+        (tmp_path / "model_int8.tflite").write_bytes(
+            convert_int8_tflite(model, cfg, False, calibration)
+        )
+    assert "logits floored" in caplog.text  # every head's, for a committee
     (tmp_path / "labels.txt").write_text("".join(f"w{i}\n" for i in range(labels)))
     (tmp_path / "frontend.json").write_text(json.dumps(frontend_dict(cfg, labels)))
-    int8 = load_model(tmp_path / "model_int8.tflite").predict_features(test).argmax(1)
-    assert np.mean(int8 == expected) >= 0.99
+    int8 = load_model(tmp_path / "model_int8.tflite").predict_features(test)
+    assert np.mean(int8.argmax(1) == expected) >= 0.99
+    # the scores too, not only their order (streaming thresholds them)
+    assert np.abs(int8 - np.asarray(model(test, training=False))).mean() < 0.01
 
 
 # ------------------------------------------------------------------ valid ds_cnn on a recording

@@ -65,27 +65,42 @@ def scores_fn(model, needs_softmax: bool):
     return scores
 
 
-def _final_dense(model, needs_softmax: bool):
-    """``(body, dense)`` when the logits come from a linear Dense layer (``body``: the model up to
-    its input); None for other models. A scores model is ``with_softmax``'s: features -> the
-    logits model -> Softmax."""
+def _final_denses(model, needs_softmax: bool):
+    """``(body, denses)`` when the logits come from linear Dense layers: one, or one per head of a
+    committee (``stack_heads``: ``[batch, heads, labels]``, scored as the mean of the heads'
+    softmaxes); ``body`` maps the features to their inputs, a list. None for other models. A
+    scores model is ``with_softmax``'s: features -> the logits model -> Softmax (or, for a
+    committee, the per-head Softmax and their mean)."""
     import keras
 
     logits_model = model
     if not needs_softmax:
-        if len(model.layers) != 3 or not isinstance(model.layers[-1], keras.layers.Softmax):
+        tail = [type(layer) for layer in model.layers[2:]]
+        if tail not in (
+            [keras.layers.Softmax],
+            [keras.layers.Softmax, keras.layers.GlobalAveragePooling1D],
+        ) or not isinstance(model.layers[1], keras.Model):
             return None
         logits_model = model.layers[1]
-        if not isinstance(logits_model, keras.Model):
-            return None
     final = logits_model.layers[-1]
-    if (
-        not isinstance(final, keras.layers.Dense)
-        or final.activation is not keras.activations.linear
-        or len(final.input.shape) != 2
-    ):
-        return None
-    return keras.Model(logits_model.input, final.input), final
+    if isinstance(final, keras.layers.Concatenate) and final.name == "heads":
+        try:
+            denses = [
+                logits_model.get_layer(f"head{i}").input._keras_history.operation
+                for i in range(len(final.input))
+            ]
+        except (ValueError, AttributeError):
+            return None
+    else:
+        denses = [final]
+    for dense in denses:
+        if (
+            not isinstance(dense, keras.layers.Dense)
+            or dense.activation is not keras.activations.linear
+            or len(dense.input.shape) != 2
+        ):
+            return None
+    return keras.Model(logits_model.input, [dense.input for dense in denses]), denses
 
 
 def int8_scores_fn(model, needs_softmax: bool, calibration: np.ndarray):
@@ -100,34 +115,44 @@ def int8_scores_fn(model, needs_softmax: bool, calibration: np.ndarray):
     model's but for classes the int8 softmax gives 0 anyway, and the int8 range is only [0, top
     - f]: a step about 3 times finer. (A clip whose every logit is below ``f`` would score all
     classes alike; the margin leaves room for clips whose top logit is up to ln(256) lower than
-    any calibration clip's.)
+    any calibration clip's.) A committee's heads each get their own floor, and their floored
+    softmaxes are averaged as ``with_softmax`` averages them; the floor returned is the lowest.
     """
     tf = tensorflow()
-    split = _final_dense(model, needs_softmax)
+    split = _final_denses(model, needs_softmax)
     if split is None:
         return scores_fn(model, needs_softmax), None
-    body, dense = split
-    kernel = np.asarray(dense.kernel, np.float32)
-    bias = (
-        np.asarray(dense.bias, np.float32)
-        if dense.use_bias
-        else np.zeros(kernel.shape[1], np.float32)
-    )
-    hidden = np.concatenate(
-        [
-            np.asarray(body(calibration[i : i + 256], training=False))
-            for i in range(0, len(calibration), 256)
-        ]
-    )
-    floor = float((hidden @ kernel + bias).max(axis=1).min() - LOGIT_FLOOR_MARGIN)
-    shifted = bias - np.float32(floor)
+    body, denses = split
+    kernels, shifts, floors = [], [], []
+    batches = [
+        body(calibration[i : i + 256], training=False) for i in range(0, len(calibration), 256)
+    ]
+    for head, dense in enumerate(denses):
+        kernel = np.asarray(dense.kernel, np.float32)
+        bias = (
+            np.asarray(dense.bias, np.float32)
+            if dense.use_bias
+            else np.zeros(kernel.shape[1], np.float32)
+        )
+        hidden = np.concatenate([np.asarray(_as_list(out)[head]) for out in batches])
+        floor = float((hidden @ kernel + bias).max(axis=1).min() - LOGIT_FLOOR_MARGIN)
+        kernels.append(kernel)
+        shifts.append(bias - np.float32(floor))
+        floors.append(floor)
 
     def scores(features):
-        return tf.nn.softmax(
-            tf.nn.relu(tf.matmul(body(features, training=False), kernel) + shifted)
-        )
+        inputs = _as_list(body(features, training=False))
+        per_head = [
+            tf.nn.softmax(tf.nn.relu(tf.matmul(x, kernel) + shifted))
+            for x, kernel, shifted in zip(inputs, kernels, shifts)
+        ]
+        return per_head[0] if len(per_head) == 1 else tf.add_n(per_head) / len(per_head)
 
-    return scores, floor
+    return scores, min(floors)
+
+
+def _as_list(outputs):
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
 def build_module(model, cfg: FeatureConfig, needs_softmax: bool, assets: dict[str, Path]):
