@@ -78,6 +78,84 @@ CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "embedding+rooms+bands": _with(EMBEDDING, ROOMS, BANDS),
     # espeak-ng's Klatt voices beside the default variants (another synthesis method).
     "embedding+klatt": _with(EMBEDDING, {"data.embedded.variants": None}),  # set in config_params
+    # Regularizers and wider variety on top of the default's rooms.
+    "embedding+rooms+specaug": _with(EMBEDDING, ROOMS, {"train.spec_augment": True}),
+    "embedding+rooms+240": _with(EMBEDDING, ROOMS, {"data.embedded.speakers": 240}),
+    "embedding+rooms+wide": _with(
+        EMBEDDING,
+        ROOMS,
+        {
+            "data.embedded.rate": [70, 200],
+            "data.embedded.pitch": [10, 90],
+            "data.embedded.pitch_range": [10, 95],
+        },
+    ),
+    "embedding+rooms+seed38": _with(EMBEDDING, ROOMS, {"train.seed": 38}),
+    "embedding+rooms+specaug+seed38": _with(
+        EMBEDDING, ROOMS, {"train.spec_augment": True, "train.seed": 38}
+    ),
+    "embedding+rooms+specaug+shift200": _with(
+        EMBEDDING, ROOMS, {"train.spec_augment": True, "augment.time_shift_ms": 200}
+    ),
+    "embedding+rooms+specaug+noise": _with(
+        EMBEDDING,
+        ROOMS,
+        {
+            "train.spec_augment": True,
+            "augment.background_volume": 0.3,
+            "augment.background_frequency": 1.0,
+        },
+    ),
+    "embedding+rooms80+specaug": _with(
+        EMBEDDING, {"data.embedded.reverb_fraction": 0.8, "train.spec_augment": True}
+    ),
+    "embedding+rooms+specaug+long": _with(
+        EMBEDDING,
+        ROOMS,
+        {"train.spec_augment": True, "train.how_many_training_steps": [3000, 1000]},
+    ),
+    "embedding+rooms+specaug+short": _with(
+        EMBEDDING,
+        ROOMS,
+        {"train.spec_augment": True, "train.how_many_training_steps": [750, 250]},
+    ),
+    "embedding+rooms+specaug+members3": _with(
+        EMBEDDING, ROOMS, {"train.spec_augment": True, "model.embedding_conv.members": 3}
+    ),
+    "embedding+rooms+specaug+members3+seed38": _with(
+        EMBEDDING,
+        ROOMS,
+        {"train.spec_augment": True, "model.embedding_conv.members": 3, "train.seed": 38},
+    ),
+    "embedding+rooms+specaug+members5": _with(
+        EMBEDDING, ROOMS, {"train.spec_augment": True, "model.embedding_conv.members": 5}
+    ),
+    "embedding+rooms+specaug+members3+dropout07": _with(
+        EMBEDDING,
+        ROOMS,
+        {"train.spec_augment": True, "model.embedding_conv.members": 3, "train.dropout": 0.7},
+    ),
+    "embedding+rooms+specaug+members3+dropout07+seed38": _with(
+        EMBEDDING,
+        ROOMS,
+        {
+            "train.spec_augment": True,
+            "model.embedding_conv.members": 3,
+            "train.dropout": 0.7,
+            "train.seed": 38,
+        },
+    ),
+    "embedding+rooms+specaug+members3+dropout08": _with(
+        EMBEDDING,
+        ROOMS,
+        {"train.spec_augment": True, "model.embedding_conv.members": 3, "train.dropout": 0.8},
+    ),
+    "embedding+rooms+specaug+dropout07": _with(
+        EMBEDDING, ROOMS, {"train.spec_augment": True, "train.dropout": 0.7}
+    ),
+    "embedding+rooms+specaug+dropout07+seed38": _with(
+        EMBEDDING, ROOMS, {"train.spec_augment": True, "train.dropout": 0.7, "train.seed": 38}
+    ),
     # The committee on the speech embedding and EfficientWord-Net (slow to featurize).
     "committee": (
         ["real-speech-mean"],
