@@ -345,13 +345,14 @@ def test_streaming_page_detections_match_python(tmp_path):
 
 
 def embedding_export(root: Path) -> Path:
-    """An embedding_conv head trained on the tone words' embeddings, frozen into a bundle."""
-    from pipeline.models.embedding_conv import ConvHeadOptions
+    """An embedding_conv head trained on the tone words' embeddings, frozen into a bundle (the
+    page runs the TFLite model whole, so one head stands for the default's committee too)."""
+    from pipeline.models.embedding_conv import EmbeddingConvOptions
     from tests.test_inference import FEATURES
     from tests.test_streaming_export import freeze_tones, train_registered
 
     features = dict(FEATURES, preprocess="embedding")
-    options = ConvHeadOptions(channels=16, kernel=3, inner_dropout=0.0)
+    options = EmbeddingConvOptions(channels=16, kernel=3, inner_dropout=0.0)
     keras_dir = train_registered(root / "keras", "embedding_conv", options, features, epochs=80)
     freeze_tones(root, keras_dir, features)
     return root / "export"
