@@ -65,6 +65,7 @@ def read_dotted(params: dict, dotted: str):
         ("train", "optimizer", "sgd", "one of 'gradient_descent'"),
         ("train", "learning_rate", [0.001, "fast"], "train.learning_rate[1]"),
         ("train", "check_nans", 1, "train.check_nans"),
+        ("train", "label_smoothing", 1.5, "out of range"),
         ("features", "preprocess", "fft", "features.preprocess"),
         ("features", "sample_rate", 8.5, "features.sample_rate"),
         ("split", "validation_percentage", -1, "out of range"),

@@ -348,3 +348,18 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(tmp_path):
     ).read_text()
     reference_curve = (reference / "metrics/train_curve.csv").read_text()
     assert (work / "metrics/train_curve.csv").read_text() == reference_curve
+
+
+def test_label_smoothing_spreads_the_targets_over_every_label():
+    from pipeline.training.optim import make_loss
+
+    logits = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]], np.float32)
+    y = np.array([0, 2], np.int32)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    plain = -log_p[np.arange(2), y].mean()
+    s = 0.3
+    targets = np.full((2, 3), s / 3) + (1 - s) * np.eye(3)[y]
+    smoothed = -(targets * log_p).sum(axis=1).mean()
+    assert float(make_loss(0.0)(y, logits)) == pytest.approx(plain, rel=1e-5)
+    assert float(make_loss(s)(y, logits)) == pytest.approx(smoothed, rel=1e-5)
+    assert float(make_loss(s, reduction="sum")(y, logits)) == pytest.approx(2 * smoothed, rel=1e-5)

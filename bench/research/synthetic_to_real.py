@@ -156,6 +156,13 @@ CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "embedding+rooms+specaug+dropout07+seed38": _with(
         EMBEDDING, ROOMS, {"train.spec_augment": True, "train.dropout": 0.7, "train.seed": 38}
     ),
+    # The default's recipe (SpecAugment, 3 heads, dropout 0.7) with more of the same data.
+    "default+copies8": ([], {"augment.copies": 8}),
+    "default+takes2": ([], {"data.embedded.takes": 2}),
+    "default+seed38": ([], {"train.seed": 38}),
+    "default+smooth01": ([], {"train.label_smoothing": 0.1}),
+    "default+smooth01+seed38": ([], {"train.label_smoothing": 0.1, "train.seed": 38}),
+    "default+smooth02": ([], {"train.label_smoothing": 0.2}),
     # The committee on the speech embedding and EfficientWord-Net (slow to featurize).
     "committee": (
         ["real-speech-mean"],
@@ -167,6 +174,10 @@ CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
         },
     ),
 }
+# The committee with the default's recipe (rooms, SpecAugment, dropout 0.7).
+CONFIGS["committee+recipe"] = _with(
+    CONFIGS["committee"], ROOMS, {"train.spec_augment": True, "train.dropout": 0.7}
+)
 DATA_SECTIONS = ("data", "split", "features", "augment", "stream_windows")
 STAGES_DATA = ("download", "split", "featurize")
 STAGES_MODEL = ("train", "evaluate", "freeze")

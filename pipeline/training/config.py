@@ -31,6 +31,8 @@ class TrainConfig(Section):
     batch_size: int = param(100, integer(1, 100000))
     optimizer: str = param("adam", text(OPTIMIZERS))
     dropout: float = param(0.3, number(0, 0.99))
+    # Targets 1 - s on the label, s spread over all labels (0 = off, the original's loss).
+    label_smoothing: float = param(0.0, number(0, 0.99))
     eval_step_interval: int = param(250, integer(1))
     save_step_interval: int = param(100, integer(1))
     check_nans: bool = param(False, boolean())

@@ -10,17 +10,18 @@ float32 before the loss under any mixed policy.
 
 from __future__ import annotations
 
-from pipeline.training.optim import cross_entropy, make_train_step, predicted_labels
+from pipeline.training.optim import cross_entropy, make_loss, make_train_step, predicted_labels
 
 
-def make_step(model, optimizer, strategy=None, policy: str = "float32"):
+def make_step(
+    model, optimizer, strategy=None, policy: str = "float32", label_smoothing: float = 0.0
+):
     """A step ``(x, y, learning_rate) -> (loss, batch accuracy, all finite)`` (eager tensors in)."""
     if strategy is None and policy == "float32":
-        return make_train_step(model, optimizer)
-    import keras
+        return make_train_step(model, optimizer, label_smoothing)
     import tensorflow as tf
 
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
+    loss_fn = make_loss(label_smoothing, reduction="sum")
     scaled = hasattr(optimizer, "scale_loss") and policy == "mixed_float16"
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
 

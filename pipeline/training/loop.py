@@ -137,7 +137,9 @@ class Session:
             )
             self.optimizer.build(self.model.trainable_variables)
         self.plain = strategy is None and self.policy == "float32"
-        self.train_step = make_step(self.model, self.optimizer, strategy, self.policy)
+        self.train_step = make_step(
+            self.model, self.optimizer, strategy, self.policy, cfg.label_smoothing
+        )
         self._predict_step = tf.function(
             lambda x: predicted_labels(self.model(x, training=False)), reduce_retracing=True
         )

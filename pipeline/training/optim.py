@@ -28,6 +28,26 @@ def make_optimizer(name: str, learning_rate: float):
     raise ValueError(f"unknown optimizer {name!r}")
 
 
+def make_loss(label_smoothing: float = 0.0, reduction: str = "sum_over_batch_size"):
+    """Softmax cross entropy ``(y, logits)`` on integer labels; with ``label_smoothing`` > 0 the
+    targets are ``1 - s`` on the label and ``s / labels`` spread over all (a model less sure of
+    its training voices; 0 keeps the sparse loss itself, so the default's numbers do not move)."""
+    import keras
+
+    if not label_smoothing:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction)
+    import tensorflow as tf
+
+    smoothed = keras.losses.CategoricalCrossentropy(
+        from_logits=True, label_smoothing=label_smoothing, reduction=reduction
+    )
+
+    def loss(y, logits):
+        return smoothed(tf.one_hot(y, logits.shape[-1], dtype=logits.dtype), logits)
+
+    return loss
+
+
 def cross_entropy(loss_fn, y, logits):
     """``loss_fn`` on logits ``[batch, labels]``; on a committee's ``[batch, heads, labels]`` the
     sum of each head's own loss (models/base.py), so each head gets its gradient alone."""
@@ -47,14 +67,13 @@ def predicted_labels(logits):
     return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
 
-def make_train_step(model, optimizer):
-    """A compiled step ``(x, y, learning_rate) -> (loss, batch accuracy, all finite)``: sparse
-    softmax cross entropy on the logits (each head's, for a committee), dropout on, one
+def make_train_step(model, optimizer, label_smoothing: float = 0.0):
+    """A compiled step ``(x, y, learning_rate) -> (loss, batch accuracy, all finite)``: softmax
+    cross entropy on the logits (each head's, for a committee; ``make_loss``), dropout on, one
     optimizer update."""
-    import keras
     import tensorflow as tf
 
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    loss_fn = make_loss(label_smoothing)
 
     @tf.function(reduce_retracing=True)
     def train_step(x, y, rate):
