@@ -31,6 +31,7 @@ from typing import Any
 from pipeline.cli import parse_args, run_main
 from pipeline.core.errors import StageError
 from pipeline.tools.compare_metrics import HEADLINES, Headline
+from pipeline.tools.preset import flatten
 
 DESCRIPTION = "The experiments of `dvc exp show` as one table that fits the terminal."
 
@@ -72,16 +73,6 @@ class Row:
         return [p for p in paths if self.deps.get(p) != self.baseline_deps.get(p)]
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` as ``{"a.b": 1}`` (lists stay values)."""
-    if not isinstance(value, dict):
-        return {prefix: value} if prefix else {}
-    flat: dict[str, Any] = {}
-    for key, inner in value.items():
-        flat.update(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
-    return flat
-
-
 def _error_text(error: Any) -> str | None:
     if not error:
         return None
@@ -95,7 +86,7 @@ def _row(entry: dict[str, Any], name: str, kind: str) -> Row:
     data = entry.get("data") or {}
     params: dict[str, Any] = {}
     for file, content in (data.get("params") or {}).items():
-        values = _flatten((content or {}).get("data") or {})
+        values = flatten((content or {}).get("data") or {})
         prefix = "" if file == DEFAULT_PARAMS_FILE else f"{file}:"
         params.update({f"{prefix}{key}": value for key, value in values.items()})
     metrics = {
@@ -222,12 +213,12 @@ def columns(
         others: dict[str, tuple[str, str]] = {}
         for row in rows:
             for file, document in row.metrics.items():
-                for key in _flatten(document or {}):
+                for key in flatten(document or {}):
                     if (file, tuple(key.split("."))) not in shown:
                         others.setdefault(f"{Path(file).stem}.{key}", (file, key))
         short = _short_names(list(others))
         for name, (file, key) in others.items():
-            cells = [show_value(_flatten(r.metrics.get(file) or {}).get(key)) for r in rows]
+            cells = [show_value(flatten(r.metrics.get(file) or {}).get(key)) for r in rows]
             metric_columns.append(Column(short[name], f"{file}:{key}", cells))
     keys = list(dict.fromkeys(params))
     for row in rows:
