@@ -33,7 +33,6 @@ best from synthetic to real speech; ``default`` is params.yaml's (``ds_cnn`` on 
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime as dt
 import json
 import os
@@ -52,7 +51,7 @@ import yaml
 
 from bench.common import REPO, SHARED_MINI, run_stage
 from bench.research.kfold import fold_of
-from bench.research.synthetic_to_real import merge, set_dotted
+from bench.research.synthetic_to_real import with_presets
 from pipeline.core.schema import read_yaml
 
 # name -> (presets applied in order, dotted overrides applied after them)
@@ -113,14 +112,7 @@ def link_clips(folder: Path, clips: list[Path]) -> Path:
 
 
 def run_params(base: dict, config: str, clips_dir: Path, synthetic: bool = True) -> dict:
-    presets, overrides = CONFIGS[config]
-    params = copy.deepcopy(base)
-    for preset in presets:
-        params = merge(
-            params, read_yaml((REPO / "presets" / f"{preset}.yaml").read_text(encoding="utf-8"))
-        )
-    for key, value in overrides.items():
-        set_dotted(params, key, value)
+    params = with_presets(base, *CONFIGS[config])
     params["data"].update(source="dir", dir=str(clips_dir), synthetic=synthetic, test_set="hash")
     params["split"].update(
         hash_salt=SPLIT_SALT, validation_percentage=VALIDATION_PERCENTAGE, testing_percentage=0

@@ -163,17 +163,27 @@ def merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def config_params(base: dict, name: str) -> dict:
-    presets, overrides = CONFIGS[name]
+def with_presets(base: dict, presets: list[str], overrides: dict[str, Any]) -> dict:
+    """``base`` with each preset of presets/ merged in order, then the dotted overrides set."""
     params = copy.deepcopy(base)
     for preset in presets:
         params = merge(
             params, read_yaml((REPO / "presets" / f"{preset}.yaml").read_text(encoding="utf-8"))
         )
     for key, value in overrides.items():
-        if key == "data.embedded.variants" and value is None:  # the defaults plus Klatt's
-            value = [*params["data"]["embedded"]["variants"], *KLATT]
         set_dotted(params, key, value)
+    return params
+
+
+def config_params(base: dict, name: str) -> dict:
+    presets, overrides = CONFIGS[name]
+    klatt = "data.embedded.variants" in overrides and overrides["data.embedded.variants"] is None
+    params = with_presets(
+        base, presets, {k: v for k, v in overrides.items() if k != "data.embedded.variants"}
+    )
+    if klatt:  # the defaults plus Klatt's
+        embedded = params["data"]["embedded"]
+        embedded["variants"] = [*embedded["variants"], *KLATT]
     if params["data"]["source"] != "embedded":
         raise SystemExit(f"config {name}: data.source must stay embedded (no real training data)")
     return params
