@@ -30,14 +30,13 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import yaml
 
-from bench.common import REPO, SHARED_MINI
+from bench.common import REPO, SHARED_MINI, run_stage
 
 TARGET = (0.85, 60.0)  # words correct, false alarms per hour
 
@@ -54,17 +53,7 @@ def prepare_clips(params: dict, data: Path, work: Path) -> None:
     params = {**params, "data": {**params["data"], "source": "dir", "dir": str(data.resolve())}}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     if not paths.DATASET_DIR.is_dir():
-        env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
-        result = subprocess.run(
-            [sys.executable, "-m", "pipeline.stages.download"],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-        )
-        if result.returncode != 0:
-            raise SystemExit(f"download failed in {work}:\n{result.stderr[-3000:]}")
+        run_stage("download", work)
     wanted_words = params["split"]["wanted_words"]
     # validation 0%, testing 100%: every speaker's clips hash to testing.
     wanted, unknown = index_dataset(paths.DATASET_DIR, wanted_words, 0, 100)
