@@ -638,7 +638,9 @@ def test_dir_source_runs_on_the_shared_real_clips(tmp_path, shared_mini):
 
 def test_main_reads_params_and_generates_the_embedded_set(tmp_path):
     params = read_yaml((REPO_ROOT / "params.yaml").read_text())
-    params["data"]["embedded"].update(speakers=1, takes=1, noise_seconds=1.5, seed=3)
+    params["data"]["embedded"].update(
+        speakers=1, takes=1, noise_seconds=1.5, seed=3, pico_speakers=1
+    )
     params["features"]["sample_rate"] = 8000
     params_path = tmp_path / "params.yaml"
     params_path.write_text(yaml.safe_dump(params))
@@ -651,15 +653,24 @@ def test_main_reads_params_and_generates_the_embedded_set(tmp_path):
 
     info = json.loads((out / "source.json").read_text())
     assert info["source"] == "embedded" and info["embedded"]["seed"] == 3
-    assert info["counts"]["_background_noise_"] == 4 and info["counts"]["marvin"] == 1
+    # One espeak-ng and one SVOX Pico speaker, both at the features' sample rate.
+    assert info["counts"]["_background_noise_"] == 4 and info["counts"]["marvin"] == 2
+    assert info["embedded"]["pico_speakers"] == 1 and len(info["pico_speakers"]) == 1
     with ClipStore(out / "dataset") as store:
-        assert store.sample_rate == 8000 and len(store.read(store.of_word("yes")[0].name)) == 8000
+        assert store.sample_rate == 8000
+        assert [len(store.read(clip.name)) for clip in store.of_word("yes")] == [8000, 8000]
 
 
 def test_main_speaks_the_wanted_phrases_and_records_only_changed_settings(tmp_path):
     params = read_yaml((REPO_ROOT / "params.yaml").read_text())
     params["data"]["embedded"].update(
-        speakers=1, takes=1, noise_seconds=1.5, seed=3, unknown_words=["cat"], reverb_fraction=0
+        speakers=1,
+        takes=1,
+        noise_seconds=1.5,
+        seed=3,
+        unknown_words=["cat"],
+        reverb_fraction=0,
+        pico_speakers=0,
     )
     params["split"]["wanted_words"] = ["lights on", "hey nova"]
     params_path = tmp_path / "params.yaml"

@@ -23,7 +23,9 @@ from pipeline.data.manifest import MANIFEST_NAMES, read_manifest
 from pipeline.data.split import which_set
 from tests.conftest import REPO_ROOT, make_dataset
 
-GENERATED_SPEAKERS = 4
+# 3 espeak-ng speakers and 1 SVOX Pico speaker (data.embedded.pico_speakers).
+ESPEAK_SPEAKERS, PICO_SPEAKERS = 3, 1
+GENERATED_SPEAKERS = ESPEAK_SPEAKERS + PICO_SPEAKERS
 UNKNOWN_WORDS = ["cat", "dog"]
 
 
@@ -38,12 +40,16 @@ def stage(name: str, project: Path) -> subprocess.CompletedProcess:
 
 def make_project(root: Path, recordings: Path, synthetic: bool, source: str = "dir") -> Path:
     """A project whose params.yaml is the repository's with ``data.dir: recordings``, the words
-    yes and no, and a small generated set (4 speakers saying yes, no, cat and dog)."""
+    yes and no, and a small generated set (4 speakers, one of them Pico's, saying yes, no, cat
+    and dog)."""
     root.mkdir(parents=True)
     params = read_yaml((REPO_ROOT / "params.yaml").read_text())
     params["data"].update(source=source, dir=str(recordings), synthetic=synthetic)
     params["data"]["embedded"].update(
-        speakers=GENERATED_SPEAKERS, noise_seconds=2, unknown_words=UNKNOWN_WORDS
+        speakers=ESPEAK_SPEAKERS,
+        pico_speakers=PICO_SPEAKERS,
+        noise_seconds=2,
+        unknown_words=UNKNOWN_WORDS,
     )
     params["split"]["wanted_words"] = ["yes", "no"]
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -84,7 +90,8 @@ def test_generated_speakers_join_the_data_set_under_their_own_names(both, record
     assert synthetic["speakers"] == GENERATED_SPEAKERS
     assert synthetic["clips"] == GENERATED_SPEAKERS * 4  # yes, no, cat, dog
     assert synthetic["counts"] == {w: GENERATED_SPEAKERS for w in ("cat", "dog", "no", "yes")}
-    assert synthetic["embedded"]["speakers"] == GENERATED_SPEAKERS
+    assert synthetic["embedded"]["speakers"] == ESPEAK_SPEAKERS
+    assert synthetic["embedded"]["pico_speakers"] == PICO_SPEAKERS
     # The recordings' own noise is kept; none is generated.
     assert info["counts"] == {"_background_noise_": 2, "cat": 24, "dog": 4, "no": 24, "yes": 24}
     assert "generated_noise" not in info

@@ -27,7 +27,8 @@ the work folder holds both.
 
 Configurations (``--config``): ``embedding`` is presets/real-speech.yaml without training
 streams (the speech embedding, ``embedding_conv``, its schedule), the front end that transfers
-best from synthetic to real speech; ``default`` is params.yaml's (``ds_cnn`` on MFCC).
+best from synthetic to real speech, with espeak-ng's speakers only (as measured in
+docs/benchmarks.md); ``default`` is params.yaml's, SVOX Pico's speakers included.
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ from pipeline.core.schema import read_yaml
 
 # name -> (presets applied in order, dotted overrides applied after them)
 CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
-    "embedding": (["real-speech"], {"stream_windows.streams": 0}),
+    "embedding": (
+        ["real-speech"],
+        {"stream_windows.streams": 0, "data.embedded.pico_speakers": 0},
+    ),
     "default": ([], {}),
 }
 NS = (0, 5, 20, 80)

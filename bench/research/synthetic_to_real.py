@@ -41,13 +41,15 @@ from pipeline.core.schema import read_yaml
 ROOMS = {"data.embedded.reverb_fraction": 0.5}
 NO_ROOMS = {"data.embedded.reverb_fraction": 0}
 BANDS = {"data.embedded.band_limit_fraction": 0.3}
+# espeak-ng's speakers alone (the rows measured before SVOX Pico's speakers joined the default).
+NO_PICO = {"data.embedded.pico_speakers": 0}
 KLATT = ["klatt", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6"]
 # The speech embedding and embedding_conv (the default's front end and model, as the real-speech
 # preset trains them) on clips alone (no training streams: the bench scores clips), with the
 # tutorial's tenth of unknown words and no rooms: the base the variety factors are added to.
 EMBEDDING = (
     ["real-speech"],
-    {"split.unknown_percentage": 10, "stream_windows.streams": 0, **NO_ROOMS},
+    {"split.unknown_percentage": 10, "stream_windows.streams": 0, **NO_ROOMS, **NO_PICO},
 )
 
 
@@ -64,8 +66,8 @@ SPECAUG = _with(EMBEDDING, ROOMS, {"train.spec_augment": True})
 
 
 CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
-    # The default pipeline (make run): the speech embedding and 3 embedding_conv heads, half the
-    # clips in rooms, SpecAugment, dropout 0.7.
+    # The default pipeline (make run): espeak-ng and SVOX Pico speakers, the speech embedding and
+    # 3 embedding_conv heads, half the clips in rooms, SpecAugment, dropout 0.7.
     "default": ([], {}),
     # The previous default (presets/ds-cnn.yaml): ds_cnn on MFCC.
     "ds-cnn": (["ds-cnn"], {}),
@@ -74,7 +76,12 @@ CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
     # (fewer steps than its 18,000: 2 CPU cores; its data source set back to embedded).
     "tutorial": (
         ["tutorial"],
-        {"data.source": "embedded", "train.how_many_training_steps": [1500, 500], **NO_ROOMS},
+        {
+            "data.source": "embedded",
+            "train.how_many_training_steps": [1500, 500],
+            **NO_ROOMS,
+            **NO_PICO,
+        },
     ),
     # The speech embedding learned from real speech, 1-D convolutions over its windows.
     "embedding": EMBEDDING,
@@ -109,11 +116,18 @@ CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "embedding+rooms+specaug+members5": _with(SPECAUG, {"model.embedding_conv.members": 5}),
     "embedding+rooms+specaug+members3+dropout07": _with(SPECAUG, HEADS_3, DROPOUT_07),
     "embedding+rooms+specaug+members3+dropout08": _with(SPECAUG, HEADS_3, {"train.dropout": 0.8}),
-    # The default's recipe with more of the same data, or label smoothing.
-    "default+copies8": ([], {"augment.copies": 8}),
-    "default+takes2": ([], {"data.embedded.takes": 2}),
-    "default+smooth01": ([], {"train.label_smoothing": 0.1}),
-    "default+smooth02": ([], {"train.label_smoothing": 0.2}),
+    # The default's recipe (espeak-ng speakers only) with more of the same data, or label
+    # smoothing.
+    "default+copies8": ([], {"augment.copies": 8, **NO_PICO}),
+    "default+takes2": ([], {"data.embedded.takes": 2, **NO_PICO}),
+    "default+smooth01": ([], {"train.label_smoothing": 0.1, **NO_PICO}),
+    "default+smooth02": ([], {"train.label_smoothing": 0.2, **NO_PICO}),
+    # SVOX Pico's speakers (the default: 40, each with a drawn vocal-tract scale): none, more,
+    # or without the scale.
+    "default-pico": ([], NO_PICO),
+    "default+pico80": ([], {"data.embedded.pico_speakers": 80}),
+    "default+pico120": ([], {"data.embedded.pico_speakers": 120}),
+    "default+pico-fixed-tract": ([], {"data.embedded.pico_vocal_tract": [1.0, 1.0]}),
     # The committee on the speech embedding and EfficientWord-Net (slow to featurize).
     "committee": (
         ["real-speech-mean"],
@@ -122,6 +136,7 @@ CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
             "stream_windows.streams": 0,
             "augment.copies": 1,
             **NO_ROOMS,
+            **NO_PICO,
         },
     ),
 }
@@ -138,6 +153,7 @@ for _name in (
     "embedding+rooms+specaug+members3",
     "embedding+rooms+specaug+members3+dropout07",
     "default+smooth01",
+    "default+pico80",
 ):
     CONFIGS[f"{_name}+seed38"] = _with(CONFIGS[_name], {"train.seed": 38})
 DATA_SECTIONS = ("data", "split", "features", "augment", "stream_windows")

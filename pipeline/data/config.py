@@ -102,6 +102,13 @@ class EmbeddedConfig(Section):
     reverb_fraction: float = param(0, number(0, 1))
     reverb_rt60_s: list = param([0.2, 0.8], _range(0.05, 3))
     band_limit_fraction: float = param(0, number(0, 1))
+    # Speakers voiced by SVOX Pico besides the espeak-ng ones (pipeline/data/acquire/pico.py;
+    # languages with a Pico voice only), each a voice with a drawn vocal-tract scale, pitch and
+    # rate (relative to the voice's own).
+    pico_speakers: int = param(0, integer(0, 100000))
+    pico_vocal_tract: list = param([0.78, 1.08], _range(0.5, 2))
+    pico_pitch: list = param([0.5, 1.3], _range(0.25, 4))
+    pico_rate: list = param([0.75, 1.3], _range(0.2, 5))
 
     def __post_init__(self):
         labels = word_labels(f"{self.section}.unknown_words", self.unknown_words)

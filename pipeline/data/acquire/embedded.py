@@ -6,7 +6,9 @@ language of the wheel with ``split.wanted_words``, ``data.embedded.unknown_words
 
 It lets the whole pipeline run offline and in seconds (``data.source: embedded``). Speech is
 synthesised by the espeak-ng C library bundled in the ``espeakng-loader`` wheel (GPL-3, used at
-run time only), called through ctypes.
+run time only), called through ctypes, and, for ``data.embedded.pico_speakers``, by SVOX Pico
+(:mod:`pipeline.data.acquire.pico`), whose clips follow the same recipe after espeak-ng's clips
+and noise.
 
 Determinism. espeak-ng keeps hidden synthesis state across utterances in the process (its random
 generators and a continuously running pitch "flutter" phase), so the same call gives different
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import logging
 import math
 import os
 import pickle
@@ -48,6 +51,8 @@ import numpy as np
 from pipeline.core.audio import encode_wav
 from pipeline.core.errors import StageError
 from pipeline.core.labels import ALL_WORDS, BACKGROUND_NOISE_DIR, label_for, spoken_text
+from pipeline.data.acquire import pico
+from pipeline.data.acquire.pico import Pico, PicoSpeaker
 from pipeline.data.config import DEFAULT_VARIANTS, EmbeddedConfig, word_labels
 
 # English accents of espeak-ng ("en" is British English; "en-gb" itself is rejected by the
@@ -64,6 +69,7 @@ ACCENTS = (
 )
 VARIANTS = DEFAULT_VARIANTS
 _DEFAULTS = EmbeddedConfig()
+log = logging.getLogger(__name__)
 RATE_RANGE = tuple(_DEFAULTS.rate)  # words per minute: realistic single-word durations
 NOISE_NAMES = ("white_noise", "pink_noise", "brown_noise", "babble")
 NATIVE_RATE = 22050
@@ -154,6 +160,38 @@ def plan_speakers(
                 pitch=int(rng.integers(pitch[0], pitch[1] + 1)),
                 pitch_range=int(rng.integers(pitch_range[0], pitch_range[1] + 1)),
                 rate=int(rng.integers(rate[0], rate[1] + 1)),
+            )
+        )
+    return speakers
+
+
+def plan_pico_speakers(
+    count: int,
+    seed: int,
+    voices,
+    vocal_tract=tuple(_DEFAULTS.pico_vocal_tract),
+    pitch=tuple(_DEFAULTS.pico_pitch),
+    rate=tuple(_DEFAULTS.pico_rate),
+    taken=frozenset(),
+) -> list[PicoSpeaker]:
+    """``count`` SVOX Pico speakers over ``voices`` in turn, each with a vocal-tract scale, pitch
+    and rate drawn uniformly from the ``[low, high]`` ranges; no id in ``taken`` (the espeak-ng
+    speakers')."""
+    speakers, seen = [], set(taken)
+    for i in range(count if voices else 0):
+        rng = _rng(seed, "pico", i)
+        n, sid = 0, hashlib.sha256(f"{seed}/pico/{i}".encode()).hexdigest()[:8]
+        while sid in seen:
+            n += 1
+            sid = hashlib.sha256(f"{seed}/pico/{i}/{n}".encode()).hexdigest()[:8]
+        seen.add(sid)
+        speakers.append(
+            PicoSpeaker(
+                id=sid,
+                voice=voices[i % len(voices)],
+                vocal_tract=round(float(rng.uniform(*vocal_tract)), 4),
+                pitch=round(float(rng.uniform(*pitch)), 4),
+                rate=round(float(rng.uniform(*rate)), 4),
             )
         )
     return speakers
@@ -370,40 +408,84 @@ def _word_clip(
     # Takes of one speaker differ a little in speed and pitch, like repeated real recordings.
     rate = int(np.clip(speaker.rate * rng.uniform(0.9, 1.1), min(80, job.settings.rate[0]), 450))
     pitch = int(np.clip(speaker.pitch + rng.integers(-5, 6), 0, 99))
+
+    def say(rate_now: float) -> np.ndarray:
+        raw = engine.synthesize(
+            spoken_text(word), speaker.voice, int(rate_now), pitch, speaker.pitch_range
+        )
+        return _resample(raw, engine.sample_rate, job.sample_rate)
+
+    speech = _fit(say, rate, 450, job, stats)
+    if len(speech) == 0:
+        raise EspeakError(f"espeak-ng produced no audio for {word!r} with voice {speaker.voice}")
+    return _finish_clip(speech, rng, speaker.id, word, take, job, stats)
+
+
+def _pico_clip(
+    engine: Pico, word: str, speaker: PicoSpeaker, take: int, job: _Job, stats: dict
+) -> np.ndarray:
+    rng = _rng(job.seed, "clip", speaker.id, word, take)
+    pitch = speaker.pitch * rng.uniform(0.95, 1.05)
+
+    def say(rate_now: float) -> np.ndarray:
+        raw = engine.synthesize(spoken_text(word), speaker, pitch, rate_now)
+        return _resample(raw, engine.sample_rate(speaker), job.sample_rate)
+
+    speech = _fit(say, speaker.rate * rng.uniform(0.9, 1.1), 5.0, job, stats)
+    if len(speech) == 0:
+        raise pico.PicoError(f"SVOX Pico produced no audio for {word!r} with voice {speaker.voice}")
+    return _finish_clip(speech, rng, speaker.id, word, take, job, stats)
+
+
+def _fit(say, rate: float, fastest: float, job: _Job, stats: dict) -> np.ndarray:
+    """``say(rate)`` trimmed of silence; a word longer than 95% of the clip is said once more at
+    a proportionally faster rate (at most ``fastest``), then its end is cut if still too long."""
     max_len = int(job.clip_samples * 0.95)
     speech = np.zeros(0, np.float32)
     for attempt in range(2):
-        raw = engine.synthesize(spoken_text(word), speaker.voice, rate, pitch, speaker.pitch_range)
-        speech = trim_silence(_resample(raw, engine.sample_rate, job.sample_rate), job.sample_rate)
+        speech = trim_silence(say(rate), job.sample_rate)
         if len(speech) <= max_len:
             break
         if attempt == 0:
             stats["sped_up"] += 1
-            rate = min(450, math.ceil(rate * len(speech) / max_len * 1.2))
+            faster = rate * len(speech) / max_len * 1.2
+            # espeak-ng's rate is whole words per minute (rounded up), Pico's a factor.
+            rate = min(fastest, math.ceil(faster) if isinstance(rate, int) else faster)
     if len(speech) > max_len:
         stats["trimmed"] += 1
         speech = speech[:max_len]
-    if len(speech) == 0:
-        raise EspeakError(f"espeak-ng produced no audio for {word!r} with voice {speaker.voice}")
+    return speech
+
+
+def _finish_clip(
+    speech: np.ndarray,
+    rng: np.random.Generator,
+    speaker_id: str,
+    word: str,
+    take: int,
+    job: _Job,
+    stats: dict,
+) -> np.ndarray:
+    """The word at its drawn level and place in a clip, then the opt-in effects."""
     peak = float(np.abs(speech).max()) or 1.0
     low, high = job.settings.peak_level
     level = 10 ** rng.uniform(math.log10(low), math.log10(high))  # real clips vary in loudness
     clip = place_in_clip(_fade(speech * (level / peak), job.sample_rate), job.clip_samples, rng)
-    return _effects(clip, speaker, word, take, job, stats)
+    return _effects(clip, speaker_id, word, take, job, stats)
 
 
 def _effects(
-    clip: np.ndarray, speaker: Speaker, word: str, take: int, job: _Job, stats: dict
+    clip: np.ndarray, speaker_id: str, word: str, take: int, job: _Job, stats: dict
 ) -> np.ndarray:
     """The opt-in room and band limit, each decided and drawn by its own seeded generator."""
     s = job.settings
     if s.reverb_fraction > 0:
-        rng = _rng(job.seed, "room", speaker.id, word, take)
+        rng = _rng(job.seed, "room", speaker_id, word, take)
         if rng.random() < s.reverb_fraction:
             clip = reverberate(clip, rng.uniform(*s.reverb_rt60_s), rng, job.sample_rate)
             stats["reverberated"] += 1
     if s.band_limit_fraction > 0:
-        rng = _rng(job.seed, "band", speaker.id, word, take)
+        rng = _rng(job.seed, "band", speaker_id, word, take)
         if rng.random() < s.band_limit_fraction:
             clip = band_limit(clip, "phone" if rng.random() < 0.5 else "far", rng, job.sample_rate)
             stats["band_limited"] += 1
@@ -460,24 +542,19 @@ def band_limit(
 
 def _generate(job: _Job) -> dict:
     """Worker body: runs in a fresh process so espeak-ng starts from a known state."""
-    from tqdm import tqdm
-
     root = Path(job.root)
     engine = Espeak(job.seed)
     speakers = _speakers(job, job.settings.speakers, job.seed)
     stats = {"sped_up": 0, "trimmed": 0, "reverberated": 0, "band_limited": 0}
     for word in job.words:
         (root / word).mkdir(parents=True, exist_ok=True)
-    takes = job.settings.takes
-    total = len(speakers) * len(job.words) * takes
-    with tqdm(total=total, desc="synthesising clips", unit="clip", disable=not job.progress) as bar:
-        for speaker in speakers:
-            for word in job.words:
-                for take in range(takes):
-                    clip = _word_clip(engine, word, speaker, take, job, stats)
-                    path = root / word / f"{speaker.id}_nohash_{take}.wav"
-                    path.write_bytes(encode_wav(clip, job.sample_rate))
-                    bar.update()
+    total = _write_clips(
+        speakers,
+        lambda word, speaker, take: _word_clip(engine, word, speaker, take, job, stats),
+        root,
+        job,
+        "synthesising clips",
+    )
     facts = {
         "generator": f"espeak-ng {engine.version} (espeakng-loader)",
         "speakers": [asdict(s) for s in speakers],
@@ -487,12 +564,52 @@ def _generate(job: _Job) -> dict:
     }
     if job.noise:
         facts["noises"] = _write_noise(engine, root, job)
+    # Pico's speakers after espeak-ng's clips and noise: those stay the bytes they were.
+    picos = _pico_speakers(job, {s.id for s in speakers})
+    if picos:
+        facts["generator"] += f" and SVOX Pico (ttspico {pico.version()})"
+        facts["pico_speakers"] = [asdict(s) for s in picos]
+        engine_pico = Pico()
+        facts["clips"] += _write_clips(
+            picos,
+            lambda word, speaker, take: _pico_clip(engine_pico, word, speaker, take, job, stats),
+            root,
+            job,
+            "synthesising Pico clips",
+        )
+        facts["sped_up"], facts["trimmed"] = stats["sped_up"], stats["trimmed"]
     # Counts of the opt-in effects only when switched on: the default facts stay as they were.
     if job.settings.reverb_fraction > 0:
         facts["reverberated"] = stats["reverberated"]
     if job.settings.band_limit_fraction > 0:
         facts["band_limited"] = stats["band_limited"]
     return facts
+
+
+def _pico_speakers(job: _Job, taken) -> list[PicoSpeaker]:
+    s = job.settings
+    voices = pico.voices_for(s.language)
+    return plan_pico_speakers(
+        s.pico_speakers, s.seed, voices, s.pico_vocal_tract, s.pico_pitch, s.pico_rate, taken
+    )
+
+
+def _write_clips(speakers, clip_of, root: Path, job: _Job, desc: str) -> int:
+    """Write ``clip_of(word, speaker, take)`` of every speaker, word and take, in that order, as
+    ``<word>/<speaker>_nohash_<take>.wav``; their number."""
+    from tqdm import tqdm
+
+    takes = job.settings.takes
+    total = len(speakers) * len(job.words) * takes
+    with tqdm(total=total, desc=desc, unit="clip", disable=not job.progress) as bar:
+        for speaker in speakers:
+            for word in job.words:
+                for take in range(takes):
+                    clip = clip_of(word, speaker, take)
+                    path = root / word / f"{speaker.id}_nohash_{take}.wav"
+                    path.write_bytes(encode_wav(clip, job.sample_rate))
+                    bar.update()
+    return total
 
 
 def _write_noise(engine: Espeak, root: Path, job: _Job) -> list[str]:
@@ -522,7 +639,7 @@ def _generate_noise(job: _Job) -> list[str]:
 
 
 def _run_fresh(function, *args):
-    """Call ``function(*args)`` in a new Python process (a fresh espeak-ng instance).
+    """Call ``function(*args)`` in a new Python process (fresh espeak-ng and Pico instances).
 
     A plain subprocess rather than multiprocessing, so that callers need no ``__main__`` guard.
     """
@@ -541,7 +658,8 @@ def _run_fresh(function, *args):
         raise EspeakError(f"the espeak-ng worker process failed (exit status {result.returncode})")
     ok, value = pickle.loads(result.stdout)
     if not ok:
-        raise EspeakError(value)
+        kind, message = value
+        raise (pico.PicoError if kind == "pico" else EspeakError)(message)
     return value
 
 
@@ -550,8 +668,8 @@ def _worker_main() -> None:
     name, args = pickle.loads(sys.stdin.buffer.read())
     try:
         reply = (True, _WORKER_CALLS[name](*args))
-    except EspeakError as exc:
-        reply = (False, str(exc))
+    except StageError as exc:  # espeak-ng's or Pico's: a one-line message
+        reply = (False, ("pico" if isinstance(exc, pico.PicoError) else "espeak", str(exc)))
     sys.stdout.buffer.write(pickle.dumps(reply))
     sys.stdout.buffer.flush()
 
@@ -590,12 +708,48 @@ def preflight(words, settings: EmbeddedConfig, synthesize=None) -> None:
     )
     requests = [(spoken_text(w), voice, rate, pitch, pitch_range) for w in words]
     spoken = (synthesize or synthesize_fresh)(requests, settings.seed)
+    _refuse_silence(words, spoken, f"espeak-ng voice {voice!r}", settings)
+    voices = pico.voices_for(settings.language)
+    if settings.pico_speakers and voices:
+        pico.check_installed()
+        probe = PicoSpeaker("probe", voices[0], 1.0, 1.0, 1.0)
+        requests = [(spoken_text(w), probe, 1.0, 1.0) for w in words]
+        _refuse_silence(
+            words,
+            synthesize_pico_fresh(requests),
+            f"SVOX Pico voice {voices[0]!r}",
+            settings,
+            pico.PicoError,
+        )
+    elif settings.pico_speakers:
+        log.warning(
+            "data.embedded.pico_speakers: SVOX Pico has no voice for language %r (it speaks %s): "
+            "its %d speakers are left out",
+            settings.language,
+            ", ".join(sorted(pico.VOICES)),
+            settings.pico_speakers,
+        )
+
+
+def _refuse_silence(words, spoken, voice: str, settings, error=EspeakError) -> None:
     for word, raw in zip(words, spoken, strict=True):
         if raw.size == 0 or float(np.abs(raw).max()) < 1e-3:
-            raise EspeakError(
-                f"the word {spoken_text(word)!r} synthesizes to silence with espeak-ng voice "
-                f"{voice!r} (data.embedded.language {settings.language!r}): nothing generated"
+            raise error(
+                f"the word {spoken_text(word)!r} synthesizes to silence with {voice} "
+                f"(data.embedded.language {settings.language!r}): nothing generated"
             )
+
+
+def _pico_say_list(requests) -> list[np.ndarray]:
+    engine = Pico()
+    return [engine.synthesize(*request) for request in requests]
+
+
+def synthesize_pico_fresh(requests) -> list[np.ndarray]:
+    """Synthesise ``(text, PicoSpeaker, pitch, rate)`` requests, in order, in a fresh process
+    with SVOX Pico (:meth:`Pico.synthesize`: float32 read at ``Pico.sample_rate(speaker)``).
+    The same requests give the same samples."""
+    return _run_fresh(_pico_say_list, list(requests))
 
 
 def generate_dataset(
@@ -649,6 +803,7 @@ def generate_noise(
 
 _WORKER_CALLS = {
     "_generate": _generate,
+    "_pico_say_list": _pico_say_list,
     "_synthesize_list": _synthesize_list,
     "_generate_noise": _generate_noise,
 }

@@ -502,6 +502,7 @@ def _add_synthetic(
         progress=progress,
         noise=False,
     )
+    speakers = len(generated["speakers"]) + len(generated.get("pico_speakers", []))
     counts: dict[str, int] = {}
     for word in sorted(p for p in staging.iterdir() if p.is_dir()):
         target = folders.get(word.name, dataset / word.name)
@@ -515,13 +516,13 @@ def _add_synthetic(
         "data.synthetic: added %d generated clips of %d speakers (%s<id>_nohash_<k>.wav; the "
         "split puts them in training only)",
         generated["clips"],
-        len(generated["speakers"]),
+        speakers,
         prefix,
     )
     return {
         "generator": generated["generator"],
         "embedded": _recorded_settings(data),
-        "speakers": len(generated["speakers"]),
+        "speakers": speakers,
         "clips": generated["clips"],
         "sped_up": generated["sped_up"],
         "trimmed": generated["trimmed"],
