@@ -123,11 +123,13 @@ CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "default+smooth01": ([], {"train.label_smoothing": 0.1, **NO_PICO}),
     "default+smooth02": ([], {"train.label_smoothing": 0.2, **NO_PICO}),
     # SVOX Pico's speakers (the default: 40, each with a drawn vocal-tract scale): none, more,
-    # or without the scale.
+    # or without the scale; the tutorial's tenth of unknown words; half the espeak-ng speakers.
     "default-pico": ([], NO_PICO),
     "default+pico80": ([], {"data.embedded.pico_speakers": 80}),
     "default+pico120": ([], {"data.embedded.pico_speakers": 120}),
     "default+pico-fixed-tract": ([], {"data.embedded.pico_vocal_tract": [1.0, 1.0]}),
+    "default+unknown10": ([], {"split.unknown_percentage": 10}),
+    "default+speakers60": ([], {"data.embedded.speakers": 60}),
     # The committee on the speech embedding and EfficientWord-Net (slow to featurize).
     "committee": (
         ["real-speech-mean"],
@@ -153,7 +155,8 @@ for _name in (
     "embedding+rooms+specaug+members3",
     "embedding+rooms+specaug+members3+dropout07",
     "default+smooth01",
-    "default+pico80",
+    "default+pico-fixed-tract",
+    "default-pico",
 ):
     CONFIGS[f"{_name}+seed38"] = _with(CONFIGS[_name], {"train.seed": 38})
 DATA_SECTIONS = ("data", "split", "features", "augment", "stream_windows")
