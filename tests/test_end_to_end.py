@@ -38,7 +38,7 @@ pytestmark = pytest.mark.slow
 
 def tiny_params(params: dict) -> dict:
     """The repository's params, shrunk so the whole DAG runs in a minute or two."""
-    params["data"]["embedded"].update(speakers=20, takes=1, noise_seconds=4)  # 13/2/5 by hash
+    params["data"]["embedded"].update(speakers=20, takes=1, noise_seconds=4, pico_speakers=4)
     params["augment"]["copies"] = 1
     params["train"].update(
         how_many_training_steps=[30, 10],
@@ -258,7 +258,9 @@ def test_ci_rerun_pulls_cached_stages_and_reruns_only_train_onwards(workdir, tmp
     assert "not a reproduction: code or params of train differ" in result.stdout
     report = (tmp_path / "report.md").read_text()
     assert "train.learning_rate" in report and "| metric | origin/main | workspace |" in report
-    assert "metrics/evaluate.json" in report
+    # dvc metrics diff lists the metrics that changed: train's always do with another rate
+    # (evaluate's few tiny test clips may keep their accuracy).
+    assert "metrics/train.json" in report
     assert {p for p in remote.rglob("*") if p.is_file()} > pushed  # B pushed its new artifacts
 
 
