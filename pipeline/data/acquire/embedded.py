@@ -130,6 +130,17 @@ def _rng(*key) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
+def _speaker_id(key: str, seen: set) -> str:
+    """8 hex digits of ``key``'s hash, not in ``seen`` (added to it): 8 digits can collide for
+    very large counts, then ``key/1``, ``key/2``, ... are tried."""
+    n, sid = 0, hashlib.sha256(key.encode()).hexdigest()[:8]
+    while sid in seen:
+        n += 1
+        sid = hashlib.sha256(f"{key}/{n}".encode()).hexdigest()[:8]
+    seen.add(sid)
+    return sid
+
+
 def plan_speakers(
     count: int,
     seed: int,
@@ -147,15 +158,9 @@ def plan_speakers(
     for i in range(count):
         accent, variant = combos[order[i % len(combos)]]
         rng = _rng(seed, "speaker", i)
-        sid = hashlib.sha256(f"{seed}/speaker/{i}".encode()).hexdigest()[:8]
-        n = 0
-        while sid in seen:  # 8 hex digits can collide for very large counts
-            n += 1
-            sid = hashlib.sha256(f"{seed}/speaker/{i}/{n}".encode()).hexdigest()[:8]
-        seen.add(sid)
         speakers.append(
             Speaker(
-                id=sid,
+                id=_speaker_id(f"{seed}/speaker/{i}", seen),
                 voice=f"{accent}+{variant}",
                 pitch=int(rng.integers(pitch[0], pitch[1] + 1)),
                 pitch_range=int(rng.integers(pitch_range[0], pitch_range[1] + 1)),
@@ -180,14 +185,9 @@ def plan_pico_speakers(
     speakers, seen = [], set(taken)
     for i in range(count if voices else 0):
         rng = _rng(seed, "pico", i)
-        n, sid = 0, hashlib.sha256(f"{seed}/pico/{i}".encode()).hexdigest()[:8]
-        while sid in seen:
-            n += 1
-            sid = hashlib.sha256(f"{seed}/pico/{i}/{n}".encode()).hexdigest()[:8]
-        seen.add(sid)
         speakers.append(
             PicoSpeaker(
-                id=sid,
+                id=_speaker_id(f"{seed}/pico/{i}", seen),
                 voice=voices[i % len(voices)],
                 vocal_tract=round(float(rng.uniform(*vocal_tract)), 4),
                 pitch=round(float(rng.uniform(*pitch)), 4),
