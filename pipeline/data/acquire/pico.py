@@ -92,6 +92,7 @@ def _module():
 
 
 def version() -> str:
+    """ttspico's version, for source.json."""
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as package_version
 
@@ -120,8 +121,9 @@ class Pico:
 
     def synthesize(self, text: str, speaker: PicoSpeaker, pitch: float, rate: float) -> np.ndarray:
         """``text`` in ``speaker``'s voice at ``pitch`` and ``rate`` (relative to the voice's
-        own) before the vocal-tract scale; float32 at ``NATIVE_RATE / speaker.vocal_tract`` Hz
-        (resampled to the clip's rate, that scales the formants)."""
+        own), float32 samples to be read at :meth:`sample_rate` (Pico's 16 kHz times the
+        vocal-tract scale): resampled from there to the clip's rate, the formants move by the
+        scale and pitch and rate land where they were asked for."""
         engine = self._engine(speaker.voice)
         scale = speaker.vocal_tract
         engine.pitch = int(np.clip(round(100 * pitch / scale), *PITCH_LIMITS))
