@@ -415,7 +415,7 @@ def _word_clip(
         )
         return _resample(raw, engine.sample_rate, job.sample_rate)
 
-    speech = _fit(say, rate, 450, job, stats)
+    speech = _fit(say, rate, 450, job, stats, whole=True)
     if len(speech) == 0:
         raise EspeakError(f"espeak-ng produced no audio for {word!r} with voice {speaker.voice}")
     return _finish_clip(speech, rng, speaker.id, word, take, job, stats)
@@ -437,9 +437,12 @@ def _pico_clip(
     return _finish_clip(speech, rng, speaker.id, word, take, job, stats)
 
 
-def _fit(say, rate: float, fastest: float, job: _Job, stats: dict) -> np.ndarray:
+def _fit(
+    say, rate: float, fastest: float, job: _Job, stats: dict, whole: bool = False
+) -> np.ndarray:
     """``say(rate)`` trimmed of silence; a word longer than 95% of the clip is said once more at
-    a proportionally faster rate (at most ``fastest``), then its end is cut if still too long."""
+    a proportionally faster rate (at most ``fastest``; rounded up to a whole number with
+    ``whole``: espeak-ng's words per minute), then its end is cut if still too long."""
     max_len = int(job.clip_samples * 0.95)
     speech = np.zeros(0, np.float32)
     for attempt in range(2):
@@ -449,8 +452,7 @@ def _fit(say, rate: float, fastest: float, job: _Job, stats: dict) -> np.ndarray
         if attempt == 0:
             stats["sped_up"] += 1
             faster = rate * len(speech) / max_len * 1.2
-            # espeak-ng's rate is whole words per minute (rounded up), Pico's a factor.
-            rate = min(fastest, math.ceil(faster) if isinstance(rate, int) else faster)
+            rate = min(fastest, math.ceil(faster) if whole else faster)
     if len(speech) > max_len:
         stats["trimmed"] += 1
         speech = speech[:max_len]
