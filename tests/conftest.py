@@ -101,6 +101,15 @@ def wav_pcm(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): read_pcm16(p).tobytes() for p in list_wavs(root)}
 
 
+def file_bytes(root: Path) -> dict[str, bytes]:
+    """relative path -> bytes of every file under ``root`` (compare whole generated trees)."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
 def limit_file_size(limit: int):
     """A ``preexec_fn`` for subprocess: the child's files cannot grow beyond ``limit`` bytes.
 

@@ -30,21 +30,14 @@ from pipeline.data.acquire.embedded import (
     trim_silence,
 )
 from pipeline.data.config import EmbeddedConfig
+from tests.conftest import file_bytes
 
 pytest.importorskip("espeakng_loader")
 
 
-def _snapshot(root: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
 def _digest(root: Path) -> str:
     digest = hashlib.sha256()
-    for name, data in _snapshot(root).items():
+    for name, data in file_bytes(root).items():
         digest.update(name.encode())
         digest.update(data)
     return digest.hexdigest()
@@ -101,7 +94,7 @@ def test_clips_hold_a_word_at_varied_offsets_over_a_quiet_floor(tiny):
 def test_same_params_give_byte_identical_files(tiny, tmp_path):
     again = tmp_path / "again"
     generate_dataset(again, speakers=2, takes=2, noise_seconds=1.5, seed=7, progress=False)
-    assert _snapshot(again) == _snapshot(tiny)
+    assert file_bytes(again) == file_bytes(tiny)
 
 
 def test_another_seed_gives_other_speakers_and_audio(tiny, tmp_path):
@@ -291,12 +284,12 @@ def test_rooms_and_band_limits_are_seeded_and_opt_in(tmp_path):
     generate_dataset(plain, **TINY, **words)
     facts = generate_dataset(first, **TINY, **words, **effects)
     generate_dataset(second, **TINY, **words, **effects)
-    assert _snapshot(first) == _snapshot(second)
+    assert file_bytes(first) == file_bytes(second)
     reverberated, band_limited = facts["reverberated"], facts["band_limited"]
     assert 0 < reverberated < 8 and 0 < band_limited < 8
     # Exactly the clips given an effect differ from the plain set: the effects draw apart from
     # the speech, the level and the placement.
-    dry = _snapshot(plain)
-    changed = [name for name, data in _snapshot(first).items() if data != dry[name]]
+    dry = file_bytes(plain)
+    changed = [name for name, data in file_bytes(first).items() if data != dry[name]]
     assert all("_nohash_" in name for name in changed)
     assert max(reverberated, band_limited) <= len(changed) <= reverberated + band_limited

@@ -20,20 +20,13 @@ from pipeline.data.acquire.embedded import (
     synthesize_pico_fresh,
     trim_silence,
 )
+from tests.conftest import file_bytes
 
 pytest.importorskip("espeakng_loader")
 pytest.importorskip("ttspico")
 
 SMALL = dict(speakers=2, takes=1, noise_seconds=1.5, seed=7, progress=False)
 WORDS = dict(unknown_words=["yes", "cat"])
-
-
-def _snapshot(root: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +47,7 @@ def test_pico_speakers_add_their_own_clips_and_leave_the_espeak_ones_as_they_wer
     assert "SVOX Pico" in facts["generator"] and "pico_speakers" not in plain_facts
     ids = {s["id"] for s in picos}
     assert len(ids) == 3 and ids.isdisjoint(s["id"] for s in facts["speakers"])
-    both, dry = _snapshot(root), _snapshot(plain)
+    both, dry = file_bytes(root), file_bytes(plain)
     added = sorted(set(both) - set(dry))
     assert added == sorted(f"{w}/{i}_nohash_0.wav" for w in ("cat", "yes") for i in ids)
     assert all(both[name] == data for name, data in dry.items())  # espeak-ng's clips and noise
@@ -67,7 +60,7 @@ def test_same_params_give_byte_identical_pico_clips(with_pico, tmp_path):
     root, _ = with_pico
     again = tmp_path / "again"
     generate_dataset(again, **SMALL, **WORDS, pico_speakers=3)
-    assert _snapshot(again) == _snapshot(root)
+    assert file_bytes(again) == file_bytes(root)
 
 
 def test_the_vocal_tract_scale_moves_the_formants_and_keeps_pitch_and_rate():
