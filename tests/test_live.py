@@ -305,6 +305,15 @@ def test_the_operating_point_is_read_checked_and_overridden(tmp_path):
         path.write_text(json.dumps(bad))
         with pytest.raises(StageError, match=f"decoder.json: .*{problem}"):
             read_decoder(path)
+    # An export made before repeat_commands existed: the original's rule, not an error.
+    path.write_text(json.dumps({k: v for k, v in point.items() if k != "repeat_commands"}))
+    assert decoder_settings(export)[0].repeat_commands is False
+    path.write_text(json.dumps({**point, "repeat_commands": True}))
+    assert decoder_settings(export)[0].repeat_commands is True
+    assert decoder_settings(export, {"repeat_commands": False})[0].repeat_commands is False
+    path.write_text(json.dumps({**point, "repeat_commands": "yes"}))
+    with pytest.raises(StageError, match="decoder.json: .*repeat_commands"):
+        read_decoder(path)
     path.write_text("[1, 2]")
     with pytest.raises(StageError, match="decoder.json: the file must be a JSON object"):
         decoder_settings(export)

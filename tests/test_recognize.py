@@ -169,26 +169,54 @@ def test_vectorized_decode_equals_the_class(seed):
     logits[np.arange(steps), dominant] += 3
     scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     found = {}
-    for window, minimum, threshold, suppression, margin in [
-        (500, 3, 0.6, 300, 0.0),
-        (200, 1, 0.3, 0, 0.0),
-        (90, 4, 0.8, 1500, 0.0),
-        (200, 1, 0.3, 0, 0.5),
-        (500, 3, 0.4, 300, 0.3),
+    for window, minimum, threshold, suppression, margin, repeats in [
+        (500, 3, 0.6, 300, 0.0, False),
+        (200, 1, 0.3, 0, 0.0, False),
+        (90, 4, 0.8, 1500, 0.0, False),
+        (200, 1, 0.3, 0, 0.5, False),
+        (500, 3, 0.4, 300, 0.3, False),
+        (500, 3, 0.6, 300, 0.0, True),
+        (200, 1, 0.3, 0, 0.5, True),
+        (90, 4, 0.8, 150, 0.0, True),
     ]:
-        rc = RecognizeCommands(LABELS, window, threshold, suppression, minimum, margin)
+        rc = RecognizeCommands(LABELS, window, threshold, suppression, minimum, margin, repeats)
         expected = []
         for time, row in zip(times.tolist(), scores):
             r = rc.process_latest_result(row, time)
             if r.is_new_command and r.found_command != "_silence_":
                 expected.append((r.found_command, time, r.score))
         averages = window_averages(times, scores, window, minimum)
-        got = decode(LABELS, averages, threshold, suppression, margin)
+        got = decode(LABELS, averages, threshold, suppression, margin, repeats)
         assert got == expected
         assert len(expected) > 3
-        found[(window, threshold, margin)] = expected
+        found[(window, threshold, margin, repeats)] = expected
     # The margin rule takes detections away (and, with a different previous label, may add one).
-    assert found[(200, 0.3, 0.5)] != found[(200, 0.3, 0.0)]
+    assert found[(200, 0.3, 0.5, False)] != found[(200, 0.3, 0.0, False)]
+
+
+def test_a_word_said_twice_is_reported_twice_with_repeat_commands():
+    """ "yes", a quiet gap no label is confident of (no _silence_ command), "yes" again: the
+    original reports one command; repeat_commands two, and still one for a single long "yes"
+    whose score never falls, or a second "yes" within the suppression time."""
+    unsure = np.full(len(LABELS), 1 / len(LABELS))
+    twice = [(t, onehot("yes")) for t in range(0, 300, 30)]
+    twice += [(t, unsure) for t in range(300, 900, 30)]
+    twice += [(t, onehot("yes")) for t in range(900, 1200, 30)]
+    once = [(t, onehot("yes")) for t in range(0, 1200, 30)]
+    for items, suppression, repeats, expected in [
+        (twice, 200, False, [30]),
+        (twice, 200, True, [30, 930]),
+        (once, 200, True, [30]),
+        (twice, 1000, True, [30, 1050]),  # the second "yes" waits out the suppression
+        (twice, 1200, True, [30]),
+    ]:
+        rc = RecognizeCommands(LABELS, 60, 0.5, suppression, 1, 0.0, repeats)
+        results = [rc.process_latest_result(scores, t) for t, scores in items]
+        times = [t for (t, _), r in zip(items, results) if r.is_new_command]
+        assert times == expected, (suppression, repeats)
+        averages = window_averages([t for t, _ in items], [s for _, s in items], 60, 1)
+        fast = decode(LABELS, averages, 0.5, suppression, 0.0, repeats)
+        assert [t for _, t, _ in fast] == times
 
 
 def test_window_averages_keep_every_labels_mean():

@@ -425,6 +425,7 @@ def test_cli_tool_writes_json_and_sweep(tmp_path, monkeypatch):
     rows = list(csv.DictReader(sweep.open()))
     assert list(rows[0]) == list(stream_eval.SWEEP_COLUMNS) and len(rows) == 19
     assert "minimum_margin" not in metrics  # off by default: the metrics of the original decoder
+    assert "repeat_commands" not in metrics
     with pytest.raises(ParamError, match="minimum_count"):
         stream_eval_tool.main(
             ["--model", "m", "--wav", "w", "--ground-truth", "g", "--minimum-count", "0"]
@@ -451,6 +452,25 @@ def test_cli_tool_writes_json_and_sweep(tmp_path, monkeypatch):
     strict = json.loads(out.read_text())
     assert strict["minimum_margin"] == 0.95
     assert strict["detections"] <= metrics["detections"]
+    rc = stream_eval_tool.main(
+        [
+            "--model",
+            "whatever",
+            "--wav",
+            str(tmp_path / "stream.wav"),
+            "--ground-truth",
+            str(tmp_path / "labels.txt"),
+            "--json",
+            str(out),
+            "--suppression-ms",
+            "500",
+            "--repeat-commands",
+        ]
+    )
+    assert rc == 0
+    repeated = json.loads(out.read_text())
+    assert repeated["repeat_commands"] is True
+    assert repeated["detections"] >= metrics["detections"]
     with pytest.raises(SystemExit):  # argparse: --wav and --ground-truth are required
         stream_eval_tool.main(["--model", "m"])
 
@@ -525,7 +545,7 @@ def test_stage_from_params(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text(
         "stream_eval:\n  clip_stride_ms: 30\n  average_window_ms: 500\n"
         "  detection_threshold: 0.6\n  suppression_ms: 1500\n  time_tolerance_ms: 750\n"
-        "  minimum_count: 3\n  minimum_margin: 0.0\n"
+        "  minimum_count: 3\n  minimum_margin: 0.0\n  repeat_commands: false\n"
     )
     seen = {}
 

@@ -96,6 +96,7 @@ def reference_detections(export: Path, audio: np.ndarray, settings: StreamEvalCo
         settings.detection_threshold,
         settings.suppression_ms,
         settings.minimum_margin,
+        settings.repeat_commands,
     )
 
 
@@ -278,6 +279,7 @@ def test_javascript_decoder_matches_recognize_commands(tiny_page):
         StreamEvalConfig(),
         StreamEvalConfig(detection_threshold=0.5, suppression_ms=300),
         StreamEvalConfig(average_window_ms=200, minimum_count=2, minimum_margin=0.2),
+        StreamEvalConfig(detection_threshold=0.5, suppression_ms=300, repeat_commands=True),
     ]
     with served(page) as url, Browser(url + "index.html") as browser:
         browser.wait_for("window.kwsState && (kwsState.ready || kwsState.error)", 60)
@@ -288,6 +290,7 @@ def test_javascript_decoder_matches_recognize_commands(tiny_page):
                 settings.detection_threshold,
                 settings.suppression_ms,
                 settings.minimum_margin,
+                settings.repeat_commands,
             )
             got = browser.evaluate(
                 f"(() => {{ const r = new KWS.Recognizer({json.dumps(labels)}, "

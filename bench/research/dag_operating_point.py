@@ -12,7 +12,8 @@ synthesize_stream synthesizes the test split's (``pipeline.data.stream_synthesis
 the ``stream`` section's makeup, seeds 9001, 9002, ...), scores them and the pipeline's test
 recording (data/stream/, synthesized from the test split) with the exported model
 (models/export) at ``stream_eval.clip_stride_ms``, and sweeps the detection threshold
-(0.30-0.99; with ``average_window_ms`` in the second decoder choice) with RecognizeCommands as
+(0.30-0.99; with ``average_window_ms`` in the second and fourth decoder choices; the third and
+fourth report repeated words, ``stream_eval.repeat_commands``) with RecognizeCommands as
 stream_eval runs it. Per false-alarm budget (30 and 60 per hour), the operating point with the
 highest detection rate at no more than the budget on the validation streams *pooled* is picked
 and applied once to the test recording, and to ``--test-streams`` more recordings synthesized the
@@ -58,9 +59,16 @@ from bench.research.operating_point import BUDGETS, TARGET, pick, pooled, sweep
 
 VALIDATION_SEED = 9001
 TEST_SEED = 8001
+WINDOWS_MS = (500, 750, 1000, 1500)
+# The original rule, and with repeated words reported (stream_eval.repeat_commands).
 DECODERS = {
-    "threshold": {},
-    "threshold + average window": {"average_window_ms": (500, 750, 1000, 1500)},
+    "threshold": {"repeat_commands": (False,)},
+    "threshold + average window": {"repeat_commands": (False,), "average_window_ms": WINDOWS_MS},
+    "repeats, threshold": {"repeat_commands": (True,)},
+    "repeats, threshold + average window": {
+        "repeat_commands": (True,),
+        "average_window_ms": WINDOWS_MS,
+    },
 }
 
 
@@ -447,7 +455,7 @@ def main(argv=None) -> int:
 
     picks = []
     for combination, (variant_names, variants) in combinations.items():
-        # Each variant's scores of every recording, computed once for both decoder choices.
+        # Each variant's scores of every recording, computed once for every decoder choice.
         decoded = {
             vkey: (
                 [as_stream(v, variant) for v in validation],
@@ -512,7 +520,9 @@ def main(argv=None) -> int:
         averages = window_averages(
             test["own"].times_ms, scores, c.average_window_ms, c.minimum_count
         )
-        found = decode(labels, averages, threshold, c.suppression_ms, c.minimum_margin)
+        found = decode(
+            labels, averages, threshold, c.suppression_ms, c.minimum_margin, c.repeat_commands
+        )
         kinds = error_kinds(test_truth, found, c.time_tolerance_ms, averages, list(labels))
         print(
             f"  {label}, {budget}/h ({picked}): " + ", ".join(f"{k} {n}" for k, n in kinds.items())

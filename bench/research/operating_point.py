@@ -278,7 +278,10 @@ def sweep(stream, labels, grid, decoder=None):
             cache[window] = window_averages(stream["times_ms"], stream["scores"], *window)
         averages = cache[window]
         for threshold in THRESHOLDS:
-            found = decoder(labels, averages, threshold, cfg.suppression_ms, cfg.minimum_margin)
+            found = decoder(
+                labels, averages, threshold, cfg.suppression_ms, cfg.minimum_margin,
+                **({"repeat_commands": True} if cfg.repeat_commands else {}),
+            )  # fmt: skip
             stats = score_detections(stream["truth"], found, cfg.time_tolerance_ms)
             rows[(values, threshold)] = summarize(stats, stream["duration_s"], len(found))
     return names, rows

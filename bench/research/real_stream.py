@@ -163,7 +163,9 @@ def main(argv=None) -> int:
         f"\n{command}\n{date}, {platform.processor() or platform.machine()}, {os.cpu_count()} "
         f"cores; export {ws / paths.EXPORT_DIR}; stream_eval stride {eval_cfg.clip_stride_ms} ms, "
         f"average window {eval_cfg.average_window_ms} ms, threshold "
-        f"{eval_cfg.detection_threshold}; real clips {args.data}"
+        f"{eval_cfg.detection_threshold}"
+        + (", repeated words reported" if eval_cfg.repeat_commands else "")
+        + f"; real clips {args.data}"
     )
     header = (
         f"{'model':<6} {'seed':>6} {'words':>6} {'correct':>8} {'wrong':>6} {'false +':>7} "
@@ -196,7 +198,12 @@ def main(argv=None) -> int:
     if args.json:
         settings = {
             k: getattr(eval_cfg, k)
-            for k in ("clip_stride_ms", "average_window_ms", "detection_threshold")
+            for k in (
+                "clip_stride_ms",
+                "average_window_ms",
+                "detection_threshold",
+                "repeat_commands",
+            )
         }
         args.json.write_text(
             json.dumps({"command": command, "date": date, "stream_eval": settings, "rows": rows}),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.core.schema import Section, integer, number, param
+from pipeline.core.schema import Section, boolean, integer, number, param
 
 
 @dataclass(frozen=True)
@@ -26,3 +26,9 @@ class StreamEvalConfig(Section):
     # Beyond the original (0 = off, its behaviour): a command is reported only when its averaged
     # score exceeds the second-highest label's by at least this much.
     minimum_margin: float = param(0.0, number(0, 1))
+    # Beyond the original (False = its rule): a word said twice is reported twice. The original
+    # reports a command only when its label differs from the previous command's, so two "yes"
+    # with no confident silence between them give one detection; with this, the same label is new
+    # again once its averaged score has fallen to or below the threshold since it was reported
+    # (the word ended) and suppression_ms has passed.
+    repeat_commands: bool = param(False, boolean())

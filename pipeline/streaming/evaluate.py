@@ -84,7 +84,14 @@ def evaluate_scores(
     )
 
     def run(threshold):
-        found = decode(labels, averages, threshold, cfg.suppression_ms, cfg.minimum_margin)
+        found = decode(
+            labels,
+            averages,
+            threshold,
+            cfg.suppression_ms,
+            cfg.minimum_margin,
+            cfg.repeat_commands,
+        )
         return found, score_detections(ground_truth, found, cfg.time_tolerance_ms)
 
     found, stats = run(cfg.detection_threshold)
@@ -184,8 +191,9 @@ def run_stream_eval(
         scorer.labels, scores, ground_truth, duration_s, settings
     )
     recorded = settings.to_dict()
-    if not recorded["minimum_margin"]:  # off (the original decoder): metrics as they always were
-        del recorded["minimum_margin"]
+    for beyond in ("minimum_margin", "repeat_commands"):
+        if not recorded[beyond]:  # off (the original decoder): metrics as they always were
+            del recorded[beyond]
     metrics.update(
         **recorded,
         duration_s=duration_s,

@@ -12,6 +12,7 @@ stays out of the file.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from pipeline.streaming.config import StreamEvalConfig
 DECODER_KEYS = tuple(
     f.name for f in dataclasses.fields(StreamEvalConfig) if f.name != "time_tolerance_ms"
 )
+# Keys added after exports were first made: an older decoder.json without one gets the default.
+LATER_KEYS = ("repeat_commands",)
 
 
 def decoder_dict(settings: StreamEvalConfig) -> dict:
@@ -48,7 +51,7 @@ def read_decoder(path) -> dict:
     """decoder.json checked: every decoder key there, none other, each within its rule."""
     data = read_mapping(path)
     for key in DECODER_KEYS:
-        if key not in data:
+        if key not in data and key not in LATER_KEYS:
             raise StageError(f"{path}: missing key {key}")
     unknown = sorted(set(data) - set(DECODER_KEYS), key=str)
     if unknown:
@@ -83,10 +86,11 @@ def decoder_settings(model, overrides: dict | None = None) -> tuple[StreamEvalCo
 def describe(settings: StreamEvalConfig, source: str) -> str:
     """One line: the decoder settings and where they came from."""
     margin = f", margin {settings.minimum_margin:g}" if settings.minimum_margin else ""
+    repeats = ", repeated words reported" if settings.repeat_commands else ""
     return (
         f"decoder: stride {settings.clip_stride_ms} ms, average {settings.average_window_ms} ms, "
         f"threshold {settings.detection_threshold:g}, suppression {settings.suppression_ms} ms, "
-        f"minimum count {settings.minimum_count}{margin} ({source})"
+        f"minimum count {settings.minimum_count}{margin}{repeats} ({source})"
     )
 
 
@@ -96,9 +100,14 @@ def add_decoder_flags(parser, *, tolerance: bool = False) -> None:
     defaults = StreamEvalConfig()
     for key in (*DECODER_KEYS, *(("time_tolerance_ms",) if tolerance else ())):
         default = getattr(defaults, key)
+        kind = (
+            {"action": argparse.BooleanOptionalAction}  # --repeat-commands / --no-repeat-commands
+            if isinstance(default, bool)
+            else {"type": type(default)}
+        )
         parser.add_argument(
             "--" + key.replace("_", "-"),
-            type=type(default),
+            **kind,
             default=None,
             help=f"default: the export's {DECODER_NAME}, else {default} (the original's)"
             if key in DECODER_KEYS

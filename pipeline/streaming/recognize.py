@@ -10,9 +10,15 @@ Known bug of the original, fixed here: its time-order check compares a new resul
 *oldest* result still in the window (``front()``), so a result older than the newest one could
 slip in; this class rejects any result older than the newest one, as the original's message says.
 
-One option beyond the original, off by default: ``minimum_margin``, a command is new only when
+Two options beyond the original, off by default: ``minimum_margin``, a command is new only when
 its averaged score exceeds the second-highest averaged score by at least that much (0: the
-original rule; a confident but ambiguous average, e.g. "no" against "go", is then not reported).
+original rule; a confident but ambiguous average, e.g. "no" against "go", is then not reported);
+``repeat_commands``, a word said twice is reported twice. The original never reports a label
+twice in a row, so a repeated word counts only when a confident ``_silence_`` (or another label)
+came between; with real background noise between words the silence is often not confident. With
+the option the same label is new again once its averaged score has fallen to or below the
+threshold since it was reported (the word ended; any valid step whose top label differs or whose
+top score does not pass counts) and ``suppression_ms`` has passed.
 
 For the threshold sweep, :func:`window_averages` precomputes the averaged scores of every step
 (they do not depend on the threshold or the suppression) and :func:`decode` runs only the
@@ -53,6 +59,7 @@ class RecognizeCommands:
         suppression_ms,
         minimum_count=3,
         minimum_margin=0.0,
+        repeat_commands=False,
     ):
         self.labels = list(labels)
         if not self.labels:
@@ -70,6 +77,7 @@ class RecognizeCommands:
         self.suppression_ms = suppression_ms
         self.minimum_count = int(minimum_count)
         self.minimum_margin = float(minimum_margin)
+        self.repeat_commands = bool(repeat_commands)
         self.reset()
 
     def reset(self) -> None:
@@ -77,6 +85,7 @@ class RecognizeCommands:
         self._results: deque[tuple[float, np.ndarray]] = deque()
         self._previous_top_label = SILENCE_LABEL
         self._previous_top_time = -math.inf
+        self._ended = False  # the previous command's score has fallen since it was reported
 
     def process_latest_result(self, scores, current_time_ms) -> RecognizeResult:
         """Add the scores of the clip starting at ``current_time_ms`` and decide."""
@@ -117,15 +126,20 @@ class RecognizeCommands:
             time_since_last_top = math.inf
         else:
             time_since_last_top = current_time_ms - self._previous_top_time
+        passes = score > self.detection_threshold
+        same = label == self._previous_top_label
+        if not (passes and same):
+            self._ended = True
         is_new = (
-            score > self.detection_threshold
+            passes
             and (self.minimum_margin <= 0 or margin >= self.minimum_margin)
-            and label != self._previous_top_label
+            and (not same or (self.repeat_commands and self._ended))
             and time_since_last_top > self.suppression_ms
         )
         if is_new:
             self._previous_top_label = label
             self._previous_top_time = current_time_ms
+            self._ended = False
         return RecognizeResult(label, score, is_new)
 
 
@@ -175,7 +189,12 @@ def window_averages(times_ms, scores, average_window_duration_ms, minimum_count)
 
 
 def decode(
-    labels, averages: WindowAverages, detection_threshold, suppression_ms, minimum_margin=0.0
+    labels,
+    averages: WindowAverages,
+    detection_threshold,
+    suppression_ms,
+    minimum_margin=0.0,
+    repeat_commands=False,
 ):
     """Run the threshold-dependent rules on precomputed averages; return new non-silence commands.
 
@@ -183,13 +202,15 @@ def decode(
     :class:`RecognizeCommands` and keeping new non-silence commands would give.
     """
     previous_label = SILENCE_LABEL
+    previous_index = previous_step = -1
     previous_time = -math.inf
     found = []
     valid = averages.valid.tolist()
     top_index = averages.top_index.tolist()
     top_score = averages.top_score.tolist()
     times = averages.times_ms.tolist()
-    candidates = averages.top_score > detection_threshold
+    passes = averages.top_score > detection_threshold
+    candidates = passes.copy()
     if minimum_margin > 0:
         candidates &= averages.margin >= minimum_margin
     for step in np.nonzero(candidates)[0].tolist():
@@ -197,7 +218,13 @@ def decode(
             continue
         label = labels[top_index[step]]
         if label == previous_label:
-            continue
+            if not repeat_commands:
+                continue
+            # Ended: a valid step since it was reported where its label did not pass.
+            between = slice(previous_step + 1, step)
+            held = passes[between] & (averages.top_index[between] == previous_index)
+            if not np.any(averages.valid[between] & ~held):
+                continue
         now = times[step]
         if (
             previous_label != SILENCE_LABEL
@@ -206,6 +233,7 @@ def decode(
         ):
             continue
         previous_label, previous_time = label, now
+        previous_index, previous_step = top_index[step], step
         if label != SILENCE_LABEL:
             found.append((label, _as_int(now), top_score[step]))
     return found
@@ -226,6 +254,7 @@ class LiveDecoder:
             settings.suppression_ms,
             settings.minimum_count,
             settings.minimum_margin,
+            settings.repeat_commands,
         )
 
     def push(self, times_ms, scores) -> list:

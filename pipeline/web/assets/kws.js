@@ -283,6 +283,7 @@
       this.suppressionMs = s.suppression_ms;
       this.minimumCount = s.minimum_count;
       this.minimumMargin = s.minimum_margin;
+      this.repeatCommands = Boolean(s.repeat_commands); // absent in an older decoder.json
       this.reset();
     }
 
@@ -290,6 +291,7 @@
       this.results = [];
       this.previousLabel = SILENCE;
       this.previousTime = -Infinity;
+      this.ended = false; // the previous command's score has fallen since it was reported
     }
 
     // Scores of the window starting at timeMs -> {label, score, isNew}.
@@ -321,14 +323,18 @@
         this.previousLabel === SILENCE || this.previousTime === -Infinity
           ? Infinity
           : timeMs - this.previousTime;
+      const passes = score > this.threshold;
+      const same = label === this.previousLabel;
+      if (!(passes && same)) this.ended = true;
       const isNew =
-        score > this.threshold &&
+        passes &&
         (this.minimumMargin <= 0 || score - second >= this.minimumMargin) &&
-        label !== this.previousLabel &&
+        (!same || (this.repeatCommands && this.ended)) &&
         sinceLast > this.suppressionMs;
       if (isNew) {
         this.previousLabel = label;
         this.previousTime = timeMs;
+        this.ended = false;
       }
       return { label, score, isNew };
     }
