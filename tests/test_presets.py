@@ -77,7 +77,8 @@ def test_command_line_prints_the_dvc_command(monkeypatch, capsys):
     monkeypatch.chdir(REPO_ROOT)
     assert main(["micro"]) == 0
     out = capsys.readouterr().out.strip()
-    assert out.startswith("dvc exp run -S features.preprocess=micro")
+    assert out.startswith("dvc exp run -S ")
+    assert "-S features.preprocess=micro" in out
     assert "-S train.model_architecture=tiny_conv" in out
     assert main(["--list"]) == 0
     listing = capsys.readouterr().out
@@ -93,3 +94,51 @@ def test_later_presets_override_earlier_ones(tmp_path, monkeypatch):
     assert flags == ["-S", "train.dropout=0.2", "-S", "train.batch_size=50"]
     params = copy.deepcopy(read_yaml((REPO_ROOT / "params.yaml").read_text()))
     assert params["train"]["dropout"] != 0.2  # the repository's params are untouched
+
+
+def test_the_tutorial_preset_is_the_originals_configuration():
+    """presets/tutorial.yaml on params.yaml gives train.py's defaults (the facts of the original
+    implementation), whatever the default pipeline changes around it."""
+    params = read_yaml((REPO_ROOT / "params.yaml").read_text())
+    apply(params, flatten(read_yaml((REPO_ROOT / PRESETS_DIR / "tutorial.yaml").read_text())), "t")
+    original = {
+        "augment": {"background_volume": 0.1, "background_frequency": 0.8, "time_shift_ms": 100},
+        "split": {
+            "silence_percentage": 10,
+            "unknown_percentage": 10,
+            "validation_percentage": 10,
+            "testing_percentage": 10,
+            "wanted_words": ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"],
+        },
+        "features": {
+            "sample_rate": 16000,
+            "clip_duration_ms": 1000,
+            "window_size_ms": 30,
+            "window_stride_ms": 10,
+            "feature_bin_count": 40,
+            "preprocess": "mfcc",
+        },
+        "train": {
+            "how_many_training_steps": [15000, 3000],
+            "learning_rate": [0.001, 0.0001],
+            "eval_step_interval": 400,
+            "batch_size": 100,
+            "model_architecture": "conv",
+            "optimizer": "gradient_descent",
+            "dropout": 0.5,
+            "label_smoothing": 0,
+            "spec_augment": False,
+        },
+        "stream_eval": {
+            "average_window_ms": 500,
+            "detection_threshold": 0.7,
+            "suppression_ms": 1500,
+            "minimum_count": 3,
+            "minimum_margin": 0.0,
+            "repeat_commands": False,
+        },
+    }
+    for section, values in original.items():
+        for key, value in values.items():
+            assert params[section][key] == value, f"{section}.{key}"
+
