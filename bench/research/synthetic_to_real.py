@@ -46,6 +46,10 @@ NO_PICO = {"data.embedded.pico_speakers": 0}
 # The default's data before the Pico speakers and the quarter of unknown words joined it.
 EVENING = {**NO_PICO, "split.unknown_percentage": 10}
 KLATT = ["klatt", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6"]
+# Near misses of the keywords (no homophone of one): yes, no, up, down, left, right, on, off,
+# stop, go.
+NEAR_WORDS = ["yet", "mess", "now", "cup", "town", "dawn", "lift", "light", "bright", "in",
+              "cough", "top", "shop", "step", "grow"]  # fmt: skip
 # The speech embedding and embedding_conv (the default's front end and model, as the real-speech
 # preset trains them) on clips alone (no training streams: the bench scores clips), with the
 # tutorial's tenth of unknown words and no rooms: the base the variety factors are added to.
@@ -132,6 +136,14 @@ CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "default+pico-fixed-tract": ([], {"data.embedded.pico_vocal_tract": [1.0, 1.0]}),
     "default+unknown10": ([], {"split.unknown_percentage": 10}),
     "default+speakers60": ([], {"data.embedded.speakers": 60}),
+    # 2026-12-05: the head's size and schedule with the Pico speakers' data.
+    "default+channels256": ([], {"model.embedding_conv.channels": 256}),
+    "default+dropout05": ([], {"train.dropout": 0.5}),
+    "default+long": ([], {"train.how_many_training_steps": [3000, 1000]}),
+    "default+members5": ([], {"model.embedding_conv.members": 5}),
+    "default+gain": ([], {"augment.foreground_gain_db": [-12, 0]}),
+    # Words that sound like a keyword (not one of Speech Commands' words) among the unknown words.
+    "default+near-words": ([], {"data.embedded.unknown_words": None}),  # set in config_params
     # The committee on the speech embedding and EfficientWord-Net (slow to featurize).
     "committee": (
         ["real-speech-mean"],
@@ -198,13 +210,19 @@ def with_presets(base: dict, presets: list[str], overrides: dict[str, Any]) -> d
 
 def config_params(base: dict, name: str) -> dict:
     presets, overrides = CONFIGS[name]
-    klatt = "data.embedded.variants" in overrides and overrides["data.embedded.variants"] is None
-    params = with_presets(
-        base, presets, {k: v for k, v in overrides.items() if k != "data.embedded.variants"}
-    )
-    if klatt:  # the defaults plus Klatt's
+    added = {  # None: the default's list plus these
+        key: extra
+        for key, extra in (
+            ("data.embedded.variants", KLATT),
+            ("data.embedded.unknown_words", NEAR_WORDS),
+        )
+        if key in overrides and overrides[key] is None
+    }
+    params = with_presets(base, presets, {k: v for k, v in overrides.items() if k not in added})
+    for key, extra in added.items():
         embedded = params["data"]["embedded"]
-        embedded["variants"] = [*embedded["variants"], *KLATT]
+        name_in = key.rsplit(".", 1)[1]
+        embedded[name_in] = [*embedded[name_in], *extra]
     if params["data"]["source"] != "embedded":
         raise SystemExit(f"config {name}: data.source must stay embedded (no real training data)")
     return params
