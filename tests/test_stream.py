@@ -402,24 +402,18 @@ def test_cli_tool_writes_json_and_sweep(tmp_path, monkeypatch):
     model = StandInModel()
     monkeypatch.setattr("pipeline.inference.load_model", lambda path, labels=None: model)
     out, sweep = tmp_path / "m.json", tmp_path / "sweep.csv"
-    rc = stream_eval_tool.main(
-        [
-            "--model",
-            "whatever",
-            "--wav",
-            str(tmp_path / "stream.wav"),
-            "--ground-truth",
-            str(tmp_path / "labels.txt"),
-            "--json",
-            str(out),
-            "--sweep-csv",
-            str(sweep),
-            "--suppression-ms",
-            "500",
-        ]
-    )
-    assert rc == 0
-    metrics = json.loads(out.read_text())
+
+    def run(*flags) -> dict:
+        """The tool on the recording with ``flags``; the metrics it wrote."""
+        recording = ["--wav", str(tmp_path / "stream.wav")]
+        truth = ["--ground-truth", str(tmp_path / "labels.txt")]
+        rc = stream_eval_tool.main(
+            ["--model", "whatever", *recording, *truth, "--json", str(out), *flags]
+        )
+        assert rc == 0
+        return json.loads(out.read_text())
+
+    metrics = run("--sweep-csv", str(sweep), "--suppression-ms", "500")
     assert metrics["suppression_ms"] == 500 and metrics["clip_stride_ms"] == 30
     assert metrics["frame_reuse"] is True and metrics["windows"] > 600
     rows = list(csv.DictReader(sweep.open()))
@@ -434,41 +428,10 @@ def test_cli_tool_writes_json_and_sweep(tmp_path, monkeypatch):
         stream_eval_tool.main(
             ["--model", "m", "--wav", "w", "--ground-truth", "g", "--minimum-margin", "1.5"]
         )
-    rc = stream_eval_tool.main(
-        [
-            "--model",
-            "whatever",
-            "--wav",
-            str(tmp_path / "stream.wav"),
-            "--ground-truth",
-            str(tmp_path / "labels.txt"),
-            "--json",
-            str(out),
-            "--minimum-margin",
-            "0.95",
-        ]
-    )
-    assert rc == 0
-    strict = json.loads(out.read_text())
+    strict = run("--minimum-margin", "0.95")
     assert strict["minimum_margin"] == 0.95
     assert strict["detections"] <= metrics["detections"]
-    rc = stream_eval_tool.main(
-        [
-            "--model",
-            "whatever",
-            "--wav",
-            str(tmp_path / "stream.wav"),
-            "--ground-truth",
-            str(tmp_path / "labels.txt"),
-            "--json",
-            str(out),
-            "--suppression-ms",
-            "500",
-            "--repeat-commands",
-        ]
-    )
-    assert rc == 0
-    repeated = json.loads(out.read_text())
+    repeated = run("--suppression-ms", "500", "--repeat-commands")
     assert repeated["repeat_commands"] is True
     assert repeated["detections"] >= metrics["detections"]
     with pytest.raises(SystemExit):  # argparse: --wav and --ground-truth are required
