@@ -202,7 +202,7 @@ def decode(
     :class:`RecognizeCommands` and keeping new non-silence commands would give.
     """
     previous_label = SILENCE_LABEL
-    previous_index = previous_step = -1
+    previous_index = previous_step = -1  # of the last command (_silence_ never checks them)
     previous_time = -math.inf
     found = []
     valid = averages.valid.tolist()
@@ -213,18 +213,19 @@ def decode(
     candidates = passes.copy()
     if minimum_margin > 0:
         candidates &= averages.margin >= minimum_margin
+    if repeat_commands:
+        ended = _ended_between(averages, passes)
     for step in np.nonzero(candidates)[0].tolist():
         if not valid[step]:
             continue
         label = labels[top_index[step]]
-        if label == previous_label:
-            if not repeat_commands:
-                continue
-            # Ended: a valid step since it was reported where its label did not pass.
-            between = slice(previous_step + 1, step)
-            held = passes[between] & (averages.top_index[between] == previous_index)
-            if not np.any(averages.valid[between] & ~held):
-                continue
+        # _silence_ again changes nothing that is reported: not worth the check.
+        if label == previous_label and (
+            not repeat_commands
+            or label == SILENCE_LABEL
+            or not ended(previous_index, previous_step + 1, step)
+        ):
+            continue
         now = times[step]
         if (
             previous_label != SILENCE_LABEL
@@ -237,6 +238,27 @@ def decode(
         if label != SILENCE_LABEL:
             found.append((label, _as_int(now), top_score[step]))
     return found
+
+
+def _ended_between(averages: WindowAverages, passes: np.ndarray):
+    """``ended(k, a, b)``: whether a valid step in ``a .. b - 1`` has another top label than
+    ``k`` or does not pass (label ``k``'s command ended there), counted from prefix sums, not
+    scanned: a long confident silence would make the scan quadratic."""
+    valid = averages.valid
+    valid_before = np.concatenate([[0], np.cumsum(valid)])
+    held = valid & passes
+    held_at = {
+        int(k): np.nonzero(held & (averages.top_index == k))[0]
+        for k in np.unique(averages.top_index[held])
+    }
+    none = np.zeros(0, dtype=np.int64)
+
+    def ended(k: int, a: int, b: int) -> bool:
+        at = held_at.get(k, none)
+        held_steps = np.searchsorted(at, b) - np.searchsorted(at, a)
+        return bool(valid_before[b] - valid_before[a] > held_steps)
+
+    return ended
 
 
 class LiveDecoder:
