@@ -310,7 +310,8 @@ def test_the_operating_point_is_read_checked_and_overridden(tmp_path):
     assert decoder_settings(export)[0].repeat_commands is False
     path.write_text(json.dumps({**point, "repeat_commands": True}))
     assert decoder_settings(export)[0].repeat_commands is True
-    assert decoder_settings(export, {"repeat_commands": False})[0].repeat_commands is False
+    off, source = decoder_settings(export, {"repeat_commands": False})
+    assert off.repeat_commands is False and source.endswith("and flags --no-repeat-commands")
     path.write_text(json.dumps({**point, "repeat_commands": "yes"}))
     with pytest.raises(StageError, match="decoder.json: .*repeat_commands"):
         read_decoder(path)

@@ -78,7 +78,10 @@ def decoder_settings(model, overrides: dict | None = None) -> tuple[StreamEvalCo
         source = str(path)
     given = {key: value for key, value in (overrides or {}).items() if value is not None}
     if given:
-        source += " and flags " + ", ".join(f"--{key.replace('_', '-')}" for key in given)
+        source += " and flags " + ", ".join(
+            ("--no-" if value is False else "--") + key.replace("_", "-")
+            for key, value in given.items()
+        )
     values.update(given)
     return StreamEvalConfig.from_dict(values, "stream_eval"), source
 
