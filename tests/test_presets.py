@@ -141,4 +141,3 @@ def test_the_tutorial_preset_is_the_originals_configuration():
     for section, values in original.items():
         for key, value in values.items():
             assert params[section][key] == value, f"{section}.{key}"
-
