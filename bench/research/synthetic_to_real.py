@@ -219,10 +219,10 @@ def config_params(base: dict, name: str) -> dict:
         if key in overrides and overrides[key] is None
     }
     params = with_presets(base, presets, {k: v for k, v in overrides.items() if k not in added})
+    embedded = params["data"]["embedded"]
     for key, extra in added.items():
-        embedded = params["data"]["embedded"]
-        name_in = key.rsplit(".", 1)[1]
-        embedded[name_in] = [*embedded[name_in], *extra]
+        field = key.removeprefix("data.embedded.")
+        embedded[field] = [*embedded[field], *extra]
     if params["data"]["source"] != "embedded":
         raise SystemExit(f"config {name}: data.source must stay embedded (no real training data)")
     return params
