@@ -160,6 +160,11 @@ CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
 CONFIGS["committee+recipe"] = _with(
     CONFIGS["committee"], ROOMS, {"train.spec_augment": True}, DROPOUT_07
 )
+# The committee with the default's recipe and data (SVOX Pico's speakers, a quarter of unknown
+# words).
+CONFIGS["committee+pico"] = _with(
+    CONFIGS["committee+recipe"], {"data.embedded.pico_speakers": 40, "split.unknown_percentage": 25}
+)
 # A second training seed of the rows compared closely (one seed moves a row by up to a point).
 for _name in (
     "default",
@@ -171,6 +176,7 @@ for _name in (
     "default+smooth01",
     "default+pico-fixed-tract",
     "default-pico",
+    "committee+pico",
 ):
     CONFIGS[f"{_name}+seed38"] = _with(CONFIGS[_name], {"train.seed": 38})
 DATA_SECTIONS = ("data", "split", "features", "augment", "stream_windows")
