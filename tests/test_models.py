@@ -205,9 +205,9 @@ def test_word_pair_conv_reads_the_speech_windows_and_the_other_vector(tmp_path):
     options = WordPairConvOptions(windows=3, width=8, channels=4)
     model = build_model("word_pair_conv", (1, 3 * 8 + 5), 4, dropout=0.0, options=options)
     x = np.random.default_rng(0).normal(size=(2, 1, 29)).astype(np.float32)
-    windows = keras.Model(model.inputs, model.get_layer("speech_windows").output)(x)
+    windows = keras.Model(model.inputs[0], model.get_layer("speech_windows").output)(x)
     np.testing.assert_array_equal(np.asarray(windows), x[:, 0, :24].reshape(2, 3, 8))
-    vector = keras.Model(model.inputs, model.get_layer("standardize").input)(x)
+    vector = keras.Model(model.inputs[0], model.get_layer("standardize").input)(x)
     np.testing.assert_array_equal(np.asarray(vector), x[:, 0, 24:])
     out = np.asarray(model(x))
     for part in (slice(0, 24), slice(24, 29)):
