@@ -163,6 +163,8 @@ CONFIGS["committee+recipe"] = _with(
 # The committee with the default's recipe and data (SVOX Pico's speakers, a quarter of unknown
 # words): presets/synthetic-mean.yaml, which is committee+recipe on the default's data.
 CONFIGS["committee+pico"] = (["synthetic-mean"], {})
+# ... with one augmented copy, as committee+recipe (the preset's first measurement).
+CONFIGS["committee+pico+copies1"] = (["synthetic-mean"], {"augment.copies": 1})
 # A second training seed of the rows compared closely (one seed moves a row by up to a point).
 for _name in (
     "default",
@@ -175,6 +177,7 @@ for _name in (
     "default+pico-fixed-tract",
     "default-pico",
     "committee+pico",
+    "committee+pico+copies1",
 ):
     CONFIGS[f"{_name}+seed38"] = _with(CONFIGS[_name], {"train.seed": 38})
 DATA_SECTIONS = ("data", "split", "features", "augment", "stream_windows")
