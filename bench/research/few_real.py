@@ -54,13 +54,12 @@ import yaml
 
 from bench.common import REPO, SHARED_MINI, run_stage
 from bench.research.kfold import fold_of
-from bench.research.synthetic_to_real import with_presets
+from bench.research.synthetic_to_real import QUIET, with_presets
 from pipeline.core.schema import read_yaml
 
 # name -> (presets applied in order, dotted overrides applied after them)
-# The generator's first loudness range: the default's until 2026-12-05, morning, when the rows of
-# docs/benchmarks.md were measured (default-quiet reproduces the default's row).
-QUIET = {"data.embedded.peak_level": [0.1, 0.9]}
+# QUIET: the generator's first loudness range, at which the rows of docs/experiments/few-real.md
+# were measured (default-quiet reproduces the default's row).
 CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "embedding": (
         ["real-speech"],
