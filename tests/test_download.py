@@ -671,6 +671,7 @@ def test_main_speaks_the_wanted_phrases_and_records_only_changed_settings(tmp_pa
         unknown_words=["cat"],
         reverb_fraction=0,
         pico_speakers=0,
+        peak_level=[0.1, 0.9],
     )
     params["split"]["wanted_words"] = ["lights on", "hey nova"]
     params_path = tmp_path / "params.yaml"
