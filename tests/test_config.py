@@ -405,3 +405,8 @@ def test_embedded_ranges_are_low_then_high(params):
     bad["data"]["embedded"]["reverb_fraction"] = 1.5
     with pytest.raises(ParamError, match="data.embedded.reverb_fraction"):
         DataConfig.from_dict(bad["data"])
+    bad["data"]["embedded"]["reverb_fraction"] = 0.5
+    for position in ([0.8, 0.2], [0, 1.5]):
+        bad["data"]["embedded"]["position"] = position
+        with pytest.raises(ParamError, match=re.escape("data.embedded.position")):
+            DataConfig.from_dict(bad["data"])

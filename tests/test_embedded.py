@@ -91,6 +91,21 @@ def test_clips_hold_a_word_at_varied_offsets_over_a_quiet_floor(tiny):
     assert np.std(onsets) > 1000  # not all words at the same place
 
 
+def test_position_puts_the_words_where_it_says(tmp_path):
+    def onsets(position):
+        root = tmp_path / str(position)
+        generate_dataset(root, **{**TINY, "takes": 1}, unknown_words=["yes"], position=position)
+        starts = []
+        for clip in sorted(root.glob("yes/*.wav")):
+            loud = np.flatnonzero(np.abs(read_wav(clip, 16000)) > 0.01)
+            starts.append((loud[0], 16000 - 1 - loud[-1]))  # room before and after the word
+        return np.asarray(starts)
+
+    first, last = onsets([0, 0]), onsets([1, 1])
+    assert first[:, 0].max() < 480 and first[:, 1].min() > 4000  # at the start, room after
+    assert last[:, 1].max() < 480 and last[:, 0].min() > 4000  # ending at the end
+
+
 def test_same_params_give_byte_identical_files(tiny, tmp_path):
     again = tmp_path / "again"
     generate_dataset(again, speakers=2, takes=2, noise_seconds=1.5, seed=7, progress=False)
@@ -164,6 +179,7 @@ def test_default_parameters_generate_the_bytes_they_always_did(tiny, tmp_path):
         wanted_words=["yes", "no"],  # wanted words come first: the default order is kept
         reverb_fraction=0,
         band_limit_fraction=0,
+        position=[0, 1],
         language="en",
         **TINY,
     )

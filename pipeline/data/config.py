@@ -99,6 +99,8 @@ class EmbeddedConfig(Section):
     pitch: list = param([25, 75], _range(0, 99, integer))
     pitch_range: list = param([30, 80], _range(0, 99, integer))
     peak_level: list = param([0.1, 0.9], _range(0.001, 1))
+    # Where a word sits in the room its clip leaves it: 0 at the clip's start, 1 ending at its end.
+    position: list = param([0, 1], _range(0, 1))
     reverb_fraction: float = param(0, number(0, 1))
     reverb_rt60_s: list = param([0.2, 0.8], _range(0.05, 3))
     band_limit_fraction: float = param(0, number(0, 1))

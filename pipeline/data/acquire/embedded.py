@@ -19,13 +19,13 @@ a fixed order (speaker by speaker, word by word, take by take, then the babble n
 makes the same parameters give byte-identical files.
 
 Clip recipe: synthesise at espeak's native rate (22,050 Hz), resample with soxr, trim leading and
-trailing silence, scale to a random peak level, place the word at a seeded random offset in a
-clip of ``clip_samples`` and add a low noise floor. A word longer than 95% of the clip is
-re-synthesised once at a proportionally faster speaking rate; if it is still too long its end is
-trimmed with a short fade (both are counted in the returned statistics). Opt-in effects
-(``data.embedded.reverb_fraction``, ``band_limit_fraction``) then put a share of the clips in a
-generated room and/or behind a phone or far-field band limit, each drawn from its own seeded
-generator so that switching one on changes no other draw.
+trailing silence, scale to a random peak level, place the word at a seeded random offset
+(``data.embedded.position``) in a clip of ``clip_samples`` and add a low noise floor. A word
+longer than 95% of the clip is re-synthesised once at a proportionally faster speaking rate; if
+it is still too long its end is trimmed with a short fade (both are counted in the returned
+statistics). Opt-in effects (``data.embedded.reverb_fraction``, ``band_limit_fraction``) then
+put a share of the clips in a generated room and/or behind a phone or far-field band limit, each
+drawn from its own seeded generator so that switching one on changes no other draw.
 
 Pre-flight. Before anything is written, :func:`generate_dataset` checks the language and the
 voice variants against the espeak-ng data of the wheel and synthesises every word once in a
@@ -290,10 +290,14 @@ def _fade(samples: np.ndarray, sample_rate: int, ms: float = 5.0) -> np.ndarray:
     return samples
 
 
-def place_in_clip(word: np.ndarray, clip_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """The word at a random offset in a clip with a low random noise floor (-80..-50 dBFS)."""
+def place_in_clip(
+    word: np.ndarray, clip_samples: int, rng: np.random.Generator, position=(0.0, 1.0)
+) -> np.ndarray:
+    """The word at a random offset in a clip with a low random noise floor (-80..-50 dBFS):
+    ``position`` [low, high] of the offset as a share of the room the clip leaves the word."""
     clip = rng.normal(0.0, 10 ** rng.uniform(-4.0, -2.5), clip_samples).astype(np.float32)
-    offset = int(rng.integers(0, clip_samples - len(word) + 1))
+    room = clip_samples - len(word)
+    offset = int(rng.integers(round(position[0] * room), round(position[1] * room) + 1))
     clip[offset : offset + len(word)] += word
     return np.clip(clip, -1.0, 1.0)
 
@@ -472,7 +476,12 @@ def _finish_clip(
     peak = float(np.abs(speech).max()) or 1.0
     low, high = job.settings.peak_level
     level = 10 ** rng.uniform(math.log10(low), math.log10(high))  # real clips vary in loudness
-    clip = place_in_clip(_fade(speech * (level / peak), job.sample_rate), job.clip_samples, rng)
+    clip = place_in_clip(
+        _fade(speech * (level / peak), job.sample_rate),
+        job.clip_samples,
+        rng,
+        job.settings.position,
+    )
     return _effects(clip, speaker_id, word, take, job, stats)
 
 
