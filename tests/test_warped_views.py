@@ -7,7 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.research.warped_views import WarpedViews, aligned, best_within_budget, main, warp
+from bench.research.warped_views import (
+    WarpedViews,
+    aligned,
+    at_threshold,
+    best_within_budget,
+    main,
+    warp,
+)
 from pipeline.streaming.scores import StreamScores
 
 
@@ -59,5 +66,9 @@ def test_best_within_budget_and_bad_views():
     rows[0.5] = (90, 100, 70, 3600.0)  # over the budget: the next best
     assert best_within_budget(rows) == (0.7, 0.8, 5.0)
     assert best_within_budget({0.5: (90, 100, 70, 3600.0)}) is None
+    assert at_threshold(rows, 0.9) == (0.6, 0.0)
+    assert at_threshold({0.5: (45, 50, 3, 1800.0)}, 0.5) == (0.9, 6.0)
     with pytest.raises(SystemExit, match="each factor must be within"):
         main(["--views", "0.2", "1.0"])
+    with pytest.raises(SystemExit, match="--validation picks thresholds for --streams"):
+        main(["--validation", "2"])
