@@ -249,6 +249,30 @@ def _atomic(path: Path, write) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def validation_streams(stream, count: int, duration_s: float, rate: int):
+    """``count`` recordings of the split's validation speakers (seeds VALIDATION_SEED, ...),
+    synthesized as synthesize_stream synthesizes the test split's, with the ``stream`` section's
+    makeup: ``(audio, [(label, time_ms), ...])`` each, one at a time. Paths are relative to the
+    current folder (the workspace)."""
+    from pipeline.core import paths
+    from pipeline.data.manifest import MANIFEST_NAMES
+    from pipeline.data.stream_synthesis import split_streams
+
+    settings = [
+        dataclasses.replace(stream, duration_s=duration_s, seed=VALIDATION_SEED + k)
+        for k in range(count)
+    ]
+    for audio, truth in split_streams(
+        paths.SPLIT_DIR / MANIFEST_NAMES["validation"],
+        paths.SPLIT_LABELS,
+        paths.DATASET_DIR,
+        settings,
+        rate,
+        split="validation",
+    ):
+        yield audio, [(label, round(t)) for label, t in truth]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path, default=Path("."))
@@ -340,10 +364,6 @@ def main(argv=None) -> int:
             raise SystemExit(
                 f"{other.folder}: its labels or sample rate differ from {paths.EXPORT_DIR}'s"
             )
-    settings = [
-        dataclasses.replace(stream, duration_s=args.duration, seed=VALIDATION_SEED + k)
-        for k in range(args.streams)
-    ]
 
     def scored(audio, truth, role):
         start = time.perf_counter()
@@ -370,16 +390,9 @@ def main(argv=None) -> int:
         f"scores cached in {args.cache}"
     )
     validation = [
-        scored(audio, [(label, round(t)) for label, t in truth], f"validation {k}")
+        scored(audio, truth, f"validation {k}")
         for k, (audio, truth) in enumerate(
-            split_streams(
-                paths.SPLIT_DIR / MANIFEST_NAMES["validation"],
-                paths.SPLIT_LABELS,
-                paths.DATASET_DIR,
-                settings,
-                rate,
-                split="validation",
-            )
+            validation_streams(stream, args.streams, args.duration, rate)
         )
     ]
     test_truth = read_ground_truth(paths.STREAM_LABELS)

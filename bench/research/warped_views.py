@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import datetime as dt
 import os
 import platform
@@ -153,26 +152,16 @@ def folder_recordings(folders, sample_rate: int):
 
 
 def validation_recordings(ws: Path, count: int, sample_rate: int):
-    """``count`` recordings of the workspace's validation speakers, as
-    bench.research.dag_operating_point synthesizes them (its seeds)."""
-    from bench.research.dag_operating_point import VALIDATION_SEED
+    """``count`` recordings of the workspace's validation speakers, those that
+    bench.research.dag_operating_point picks on."""
+    from bench.research.dag_operating_point import validation_streams
     from pipeline.core import paths
     from pipeline.core.params import load_params
-    from pipeline.data.manifest import MANIFEST_NAMES
-    from pipeline.data.stream_synthesis import StreamConfig, split_streams
+    from pipeline.data.stream_synthesis import StreamConfig
 
     stream = load_params(ws / paths.PARAMS, StreamConfig)
-    settings = [dataclasses.replace(stream, seed=VALIDATION_SEED + k) for k in range(count)]
     with contextlib.chdir(ws):  # manifest paths are relative to the workspace
-        for audio, truth in split_streams(
-            paths.SPLIT_DIR / MANIFEST_NAMES["validation"],
-            paths.SPLIT_LABELS,
-            paths.DATASET_DIR,
-            settings,
-            sample_rate,
-            split="validation",
-        ):
-            yield audio, [(label, round(t)) for label, t in truth]
+        yield from validation_streams(stream, count, stream.duration_s, sample_rate)
 
 
 def at_threshold(rows: dict, threshold: float) -> tuple[float, float]:
