@@ -1,5 +1,7 @@
-"""Warped views at test time: a workspace's export scored on the real clips (and the real-speech
-recordings) as it is and with the mean of its scores over resampled copies of the input.
+"""Warped views at test time: an export's scores averaged over resampled copies of its input.
+
+A workspace's export is scored on the real clips (and the real-speech recordings) as it is and
+with the mean of its scores over the views.
 
     python -m bench.research.warped_views [--workspace .] [--data DIR] [--views 0.9 1.0 1.1]
         [--kinds float] [--streams FOLDER ... [--validation 4]]
@@ -185,7 +187,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path, default=REPO, help="where dvc repro has run")
     parser.add_argument("--data", type=Path, default=SHARED_MINI, help="real clips")
-    parser.add_argument("--views", type=float, nargs="+", default=[0.9, 1.0, 1.1])
+    parser.add_argument(
+        "--views", type=float, nargs="+", default=[0.9, 1.0, 1.1], help="warp factors"
+    )
     parser.add_argument("--kinds", nargs="+", choices=("float", "int8"), default=["float"])
     parser.add_argument("--streams", type=Path, nargs="*", default=[], help="recording folders")
     parser.add_argument(
