@@ -249,28 +249,33 @@ def _atomic(path: Path, write) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def validation_streams(stream, count: int, duration_s: float, rate: int):
-    """``count`` recordings of the split's validation speakers (seeds VALIDATION_SEED, ...),
-    synthesized as synthesize_stream synthesizes the test split's, with the ``stream`` section's
-    makeup: ``(audio, [(label, time_ms), ...])`` each, one at a time. Paths are relative to the
-    current folder (the workspace)."""
+def split_recordings(split: str, stream, first_seed: int, count: int, duration_s: float, rate: int):
+    """``count`` recordings of one split's speakers (``split``: a manifest name, validation or
+    testing; seeds ``first_seed``, ...), synthesized as synthesize_stream synthesizes the test
+    split's, with the ``stream`` section's makeup: ``(audio, [(label, time_ms), ...])`` each, one
+    at a time. Paths are relative to the current folder (the workspace)."""
     from pipeline.core import paths
     from pipeline.data.manifest import MANIFEST_NAMES
     from pipeline.data.stream_synthesis import split_streams
 
     settings = [
-        dataclasses.replace(stream, duration_s=duration_s, seed=VALIDATION_SEED + k)
+        dataclasses.replace(stream, duration_s=duration_s, seed=first_seed + k)
         for k in range(count)
     ]
     for audio, truth in split_streams(
-        paths.SPLIT_DIR / MANIFEST_NAMES["validation"],
+        paths.SPLIT_DIR / MANIFEST_NAMES[split],
         paths.SPLIT_LABELS,
         paths.DATASET_DIR,
         settings,
         rate,
-        split="validation",
+        split="test" if split == "testing" else split,
     ):
         yield audio, [(label, round(t)) for label, t in truth]
+
+
+def validation_streams(stream, count: int, duration_s: float, rate: int):
+    """The validation recordings the operating point is picked on (seeds VALIDATION_SEED, ...)."""
+    return split_recordings("validation", stream, VALIDATION_SEED, count, duration_s, rate)
 
 
 def main(argv=None) -> int:
@@ -345,8 +350,7 @@ def main(argv=None) -> int:
     from pipeline.core import paths
     from pipeline.core.audio import read_wav
     from pipeline.core.params import load_params
-    from pipeline.data.manifest import MANIFEST_NAMES
-    from pipeline.data.stream_synthesis import StreamConfig, split_streams
+    from pipeline.data.stream_synthesis import StreamConfig
     from pipeline.streaming.cascade import GateSettings, combine
     from pipeline.streaming.config import StreamEvalConfig
     from pipeline.streaming.recognize import decode, read_ground_truth, window_averages
@@ -397,20 +401,11 @@ def main(argv=None) -> int:
     ]
     test_truth = read_ground_truth(paths.STREAM_LABELS)
     test = scored(read_wav(paths.STREAM_WAV, sample_rate=rate), test_truth, "test (data/stream)")
-    more = [
-        dataclasses.replace(stream, duration_s=args.duration, seed=args.test_seed + k)
-        for k in range(args.test_streams)
-    ]
     extra = [
-        scored(audio, [(label, round(t)) for label, t in truth], f"test split {k}")
+        scored(audio, truth, f"test split {k}")
         for k, (audio, truth) in enumerate(
-            split_streams(
-                paths.SPLIT_DIR / MANIFEST_NAMES["testing"],
-                paths.SPLIT_LABELS,
-                paths.DATASET_DIR,
-                more,
-                rate,
-                split="test",
+            split_recordings(
+                "testing", stream, args.test_seed, args.test_streams, args.duration, rate
             )
         )
     ]
