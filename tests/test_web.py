@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import http.server
 import json
+import os
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -208,6 +209,32 @@ def tiny_page(tmp_path_factory):
     export, _ = build_export(root)
     write_page(export, root / "page")
     return export, root / "page"
+
+
+def holding_fds_below(first: int) -> list[int]:
+    """Open /dev/null until the next free descriptor is ``first``; the caller closes them."""
+    held = []
+    while True:
+        fd = os.open(os.devnull, os.O_RDONLY)
+        if fd >= first:
+            os.close(fd)
+            return held
+        held.append(fd)
+
+
+@needs_chromium
+@pytest.mark.parametrize("first", [97, 98, 99, 100, 101])
+def test_the_browser_starts_whatever_descriptors_its_pipes_get(first):
+    """The DevTools pipes land on whatever descriptors are free (a long test run holds many);
+    wired onto 3 and 4 in the child, no pipe end may close another (one that sat on 100 used
+    to, and Chromium found its reply pipe gone)."""
+    held = holding_fds_below(first)
+    try:
+        with Browser("about:blank") as browser:
+            assert browser.evaluate("6 * 7") == 42
+    finally:
+        for fd in held:
+            os.close(fd)
 
 
 @pytest.mark.slow

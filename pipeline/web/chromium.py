@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import select
@@ -69,26 +70,39 @@ class Browser:
                 "--use-fake-device-for-media-stream",
                 f"--use-file-for-fake-audio-capture={Path(fake_audio).resolve()}",
             ]
+        # Chromium's own messages go to a file in the profile: its last line explains an exit.
+        self._stderr_path = Path(self._profile) / "chromium-stderr.log"
+        stderr = open(self._stderr_path, "wb")  # noqa: SIM115 (closed once Popen has it)
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
 
-        def wire():  # in the child: fd 3 reads commands, fd 4 writes replies (via free fds, in
-            # case a pipe end already sits on 3 or 4); the rest is closed after this runs
-            os.dup2(to_browser_r, 100)
-            os.dup2(from_browser_w, 101)
-            os.dup2(100, 3)
-            os.dup2(101, 4)
+        def wire():  # in the child: fd 3 reads commands, fd 4 writes replies. Each pipe end is
+            # first copied to a new fd above 4 (F_DUPFD never replaces an open fd, whatever
+            # numbers the pipes got), so placing one on 3 or 4 cannot close the other; the
+            # copies are closed after this runs.
+            reads = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD, 5)
+            writes = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD, 5)
+            os.dup2(reads, 3)
+            os.dup2(writes, 4)
 
-        self._process = subprocess.Popen(
-            [executable, *flags, "--remote-debugging-pipe", url],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=wire,
-            pass_fds=(3, 4),
-        )
-        os.close(to_browser_r)
-        os.close(from_browser_w)
+        try:
+            self._process = subprocess.Popen(
+                [executable, *flags, "--remote-debugging-pipe", url],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                preexec_fn=wire,
+                pass_fds=(3, 4),
+            )
+        except OSError as error:
+            for fd in (self._to_browser, self._from_browser):
+                os.close(fd)
+            shutil.rmtree(self._profile, ignore_errors=True)
+            raise StageError(f"{executable}: cannot start ({error.strerror})") from None
+        finally:
+            stderr.close()
+            os.close(to_browser_r)
+            os.close(from_browser_w)
         self._buffer = b""
         self._next_id = 0
         self.console: list[str] = []
@@ -118,6 +132,14 @@ class Browser:
                 os.close(fd)
         shutil.rmtree(self._profile, ignore_errors=True)
 
+    def _last_words(self) -> str:
+        """': ' and the last line Chromium wrote to stderr, if any."""
+        try:
+            lines = self._stderr_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return f": {lines[-1].strip()}" if lines else ""
+
     def _read_message(self, deadline: float) -> dict:
         while b"\0" not in self._buffer:
             left = deadline - time.monotonic()
@@ -127,7 +149,7 @@ class Browser:
             if ready:
                 chunk = os.read(self._from_browser, 1 << 20)
                 if not chunk:
-                    raise StageError("chromium exited (DevTools pipe closed)")
+                    raise StageError(f"chromium exited (DevTools pipe closed){self._last_words()}")
                 self._buffer += chunk
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
