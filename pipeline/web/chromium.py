@@ -135,7 +135,8 @@ class Browser:
     def _last_words(self) -> str:
         """': ' and the last line Chromium wrote to stderr, if any."""
         try:
-            lines = self._stderr_path.read_text(errors="replace").strip().splitlines()
+            text = self._stderr_path.read_text(encoding="utf-8", errors="replace")
+            lines = text.strip().splitlines()
         except OSError:
             return ""
         return f": {lines[-1].strip()}" if lines else ""
