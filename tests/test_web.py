@@ -21,6 +21,7 @@ import pytest
 
 from pipeline.cli import run_main
 from pipeline.core.audio import write_wav
+from pipeline.core.errors import StageError
 from pipeline.frontends import FeatureConfig
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.recognize import decode, window_averages
@@ -235,6 +236,24 @@ def test_the_browser_starts_whatever_descriptors_its_pipes_get(first):
     finally:
         for fd in held:
             os.close(fd)
+
+
+def test_a_browser_that_exits_at_start_is_one_line_with_its_last_words(tmp_path, monkeypatch):
+    """A Chromium that dies at start (a missing library, a bad flag) is a StageError carrying
+    the last line it wrote to stderr, and leaves no profile folder behind."""
+    fake = tmp_path / "bin" / "chromium"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'starting' >&2\necho 'libfoo.so: cannot open' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake.parent))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR is read again
+    with pytest.raises(StageError, match=r"chromium exited .*: libfoo\.so: cannot open$"):
+        Browser("about:blank")
+    assert list((tmp_path / "tmp").iterdir()) == []
 
 
 @pytest.mark.slow
