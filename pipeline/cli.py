@@ -74,9 +74,17 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
     except BrokenPipeError:
         # The reader left (``kws report | head``): stop quietly with the status a shell gives a
         # command that SIGPIPE ended, and keep Python's exit flush from raising again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stdout_to_devnull()
         sys.exit(128 + signal.SIGPIPE)
     sys.exit(status or 0)
+
+
+def stdout_to_devnull() -> None:
+    """Point standard output at /dev/null once its reader has gone (a BrokenPipeError), so
+    that nothing written later, Python's exit flush included, fails again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _module_name(main: Callable) -> str:

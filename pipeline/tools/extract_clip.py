@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import os
 import sys
 from pathlib import Path
 
-from pipeline.cli import parse_args, run_main
+from pipeline.cli import parse_args, run_main, stdout_to_devnull
 from pipeline.core import paths
 from pipeline.core.errors import StageError
 from pipeline.core.fs import atomic_write_bytes, check_output_file, join_under
@@ -77,7 +76,7 @@ def main(argv=None) -> int:
                     )
                 sys.stdout.flush()
             except BrokenPipeError:  # `kws extract-clip --list | head`: the reader has had enough
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                stdout_to_devnull()
             return 0
         if args.out:
             if len(args.names) != 1:

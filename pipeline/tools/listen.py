@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-from pipeline.cli import parse_args, run_main
+from pipeline.cli import parse_args, run_main, stdout_to_devnull
 from pipeline.core import paths
 from pipeline.core.audio import PcmConverter, pcm16_blocks
 from pipeline.core.errors import StageError, first_line
@@ -176,7 +175,7 @@ def main(argv=None) -> int:
         print("stopped", file=sys.stderr)
     except BrokenPipeError:
         # Whoever read the lines has gone: say so once, and let nothing write there again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stdout_to_devnull()
         raise StageError("standard output was closed; stopped listening") from None
     return 0
 
