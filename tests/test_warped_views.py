@@ -66,6 +66,12 @@ def test_best_within_budget_and_bad_views():
     rows[0.5] = (90, 100, 70, 3600.0)  # over the budget: the next best
     assert best_within_budget(rows) == (0.7, 0.8, 5.0)
     assert best_within_budget({0.5: (90, 100, 70, 3600.0)}) is None
+    # A tie in words correct goes to fewer false alarms, as dag_operating_point picks.
+    assert best_within_budget({0.5: (80, 100, 30, 3600.0), 0.6: (80, 100, 10, 3600.0)}) == (
+        0.6,
+        0.8,
+        10.0,
+    )
     assert at_threshold(rows, 0.9) == (0.6, 0.0)
     assert at_threshold({0.5: (45, 50, 3, 1800.0)}, 0.5) == (0.9, 6.0)
     with pytest.raises(SystemExit, match="each factor must be within"):

@@ -174,13 +174,21 @@ def at_threshold(rows: dict, threshold: float) -> tuple[float, float]:
 
 def best_within_budget(rows: dict) -> tuple[float, float, float] | None:
     """(threshold, correct, false alarms per hour) with the most words correct at no more than
-    BUDGET false alarms per hour."""
-    best = None
-    for threshold, (correct, words, alarms, seconds) in sorted(rows.items()):
-        rate, per_hour = correct / words, alarms * 3600 / seconds
-        if per_hour <= BUDGET and (best is None or rate > best[1]):
-            best = (threshold, rate, per_hour)
-    return best
+    BUDGET false alarms per hour, by the rule dag_operating_point picks with
+    (bench.research.operating_point.pick, its ties included)."""
+    from bench.research.operating_point import pick
+
+    rates = {
+        ((), threshold): {
+            "detection_rate": correct / words,
+            "false_alarms_per_hour": alarms * 3600 / seconds,
+        }
+        for threshold, (correct, words, alarms, seconds) in rows.items()
+    }
+    key = pick(rates, BUDGET)
+    if key is None:
+        return None
+    return key[1], rates[key]["detection_rate"], rates[key]["false_alarms_per_hour"]
 
 
 def main(argv=None) -> int:
