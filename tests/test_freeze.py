@@ -197,6 +197,7 @@ def test_freeze_stage_command_line(exported, tmp_path, capsys):
     root, _, _ = exported
     params = read_yaml((REPO_ROOT / "params.yaml").read_text())
     params["features"] = dict(FEATURES)
+    params["export"]["views"] = [1.0]  # MFCC has no vocal-tract views
     params["split"]["wanted_words"] = list(WANTED)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out, metrics = tmp_path / "models" / "export", tmp_path / "metrics" / "export.json"
@@ -241,6 +242,7 @@ def test_a_full_disk_while_saving_is_one_line_naming_the_export_and_leaves_nothi
     assert (export / "saved_model" / "saved_model.pb").stat().st_size > limit  # by TensorFlow
     params = read_yaml((REPO_ROOT / "params.yaml").read_text())
     params["features"] = dict(FEATURES)
+    params["export"]["views"] = [1.0]  # MFCC has no vocal-tract views
     params["split"]["wanted_words"] = list(WANTED)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     args = ["--keras-dir", str(root / "keras"), "--features-dir", str(root)]

@@ -229,8 +229,9 @@ def train_registered(
     return folder
 
 
-def freeze_tones(root: Path, keras_dir: Path, features: dict) -> dict:
-    """Freeze ``keras_dir`` with training and test features and a test manifest of tone clips."""
+def freeze_tones(root: Path, keras_dir: Path, features: dict, views=(1.0,)) -> dict:
+    """Freeze ``keras_dir`` with training and test features and a test manifest of tone clips
+    (``views``: export.views)."""
     from pipeline.export.freeze import ExportInputs, freeze
     from pipeline.frontends import FeatureConfig, features_numpy
 
@@ -264,7 +265,9 @@ def freeze_tones(root: Path, keras_dir: Path, features: dict) -> dict:
         root / "export.json",
         cfg,
         WANTED,
-        ExportInputs(features_dir=root, test_manifest=root / "test.csv", data_root=Path("/")),
+        ExportInputs(
+            features_dir=root, test_manifest=root / "test.csv", data_root=Path("/"), views=views
+        ),
     )
 
 

@@ -393,9 +393,14 @@ def test_streaming_page_detections_match_python(tmp_path):
 # the speech embedding (features.preprocess: embedding)
 
 
+# The default export's vocal-tract views (params export.views), which the page computes too.
+VIEWS = (0.9, 1.0, 1.1)
+
+
 def embedding_export(root: Path) -> Path:
-    """An embedding_conv head trained on the tone words' embeddings, frozen into a bundle (the
-    page runs the TFLite model whole, so one head stands for the default's committee too)."""
+    """An embedding_conv head trained on the tone words' embeddings, frozen into a bundle with
+    the default's vocal-tract views (the page runs the TFLite model whole, so one head stands for
+    the default's committee too)."""
     from pipeline.models.embedding_conv import EmbeddingConvOptions
     from tests.test_inference import FEATURES
     from tests.test_streaming_export import freeze_tones, train_registered
@@ -403,7 +408,7 @@ def embedding_export(root: Path) -> Path:
     features = dict(FEATURES, preprocess="embedding")
     options = EmbeddingConvOptions(channels=16, kernel=3, inner_dropout=0.0)
     keras_dir = train_registered(root / "keras", "embedding_conv", options, features, epochs=80)
-    freeze_tones(root, keras_dir, features)
+    freeze_tones(root, keras_dir, features, VIEWS)
     return root / "export"
 
 
@@ -424,12 +429,24 @@ def embedding_page(tmp_path_factory):
     return export, root / "page"
 
 
-def causal_stream_features(audio: np.ndarray) -> np.ndarray:
+def causal_stream_features(audio: np.ndarray, views=VIEWS) -> np.ndarray:
     """``embedding.stream_features`` with the page's clamp: each embedding's mel frames clamped
-    at top_db below the loudest mel value up to its last frame (not the whole recording's)."""
+    at top_db below the loudest mel value up to its last frame (not the whole recording's); the
+    ``views`` side by side."""
+    return np.concatenate([causal_view_features(audio, view) for view in views], axis=-1)
+
+
+def stream_features_of_views(audio: np.ndarray, views=VIEWS) -> np.ndarray:
+    """``embedding.stream_features`` of each view, side by side (a views export's frames)."""
     from pipeline.frontends import embedding as e
 
-    db = e.mel_db(np.pad(audio, (e.PAD_SAMPLES, e.PAD_SAMPLES)))
+    return np.concatenate([e.stream_features(audio, view=view) for view in views], axis=-1)
+
+
+def causal_view_features(audio: np.ndarray, view: float) -> np.ndarray:
+    from pipeline.frontends import embedding as e
+
+    db = e.mel_db(np.pad(audio, (e.PAD_SAMPLES, e.PAD_SAMPLES)), view)
     loudest = np.maximum.accumulate(db.max(axis=1))
     top_db = e.mel_constants()["top_db"]
     rows = []
@@ -487,13 +504,23 @@ def test_embedding_page_files_and_default_stride(embedding_page):
     assert config["decoder"]["clip_stride_ms"] == 80  # kws web's default for the embedding
     assert config["frontend"]["frame_stride_samples"] == 1280
     assert config["frontend"]["feature_shape"] == [9, 96]
+    # One mel matrix per vocal-tract view; view 1.0's is the mel model's own.
+    from pipeline.frontends import embedding
+
+    page_embedding = config["frontend"]["embedding"]
+    assert page_embedding["views"] == list(VIEWS)
+    matrices = np.array(page_embedding["mel_matrices"], np.float32)
+    assert matrices.shape == (len(VIEWS), 257, 32)
+    np.testing.assert_array_equal(
+        matrices[VIEWS.index(1.0)], embedding.mel_constants()["matrix2"][::2]
+    )
+    assert not np.array_equal(matrices[0], matrices[1])
 
 
 @pytest.mark.slow
 @needs_chromium
 def test_javascript_speech_embedding_matches_stream_features(embedding_page):
-    from pipeline.frontends import embedding
-
+    """Each vocal-tract view's embeddings, side by side, as Python's."""
     _, page = embedding_page
     audio = spoken(["yes", "down"], 3.0)
     with served(page) as url, Browser(url + "index.html") as browser:
@@ -506,8 +533,8 @@ def test_javascript_speech_embedding_matches_stream_features(embedding_page):
             ),
             np.float32,
         )
-    expected = embedding.stream_features(audio)
-    assert got.shape == expected.shape == (34, 96)
+    expected = stream_features_of_views(audio)
+    assert got.shape == expected.shape == (34, 96 * len(VIEWS))
     # Where no frame is the leading silence, the clamp does not bind: Python's features.
     first = padding_embeddings()
     np.testing.assert_allclose(got[first:], expected[first:], rtol=0, atol=EMBEDDING_TOLERANCE)
@@ -568,6 +595,7 @@ def test_embedding_page_detections_match_python_on_what_it_heard(embedding_page,
     settings = StreamEvalConfig(clip_stride_ms=80)
     reference = reference_detections(export, state["heard"], settings, streaming=False)
     reference = [d for d in reference if d[1] < (seconds - 1) * 1000]
-    assert len(reference) >= 4
+    # (the tiny tone-trained head is less sure of the words over three views: 3 of 6 in a run)
+    assert len(reference) >= 3
     assert_same_detections(found, reference)
     assert 0 < state["realTimeFactor"] < 1

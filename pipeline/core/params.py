@@ -30,6 +30,7 @@ SECTION_NAMES = (
     "stream_windows",
     "model",
     "train",
+    "export",
     "stream",
     "stream_eval",
 )

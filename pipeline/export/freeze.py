@@ -65,13 +65,15 @@ class ExportInputs:
     """What freeze reads besides the model: training features (int8 calibration), the test
     manifest and its clips (accuracy of every format; manifest paths name clips in the stores
     under ``data_root``), the test features, and the decoder settings to record as the export's
-    operating point (``decoder``, written to decoder.json; none: no file)."""
+    operating point (``decoder``, written to decoder.json; none: no file) and the vocal-tract
+    views inference averages over (``views``, export.views: written to frontend.json)."""
 
     features_dir: Path = paths.FEATURES_DIR
     test_manifest: Path = paths.SPLIT_DIR / "test.csv"
     data_root: Path = Path(".")
     test_limit: int | None = None
     decoder: dict[str, Any] | None = None
+    views: tuple[float, ...] = (1.0,)
 
 
 def load_trained_model(keras_dir: Path, cfg: FeatureConfig, labels: list[str]):
@@ -127,6 +129,11 @@ def freeze(
     """Export ``keras_dir`` into ``out_dir`` and write the export metrics; return them."""
     keras_dir, out_dir = Path(keras_dir), Path(out_dir)
     labels = prepare_words_list(wanted_words)
+    for view in inputs.views:
+        try:
+            cfg.frontend.with_view(view)  # a front end without views refuses any but 1.0
+        except ValueError as exc:
+            raise StageError(f"export.views {list(inputs.views)}: {exc}") from None
     model = load_trained_model(keras_dir, cfg, labels)
     representative = representative_features(Path(inputs.features_dir))
     needs_softmax = not is_probability(model(representative[:8], training=False))
@@ -172,6 +179,7 @@ def freeze(
                 representative,
                 check_audio,
                 streaming.interface() if streaming else None,
+                inputs.views,
             )
             accuracy = evaluate_exports(tmp, keras_dir, clip_paths, audio, y, test_features, clips)
             metrics = export_metrics(
@@ -203,12 +211,13 @@ def write_exports(
     representative: np.ndarray,
     check_audio: np.ndarray,
     streaming: dict[str, Any] | None,
+    views=(1.0,),
 ) -> tuple[bytes, str]:
     """Write every export file into ``folder`` (but the streaming model, already there, whose
     interface ``streaming`` gives, None without one); return the float TFLite model and what it
     takes."""
     write_labels(folder / "labels.txt", labels)
-    frontend = frontend_dict(cfg, len(labels))
+    frontend = frontend_dict(cfg, len(labels), views)
     float_flat, float_input, reason = convert_float_tflite(model, cfg, needs_softmax, check_audio)
     (folder / "model_float.tflite").write_bytes(float_flat)
     int8_flat = convert_int8_tflite(model, cfg, needs_softmax, representative)

@@ -20,8 +20,9 @@ EXPORTED_FILES = (
 )
 
 
-def frontend_dict(cfg: FeatureConfig, num_labels: int) -> dict[str, Any]:
-    """What a user needs to reproduce the features outside this package."""
+def frontend_dict(cfg: FeatureConfig, num_labels: int, views=(1.0,)) -> dict[str, Any]:
+    """What a user needs to reproduce the features outside this package (``views``: the
+    vocal-tract views whose scores inference averages, export.views)."""
     info = {
         "features": cfg.to_dict(),
         "desired_samples": int(cfg.desired_samples),
@@ -34,6 +35,7 @@ def frontend_dict(cfg: FeatureConfig, num_labels: int) -> dict[str, Any]:
     }
     info.update(info["features"])  # flat copies so that load_model reads them directly
     info["description"] = cfg.frontend.description
+    info["views"] = [float(v) for v in views]
     return info
 
 

@@ -74,9 +74,13 @@ def evaluate_exports(
     """Test accuracy of every format on the same clips (SavedModel through its WAV signature: the
     clips named by ``paths`` as WAV bytes from ``clips``)."""
     from pipeline.inference import load_model
+    from pipeline.inference.export_files import read_frontend
 
     results: dict[str, Any] = {}
     keras_model = load_model(keras_dir)
+    frontend = export_dir / "frontend.json"
+    if frontend.is_file():  # the trained model scored as its export scores (its views)
+        keras_model.set_views(read_frontend(frontend).get("views", [1.0]))
     results["keras"] = _accuracy(keras_model.predict_audio(audio), y)
     if (export_dir / "saved_model").is_dir():
         saved = load_model(export_dir)

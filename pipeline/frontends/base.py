@@ -15,7 +15,9 @@ window.py), it says:
   audio between two of its frames (a window's start must be a multiple of it). A front end
   whose frames of a piece of a recording are not the whole recording's (the speech embedding:
   padding, a clamp against the loudest frame so far) gives a ``frame_stream``: the frames of
-  ``stream_features`` from audio given in chunks, with the state it carries between them.
+  ``stream_features`` from audio given in chunks, with the state it carries between them;
+- ``supports_views``: whether ``with_view(f)`` gives the same front end computing a vocal-tract
+  view of the input (heard f times higher), which inference averages over (``export.views``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,20 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pipeline.frontends.window import FeatureWindow
+
+# The vocal-tract views a front end with ``supports_views`` computes (``with_view``);
+# export.views picks those inference averages over.
+VIEW_LOW, VIEW_HIGH = 0.5, 2.0
+
+
+def check_views(views, where: str) -> None:
+    """Views as export.views and frontend.json hold them: each within VIEW_LOW-VIEW_HIGH (the
+    schema checks that), none twice. ``where``: the key or file, for the ValueError."""
+    seen = set()
+    for view in views:
+        if float(view) in seen:
+            raise ValueError(f"{where}: the view {view:g} is listed twice")
+        seen.add(float(view))
 
 
 def next_power_of_two(x: int) -> int:
@@ -43,6 +59,13 @@ class FrontEnd:
     description: ClassVar[str]
     frame_reuse: ClassVar[bool] = False
     in_graph: ClassVar[bool] = True
+    supports_views: ClassVar[bool] = False
+
+    def with_view(self, view: float) -> FrontEnd:
+        """This front end computing the vocal-tract view ``view`` of its input (1.0: itself)."""
+        if float(view) != 1.0:
+            raise ValueError(f"front end {self.name!r} has no vocal-tract views (only 1.0)")
+        return self
 
     def check(self, cfg: FeatureWindow) -> None:
         """Raise ParamError for parameters this front end cannot use."""
@@ -100,6 +123,27 @@ class FrameStream:
     def finish(self) -> np.ndarray:
         """The frames left once the recording has ended."""
         raise NotImplementedError
+
+
+class ViewStreams(FrameStream):
+    """The frames of several FrameStreams of one recording side by side (``[frames, bins x
+    streams]``): one stream per vocal-tract view, each giving as many frames per chunk."""
+
+    def __init__(self, streams):
+        self.streams = list(streams)
+
+    @staticmethod
+    def _joined(parts) -> np.ndarray:
+        counts = {len(p) for p in parts}
+        if len(counts) != 1:
+            raise ValueError(f"view streams gave different frame counts {sorted(counts)}")
+        return np.concatenate(parts, axis=-1)
+
+    def push(self, audio: np.ndarray, now: bool = False) -> np.ndarray:
+        return self._joined([stream.push(audio, now) for stream in self.streams])
+
+    def finish(self) -> np.ndarray:
+        return self._joined([stream.finish() for stream in self.streams])
 
 
 def package_models_dir(module: str, requirement: str, subfolder: str, files, what: str) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.frontends.base import FrontEnd
 from pipeline.frontends.config import FeatureConfig
 
 
@@ -18,8 +19,11 @@ def compute_features(audio, cfg: FeatureConfig):
     return cfg.frontend.compute(audio, cfg)
 
 
-def features_numpy(audio_np, cfg: FeatureConfig, batch_size: int = 256) -> np.ndarray:
-    """Features of a numpy batch ``[N, samples]`` (or one clip ``[samples]``), float32."""
+def features_numpy(
+    audio_np, cfg: FeatureConfig, batch_size: int = 256, frontend: FrontEnd | None = None
+) -> np.ndarray:
+    """Features of a numpy batch ``[N, samples]`` (or one clip ``[samples]``), float32, by
+    ``cfg``'s front end (or ``frontend``: the same front end computing another view)."""
     audio_np = np.asarray(audio_np, dtype=np.float32)
     single = audio_np.ndim == 1
     if single:
@@ -31,5 +35,6 @@ def features_numpy(audio_np, cfg: FeatureConfig, batch_size: int = 256) -> np.nd
             f"features_numpy: {audio_np.shape[1]} samples is shorter than one "
             f"{cfg.window_size_samples}-sample window"
         )
-    out = cfg.frontend.compute_numpy(audio_np, cfg, batch_size).astype(np.float32, copy=False)
+    frontend = frontend or cfg.frontend
+    out = frontend.compute_numpy(audio_np, cfg, batch_size).astype(np.float32, copy=False)
     return out[0] if single else out

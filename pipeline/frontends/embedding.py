@@ -64,7 +64,14 @@ import scipy.fft
 
 from pipeline.core.errors import ParamError
 from pipeline.core.tf import tflite_interpreter
-from pipeline.frontends.base import FrameStream, FrontEnd, onnx_session, package_models_dir
+from pipeline.frontends.base import (
+    VIEW_HIGH,
+    VIEW_LOW,
+    FrameStream,
+    FrontEnd,
+    onnx_session,
+    package_models_dir,
+)
 
 EMBEDDING_DIM = 96
 MEL_BINS = 32
@@ -161,10 +168,10 @@ def clip_input_frames(samples: int) -> int:
     return (windows_for(samples) - 1) * WINDOW_STEP_FRAMES + WINDOW_FRAMES
 
 
-def clip_model_input(audio: np.ndarray, frames: int) -> np.ndarray:
+def clip_model_input(audio: np.ndarray, frames: int, view: float = 1.0) -> np.ndarray:
     """``[clips, samples]`` -> the embedding model's input ``[clips, frames, 32, 1]``: each clip
     padded, its dB mel clamped at its own maximum and scaled (what featurize feeds the model)."""
-    return clamp_scale(padded_clip_db(audio, frames))[..., None]
+    return clamp_scale(padded_clip_db(audio, frames, view))[..., None]
 
 
 def _interpreter(name: str, shape: tuple[int, ...]):
@@ -249,15 +256,51 @@ def mel_constants() -> dict[str, np.ndarray]:
     return _MEL_CONSTANTS
 
 
-def _db_of_windows(windows: np.ndarray) -> np.ndarray:
+_VIEW_MATRICES: dict[float, np.ndarray] = {}
+
+
+def view_matrix2(view: float = 1.0) -> np.ndarray:
+    """``matrix2`` of the mel model for the input heard ``view`` times higher (a vocal-tract
+    view, see ``check_view``): each mel filter reads the power spectrum at its own frequencies
+    divided by ``view``, linearly interpolated between FFT bins, nothing above the Nyquist bin.
+    View 1.0 is the model's own matrix, exactly."""
+    c = mel_constants()
+    if view == 1.0:
+        return c["matrix2"]
+    if view not in _VIEW_MATRICES:
+        base = c["matrix2"][0::2].astype(np.float64)  # [257, 32]
+        last = len(base) - 1
+        # Input bin j counts as bin j * view of a voice heard view times higher.
+        source = np.arange(len(base)) * float(view)
+        inside = source <= last
+        lo = np.floor(source[inside]).astype(int)
+        hi = np.minimum(lo + 1, last)
+        weight = (source[inside] - lo)[:, None]
+        matrix = np.zeros_like(base)
+        matrix[inside] = (1.0 - weight) * base[lo] + weight * base[hi]
+        _VIEW_MATRICES[view] = np.repeat(matrix, 2, axis=0).astype(np.float32)
+    return _VIEW_MATRICES[view]
+
+
+def check_view(view: float) -> float:
+    """A vocal-tract view factor: the mel of the input as if said by a voice whose spectrum is
+    ``view`` times higher (formants and pitch together, timing unchanged). Within
+    VIEW_LOW-VIEW_HIGH."""
+    view = float(view)
+    if not VIEW_LOW <= view <= VIEW_HIGH:
+        raise ValueError(f"view {view:g} is outside {VIEW_LOW:g}-{VIEW_HIGH:g}")
+    return view
+
+
+def _db_of_windows(windows: np.ndarray, view: float = 1.0) -> np.ndarray:
     """int16-valued frames ``[..., 512]`` -> log-mel dB ``[..., 32]``: window, rfft (float32), power
     as the squares of the interleaved real and imaginary parts times the mel matrix with each row
-    doubled (no separate power array), floor, dB."""
+    doubled (no separate power array; ``view_matrix2(view)``), floor, dB."""
     c = mel_constants()
     spectrum = scipy.fft.rfft(windows * c["window"], axis=-1)
     squares = spectrum.view(np.float32)
     np.square(squares, out=squares)
-    mel = squares.reshape(-1, squares.shape[-1]) @ c["matrix2"]
+    mel = squares.reshape(-1, squares.shape[-1]) @ view_matrix2(view)
     return c["db"] * np.log(np.maximum(mel, c["floor"])).reshape(*windows.shape[:-1], MEL_BINS)
 
 
@@ -271,11 +314,11 @@ def _framed(values: np.ndarray, first: int, count: int) -> np.ndarray:
     ]
 
 
-def mel_db(audio: np.ndarray) -> np.ndarray:
+def mel_db(audio: np.ndarray, view: float = 1.0) -> np.ndarray:
     """Unpadded audio ``[..., samples]`` in [-1, 1] -> log-mel dB ``[..., frames, 32]`` before the
     top-dB clamp: the mel model's computation in numpy (frame-local, batch-independent)."""
     values = _int16_valued(audio)
-    return _db_of_windows(_framed(values, 0, _frames_of(values.shape[-1])))
+    return _db_of_windows(_framed(values, 0, _frames_of(values.shape[-1])), view)
 
 
 def silence_db() -> np.float32:
@@ -284,7 +327,7 @@ def silence_db() -> np.float32:
     return (c["db"] * np.log(np.maximum(np.zeros(1, np.float32), c["floor"])))[0]
 
 
-def padded_clip_db(audio: np.ndarray, frames: int) -> np.ndarray:
+def padded_clip_db(audio: np.ndarray, frames: int, view: float = 1.0) -> np.ndarray:
     """Clips ``[batch, samples]`` padded with PAD_SAMPLES of silence each side -> the dB of their
     first ``frames`` mel frames ``[batch, frames, 32]`` (``mel_db`` of the padded clips, cut).
 
@@ -306,7 +349,7 @@ def padded_clip_db(audio: np.ndarray, frames: int) -> np.ndarray:
         values[:, a - lo : b - lo] = _int16_valued(audio[:, a - PAD_SAMPLES : b - PAD_SAMPLES])
         for start in range(0, batch, MEL_BLOCK):  # blocks small enough to stay in cache
             out[start : start + MEL_BLOCK, first:last] = _db_of_windows(
-                _framed(values[start : start + MEL_BLOCK], 0, last - first)
+                _framed(values[start : start + MEL_BLOCK], 0, last - first), view
             )
     return out
 
@@ -333,8 +376,11 @@ def embeddings_of(spec: np.ndarray, precision: str = "float") -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, EMBEDDING_DIM), np.float32)
 
 
-def embed(audio: np.ndarray, progress: bool = False, precision: str = "float") -> np.ndarray:
-    """``[batch, samples]`` audio -> ``[batch, windows, 96]`` speech embeddings (float32).
+def embed(
+    audio: np.ndarray, progress: bool = False, precision: str = "float", view: float = 1.0
+) -> np.ndarray:
+    """``[batch, samples]`` audio -> ``[batch, windows, 96]`` speech embeddings (float32) of the
+    vocal-tract ``view`` (``view_matrix2``; 1.0: the audio as it is).
 
     Batched: ``CLIPS_PER_CALL`` clips at a time, the dB mel of each padded clip (numpy, only the
     frames that touch the clip transformed; clamped at the clip's own maximum as the mel model
@@ -358,10 +404,10 @@ def embed(audio: np.ndarray, progress: bool = False, precision: str = "float") -
         raise ValueError(f"embedding: {samples} samples is too short for one window")
     frames = clip_input_frames(samples)
     if precision != "float":
-        return _embed_workers(audio, frames, windows, progress, precision)
+        return _embed_workers(audio, frames, windows, progress, precision, view)
 
     def scaled_mel(first: int) -> np.ndarray:
-        return clip_model_input(audio[first : first + CLIPS_PER_CALL], frames)
+        return clip_model_input(audio[first : first + CLIPS_PER_CALL], frames, view)
 
     out = np.empty((len(audio), windows, EMBEDDING_DIM), np.float32)
     starts = range(0, len(audio), CLIPS_PER_CALL)
@@ -387,7 +433,7 @@ def embed(audio: np.ndarray, progress: bool = False, precision: str = "float") -
 
 
 def _embed_workers(
-    audio: np.ndarray, frames: int, windows: int, progress: bool, precision: str
+    audio: np.ndarray, frames: int, windows: int, progress: bool, precision: str, view: float
 ) -> np.ndarray:
     """``embed`` for the int8 model: INT8_WORKERS threads, each taking INT8_CLIPS_PER_CALL clips
     at a time through the mel (numpy) and the model (a one-thread onnxruntime session); numpy's
@@ -400,7 +446,7 @@ def _embed_workers(
     out = np.empty((len(audio), windows, EMBEDDING_DIM), np.float32)
 
     def work(first: int) -> int:
-        spec = clip_model_input(audio[first : first + INT8_CLIPS_PER_CALL], frames)
+        spec = clip_model_input(audio[first : first + INT8_CLIPS_PER_CALL], frames, view)
         out[first : first + len(spec)] = run_embedding_model(spec, precision, threads=1)
         return len(spec)
 
@@ -478,7 +524,7 @@ def causal_clamp_scale(db: np.ndarray, running_max: float = -np.inf) -> tuple[np
     return (np.maximum(db, floor) / 10.0 + 2.0).astype(np.float32), float(loudest[-1])
 
 
-def stream_mel_db(audio: np.ndarray, first: int = 0) -> np.ndarray:
+def stream_mel_db(audio: np.ndarray, first: int = 0, view: float = 1.0) -> np.ndarray:
     """``mel_db`` of every frame of ``audio`` (1-D), whose frame 0 is frame ``first`` of the
     (padded) recording, computed so that each frame's numbers depend on its own samples and its
     number alone, not on how the recording is cut: in blocks of STREAM_MEL_ROWS frames at
@@ -493,17 +539,19 @@ def stream_mel_db(audio: np.ndarray, first: int = 0) -> np.ndarray:
         lo, hi = max(start, 0), min(start + STREAM_MEL_ROWS, count)
         block[:] = 0.0
         block[lo - start : hi - start] = _framed(values, lo, hi - lo)
-        out[lo:hi] = _db_of_windows(block)[lo - start : hi - start]
+        out[lo:hi] = _db_of_windows(block, view)[lo - start : hi - start]
     return out
 
 
-def stream_features(recording: np.ndarray, precision: str = "float") -> np.ndarray:
+def stream_features(
+    recording: np.ndarray, precision: str = "float", view: float = 1.0
+) -> np.ndarray:
     """A whole recording -> its embeddings every 80 ms ``[n, 96]``; embedding ``i`` is the first
     window of the clip starting at sample ``i * EMBEDDING_HOP_SAMPLES`` (in its context). The mel
     frames are clamped causally (``causal_clamp_scale``); ``EmbeddingStream`` gives the same
     embeddings for the recording given in chunks."""
     padded = np.pad(np.asarray(recording, np.float32).reshape(-1), (PAD_SAMPLES, PAD_SAMPLES))
-    return embeddings_of(causal_clamp_scale(stream_mel_db(padded))[0], precision)
+    return embeddings_of(causal_clamp_scale(stream_mel_db(padded, 0, view))[0], precision)
 
 
 class EmbeddingStream(FrameStream):
@@ -516,8 +564,9 @@ class EmbeddingStream(FrameStream):
     ``push`` computes the mel of every whole frame at once (numpy) and the embeddings in calls of
     ``windows_per_call`` windows (fewer calls, one shape), or every window ready when ``now``."""
 
-    def __init__(self, precision: str = "float", windows_per_call: int = 64):
+    def __init__(self, precision: str = "float", windows_per_call: int = 64, view: float = 1.0):
         self.precision = precision
+        self.view = view
         self.windows_per_call = max(1, int(windows_per_call))
         self.audio = np.zeros(PAD_SAMPLES, np.float32)  # from the next mel frame's first sample
         self.mel = np.zeros((0, MEL_BINS), np.float32)  # from the next window's first frame
@@ -532,7 +581,7 @@ class EmbeddingStream(FrameStream):
         frames = _frames_of(len(self.audio))
         if frames:
             scaled, self.running_max = causal_clamp_scale(
-                stream_mel_db(self.audio, self.frames), self.running_max
+                stream_mel_db(self.audio, self.frames, self.view), self.running_max
             )
             self.mel = np.concatenate([self.mel, scaled])
             self.audio = self.audio[frames * MEL_HOP_SAMPLES :]
@@ -564,6 +613,13 @@ class SpeechEmbedding(FrontEnd):
     # Streaming slices a recording's embeddings (one per 80 ms); windows keep their real context.
     frame_reuse = True
     precision = "float"
+    supports_views = True
+
+    def __init__(self, view: float = 1.0):
+        self.view = check_view(view)
+
+    def with_view(self, view: float) -> SpeechEmbedding:
+        return self if float(view) == self.view else type(self)(view)
 
     def check(self, cfg) -> None:
         if cfg.sample_rate != 16000:
@@ -576,16 +632,16 @@ class SpeechEmbedding(FrontEnd):
         return EMBEDDING_DIM
 
     def compute_numpy(self, audio: np.ndarray, cfg, batch_size: int) -> np.ndarray:
-        return embed(audio, precision=self.precision)
+        return embed(audio, precision=self.precision, view=self.view)
 
     def stream_stride_samples(self, cfg) -> int:
         return EMBEDDING_HOP_SAMPLES
 
     def stream_features(self, audio: np.ndarray, cfg) -> np.ndarray:
-        return stream_features(audio, self.precision)
+        return stream_features(audio, self.precision, self.view)
 
     def frame_stream(self, cfg) -> EmbeddingStream:
-        return EmbeddingStream(self.precision)
+        return EmbeddingStream(self.precision, view=self.view)
 
 
 class SpeechEmbeddingInt8(SpeechEmbedding):

@@ -22,7 +22,7 @@ import numpy as np
 from pipeline.core.audio import canonical_wav_bytes, decode_wav_bytes, fit_to_length
 from pipeline.core.errors import StageError
 from pipeline.frontends import FeatureConfig, features_numpy
-from pipeline.frontends.base import FrontEnd
+from pipeline.frontends.base import FrontEnd, ViewStreams
 
 BATCH = 256
 # The keys of the ``features`` section, as meta.json and frontend.json record them.
@@ -113,7 +113,15 @@ class KwsModel:
 
 
 class FeatureModel(KwsModel):
-    """A model whose input is features computed by pipeline.frontends (Keras, TFLite)."""
+    """A model whose input is features computed by pipeline.frontends (Keras, TFLite).
+
+    ``views`` (an export's frontend.json; [1.0] otherwise): the vocal-tract views its scores are
+    averaged over (``export.views``). With more than one, ``features`` and ``frame_features`` hold
+    every view's features side by side (``[..., bins x views]``) and ``predict_features`` takes
+    them so, the mean of ``head_scores`` over the views; features of one view (``bins`` wide, as
+    featurize stores them) get ``head_scores`` alone."""
+
+    views: tuple[float, ...] = (1.0,)
 
     def _setup_features(self, params: dict[str, Any]) -> None:
         self.feature_params = feature_params(params)
@@ -121,9 +129,15 @@ class FeatureModel(KwsModel):
         self.sample_rate = int(self.cfg.sample_rate)
         self.desired_samples = int(self.cfg.desired_samples)
         self.feature_shape = tuple(int(v) for v in self.cfg.feature_shape)
+        self.set_views(params.get("views", [1.0]))
         if self.cfg.frontend.frame_reuse:
             self.frames_per_clip = self.feature_shape[0]
             self.frame_stride_samples = int(self.cfg.frontend.stream_stride_samples(self.cfg))
+
+    def set_views(self, views) -> None:
+        """Score with the vocal-tract ``views`` (e.g. a trained model as its export will)."""
+        self.views = tuple(float(v) for v in views)
+        self.view_frontends = [self.cfg.frontend.with_view(v) for v in self.views]
 
     @property
     def frames_are_local(self) -> bool:
@@ -135,16 +149,34 @@ class FeatureModel(KwsModel):
     def frame_stream(self):
         if not self.supports_frames or self.frames_are_local:
             return None
-        return self.cfg.frontend.frame_stream(self.cfg)
+        streams = [fe.frame_stream(self.cfg) for fe in self.view_frontends]
+        return streams[0] if len(streams) == 1 else ViewStreams(streams)
 
     def features(self, audio: np.ndarray) -> np.ndarray:
-        """float32 [N, desired_samples] -> [N, frames, bins] with the training front end."""
-        return np.asarray(features_numpy(self._check_audio(audio), self.cfg), dtype=np.float32)
+        """float32 [N, desired_samples] -> [N, frames, bins x views] with the training front end."""
+        audio = self._check_audio(audio)
+        return _side_by_side(
+            [features_numpy(audio, self.cfg, frontend=fe) for fe in self.view_frontends]
+        )
 
     def frame_features(self, audio: np.ndarray) -> np.ndarray:
         if not self.supports_frames:
             return super().frame_features(audio)
-        return np.asarray(self.cfg.frontend.stream_features(audio, self.cfg), dtype=np.float32)
+        return _side_by_side([fe.stream_features(audio, self.cfg) for fe in self.view_frontends])
+
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
+        features = np.asarray(features, dtype=np.float32)
+        width, count = self.feature_shape[-1], len(self.views)
+        if count == 1 or features.shape[-1] != width * count:
+            return self.head_scores(features)
+        return np.mean(
+            [self.head_scores(features[..., v * width : (v + 1) * width]) for v in range(count)],
+            axis=0,
+        ).astype(np.float32)
+
+    def head_scores(self, features: np.ndarray) -> np.ndarray:
+        """The model's scores of features of one view ``[N, frames, bins]``."""
+        return KwsModel.predict_features(self, features)
 
     def predict_audio(self, audio: np.ndarray) -> np.ndarray:
         audio = self._check_audio(audio)
@@ -153,3 +185,9 @@ class FeatureModel(KwsModel):
             for i in range(0, len(audio), BATCH)
         ]
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
+
+
+def _side_by_side(parts) -> np.ndarray:
+    """Features of each view, joined on their last axis (one view: itself)."""
+    parts = [np.asarray(p, dtype=np.float32) for p in parts]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)

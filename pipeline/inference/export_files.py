@@ -17,6 +17,7 @@ from pipeline.core.errors import ParamError, StageError
 from pipeline.core.fs import join_under, read_json
 from pipeline.core.schema import Spec, integer, list_of, number, text
 from pipeline.frontends import FeatureConfig
+from pipeline.frontends.base import VIEW_HIGH, VIEW_LOW, check_views
 from pipeline.inference.base import FEATURE_KEYS
 
 # Sizes frontend.json records beside the features (report.frontend_dict), and how to derive each.
@@ -117,6 +118,17 @@ def read_frontend(path) -> dict[str, Any]:
                         f"{path}: {where}.scale = {tensor['scale']!r}: a {tensor['dtype']} "
                         "tensor needs a quantization scale above 0"
                     )
+    if "views" in data:
+        _check(path, "views", list_of(number(VIEW_LOW, VIEW_HIGH)), data["views"])
+        try:
+            check_views(data["views"], "views")
+        except ValueError as exc:
+            raise StageError(f"{path}: {exc}") from None
+        if data["views"] != [1.0] and not cfg.frontend.supports_views:
+            raise StageError(
+                f"{path}: views {data['views']}: front end {cfg.preprocess!r} has no vocal-tract "
+                "views (only [1.0])"
+            )
     if "streaming" in data:
         streaming = _mapping(path, data["streaming"], "streaming")
         if "inputs" not in streaming:

@@ -24,5 +24,5 @@ class KerasModel(FeatureModel):
         self._check_labels(int(self.model.output_shape[-1]), path)
         self._predict = batch_predictor(self.model)
 
-    def predict_features(self, features: np.ndarray) -> np.ndarray:
+    def head_scores(self, features: np.ndarray) -> np.ndarray:
         return as_scores(self._predict(features, BATCH))

@@ -53,9 +53,9 @@ class TFLiteModel(FeatureModel):
             y = (y.astype(np.float32) - zero) * scale
         return y.astype(np.float32)
 
-    def predict_features(self, features: np.ndarray) -> np.ndarray:
+    def head_scores(self, features: np.ndarray) -> np.ndarray:
         if self.takes_audio:
-            return super().predict_features(features)
+            return super().head_scores(features)
         features = np.asarray(features, dtype=np.float32)
         rows = [self._run(f) for f in features]
         return (

@@ -1,6 +1,7 @@
 """Stage `freeze`: export the trained model (SavedModel, TFLite float and int8) and measure
 every format on the same test clips. The export records the decoder settings of params
-``stream_eval`` (decoder.json), which the tools that decode default to.
+``stream_eval`` (decoder.json), which the tools that decode default to, and the vocal-tract views
+of params ``export`` (frontend.json), which every tool that loads it scores with.
 
 Usage: ``python -m pipeline.stages.freeze [--params params.yaml] [--keras-dir models/keras]
 [--out models/export] [--test-limit N]``.
@@ -16,6 +17,7 @@ from pipeline.core import paths
 from pipeline.core.params import load_params
 from pipeline.data.config import SplitConfig
 from pipeline.data.manifest import MANIFEST_NAMES
+from pipeline.export.config import ExportConfig
 from pipeline.export.freeze import ExportInputs, freeze
 from pipeline.frontends import FeatureConfig
 from pipeline.streaming.config import StreamEvalConfig
@@ -62,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(__name__, argv)
-    features, split, decoder = load_params(
-        args.params, FeatureConfig, SplitConfig, StreamEvalConfig
+    features, split, decoder, export = load_params(
+        args.params, FeatureConfig, SplitConfig, StreamEvalConfig, ExportConfig
     )
     keras_dir = Path(args.keras_dir)
     if not (keras_dir / "model.keras").is_file():
@@ -73,6 +75,7 @@ def main(argv=None) -> int:
         test_manifest=Path(args.split_dir) / MANIFEST_NAMES["testing"],
         test_limit=args.test_limit,
         decoder=decoder_dict(decoder),
+        views=tuple(export.views),
     )
     metrics = freeze(
         keras_dir, Path(args.out), Path(args.metrics), features, split.wanted_words, inputs

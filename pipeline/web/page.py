@@ -88,7 +88,9 @@ def read_export(export: Path, streaming: bool) -> tuple[dict[str, Any], list[str
         "feature_bin_count": int(cfg.feature_bin_count),
         "feature_shape": [int(v) for v in cfg.feature_shape],
     }
-    return {"frontend": page_frontend, "streaming": frontend.get("streaming")}, labels
+    info = {"frontend": page_frontend, "streaming": frontend.get("streaming")}
+    info["views"] = frontend.get("views", [1.0])
+    return info, labels
 
 
 def check_head(export: Path, frontend: dict[str, Any], feature_shape) -> None:
@@ -105,11 +107,11 @@ def check_head(export: Path, frontend: dict[str, Any], feature_shape) -> None:
         )
 
 
-def embedding_frontend() -> dict[str, Any]:
+def embedding_frontend(views=(1.0,)) -> dict[str, Any]:
     """What kws.js's SpeechEmbedding needs beyond the sizes: the embedding model's file, the
     padding, framing and windowing of ``stream_features``, and the mel model's own constants (its
-    512-sample window, its [257, 32] mel matrix, the power floor, the dB factor, the top-dB
-    range) as pipeline/frontends/embedding.py reads them."""
+    512-sample window, its [257, 32] mel matrix of each vocal-tract view in ``views``, the power
+    floor, the dB factor, the top-dB range) as pipeline/frontends/embedding.py reads them."""
     from pipeline.frontends import embedding
 
     c = embedding.mel_constants()
@@ -123,8 +125,11 @@ def embedding_frontend() -> dict[str, Any]:
         "window_step_frames": embedding.WINDOW_STEP_FRAMES,
         "embedding_dim": embedding.EMBEDDING_DIM,
         "window": [float(v) for v in c["window"]],
+        "views": [float(v) for v in views],
         # matrix2 holds each row twice (for interleaved real and imaginary squares).
-        "mel_matrix": [[float(v) for v in row] for row in c["matrix2"][::2]],
+        "mel_matrices": [
+            [[float(v) for v in row] for row in embedding.view_matrix2(view)[::2]] for view in views
+        ],
         "floor": float(c["floor"]),
         "db": float(c["db"]),
         "top_db": float(c["top_db"]),
@@ -251,7 +256,7 @@ def write_page(
         from pipeline.frontends.embedding import models_dir
 
         embedding_model = models_dir() / Path(EMBEDDING_MODEL).name
-        frontend["embedding"] = embedding_frontend()
+        frontend["embedding"] = embedding_frontend(info.get("views", [1.0]))
     with atomic_dir(out) as tmp:
         shutil.copytree(ASSETS, tmp, dirs_exist_ok=True)
         (tmp / MODEL).write_bytes(model)

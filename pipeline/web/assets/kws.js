@@ -8,10 +8,12 @@
 //   log-mel (int16-valued samples, the mel model's 512-sample window, power spectrum, mel matrix,
 //   floor, dB; in double precision), clamped at top_db below the loudest mel value heard so far
 //   (Python: the whole recording's loudest, which live audio does not know yet), scaled
-//   (/ 10 + 2), and the embedding model (TensorFlow Lite) on every 76 frames, 8 frames apart.
+//   (/ 10 + 2), and the embedding model (TensorFlow Lite) on every 76 frames, 8 frames apart;
+//   with vocal-tract views (export.views), the mel of each view (its own mel matrix) and its own
+//   clamp and embeddings, the views side by side as Python's frame_features gives them.
 // - Recognizer: pipeline/streaming/recognize.py's RecognizeCommands, rule for rule.
 // - Spotter: windows of the microphone stream every clip stride, scored by the exported model
-//   (TensorFlow Lite in WebAssembly), their scores fed to the Recognizer.
+//   (TensorFlow Lite in WebAssembly; the mean over the views), their scores fed to the Recognizer.
 'use strict';
 
 (function (global) {
@@ -167,8 +169,11 @@
       this.stepFrames = e.window_step_frames;
       this.pad = e.pad_samples;
       this.window = Float64Array.from(e.window);
-      this.matrix = Float64Array.from(e.mel_matrix.flat()); // [fft bin][mel bin]
-      this.fftBins = e.mel_matrix.length;
+      // One mel matrix per vocal-tract view, each [fft bin][mel bin].
+      this.matrices = e.mel_matrices.map((m) => Float64Array.from(m.flat()));
+      this.views = this.matrices.length;
+      this.fftBins = e.mel_matrices[0].length;
+      this.power = new Float64Array(this.fftBins);
       this.floor = e.floor;
       this.dbFactor = e.db;
       this.topDb = e.top_db;
@@ -180,9 +185,10 @@
       this.samplesStart = 0;
       this.total = 0;
       this.frames = 0; // mel frames computed
-      this.mel = []; // the dB of the last window_frames frames
-      this.maxDb = -Infinity; // the loudest mel value so far
-      this.embeddings = []; // embeddings firstEmbedding, firstEmbedding + 1, ...
+      this.mel = this.matrices.map(() => []); // per view, the dB of the last window_frames frames
+      this.maxDb = this.matrices.map(() => -Infinity); // per view, the loudest mel value so far
+      // Embeddings firstEmbedding, firstEmbedding + 1, ...: each an array of one per view.
+      this.embeddings = [];
       this.firstEmbedding = 0;
       this.feed(new Float32Array(this.pad));
     }
@@ -225,50 +231,65 @@
       }
     }
 
-    // The dB of the mel frame starting at samples[offset] (before the clamp).
+    // The dB of the mel frame starting at samples[offset] (before the clamp), one per view.
     melFrame(offset) {
-      const { re, im, window, matrix, melBins } = this;
+      const { re, im, window, power, melBins } = this;
       for (let j = 0; j < this.melWindow; j++) {
         re[j] = this.samples[offset + j] * window[j];
         im[j] = 0;
       }
       fft(re, im);
-      const mel = new Float64Array(melBins);
-      for (let k = 0; k < this.fftBins; k++) {
-        const power = re[k] * re[k] + im[k] * im[k];
-        const row = k * melBins;
-        for (let b = 0; b < melBins; b++) mel[b] += power * matrix[row + b];
-      }
-      for (let b = 0; b < melBins; b++) mel[b] = this.dbFactor * Math.log(Math.max(mel[b], this.floor));
-      return mel;
+      for (let k = 0; k < this.fftBins; k++) power[k] = re[k] * re[k] + im[k] * im[k];
+      return this.matrices.map((matrix) => {
+        const mel = new Float64Array(melBins);
+        for (let k = 0; k < this.fftBins; k++) {
+          const row = k * melBins;
+          for (let b = 0; b < melBins; b++) mel[b] += power[k] * matrix[row + b];
+        }
+        for (let b = 0; b < melBins; b++) mel[b] = this.dbFactor * Math.log(Math.max(mel[b], this.floor));
+        return mel;
+      });
     }
 
-    addFrame(db) {
-      for (let b = 0; b < db.length; b++) this.maxDb = Math.max(this.maxDb, db[b]);
-      this.mel.push(db);
-      if (this.mel.length > this.windowFrames) this.mel.shift();
+    addFrame(dbs) {
+      dbs.forEach((db, v) => {
+        for (let b = 0; b < db.length; b++) this.maxDb[v] = Math.max(this.maxDb[v], db[b]);
+        this.mel[v].push(db);
+        if (this.mel[v].length > this.windowFrames) this.mel[v].shift();
+      });
       this.frames++;
       const past = this.frames - this.windowFrames;
-      if (past >= 0 && past % this.stepFrames === 0) this.embeddings.push(this.embed());
+      if (past >= 0 && past % this.stepFrames === 0) {
+        this.embeddings.push(this.mel.map((_, v) => this.embed(v)));
+      }
     }
 
-    // The embedding of the last window_frames mel frames, clamped and scaled as Python does.
-    embed() {
+    // View v's embedding of its last window_frames mel frames, clamped and scaled as Python does.
+    embed(v) {
       const { melBins } = this;
       const input = new Float32Array(this.windowFrames * melBins);
-      const floor = this.maxDb - this.topDb;
-      this.mel.forEach((db, t) => {
+      const floor = this.maxDb[v] - this.topDb;
+      this.mel[v].forEach((db, t) => {
         for (let b = 0; b < melBins; b++) input[t * melBins + b] = Math.max(db[b], floor) / 10 + 2;
       });
       const [out] = this.runner.run([{ data: input, shape: [1, this.windowFrames, melBins, 1] }]);
       return out;
     }
 
-    // Every embedding of a whole recording, padded at both ends as stream_features pads it.
+    // Every embedding of a whole recording, padded at both ends as stream_features pads it: the
+    // views side by side in each (Python's frame_features).
     compute(samples) {
       this.feed(samples);
       this.feed(new Float32Array(this.pad));
-      return this.embeddings.slice();
+      return this.embeddings.map((views) => {
+        const joined = new Float32Array(views.reduce((n, e) => n + e.length, 0));
+        let at = 0;
+        for (const e of views) {
+          joined.set(e, at);
+          at += e.length;
+        }
+        return joined;
+      });
     }
   }
 
@@ -444,15 +465,22 @@
     }
 
     // The speech embedding: the window starting at o is embeddings o / 80 ms ... + 8, scored once
-    // the last of them is computed.
+    // the last of them is computed; its scores are the mean of each view's.
     pushEmbeddings() {
       const { framesPerClip, bins, frameStride } = this;
+      const views = this.frontend.views;
       for (;;) {
         const first = this.nextWindow / frameStride;
         if (first + framesPerClip > this.frontend.count) break;
-        const features = new Float32Array(framesPerClip * bins);
-        for (let k = 0; k < framesPerClip; k++) features.set(this.frontend.embedding(first + k), k * bins);
-        const [scores] = this.runner.run([{ data: features, shape: [1, framesPerClip, bins] }]);
+        let mean = null;
+        for (let v = 0; v < views; v++) {
+          const features = new Float32Array(framesPerClip * bins);
+          for (let k = 0; k < framesPerClip; k++) features.set(this.frontend.embedding(first + k)[v], k * bins);
+          const [scores] = this.runner.run([{ data: features, shape: [1, framesPerClip, bins] }]);
+          if (mean === null) mean = new Float64Array(scores.length);
+          for (let i = 0; i < scores.length; i++) mean[i] += scores[i] / views;
+        }
+        const scores = Float32Array.from(mean);
         this.decide(scores, this.nextWindow);
         this.nextWindow += this.clipStride;
       }
