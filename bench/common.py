@@ -71,7 +71,8 @@ def stand_in_keras(params: dict, folder: Path) -> Path:
 
 
 def stand_in_export(params: dict, keras_dir: Path, work: Path) -> Path:
-    """Export ``keras_dir`` with the freeze stage (random features as the int8 calibration set)."""
+    """Export ``keras_dir`` with the freeze stage (random features as the int8 calibration set;
+    params' vocal-tract views where its front end has them)."""
     from pipeline.data.feature_store import write_features
     from pipeline.export.freeze import ExportInputs, freeze
 
@@ -89,6 +90,10 @@ def stand_in_export(params: dict, keras_dir: Path, work: Path) -> Path:
         work / "export.json",
         features,
         params["split"].wanted_words,
-        ExportInputs(features_dir=work, test_manifest=None),
+        ExportInputs(
+            features_dir=work,
+            test_manifest=None,
+            views=tuple(params["export"].views) if features.frontend.supports_views else (1.0,),
+        ),
     )
     return work / "export"

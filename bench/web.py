@@ -86,6 +86,7 @@ def main(argv=None) -> int:
             name = f"default ({params['train'].model_architecture}, stand-in)"
         svdf = {
             **params,
+            "features": dataclasses.replace(params["features"], preprocess="mfcc"),
             "train": dataclasses.replace(params["train"], model_architecture="low_latency_svdf"),
         }
         keras_dir = stand_in_keras(svdf, work / "svdf" / "keras")
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
                 True,
             ),
             (
-                "embedding_conv (embedding, stand-in)",
+                f"embedding_conv (embedding, {len(params['export'].views)} views, stand-in)",
                 "window",
                 embedding_export,
                 StreamEvalConfig(clip_stride_ms=80),
