@@ -146,3 +146,14 @@ def test_freeze_refuses_views_its_front_end_cannot_compute(tmp_path):
         freeze(tmp_path / "keras", tmp_path / "export", tmp_path / "m.json", cfg, ["yes"], inputs)
     assert "\n" not in str(info.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_views_export_says_so_in_its_stream_log_and_metrics(tmp_path):
+    from pipeline.streaming.scorers import WindowScorer
+
+    model = _keras_embedding_model(tmp_path)
+    scorer = WindowScorer(model, 80, progress=False)
+    assert "views" not in scorer.describe() and scorer.report(None, 1.0) == {}
+    model.set_views(VIEWS)
+    assert scorer.describe().endswith("3 vocal-tract views")
+    assert scorer.report(None, 1.0) == {"views": VIEWS}

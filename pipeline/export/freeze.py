@@ -192,6 +192,7 @@ def freeze(
                 accuracy,
                 len(y),
                 len(test_features[1]) if test_features else 0,
+                inputs.views,
             )
             metrics["streaming"] = (
                 streaming.metrics(float_flat)

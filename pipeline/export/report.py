@@ -74,8 +74,9 @@ def export_metrics(
     accuracy: dict[str, Any],
     test_clips: int,
     test_npz_clips: int,
+    views=(1.0,),
 ) -> dict[str, Any]:
-    """The contents of metrics/export.json."""
+    """The contents of metrics/export.json (``views``: export.views)."""
     sizes = {"model.keras": size_bytes(keras_file)}
     for name in EXPORTED_FILES:
         if (export_dir / name).exists():
@@ -86,6 +87,7 @@ def export_metrics(
             "wanted_words": list(wanted_words),
             "representative_clips": int(representative_clips),
             "float_tflite_input": float_input,
+            "views": [float(v) for v in views],
         },
         "size_bytes": sizes,
         "accuracy": accuracy,

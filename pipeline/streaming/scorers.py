@@ -454,10 +454,19 @@ class WindowScorer(Scorer):
     def bounded(self):
         return not self._reuse_whole()
 
+    def _views(self) -> tuple[float, ...]:
+        return tuple(getattr(self.model, "views", (1.0,)))
+
     def describe(self, scores=None):
+        views = self._views()
+        what = "window model" + (f", {len(views)} vocal-tract views" if len(views) > 1 else "")
         if scores is None:
-            return "window model"
-        return f"window model, frame reuse {'on' if scores.frame_reuse else 'off'}"
+            return what
+        return f"{what}, frame reuse {'on' if scores.frame_reuse else 'off'}"
+
+    def report(self, scores, duration_s):
+        views = self._views()
+        return {"views": list(views)} if len(views) > 1 else {}
 
 
 class MeanScorer(Scorer):
