@@ -29,7 +29,8 @@ from pipeline.data.config import DataConfig, SplitConfig
 from pipeline.data.stream_synthesis import StreamConfig
 from pipeline.data.stream_windows import StreamWindowsConfig, stride_samples
 from pipeline.export.config import ExportConfig
-from pipeline.frontends import FRONTENDS, FeatureConfig
+from pipeline.frontends import FeatureConfig
+from pipeline.frontends.base import check_views
 from pipeline.models.config import ModelConfig
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.training.config import TrainConfig
@@ -86,14 +87,10 @@ def check_across(typed: dict[str, Section]) -> None:
             f"params: augment.time_shift_ms ({augment.time_shift_ms}) must be below "
             f"features.clip_duration_ms ({features.clip_duration_ms})"
         )
-    views = typed["export"].views
-    if views != [1.0] and not features.frontend.supports_views:
-        with_views = [name for name, fe in FRONTENDS.items() if fe.supports_views]
-        raise ParamError(
-            f"params: export.views {views} needs a front end with vocal-tract views "
-            f"(features.preprocess {' or '.join(with_views)}), not {features.preprocess!r}; "
-            "set export.views: [1.0]"
-        )
+    try:
+        check_views(typed["export"].views, "params: export.views", features.frontend)
+    except ValueError as exc:
+        raise ParamError(str(exc)) from None
     if windows.streams:
         # Those recordings take the stream section's makeup at stream_windows.duration_s, and
         # their windows are cut at whole frames of the front end.

@@ -14,6 +14,7 @@ from pipeline.frontends import FeatureConfig, embedding
 from pipeline.inference.export_files import read_frontend
 from pipeline.sections import defaults, validate_params
 from pipeline.streaming import scores as stream_scores
+from tests.conftest import skip_without_embedding_models
 from tests.test_embedding_frontend import _clips, _keras_embedding_model, _recording
 
 VIEWS = [0.9, 1.0, 1.1]
@@ -21,10 +22,7 @@ VIEWS = [0.9, 1.0, 1.1]
 
 @pytest.fixture(scope="module", autouse=True)
 def _models():
-    try:
-        embedding.models_dir()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+    skip_without_embedding_models()
 
 
 def tone(hz: float, seconds: float = 0.5) -> np.ndarray:
@@ -95,7 +93,7 @@ def test_streamed_views_are_the_mean_of_each_views_stream(tmp_path):
         ([0.9, 1.0, 0.9], "embedding", "listed twice"),
         ([0.3, 1.0], "embedding", "export.views"),
         (["x"], "embedding", "export.views"),
-        ([0.9, 1.0], "mfcc", "needs a front end with vocal-tract views"),
+        ([0.9, 1.0], "mfcc", "has no vocal-tract views"),
     ],
 )
 def test_bad_views_are_one_named_error(views, preprocess, words):

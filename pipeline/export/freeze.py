@@ -46,6 +46,7 @@ from pipeline.export.report import (
 )
 from pipeline.export.verify import evaluate_exports, read_test_clips, streaming_difference
 from pipeline.frontends import FeatureConfig
+from pipeline.frontends.base import check_views
 from pipeline.inference.base import feature_params
 from pipeline.inference.scores import is_probability
 
@@ -129,11 +130,10 @@ def freeze(
     """Export ``keras_dir`` into ``out_dir`` and write the export metrics; return them."""
     keras_dir, out_dir = Path(keras_dir), Path(out_dir)
     labels = prepare_words_list(wanted_words)
-    for view in inputs.views:
-        try:
-            cfg.frontend.with_view(view)  # a front end without views refuses any but 1.0
-        except ValueError as exc:
-            raise StageError(f"export.views {list(inputs.views)}: {exc}") from None
+    try:
+        check_views(inputs.views, "export.views", cfg.frontend)
+    except ValueError as exc:
+        raise StageError(str(exc)) from None
     model = load_trained_model(keras_dir, cfg, labels)
     representative = representative_features(Path(inputs.features_dir))
     needs_softmax = not is_probability(model(representative[:8], training=False))
@@ -181,7 +181,9 @@ def freeze(
                 streaming.interface() if streaming else None,
                 inputs.views,
             )
-            accuracy = evaluate_exports(tmp, keras_dir, clip_paths, audio, y, test_features, clips)
+            accuracy = evaluate_exports(
+                tmp, keras_dir, clip_paths, audio, y, test_features, clips, inputs.views
+            )
             metrics = export_metrics(
                 cfg,
                 wanted_words,

@@ -70,17 +70,16 @@ def evaluate_exports(
     y,
     test_features=None,
     clips: ClipReader | None = None,
+    views=(1.0,),
 ) -> dict[str, Any]:
     """Test accuracy of every format on the same clips (SavedModel through its WAV signature: the
-    clips named by ``paths`` as WAV bytes from ``clips``)."""
+    clips named by ``paths`` as WAV bytes from ``clips``), the trained model too scored over the
+    export's vocal-tract ``views``."""
     from pipeline.inference import load_model
-    from pipeline.inference.export_files import read_frontend
 
     results: dict[str, Any] = {}
     keras_model = load_model(keras_dir)
-    frontend = export_dir / "frontend.json"
-    if frontend.is_file():  # the trained model scored as its export scores (its views)
-        keras_model.set_views(read_frontend(frontend).get("views", [1.0]))
+    keras_model.set_views(views)
     results["keras"] = _accuracy(keras_model.predict_audio(audio), y)
     if (export_dir / "saved_model").is_dir():
         saved = load_model(export_dir)

@@ -35,14 +35,20 @@ from pipeline.frontends.window import FeatureWindow
 VIEW_LOW, VIEW_HIGH = 0.5, 2.0
 
 
-def check_views(views, where: str) -> None:
-    """Views as export.views and frontend.json hold them: each within VIEW_LOW-VIEW_HIGH (the
-    schema checks that), none twice. ``where``: the key or file, for the ValueError."""
+def check_views(views, where: str, frontend: FrontEnd | None = None) -> None:
+    """The one rule of views as export.views and frontend.json hold them (each within
+    VIEW_LOW-VIEW_HIGH: their schema checks that): none twice and, given the ``frontend``, each
+    one it computes (``with_view``). ValueError naming ``where`` (the key or the file)."""
     seen = set()
     for view in views:
         if float(view) in seen:
             raise ValueError(f"{where}: the view {view:g} is listed twice")
         seen.add(float(view))
+        if frontend is not None:
+            try:
+                frontend.with_view(view)
+            except ValueError as exc:
+                raise ValueError(f"{where} {list(views)}: {exc}") from None
 
 
 def next_power_of_two(x: int) -> int:
@@ -64,7 +70,10 @@ class FrontEnd:
     def with_view(self, view: float) -> FrontEnd:
         """This front end computing the vocal-tract view ``view`` of its input (1.0: itself)."""
         if float(view) != 1.0:
-            raise ValueError(f"front end {self.name!r} has no vocal-tract views (only 1.0)")
+            raise ValueError(
+                f"front end {self.name!r} has no vocal-tract views (only [1.0]; the speech "
+                "embedding's front ends have them)"
+            )
         return self
 
     def check(self, cfg: FeatureWindow) -> None:

@@ -121,14 +121,9 @@ def read_frontend(path) -> dict[str, Any]:
     if "views" in data:
         _check(path, "views", list_of(number(VIEW_LOW, VIEW_HIGH)), data["views"])
         try:
-            check_views(data["views"], "views")
+            check_views(data["views"], "views", cfg.frontend)
         except ValueError as exc:
             raise StageError(f"{path}: {exc}") from None
-        if data["views"] != [1.0] and not cfg.frontend.supports_views:
-            raise StageError(
-                f"{path}: views {data['views']}: front end {cfg.preprocess!r} has no vocal-tract "
-                "views (only [1.0])"
-            )
     if "streaming" in data:
         streaming = _mapping(path, data["streaming"], "streaming")
         if "inputs" not in streaming:
