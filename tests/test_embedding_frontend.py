@@ -14,7 +14,7 @@ import pytest
 from pipeline.core.labels import write_labels
 from pipeline.frontends import FeatureConfig, embedding, features_numpy
 from pipeline.streaming import scores as stream_scores
-from tests.conftest import word_clip
+from tests.conftest import skip_without_embedding_models, word_clip
 
 # Embeddings reach about 50 in magnitude; float32 error of the two computation orders stays far
 # below this (a clip's features with another clip's clamp, or a misplaced window, differ by > 1).
@@ -30,10 +30,7 @@ def _precision(preprocess: str) -> str:
 
 @pytest.fixture(scope="module", autouse=True)
 def _models():
-    try:
-        embedding.models_dir()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+    skip_without_embedding_models()
 
 
 def _clips():

@@ -19,7 +19,7 @@ from pipeline.core.schema import read_yaml
 from pipeline.data.feature_store import write_features
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.operating_point import decoder_dict, decoder_settings
-from tests.conftest import REPO_ROOT, limit_file_size, pack
+from tests.conftest import REPO_ROOT, limit_file_size, pack, skip_without_embedding_models
 from tests.test_inference import FEATURES, LABELS, WANTED, tiny_clips, train_tiny_keras
 
 pytestmark = pytest.mark.slow
@@ -295,12 +295,7 @@ def test_embedding_export_is_a_bundle_that_runs_from_wav(tmp_path, preprocess):
     with the front end it was trained on (embedding_int8: the int8 embedding model)."""
     import keras
 
-    from pipeline.frontends import embedding
-
-    try:
-        embedding.models_dir()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+    skip_without_embedding_models()
 
     from pipeline.core.labels import write_labels
     from pipeline.export.freeze import ExportInputs, freeze

@@ -28,14 +28,13 @@ from pipeline.core.audio import (
 )
 from pipeline.core.errors import ParamError, StageError, WavError
 from pipeline.core.params import load_params
-from pipeline.frontends import embedding
 from pipeline.streaming.config import StreamEvalConfig
 from pipeline.streaming.detect import detect
 from pipeline.streaming.evaluate import run_stream_eval, score_recording
 from pipeline.streaming.operating_point import decoder_dict, decoder_settings, read_decoder
 from pipeline.streaming.scorers import MeanScorer, StreamingScorer, WindowScorer
 from pipeline.streaming.scores import stream_scores, streaming_scores
-from tests.conftest import REPO_ROOT, SHARED_MINI, SHARED_PRETRAINED
+from tests.conftest import REPO_ROOT, SHARED_MINI, SHARED_PRETRAINED, skip_without_embedding_models
 from tests.test_stream import RATE, StandInModel, _recording
 
 SETTINGS = StreamEvalConfig(detection_threshold=0.5)
@@ -169,10 +168,7 @@ def embedding_model(tmp_path_factory):
     the clamp against the loudest frame so far), or a skip without the embedding models."""
     from tests.test_embedding_frontend import _keras_embedding_model
 
-    try:
-        embedding.models_dir()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+    skip_without_embedding_models()
     return _keras_embedding_model(tmp_path_factory.mktemp("embedding"))
 
 

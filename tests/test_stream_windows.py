@@ -24,7 +24,14 @@ from pipeline.data.stream_windows import (
 )
 from pipeline.frontends import FeatureConfig, embedding, features_numpy
 from pipeline.stages.featurize import main
-from tests.conftest import REPO_ROOT, make_store, pack, speaker_id, word_clip
+from tests.conftest import (
+    REPO_ROOT,
+    make_store,
+    pack,
+    skip_without_embedding_models,
+    speaker_id,
+    word_clip,
+)
 from tests.test_featurize import _write_split
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
@@ -233,10 +240,7 @@ def test_frame_reuse_windows_equal_each_windows_own_features():
 def test_the_embedding_windows_see_their_real_context():
     """The speech embedding's windows are streaming's: each in the recording's own audio around it
     (the plain per-window computation over that context), not a clip padded with silence."""
-    try:
-        embedding.models_dir()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+    skip_without_embedding_models()
     recording, _ = _recording()
     features = FeatureConfig(preprocess="embedding")
     starts = np.arange(5, 60, 7) * embedding.EMBEDDING_HOP_SAMPLES  # contexts inside the recording

@@ -28,7 +28,7 @@ from pipeline.streaming.recognize import decode, window_averages
 from pipeline.tools import web as web_tool
 from pipeline.web.chromium import Browser, find_chromium
 from pipeline.web.page import write_page
-from tests.conftest import word_clip
+from tests.conftest import skip_without_embedding_models, word_clip
 
 RATE = 16000
 # The JavaScript front end computes what TensorFlow's ops compute, to float32 rounding.
@@ -415,12 +415,8 @@ def embedding_export(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def embedding_page(tmp_path_factory):
     """A tiny embedding export and its page, written by ``kws web`` with its defaults."""
-    from pipeline.frontends import embedding
 
-    try:
-        embedding.models_dir()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+    skip_without_embedding_models()
     root = tmp_path_factory.mktemp("web-embedding")
     export = embedding_export(root)
     with pytest.raises(SystemExit) as exit_info:
