@@ -134,6 +134,12 @@ class FrameStream:
         raise NotImplementedError
 
 
+def side_by_side(parts) -> np.ndarray:
+    """Features of each view, float32, joined on their last axis (one view: itself)."""
+    parts = [np.asarray(p, dtype=np.float32) for p in parts]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+
+
 class ViewStreams(FrameStream):
     """The frames of several FrameStreams of one recording side by side (``[frames, bins x
     streams]``): one stream per vocal-tract view, each giving as many frames per chunk."""
@@ -146,7 +152,7 @@ class ViewStreams(FrameStream):
         counts = {len(p) for p in parts}
         if len(counts) != 1:
             raise ValueError(f"view streams gave different frame counts {sorted(counts)}")
-        return np.concatenate(parts, axis=-1)
+        return side_by_side(parts)
 
     def push(self, audio: np.ndarray, now: bool = False) -> np.ndarray:
         return self._joined([stream.push(audio, now) for stream in self.streams])

@@ -22,7 +22,7 @@ import numpy as np
 from pipeline.core.audio import canonical_wav_bytes, decode_wav_bytes, fit_to_length
 from pipeline.core.errors import StageError
 from pipeline.frontends import FeatureConfig, features_numpy
-from pipeline.frontends.base import FrontEnd, ViewStreams
+from pipeline.frontends.base import FrontEnd, ViewStreams, side_by_side
 
 BATCH = 256
 # The keys of the ``features`` section, as meta.json and frontend.json record them.
@@ -155,14 +155,14 @@ class FeatureModel(KwsModel):
     def features(self, audio: np.ndarray) -> np.ndarray:
         """float32 [N, desired_samples] -> [N, frames, bins x views] with the training front end."""
         audio = self._check_audio(audio)
-        return _side_by_side(
+        return side_by_side(
             [features_numpy(audio, self.cfg, frontend=fe) for fe in self.view_frontends]
         )
 
     def frame_features(self, audio: np.ndarray) -> np.ndarray:
         if not self.supports_frames:
             return super().frame_features(audio)
-        return _side_by_side([fe.stream_features(audio, self.cfg) for fe in self.view_frontends])
+        return side_by_side([fe.stream_features(audio, self.cfg) for fe in self.view_frontends])
 
     def predict_features(self, features: np.ndarray) -> np.ndarray:
         features = np.asarray(features, dtype=np.float32)
@@ -185,9 +185,3 @@ class FeatureModel(KwsModel):
             for i in range(0, len(audio), BATCH)
         ]
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
-
-
-def _side_by_side(parts) -> np.ndarray:
-    """Features of each view, joined on their last axis (one view: itself)."""
-    parts = [np.asarray(p, dtype=np.float32) for p in parts]
-    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
