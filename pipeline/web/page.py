@@ -88,9 +88,12 @@ def read_export(export: Path, streaming: bool) -> tuple[dict[str, Any], list[str
         "feature_bin_count": int(cfg.feature_bin_count),
         "feature_shape": [int(v) for v in cfg.feature_shape],
     }
-    info = {"frontend": page_frontend, "streaming": frontend.get("streaming")}
-    info["views"] = frontend.get("views", [1.0])
-    return info, labels
+    views = frontend.get("views", [1.0])
+    return {
+        "frontend": page_frontend,
+        "streaming": frontend.get("streaming"),
+        "views": views,
+    }, labels
 
 
 def check_head(export: Path, frontend: dict[str, Any], feature_shape) -> None:
@@ -256,7 +259,7 @@ def write_page(
         from pipeline.frontends.embedding import models_dir
 
         embedding_model = models_dir() / Path(EMBEDDING_MODEL).name
-        frontend["embedding"] = embedding_frontend(info.get("views", [1.0]))
+        frontend["embedding"] = embedding_frontend(info["views"])
     with atomic_dir(out) as tmp:
         shutil.copytree(ASSETS, tmp, dirs_exist_ok=True)
         (tmp / MODEL).write_bytes(model)
