@@ -50,3 +50,13 @@ def test_a_row_of_logits_is_not_a_probability():
     assert not is_probability(np.zeros((0, 4), np.float32))
     # A float row is held to float error: the int8 allowance is not given without a step.
     assert not is_probability(int8_rows([[22, 34, 21, 20, 23, 20, 20, 20, 20, 21, 20, 21]]))
+
+
+def test_quantized_logits_get_no_allowance():
+    # An int8 output of logits (a step of 0.25): a row of them is not taken for probabilities
+    # because its rounding allowance would be 12 steps.
+    logits = np.array([[0.0, 0.0, 0.25, 1.5, 0, 0, 0, 0, 0, 0, 0, 0]], np.float32)
+    assert not is_probability(logits, 0.25)
+    scores = as_scores(logits, 0.25)
+    np.testing.assert_allclose(scores.sum(axis=-1), 1.0, rtol=1e-6)
+    assert scores[0, 3] < 0.5  # a softmax of them, not the values themselves

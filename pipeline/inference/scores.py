@@ -8,12 +8,19 @@ import numpy as np
 FLOAT_TOLERANCE = 1e-3
 
 
+# The coarsest step of a quantized output that can hold probabilities (8 bits over 0..1 step
+# 1/255 or 1/256); a coarser one holds logits, and gets no allowance.
+PROBABILITY_STEP = 1 / 128
+
+
 def _tolerance(labels: int, quantization_step: float) -> float:
     """How far a row of probabilities may sum from one: float error, plus a whole quantization
     step per label for a quantized (int8) output. A committee's int8 output is the mean of its
     heads' softmaxes, each rounded to a step and the mean rounded again, so its labels may each
     be up to a step off (near-uniform rows, where every head is unsure, sum 3-7 steps from one
     over 12 labels), not only the half step of one rounding."""
+    if quantization_step > PROBABILITY_STEP:
+        return FLOAT_TOLERANCE
     return FLOAT_TOLERANCE + labels * quantization_step
 
 
