@@ -414,3 +414,16 @@ def test_a_committee_freezes_and_every_format_scores_its_mean(tmp_path):
         reference,
         atol=1e-4,
     )
+    # The int8 committee's scores of a clip do not depend on the clips scored beside it, clips
+    # where its heads are unsure (noise, silence) among them (tests/test_scores.py holds a row
+    # of such a committee that once turned its whole batch into a softmax of probabilities).
+    rng = np.random.default_rng(11)
+    unsure = np.concatenate(
+        [rng.normal(0, level, (8, 16000)) for level in (0.0, 1e-4, 1e-3, 0.03, 0.3)]
+    ).astype(np.float32)
+    batch = np.concatenate([audio, unsure])
+    int8 = load_model(tmp_path / "export" / "model_int8.tflite")
+    together = int8.predict_audio(batch)
+    one_by_one = np.concatenate([int8.predict_audio(batch[i : i + 1]) for i in range(len(batch))])
+    np.testing.assert_array_equal(together, one_by_one)
+    assert together[: len(audio)].argmax(1).tolist() == reference.argmax(1).tolist()
