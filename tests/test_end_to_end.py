@@ -146,6 +146,9 @@ def test_every_stage_leaves_its_outputs(workdir):
     assert 0.0 <= evaluate["accuracy"] <= 1.0
     stream = json.loads((workdir / "metrics/details/stream.json").read_text())
     assert {"matched", "correct", "wrong", "false_positives"} <= set(stream)
+    assert {"correct_percentage", "false_alarms_per_hour", "detections_equal"} <= set(
+        stream["int8"]
+    )  # the int8 model scored on the recording too
     labels = (workdir / "models/export/labels.txt").read_text().split()
     assert labels[:2] == ["_silence_", "_unknown_"] and len(labels) == 12
 

@@ -529,6 +529,52 @@ def test_stage_from_params(tmp_path, monkeypatch):
         stream_eval_stage.main(["--minimum-count", "2"])
 
 
+class DeafToNo(StandInModel):
+    """The stand-in with the band of "no" unheard: an int8 model that lost one word."""
+
+    bands = np.array([[0, 300], [450, 550], [5000, 5100], [2850, 2950]])
+
+
+def test_stage_scores_the_int8_model_beside_the_float_one(tmp_path, monkeypatch):
+    (tmp_path / "data" / "stream").mkdir(parents=True)
+    _recording(seconds=20, tmp_path=tmp_path / "data" / "stream")
+    os.replace(
+        tmp_path / "data" / "stream" / "labels.txt",
+        tmp_path / "data" / "stream" / "stream_labels.txt",
+    )
+    (tmp_path / "params.yaml").write_text(
+        "stream_eval:\n  clip_stride_ms: 30\n  average_window_ms: 500\n"
+        "  detection_threshold: 0.6\n  suppression_ms: 1500\n  time_tolerance_ms: 750\n"
+        "  minimum_count: 3\n  minimum_margin: 0.0\n  repeat_commands: false\n"
+    )
+    (tmp_path / "models" / "export").mkdir(parents=True)
+    (tmp_path / "models" / "export" / "model_int8.tflite").write_bytes(b"stand-in")
+    loaded = []
+
+    def fake_load(path, labels=None):
+        loaded.append(Path(path))
+        return DeafToNo() if Path(path).name == "model_int8.tflite" else StandInModel()
+
+    monkeypatch.setattr("pipeline.inference.load_model", fake_load)
+    monkeypatch.chdir(tmp_path)
+    assert stream_eval_stage.main([]) == 0
+    assert loaded == [Path("models/export"), Path("models/export/model_int8.tflite")]
+    details = json.loads(details_path(tmp_path / "metrics" / "stream.json").read_text())
+    int8 = details["int8"]
+    truth = read_ground_truth(tmp_path / "data" / "stream" / "stream_labels.txt")
+    spoken_no = sum(label == "no" for label, _ in truth)
+    assert spoken_no > 0 and details["correct"] > spoken_no
+    assert int8["correct"] == details["correct"] - spoken_no  # every "no" missed, the rest heard
+    assert int8["detections_equal"] is False
+    assert int8["same_detections"] == int8["correct"] + int8["wrong"] + int8["false_positives"]
+    headline = json.loads((tmp_path / "metrics" / "stream.json").read_text())
+    assert headline["int8"] == {
+        "correct_percentage": int8["correct_percentage"],
+        "false_alarms_per_hour": int8["false_alarms_per_hour"],
+    }
+    assert int8["correct_percentage"] < details["correct_percentage"]
+
+
 def test_named_clips_are_read_once_through_the_reader():
     reads = []
 

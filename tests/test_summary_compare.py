@@ -64,6 +64,18 @@ def test_summary_names_the_headline_metrics(tmp_path):
     assert len(text.splitlines()) <= 8  # a summary, not a table of every metric
 
 
+def test_summary_gives_the_int8_model_on_the_recording_where_it_was_scored(tmp_path):
+    write_metrics(tmp_path, correct=81.5, false_alarms=102.0)
+    assert "streaming, int8" not in summary(tmp_path)
+    stream = tmp_path / "metrics" / "stream.json"
+    record = json.loads(stream.read_text())
+    record["int8"] = {"correct_percentage": 77.3, "false_alarms_per_hour": 96.0}
+    stream.write_text(json.dumps(record))
+    text = summary(tmp_path)
+    assert "streaming, int8  77.3% correct, 96 false alarms per hour" in text
+    assert len(text.splitlines()) <= 8
+
+
 def test_summary_says_what_is_not_computed_yet(tmp_path):
     text = summary(tmp_path)
     assert "test accuracy    —" in text

@@ -49,6 +49,8 @@ HEADLINES: dict[str, tuple[tuple[str, ...], ...]] = {
         ("wrong",),
         ("false_positives",),
         ("ground_truth_words",),
+        ("int8", "correct_percentage"),
+        ("int8", "false_alarms_per_hour"),
     ),
 }
 

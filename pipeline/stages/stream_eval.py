@@ -1,6 +1,10 @@
 """Stage `stream_eval`: streaming accuracy of the exported model on the synthetic recording
 (metrics/stream.json, and the threshold sweep as a DVC plot).
 
+The export's int8 model (``model_int8.tflite``, what a device runs) scores the recording too, at
+the same decoder settings: ``int8`` in metrics/stream.json holds its words correct and false
+alarms, and whether its detections are the float model's.
+
 When the export holds ``model_streaming.tflite`` the recording is also scored with it, one call
 per feature frame, and ``streaming`` in metrics/stream.json says whether its detections are the
 window model's (``detections_equal``; ``max_abs_score_diff`` over every window; ``compared:
@@ -26,6 +30,7 @@ from pipeline.streaming.evaluate import (
     check_inputs,
     compare_streaming,
     format_summary,
+    int8_figures,
     run_stream_eval,
     sweep_csv,
 )
@@ -50,6 +55,20 @@ def main(argv=None) -> int:
     )
     metrics, sweep = window.metrics, window.sweep
     print(format_summary(metrics))
+    int8, int8_seconds = int8_figures(
+        paths.EXPORT_DIR, paths.STREAM_WAV, paths.STREAM_LABELS, cfg, window
+    )
+    if int8 is not None:
+        metrics["int8"] = int8
+        print(
+            f"int8 model: {int8['correct_percentage']:.1f}% correct, "
+            f"{int8['false_alarms_per_hour']:.1f} false alarms/hour"
+            + ("" if int8["detections_equal"] else " (other detections than float)")
+        )
+        log.info(
+            "real-time factor: int8 model %.4f (seconds per second of audio)",
+            int8_seconds / metrics["duration_s"],
+        )
     if has_streaming_model(paths.EXPORT_DIR):
         metrics["streaming"], seconds = compare_streaming(
             paths.EXPORT_DIR, paths.STREAM_WAV, paths.STREAM_LABELS, cfg, window, model

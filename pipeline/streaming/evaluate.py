@@ -25,7 +25,7 @@ from pipeline.streaming.recognize import (
     score_detections,
     window_averages,
 )
-from pipeline.streaming.scorers import Scorer, StreamingScorer, WholeFeed
+from pipeline.streaming.scorers import Scorer, StreamingScorer, WholeFeed, WindowScorer, load
 from pipeline.streaming.scores import StreamScores, can_reuse_frames
 
 log = logging.getLogger(__name__)
@@ -237,6 +237,31 @@ def compare_streaming(
     )
     streaming = run_stream_eval(scorer, recording, truth, settings)
     return {"compared": True, **streaming_agreement(window, streaming)}, streaming.scores.seconds
+
+
+# The export's int8 model (what a device runs), scored on the recording beside the float one.
+INT8_MODEL = "model_int8.tflite"
+
+
+def int8_figures(
+    export_dir, recording, truth, settings: StreamEvalConfig, window: StreamEvalResult
+) -> tuple[dict | None, float | None]:
+    """The export's int8 model on the same recording at the same decoder ``settings``: its counts
+    and how its detections compare with ``window`` (the run_stream_eval result of the float
+    window model), and the seconds it took; ``(None, None)`` for an export without one."""
+    path = Path(export_dir) / INT8_MODEL
+    if not path.is_file():
+        return None, None
+    scorer = WindowScorer(load(path), settings.clip_stride_ms, progress=False)
+    int8 = run_stream_eval(scorer, recording, truth, settings)
+    float_found = [(label, t) for label, t, _, _ in window.detections]
+    int8_found = [(label, t) for label, t, _, _ in int8.detections]
+    keys = ("correct_percentage", "false_alarms_per_hour", "correct", "wrong", "false_positives")
+    return {
+        **{key: int8.metrics[key] for key in keys},
+        "detections_equal": int8_found == float_found,
+        "same_detections": len(set(int8_found) & set(float_found)),
+    }, int8.scores.seconds
 
 
 def streaming_agreement(window, streaming) -> dict:

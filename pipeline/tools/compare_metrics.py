@@ -128,6 +128,15 @@ HEADLINES = (
         "false alarms/h",
     ),
     Headline(
+        "streaming, int8: correct",
+        paths.STREAM_METRICS,
+        ("int8", "correct_percentage"),
+        "percent",
+        6.0,
+        "int8 stream correct",
+        column=False,
+    ),
+    Headline(
         "int8 model size",
         paths.EXPORT_METRICS,
         ("size_bytes", "model_int8.tflite"),

@@ -103,10 +103,12 @@ def export_table(export: dict[str, Any]) -> str:
 
 
 def stream_table(stream: dict[str, Any]) -> str:
-    """The decoder's settings and its counts on the synthetic recording."""
+    """The decoder's settings and its counts on the synthetic recording (the int8 model's
+    beside them)."""
     import pandas as pd
 
     scalars = {k: v for k, v in stream.items() if not isinstance(v, (dict, list))}
+    scalars.update({f"int8 {k}": v for k, v in (stream.get("int8") or {}).items()})
     if not scalars:
         return "(no streaming metrics)"
     frame = pd.Series(scalars, dtype=object).to_frame("value")

@@ -60,6 +60,12 @@ def summary(root: Path = Path(".")) -> str:
             f"correct, {float(stream.get('false_alarms_per_hour', 0)):g} false alarms per hour "
             f"({minutes:g} min recording, threshold {stream.get('detection_threshold', '?')})"
         )
+        if lookup(stream, "int8", "correct_percentage") is not None:
+            int8 = stream["int8"]
+            lines.append(
+                f"streaming, int8  {float(int8['correct_percentage']):.1f}% correct, "
+                f"{float(int8['false_alarms_per_hour']):g} false alarms per hour"
+            )
     else:
         lines.append("streaming        —")
     missing = [
