@@ -498,7 +498,9 @@ def test_keras_mfcc_model_frame_reuse(tmp_path):
     np.testing.assert_allclose(fast.scores, slow.scores, atol=1e-5)
 
 
-def test_stage_from_params(tmp_path, monkeypatch):
+def _stage_folder(tmp_path):
+    """The stream_eval stage's inputs in ``tmp_path``: a 20 s recording with its ground truth
+    where the stage reads them, and params.yaml's decoder settings."""
     (tmp_path / "data" / "stream").mkdir(parents=True)
     _recording(seconds=20, tmp_path=tmp_path / "data" / "stream")
     os.replace(
@@ -510,6 +512,10 @@ def test_stage_from_params(tmp_path, monkeypatch):
         "  detection_threshold: 0.6\n  suppression_ms: 1500\n  time_tolerance_ms: 750\n"
         "  minimum_count: 3\n  minimum_margin: 0.0\n  repeat_commands: false\n"
     )
+
+
+def test_stage_from_params(tmp_path, monkeypatch):
+    _stage_folder(tmp_path)
     seen = {}
 
     def fake_load(path, labels=None):
@@ -536,17 +542,7 @@ class DeafToNo(StandInModel):
 
 
 def test_stage_scores_the_int8_model_beside_the_float_one(tmp_path, monkeypatch):
-    (tmp_path / "data" / "stream").mkdir(parents=True)
-    _recording(seconds=20, tmp_path=tmp_path / "data" / "stream")
-    os.replace(
-        tmp_path / "data" / "stream" / "labels.txt",
-        tmp_path / "data" / "stream" / "stream_labels.txt",
-    )
-    (tmp_path / "params.yaml").write_text(
-        "stream_eval:\n  clip_stride_ms: 30\n  average_window_ms: 500\n"
-        "  detection_threshold: 0.6\n  suppression_ms: 1500\n  time_tolerance_ms: 750\n"
-        "  minimum_count: 3\n  minimum_margin: 0.0\n  repeat_commands: false\n"
-    )
+    _stage_folder(tmp_path)
     (tmp_path / "models" / "export").mkdir(parents=True)
     (tmp_path / "models" / "export" / "model_int8.tflite").write_bytes(b"stand-in")
     loaded = []
@@ -566,7 +562,8 @@ def test_stage_scores_the_int8_model_beside_the_float_one(tmp_path, monkeypatch)
     assert spoken_no > 0 and details["correct"] > spoken_no
     assert int8["correct"] == details["correct"] - spoken_no  # every "no" missed, the rest heard
     assert int8["detections_equal"] is False
-    assert int8["same_detections"] == int8["correct"] + int8["wrong"] + int8["false_positives"]
+    assert int8["detections"] == int8["correct"] + int8["wrong"] + int8["false_positives"]
+    assert int8["same_detections"] == int8["detections"]  # float made every int8 detection
     headline = json.loads((tmp_path / "metrics" / "stream.json").read_text())
     assert headline["int8"] == {
         "correct_percentage": int8["correct_percentage"],

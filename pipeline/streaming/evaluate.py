@@ -254,14 +254,24 @@ def int8_figures(
         return None, None
     scorer = WindowScorer(load(path), settings.clip_stride_ms, progress=False)
     int8 = run_stream_eval(scorer, recording, truth, settings)
-    float_found = [(label, t) for label, t, _, _ in window.detections]
-    int8_found = [(label, t) for label, t, _, _ in int8.detections]
     keys = ("correct_percentage", "false_alarms_per_hour", "correct", "wrong", "false_positives")
     return {
         **{key: int8.metrics[key] for key in keys},
-        "detections_equal": int8_found == float_found,
-        "same_detections": len(set(int8_found) & set(float_found)),
+        **same_detections(window, int8),
     }, int8.scores.seconds
+
+
+def same_detections(first: StreamEvalResult, second: StreamEvalResult) -> dict:
+    """Whether two runs over the same recording detected the same words at the same times
+    (labels and times; scores aside), how many ``second`` made and how many of them ``first``
+    made too."""
+    first_found = [(label, t) for label, t, _, _ in first.detections]
+    second_found = [(label, t) for label, t, _, _ in second.detections]
+    return {
+        "detections_equal": first_found == second_found,
+        "detections": len(second_found),
+        "same_detections": len(set(first_found) & set(second_found)),
+    }
 
 
 def streaming_agreement(window, streaming) -> dict:
@@ -271,15 +281,11 @@ def streaming_agreement(window, streaming) -> dict:
     rounding at best). Timings stay out (a rerun must reproduce metrics/ exactly)."""
     import numpy as np
 
-    window_found = [(label, t) for label, t, _, _ in window.detections]
-    stream_found = [(label, t) for label, t, _, _ in streaming.detections]
     if not np.array_equal(window.scores.times_ms, streaming.scores.times_ms):
         raise StageError("the streaming model scored other windows than the window model")
     diff = np.abs(window.scores.scores - streaming.scores.scores)
     return {
-        "detections_equal": window_found == stream_found,
-        "detections": len(stream_found),
-        "same_detections": len(set(window_found) & set(stream_found)),
+        **same_detections(window, streaming),
         "max_abs_score_diff": float(f"{float(diff.max()) if diff.size else 0.0:.3g}"),
         "correct": int(streaming.metrics["correct"]),
         "correct_percentage": streaming.metrics["correct_percentage"],
