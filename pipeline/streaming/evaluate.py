@@ -240,7 +240,7 @@ def compare_streaming(
 
 
 # The export's int8 model (what a device runs), scored on the recording beside the float one.
-INT8_MODEL = "model_int8.tflite"
+INT8_TFLITE = "model_int8.tflite"
 
 
 def int8_figures(
@@ -249,7 +249,7 @@ def int8_figures(
     """The export's int8 model on the same recording at the same decoder ``settings``: its counts
     and how its detections compare with ``window`` (the run_stream_eval result of the float
     window model), and the seconds it took; ``(None, None)`` for an export without one."""
-    path = Path(export_dir) / INT8_MODEL
+    path = Path(export_dir) / INT8_TFLITE
     if not path.is_file():
         return None, None
     scorer = WindowScorer(load(path), settings.clip_stride_ms, progress=False)
