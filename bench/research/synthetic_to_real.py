@@ -133,6 +133,8 @@ CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "default-pico": ([], NO_PICO),
     "default+pico80": ([], {"data.embedded.pico_speakers": 80}),
     "default+pico120": ([], {"data.embedded.pico_speakers": 120}),
+    "default+kokoro20": ([], {"data.embedded.kokoro_speakers": 20}),
+    "default+kokoro40": ([], {"data.embedded.kokoro_speakers": 40}),
     "default+pico-fixed-tract": ([], {"data.embedded.pico_vocal_tract": [1.0, 1.0]}),
     "default+unknown10": ([], {"split.unknown_percentage": 10}),
     "default+speakers60": ([], {"data.embedded.speakers": 60}),
