@@ -13,7 +13,8 @@ both modes.
 
 With ``data.synthetic`` the generated speakers (``synth-<id>``) all go to training: validation
 and test measure recorded speakers, the ones a user cares about. The hashed speakers keep their
-splits, so adding generated speech moves no recorded clip.
+splits, so adding generated speech moves no recorded clip. In the embedded data set the Kokoro
+speakers (``kokoro-<id>``) go to training too (config.py says why).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from pipeline.core.labels import (
 )
 from pipeline.core.metrics_files import write_metrics
 from pipeline.data.clip_store import ClipStore, hash_name, is_store, speaker_of
-from pipeline.data.config import SYNTHETIC_SPEAKER_PREFIX, SplitConfig
+from pipeline.data.config import KOKORO_SPEAKER_PREFIX, SYNTHETIC_SPEAKER_PREFIX, SplitConfig
 from pipeline.data.manifest import (
     MANIFEST_NAMES,
     SPLITS,
@@ -109,13 +110,14 @@ def index_dataset(
     validation_percentage,
     testing_percentage,
     salt: str = "",
-    training_prefix: str | None = None,
+    training_prefix: str | tuple[str, ...] | None = None,
 ):
     """Hash every clip of the store ``root`` into a split: ``(wanted, unknown)``, each split ->
     rows.
 
-    A speaker whose id starts with ``training_prefix`` (generated speakers, ``data.synthetic``)
-    goes to training without hashing. Raises StageError naming the folder if it holds no clips
+    A speaker whose id starts with ``training_prefix`` (or one of them: generated speakers of
+    ``data.synthetic``, Kokoro's of the embedded set) goes to training without hashing. Raises
+    StageError naming the folder if it holds no clips
     or lacks a wanted word.
     """
     root = Path(root)
@@ -159,18 +161,24 @@ def read_official_test(root, wanted_words) -> list[Row]:
 
 
 def build_split(
-    dataset_root, cfg: SplitConfig, official_test_root=None, synthetic: bool = False
+    dataset_root,
+    cfg: SplitConfig,
+    official_test_root=None,
+    synthetic: bool = False,
+    embedded: bool = False,
 ) -> tuple[dict[str, list[Row]], dict]:
     """The three manifests (split -> rows in their final seeded order) and summary facts.
 
     Follows the original ``prepare_data_index`` step for step, so with the original seed and the
     same (sorted) file list it draws the same random numbers. ``synthetic`` (``data.synthetic``):
     every generated speaker (``SYNTHETIC_SPEAKER_PREFIX``) goes to training, so validation and
-    test hold recorded speakers only; the facts count them.
+    test hold recorded speakers only; the facts count them. ``embedded`` (``data.source:
+    embedded``): the generator's Kokoro speakers (``KOKORO_SPEAKER_PREFIX``) go to training.
     """
     wanted_words, seed = cfg.wanted_words, cfg.seed
     validation_percentage, testing_percentage = cfg.validation_percentage, cfg.testing_percentage
-    prefix = SYNTHETIC_SPEAKER_PREFIX if synthetic else None
+    prefixes = (SYNTHETIC_SPEAKER_PREFIX,) * synthetic + (KOKORO_SPEAKER_PREFIX,) * embedded
+    prefix = prefixes or None
     wanted, unknown = index_dataset(
         dataset_root,
         wanted_words,

@@ -40,7 +40,11 @@ def main(argv=None) -> int:
     raw = Path(args.raw)
     official = raw / paths.OFFICIAL_TEST_DIR.name if data.test_set == "official" else None
     splits, facts = build_split(
-        raw / paths.DATASET_DIR.name, cfg, official_test_root=official, synthetic=data.synthetic
+        raw / paths.DATASET_DIR.name,
+        cfg,
+        official_test_root=official,
+        synthetic=data.synthetic,
+        embedded=data.source == "embedded",
     )
     skipped = read_skipped(raw / paths.SKIPPED_CSV.name)
     metrics = write_split(

@@ -54,7 +54,12 @@ from pipeline.core.labels import ALL_WORDS, BACKGROUND_NOISE_DIR, label_for, spo
 from pipeline.data.acquire import kokoro, pico
 from pipeline.data.acquire.kokoro import Kokoro, KokoroSpeaker
 from pipeline.data.acquire.pico import Pico, PicoSpeaker
-from pipeline.data.config import DEFAULT_VARIANTS, EmbeddedConfig, word_labels
+from pipeline.data.config import (
+    DEFAULT_VARIANTS,
+    KOKORO_SPEAKER_PREFIX,
+    EmbeddedConfig,
+    word_labels,
+)
 
 # English accents of espeak-ng ("en" is British English; "en-gb" itself is rejected by the
 # library, so use "en").
@@ -213,7 +218,8 @@ def plan_kokoro_speakers(
 ) -> list[KokoroSpeaker]:
     """``count`` Kokoro speakers, each a blend of two of ``voices`` (drawn, with a blend weight
     drawn in [0, 1]), the next of ``accents`` in turn, and a vocal-tract scale and speed drawn
-    uniformly from the ``[low, high]`` ranges; no id in ``taken``."""
+    uniformly from the ``[low, high]`` ranges; no id in ``taken``. Their ids start with
+    KOKORO_SPEAKER_PREFIX (the split keeps them in training)."""
     speakers, seen = [], set(taken)
     names = sorted(voices)
     for i in range(count if len(names) >= 2 else 0):
@@ -221,7 +227,7 @@ def plan_kokoro_speakers(
         a, b = rng.choice(len(names), 2, replace=False)
         speakers.append(
             KokoroSpeaker(
-                id=_speaker_id(f"{seed}/kokoro/{i}", seen),
+                id=KOKORO_SPEAKER_PREFIX + _speaker_id(f"{seed}/kokoro/{i}", seen),
                 voice_a=names[int(a)],
                 voice_b=names[int(b)],
                 blend=round(float(rng.uniform(0.0, 1.0)), 4),
