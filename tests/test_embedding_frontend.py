@@ -6,7 +6,6 @@ per window (``embedding.reference_embed``, which runs the two TFLite models as s
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -252,24 +251,6 @@ def test_the_quantize_tool_regenerates_the_committed_int8_model_byte_for_byte(
     assert out.read_bytes() == embedding.int8_model_path().read_bytes()
     assert quantize_embedding.main(["--data", str(shared_mini), "--out", str(out), "--check"]) == 0
     assert "identical" in capsys.readouterr().out
-
-
-def test_the_quantize_tool_says_how_to_install_onnx_when_it_is_missing(
-    tmp_path, monkeypatch, capsys
-):
-    from pipeline.cli import run_main
-    from pipeline.tools import quantize_embedding
-
-    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` raises ImportError
-    out = tmp_path / "int8.onnx"
-    (tmp_path / "clips" / "yes").mkdir(parents=True)
-    with pytest.raises(SystemExit) as exited:
-        run_main(quantize_embedding.main, ["--data", str(tmp_path / "clips"), "--out", str(out)])
-    assert exited.value.code == 1
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "the onnx package is not installed" in err
-    assert "make install-test" in err
-    assert not out.exists()
 
 
 def test_the_quantize_tool_names_a_missing_data_folder_and_writes_nothing(tmp_path):
