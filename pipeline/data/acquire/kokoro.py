@@ -17,7 +17,7 @@ and the speed asked of the model is divided by the scale so the word lasts as dr
 The model runs in onnxruntime with one thread and no state between calls: the same request gives
 the same samples on one machine, and any number of worker processes give the same clips. Across
 CPUs its float kernels may round differently (docs/reproducibility.md). Its int8 convolutions
-run as float ones (:func:`float_convolutions`: the same samples, about twice as fast). It is still
+run as float ones (:func:`float_convolutions`: the same samples, faster). It is still
 slow beside the other two, so its speakers say the wanted words and only a few of the unknown
 words (``data.embedded.kokoro_unknown_words``), in parallel processes.
 """
