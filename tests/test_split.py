@@ -458,26 +458,27 @@ def test_a_phrase_folder_is_labelled_as_the_wanted_phrase(tmp_path):
     assert {r.word for r in rows if r.label == "lights_on"} == {"lights_on"}
 
 
-def test_kokoro_speakers_of_the_embedded_set_train_only_and_move_no_other_clip(tmp_path):
+@pytest.mark.parametrize("prefix", ["kokoro-", "piper-"])
+def test_neural_speakers_of_the_embedded_set_train_only_and_move_no_other_clip(tmp_path, prefix):
     root = make_dataset(tmp_path / "data", words=("yes", "no", "cat"), speakers=12)
     for word in ("yes", "no", "cat"):
         for s in range(12):
             write_wav(
-                root / word / f"kokoro-{speaker_id(s)}_nohash_0.wav", word_clip(word, s, 0), 16000
+                root / word / f"{prefix}{speaker_id(s)}_nohash_0.wav", word_clip(word, s, 0), 16000
             )
     pack(root)
     cfg = SplitConfig(wanted_words=["yes", "no"], validation_percentage=30, testing_percentage=30)
     embedded, _ = _build_split(root, cfg, embedded=True)
     recorded, _ = _build_split(root, cfg)  # a folder of recordings: every speaker hashed
 
-    def kokoro_sets(splits):
-        return {s for s, rows in splits.items() for r in rows if r.speaker.startswith("kokoro-")}
+    def generated_sets(splits):
+        return {s for s, rows in splits.items() for r in rows if r.speaker.startswith(prefix)}
 
-    assert kokoro_sets(embedded) == {"training"}
-    assert kokoro_sets(recorded) == {"training", "validation", "testing"}
+    assert generated_sets(embedded) == {"training"}
+    assert generated_sets(recorded) == {"training", "validation", "testing"}
 
     def others(rows):  # the other speakers' words (the unknown-word draw has another pool)
-        return {r.path for r in rows if r.label in ("yes", "no") and "kokoro-" not in r.speaker}
+        return {r.path for r in rows if r.label in ("yes", "no") and prefix not in r.speaker}
 
     for s in SPLITS:  # keep their sets
         assert others(embedded[s]) == others(recorded[s]) and others(embedded[s])

@@ -49,6 +49,8 @@ def make_project(root: Path, recordings: Path, synthetic: bool, source: str = "d
         speakers=ESPEAK_SPEAKERS,
         pico_speakers=PICO_SPEAKERS,
         kokoro_speakers=0,
+        piper_speakers=0,
+        hibari_speakers=0,
         noise_seconds=2,
         unknown_words=UNKNOWN_WORDS,
     )

@@ -215,8 +215,21 @@ NO_VIEWS = {"export.views": [1.0]}
 for _name in list(CONFIGS):
     if _name not in ("default", "default+seed38"):
         CONFIGS[_name] = _with(CONFIGS[_name], NO_VIEWS)
-CONFIGS["default-views"] = ([], NO_VIEWS)
-CONFIGS["default-views+seed38"] = ([], {**NO_VIEWS, "train.seed": 38})
+# Every row but the default's was measured before the Piper and hibari speakers joined it
+# (2026-12-06, evening: data.embedded.piper_speakers 40, hibari_speakers 20), and every row but
+# the default+kokoro ones before the Kokoro speakers (2026-12-06); their configs leave them out,
+# so each reproduces its row. default-voices is the default before the single voices.
+NO_VOICES = {"data.embedded.piper_speakers": 0, "data.embedded.hibari_speakers": 0}
+NO_KOKORO = {"data.embedded.kokoro_speakers": 0}
+for _name in list(CONFIGS):
+    if _name not in ("default", "default+seed38"):
+        kokoro = {} if _name.startswith("default+kokoro") else NO_KOKORO
+        CONFIGS[_name] = _with(CONFIGS[_name], NO_VOICES, kokoro)
+CONFIGS["default-views"] = ([], {**NO_VIEWS, **NO_VOICES, **NO_KOKORO})
+CONFIGS["default-views+seed38"] = ([], {**NO_VIEWS, **NO_VOICES, **NO_KOKORO, "train.seed": 38})
+CONFIGS["default-voices"] = ([], NO_VOICES)
+CONFIGS["default-voices+seed38"] = ([], {**NO_VOICES, "train.seed": 38})
+CONFIGS["default+seed39"] = ([], {"train.seed": 39})
 DATA_SECTIONS = ("data", "split", "features", "augment", "stream_windows")
 STAGES_DATA = ("download", "split", "featurize")
 STAGES_MODEL = ("train", "evaluate", "freeze")

@@ -39,6 +39,12 @@ SYNTHETIC_SPEAKER_PREFIX = "synth-"
 # more false alarms than real speakers do, and the operating point picked there came out stricter
 # than real speech needs (docs/benchmarks.md, "Kokoro speakers").
 KOKORO_SPEAKER_PREFIX = "kokoro-"
+# Its Piper and hibari speakers likewise (``piper-<id>``, ``hibari-<id>``): the split keeps them in
+# training, as they were measured (docs/benchmarks.md, "Piper and hibari speakers").
+PIPER_SPEAKER_PREFIX = "piper-"
+HIBARI_SPEAKER_PREFIX = "hibari-"
+# The generated speakers that the split of an embedded data set keeps in training.
+TRAINING_ONLY_PREFIXES = (KOKORO_SPEAKER_PREFIX, PIPER_SPEAKER_PREFIX, HIBARI_SPEAKER_PREFIX)
 # The voice variants of espeak-ng the embedded speakers use by default (espeak-ng-data/voices/!v,
 # selected as "<accent>+<variant>"). Whispering, robotic and deliberately distorted variants are
 # left out. A name that does not exist would silently give the default voice: the generator
@@ -123,6 +129,16 @@ class EmbeddedConfig(Section):
     kokoro_unknown_words: int = param(5, integer(0, 100000))
     kokoro_vocal_tract: list = param([0.88, 1.12], _range(0.5, 2))
     kokoro_speed: list = param([0.9, 1.3], _range(0.25, 4))
+    # Speakers voiced by Piper's en_US-joe-medium voice (pipeline/data/acquire/piper.py; English
+    # only), each with a drawn vocal-tract scale and speed; they say every word.
+    piper_speakers: int = param(0, integer(0, 100000))
+    piper_vocal_tract: list = param([0.88, 1.12], _range(0.5, 2))
+    piper_speed: list = param([0.85, 1.25], _range(0.25, 4))
+    # Speakers voiced by hibari's packaged voice (pipeline/data/acquire/hibari_voice.py; English
+    # only), likewise.
+    hibari_speakers: int = param(0, integer(0, 100000))
+    hibari_vocal_tract: list = param([0.88, 1.12], _range(0.5, 2))
+    hibari_speed: list = param([0.85, 1.25], _range(0.25, 4))
 
     def __post_init__(self):
         labels = word_labels(f"{self.section}.unknown_words", self.unknown_words)

@@ -38,7 +38,7 @@ from pipeline.core.labels import (
 )
 from pipeline.core.metrics_files import write_metrics
 from pipeline.data.clip_store import ClipStore, hash_name, is_store, speaker_of
-from pipeline.data.config import KOKORO_SPEAKER_PREFIX, SYNTHETIC_SPEAKER_PREFIX, SplitConfig
+from pipeline.data.config import SYNTHETIC_SPEAKER_PREFIX, TRAINING_ONLY_PREFIXES, SplitConfig
 from pipeline.data.manifest import (
     MANIFEST_NAMES,
     SPLITS,
@@ -173,11 +173,12 @@ def build_split(
     same (sorted) file list it draws the same random numbers. ``synthetic`` (``data.synthetic``):
     every generated speaker (``SYNTHETIC_SPEAKER_PREFIX``) goes to training, so validation and
     test hold recorded speakers only; the facts count them. ``embedded`` (``data.source:
-    embedded``): the generator's Kokoro speakers (``KOKORO_SPEAKER_PREFIX``) go to training.
+    embedded``): the generator's Kokoro and Piper speakers (``TRAINING_ONLY_PREFIXES``) go to
+    training.
     """
     wanted_words, seed = cfg.wanted_words, cfg.seed
     validation_percentage, testing_percentage = cfg.validation_percentage, cfg.testing_percentage
-    prefixes = (SYNTHETIC_SPEAKER_PREFIX,) * synthetic + (KOKORO_SPEAKER_PREFIX,) * embedded
+    prefixes = (SYNTHETIC_SPEAKER_PREFIX,) * synthetic + TRAINING_ONLY_PREFIXES * embedded
     prefix = prefixes or None
     wanted, unknown = index_dataset(
         dataset_root,

@@ -51,9 +51,10 @@ import numpy as np
 from pipeline.core.audio import encode_wav
 from pipeline.core.errors import StageError
 from pipeline.core.labels import ALL_WORDS, BACKGROUND_NOISE_DIR, label_for, spoken_text
-from pipeline.data.acquire import kokoro, pico
+from pipeline.data.acquire import hibari_voice, kokoro, pico, piper
 from pipeline.data.acquire.kokoro import Kokoro, KokoroSpeaker
 from pipeline.data.acquire.pico import Pico, PicoSpeaker
+from pipeline.data.acquire.voice_speaker import VoiceSpeaker
 from pipeline.data.config import (
     DEFAULT_VARIANTS,
     KOKORO_SPEAKER_PREFIX,
@@ -84,9 +85,16 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
 _ESPEAK_RATE, _ESPEAK_PITCH, _ESPEAK_RANGE = 1, 3, 4
 _CHARS_UTF8, _PHONEMES_IPA = 1, 0x02
-# Kokoro's requests per fresh worker process (a process loads the model once, ~1 s), and at most
-# this many processes at a time.
-KOKORO_BATCH, KOKORO_WORKERS = 24, 4
+# The single-voice neural synthesizers, by the name of their data.embedded keys
+# (<name>_speakers, <name>_vocal_tract, <name>_speed), in the order their clips are written. Each
+# module has NAME, DISTRIBUTION, PREFIX, Error, check_installed(), version(), native_rate(),
+# word_ids(words, ipa_of) and Engine().synthesize(ids, speaker, speed, seed); its speakers say
+# every word and train only; English only.
+VOICES = {"piper": piper, "hibari": hibari_voice}
+# Kokoro's requests per fresh worker process (a process loads the model once, ~1-2 s), the single
+# voices' (each about ten times faster per word than Kokoro), and at most WORKERS processes at a
+# time.
+KOKORO_BATCH, VOICE_BATCH, WORKERS = 24, 120, 4
 
 
 class EspeakError(StageError):
@@ -232,6 +240,25 @@ def plan_kokoro_speakers(
                 voice_b=names[int(b)],
                 blend=round(float(rng.uniform(0.0, 1.0)), 4),
                 accent=accents[i % len(accents)],
+                vocal_tract=round(float(rng.uniform(*vocal_tract)), 4),
+                speed=round(float(rng.uniform(*speed)), 4),
+            )
+        )
+    return speakers
+
+
+def plan_voice_speakers(
+    name: str, count: int, seed: int, vocal_tract, speed, taken=frozenset()
+) -> list[VoiceSpeaker]:
+    """``count`` speakers of the single voice ``name`` (a key of VOICES), each with a vocal-tract
+    scale and speed drawn uniformly from the ``[low, high]`` ranges; no id in ``taken``. Their
+    ids start with the voice's PREFIX (the split keeps them in training)."""
+    speakers, seen = [], set(taken)
+    for i in range(count):
+        rng = _rng(seed, name, i)
+        speakers.append(
+            VoiceSpeaker(
+                id=VOICES[name].PREFIX + _speaker_id(f"{seed}/{name}/{i}", seen),
                 vocal_tract=round(float(rng.uniform(*vocal_tract)), 4),
                 speed=round(float(rng.uniform(*speed)), 4),
             )
@@ -548,14 +575,30 @@ def _kokoro_clip(
     return _finish_clip(speech, rng, speaker.id, word, take, job, stats)
 
 
-def _write_kokoro_clips(engine: Espeak, speakers, root: Path, job: _Job, stats: dict) -> int:
-    """Kokoro's clips: the words' phonemes from espeak-ng (per accent), the audio from fresh
-    worker processes side by side (KOKORO_BATCH requests each, KOKORO_WORKERS at a time; the
-    samples do not depend on the split), then each clip made and written in order."""
+def _synthesize_in_workers(fresh, requests, batch: int, job: _Job, desc: str) -> list:
+    """``fresh(requests)`` over batches of ``batch`` requests, in fresh worker processes side by
+    side (WORKERS at a time); the samples in request order."""
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
 
+    batches = [requests[i : i + batch] for i in range(0, len(requests), batch)]
+    workers = max(1, min(WORKERS, os.cpu_count() or 1, len(batches)))
+    raw: list[np.ndarray] = []
+    with (
+        tqdm(total=len(requests), desc=desc, unit="clip", disable=not job.progress) as bar,
+        ThreadPoolExecutor(max_workers=workers) as pool,
+    ):
+        for done in pool.map(fresh, batches):
+            raw.extend(done)
+            bar.update(len(done))
+    return raw
+
+
+def _write_kokoro_clips(engine: Espeak, speakers, root: Path, job: _Job, stats: dict) -> int:
+    """Kokoro's clips: the words' phonemes from espeak-ng (per accent), the audio from fresh
+    worker processes (:func:`_synthesize_in_workers`; the samples do not depend on the split),
+    then each clip made and written in order."""
     plan = [
         (speaker, word, take)
         for speaker in speakers
@@ -572,26 +615,74 @@ def _write_kokoro_clips(engine: Espeak, speakers, root: Path, job: _Job, stats: 
         (token_ids[speaker.accent, word], speaker, _kokoro_speed(job, speaker, word, take)[1])
         for speaker, word, take in plan
     ]
-    batches = [requests[i : i + KOKORO_BATCH] for i in range(0, len(requests), KOKORO_BATCH)]
-    workers = max(1, min(KOKORO_WORKERS, os.cpu_count() or 1, len(batches)))
-    raw: list[np.ndarray] = []
+    raw = _synthesize_in_workers(
+        synthesize_kokoro_fresh, requests, KOKORO_BATCH, job, "synthesising Kokoro clips"
+    )
     local: list = []  # a Kokoro of this process, only when a word must be said again
-    with (
-        tqdm(
-            total=len(plan),
-            desc="synthesising Kokoro clips",
-            unit="clip",
-            disable=not job.progress,
-        ) as bar,
-        ThreadPoolExecutor(max_workers=workers) as pool,
-    ):
-        for done in pool.map(synthesize_kokoro_fresh, batches):
-            raw.extend(done)
-            bar.update(len(done))
     for (speaker, word, take), samples in zip(plan, raw, strict=True):
         clip = _kokoro_clip(
             samples, word, speaker, take, token_ids[speaker.accent, word], job, stats, local
         )
+        (root / word / f"{speaker.id}_nohash_{take}.wav").write_bytes(
+            encode_wav(clip, job.sample_rate)
+        )
+    return len(plan)
+
+
+def _voice_take(job: _Job, name: str, speaker: VoiceSpeaker, word: str, take: int):
+    """The clip's generator (its level, place and effects), the take's speed and the seed of the
+    voice's noise: takes of one speaker differ a little, like repeated real recordings."""
+    rng = _rng(job.seed, "clip", speaker.id, word, take)
+    noise_seed = int(_rng(job.seed, f"{name}-noise", speaker.id, word, take).integers(2**63))
+    return rng, speaker.speed * rng.uniform(0.9, 1.1), noise_seed
+
+
+def _voice_clip(raw, request, take_draws, voice, job: _Job, stats: dict, engine: list):
+    """One word of a single-voice speaker as a clip (said again faster in this process if too
+    long, rare)."""
+    ids, speaker, word, take = request
+    rng, speed, noise_seed = take_draws
+
+    def say(speed_now: float) -> np.ndarray:
+        samples = raw
+        if speed_now != speed:
+            if not engine:
+                engine.append(voice.Engine())
+            samples = engine[0].synthesize(ids, speaker, speed_now, noise_seed)
+        return _resample(samples, speaker.sample_rate(voice.native_rate()), job.sample_rate)
+
+    speech = _fit(say, speed, 5.0, job, stats)
+    if len(speech) == 0 or float(np.abs(speech).max()) < 1e-3:
+        raise voice.Error(f"{voice.NAME} produced no audio for {spoken_text(word)!r}")
+    return _finish_clip(speech, rng, speaker.id, word, take, job, stats)
+
+
+def _write_voice_clips(
+    engine: Espeak, name: str, speakers, root: Path, job: _Job, stats: dict
+) -> int:
+    """A single voice's clips: every word's input to the model (phonemes from espeak-ng or the
+    voice's own), the audio from fresh worker processes (each clip's noise from its own seed:
+    any batching gives the same samples), then each clip made and written in order."""
+    voice = VOICES[name]
+    plan = [
+        (speaker, word, take)
+        for speaker in speakers
+        for word in job.words
+        for take in range(job.settings.takes)
+    ]
+    ids = voice.word_ids(job.words, lambda requests: [engine.phonemes(*r) for r in requests])
+    draws = [_voice_take(job, name, speaker, word, take) for speaker, word, take in plan]
+    requests = [
+        (name, ids[word], speaker, speed, noise_seed)
+        for (speaker, word, _), (_, speed, noise_seed) in zip(plan, draws, strict=True)
+    ]
+    raw = _synthesize_in_workers(
+        synthesize_voice_fresh, requests, VOICE_BATCH, job, f"synthesising {voice.NAME} clips"
+    )
+    local: list = []  # the voice in this process, only when a word must be said again
+    for (speaker, word, take), samples, take_draws in zip(plan, raw, draws, strict=True):
+        request = (ids[word], speaker, word, take)
+        clip = _voice_clip(samples, request, take_draws, voice, job, stats, local)
         (root / word / f"{speaker.id}_nohash_{take}.wav").write_bytes(
             encode_wav(clip, job.sample_rate)
         )
@@ -753,6 +844,16 @@ def _generate(job: _Job) -> dict:
         facts["kokoro_speakers"] = [asdict(s) for s in kokoros]
         facts["clips"] += _write_kokoro_clips(engine, kokoros, root, job, stats)
         facts["sped_up"], facts["trimmed"] = stats["sped_up"], stats["trimmed"]
+    # The single voices' speakers after Kokoro's: every earlier clip stays the bytes it was.
+    taken = {s.id for s in speakers} | {s.id for s in picos} | {s.id for s in kokoros}
+    for name, voice in VOICES.items():
+        voiced = _voice_speakers(job, name, taken)
+        if voiced:
+            taken |= {s.id for s in voiced}
+            facts["generator"] += f" and {voice.NAME} ({voice.DISTRIBUTION} {voice.version()})"
+            facts[f"{name}_speakers"] = [asdict(s) for s in voiced]
+            facts["clips"] += _write_voice_clips(engine, name, voiced, root, job, stats)
+            facts["sped_up"], facts["trimmed"] = stats["sped_up"], stats["trimmed"]
     # Counts of the opt-in effects only when switched on: the default facts stay as they were.
     if job.settings.reverb_fraction > 0:
         facts["reverberated"] = stats["reverberated"]
@@ -782,6 +883,20 @@ def _kokoro_speakers(job: _Job, taken) -> list[KokoroSpeaker]:
         s.kokoro_speed,
         taken,
     )
+
+
+def _voice_speakers(job: _Job, name: str, taken) -> list[VoiceSpeaker]:
+    s = job.settings
+    count = getattr(s, f"{name}_speakers")
+    if not count or not _speaks_english(s):
+        return []
+    draws = getattr(s, f"{name}_vocal_tract"), getattr(s, f"{name}_speed")
+    return plan_voice_speakers(name, count, s.seed, *draws, taken)
+
+
+def _speaks_english(settings: EmbeddedConfig) -> bool:
+    """The single voices speak American English: other languages leave their speakers out."""
+    return settings.language.split("-")[0] == "en"
 
 
 def _write_clips(speakers, clip_of, root: Path, job: _Job, desc: str) -> int:
@@ -829,7 +944,13 @@ def _generate_noise(job: _Job) -> list[str]:
 
 
 # The errors a worker process can report, by the name it reports them under.
-_ERRORS = {"pico": pico.PicoError, "kokoro": kokoro.KokoroError, "espeak": EspeakError}
+_ERRORS = {
+    "pico": pico.PicoError,
+    "kokoro": kokoro.KokoroError,
+    "piper": piper.PiperError,
+    "hibari": hibari_voice.HibariError,
+    "espeak": EspeakError,
+}
 
 
 def _run_fresh(function, *args):
@@ -920,6 +1041,19 @@ def preflight(words, settings: EmbeddedConfig, synthesize=None) -> None:
         _warn_no_pico(settings)
     if settings.kokoro_speakers:
         _refuse_unsayable_by_kokoro(words, settings)
+    for name, voice in VOICES.items():
+        count = getattr(settings, f"{name}_speakers")
+        if count and _speaks_english(settings):
+            _refuse_unsayable_by_voice(words, name, settings)
+        elif count:
+            log.warning(
+                "data.embedded.%s_speakers: %s's voice speaks English, not %r: its %d speakers "
+                "are left out",
+                name,
+                voice.NAME,
+                settings.language,
+                count,
+            )
 
 
 def _refuse_unsayable_by_kokoro(words, settings: EmbeddedConfig) -> None:
@@ -933,6 +1067,19 @@ def _refuse_unsayable_by_kokoro(words, settings: EmbeddedConfig) -> None:
             raise kokoro.KokoroError(
                 f"the word {text!r} has no phonemes Kokoro can say (espeak-ng {accent!r}: "
                 f"{ipa!r}): set data.embedded.kokoro_speakers: 0 for it; nothing generated"
+            )
+
+
+def _refuse_unsayable_by_voice(words, name: str, settings: EmbeddedConfig) -> None:
+    """The single voice ``name`` installed and readable, and every word has phonemes it can say."""
+    voice = VOICES[name]
+    voice.check_installed()
+    ids = voice.word_ids(words, lambda requests: phonemes_fresh(requests, settings.seed))
+    for word in words:
+        if not ids[word]:
+            raise voice.Error(
+                f"the word {spoken_text(word)!r} has no phonemes {voice.NAME} can say: set "
+                f"data.embedded.{name}_speakers: 0 for it; nothing generated"
             )
 
 
@@ -963,6 +1110,23 @@ def _pico_say_list(requests) -> list[np.ndarray]:
 def _kokoro_say_list(requests) -> list[np.ndarray]:
     engine = Kokoro()
     return [engine.synthesize(*request) for request in requests]
+
+
+def _voice_say_list(requests) -> list[np.ndarray]:
+    engines: dict = {}
+    out = []
+    for name, *request in requests:
+        if name not in engines:
+            engines[name] = VOICES[name].Engine()
+        out.append(engines[name].synthesize(*request))
+    return out
+
+
+def synthesize_voice_fresh(requests) -> list[np.ndarray]:
+    """Synthesise ``(voice name, ids, VoiceSpeaker, speed, noise_seed)`` requests, in order, in a
+    fresh process (float32 read at the speaker's sample rate for the voice's native rate). Each
+    request's samples depend on it alone."""
+    return _run_fresh(_voice_say_list, list(requests))
 
 
 def synthesize_kokoro_fresh(requests) -> list[np.ndarray]:
@@ -1042,6 +1206,7 @@ _WORKER_CALLS = {
     "_generate": _generate,
     "_pico_say_list": _pico_say_list,
     "_kokoro_say_list": _kokoro_say_list,
+    "_voice_say_list": _voice_say_list,
     "_phonemes_list": _phonemes_list,
     "_synthesize_list": _synthesize_list,
     "_generate_noise": _generate_noise,

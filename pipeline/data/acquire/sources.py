@@ -502,7 +502,10 @@ def _add_synthetic(
         progress=progress,
         noise=False,
     )
-    speakers = len(generated["speakers"]) + len(generated.get("pico_speakers", []))
+    speakers = sum(
+        len(generated.get(kind, []))
+        for kind in ("speakers", "pico_speakers", "kokoro_speakers", "piper_speakers")
+    )
     counts: dict[str, int] = {}
     for word in sorted(p for p in staging.iterdir() if p.is_dir()):
         target = folders.get(word.name, dataset / word.name)
