@@ -227,8 +227,10 @@ for _name in list(CONFIGS):
         CONFIGS[_name] = _with(CONFIGS[_name], NO_VOICES, kokoro)
 CONFIGS["default-views"] = ([], {**NO_VIEWS, **NO_VOICES, **NO_KOKORO})
 CONFIGS["default-views+seed38"] = ([], {**NO_VIEWS, **NO_VOICES, **NO_KOKORO, "train.seed": 38})
-CONFIGS["default-voices"] = ([], NO_VOICES)
+CONFIGS["default-voices"] = ([], NO_VOICES)  # the default with the Kokoro speakers, before these
 CONFIGS["default-voices+seed38"] = ([], {**NO_VOICES, "train.seed": 38})
+CONFIGS["default-kokoro"] = ([], {**NO_VOICES, **NO_KOKORO})  # with the views, before Kokoro
+CONFIGS["default-kokoro+seed38"] = ([], {**NO_VOICES, **NO_KOKORO, "train.seed": 38})
 CONFIGS["default+seed39"] = ([], {"train.seed": 39})
 DATA_SECTIONS = ("data", "split", "features", "augment", "stream_windows")
 STAGES_DATA = ("download", "split", "featurize")
