@@ -110,6 +110,15 @@ def file_bytes(root: Path) -> dict[str, bytes]:
     }
 
 
+def median_frequency(samples: np.ndarray, sample_rate: int = 16000) -> float:
+    """The frequency below which half the energy above 300 Hz lies: where a voice's formants sit
+    (a longer vocal tract moves it down)."""
+    freqs = np.fft.rfftfreq(len(samples), 1 / sample_rate)
+    power = np.abs(np.fft.rfft(samples)) ** 2
+    cumulative = np.cumsum(power[freqs > 300])
+    return float(freqs[freqs > 300][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
 def limit_file_size(limit: int):
     """A ``preexec_fn`` for subprocess: the child's files cannot grow beyond ``limit`` bytes.
 

