@@ -54,19 +54,24 @@ import yaml
 
 from bench.common import REPO, SHARED_MINI, run_stage
 from bench.research.kfold import fold_of
-from bench.research.synthetic_to_real import QUIET, with_presets
+from bench.research.synthetic_to_real import NO_KOKORO, NO_VOICES, QUIET, with_presets
 from pipeline.core.schema import read_yaml
 
 # name -> (presets applied in order, dotted overrides applied after them)
-# QUIET: the generator's first loudness range, at which the rows of docs/experiments/few-real.md
-# were measured (default-quiet reproduces the default's row).
+# QUIET: the generator's first loudness range, at which the first rows of
+# docs/experiments/few-real.md were measured (default-quiet reproduces the default's row then);
+# default-kokoro is the default before the Kokoro speakers, default-voices before the Piper and
+# hibari ones (each reproduces its row).
+EARLIER = {**NO_VOICES, **NO_KOKORO}
 CONFIGS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "embedding": (
         ["real-speech"],
-        {"stream_windows.streams": 0, "data.embedded.pico_speakers": 0, **QUIET},
+        {"stream_windows.streams": 0, "data.embedded.pico_speakers": 0, **QUIET, **EARLIER},
     ),
     "default": ([], {}),
-    "default-quiet": ([], QUIET),
+    "default-voices": ([], NO_VOICES),
+    "default-kokoro": ([], EARLIER),
+    "default-quiet": ([], {**QUIET, **EARLIER}),
 }
 NS = (0, 5, 20, 80)
 FOLDS = 5
