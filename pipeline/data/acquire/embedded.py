@@ -947,8 +947,7 @@ def _generate_noise(job: _Job) -> list[str]:
 _ERRORS = {
     "pico": pico.PicoError,
     "kokoro": kokoro.KokoroError,
-    "piper": piper.PiperError,
-    "hibari": hibari_voice.HibariError,
+    **{name: voice.Error for name, voice in VOICES.items()},
     "espeak": EspeakError,
 }
 
